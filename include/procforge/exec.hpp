@@ -1,0 +1,171 @@
+// The kernel's execve() as a prediction: given a path, argv, envp, cwd and
+// credentials, say what fs/exec.c, binfmt_misc, binfmt_script and binfmt_elf
+// (x86_64, Linux 6.x) would do, without executing or mapping anything for
+// execution. The rules and their sources are in src/exec/; this header is the
+// contract the CLI, the tests and the later stages (user-space loader, spawn)
+// share.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "procforge/elf.hpp"
+#include "procforge/open_writers.hpp"
+#include "procforge/result.hpp"
+
+namespace procforge::exec {
+
+// Who asks. Permission checks follow fs/namei.c generic_permission() and
+// capable_wrt_inode_uidgid() for CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH.
+struct Credentials {
+  uid_t uid = 0, euid = 0, suid = 0, fsuid = 0;
+  gid_t gid = 0, egid = 0, sgid = 0, fsgid = 0;
+  std::vector<gid_t> groups;
+  bool cap_dac_override = false;
+  bool cap_dac_read_search = false;
+  bool cap_sys_rawio = false;  // mmap below vm.mmap_min_addr (security/min_addr.c)
+  bool no_new_privs = false;
+
+  // The calling process's credentials and effective capabilities.
+  static Credentials current();
+  // An unprivileged identity (no capabilities), e.g. nobody.
+  static Credentials unprivileged(uid_t uid, gid_t gid);
+};
+
+// Facts about the running kernel that change the rules. Read once with
+// SystemFacts::probe(); tests may construct them to model another version.
+struct SystemFacts {
+  std::string release;  // uname -r
+  int major = 0, minor = 0, patch = 0;
+  std::uint64_t phdr_table_max = 65536;  // bytes; 4096 before the limit was relaxed (<= 6.12)
+  bool rseq_auxv = true;                 // AT_RSEQ_FEATURE_SIZE / AT_RSEQ_ALIGN (6.3+)
+  bool argc_zero_fixup = true;           // argv[0] = "" when argc == 0 (5.18+)
+  int randomize_va_space = 2;            // /proc/sys/kernel/randomize_va_space
+  std::uint64_t mmap_min_addr = 4096;    // /proc/sys/vm/mmap_min_addr
+  std::uint64_t hwcap = 0;               // AT_HWCAP as this process received it
+  std::uint64_t hwcap2 = 0;              // AT_HWCAP2
+  std::uint64_t minsigstksz = 0;         // AT_MINSIGSTKSZ
+  bool vdso = true;                      // AT_SYSINFO_EHDR present in our own auxv
+  std::uint64_t vdso_size = 0;           // bytes of the [vdso] mapping (plus [vvar] before it)
+  std::uint64_t vvar_size = 0;
+  bool ia32_emulation = true;            // CONFIG_IA32_EMULATION: compat_binfmt_elf runs i386 ELF files
+  bool binfmt_misc_mounted = false;
+  std::string binfmt_misc_dir = "/proc/sys/fs/binfmt_misc";
+
+  static SystemFacts probe();
+  // Facts for a given kernel version with this machine's CPU facts.
+  static SystemFacts for_version(int major, int minor, int patch);
+};
+
+struct Request {
+  std::string path;                // as passed to execve
+  std::vector<std::string> argv;   // as passed; may be empty
+  bool argv_null = false;          // execve(path, NULL, ...) (same effect as empty)
+  std::vector<std::string> envp;
+  std::string cwd;                 // empty = the caller's cwd
+  Credentials creds = Credentials::current();
+  std::uint64_t rlimit_stack = 8ull << 20;  // soft RLIMIT_STACK in bytes (RLIM_INFINITY allowed)
+  bool addr_no_randomize = false;  // personality(ADDR_NO_RANDOMIZE)
+  // Files open for writing (ETXTBSY). Null: scanned from /proc when first
+  // needed. A batch of predictions shares one scan.
+  const OpenWriters* writers = nullptr;
+};
+
+enum class Outcome { ok, error, killed };
+
+// One decision the kernel makes, in the order it makes it.
+struct Check {
+  std::string step;    // "path lookup", "may_open", "#! parse", "ELF e_machine", ...
+  std::string object;  // the file it concerns
+  bool passed = true;
+  std::string detail;  // what was found
+  std::string rule;    // source of the rule: "fs/namei.c may_open()"
+};
+
+enum class LinkKind { script, elf, misc };
+
+// A stage of the handler chain. For a script, interpreter/arg are what the
+// #! line names; for misc, the registered interpreter; for elf, PT_INTERP.
+struct ChainLink {
+  std::string path;
+  LinkKind kind = LinkKind::elf;
+  std::optional<std::string> interpreter;
+  std::optional<std::string> arg;
+  std::string misc_entry;  // binfmt_misc entry name
+};
+
+struct Mapping {
+  std::string object;           // file path, "[bss]", "[heap]", "[stack]", "[vdso]"
+  std::uint64_t start = 0;      // absolute when address_known, else relative to base_symbol
+  std::uint64_t end = 0;
+  int prot = 0;                 // PROT_READ | PROT_WRITE | PROT_EXEC
+  std::uint64_t file_offset = 0;
+  bool file_backed = false;
+  bool address_known = false;   // false: start/end are offsets from base_symbol
+  std::string base_symbol;      // "exec_base", "interp_base", "stack_top", "mmap area"
+  std::string note;             // "bss: zero-filled from 0x...", "tail of last file page zeroed"
+};
+
+struct AuxvEntry {
+  std::uint64_t type = 0;
+  std::string name;                     // "AT_PHDR"
+  std::optional<std::uint64_t> value;   // when predictable with the given randomisation
+  std::string describe;                 // "exec_base + 0x40", "random", "vDSO base"
+};
+
+// Where the new image's bits go; addresses known when randomisation is off
+// (or for ET_EXEC segments, which never move).
+struct Plan {
+  std::string exe;            // the ELF the kernel loads (final link of the chain)
+  std::uint16_t exe_type = 0; // ET_EXEC / ET_DYN
+  std::optional<std::string> interp;
+  bool exe_randomized = false, interp_randomized = false, stack_randomized = false;
+  std::optional<std::uint64_t> exe_base;     // load bias
+  std::optional<std::uint64_t> interp_base;  // AT_BASE
+  std::uint64_t exe_align = 4096;
+  std::uint64_t entry_offset = 0;            // entry relative to the base of the object it is in
+  bool entry_in_interp = false;
+  std::optional<std::uint64_t> entry;        // first instruction executed
+  std::optional<std::uint64_t> brk;          // start_brk when known
+  std::string brk_rule;
+  bool executable_stack = false;
+  std::uint64_t stack_top = 0;               // before randomisation: 0x7ffffffff000
+  std::vector<Mapping> mappings;
+  std::vector<AuxvEntry> auxv;
+  // Initial stack, from the top: bytes used by strings and by the pointer area.
+  std::uint64_t stack_strings_bytes = 0;
+  std::uint64_t stack_pointers_bytes = 0;
+  std::string execfn;
+  std::vector<std::string> stack_layout;     // human-readable top-down description
+};
+
+struct Prediction {
+  Outcome outcome = Outcome::ok;
+  int err = 0;                      // errno when outcome == error
+  int signal = 0;                   // SIGSEGV when outcome == killed
+  bool killed_at_first_instruction = false;  // exec succeeded but the entry faults
+  std::string failed_step;          // the step that decided a failure
+  std::string failed_object;
+  std::string diagnosis;            // plain words: what is wrong
+  std::string fix;                  // what to do
+  std::vector<std::string> argv;    // what the final image receives (also on failure: as far as built)
+  std::vector<ChainLink> chain;
+  std::vector<Check> checks;
+  std::vector<std::string> rules_applied;  // version-dependent rules: "phdr table limit 65536 (>= 6.13)"
+  std::optional<Plan> plan;         // when the kernel gets to loading an ELF
+  std::optional<elf::Header> elf_header;                 // of the final ELF
+  std::vector<elf::ProgramHeader> elf_phdrs;
+};
+
+// The prediction. Fails (Error) only when the question cannot be answered
+// (e.g. the cwd cannot be read); a failing execve is a successful prediction.
+Result<Prediction> predict(const Request& req, const SystemFacts& facts);
+
+// Name of an auxv type ("AT_PHDR").
+std::string auxv_name(std::uint64_t type);
+
+}  // namespace procforge::exec

@@ -1,0 +1,27 @@
+// Which files are open for writing anywhere on the system: the kernel refuses
+// to exec those with ETXTBSY (fs/exec.c do_open_execat() ->
+// exe_file_deny_write_access(), i_writecount > 0). User space cannot read
+// i_writecount, so we rebuild it from /proc: every fd opened with FMODE_WRITE
+// (the /proc/PID/fd/N link's mode carries S_IWUSR, fs/proc/fd.c) and every
+// shared writable mapping.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <set>
+#include <utility>
+
+namespace procforge::exec {
+
+class OpenWriters {
+ public:
+  static OpenWriters scan();
+  [[nodiscard]] bool contains(dev_t dev, ino_t ino) const { return files_.count({dev, ino}) != 0; }
+  [[nodiscard]] std::size_t size() const { return files_.size(); }
+
+ private:
+  std::set<std::pair<std::uint64_t, std::uint64_t>> files_;
+};
+
+}  // namespace procforge::exec

@@ -1,0 +1,162 @@
+// Terminal rendering of a prediction: verdict first, then the chain, the
+// checks in the kernel's order, and the exec plan.
+#include <signal.h>
+#include <sys/mman.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "cli/cli.hpp"
+
+namespace procforge::cli {
+
+namespace {
+
+struct Style {
+  bool on;
+  std::string bold(const std::string& s) const { return on ? "\033[1m" + s + "\033[0m" : s; }
+  std::string green(const std::string& s) const { return on ? "\033[32m" + s + "\033[0m" : s; }
+  std::string red(const std::string& s) const { return on ? "\033[31m" + s + "\033[0m" : s; }
+  std::string dim(const std::string& s) const { return on ? "\033[2m" + s + "\033[0m" : s; }
+};
+
+std::string hex(std::uint64_t v) {
+  char b[24];
+  snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+// Offsets from a base that lies above the object are negative.
+std::string signed_hex(std::uint64_t v) {
+  const auto s = static_cast<std::int64_t>(v);
+  return s < 0 ? "-" + hex(static_cast<std::uint64_t>(-s)) : "+" + hex(v);
+}
+
+std::string quote(const std::string& s) {
+  std::string o = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') o += '\\', o += static_cast<char>(c);
+    else if (c == '\r') o += "\\r";
+    else if (c == '\t') o += "\\t";
+    else if (c == '\n') o += "\\n";
+    else if (c < 0x20 || c == 0x7f) {
+      char b[8];
+      snprintf(b, sizeof b, "\\x%02x", c);
+      o += b;
+    } else o += static_cast<char>(c);
+  }
+  return o + "\"";
+}
+
+std::string prot_string(int prot) {
+  std::string s = "---";
+  if (prot & PROT_READ) s[0] = 'r';
+  if (prot & PROT_WRITE) s[1] = 'w';
+  if (prot & PROT_EXEC) s[2] = 'x';
+  return s;
+}
+
+std::string pad(std::string s, std::size_t w) {
+  if (s.size() < w) s.append(w - s.size(), ' ');
+  return s;
+}
+
+std::string verdict(const exec::Prediction& p) {
+  switch (p.outcome) {
+    case exec::Outcome::ok: return "runs: execve succeeds and the new image starts";
+    case exec::Outcome::error:
+      return "execve fails with " + errno_name(p.err) + " (" + strerror(p.err) + ")";
+    case exec::Outcome::killed:
+      return std::string("execve succeeds but the process is killed by SIG") +
+             (sigabbrev_np(p.signal) ? sigabbrev_np(p.signal) : "?") +
+             (p.killed_at_first_instruction ? " at its first instruction" : " during exec (after the point of no return)");
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string render_text(const exec::Request& req, const exec::Prediction& p, bool color) {
+  Style st{color};
+  std::ostringstream o;
+  o << st.bold("procforge explain " + req.path) << "\n";
+  std::string v = verdict(p);
+  o << "  result  " << (p.outcome == exec::Outcome::ok ? st.green(v) : st.red(v)) << "\n";
+  if (!p.diagnosis.empty()) o << "  why     " << p.diagnosis << "\n";
+  if (!p.fix.empty()) o << "  fix     " << p.fix << "\n";
+  if (!p.chain.empty()) {
+    o << "  chain   ";
+    for (std::size_t i = 0; i < p.chain.size(); ++i) {
+      const auto& c = p.chain[i];
+      if (i) o << "\n          -> ";
+      switch (c.kind) {
+        case exec::LinkKind::script:
+          o << c.path << "  #! " << quote(c.interpreter.value_or("")) << (c.arg ? " arg " + quote(*c.arg) : "");
+          break;
+        case exec::LinkKind::misc: o << c.path << "  binfmt_misc '" << c.misc_entry << "' -> " << *c.interpreter; break;
+        case exec::LinkKind::elf:
+          o << c.path << "  ELF" << (c.interpreter ? ", interpreter " + *c.interpreter : ", no interpreter");
+          break;
+      }
+    }
+    o << "\n";
+  }
+  o << "  argv    [";
+  for (std::size_t i = 0; i < p.argv.size(); ++i) o << (i ? ", " : "") << quote(p.argv[i]);
+  o << "]\n";
+  for (const auto& r : p.rules_applied) o << "  note    " << r << "\n";
+
+  o << "\n" << st.bold("checks, in the kernel's order") << "\n";
+  for (const auto& c : p.checks)
+    o << "  " << (c.passed ? st.green("ok  ") : st.red("FAIL")) << " " << pad(c.step, 28) << " " << c.detail
+      << (c.object != req.path && !c.object.empty() ? st.dim("  [" + c.object + "]") : "") << "  "
+      << st.dim(c.rule) << "\n";
+
+  if (p.elf_header) {
+    const auto& h = *p.elf_header;
+    o << "\n" << st.bold("ELF") << "  " << (h.is64 ? "ELF64 " : "ELF32 ") << elf::type_name(h.type) << " "
+      << elf::machine_name(h.machine) << ", entry " << hex(h.entry) << ", " << h.phnum << " program headers\n";
+    for (const auto& s : p.elf_phdrs)
+      o << "  " << pad(elf::segment_type_name(s.type), 16) << " " << elf::segment_flags_string(s.flags) << "  off "
+        << pad(hex(s.offset), 10) << " vaddr " << pad(hex(s.vaddr), 12) << " filesz " << pad(hex(s.filesz), 10)
+        << " memsz " << hex(s.memsz) << "\n";
+  }
+  if (p.plan) {
+    const auto& pl = *p.plan;
+    o << "\n" << st.bold("exec plan") << (pl.stack_randomized ? st.dim("  (ASLR on: moving regions shown relative to their base)") : st.dim("  (ASLR off: exact addresses)")) << "\n";
+    for (const auto& m : pl.mappings) {
+      std::string range = m.address_known ? hex(m.start) + "-" + hex(m.end)
+                                          : m.base_symbol + signed_hex(m.start) + ".." + signed_hex(m.end);
+      o << "  " << pad(range, 40) << " " << prot_string(m.prot) << "  " << m.object
+        << (m.file_backed ? " @" + hex(m.file_offset) : "") << (m.note.empty() ? "" : st.dim("  " + m.note)) << "\n";
+    }
+    o << "  entry   " << (pl.entry ? hex(*pl.entry) : std::string(pl.entry_in_interp ? "interp_base" : "exec_base") + "+" + hex(pl.entry_offset))
+      << (pl.entry_in_interp ? " (the interpreter's entry)" : " (the program's entry)") << "\n";
+    o << "  brk     " << (pl.brk ? hex(*pl.brk) : "random") << st.dim("  " + pl.brk_rule) << "\n";
+    o << "\n" << st.bold("initial stack") << "\n";
+    for (const auto& l : pl.stack_layout) o << "  " << l << "\n";
+    o << "\n" << st.bold("auxv, in the kernel's order") << "\n";
+    for (const auto& a : pl.auxv)
+      o << "  " << pad(a.name, 22) << " " << pad(a.value ? hex(*a.value) : "random", 16) << st.dim(a.describe) << "\n";
+  }
+  return o.str();
+}
+
+std::string render_line(const std::string& path, const exec::Prediction& p) {
+  std::string r = path + "\t";
+  switch (p.outcome) {
+    case exec::Outcome::ok: r += "ok\t-"; break;
+    case exec::Outcome::error: r += "errno\t" + errno_name(p.err); break;
+    case exec::Outcome::killed:
+      r += std::string("killed\tSIG") + (sigabbrev_np(p.signal) ? sigabbrev_np(p.signal) : "?");
+      break;
+  }
+  r += "\t";
+  for (std::size_t i = 0; i < p.chain.size(); ++i) {
+    r += (i ? " -> " : "") + p.chain[i].path;
+    if (p.chain[i].kind == exec::LinkKind::elf && p.chain[i].interpreter) r += " -> " + *p.chain[i].interpreter;
+  }
+  return r;
+}
+
+}  // namespace procforge::cli

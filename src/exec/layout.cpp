@@ -1,0 +1,633 @@
+#include "exec/layout.hpp"
+
+#include <elf.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+
+namespace procforge::exec {
+
+namespace {
+
+constexpr std::uint64_t kPage = 4096;
+constexpr std::uint64_t kTaskSize64 = (1ull << 47) - kPage;         // TASK_SIZE_MAX, 4-level paging
+constexpr std::uint64_t kTaskSizeIa32 = 0xFFFFe000;                  // IA32_PAGE_OFFSET
+constexpr std::uint64_t kEtDynBase64 = kTaskSize64 / 3 * 2;          // ELF_ET_DYN_BASE, asm/elf.h
+constexpr std::uint64_t kEtDynBaseIa32 = 0x400000;
+constexpr std::uint64_t kStackGuardGap = 256 * kPage;                // mm/mmap.c stack_guard_gap
+constexpr std::uint64_t kStackExpand = 128 * 1024;                   // setup_arg_pages() stack_expand
+constexpr std::uint64_t kThpSize = 2ull << 20;
+
+std::uint64_t page_start(std::uint64_t a) { return a & ~(kPage - 1); }
+std::uint64_t page_offset(std::uint64_t a) { return a & (kPage - 1); }
+std::uint64_t page_align(std::uint64_t a) { return (a + kPage - 1) & ~(kPage - 1); }
+
+std::string hex(std::uint64_t v) {
+  char b[24];
+  snprintf(b, sizeof b, "0x%" PRIx64, v);
+  return b;
+}
+
+int prot_of(std::uint32_t pf) {
+  return ((pf & PF_R) ? PROT_READ : 0) | ((pf & PF_W) ? PROT_WRITE : 0) | ((pf & PF_X) ? PROT_EXEC : 0);
+}
+
+std::string prot_string(int prot) {
+  std::string s = "---";
+  if (prot & PROT_READ) s[0] = 'r';
+  if (prot & PROT_WRITE) s[1] = 'w';
+  if (prot & PROT_EXEC) s[2] = 'x';
+  return s;
+}
+
+struct Vma {
+  std::uint64_t start, end;
+  int prot;
+  std::string object;
+  std::uint64_t off;
+  bool file;
+  std::string region;  // which randomised region it moves with
+  std::string note;
+};
+
+// The address space being built, with MAP_FIXED replacement semantics.
+class AddressSpace {
+ public:
+  void map_fixed(Vma v) {
+    std::vector<Vma> out;
+    for (auto& o : vmas_) {
+      if (o.end <= v.start || o.start >= v.end) {
+        out.push_back(o);
+        continue;
+      }
+      if (o.start < v.start) {
+        Vma lo = o;
+        lo.end = v.start;
+        out.push_back(lo);
+      }
+      if (o.end > v.end) {
+        Vma hi = o;
+        if (hi.file) hi.off += v.end - o.start;
+        hi.start = v.end;
+        out.push_back(hi);
+      }
+    }
+    out.push_back(std::move(v));
+    std::sort(out.begin(), out.end(), [](const Vma& a, const Vma& b) { return a.start < b.start; });
+    vmas_ = std::move(out);
+  }
+  bool overlaps(std::uint64_t start, std::uint64_t end) const {
+    return std::any_of(vmas_.begin(), vmas_.end(), [&](const Vma& o) { return o.start < end && start < o.end; });
+  }
+  // vm_unmapped_area() top-down: the highest free range of len below `top`.
+  std::optional<std::uint64_t> top_down(std::uint64_t len, std::uint64_t top, std::uint64_t low,
+                                        std::uint64_t align = kPage) const {
+    std::uint64_t hi = top;
+    for (auto it = vmas_.rbegin(); it != vmas_.rend(); ++it) {
+      if (it->start >= hi) continue;
+      if (it->end <= hi && hi - it->end >= len) {
+        std::uint64_t a = (hi - len) & ~(align - 1);
+        if (a >= it->end) return a;
+      }
+      hi = std::min(hi, it->start);
+    }
+    if (hi >= low + len) {
+      std::uint64_t a = (hi - len) & ~(align - 1);
+      if (a >= low) return a;
+    }
+    return std::nullopt;
+  }
+  const Vma* find(std::uint64_t addr) const {
+    for (auto& v : vmas_)
+      if (v.start <= addr && addr < v.end) return &v;
+    return nullptr;
+  }
+  const std::vector<Vma>& vmas() const { return vmas_; }
+
+ private:
+  std::vector<Vma> vmas_;
+};
+
+struct Limits {
+  bool ia32;
+  std::uint64_t task_size, et_dyn_base, stack_top, word;
+};
+
+// __vm_enough_memory() with the default heuristic overcommit: one private
+// writable mapping larger than RAM + swap is refused.
+bool commit_refused(std::uint64_t bytes) {
+  static const std::uint64_t total = [] {
+    std::ifstream mi("/proc/meminfo");
+    std::string key;
+    std::uint64_t kb = 0, sum = 0;
+    std::string unit;
+    while (mi >> key >> kb) {
+      if (key == "MemTotal:" || key == "SwapTotal:") sum += kb * 1024;
+      std::getline(mi, unit);
+    }
+    return sum;
+  }();
+  static const int mode = [] {
+    std::ifstream f("/proc/sys/vm/overcommit_memory");
+    int m = 0;
+    f >> m;
+    return m;
+  }();
+  return mode == 0 && total && bytes > total;
+}
+
+struct Loader {
+  Context& ctx;
+  Bprm& b;
+  Limits lim;
+  AddressSpace as;
+  bool randomize;
+  std::uint64_t mmap_base;
+  bool dead = false;
+
+  void segv(const std::string& step, const std::string& object, const std::string& why, const std::string& fix) {
+    if (dead) return;
+    dead = true;
+    ctx.check(step, object, false, why, "fs/binfmt_elf.c (after begin_new_exec: failure = SIGSEGV)");
+    ctx.kill(SIGSEGV, false, step, object,
+             why + "; the failure comes after the point of no return, so execve does not return an error: the "
+                   "new process is killed with SIGSEGV",
+             fix);
+  }
+
+  // security_mmap_addr() / get_unmapped_area(MAP_FIXED) checks of one mapping.
+  bool can_map_at(std::uint64_t addr, std::uint64_t len, const std::string& object, const std::string& what) {
+    if (len > lim.task_size || addr > lim.task_size - len) {
+      segv("map " + what, object, what + " at " + hex(addr) + " (+" + hex(len) + ") lies beyond the user address space",
+           "relink the program at a lower address");
+      return false;
+    }
+    if (addr < ctx.facts.mmap_min_addr && !ctx.req.creds.cap_sys_rawio) {
+      segv("map " + what, object,
+           what + " at " + hex(addr) + " is below vm.mmap_min_addr (" + hex(ctx.facts.mmap_min_addr) +
+               ") and the caller lacks CAP_SYS_RAWIO",
+           "link the program at a normal address (e.g. 0x400000)");
+      return false;
+    }
+    return true;
+  }
+
+  // elf_load(): file pages, then zero the tail of the last file page, then
+  // anonymous pages up to p_memsz.
+  bool elf_load(const ElfImage& img, const elf::ProgramHeader& p, std::uint64_t addr, bool noreplace,
+                const std::string& region, std::uint64_t* map_addr) {
+    const std::string& obj = img.file->path;
+    const int prot = prot_of(p.flags);
+    std::uint64_t zero_start, zero_end;
+    if (p.filesz) {
+      const std::uint64_t size = page_align(p.filesz + page_offset(p.vaddr));
+      const std::uint64_t start = page_start(addr);
+      if (page_offset(p.offset - page_offset(p.vaddr))) {
+        segv("map segment", obj,
+             "PT_LOAD at file offset " + hex(p.offset) + " and address " + hex(p.vaddr) +
+                 " do not agree modulo the page size, so mmap() refuses it (EINVAL)",
+             "relink: p_offset and p_vaddr must be congruent modulo 4096");
+        return false;
+      }
+      if (!can_map_at(start, size, obj, "segment")) return false;
+      if (noreplace && as.overlaps(start, start + size)) {
+        segv("map segment", obj,
+             "segment at " + hex(start) + " collides with an existing mapping (MAP_FIXED_NOREPLACE: EEXIST; the "
+             "kernel logs \"Uhuuh, elf segment at ... requested but the memory is mapped already\")",
+             "relink the program at an address that does not overlap the stack");
+        return false;
+      }
+      as.map_fixed({start, start + size, prot, obj, p.offset - page_offset(p.vaddr), true, region, ""});
+      *map_addr = start;
+      zero_start = start + page_offset(p.vaddr) + p.filesz;
+      zero_end = start + page_offset(p.vaddr) + p.memsz;
+      if (p.memsz > p.filesz && page_offset(zero_start)) {
+        // padzero(): clear_user() to the end of the page. It faults on a page
+        // past the end of the file; that only matters for writable segments.
+        const std::uint64_t file_off = p.offset + p.filesz;
+        const bool beyond_eof = page_start(file_off) >= page_align(static_cast<std::uint64_t>(img.file->st.st_size));
+        if (beyond_eof && (prot & PROT_WRITE)) {
+          segv("zero bss", obj, "the bss starts in a page past the end of the file, which cannot be zeroed (EFAULT)",
+               "the file is truncated");
+          return false;
+        }
+        if (!(prot & PROT_WRITE))
+          ctx.out.rules_applied.push_back("bss tail in a read-only segment of " + obj +
+                                          " is not zeroed (padzero() error ignored, 6.7+)");
+      }
+    } else {
+      zero_start = page_start(addr);
+      zero_end = zero_start + page_offset(p.vaddr) + p.memsz;
+      *map_addr = zero_start;
+    }
+    if (p.memsz > p.filesz) {
+      const std::uint64_t s = page_align(zero_start), e = page_align(zero_end);
+      if (e > s) {
+        if (!can_map_at(s, e - s, obj, "bss")) return false;
+        if (commit_refused(e - s)) {
+          segv("map bss", obj, "bss of " + hex(e - s) + " bytes is more than memory + swap (overcommit refuses it)",
+               "shrink p_memsz");
+          return false;
+        }
+        // vm_brk_flags(): read-write, executable only if the segment is.
+        as.map_fixed({s, e, PROT_READ | PROT_WRITE | (prot & PROT_EXEC), "[bss of " + obj + "]", 0, false, region,
+                      "zero-filled"});
+      }
+    }
+    return true;
+  }
+
+  bool size_checks(const elf::ProgramHeader& p, std::uint64_t k, const std::string& obj) {
+    const std::uint64_t ts = lim.task_size;
+    if (k >= ts || p.filesz > p.memsz || p.memsz > ts || ts - p.memsz < k) {
+      std::string why = p.filesz > p.memsz ? "PT_LOAD has p_filesz " + hex(p.filesz) + " > p_memsz " + hex(p.memsz)
+                                           : "PT_LOAD at " + hex(p.vaddr) + " with p_memsz " + hex(p.memsz) +
+                                                 " does not fit in the user address space";
+      segv("segment size check", obj, why, "relink the program; its program headers are corrupt");
+      return false;
+    }
+    return true;
+  }
+
+  static std::uint64_t total_mapping_size(const std::vector<elf::ProgramHeader>& ph) {
+    std::uint64_t lo = UINT64_MAX, hi = 0;
+    bool any = false;
+    for (auto& p : ph)
+      if (p.type == PT_LOAD) {
+        lo = std::min(lo, page_start(p.vaddr));
+        hi = std::max(hi, p.vaddr + p.memsz);
+        any = true;
+      }
+    return any ? hi - lo : 0;
+  }
+
+  static std::uint64_t maximum_alignment(const std::vector<elf::ProgramHeader>& ph) {
+    std::uint64_t a = 0;
+    for (auto& p : ph)
+      if (p.type == PT_LOAD && p.align && !(p.align & (p.align - 1))) a = std::max(a, p.align);
+    return page_align(a);
+  }
+};
+
+// bprm_fill_uid() and cap_bprm_creds_from_file(): the ids the image runs with
+// and whether the exec is "secure" (AT_SECURE).
+struct NewCreds {
+  uid_t uid, euid;
+  gid_t gid, egid;
+  bool secure;
+  std::string why;
+};
+
+NewCreds new_creds(const Context& ctx, const ExecFile& f) {
+  const Credentials& c = ctx.req.creds;
+  NewCreds n{c.uid, c.euid, c.gid, c.egid, false, ""};
+  // bprm_fill_uid(): no set-id on nosuid mounts or under no_new_privs.
+  struct statvfs vf {};
+  const bool nosuid = fstatvfs(f.fd, &vf) == 0 && (vf.f_flag & ST_NOSUID);
+  const bool may_suid = !c.no_new_privs && !nosuid;
+  if (may_suid && (f.st.st_mode & S_ISUID)) n.euid = f.st.st_uid;
+  if (may_suid && (f.st.st_mode & S_ISGID) && (f.st.st_mode & S_IXGRP)) n.egid = f.st.st_gid;
+  bool filecaps = false;
+  if (c.uid != 0 && may_suid)
+    filecaps = fgetxattr(f.fd, "security.capability", nullptr, 0) > 0;
+  n.secure = n.euid != c.uid || n.egid != c.gid || filecaps;
+  if (n.euid != c.euid) n.why = "set-user-ID file";
+  else if (n.egid != c.egid) n.why = "set-group-ID file";
+  else if (filecaps) n.why = "file capabilities";
+  else if (n.secure) n.why = "the caller's effective and real ids differ";
+  return n;
+}
+
+}  // namespace
+
+void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* interp, bool exec_stack) {
+  const Request& req = ctx.req;
+  const SystemFacts& facts = ctx.facts;
+  Plan plan;
+  plan.exe = main.file->path;
+  plan.exe_type = main.h.type;
+  if (interp) plan.interp = interp->file->path;
+  plan.executable_stack = exec_stack;
+
+  Limits lim = main.ia32 ? Limits{true, kTaskSizeIa32, kEtDynBaseIa32, kTaskSizeIa32, 4}
+                         : Limits{false, kTaskSize64, kEtDynBase64, kTaskSize64, 8};
+  // PF_RANDOMIZE: personality ADDR_NO_RANDOMIZE or randomize_va_space=0 turn it off.
+  const bool randomize = !req.addr_no_randomize && facts.randomize_va_space != 0;
+  plan.stack_top = lim.stack_top;
+  if (exec_stack) ctx.out.rules_applied.push_back("PT_GNU_STACK asks for an executable stack (the kernel warns once)");
+
+  // Stack limit snapshot, clamped for secure exec (begin_new_exec()).
+  NewCreds nc = new_creds(ctx, *main.file);
+  std::uint64_t rlim_stack = req.rlimit_stack;
+  if (nc.secure) rlim_stack = std::min<std::uint64_t>(rlim_stack, 8ull << 20);
+
+  // arch_pick_mmap_layout() -> mmap_base(): the top of the mmap area.
+  std::uint64_t gap = rlim_stack;
+  const std::uint64_t pad = (randomize ? ((main.ia32 ? 0x7ffull : 0x3fffffull) << 12) : 0) + kStackGuardGap;
+  if (gap + pad > gap) gap += pad;
+  const std::uint64_t mmap_task = kTaskSize64;
+  gap = std::clamp<std::uint64_t>(gap, 128ull << 20, mmap_task / 6 * 5);
+  Loader L{ctx, b, lim, {}, randomize, page_align(mmap_task - gap), false};
+  if (main.ia32) ctx.out.rules_applied.push_back(
+      "32-bit (ia32) image: checks are modelled; addresses of the interpreter, vDSO and stack are not");
+
+  // The stack VMA as setup_arg_pages() leaves it: strings at the top.
+  const std::uint64_t strings_low = lim.stack_top - lim.word - b.used;
+  {
+    std::uint64_t vm_start = page_start(strings_low);
+    std::uint64_t size = lim.stack_top - vm_start;
+    std::uint64_t base = size + kStackExpand > rlim_stack ? lim.stack_top - rlim_stack : vm_start - kStackExpand;
+    L.as.map_fixed({base, lim.stack_top, PROT_READ | PROT_WRITE | (exec_stack ? PROT_EXEC : 0), "[stack]", 0, false,
+                    "stack_top", ""});
+  }
+
+  // Program segments (load_elf_binary() PT_LOAD loop).
+  std::uint64_t load_bias = 0, phdr_addr = 0, elf_brk = 0;
+  bool first = true, bias_known = true, phdr_covered = false;
+  std::string main_region = main.h.type == ET_DYN ? "exec_base" : "";
+  for (const auto& p : main.ph) {
+    if (p.type != PT_LOAD || L.dead) continue;
+    bool noreplace = false;
+    std::uint64_t total = 0;
+    if (first && main.h.type == ET_EXEC) {
+      noreplace = true;
+    } else if (first && main.h.type == ET_DYN) {
+      total = Loader::total_mapping_size(main.ph);
+      const std::uint64_t align = Loader::maximum_alignment(main.ph);
+      plan.exe_align = align;
+      if (interp) {
+        // A PIE: ELF_ET_DYN_BASE plus arch_mmap_rnd(), aligned.
+        load_bias = lim.et_dyn_base;
+        if (align) load_bias &= ~(align - 1);
+        noreplace = true;
+        plan.exe_randomized = randomize;
+      } else {
+        // A loader or static PIE: placed like an mmap() at address 0.
+        main_region = "mmap_base";
+        if (align > kPage) {
+          auto a = L.as.top_down(page_align(total), L.mmap_base, facts.mmap_min_addr);
+          load_bias = a ? *a & ~(align - 1) : 0;
+          noreplace = true;
+        } else {
+          auto a = L.as.top_down(page_align(total), L.mmap_base, facts.mmap_min_addr);
+          load_bias = a.value_or(0) + page_start(p.vaddr);
+        }
+        if (page_align(total) >= kThpSize) bias_known = false;  // file THP alignment may move it
+        plan.exe_randomized = randomize;
+      }
+      load_bias = page_start(load_bias - p.vaddr);
+    }
+    std::uint64_t map_addr = 0;
+    if (!L.elf_load(main, p, load_bias + p.vaddr, noreplace && first, main_region, &map_addr)) break;
+    (void)total;
+    first = false;
+    if (p.offset <= main.h.phoff && main.h.phoff < p.offset + p.filesz) {
+      phdr_addr = main.h.phoff - p.offset + p.vaddr;
+      phdr_covered = true;
+    }
+    if (!L.size_checks(p, p.vaddr, main.file->path)) break;
+    elf_brk = std::max(elf_brk, p.vaddr + p.memsz);
+  }
+  if (L.dead) {
+    ctx.out.plan = std::move(plan);
+    return;
+  }
+  const std::uint64_t e_entry = main.h.entry + load_bias;
+  phdr_addr += load_bias;
+  elf_brk += load_bias;
+  plan.exe_base = load_bias;
+
+  // The interpreter (load_elf_interp()).
+  std::uint64_t entry = e_entry, interp_base = 0;
+  if (interp) {
+    const auto& ih = interp->h;
+    const std::string& iname = interp->file->path;
+    if (ih.type != ET_EXEC && ih.type != ET_DYN) {
+      L.segv("load interpreter", iname,
+             "the ELF interpreter " + iname + " has e_type " + elf::type_name(ih.type) + ", not ET_EXEC or ET_DYN",
+             "point PT_INTERP at a real dynamic linker");
+    } else if (!Loader::total_mapping_size(interp->ph)) {
+      L.segv("load interpreter", iname, "the ELF interpreter " + iname + " has no PT_LOAD segment",
+             "point PT_INTERP at a real dynamic linker");
+    } else {
+      std::uint64_t load_addr = 0;
+      bool set = false;
+      const std::uint64_t total = page_align(Loader::total_mapping_size(interp->ph));
+      for (const auto& p : interp->ph) {
+        if (p.type != PT_LOAD || L.dead) continue;
+        std::uint64_t addr;
+        if (ih.type == ET_EXEC || set) {
+          addr = load_addr + p.vaddr;  // MAP_FIXED
+        } else {
+          // Hint: 0 when the program has a load bias, else the segment's own
+          // address; either way the area is found top-down below mmap_base.
+          std::uint64_t hint = load_bias ? 0 : p.vaddr;
+          std::uint64_t hstart = page_start(hint);
+          if (hint && hstart >= facts.mmap_min_addr && hstart + total <= lim.task_size &&
+              !L.as.overlaps(hstart, hstart + total)) {
+            addr = hint;
+          } else {
+            auto a = L.as.top_down(total, L.mmap_base, facts.mmap_min_addr);
+            if (!a) {
+              L.segv("load interpreter", iname, "no room for the interpreter", "");
+              break;
+            }
+            addr = *a + page_offset(p.vaddr);
+          }
+          if (total >= kThpSize) bias_known = false;
+        }
+        std::uint64_t map_addr = 0;
+        if (!L.elf_load(*interp, p, addr, false, "interp_base", &map_addr)) break;
+        if (!set && ih.type == ET_DYN) {
+          load_addr = map_addr - page_start(p.vaddr);
+          set = true;
+        }
+        const std::uint64_t k = load_addr + p.vaddr;
+        if (k >= lim.task_size || p.filesz > p.memsz || p.memsz > lim.task_size || lim.task_size - p.memsz < k) {
+          L.segv("interpreter segment size check", iname, "a PT_LOAD of the interpreter does not fit (ENOMEM)",
+                 "point PT_INTERP at a real dynamic linker");
+          break;
+        }
+      }
+      interp_base = load_addr;
+      entry = load_addr + ih.entry;
+      plan.entry_in_interp = true;
+      plan.entry_offset = ih.entry;
+      plan.interp_randomized = randomize && ih.type == ET_DYN;
+      plan.interp_base = interp_base;
+    }
+  } else {
+    plan.entry_offset = main.h.entry;
+  }
+  if (!L.dead && entry >= lim.task_size)
+    L.segv("entry point", plan.entry_in_interp ? *plan.interp : plan.exe,
+           "entry point " + hex(entry) + " lies beyond the user address space", "fix e_entry");
+  if (L.dead) {
+    ctx.out.plan = std::move(plan);
+    return;
+  }
+
+  // The vDSO (ARCH_SETUP_ADDITIONAL_PAGES -> map_vdso(), top-down).
+  std::optional<std::uint64_t> vdso;
+  if (!main.ia32 && facts.vdso && facts.vdso_size) {
+    auto a = L.as.top_down(facts.vvar_size + facts.vdso_size, L.mmap_base, facts.mmap_min_addr);
+    if (a) {
+      vdso = *a + facts.vvar_size;
+      L.as.map_fixed({*a, *a + facts.vvar_size, PROT_READ, "[vvar]", 0, false, "mmap_base", ""});
+      L.as.map_fixed({*vdso, *vdso + facts.vdso_size, PROT_READ | PROT_EXEC, "[vdso]", 0, false, "mmap_base", ""});
+    }
+  }
+
+  // brk (load_elf_binary() after create_elf_tables()).
+  bool brk_moved = false;
+  if (main.h.type == ET_DYN && !interp) {
+    elf_brk = lim.et_dyn_base;
+    brk_moved = true;
+    plan.brk_rule = "static PIE / loader: brk moved to ELF_ET_DYN_BASE";
+  } else {
+    plan.brk_rule = "end of the highest segment, page aligned";
+  }
+  std::uint64_t brk = page_align(elf_brk);
+  const bool brk_random = randomize && facts.randomize_va_space > 1;
+  if (brk_random) {
+    if (!brk_moved) brk += kPage;
+    plan.brk_rule += "; then a random page within 1 GiB above (randomize_va_space=2)";
+  }
+
+  // create_elf_tables(): the initial stack.
+  const std::uint64_t top = lim.stack_top;
+  std::uint64_t p = strings_low;  // bprm->p after all strings
+  std::uint64_t align_p = p & ~0xfull;  // arch_align_stack() without its random part
+  std::uint64_t u_platform = align_p - 7;  // "x86_64"
+  std::uint64_t u_random = u_platform - 16;
+  struct Aux {
+    std::uint64_t type;
+    std::optional<std::uint64_t> value;
+    std::string describe;
+  };
+  std::vector<Aux> aux;
+  const bool stack_known = !randomize;
+  const bool exe_known = main.h.type == ET_EXEC || !randomize;
+  auto known = [](bool k, std::uint64_t v) { return k ? std::optional<std::uint64_t>(v) : std::nullopt; };
+  if (!main.ia32) {
+    if (vdso) aux.push_back({AT_SYSINFO_EHDR, known(!randomize && bias_known, *vdso), "vDSO base"});
+    aux.push_back({51 /* AT_MINSIGSTKSZ */, facts.minsigstksz, "signal frame size (get_sigframe_size())"});
+  }
+  aux.push_back({AT_HWCAP, facts.hwcap, "CPUID(1).EDX"});
+  aux.push_back({AT_PAGESZ, kPage, ""});
+  aux.push_back({AT_CLKTCK, 100, "CLOCKS_PER_SEC"});
+  aux.push_back({AT_PHDR, known(exe_known && bias_known, phdr_addr),
+                 !phdr_covered ? "no PT_LOAD covers e_phoff: 0 + load bias"
+                                        : "program headers as mapped (exec_base + " + hex(phdr_addr - load_bias) + ")"});
+  aux.push_back({AT_PHENT, main.ia32 ? 32u : 56u, "sizeof(Elf_Phdr), not e_phentsize"});
+  aux.push_back({AT_PHNUM, main.h.phnum, ""});
+  aux.push_back({AT_BASE, interp ? known(!plan.interp_randomized && bias_known, interp_base) : std::optional<std::uint64_t>(0),
+                 interp ? "interpreter load address" : "no interpreter"});
+  aux.push_back({AT_FLAGS, b.preserve_argv0 ? 1u : 0u, b.preserve_argv0 ? "AT_FLAGS_PRESERVE_ARGV0" : ""});
+  aux.push_back({AT_ENTRY, known(exe_known && bias_known, e_entry), "the program's entry, even with an interpreter"});
+  aux.push_back({AT_UID, nc.uid, ""});
+  aux.push_back({AT_EUID, nc.euid, nc.euid != nc.uid ? nc.why : ""});
+  aux.push_back({AT_GID, nc.gid, ""});
+  aux.push_back({AT_EGID, nc.egid, ""});
+  aux.push_back({AT_SECURE, nc.secure ? 1u : 0u, nc.secure ? nc.why : ""});
+  aux.push_back({AT_RANDOM, known(stack_known, u_random), "16 random bytes below the platform string"});
+  if (!main.ia32) aux.push_back({AT_HWCAP2, facts.hwcap2, ""});
+  aux.push_back({AT_EXECFN, known(stack_known, top - lim.word - (b.filename.size() + 1)),
+                 "\"" + b.filename + "\" at the top of the stack"});
+  aux.push_back({AT_PLATFORM, known(stack_known, u_platform), main.ia32 ? "\"i686\"" : "\"x86_64\""});
+  if (b.execfd) aux.push_back({AT_EXECFD, std::nullopt, "fd of the binary (binfmt_misc O)"});
+  if (facts.rseq_auxv) {
+    aux.push_back({27 /* AT_RSEQ_FEATURE_SIZE */, 28, "offsetof(struct rseq, end)"});
+    aux.push_back({28 /* AT_RSEQ_ALIGN */, 32, ""});
+  }
+  aux.push_back({AT_NULL, 0, ""});
+
+  const std::uint64_t ei_words = aux.size() * 2;
+  const std::uint64_t argc = b.argv.size(), envc = b.envp.size();
+  const std::uint64_t items = (argc + 1) + (envc + 1) + 1;
+  const std::uint64_t sp = u_random - ei_words * lim.word;
+  const std::uint64_t rsp = (sp - items * lim.word) & ~0xfull;
+  plan.stack_strings_bytes = top - strings_low;
+  plan.stack_pointers_bytes = sp - rsp + ei_words * lim.word;
+  plan.execfn = b.filename;
+  auto at = [&](std::uint64_t a) { return stack_known ? hex(a) : "stack_top-" + hex(top - a); };
+  plan.stack_layout = {
+      at(top - lim.word) + "  8 zero bytes",
+      at(top - lim.word - (b.filename.size() + 1)) + "  execfn \"" + b.filename + "\"",
+      at(strings_low) + "  argv strings (" + std::to_string(argc) + "), then envp strings (" + std::to_string(envc) +
+          ")",
+      at(u_platform) + "  platform string",
+      at(u_random) + "  16 random bytes (AT_RANDOM)",
+      at(rsp + items * lim.word) + "  auxv: " + std::to_string(aux.size()) + " entries",
+      at(rsp + 8) + "  argv[] and envp[] pointers",
+      at(rsp) + "  argc = " + std::to_string(argc) + "   <- rsp at entry (16-byte aligned)",
+  };
+  if (randomize)
+    plan.stack_layout.push_back("stack_top is 0x7ffffffff000 minus up to 16 GiB (random), then up to 8 KiB of "
+                                "random padding below the strings");
+  for (const auto& a : aux) plan.auxv.push_back({a.type, auxv_name(a.type), a.value, a.describe});
+
+  // What the first instruction meets.
+  plan.entry = known(!(plan.entry_in_interp ? plan.interp_randomized : (main.h.type == ET_DYN && randomize)) &&
+                         bias_known,
+                     entry);
+  plan.brk = known(!brk_random && (main.h.type == ET_EXEC || !randomize) && bias_known, brk);
+  plan.stack_randomized = randomize;
+  const Vma* at_entry = L.as.find(entry);
+  if (!at_entry || !(at_entry->prot & PROT_EXEC)) {
+    const std::string where = at_entry ? "a non-executable mapping (" + prot_string(at_entry->prot) + " " +
+                                             at_entry->object + ")"
+                                       : "no mapping at all";
+    ctx.kill(SIGSEGV, true, "entry point", plan.entry_in_interp ? *plan.interp : plan.exe,
+             "execve succeeds, but the entry point " + hex(entry) + " is in " + where +
+                 ", so the process dies with SIGSEGV at its first instruction",
+             "fix e_entry or the PT_LOAD segments (the entry must lie in an executable segment)");
+  } else if (at_entry->file) {
+    const std::uint64_t off = at_entry->off + (page_start(entry) - at_entry->start);
+    const ExecFile& ef = plan.entry_in_interp ? *interp->file : *main.file;
+    if (off >= page_align(static_cast<std::uint64_t>(ef.st.st_size)))
+      ctx.kill(SIGBUS, true, "entry point", ef.path,
+               "execve succeeds, but the entry point " + hex(entry) + " is in a page past the end of the file, so "
+               "the first instruction fetch raises SIGBUS",
+               "the file is truncated");
+  }
+
+  for (const auto& v : L.as.vmas()) {
+    if (v.start == v.end) continue;
+    Mapping m;
+    m.object = v.object;
+    m.prot = v.prot;
+    m.file_offset = v.off;
+    m.file_backed = v.file;
+    m.note = v.note;
+    const bool moves = (v.region == "exec_base" && randomize) || (v.region == "interp_base" && plan.interp_randomized) ||
+                       (v.region == "mmap_base" && randomize) || (v.region == "stack_top" && randomize) ||
+                       ((v.region == "interp_base" || v.region == "mmap_base" || v.region == "exec_base") && !bias_known);
+    m.address_known = !moves;
+    m.start = v.start;
+    m.end = v.end;
+    if (moves) {
+      std::uint64_t base = v.region == "exec_base"     ? load_bias
+                           : v.region == "interp_base" ? interp_base
+                           : v.region == "stack_top"   ? top
+                                                       : L.mmap_base;
+      m.base_symbol = v.region;
+      m.start = v.start - base;
+      m.end = v.end - base;
+    }
+    plan.mappings.push_back(std::move(m));
+  }
+  if (brk_random || (main.h.type == ET_DYN && randomize))
+    plan.mappings.push_back({"[heap]", 0, 0, PROT_READ | PROT_WRITE, 0, false, false, "brk", "grows from brk"});
+  else
+    plan.mappings.push_back({"[heap]", brk, brk, PROT_READ | PROT_WRITE, 0, false, true, "", "empty until brk() grows it"});
+  ctx.out.plan = std::move(plan);
+}
+
+}  // namespace procforge::exec

@@ -1,0 +1,81 @@
+#include "procforge/open_writers.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace procforge::exec {
+
+namespace {
+
+bool all_digits(const char* s) {
+  if (!*s) return false;
+  for (; *s; ++s)
+    if (*s < '0' || *s > '9') return false;
+  return true;
+}
+
+// Shared writable mappings in /proc/PID/maps ("rw-s").
+void scan_maps(int pid_dir, std::set<std::pair<std::uint64_t, std::uint64_t>>& out) {
+  int fd = openat(pid_dir, "maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  FILE* f = fdopen(fd, "r");
+  if (!f) {
+    close(fd);
+    return;
+  }
+  char line[4096];
+  while (fgets(line, sizeof line, f)) {
+    char perms[8] = {};
+    unsigned major = 0, minor = 0;
+    unsigned long long ino = 0;
+    if (sscanf(line, "%*x-%*x %7s %*x %x:%x %llu", perms, &major, &minor, &ino) != 4) continue;
+    if (ino == 0 || perms[1] != 'w' || perms[3] != 's') continue;
+    out.insert({makedev(major, minor), ino});
+  }
+  fclose(f);
+}
+
+}  // namespace
+
+OpenWriters OpenWriters::scan() {
+  OpenWriters w;
+  DIR* proc = opendir("/proc");
+  if (!proc) return w;
+  while (dirent* pe = readdir(proc)) {
+    if (!all_digits(pe->d_name)) continue;
+    int pid_dir = openat(dirfd(proc), pe->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (pid_dir < 0) continue;
+    int fd_dir = openat(pid_dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_dir >= 0) {
+      DIR* fds = fdopendir(fd_dir);
+      if (fds) {
+        while (dirent* fe = readdir(fds)) {
+          if (!all_digits(fe->d_name)) continue;
+          struct stat link {};
+          if (fstatat(dirfd(fds), fe->d_name, &link, AT_SYMLINK_NOFOLLOW) != 0) continue;
+          if (!(link.st_mode & S_IWUSR)) continue;
+          struct stat target {};
+          if (fstatat(dirfd(fds), fe->d_name, &target, 0) != 0) continue;
+          if (S_ISREG(target.st_mode)) w.files_.insert({target.st_dev, target.st_ino});
+        }
+        closedir(fds);
+      } else {
+        close(fd_dir);
+      }
+    }
+    scan_maps(pid_dir, w.files_);
+    close(pid_dir);
+  }
+  closedir(proc);
+  return w;
+}
+
+}  // namespace procforge::exec
