@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -165,6 +166,34 @@ int demo(const exec::SystemFacts& facts) {
 
 }  // namespace
 
+// Splits `explain`'s arguments into its own options and PROGRAM [ARG...]:
+// options stop at "--" or at the first word that is neither an option nor an
+// option's value, so the program's own flags are never taken for ours.
+std::vector<std::string> split_command(int argc, char** argv, std::vector<std::string>& command) {
+  static const std::vector<std::string> with_value = {"-C", "--cwd", "--env", "--unset", "--uid", "--gid", "--batch"};
+  std::vector<std::string> ours;
+  int i = 1;
+  for (; i < argc; ++i) {
+    ours.emplace_back(argv[i]);
+    if (ours.back() == "explain") {
+      ++i;
+      break;
+    }
+  }
+  for (; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") {
+      ++i;
+      break;
+    }
+    if (a.empty() || a[0] != '-') break;
+    ours.push_back(a);
+    if (std::find(with_value.begin(), with_value.end(), a) != with_value.end() && i + 1 < argc) ours.emplace_back(argv[++i]);
+  }
+  for (; i < argc; ++i) command.emplace_back(argv[i]);
+  return ours;
+}
+
 int main(int argc, char** argv) {
   CLI::App app{"procforge: Linux process creation, stage by stage (explain, run, exec, profile)"};
   app.require_subcommand(0, 1);
@@ -179,16 +208,19 @@ int main(int argc, char** argv) {
   ex->add_option("--gid", o.gid, "Predict for this group id (no capabilities)");
   ex->add_flag("--no-aslr", o.no_aslr, "As under setarch -R (personality ADDR_NO_RANDOMIZE): exact addresses");
   ex->add_option("--batch", o.batch, "Explain every path listed in FILE ('-' for stdin), one line each");
-  ex->add_option("command", o.command, "PROGRAM [ARG...]");
-  ex->prefix_command();
+  ex->footer("PROGRAM [ARG...] follows the options (or \"--\").\nExit status: 0 execve would succeed, 1 it would "
+             "fail or the process would be killed, 2 bad usage or the question cannot be answered.");
+  std::vector<std::string> command;
+  std::vector<std::string> ours = split_command(argc, argv, command);
   try {
-    app.parse(argc, argv);
+    std::reverse(ours.begin(), ours.end());
+    app.parse(ours);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) ? kExitCannot : 0;
   }
   const exec::SystemFacts facts = exec::SystemFacts::probe();
   if (!*ex) return demo(facts);
-  for (const auto& extra : ex->remaining()) o.command.push_back(extra);
+  o.command = std::move(command);
   if (!o.batch.empty()) return explain_batch(o, facts);
   if (o.command.empty()) {
     std::cerr << "procforge explain: name a PROGRAM (or --batch FILE)\n" << ex->help();

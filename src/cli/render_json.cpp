@@ -60,6 +60,7 @@ json render_json(const exec::Request& req, const exec::Prediction& p) {
       {"signal", p.outcome == exec::Outcome::killed ? json(sigabbrev_np(p.signal) ? std::string("SIG") + sigabbrev_np(p.signal) : std::to_string(p.signal)) : json(nullptr)},
       {"killed_at_first_instruction", p.killed_at_first_instruction},
       {"argv", p.argv},
+      {"envp", req.envp},
       {"chain", chain},
       {"checks", checks},
       {"failed_step", p.failed_step.empty() ? json(nullptr) : json(p.failed_step)},

@@ -2,6 +2,7 @@
 
 #include <elf.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -129,6 +130,8 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
     if (io.err) return ctx.fail(io.err, "read", name, io.message, ""), HandlerResult::failed;
     return decline("program headers", *why);
   }
+  ctx.out.elf_header = h;
+  ctx.out.elf_phdrs = img.ph;
   ctx.check(handler + ": program headers", name, true, std::to_string(h.phnum) + " entries at " + hex(h.phoff),
             "fs/binfmt_elf.c load_elf_phdrs()");
   if (h.phnum * (h.is64 ? 56u : 32u) > 4096u)
@@ -138,6 +141,7 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
   // PT_INTERP: only the first one counts (the loop breaks after it).
   std::optional<ExecFile> interp_file;
   ElfImage interp;
+  std::array<std::uint8_t, 64> interp_ehdr{};
   std::string interp_name;
   for (const auto& p : img.ph) {
     if (p.type != PT_INTERP) continue;
@@ -180,7 +184,7 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
       return HandlerResult::failed;
     }
     interp_file = std::move(**f);
-    std::array<std::uint8_t, 64> ehdr{};
+    auto& ehdr = interp_ehdr;
     const std::size_t want = compat ? 52 : 64;  // sizeof(struct elfhdr)
     auto got = interp_file->read_at(ehdr.data(), want, 0);
     if (!got) return ctx.fail(got.error().err, "read", interp_name, got.error().message, ""), HandlerResult::failed;
@@ -216,9 +220,7 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
                "point PT_INTERP at the system's dynamic linker, or install the one the program needs");
       return HandlerResult::failed;
     };
-    BinprmBuf ibuf{};
-    interp_file->read_at(ibuf.data(), 64, 0);
-    if (std::memcmp(ibuf.data(), ELFMAG, SELFMAG) != 0) return bad("interpreter magic", "it is not an ELF file");
+    if (std::memcmp(interp_ehdr.data(), ELFMAG, SELFMAG) != 0) return bad("interpreter magic", "it is not an ELF file");
     if (!check_arch(interp.h, compat))
       return bad("interpreter e_machine", "its e_machine is " + elf::machine_name(interp.h.machine) +
                                               (compat ? ", not EM_386" : ", not EM_X86_64"));

@@ -10,7 +10,8 @@ bool Bprm::push_front(const std::string& s) {
   if (len > kMaxArgStrlen) return false;
   used += len;
   argv.push_front(s.substr(0, len - 1));
-  return used <= limit;
+  const std::uint64_t vma = (used + 8 + 4095) & ~std::uint64_t{4095};  // 8 zero bytes at the top
+  return used <= limit && vma <= rlimit_stack;
 }
 
 void Bprm::remove_arg_zero() {

@@ -23,12 +23,15 @@ struct Bprm {
   std::deque<std::string> envp;
   std::uint64_t limit = 0;       // bytes of strings allowed (bprm->argmin)
   std::uint64_t used = 0;        // bytes of strings copied so far
+  std::uint64_t rlimit_stack = UINT64_MAX;  // the caller's RLIMIT_STACK: the stack VMA may not grow past it
   bool preserve_argv0 = false;   // AT_FLAGS_PRESERVE_ARGV0 (binfmt_misc P)
   bool execfd = false;           // AT_EXECFD (binfmt_misc O)
   std::optional<std::string> enoexec_reason;  // the most specific reason a handler declined
 
   // copy_string_kernel(): push below everything copied so far, i.e. in front
-  // of argv. False (E2BIG) when the string or the total is over the limit.
+  // of argv. False (E2BIG) when the string or the total is over the limit, or
+  // when the pages holding the strings outgrow RLIMIT_STACK (get_arg_page()
+  // -> expand_downwards() -> acct_stack_growth() fails).
   bool push_front(const std::string& s);
   // remove_arg_zero(): drop argv[0] and give back its bytes.
   void remove_arg_zero();

@@ -36,6 +36,10 @@ std::pair<std::string, std::string> diagnose_lookup(int err, const std::string& 
     case ELOOP:
       return {who + ": " + lr.detail, "fix the symlink chain at " + lr.resolved};
     case EACCES:
+      if (name.empty())
+        return {"the " + role + " name is empty (e.g. \"#!\" followed by nothing usable, or a NUL); the kernel "
+                "resolves an empty name to the working directory, which cannot be executed",
+                "write the interpreter's path after #! (or in PT_INTERP)"};
       return {who + ": " + lr.detail, "grant search permission (chmod +x) on the directory, or run as a user who has it"};
     default:
       return {who + ": " + lr.detail, "check the path"};

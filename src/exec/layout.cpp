@@ -23,6 +23,7 @@ constexpr std::uint64_t kEtDynBaseIa32 = 0x400000;
 constexpr std::uint64_t kStackGuardGap = 256 * kPage;                // mm/mmap.c stack_guard_gap
 constexpr std::uint64_t kStackExpand = 128 * 1024;                   // setup_arg_pages() stack_expand
 constexpr std::uint64_t kThpSize = 2ull << 20;
+constexpr std::uint64_t kStackRoomMin = 512;  // below this the first calls of any program fault (heuristic)
 
 std::uint64_t page_start(std::uint64_t a) { return a & ~(kPage - 1); }
 std::uint64_t page_offset(std::uint64_t a) { return a & (kPage - 1); }
@@ -553,6 +554,18 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   const std::uint64_t items = (argc + 1) + (envc + 1) + 1;
   const std::uint64_t sp = u_random - ei_words * lim.word;
   const std::uint64_t rsp = (sp - items * lim.word) & ~0xfull;
+  // The frame create_elf_tables() writes must fit under RLIMIT_STACK
+  // (the stack grows by faults, checked in acct_stack_growth()).
+  const std::uint64_t frame = top - rsp;
+  if (frame > rlim_stack) {
+    L.segv("initial stack", plan.exe,
+           "the initial stack frame (" + std::to_string(frame) + " bytes: strings, auxv and pointers) is larger than "
+           "RLIMIT_STACK (" + std::to_string(rlim_stack) + " bytes); writing it faults",
+           "raise the stack limit (ulimit -s) or pass fewer/shorter arguments");
+    ctx.out.plan = std::move(plan);
+    return;
+  }
+  const bool starved = rlim_stack - frame < kStackRoomMin;
   plan.stack_strings_bytes = top - strings_low;
   plan.stack_pointers_bytes = sp - rsp + ei_words * lim.word;
   plan.execfn = b.filename;
@@ -580,7 +593,15 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   plan.brk = known(!brk_random && (main.h.type == ET_EXEC || !randomize) && bias_known, brk);
   plan.stack_randomized = randomize;
   const Vma* at_entry = L.as.find(entry);
-  if (!at_entry || !(at_entry->prot & PROT_EXEC)) {
+  if (starved) {
+    ctx.kill(SIGSEGV, true, "stack room", plan.exe,
+             "only " + std::to_string(rlim_stack - frame) + " bytes of stack are left under RLIMIT_STACK (" +
+                 std::to_string(rlim_stack) + ") below the initial frame; the program's first calls fault",
+             "raise the stack limit (ulimit -s) or pass fewer/shorter arguments");
+    ctx.out.rules_applied.push_back("stack room below " + std::to_string(kStackRoomMin) +
+                                    " bytes is predicted to fault at once (how much a program needs is its own "
+                                    "business; this is a heuristic)");
+  } else if (!at_entry || !(at_entry->prot & PROT_EXEC)) {
     const std::string where = at_entry ? "a non-executable mapping (" + prot_string(at_entry->prot) + " " +
                                              at_entry->object + ")"
                                        : "no mapping at all";

@@ -94,8 +94,16 @@ bool may_search_dir(const struct stat& st, const Credentials& c) {
   return c.cap_dac_override || c.cap_dac_read_search;
 }
 
-LookupResult path_lookup(const std::string& path, const std::string& cwd, const Credentials& creds) {
+LookupResult path_lookup(const std::string& path, const std::string& cwd, const Credentials& creds,
+                         bool from_kernel) {
   LookupResult r;
+  if (path.empty() && from_kernel) {
+    // open_exec("") of a kernel-held name (an empty #! interpreter or
+    // PT_INTERP "\0"): getname_kernel() accepts "", which walks to the cwd.
+    r.resolved = cwd;
+    if (stat(cwd.c_str(), &r.st) != 0) r.err = errno;
+    return r;
+  }
   if (path.empty()) {
     r.err = ENOENT;
     r.detail = "the path is empty";
@@ -245,7 +253,9 @@ bool noexec_mount(const std::string& path) {
 
 Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name, const std::string& role) {
   const std::string rule_walk = "fs/namei.c path_openat() / link_path_walk()";
-  LookupResult lr = path_lookup(name, ctx.cwd, ctx.req.creds);
+  // Only the program's own path comes from user space (getname(), which
+  // refuses ""); interpreter names come from the kernel (getname_kernel()).
+  LookupResult lr = path_lookup(name, ctx.cwd, ctx.req.creds, role != "program");
   if (lr.err) {
     ctx.check("path lookup", name, false, lr.detail, rule_walk);
     auto d = diagnose_lookup(lr.err, role, name, lr);
@@ -259,9 +269,15 @@ Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name,
   const std::string rule_open = "fs/namei.c may_open()";
   if (!S_ISREG(m)) {
     std::string what = std::string(type_word(m));
-    ctx.check("file type", name, false, name + " is " + what, rule_open);
-    ctx.fail(EACCES, "file type", name, "the " + role + " " + name + " is " + what + "; only regular files can be executed",
-             S_ISDIR(m) ? "name the program inside the directory" : "point at a regular executable file");
+    ctx.check("file type", name, false, (name.empty() ? lr.resolved : name) + " is " + what, rule_open);
+    if (name.empty()) {
+      auto d = diagnose_lookup(EACCES, role, name, lr);
+      ctx.fail(EACCES, "file type", name, d.first, d.second);
+    } else {
+      ctx.fail(EACCES, "file type", name,
+               "the " + role + " " + name + " is " + what + "; only regular files can be executed",
+               S_ISDIR(m) ? "name the program inside the directory" : "point at a regular executable file");
+    }
     return std::optional<ExecFile>{};
   }
   ctx.check("file type", name, true, "regular file", rule_open);

@@ -23,8 +23,10 @@ struct LookupResult {
 };
 
 // Resolve `path` (relative to `cwd`) following symlinks, as do_filp_open()
-// with LOOKUP_FOLLOW.
-LookupResult path_lookup(const std::string& path, const std::string& cwd, const Credentials& creds);
+// with LOOKUP_FOLLOW. `from_kernel`: a name the kernel holds itself (an
+// interpreter), for which "" means the cwd instead of ENOENT.
+LookupResult path_lookup(const std::string& path, const std::string& cwd, const Credentials& creds,
+                         bool from_kernel = false);
 
 // Generic_permission() for MAY_EXEC with capability overrides.
 bool may_exec_file(const struct stat& st, const Credentials& c);

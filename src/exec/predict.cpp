@@ -43,6 +43,7 @@ bool copy_strings(Context& ctx, Bprm& b, const Request& req) {
   const auto& argv = req.argv_null ? std::vector<std::string>{} : req.argv;
   bool bad = false;
   b.limit = string_limit(req.rlimit_stack, argv.size(), req.envp.size(), &bad);
+  b.rlimit_stack = req.rlimit_stack;
   if (bad) return e2big(ctx, b, "too many argument and environment pointers for the stack limit"), false;
   auto push = [&](const std::string& s, const char* kind) {
     if (!b.push_front(s)) {
@@ -50,9 +51,13 @@ bool copy_strings(Context& ctx, Bprm& b, const Request& req) {
       e2big(ctx, b,
             one ? std::string("one ") + kind + " string is " + std::to_string(s.size()) +
                       " bytes; the kernel's limit for a single string is 131071 bytes (MAX_ARG_STRLEN)"
-                : "the argument and environment strings (" + std::to_string(b.used) +
-                      " bytes so far) exceed the limit of " + std::to_string(b.limit) +
-                      " bytes for this RLIMIT_STACK");
+                : b.used > b.limit
+                      ? "the argument and environment strings (" + std::to_string(b.used) +
+                            " bytes so far) exceed the limit of " + std::to_string(b.limit) +
+                            " bytes for this RLIMIT_STACK"
+                      : "the argument and environment strings (" + std::to_string(b.used) +
+                            " bytes so far) need more stack pages than RLIMIT_STACK (" +
+                            std::to_string(b.rlimit_stack) + " bytes) allows");
       return false;
     }
     return true;

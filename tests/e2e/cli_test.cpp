@@ -1,0 +1,224 @@
+// End-to-end tests of the real `procforge` binary: exit statuses, the --json
+// contract, and bad input (FIFOs, unreadable and huge files, bad flags) that
+// must give a clear message and never a hang or a crash.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  int status = -1;  // exit status, or 128+signal
+  std::string out, err;
+  bool timed_out = false;
+};
+
+// Runs procforge with args (optionally under another uid), 20 s at most.
+Outcome run(const std::vector<std::string>& args, const std::string& stdin_text = "", uid_t as_uid = 0) {
+  int out[2], err[2], in[2];
+  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(in, O_CLOEXEC)) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    if (as_uid && (setgroups(0, nullptr) || setresgid(as_uid, as_uid, as_uid) || setresuid(as_uid, as_uid, as_uid)))
+      _exit(125);
+    std::vector<char*> argv{const_cast<char*>(PROCFORGE_BINARY)};
+    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(PROCFORGE_BINARY, argv.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  close(in[0]);
+  if (!stdin_text.empty()) (void)!write(in[1], stdin_text.data(), stdin_text.size());
+  close(in[1]);
+  Outcome r;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      r.timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    if (poll(p, 2, static_cast<int>(left.count())) <= 0) continue;
+    for (int i = 0; i < 2; ++i) {
+      if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP))) continue;
+      char buf[65536];
+      ssize_t n = read(p[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        close(p[i].fd);
+        p[i].fd = -1;
+        --open_fds;
+      } else {
+        (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
+      }
+    }
+  }
+  for (auto& q : p)
+    if (q.fd >= 0) close(q.fd);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  return r;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/procforge-e2e-XXXXXX";
+    ASSERT_TRUE(mkdtemp(tmpl));
+    dir = tmpl;
+    chmod(dir.c_str(), 0755);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  std::string write(const std::string& name, const std::string& content, mode_t mode) {
+    std::string p = dir + "/" + name;
+    std::ofstream(p, std::ios::binary) << content;
+    chmod(p.c_str(), mode);
+    return p;
+  }
+  std::string dir;
+};
+
+TEST_F(Cli, no_arguments_explains_a_program_and_a_script_chain) {
+  Outcome r = run({});
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("procforge explain /usr/bin/ls"), std::string::npos);
+  EXPECT_NE(r.out.find("#! \"/bin/sh\" arg \"-e\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("auxv, in the kernel's order"), std::string::npos);
+}
+
+TEST_F(Cli, json_contract_for_a_script_chain) {
+  std::string inner = write("inner", "#!/bin/sh\necho hi\n", 0755);
+  std::string outer = write("outer", "#!" + inner + " -x\n", 0755);
+  Outcome r = run({"explain", "--json", outer, "a1"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["execve"]["result"], "ok");
+  EXPECT_TRUE(j["execve"]["errno"].is_null());
+  EXPECT_EQ(j["execve"]["argv"], (std::vector<std::string>{"/bin/sh", inner, "-x", outer, "a1"}));
+  ASSERT_EQ(j["execve"]["chain"].size(), 3u);
+  EXPECT_EQ(j["execve"]["chain"][0]["kind"], "script");
+  EXPECT_EQ(j["execve"]["chain"][0]["interpreter"], inner);
+  EXPECT_EQ(j["execve"]["chain"][0]["arg"], "-x");
+  EXPECT_EQ(j["execve"]["chain"][1]["kind"], "script");
+  EXPECT_EQ(j["execve"]["chain"][2]["kind"], "elf");
+  EXPECT_TRUE(j.contains("elf") && j.contains("mappings") && j.contains("auxv"));
+  EXPECT_FALSE(j["auxv"].empty());
+}
+
+TEST_F(Cli, missing_program_exits_1_with_enoent) {
+  Outcome r = run({"explain", "--json", dir + "/nope"});
+  EXPECT_EQ(r.status, 1);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["execve"]["result"], "errno");
+  EXPECT_EQ(j["execve"]["errno"], "ENOENT");
+}
+
+TEST_F(Cli, crlf_script_is_diagnosed_with_the_fix) {
+  std::string s = write("crlf.sh", "#!/bin/sh\r\necho hi\r\n", 0755);
+  Outcome r = run({"explain", s});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("ENOENT"), std::string::npos);
+  EXPECT_NE(r.out.find("CRLF"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("dos2unix"), std::string::npos);
+}
+
+TEST_F(Cli, fifo_is_refused_without_hanging) {
+  std::string f = dir + "/fifo";
+  ASSERT_EQ(mkfifo(f.c_str(), 0755), 0);
+  Outcome r = run({"explain", "--json", f});
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["execve"]["errno"], "EACCES");
+}
+
+TEST_F(Cli, huge_sparse_file_is_answered_quickly) {
+  std::string p = write("huge", "\x7f" "ELF", 0755);
+  ASSERT_EQ(truncate(p.c_str(), 64ll << 30), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  Outcome r = run({"explain", "--json", p});
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["execve"]["errno"], "ENOEXEC");
+}
+
+TEST_F(Cli, unreadable_but_executable_file_gives_a_clear_message_and_status_2) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to run procforge as another user";
+  std::string p = write("xonly", "#!/bin/sh\n", 0711);
+  Outcome r = run({"explain", p}, "", 65534);
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("EACCES"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("without read permission"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, bad_flag_exits_2_with_a_message) {
+  Outcome r = run({"explain", "--no-such-flag", "/bin/true"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_FALSE(r.err.empty());
+  Outcome r2 = run({"explain", "--env", "NOEQUALS", "/bin/true"});
+  EXPECT_EQ(r2.status, 2);
+  EXPECT_NE(r2.err.find("KEY=VALUE"), std::string::npos) << r2.err;
+  Outcome r3 = run({"explain"});
+  EXPECT_EQ(r3.status, 2);
+}
+
+TEST_F(Cli, environment_flags_shape_the_new_environment) {
+  Outcome r = run({"explain", "--json", "--clear-env", "--env", "A=1", "--env", "B=2", "--env", "A=3", "/bin/true"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["execve"]["envp"], (std::vector<std::string>{"B=2", "A=3"}));
+  bool found = false;
+  for (auto& line : j["plan"]["stack"])
+    if (line.get<std::string>().find("envp strings (2)") != std::string::npos) found = true;
+  EXPECT_TRUE(found) << j["plan"]["stack"].dump();
+  // --unset removes an inherited variable, as env -u does.
+  ASSERT_EQ(setenv("PROCFORGE_E2E_VAR", "x", 1), 0);
+  Outcome u = run({"explain", "--json", "--unset", "PROCFORGE_E2E_VAR", "/bin/true"});
+  unsetenv("PROCFORGE_E2E_VAR");
+  for (auto& kv : nlohmann::json::parse(u.out)["execve"]["envp"])
+    EXPECT_NE(kv.get<std::string>().rfind("PROCFORGE_E2E_VAR=", 0), 0u);
+}
+
+TEST_F(Cli, cwd_flag_resolves_relative_programs) {
+  write("tool", "#!/bin/sh\n", 0755);
+  Outcome r = run({"explain", "--json", "-C", dir, "./tool"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["execve"]["argv"], (std::vector<std::string>{"/bin/sh", "./tool"}));
+}
+
+TEST_F(Cli, batch_mode_answers_every_line) {
+  std::string a = write("a", "#!/bin/sh\n", 0755);
+  std::string b = write("b", "text\n", 0644);
+  Outcome r = run({"explain", "--batch", "-"}, a + "\n" + b + "\n" + dir + "/missing\n/dev/null\n");
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_NE(r.out.find(a + "\tok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(b + "\terrno\tEACCES"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(dir + "/missing\terrno\tENOENT"), std::string::npos);
+  EXPECT_NE(r.out.find("/dev/null\terrno\tEACCES"), std::string::npos);
+  EXPECT_NE(r.err.find("4 files"), std::string::npos) << r.err;
+}
+
+}  // namespace

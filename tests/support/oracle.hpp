@@ -1,0 +1,71 @@
+// The real kernel as the expected side of exec differential tests: run one
+// execve() in a forked child under chosen credentials, cwd, personality and
+// RLIMIT_STACK, and report what happened: execve's errno, a signal, or a
+// normal exit with the child's stdout. The child is traced (PTRACE_TRACEME +
+// PTRACE_O_TRACEEXEC) so a SIGSEGV can be placed before the point of no
+// return's success (killed while loading, fs/exec.c bprm_execve() ->
+// force_fatal_sig) or after it (the new image faulted).
+//
+// When the new image is probe_args, its report (argv, auxv, rsp) is parsed.
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace procforge::testsupport {
+
+struct OracleRequest {
+  std::string path;
+  std::vector<std::string> argv;
+  bool argv_null = false;
+  std::vector<std::string> envp;
+  std::string cwd;                   // empty: inherit
+  bool keep_credentials = false;     // true: exec as the caller (root); false: as uid/gid below
+  uid_t uid = 65534;
+  gid_t gid = 65534;
+  std::vector<gid_t> groups;         // supplementary groups after setgroups()
+  bool addr_no_randomize = false;
+  rlim_t rlimit_stack = 8ull << 20;  // soft limit set in the child (RLIM_INFINITY allowed)
+  int timeout_ms = 5000;
+  bool trace = true;                 // use ptrace to see the exec event
+};
+
+enum class OracleOutcome { ok, error, killed };
+
+struct ProbeReport {
+  bool ran = false;  // the "probe_args v1 ... end" report was complete
+  std::vector<std::string> argv;
+  std::size_t envc = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> auxv;
+  std::uint64_t rsp = 0;
+};
+
+struct OracleResult {
+  OracleOutcome outcome = OracleOutcome::error;
+  int err = 0;          // execve's errno (outcome error)
+  int signal = 0;       // terminating signal (outcome killed)
+  int exit_status = 0;  // outcome ok
+  // Whether execve() itself succeeded (PTRACE_EVENT_EXEC seen); only
+  // meaningful when exec_known.
+  bool exec_known = false;
+  bool exec_succeeded = false;
+  bool timed_out = false;
+  std::string setup_error;  // the harness itself failed (fork, pipe, setresuid...)
+  std::string out;          // child's stdout
+  ProbeReport probe;
+};
+
+OracleResult run_exec(const OracleRequest& req);
+
+ProbeReport parse_probe_report(const std::string& out);
+
+// "ok exit 0", "error ENOENT", "killed SIGSEGV (after exec)".
+std::string describe(const OracleResult& r);
+
+}  // namespace procforge::testsupport
