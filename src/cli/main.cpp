@@ -1,185 +1,32 @@
 // procforge: the process-creation pipeline, stage by stage.
-//   procforge                     explain a default program and a #! chain
+//   procforge                          explain a default program and a #! chain
 //   procforge explain [opts] PROGRAM [ARG...]
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <CLI/CLI.hpp>
-#include <cstdio>
-#include <cstdlib>
+// Each subcommand lives in its own *_cmd.cpp and registers itself here.
 #include <algorithm>
-#include <fstream>
 #include <iostream>
-#include <map>
 
 #include "cli/cli.hpp"
-
-extern char** environ;
+#include "cli/command.hpp"
 
 namespace procforge::cli {
 
 namespace {
 
-struct ExplainOptions {
-  bool json = false;
-  bool no_aslr = false;
-  bool clear_env = false;
-  std::string cwd;
-  std::vector<std::string> set_env;
-  std::vector<std::string> unset_env;
-  std::optional<uid_t> uid;
-  std::optional<gid_t> gid;
-  std::string batch;
-  std::vector<std::string> command;
-};
-
-std::vector<std::string> build_env(const ExplainOptions& o, std::string* bad) {
-  std::vector<std::string> env;
-  if (!o.clear_env)
-    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
-  auto drop = [&](const std::string& key) {
-    std::erase_if(env, [&](const std::string& kv) { return kv.compare(0, key.size() + 1, key + "=") == 0 || kv == key; });
-  };
-  for (const auto& k : o.unset_env) drop(k);
-  for (const auto& kv : o.set_env) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      *bad = "--env takes KEY=VALUE, got '" + kv + "'";
-      return {};
-    }
-    drop(kv.substr(0, eq));
-    env.push_back(kv);
-  }
-  return env;
-}
-
-exec::Request make_request(const ExplainOptions& o, const std::vector<std::string>& command,
-                           const std::vector<std::string>& env) {
-  exec::Request req;
-  req.path = command.empty() ? "" : command.front();
-  req.argv = command;
-  req.envp = env;
-  req.cwd = o.cwd;
-  if (o.uid || o.gid) req.creds = exec::Credentials::unprivileged(o.uid.value_or(getuid()), o.gid.value_or(getgid()));
-  struct rlimit rl {};
-  if (getrlimit(RLIMIT_STACK, &rl) == 0) req.rlimit_stack = rl.rlim_cur;
-  req.addr_no_randomize = o.no_aslr;
-  return req;
-}
-
-int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
-  std::string bad;
-  auto env = build_env(o, &bad);
-  if (!bad.empty()) {
-    std::cerr << "procforge explain: " << bad << "\n";
-    return kExitCannot;
-  }
-  exec::Request req = make_request(o, o.command, env);
-  auto r = exec::predict(req, facts);
-  if (!r) {
-    std::cerr << "procforge explain: " << r.error().message << "\n";
-    return kExitCannot;
-  }
-  if (o.json) std::cout << render_json(req, *r).dump(2) << "\n";
-  else std::cout << render_text(req, *r, isatty(STDOUT_FILENO));
-  return outcome_status(*r);
-}
-
-// One path per line; one result line each. Shares one scan of open writers.
-int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
-  std::ifstream file;
-  std::istream* in = &std::cin;
-  if (o.batch != "-") {
-    file.open(o.batch);
-    if (!file) {
-      std::cerr << "procforge explain: cannot read the batch list " << o.batch << "\n";
-      return kExitCannot;
-    }
-    in = &file;
-  }
-  std::string bad;
-  auto env = build_env(o, &bad);
-  if (!bad.empty()) {
-    std::cerr << "procforge explain: " << bad << "\n";
-    return kExitCannot;
-  }
-  const exec::OpenWriters writers = exec::OpenWriters::scan();
-  std::string line, out;
-  std::size_t n = 0, errors = 0;
-  while (std::getline(*in, line)) {
-    if (line.empty()) continue;
-    exec::Request req = make_request(o, {line}, env);
-    req.writers = &writers;
-    auto r = exec::predict(req, facts);
-    ++n;
-    if (!r) {
-      ++errors;
-      out = line + "\terror\t" + r.error().message;
-      if (o.json) out = nlohmann::json{{"path", line}, {"error", r.error().message}}.dump();
-    } else if (o.json) {
-      auto j = render_json(req, *r);
-      out = nlohmann::json{{"path", line}, {"execve", {{"result", j["execve"]["result"]}, {"errno", j["execve"]["errno"]},
-                                                        {"signal", j["execve"]["signal"]}, {"chain", j["execve"]["chain"]}}}}
-                .dump();
-    } else {
-      out = render_line(line, *r);
-    }
-    out += '\n';
-    fwrite(out.data(), 1, out.size(), stdout);
-  }
-  fflush(stdout);
-  std::cerr << "procforge explain: " << n << " files, " << errors << " could not be examined\n";
-  return errors ? kExitFails : kExitRuns;
-}
-
-// The built-in default: a real program and a two-level #! chain made for it.
-int demo(const exec::SystemFacts& facts) {
-  char dir[] = "/tmp/procforge-demo-XXXXXX";
-  if (!mkdtemp(dir)) {
-    perror("procforge: mkdtemp");
-    return kExitCannot;
-  }
-  const std::string d = dir;
-  const std::string inner = d + "/greet", outer = d + "/hello";
-  {
-    std::ofstream(inner) << "#!/bin/sh -e\necho \"hello from $0, called with: $*\"\n";
-    std::ofstream(outer) << "#!" << inner << " --from-outer\nthis line is read by the inner script as an argument file\n";
-  }
-  chmod(inner.c_str(), 0755);
-  chmod(outer.c_str(), 0755);
-  ExplainOptions o;
-  int status = 0;
-  for (const auto& cmd : std::vector<std::vector<std::string>>{{"/usr/bin/ls", "-l"}, {outer, "world"}}) {
-    o.command = cmd;
-    std::cout << "$ procforge explain";
-    for (auto& a : cmd) std::cout << " " << a;
-    std::cout << "\n";
-    status |= explain_one(o, facts);
-    std::cout << "\n";
-  }
-  unlink(outer.c_str());
-  unlink(inner.c_str());
-  rmdir(dir);
-  return status ? kExitFails : kExitRuns;
-}
-
-}  // namespace
-
-// Splits `explain`'s arguments into its own options and PROGRAM [ARG...]:
-// options stop at "--" or at the first word that is neither an option nor an
-// option's value, so the program's own flags are never taken for ours.
-std::vector<std::string> split_command(int argc, char** argv, std::vector<std::string>& command) {
-  static const std::vector<std::string> with_value = {"-C", "--cwd", "--env", "--unset", "--uid", "--gid", "--batch"};
+// Splits the command line into procforge's own words and PROGRAM [ARG...]:
+// after the subcommand, options stop at "--" or at the first word that is
+// neither an option nor an option's value, so the program's own flags are
+// never taken for ours.
+std::vector<std::string> split_command(int argc, char** argv, const std::vector<Command>& commands,
+                                       std::vector<std::string>& program) {
   std::vector<std::string> ours;
+  const Command* sub = nullptr;
   int i = 1;
-  for (; i < argc; ++i) {
+  for (; i < argc && !sub; ++i) {
     ours.emplace_back(argv[i]);
-    if (ours.back() == "explain") {
-      ++i;
-      break;
-    }
+    for (const auto& c : commands)
+      if (c.app->get_name() == ours.back()) sub = &c;
   }
+  if (!sub) return ours;
   for (; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--") {
@@ -188,45 +35,32 @@ std::vector<std::string> split_command(int argc, char** argv, std::vector<std::s
     }
     if (a.empty() || a[0] != '-') break;
     ours.push_back(a);
-    if (std::find(with_value.begin(), with_value.end(), a) != with_value.end() && i + 1 < argc) ours.emplace_back(argv[++i]);
+    const auto& v = sub->value_options;
+    if (std::find(v.begin(), v.end(), a) != v.end() && i + 1 < argc) ours.emplace_back(argv[++i]);
   }
-  for (; i < argc; ++i) command.emplace_back(argv[i]);
+  for (; i < argc; ++i) program.emplace_back(argv[i]);
   return ours;
 }
 
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"procforge: Linux process creation, stage by stage (explain, run, exec, profile)"};
+  CLI::App app{"procforge: Linux process creation, stage by stage"};
   app.require_subcommand(0, 1);
-  ExplainOptions o;
-  auto* ex = app.add_subcommand("explain", "What execve() would do with PROGRAM, without running it");
-  ex->add_flag("--json", o.json, "Machine-readable output");
-  ex->add_option("-C,--cwd", o.cwd, "Working directory the exec happens in");
-  ex->add_option("--env", o.set_env, "Set KEY=VALUE in the environment")->take_all()->allow_extra_args(false);
-  ex->add_option("--unset", o.unset_env, "Remove KEY from the environment")->allow_extra_args(false);
-  ex->add_flag("--clear-env", o.clear_env, "Start from an empty environment");
-  ex->add_option("--uid", o.uid, "Predict for this user id (no capabilities)");
-  ex->add_option("--gid", o.gid, "Predict for this group id (no capabilities)");
-  ex->add_flag("--no-aslr", o.no_aslr, "As under setarch -R (personality ADDR_NO_RANDOMIZE): exact addresses");
-  ex->add_option("--batch", o.batch, "Explain every path listed in FILE ('-' for stdin), one line each");
-  ex->footer("PROGRAM [ARG...] follows the options (or \"--\").\nExit status: 0 execve would succeed, 1 it would "
-             "fail or the process would be killed, 2 bad usage or the question cannot be answered.");
-  std::vector<std::string> command;
-  std::vector<std::string> ours = split_command(argc, argv, command);
+  std::vector<Command> commands;
+  add_explain(app, commands);
+
+  std::vector<std::string> program;
+  std::vector<std::string> ours = split_command(argc, argv, commands, program);
   try {
-    std::reverse(ours.begin(), ours.end());
+    std::reverse(ours.begin(), ours.end());  // CLI11 takes a vector last-first
     app.parse(ours);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) ? kExitCannot : 0;
   }
-  const exec::SystemFacts facts = exec::SystemFacts::probe();
-  if (!*ex) return demo(facts);
-  o.command = std::move(command);
-  if (!o.batch.empty()) return explain_batch(o, facts);
-  if (o.command.empty()) {
-    std::cerr << "procforge explain: name a PROGRAM (or --batch FILE)\n" << ex->help();
-    return kExitCannot;
-  }
-  return explain_one(o, facts);
+  for (const auto& c : commands)
+    if (*c.app) return c.run(std::move(program));
+  return run_default();
 }
 
 }  // namespace procforge::cli
