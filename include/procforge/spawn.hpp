@@ -1,0 +1,177 @@
+// Spawn: create a task and decide what it inherits, then execve() a program.
+//
+// The default strategy is clone3(CLONE_VM|CLONE_VFORK|CLONE_CLEAR_SIGHAND|
+// CLONE_PIDFD[|CLONE_INTO_CGROUP]) on a stack of its own, falling back to
+// clone(CLONE_VM|CLONE_VFORK) on ENOSYS and EPERM (seccomp profiles that
+// refuse clone3). posix_spawn and fork are available on request; fork is also
+// used when a control cannot run in an address space shared with the parent
+// (user-namespace id maps written by the parent), unless never_fork is set.
+//
+// Between clone and execve the child runs in a restricted world: everything
+// it needs is prepared before the clone into a flat block; the child makes
+// raw system calls only, allocates nothing, takes no lock and reports the
+// first failure as {step, errno} (shared memory for the vfork strategies, a
+// close-on-exec pipe for fork).
+#pragma once
+
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "procforge/result.hpp"
+
+namespace procforge::spawn {
+
+enum class Strategy {
+  automatic,    // clone3 vfork-style, then clone vfork-style; fork only when a control needs it
+  clone3,       // clone3(CLONE_VM|CLONE_VFORK|CLONE_CLEAR_SIGHAND|CLONE_PIDFD...) only
+  clone_vfork,  // clone(CLONE_VM|CLONE_VFORK) only
+  posix_spawn,  // glibc posix_spawn (few controls: refuses the others)
+  fork,         // fork + exec
+  vfork,        // vfork() + exec (benchmark baseline; same controls as clone_vfork)
+};
+const char* strategy_name(Strategy s);
+std::optional<Strategy> strategy_from_name(const std::string& name);
+
+// Where a standard stream of the child comes from.
+struct Stdio {
+  enum class Kind { inherit, null, pipe, file, fd } kind = Kind::inherit;
+  std::string path;  // file
+  int flags = 0;     // file: open flags (O_RDONLY for stdin, O_WRONLY|O_CREAT|O_TRUNC otherwise by default)
+  int fd = -1;       // fd: an fd of the parent
+};
+
+// fd actions run in order, after stdio and before close_other_fds.
+struct FdAction {
+  enum class Kind { dup2, open, close } kind = Kind::dup2;
+  int fd = -1;          // target fd in the child
+  int source = -1;      // dup2: parent fd
+  std::string path;     // open
+  int flags = 0;        // open: open(2) flags (0 = O_RDONLY)
+  mode_t mode = 0644;
+};
+
+struct Rlimit {
+  int resource = RLIMIT_NOFILE;
+  rlim_t soft = RLIM_INFINITY, hard = RLIM_INFINITY;
+};
+
+struct IdMap {
+  std::uint32_t inside = 0, outside = 0, count = 1;
+};
+
+struct CgroupLimits {
+  std::optional<std::uint64_t> memory_max;  // bytes (memory.max / memory.limit_in_bytes)
+  std::optional<std::uint64_t> pids_max;    // pids.max
+  std::optional<std::uint32_t> cpu_max_us;  // cpu.max quota per 100 ms period
+};
+
+struct Options {
+  std::string path;               // program; searched in PATH when it has no '/' and search_path
+  bool search_path = true;
+  std::vector<std::string> argv;  // argv[0] included; empty = {path}
+  // Environment: the parent's (inherit_env) with edits, or exactly envp.
+  bool inherit_env = true;
+  std::vector<std::string> envp;       // used when !inherit_env
+  std::vector<std::string> set_env;    // KEY=VALUE, applied after inheriting
+  std::vector<std::string> unset_env;  // KEY
+  std::string cwd;
+
+  Stdio stdin_, stdout_, stderr_;
+  std::vector<FdAction> fd_actions;
+  bool close_other_fds = true;  // close_range(3, ~0) except keep_fds and fds set up above
+  std::vector<int> keep_fds;    // inherited unchanged (close-on-exec cleared)
+
+  bool reset_signal_mask = true;           // empty mask unless signal_mask given
+  std::optional<sigset_t> signal_mask;
+  bool reset_signal_dispositions = true;   // SIG_IGN -> SIG_DFL too (handlers always reset by exec)
+  std::vector<int> ignore_signals;         // set to SIG_IGN in the child
+
+  bool setsid = false;
+  std::optional<pid_t> process_group;  // 0 = own group
+  std::optional<std::string> controlling_tty;  // with setsid: open it and TIOCSCTTY
+  std::optional<int> pdeathsig;
+
+  std::vector<Rlimit> rlimits;
+  std::optional<mode_t> umask;
+  std::optional<int> nice;
+  std::optional<int> sched_policy;  // SCHED_OTHER, SCHED_BATCH, SCHED_IDLE, SCHED_FIFO, SCHED_RR
+  int sched_priority = 0;
+
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  std::optional<std::vector<gid_t>> groups;  // default with uid/gid set: no supplementary groups
+  std::optional<std::vector<int>> capability_bounding;  // keep only these in the bounding set
+  std::vector<int> ambient_capabilities;
+  bool no_new_privs = false;
+  std::vector<std::uint64_t> seccomp_filter;  // struct sock_filter words, installed last before exec
+
+  int namespaces = 0;  // CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWTIME
+  std::vector<IdMap> uid_map, gid_map;  // for CLONE_NEWUSER (default: current ids -> 0)
+  bool mount_proc = true;               // with CLONE_NEWPID|CLONE_NEWNS: a fresh /proc
+  std::string hostname;                 // with CLONE_NEWUTS
+
+  std::optional<std::string> cgroup;    // cgroup2 directory (created if missing) or v1 path
+  CgroupLimits cgroup_limits;
+
+  Strategy strategy = Strategy::automatic;
+  bool never_fork = false;  // fail instead of falling back to fork
+};
+
+struct Timings {
+  std::chrono::nanoseconds prepare{}, clone_to_exec{}, total{};
+};
+
+class Child {
+ public:
+  Child() = default;
+  Child(Child&&) noexcept;
+  Child& operator=(Child&&) noexcept;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child();  // kills (SIGKILL) and reaps a child still running: no zombies
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] int pidfd() const { return pidfd_; }  // -1 when the strategy gives none
+  [[nodiscard]] Strategy strategy() const { return strategy_; }
+  [[nodiscard]] const Timings& timings() const { return timings_; }
+  // Parent ends of Stdio::Kind::pipe streams, -1 otherwise; owned by Child.
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+
+  struct Exit {
+    bool exited = false;     // normal exit
+    int status = 0;          // exit status, or the signal number
+    bool core_dumped = false;
+    bool timed_out = false;  // killed by wait()'s timeout
+    struct rusage usage {};
+    std::chrono::nanoseconds wall{};  // from spawn to exit
+    // Shell convention: status, or 128+signal.
+    [[nodiscard]] int shell_status() const { return exited ? status : 128 + status; }
+  };
+  // Waits (pidfd when available); on timeout kills the child (and its process
+  // group when it leads one) and still reaps it.
+  Result<Exit> wait(std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  Status kill(int sig = SIGKILL, bool whole_group = false);
+
+ private:
+  friend Result<Child> spawn(const Options&);
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  Strategy strategy_ = Strategy::automatic;
+  Timings timings_;
+  std::chrono::steady_clock::time_point started_;
+  bool reaped_ = false;
+};
+
+// Spawns. On failure the Error's message names the step and the object
+// ("setting uid 1000: EPERM", "execve /x/y: ENOENT") and err is the errno.
+// Safe to call from many threads at once.
+Result<Child> spawn(const Options& opts);
+
+}  // namespace procforge::spawn
