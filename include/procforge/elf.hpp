@@ -183,10 +183,12 @@ class File {
   // file byte holds vaddr.
   [[nodiscard]] std::optional<std::uint64_t> vaddr_to_offset(std::uint64_t vaddr) const;
 
-  // The first PT_INTERP's string, cut at its first NUL (as the kernel uses it).
+  // The first PT_INTERP's string, cut at its first NUL (as the kernel uses it);
+  // an error when the segment holds no NUL or lies past the end of the file.
   [[nodiscard]] Result<std::optional<std::string_view>> interpreter() const;
 
-  // PT_DYNAMIC entries up to and excluding DT_NULL; falls back to SHT_DYNAMIC.
+  // PT_DYNAMIC entries up to and excluding DT_NULL; from SHT_DYNAMIC when the
+  // file has no program headers (ld.so never looks at sections).
   [[nodiscard]] Result<std::vector<DynamicEntry>> dynamic() const;
   [[nodiscard]] Result<DynamicInfo> dynamic_info() const;
 

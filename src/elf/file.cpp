@@ -172,9 +172,11 @@ std::optional<RawSection0> read_section0(const ByteView& v, const Header& h) {
   return s;
 }
 
-// Offsets of e_phoff / e_shoff inside the file header, for messages.
+// Offsets of header fields inside the file header, for messages.
 std::uint64_t phoff_field(bool is64) { return is64 ? 0x20 : 0x1c; }
 std::uint64_t shoff_field(bool is64) { return is64 ? 0x28 : 0x20; }
+std::uint64_t phentsize_field(bool is64) { return is64 ? 0x36 : 0x2a; }
+std::uint64_t shentsize_field(bool is64) { return is64 ? 0x3a : 0x2e; }
 
 }  // namespace
 
@@ -246,7 +248,7 @@ Result<std::vector<ProgramHeader>> File::program_headers() const {
   if (h_.phentsize < detail::phdr_size(h_.is64)) {
     return malformed(fmt::format("file header (offset {}): e_phentsize {} is smaller than an ELF{} "
                                  "program header ({})",
-                                 hex(phoff_field(h_.is64) + 2 * (h_.is64 ? 8 : 4) + 6),
+                                 hex(phentsize_field(h_.is64)),
                                  h_.phentsize, h_.is64 ? 64 : 32, detail::phdr_size(h_.is64)));
   }
   if (!range_fits(h_.phoff, count * h_.phentsize, v_.size())) {
@@ -267,9 +269,10 @@ Result<std::vector<SectionHeader>> File::section_headers() const {
   if (count == 0) return std::vector<SectionHeader>{};
   const std::uint64_t entsize = h_.shentsize;
   if (entsize < detail::shdr_size(h_.is64)) {
-    return malformed(fmt::format("file header: e_shentsize {} is smaller than an ELF{} section "
-                                 "header ({})",
-                                 entsize, h_.is64 ? 64 : 32, detail::shdr_size(h_.is64)));
+    return malformed(fmt::format("file header (offset {}): e_shentsize {} is smaller than an "
+                                 "ELF{} section header ({})",
+                                 hex(shentsize_field(h_.is64)), entsize, h_.is64 ? 64 : 32,
+                                 detail::shdr_size(h_.is64)));
   }
   // The fit check bounds count (and the vector below) by the file size.
   if (count > v_.size() / entsize || !range_fits(h_.shoff, count * entsize, v_.size())) {

@@ -19,7 +19,10 @@ constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t kTaskSize64 = (1ull << 47) - kPage;         // TASK_SIZE_MAX, 4-level paging
 constexpr std::uint64_t kTaskSizeIa32 = 0xFFFFe000;                  // IA32_PAGE_OFFSET
 constexpr std::uint64_t kEtDynBase64 = kTaskSize64 / 3 * 2;          // ELF_ET_DYN_BASE, asm/elf.h
-constexpr std::uint64_t kEtDynBaseIa32 = 0x400000;
+// COMPAT_ELF_ET_DYN_BASE = TASK_UNMAPPED_BASE + 16 MiB, where the 32-bit
+// TASK_UNMAPPED_BASE is PAGE_ALIGN(IA32_PAGE_OFFSET / 3) (asm/elf.h, asm/processor.h).
+constexpr std::uint64_t kEtDynBaseIa32 = ((0xFFFFe000ull / 3 + 0xfff) & ~0xfffull) + 0x1000000;
+constexpr std::uint64_t kTopPad = 8;  // __bprm_mm_init(): sizeof(void *) of the kernel, whatever the image
 constexpr std::uint64_t kStackGuardGap = 256 * kPage;                // mm/mmap.c stack_guard_gap
 constexpr std::uint64_t kStackExpand = 128 * 1024;                   // setup_arg_pages() stack_expand
 constexpr std::uint64_t kThpSize = 2ull << 20;
@@ -282,22 +285,24 @@ struct NewCreds {
   uid_t uid, euid;
   gid_t gid, egid;
   bool secure;
+  bool per_clear;  // PER_CLEAR_ON_SETID: personality bits dropped
   std::string why;
 };
 
 NewCreds new_creds(const Context& ctx, const ExecFile& f) {
   const Credentials& c = ctx.req.creds;
-  NewCreds n{c.uid, c.euid, c.gid, c.egid, false, ""};
+  NewCreds n{c.uid, c.euid, c.gid, c.egid, false, false, ""};
   // bprm_fill_uid(): no set-id on nosuid mounts or under no_new_privs.
   struct statvfs vf {};
   const bool nosuid = fstatvfs(f.fd, &vf) == 0 && (vf.f_flag & ST_NOSUID);
   const bool may_suid = !c.no_new_privs && !nosuid;
-  if (may_suid && (f.st.st_mode & S_ISUID)) n.euid = f.st.st_uid;
-  if (may_suid && (f.st.st_mode & S_ISGID) && (f.st.st_mode & S_IXGRP)) n.egid = f.st.st_gid;
+  if (may_suid && (f.st.st_mode & S_ISUID)) n.euid = f.st.st_uid, n.per_clear = true;
+  if (may_suid && (f.st.st_mode & S_ISGID) && (f.st.st_mode & S_IXGRP)) n.egid = f.st.st_gid, n.per_clear = true;
   bool filecaps = false;
   if (c.uid != 0 && may_suid)
     filecaps = fgetxattr(f.fd, "security.capability", nullptr, 0) > 0;
   n.secure = n.euid != c.uid || n.egid != c.gid || filecaps;
+  if (filecaps) n.per_clear = true;  // cap_bprm_creds_from_file(): privileges gained
   if (n.euid != c.euid) n.why = "set-user-ID file";
   else if (n.egid != c.egid) n.why = "set-group-ID file";
   else if (filecaps) n.why = "file capabilities";
@@ -318,13 +323,17 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
 
   Limits lim = main.ia32 ? Limits{true, kTaskSizeIa32, kEtDynBaseIa32, kTaskSizeIa32, 4}
                          : Limits{false, kTaskSize64, kEtDynBase64, kTaskSize64, 8};
-  // PF_RANDOMIZE: personality ADDR_NO_RANDOMIZE or randomize_va_space=0 turn it off.
-  const bool randomize = !req.addr_no_randomize && facts.randomize_va_space != 0;
+  // PF_RANDOMIZE: personality ADDR_NO_RANDOMIZE or randomize_va_space=0 turn
+  // it off, but a set-id exec clears ADDR_NO_RANDOMIZE first
+  // (bprm_fill_uid() adds PER_CLEAR_ON_SETID; begin_new_exec() applies it).
+  NewCreds nc = new_creds(ctx, *main.file);
+  const bool randomize = (!req.addr_no_randomize || nc.per_clear) && facts.randomize_va_space != 0;
+  if (req.addr_no_randomize && nc.per_clear)
+    ctx.out.rules_applied.push_back("set-id program: the kernel clears ADDR_NO_RANDOMIZE (PER_CLEAR_ON_SETID)");
   plan.stack_top = lim.stack_top;
   if (exec_stack) ctx.out.rules_applied.push_back("PT_GNU_STACK asks for an executable stack (the kernel warns once)");
 
   // Stack limit snapshot, clamped for secure exec (begin_new_exec()).
-  NewCreds nc = new_creds(ctx, *main.file);
   std::uint64_t rlim_stack = req.rlimit_stack;
   if (nc.secure) rlim_stack = std::min<std::uint64_t>(rlim_stack, 8ull << 20);
 
@@ -332,14 +341,13 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   std::uint64_t gap = rlim_stack;
   const std::uint64_t pad = (randomize ? ((main.ia32 ? 0x7ffull : 0x3fffffull) << 12) : 0) + kStackGuardGap;
   if (gap + pad > gap) gap += pad;
-  const std::uint64_t mmap_task = kTaskSize64;
+  // arch_pick_mmap_layout() keeps a 32-bit base too; a compat task uses it.
+  const std::uint64_t mmap_task = main.ia32 ? kTaskSizeIa32 : kTaskSize64;
   gap = std::clamp<std::uint64_t>(gap, 128ull << 20, mmap_task / 6 * 5);
   Loader L{ctx, b, lim, {}, randomize, page_align(mmap_task - gap), false};
-  if (main.ia32) ctx.out.rules_applied.push_back(
-      "32-bit (ia32) image: checks are modelled; addresses of the interpreter, vDSO and stack are not");
 
   // The stack VMA as setup_arg_pages() leaves it: strings at the top.
-  const std::uint64_t strings_low = lim.stack_top - lim.word - b.used;
+  const std::uint64_t strings_low = lim.stack_top - kTopPad - b.used;
   {
     std::uint64_t vm_start = page_start(strings_low);
     std::uint64_t size = lim.stack_top - vm_start;
@@ -476,7 +484,9 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
 
   // The vDSO (ARCH_SETUP_ADDITIONAL_PAGES -> map_vdso(), top-down).
   std::optional<std::uint64_t> vdso;
-  if (!main.ia32 && facts.vdso && facts.vdso_size) {
+  // The 32-bit vDSO image is assumed to have the 64-bit one's size (both are
+  // two pages on current kernels).
+  if (facts.vdso && facts.vdso_size) {
     auto a = L.as.top_down(facts.vvar_size + facts.vdso_size, L.mmap_base, facts.mmap_min_addr);
     if (a) {
       vdso = *a + facts.vvar_size;
@@ -505,7 +515,8 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   const std::uint64_t top = lim.stack_top;
   std::uint64_t p = strings_low;  // bprm->p after all strings
   std::uint64_t align_p = p & ~0xfull;  // arch_align_stack() without its random part
-  std::uint64_t u_platform = align_p - 7;  // "x86_64"
+  const std::string platform = main.ia32 ? "i686" : "x86_64";  // ELF_PLATFORM / COMPAT_ELF_PLATFORM
+  std::uint64_t u_platform = align_p - (platform.size() + 1);
   std::uint64_t u_random = u_platform - 16;
   struct Aux {
     std::uint64_t type;
@@ -516,10 +527,10 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   const bool stack_known = !randomize;
   const bool exe_known = main.h.type == ET_EXEC || !randomize;
   auto known = [](bool k, std::uint64_t v) { return k ? std::optional<std::uint64_t>(v) : std::nullopt; };
-  if (!main.ia32) {
-    if (vdso) aux.push_back({AT_SYSINFO_EHDR, known(!randomize && bias_known, *vdso), "vDSO base"});
-    aux.push_back({51 /* AT_MINSIGSTKSZ */, facts.minsigstksz, "signal frame size (get_sigframe_size())"});
-  }
+  // ARCH_DLINFO (64-bit) or ARCH_DLINFO_IA32 (compat) come first.
+  if (main.ia32 && vdso) aux.push_back({AT_SYSINFO, std::nullopt, "__kernel_vsyscall in the 32-bit vDSO"});
+  if (vdso) aux.push_back({AT_SYSINFO_EHDR, known(!randomize && bias_known, *vdso), "vDSO base"});
+  aux.push_back({51 /* AT_MINSIGSTKSZ */, facts.minsigstksz, "signal frame size (get_sigframe_size())"});
   aux.push_back({AT_HWCAP, facts.hwcap, "CPUID(1).EDX"});
   aux.push_back({AT_PAGESZ, kPage, ""});
   aux.push_back({AT_CLKTCK, 100, "CLOCKS_PER_SEC"});
@@ -538,10 +549,10 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   aux.push_back({AT_EGID, nc.egid, ""});
   aux.push_back({AT_SECURE, nc.secure ? 1u : 0u, nc.secure ? nc.why : ""});
   aux.push_back({AT_RANDOM, known(stack_known, u_random), "16 random bytes below the platform string"});
-  if (!main.ia32) aux.push_back({AT_HWCAP2, facts.hwcap2, ""});
-  aux.push_back({AT_EXECFN, known(stack_known, top - lim.word - (b.filename.size() + 1)),
+  aux.push_back({AT_HWCAP2, facts.hwcap2, ""});
+  aux.push_back({AT_EXECFN, known(stack_known, top - kTopPad - (b.filename.size() + 1)),
                  "\"" + b.filename + "\" at the top of the stack"});
-  aux.push_back({AT_PLATFORM, known(stack_known, u_platform), main.ia32 ? "\"i686\"" : "\"x86_64\""});
+  aux.push_back({AT_PLATFORM, known(stack_known, u_platform), "\"" + platform + "\""});
   if (b.execfd) aux.push_back({AT_EXECFD, std::nullopt, "fd of the binary (binfmt_misc O)"});
   if (facts.rseq_auxv) {
     aux.push_back({27 /* AT_RSEQ_FEATURE_SIZE */, 28, "offsetof(struct rseq, end)"});
@@ -571,8 +582,8 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   plan.execfn = b.filename;
   auto at = [&](std::uint64_t a) { return stack_known ? hex(a) : "stack_top-" + hex(top - a); };
   plan.stack_layout = {
-      at(top - lim.word) + "  8 zero bytes",
-      at(top - lim.word - (b.filename.size() + 1)) + "  execfn \"" + b.filename + "\"",
+      at(top - kTopPad) + "  8 zero bytes",
+      at(top - kTopPad - (b.filename.size() + 1)) + "  execfn \"" + b.filename + "\"",
       at(strings_low) + "  argv strings (" + std::to_string(argc) + "), then envp strings (" + std::to_string(envc) +
           ")",
       at(u_platform) + "  platform string",

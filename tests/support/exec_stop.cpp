@@ -197,24 +197,43 @@ ExecStopResult exec_and_stop(const ExecStopRequest& req) {
   res.outcome = ExecStopOutcome::stopped_after_exec;
   const std::string proc = "/proc/" + std::to_string(pid);
   res.maps = parse_maps(read_file(proc + "/maps"));
-  const std::string aux = read_file(proc + "/auxv");
-  for (std::size_t i = 0; i + 16 <= aux.size(); i += 16) {
-    std::uint64_t kv[2];
-    std::memcpy(kv, aux.data() + i, sizeof kv);
-    res.auxv.emplace_back(kv[0], kv[1]);
-    if (kv[0] == 0) break;
-  }
   struct user_regs_struct regs {};
-  if (::ptrace(PTRACE_GETREGS, pid, nullptr, &regs) == 0) {
-    res.rip = regs.rip;
-    res.rsp = regs.rsp;
+  if (::ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0)
+    return give_up(std::string("PTRACE_GETREGS: ") + std::strerror(errno));
+  res.rip = regs.rip;
+  res.rsp = regs.rsp;
+  // A compat (ia32) image gets its auxv as pairs of 32-bit words
+  // (compat_binfmt_elf: elf_addr_t is compat_ulong_t); its code segment is
+  // __USER32_CS (0x23) instead of __USER_CS (0x33).
+  res.compat = regs.cs == 0x23;
+  const std::string aux = read_file(proc + "/auxv");
+  const std::size_t word = res.compat ? 4 : 8;
+  for (std::size_t i = 0; i + 2 * word <= aux.size(); i += 2 * word) {
+    std::uint64_t type = 0, value = 0;
+    std::memcpy(&type, aux.data() + i, word);  // little endian: the low bytes
+    std::memcpy(&value, aux.data() + i + word, word);
+    res.auxv.emplace_back(type, value);
+    if (type == 0) break;
   }
   if (req.step_first_instruction) {
-    if (::ptrace(PTRACE_SINGLESTEP, pid, nullptr, nullptr) != 0)
-      return give_up(std::string("PTRACE_SINGLESTEP: ") + std::strerror(errno));
-    if (!wait_until(pid, &status, deadline)) return give_up("timed out single-stepping the first instruction");
-    if (WIFSTOPPED(status)) res.first_step_signal = WSTOPSIG(status);
-    else if (WIFSIGNALED(status)) res.first_step_signal = WTERMSIG(status);
+    // The first single-step stop is a SIGTRAP on the way out of execve itself
+    // (kernel/entry/common.c syscall_exit_work() -> report_single_step()),
+    // with rip still at the entry: step again until rip moves (the
+    // instruction ran) or a fault stops the child. A few rounds at most.
+    for (int round = 0; round < 3; ++round) {
+      if (::ptrace(PTRACE_SINGLESTEP, pid, nullptr, nullptr) != 0)
+        return give_up(std::string("PTRACE_SINGLESTEP: ") + std::strerror(errno));
+      if (!wait_until(pid, &status, deadline)) return give_up("timed out single-stepping the first instruction");
+      if (WIFSIGNALED(status)) {
+        res.first_step_signal = WTERMSIG(status);
+        return res;  // already reaped
+      }
+      if (!WIFSTOPPED(status)) break;
+      res.first_step_signal = WSTOPSIG(status);
+      if (res.first_step_signal != SIGTRAP) break;
+      struct user_regs_struct now {};
+      if (::ptrace(PTRACE_GETREGS, pid, nullptr, &now) != 0 || now.rip != res.rip) break;
+    }
   }
   kill_and_reap(pid);
   return res;

@@ -53,6 +53,7 @@ struct ExecStopResult {
   std::vector<MapsEntry> maps;                                  // stopped_after_exec
   std::vector<std::pair<std::uint64_t, std::uint64_t>> auxv;    // up to and including AT_NULL
   std::uint64_t rip = 0, rsp = 0;
+  bool compat = false;  // the new image runs in 32-bit mode (ia32)
   // step_first_instruction: the signal the first instruction stopped with:
   // SIGTRAP = it executed, SIGSEGV/SIGBUS = it faulted; 0 = not stepped.
   int first_step_signal = 0;

@@ -370,6 +370,20 @@ TEST(ElfSectionHeaders, shoff_past_eof_names_field_and_offset) {
             "file (size 0x100)");
 }
 
+TEST(ElfSectionHeaders, shentsize_smaller_than_entry_names_field_offset) {
+  Buf b(true, false);
+  b.resize(0x400);
+  HeaderSpec h;
+  h.shoff = 0x100;
+  h.shnum = 2;
+  h.shentsize = 40;  // an ELF32 size in an ELF64 file
+  elftest::put_header(b, h);
+  auto sh = File::parse(b.span())->section_headers();
+  ASSERT_FALSE(sh);
+  EXPECT_EQ(sh.error().message,
+            "file header (offset 0x3a): e_shentsize 40 is smaller than an ELF64 section header (64)");
+}
+
 TEST(ElfSectionHeaders, zero_shnum_takes_count_from_section_zero_size) {
   Buf b(true, false);
   b.resize(0x400);
