@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -61,6 +62,22 @@ struct SystemFacts {
   static SystemFacts for_version(int major, int minor, int patch);
 };
 
+// The random values the kernel draws during an exec. With them a prediction
+// under ASLR is exact: the user-space loader throws them itself.
+struct Dice {
+  std::uint64_t pie_rnd_pages = 0;    // arch_mmap_rnd() added to ELF_ET_DYN_BASE for a PIE
+  std::uint64_t mmap_rnd_pages = 0;   // arch_rnd() subtracted in mmap_base()
+  std::uint64_t stack_rnd_pages = 0;  // randomize_stack_top()
+  std::uint32_t setup_align = 0;      // arch_align_stack() in setup_arg_pages(), < 8192
+  std::uint32_t tables_align = 0;     // arch_align_stack() in create_elf_tables(), < 8192
+  std::uint64_t brk_rnd_pages = 0;    // randomize_page() for brk
+  std::array<std::uint8_t, 16> random_bytes{};  // AT_RANDOM
+  std::optional<std::uint64_t> vdso_base;       // keep this existing vDSO instead of mapping one
+
+  // Drawn from getrandom() with the kernel's ranges (vm.mmap_rnd_bits ...).
+  static Dice roll();
+};
+
 struct Request {
   std::string path;                // as passed to execve
   std::vector<std::string> argv;   // as passed; may be empty
@@ -73,6 +90,10 @@ struct Request {
   // Files open for writing (ETXTBSY). Null: scanned from /proc when first
   // needed. A batch of predictions shares one scan.
   const OpenWriters* writers = nullptr;
+  // With ASLR on: the kernel's random draws, making every address exact.
+  std::optional<Dice> dice;
+  // Also produce the initial stack's bytes (Plan::stack_image).
+  bool want_stack_image = false;
 };
 
 enum class Outcome { ok, error, killed };
@@ -141,6 +162,15 @@ struct Plan {
   std::uint64_t stack_pointers_bytes = 0;
   std::string execfn;
   std::vector<std::string> stack_layout;     // human-readable top-down description
+  // Exact only when addresses are known (no ASLR, or Request::dice):
+  std::optional<std::uint64_t> rsp;          // stack pointer at entry (points at argc)
+  std::uint64_t stack_vma_start = 0;         // the [stack] mapping is [stack_vma_start, stack_top)
+  std::vector<std::uint8_t> stack_image;     // bytes [rsp, stack_top) when Request::want_stack_image
+  // Partial pages the kernel zeroes after a writable segment's file bytes (padzero()).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> zero_ranges;  // {start, length}
+  // mm fields the kernel sets (prctl PR_SET_MM_MAP's view).
+  std::uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
+  std::uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0, auxv_addr = 0;
 };
 
 struct Prediction {

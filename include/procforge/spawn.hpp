@@ -37,7 +37,14 @@ enum class Strategy {
   vfork,        // vfork() + exec (benchmark baseline; same controls as clone_vfork)
 };
 const char* strategy_name(Strategy s);
-std::optional<Strategy> strategy_from_name(const std::string& name);
+std::optional<Strategy> strategy_from_name(const std::string& name);  // also "auto", "clone", "posix-spawn"
+
+// Names as unshare(1) spells namespaces ("user" -> CLONE_NEWUSER; "mnt" too)
+// and as prlimit(1) spells resource limits ("nofile" -> RLIMIT_NOFILE).
+std::optional<int> namespace_from_name(const std::string& name);
+const char* namespace_name(int clone_flag);
+std::optional<int> rlimit_from_name(const std::string& name);
+const char* rlimit_name(int resource);
 
 // Where a standard stream of the child comes from.
 struct Stdio {
@@ -143,6 +150,9 @@ class Child {
   [[nodiscard]] const Timings& timings() const { return timings_; }
   // Parent ends of Stdio::Kind::pipe streams, -1 otherwise; owned by Child.
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  // cgroup directories this spawn created (outermost first); the caller
+  // removes them with remove_cgroups() once the child is reaped.
+  std::vector<std::string> cgroups_created;
 
   struct Exit {
     bool exited = false;     // normal exit
@@ -167,11 +177,20 @@ class Child {
   Timings timings_;
   std::chrono::steady_clock::time_point started_;
   bool reaped_ = false;
+  bool leads_group_ = false;  // setsid or its own process group: kill(whole_group) reaches -pid
 };
 
 // Spawns. On failure the Error's message names the step and the object
 // ("setting uid 1000: EPERM", "execve /x/y: ENOENT") and err is the errno.
 // Safe to call from many threads at once.
 Result<Child> spawn(const Options& opts);
+
+// Whether a spawn failed at execve itself (the program could not be run, as
+// opposed to a control that could not be applied): shells answer those with
+// 127 (ENOENT) or 126 (anything else).
+bool exec_failed(const Error& e);
+
+// Removes cgroup directories (innermost first); ENOENT is not an error.
+Status remove_cgroups(const std::vector<std::string>& dirs);
 
 }  // namespace procforge::spawn

@@ -2,10 +2,12 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "procforge/exec.hpp"
+#include "procforge/ldso.hpp"
 
 namespace procforge::cli {
 
@@ -20,5 +22,13 @@ nlohmann::json render_json(const exec::Request& req, const exec::Prediction& p);
 std::string render_line(const std::string& path, const exec::Prediction& p);
 
 int outcome_status(const exec::Prediction& p);
+
+// The dynamic linker's half (render_loader.cpp): JSON "loader" and the text
+// section "dynamic linker".
+nlohmann::json render_loader_json(const ldso::Prediction& p);
+std::string render_loader_text(const std::string& program, const ldso::Prediction& p, bool color);
+// The ld.so prediction for an exec prediction, when the program runs and has
+// a PT_INTERP; nullopt otherwise.
+std::optional<ldso::Prediction> predict_loader(const exec::Request& req, const exec::Prediction& p);
 
 }  // namespace procforge::cli

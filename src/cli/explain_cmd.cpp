@@ -13,8 +13,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
-
-extern char** environ;
+#include "cli/env.hpp"
 
 namespace procforge::cli {
 
@@ -34,23 +33,7 @@ struct ExplainOptions {
 };
 
 std::vector<std::string> build_env(const ExplainOptions& o, std::string* bad) {
-  std::vector<std::string> env;
-  if (!o.clear_env)
-    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
-  auto drop = [&](const std::string& key) {
-    std::erase_if(env, [&](const std::string& kv) { return kv.compare(0, key.size() + 1, key + "=") == 0 || kv == key; });
-  };
-  for (const auto& k : o.unset_env) drop(k);
-  for (const auto& kv : o.set_env) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      *bad = "--env takes KEY=VALUE, got '" + kv + "'";
-      return {};
-    }
-    drop(kv.substr(0, eq));
-    env.push_back(kv);
-  }
-  return env;
+  return edited_environment(o.clear_env, o.set_env, o.unset_env, bad);
 }
 
 exec::Request make_request(const ExplainOptions& o, const std::vector<std::string>& command,
@@ -80,9 +63,17 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     std::cerr << "procforge explain: " << r.error().message << "\n";
     return kExitCannot;
   }
-  if (o.json) std::cout << render_json(req, *r).dump(2) << "\n";
-  else std::cout << render_text(req, *r, isatty(STDOUT_FILENO));
-  return outcome_status(*r);
+  // The dynamic linker's half, when the kernel half says ld.so gets to run.
+  const auto loader = predict_loader(req, *r);
+  if (o.json) {
+    auto j = render_json(req, *r);
+    j["loader"] = loader ? render_loader_json(*loader) : nlohmann::json(nullptr);
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << render_text(req, *r, isatty(STDOUT_FILENO));
+    if (loader) std::cout << render_loader_text(r->plan->exe, *loader, isatty(STDOUT_FILENO));
+  }
+  return loader && loader->error ? kExitFails : outcome_status(*r);
 }
 
 // One path per line; one result line each. Shares one scan of open writers.
@@ -164,6 +155,24 @@ int demo(const exec::SystemFacts& facts) {
 }
 
 }  // namespace
+
+std::optional<ldso::Prediction> predict_loader(const exec::Request& req, const exec::Prediction& p) {
+  if (p.outcome != exec::Outcome::ok || !p.plan || !p.plan->interp) return std::nullopt;
+  static const ldso::SystemInfo sys = ldso::SystemInfo::probe();
+  ldso::Request lr;
+  lr.program = p.plan->exe;
+  lr.envp = req.envp;
+  lr.cwd = req.cwd;
+  for (const auto& a : p.plan->auxv)
+    if (a.type == 23 /* AT_SECURE */ && a.value) lr.secure = *a.value != 0;
+  auto r = ldso::resolve(lr, sys);
+  if (!r) {
+    ldso::Prediction failed;
+    failed.warnings.push_back("the dynamic linker's part could not be predicted: " + r.error().message);
+    return failed;
+  }
+  return std::move(*r);
+}
 
 void add_explain(CLI::App& app, std::vector<Command>& commands) {
   auto o = std::make_shared<ExplainOptions>();

@@ -49,6 +49,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   std::vector<Command> commands;
   add_explain(app, commands);
+  add_run(app, commands);
+  add_bench(app, commands);
+  add_exec(app, commands);
 
   std::vector<std::string> program;
   std::vector<std::string> ours = split_command(argc, argv, commands, program);

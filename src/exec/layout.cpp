@@ -154,6 +154,7 @@ struct Loader {
   bool randomize;
   std::uint64_t mmap_base;
   bool dead = false;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> zero_ranges;
 
   void segv(const std::string& step, const std::string& object, const std::string& why, const std::string& fix) {
     if (dead) return;
@@ -221,6 +222,7 @@ struct Loader {
                "the file is truncated");
           return false;
         }
+        if (prot & PROT_WRITE) zero_ranges.push_back({zero_start, page_align(zero_start) - zero_start});
         if (!(prot & PROT_WRITE))
           ctx.out.rules_applied.push_back("bss tail in a read-only segment of " + obj +
                                           " is not zeroed (padzero() error ignored, 6.7+)");
@@ -330,7 +332,14 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   const bool randomize = (!req.addr_no_randomize || nc.per_clear) && facts.randomize_va_space != 0;
   if (req.addr_no_randomize && nc.per_clear)
     ctx.out.rules_applied.push_back("set-id program: the kernel clears ADDR_NO_RANDOMIZE (PER_CLEAR_ON_SETID)");
-  plan.stack_top = lim.stack_top;
+  // With dice every random draw is known, so every address is exact.
+  const Dice dice = req.dice.value_or(Dice{});
+  const bool exact = !randomize || req.dice.has_value();
+  auto rnd = [&](std::uint64_t v) { return randomize ? v : 0; };
+  // randomize_stack_top(), then setup_arg_pages(): arch_align_stack() and PAGE_ALIGN.
+  const std::uint64_t top =
+      page_align((page_align(lim.stack_top) - (rnd(dice.stack_rnd_pages) << 12) - rnd(dice.setup_align)) & ~0xfull);
+  plan.stack_top = top;
   if (exec_stack) ctx.out.rules_applied.push_back("PT_GNU_STACK asks for an executable stack (the kernel warns once)");
 
   // Stack limit snapshot, clamped for secure exec (begin_new_exec()).
@@ -344,21 +353,27 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   // arch_pick_mmap_layout() keeps a 32-bit base too; a compat task uses it.
   const std::uint64_t mmap_task = main.ia32 ? kTaskSizeIa32 : kTaskSize64;
   gap = std::clamp<std::uint64_t>(gap, 128ull << 20, mmap_task / 6 * 5);
-  Loader L{ctx, b, lim, {}, randomize, page_align(mmap_task - gap), false};
+  Loader L{ctx, b, lim, {}, randomize, page_align(mmap_task - gap - (rnd(dice.mmap_rnd_pages) << 12)), false, {}};
 
   // The stack VMA as setup_arg_pages() leaves it: strings at the top.
-  const std::uint64_t strings_low = lim.stack_top - kTopPad - b.used;
+  const std::uint64_t strings_low = top - kTopPad - b.used;
   {
     std::uint64_t vm_start = page_start(strings_low);
-    std::uint64_t size = lim.stack_top - vm_start;
-    std::uint64_t base = size + kStackExpand > rlim_stack ? lim.stack_top - rlim_stack : vm_start - kStackExpand;
-    L.as.map_fixed({base, lim.stack_top, PROT_READ | PROT_WRITE | (exec_stack ? PROT_EXEC : 0), "[stack]", 0, false,
+    std::uint64_t size = top - vm_start;
+    std::uint64_t base = size + kStackExpand > rlim_stack ? top - rlim_stack : vm_start - kStackExpand;
+    plan.stack_vma_start = base;
+    L.as.map_fixed({base, top, PROT_READ | PROT_WRITE | (exec_stack ? PROT_EXEC : 0), "[stack]", 0, false,
                     "stack_top", ""});
   }
+  // A vDSO that stays where it is (the user-space loader keeps its own).
+  if (dice.vdso_base && facts.vdso)
+    L.as.map_fixed({*dice.vdso_base - facts.vvar_size, *dice.vdso_base + facts.vdso_size, PROT_READ, "[vvar+vdso]", 0,
+                    false, "", ""});
 
   // Program segments (load_elf_binary() PT_LOAD loop).
   std::uint64_t load_bias = 0, phdr_addr = 0, elf_brk = 0;
   bool first = true, bias_known = true, phdr_covered = false;
+  std::uint64_t start_code = UINT64_MAX, end_code = 0, start_data = 0, end_data = 0;
   std::string main_region = main.h.type == ET_DYN ? "exec_base" : "";
   for (const auto& p : main.ph) {
     if (p.type != PT_LOAD || L.dead) continue;
@@ -372,7 +387,7 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
       plan.exe_align = align;
       if (interp) {
         // A PIE: ELF_ET_DYN_BASE plus arch_mmap_rnd(), aligned.
-        load_bias = lim.et_dyn_base;
+        load_bias = lim.et_dyn_base + (rnd(dice.pie_rnd_pages) << 12);
         if (align) load_bias &= ~(align - 1);
         noreplace = true;
         plan.exe_randomized = randomize;
@@ -402,6 +417,11 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
     }
     if (!L.size_checks(p, p.vaddr, main.file->path)) break;
     elf_brk = std::max(elf_brk, p.vaddr + p.memsz);
+    // mm->start_code/end_code/start_data/end_data as load_elf_binary() sets them.
+    if ((p.flags & PF_X) && p.vaddr < start_code) start_code = p.vaddr;
+    if (start_data < p.vaddr) start_data = p.vaddr;
+    if ((p.flags & PF_X) && end_code < p.vaddr + p.filesz) end_code = p.vaddr + p.filesz;
+    if (end_data < p.vaddr + p.filesz) end_data = p.vaddr + p.filesz;
   }
   if (L.dead) {
     ctx.out.plan = std::move(plan);
@@ -411,6 +431,10 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   phdr_addr += load_bias;
   elf_brk += load_bias;
   plan.exe_base = load_bias;
+  plan.start_code = start_code + load_bias;
+  plan.end_code = end_code + load_bias;
+  plan.start_data = start_data + load_bias;
+  plan.end_data = end_data + load_bias;
 
   // The interpreter (load_elf_interp()).
   std::uint64_t entry = e_entry, interp_base = 0;
@@ -483,15 +507,17 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   }
 
   // The vDSO (ARCH_SETUP_ADDITIONAL_PAGES -> map_vdso(), top-down).
-  std::optional<std::uint64_t> vdso;
+  std::uint64_t vdso_addr = dice.vdso_base.value_or(0);
+  bool have_vdso = dice.vdso_base.has_value();
   // The 32-bit vDSO image is assumed to have the 64-bit one's size (both are
   // two pages on current kernels).
-  if (facts.vdso && facts.vdso_size) {
+  if (!have_vdso && facts.vdso && facts.vdso_size) {
     auto a = L.as.top_down(facts.vvar_size + facts.vdso_size, L.mmap_base, facts.mmap_min_addr);
     if (a) {
-      vdso = *a + facts.vvar_size;
+      vdso_addr = *a + facts.vvar_size;
+      have_vdso = true;
       L.as.map_fixed({*a, *a + facts.vvar_size, PROT_READ, "[vvar]", 0, false, "mmap_base", ""});
-      L.as.map_fixed({*vdso, *vdso + facts.vdso_size, PROT_READ | PROT_EXEC, "[vdso]", 0, false, "mmap_base", ""});
+      L.as.map_fixed({vdso_addr, vdso_addr + facts.vdso_size, PROT_READ | PROT_EXEC, "[vdso]", 0, false, "mmap_base", ""});
     }
   }
 
@@ -508,13 +534,15 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   const bool brk_random = randomize && facts.randomize_va_space > 1;
   if (brk_random) {
     if (!brk_moved) brk += kPage;
+    // arch_randomize_brk() -> randomize_page(brk, 1 GiB; 32 MiB for ia32).
+    const std::uint64_t range_pages = (main.ia32 ? 0x02000000ull : 0x40000000ull) >> 12;
+    brk += (dice.brk_rnd_pages % range_pages) << 12;
     plan.brk_rule += "; then a random page within 1 GiB above (randomize_va_space=2)";
   }
 
   // create_elf_tables(): the initial stack.
-  const std::uint64_t top = lim.stack_top;
   std::uint64_t p = strings_low;  // bprm->p after all strings
-  std::uint64_t align_p = p & ~0xfull;  // arch_align_stack() without its random part
+  std::uint64_t align_p = (p - rnd(dice.tables_align)) & ~0xfull;  // arch_align_stack()
   const std::string platform = main.ia32 ? "i686" : "x86_64";  // ELF_PLATFORM / COMPAT_ELF_PLATFORM
   std::uint64_t u_platform = align_p - (platform.size() + 1);
   std::uint64_t u_random = u_platform - 16;
@@ -524,12 +552,12 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
     std::string describe;
   };
   std::vector<Aux> aux;
-  const bool stack_known = !randomize;
-  const bool exe_known = main.h.type == ET_EXEC || !randomize;
+  const bool stack_known = exact;
+  const bool exe_known = main.h.type == ET_EXEC || exact;
   auto known = [](bool k, std::uint64_t v) { return k ? std::optional<std::uint64_t>(v) : std::nullopt; };
   // ARCH_DLINFO (64-bit) or ARCH_DLINFO_IA32 (compat) come first.
-  if (main.ia32 && vdso) aux.push_back({AT_SYSINFO, std::nullopt, "__kernel_vsyscall in the 32-bit vDSO"});
-  if (vdso) aux.push_back({AT_SYSINFO_EHDR, known(!randomize && bias_known, *vdso), "vDSO base"});
+  if (main.ia32 && have_vdso) aux.push_back({AT_SYSINFO, std::nullopt, "__kernel_vsyscall in the 32-bit vDSO"});
+  if (have_vdso) aux.push_back({AT_SYSINFO_EHDR, known(exact && bias_known, vdso_addr), "vDSO base"});
   aux.push_back({51 /* AT_MINSIGSTKSZ */, facts.minsigstksz, "signal frame size (get_sigframe_size())"});
   aux.push_back({AT_HWCAP, facts.hwcap, "CPUID(1).EDX"});
   aux.push_back({AT_PAGESZ, kPage, ""});
@@ -539,7 +567,7 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
                                         : "program headers as mapped (exec_base + " + hex(phdr_addr - load_bias) + ")"});
   aux.push_back({AT_PHENT, main.ia32 ? 32u : 56u, "sizeof(Elf_Phdr), not e_phentsize"});
   aux.push_back({AT_PHNUM, main.h.phnum, ""});
-  aux.push_back({AT_BASE, interp ? known(!plan.interp_randomized && bias_known, interp_base) : std::optional<std::uint64_t>(0),
+  aux.push_back({AT_BASE, interp ? known((exact || !plan.interp_randomized) && bias_known, interp_base) : std::optional<std::uint64_t>(0),
                  interp ? "interpreter load address" : "no interpreter"});
   aux.push_back({AT_FLAGS, b.preserve_argv0 ? 1u : 0u, b.preserve_argv0 ? "AT_FLAGS_PRESERVE_ARGV0" : ""});
   aux.push_back({AT_ENTRY, known(exe_known && bias_known, e_entry), "the program's entry, even with an interpreter"});
@@ -592,17 +620,51 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
       at(rsp + 8) + "  argv[] and envp[] pointers",
       at(rsp) + "  argc = " + std::to_string(argc) + "   <- rsp at entry (16-byte aligned)",
   };
-  if (randomize)
+  if (randomize && !exact)
     plan.stack_layout.push_back("stack_top is 0x7ffffffff000 minus up to 16 GiB (random), then up to 8 KiB of "
                                 "random padding below the strings");
   for (const auto& a : aux) plan.auxv.push_back({a.type, auxv_name(a.type), a.value, a.describe});
 
   // What the first instruction meets.
-  plan.entry = known(!(plan.entry_in_interp ? plan.interp_randomized : (main.h.type == ET_DYN && randomize)) &&
+  plan.entry = known((exact || !(plan.entry_in_interp ? plan.interp_randomized : (main.h.type == ET_DYN && randomize))) &&
                          bias_known,
                      entry);
-  plan.brk = known(!brk_random && (main.h.type == ET_EXEC || !randomize) && bias_known, brk);
-  plan.stack_randomized = randomize;
+  plan.brk = known((exact || (!brk_random && main.h.type == ET_EXEC)) && bias_known, brk);
+  plan.stack_randomized = randomize && !exact;
+  plan.zero_ranges = L.zero_ranges;
+  if (exact) plan.rsp = rsp;
+  plan.auxv_addr = rsp + items * lim.word;
+  plan.arg_start = strings_low;
+  std::uint64_t argv_bytes = 0;
+  for (const auto& a : b.argv) argv_bytes += a.size() + 1;
+  plan.arg_end = plan.env_start = strings_low + argv_bytes;
+  plan.env_end = top - kTopPad - (b.filename.size() + 1);
+  if (exact && req.want_stack_image && !main.ia32) {
+    // create_elf_tables() output, byte for byte: [rsp, top).
+    std::vector<std::uint8_t> img(top - rsp, 0);
+    auto put64 = [&](std::uint64_t addr, std::uint64_t v) {
+      for (int i = 0; i < 8; ++i) img[addr - rsp + static_cast<std::uint64_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
+    };
+    auto put_str = [&](std::uint64_t addr, const std::string& str) {
+      std::copy(str.begin(), str.end(), img.begin() + static_cast<long>(addr - rsp));
+      img[addr - rsp + str.size()] = 0;
+    };
+    std::uint64_t a = strings_low;
+    std::vector<std::uint64_t> argv_ptrs, envp_ptrs;
+    for (const auto& str : b.argv) put_str(a, str), argv_ptrs.push_back(a), a += str.size() + 1;
+    for (const auto& str : b.envp) put_str(a, str), envp_ptrs.push_back(a), a += str.size() + 1;
+    put_str(a, b.filename);
+    put_str(u_platform, platform);
+    std::copy(dice.random_bytes.begin(), dice.random_bytes.end(), img.begin() + static_cast<long>(u_random - rsp));
+    std::uint64_t w = rsp;
+    put64(w, argc), w += 8;
+    for (auto v : argv_ptrs) put64(w, v), w += 8;
+    put64(w, 0), w += 8;
+    for (auto v : envp_ptrs) put64(w, v), w += 8;
+    put64(w, 0), w += 8;
+    for (const auto& x : aux) put64(w, x.type), put64(w + 8, x.value.value_or(0)), w += 16;
+    plan.stack_image = std::move(img);
+  }
   const Vma* at_entry = L.as.find(entry);
   if (starved) {
     ctx.kill(SIGSEGV, true, "stack room", plan.exe,
@@ -638,8 +700,9 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
     m.file_offset = v.off;
     m.file_backed = v.file;
     m.note = v.note;
-    const bool moves = (v.region == "exec_base" && randomize) || (v.region == "interp_base" && plan.interp_randomized) ||
-                       (v.region == "mmap_base" && randomize) || (v.region == "stack_top" && randomize) ||
+    const bool moves = (!exact && ((v.region == "exec_base" && randomize) ||
+                                   (v.region == "interp_base" && plan.interp_randomized) ||
+                                   (v.region == "mmap_base" && randomize) || (v.region == "stack_top" && randomize))) ||
                        ((v.region == "interp_base" || v.region == "mmap_base" || v.region == "exec_base") && !bias_known);
     m.address_known = !moves;
     m.start = v.start;
@@ -655,7 +718,7 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
     }
     plan.mappings.push_back(std::move(m));
   }
-  if (brk_random || (main.h.type == ET_DYN && randomize))
+  if (!exact && (brk_random || (main.h.type == ET_DYN && randomize)))
     plan.mappings.push_back({"[heap]", 0, 0, PROT_READ | PROT_WRITE, 0, false, false, "brk", "grows from brk"});
   else
     plan.mappings.push_back({"[heap]", brk, brk, PROT_READ | PROT_WRITE, 0, false, true, "", "empty until brk() grows it"});

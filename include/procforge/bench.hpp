@@ -1,0 +1,90 @@
+// Spawn benchmark: spawn+wait latency of procforge's default strategy against
+// the ways a program can start a child without procforge (glibc posix_spawn,
+// fork+exec, vfork+exec, a minimal clone(CLONE_VM|CLONE_VFORK)+execve), for a
+// set of target programs and parent sizes (touched anonymous memory the
+// parent holds while spawning: fork copies its page tables, CLONE_VM does
+// not). Runs are interleaved round-robin over strategies and targets so that
+// drift (frequency, noisy neighbours) hits every strategy alike.
+//
+// The library measures and computes ratios; it never prints. Progress is
+// reported through a callback so that a front end can show it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "procforge/result.hpp"
+
+namespace procforge::bench {
+
+enum class SpawnMethod {
+  procforge,       // spawn::spawn() with default Options (automatic strategy)
+  posix_spawn,     // glibc posix_spawn(), called directly
+  fork_exec,       // fork(); execve() in the child
+  vfork_exec,      // vfork(); execve() in the child
+  clone_baseline,  // clone(CLONE_VM|CLONE_VFORK) on a static stack; execve + _exit(127)
+};
+const char* method_name(SpawnMethod m);  // "procforge", "posix_spawn", "fork+exec", ...
+
+struct SpawnTarget {
+  std::string name;  // "static", "dynamic"
+  std::string path;  // absolute; run with argv {path} and the parent's environment
+};
+
+struct SpawnBenchConfig {
+  std::vector<SpawnMethod> methods{SpawnMethod::procforge, SpawnMethod::posix_spawn, SpawnMethod::fork_exec,
+                                   SpawnMethod::vfork_exec, SpawnMethod::clone_baseline};
+  std::vector<SpawnTarget> targets;
+  std::vector<std::uint64_t> parent_rss_mib{0, 1024, 8192};  // measured in this order
+  int runs = 101;    // timed runs per (method, target, parent size)
+  int warmup = 3;    // untimed runs per (method, target) before each parent size
+  // fork+exec copies the parent's page tables: at parent_rss_mib >= this it
+  // gets fork_runs(runs, rss) runs instead of `runs`.
+  std::uint64_t fork_reduce_from_mib = 128;
+  // Called before each timed round and when the parent grows; never from a child.
+  std::function<void(const std::string& what, int done, int total)> progress;
+};
+
+// Runs fork+exec gets at a parent size: runs*128/rss, at least 7, at most runs.
+int fork_runs(const SpawnBenchConfig& c, std::uint64_t parent_rss_mib);
+
+struct SpawnSample {
+  SpawnMethod method{};
+  std::string target;  // SpawnTarget::name
+  std::uint64_t parent_rss_mib = 0;
+  double median_us = 0, min_us = 0, max_us = 0;
+  int runs = 0;
+  bool reduced = false;  // fewer runs than asked (fork+exec at a big parent)
+};
+
+// A ratio of two medians, with the goal it is held to (goal <= 0: shown for contrast).
+struct SpawnRatio {
+  std::string name;  // "procforge / posix_spawn (static, 0 MiB)"
+  double value = 0;
+  double goal = 0;
+  bool met = false;
+};
+
+struct SpawnBenchReport {
+  std::vector<SpawnSample> results;
+  std::vector<SpawnRatio> ratios;
+  std::vector<SpawnTarget> targets;
+  std::string procforge_strategy;  // the strategy spawn() actually took ("clone3", ...)
+  std::string kernel;              // uname release
+  std::string thp;                 // /sys/kernel/mm/transparent_hugepage/enabled (ballast is MADV_NOHUGEPAGE)
+};
+
+// Runs the benchmark. Fails when the parent memory cannot be had or a child
+// does not exit 0 (the message names the method, the target and the status).
+Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config);
+
+// The goals, from the medians of a report: procforge <= 0.9x
+// posix_spawn and <= 1.05x the clone baseline (static target, smallest
+// parent); largest/smallest parent <= 1.2 for procforge; fork+exec and
+// posix_spawn at both sizes for contrast. Ratios whose samples are missing
+// are left out.
+std::vector<SpawnRatio> spawn_bench_ratios(const std::vector<SpawnSample>& results);
+
+}  // namespace procforge::bench

@@ -1,0 +1,199 @@
+// glibc's dynamic linker as a prediction: which objects ld.so will load for a
+// program, from where, by which rule, in which order, and the fatal error a
+// real run would stop with, without loading or running anything. Follows
+// glibc 2.36 elf/dl-load.c _dl_map_object(), elf/dl-deps.c and elf/rtld.c,
+// version-gated where glibc changed the rules.
+//
+// Nothing here maps, dlopen()s or executes the program, its libraries or its
+// audit modules: files are opened read-only and read with pread(). The only
+// program ever run is the system's own ld.so with --list-diagnostics
+// (SystemInfo::probe), which loads nothing of the user's.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "procforge/result.hpp"
+
+namespace procforge::ldso {
+
+// Facts about the system's ld.so, from `ld.so --list-diagnostics` (runs
+// ld.so on nothing of the user's) with built-in fallbacks.
+struct SystemInfo {
+  std::string ldso_path = "/lib64/ld-linux-x86-64.so.2";
+  int glibc_major = 2, glibc_minor = 36;
+  std::vector<std::string> system_dirs;         // /lib/x86_64-linux-gnu/, /usr/lib/x86_64-linux-gnu/, /lib/, /usr/lib/ (with the trailing '/')
+  std::string lib = "lib";                      // $LIB (dl_dst_lib)
+  std::string platform = "x86_64";              // $PLATFORM (AT_PLATFORM, or glibc's own choice such as "haswell")
+  std::vector<std::string> hwcaps_subdirs;      // active glibc-hwcaps names, best first: x86-64-v3, x86-64-v2
+  int isa_level = 1;                            // x86-64 ISA level of this CPU (cpuid): 1 baseline .. 4 v4
+  std::uint64_t hwcap = 2;                      // GLRO(dl_hwcap): legacy hwcap bits (HWCAP_X86_64 = 2, AVX512_1 = 4)
+  std::uint64_t hwcap_mask = 6;                 // glibc.cpu.hwcap_mask (HWCAP_IMPORTANT by default)
+  std::string vdso_name = "linux-vdso.so.1";    // the vDSO's SONAME, a name DT_NEEDED could match
+  std::string cache_path = "/etc/ld.so.cache";
+  std::string preload_path = "/etc/ld.so.preload";
+  bool from_ldso = false;                       // true when the facts came from the real ld.so
+
+  static SystemInfo probe();
+  // Built-in facts (Debian/Ubuntu multiarch x86_64) with this CPU's ISA level;
+  // what probe() falls back to.
+  static SystemInfo fallback();
+
+  [[nodiscard]] bool at_least(int major, int minor) const {
+    return glibc_major > major || (glibc_major == major && glibc_minor >= minor);
+  }
+  // The subdirectories open_path() tries inside every search directory, in
+  // order, each ending in '/', the last one "" (the directory itself):
+  // glibc-hwcaps/<active>/, then (glibc <= 2.36) the legacy power set built
+  // from the hwcap bits, $PLATFORM and "tls" (elf/dl-hwcaps.c _dl_important_hwcaps).
+  [[nodiscard]] std::vector<std::string> subdirs() const;
+};
+
+// ---------------------------------------------------------------- ld.so.cache
+// sysdeps/generic/dl-cache.h, elf/dl-cache.c: the "glibc-ld.so.cache1.1"
+// format (with the extension directory: generator string, glibc-hwcaps
+// subdirectory names) and the old "ld.so-1.7.0" format, alone or with the
+// new table embedded after it.
+
+struct CacheEntry {
+  std::string key;                           // soname
+  std::string value;                         // full path
+  std::int32_t flags = 0;                    // FLAG_ELF_LIBC6 | FLAG_X8664_LIB64 = 0x303 on x86_64
+  std::uint64_t hwcap = 0;                   // 0 in the old format
+  std::optional<std::string> hwcaps_subdir;  // "x86-64-v3" for a glibc-hwcaps entry
+  unsigned isa_level = 0;                    // ISA level bits of a glibc-hwcaps entry
+  bool valid = true;                         // key and value string offsets were in bounds
+};
+
+class Cache {
+ public:
+  enum class Format { new_only, old_only, old_with_new };
+
+  // Parses the bytes of an ld.so.cache file. An Error says why ld.so would
+  // ignore the file (it then behaves as if there were no cache).
+  static Result<Cache> parse(std::span<const std::uint8_t> bytes);
+  static Result<Cache> load(const std::string& path);
+
+  [[nodiscard]] Format format() const { return format_; }
+  // Entries of the table ld.so searches (the new one when present), file order.
+  [[nodiscard]] const std::vector<CacheEntry>& entries() const { return entries_; }
+  [[nodiscard]] const std::string& generator() const { return generator_; }
+  [[nodiscard]] const std::vector<std::string>& hwcaps_names() const { return hwcaps_names_; }
+
+  // elf/dl-cache.c search_cache(): the path ld.so takes from the cache for
+  // NAME on this system, with glibc-hwcaps priorities and ISA-level checks.
+  [[nodiscard]] std::optional<std::string> lookup(std::string_view name, const SystemInfo& sys) const;
+
+ private:
+  Format format_ = Format::new_only;
+  bool entries_have_hwcap_ = true;  // new-format entries (24 bytes)
+  std::vector<CacheEntry> entries_;
+  std::string generator_;
+  std::vector<std::string> hwcaps_names_;
+};
+
+// _dl_cache_libcmp: digit runs compare numerically, a digit sorts after a
+// non-digit. The cache is sorted in descending order of this.
+int cache_libcmp(std::string_view a, std::string_view b);
+
+// ---------------------------------------------------------------- DSTs, paths
+
+// The object a DST is expanded for.
+struct DstContext {
+  std::optional<std::string> origin;  // $ORIGIN; nullopt when unknown
+  std::string lib;                    // $LIB
+  std::string platform;               // $PLATFORM
+  bool secure = false;                // AT_SECURE
+  bool is_executable = false;         // the main program (secure $ORIGIN must lie in a trusted dir)
+  std::vector<std::string> trusted_dirs;  // system dirs, for the secure $ORIGIN check
+};
+
+// elf/dl-load.c _dl_dst_count(): number of recognised $ORIGIN/$LIB/$PLATFORM.
+std::size_t dst_count(std::string_view input);
+// _dl_dst_substitute(): the expanded string; "" when a recognised DST has no
+// value (or is refused in secure mode): glibc then drops the element.
+std::string dst_substitute(std::string_view input, const DstContext& ctx);
+
+// One search directory as fillin_rpath() keeps it: DSTs expanded, trailing
+// slashes folded to one, "" meaning the current directory.
+struct SearchDir {
+  std::string dir;   // "/opt/lib/" or "" (relative dirs stay relative)
+  std::string from;  // the element as written
+};
+// fillin_rpath(): split on any of SEPARATORS, expand DSTs, drop elements that
+// expand to nothing, keep empty elements (= cwd), remove duplicates.
+std::vector<SearchDir> split_search_path(std::string_view list, std::string_view separators,
+                                         const DstContext& ctx);
+// LD_LIBRARY_PATH (':' and ';'), expanded for the main program.
+std::vector<SearchDir> parse_library_path(std::string_view value, const DstContext& main_ctx);
+
+// ---------------------------------------------------------------- prediction
+
+// How an object was found (the rule that decided).
+enum class FoundBy {
+  main_program,
+  interpreter,       // the dynamic linker itself (PT_INTERP)
+  preload_env,       // LD_PRELOAD
+  preload_file,      // /etc/ld.so.preload
+  slash_name,        // DT_NEEDED contains '/'
+  rpath,             // DT_RPATH of needed_by's loader chain
+  ld_library_path,
+  runpath,           // DT_RUNPATH of the object that needs it
+  ld_so_cache,
+  default_dirs,
+  already_loaded,    // same name/SONAME already in the link map
+  not_found,
+};
+const char* found_by_name(FoundBy f);
+
+struct Object {
+  std::string name;                // as requested (DT_NEEDED string, preload entry)
+  std::optional<std::string> path; // where it was found; null when not found
+  FoundBy found_by = FoundBy::not_found;
+  std::string found_via;           // the directory / cache entry / RPATH owner, for the explanation
+  std::string needed_by;           // the object whose DT_NEEDED named it ("" for preloads)
+  bool hwcaps_subdir = false;      // found in a glibc-hwcaps or legacy hwcap subdirectory
+  bool filter = false;             // loaded for a DT_FILTER / DT_AUXILIARY entry
+  std::vector<std::string> tried;  // places tried in order, for failures
+};
+
+struct LoaderError {
+  std::string object;   // the object the message names
+  std::string message;  // ld.so's own text, e.g. "cannot open shared object file: No such file or directory"
+};
+
+struct Request {
+  std::string program;                  // path as the kernel would run it (already resolved)
+  std::vector<std::string> envp;        // LD_LIBRARY_PATH, LD_PRELOAD, ... come from here
+  std::string cwd;                      // empty = the caller's
+  bool secure = false;                  // AT_SECURE (setuid...): ignores unsafe env, restricts paths
+  // Models `LDSO [--list] PROGRAM` (ld.so run as a command, as ldd does)
+  // instead of the kernel starting PROGRAM with its PT_INTERP: the main
+  // program's $ORIGIN comes from the name given, and ld.so's own name is
+  // this path. Empty: a normal exec.
+  std::string explicit_loader;
+};
+
+struct Prediction {
+  // Every object of the link map except the main program and the vDSO, in
+  // the order ld.so's trace mode (LD_TRACE_LOADED_OBJECTS=1) lists them;
+  // not-found entries included with path null.
+  std::vector<Object> objects;
+  std::optional<LoaderError> error;  // the fatal error a real run stops with
+  std::vector<std::string> warnings; // e.g. "no version information available"
+  bool dynamic = true;               // false: the program has no PT_DYNAMIC (ld.so has nothing to do)
+  std::vector<std::string> library_path;  // LD_LIBRARY_PATH as ld.so uses it (after DSTs)
+};
+
+// The whole prediction. Fails (Error) only when the question cannot be
+// answered (the program cannot be read or is not ELF).
+Result<Prediction> resolve(const Request& req, const SystemInfo& sys);
+
+}  // namespace procforge::ldso

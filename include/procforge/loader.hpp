@@ -1,0 +1,72 @@
+// A user-space execve(): replace the calling process's image without the
+// kernel's exec, doing what fs/exec.c and binfmt_elf do, step by step.
+//
+// prepare() runs the kernel's exec model (procforge/exec.hpp) with random
+// draws thrown here (Dice), so every address is known; it opens the files,
+// builds the initial stack byte for byte and a list of raw system calls. It
+// allocates freely and may fail with the errno the kernel would return.
+// enter() is the point of no return: it resets what exec resets (signal
+// handlers, the alternate stack, close-on-exec fds, rseq), then jumps to a
+// small position-independent stub that unmaps everything of the old image,
+// maps the new one, zeroes bss, copies the stack, sets the mm fields when
+// permitted, restores the signal mask, loads the registers as the kernel
+// leaves them and jumps to the entry point. enter() makes raw system calls
+// only and allocates nothing, so it may run in a child right after fork().
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "procforge/exec.hpp"
+#include "procforge/result.hpp"
+
+namespace procforge::loader {
+
+struct Step {
+  std::string stage;   // "dispatch", "map", "stack", "auxv", "entry", ...
+  std::string detail;
+};
+
+struct Options {
+  exec::Request request;
+  bool randomize = true;  // throw the kernel's dice; false: as under ADDR_NO_RANDOMIZE
+  bool set_mm = true;     // prctl(PR_SET_MM_MAP) for exe, brk, arg/env/auxv ranges when permitted
+  std::function<void(const Step&)> on_step;  // called as each step is decided
+  // enter() will run in a child made by fork() (single-threaded). Otherwise
+  // prepare() refuses a process with other threads: the kernel would kill
+  // them (de_thread()), user space cannot.
+  bool for_child = false;
+};
+
+class Prepared {
+ public:
+  Prepared();
+  Prepared(Prepared&&) noexcept;
+  Prepared& operator=(Prepared&&) noexcept;
+  ~Prepared();  // unmaps the stub region when enter() was not called
+
+  [[nodiscard]] const exec::Prediction& prediction() const;
+  [[nodiscard]] const std::vector<Step>& steps() const;
+  // What will differ from the kernel's exec, in plain words (e.g. "the
+  // stub's page stays mapped", "no CAP_SYS_RESOURCE: /proc/PID/exe, cmdline
+  // and auxv keep the old values").
+  [[nodiscard]] const std::vector<std::string>& differences() const;
+
+  // The point of no return. Never returns: the new image runs, or the
+  // process dies with SIGSEGV as under the kernel.
+  [[noreturn]] void enter() const;
+
+ private:
+  friend Result<Prepared> prepare(const Options&);
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Everything up to the point of no return. An Error carries the errno the
+// kernel's execve would return (e.g. ENOENT for a missing #! interpreter).
+Result<Prepared> prepare(const Options& opts);
+
+}  // namespace procforge::loader

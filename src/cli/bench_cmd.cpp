@@ -1,0 +1,219 @@
+// `procforge bench spawn`: spawn+wait latency of procforge's default strategy
+// against glibc posix_spawn, fork+exec, vfork+exec and a minimal clone
+// baseline, for a static and a dynamic target and several parent sizes. The
+// measuring is bench::run_spawn_bench(); this file finds the targets, shows
+// progress on a terminal and renders a table or JSON.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "cli/cli.hpp"
+#include "cli/command.hpp"
+#include "procforge/bench.hpp"
+
+namespace procforge::cli {
+
+namespace {
+
+struct BenchOptions {
+  bool json = false;
+  int runs = 101;
+  std::string rss = "0,1024,8192";
+  std::string static_target;
+  std::string dynamic_target = "/bin/true";
+  std::string strategies;
+};
+
+bool executable(const std::string& p) { return !p.empty() && access(p.c_str(), X_OK) == 0; }
+
+// The static target: the path compiled in by bench/CMakeLists.txt, else next
+// to this binary (build tree: build/procforge + build/bench/; install:
+// bin/procforge + libexec/procforge/).
+std::string find_exit0() {
+#ifdef PROCFORGE_EXIT0_PATH
+  if (executable(PROCFORGE_EXIT0_PATH)) return PROCFORGE_EXIT0_PATH;
+#endif
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  const auto dir = self.parent_path();
+  for (const auto& c : {dir / "procforge-exit0", dir / "bench" / "procforge-exit0",
+                        dir / ".." / "libexec" / "procforge" / "procforge-exit0"})
+    if (executable(c.string())) return std::filesystem::weakly_canonical(c, ec).string();
+  return {};
+}
+
+bool parse_sizes(const std::string& list, std::vector<std::uint64_t>& out) {
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos) return false;
+    out.push_back(std::stoull(item));
+  }
+  return !out.empty();
+}
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string pad(const std::string& s, std::size_t w, bool right) {
+  if (s.size() >= w) return s;
+  return right ? std::string(w - s.size(), ' ') + s : s + std::string(w - s.size(), ' ');
+}
+
+std::string render_table(const bench::SpawnBenchReport& r, const bench::SpawnBenchConfig& c) {
+  std::ostringstream o;
+  o << "spawn+wait latency, microseconds, over interleaved runs (kernel " << r.kernel << ", procforge took "
+    << r.procforge_strategy << ")\n";
+  for (const auto& t : r.targets) o << "  " << t.name << " = " << t.path << "\n";
+  o << "\n"
+    << pad("strategy", 16, false) << pad("target", 9, false) << pad("parent MiB", 11, true) << pad("median", 11, true)
+    << pad("min", 11, true) << pad("max", 11, true) << pad("runs", 7, true) << "\n";
+  bool any_reduced = false;
+  for (const auto& s : r.results) {
+    any_reduced |= s.reduced;
+    o << pad(bench::method_name(s.method), 16, false) << pad(s.target, 9, false)
+      << pad(std::to_string(s.parent_rss_mib), 11, true) << pad(fixed(s.median_us, 1), 11, true)
+      << pad(fixed(s.min_us, 1), 11, true) << pad(fixed(s.max_us, 1), 11, true)
+      << pad(std::to_string(s.runs) + (s.reduced ? "*" : ""), 7, true) << "\n";
+  }
+  if (any_reduced)
+    o << "* fewer runs: fork+exec copies the parent's page tables, so from " << c.fork_reduce_from_mib
+      << " MiB it gets runs*" << c.fork_reduce_from_mib << "/parent_MiB runs (at least 7)\n";
+  o << "\n" << pad("ratio of medians", 52, false) << pad("value", 9, true) << "  goal\n";
+  for (const auto& q : r.ratios) {
+    o << pad(q.name, 52, false) << pad(fixed(q.value, 3) + "x", 9, true) << "  ";
+    if (q.goal > 0) o << "<= " << fixed(q.goal, 2) << (q.met ? "  met" : "  MISSED");
+    else o << "(contrast)";
+    o << "\n";
+  }
+  return o.str();
+}
+
+nlohmann::json render_bench_json(const bench::SpawnBenchReport& r, const bench::SpawnBenchConfig& c) {
+  nlohmann::json j;
+  j["results"] = nlohmann::json::array();
+  for (const auto& s : r.results)
+    j["results"].push_back({{"strategy", bench::method_name(s.method)},
+                            {"target", s.target},
+                            {"parent_rss_mib", s.parent_rss_mib},
+                            {"median_us", s.median_us},
+                            {"min_us", s.min_us},
+                            {"max_us", s.max_us},
+                            {"runs", s.runs},
+                            {"reduced_runs", s.reduced}});
+  j["ratios"] = nlohmann::json::array();
+  for (const auto& q : r.ratios) {
+    nlohmann::json e{{"name", q.name}, {"value", q.value}};
+    if (q.goal > 0) e["goal"] = q.goal, e["met"] = q.met;
+    j["ratios"].push_back(e);
+  }
+  j["targets"] = nlohmann::json::object();
+  for (const auto& t : r.targets) j["targets"][t.name] = t.path;
+  nlohmann::json fork_runs = nlohmann::json::object();
+  for (auto rss : c.parent_rss_mib) fork_runs[std::to_string(rss)] = bench::fork_runs(c, rss);
+  j["config"] = {{"runs", c.runs},
+                 {"warmup", c.warmup},
+                 {"parent_rss_mib", c.parent_rss_mib},
+                 {"fork_runs_by_parent_mib", fork_runs},
+                 {"interleaved", true},
+                 {"ballast", "anonymous private, MADV_NOHUGEPAGE, one write per 4 KiB page"}};
+  j["procforge_strategy"] = r.procforge_strategy;
+  j["kernel"] = r.kernel;
+  j["thp"] = r.thp;
+  return j;
+}
+
+int bench_spawn(std::vector<std::string> args) {
+  BenchOptions o;
+  CLI::App app{"Spawn+wait latency: procforge's default strategy against posix_spawn, fork, vfork and a clone "
+               "baseline",
+               "procforge bench spawn"};
+  app.add_flag("--json", o.json, "Machine-readable output");
+  app.add_option("--runs", o.runs, "Timed runs per strategy, target and parent size (fork+exec gets fewer at big "
+                                   "parents)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--rss", o.rss, "Parent sizes in MiB of touched memory, comma-separated (default 0,1024,8192)");
+  app.add_option("--strategies", o.strategies, "Only these, comma-separated (procforge,posix_spawn,fork+exec,"
+                                               "vfork+exec,clone-baseline)");
+  app.add_option("--static-target", o.static_target, "The static target (default: the procforge-exit0 built "
+                                                      "with procforge)");
+  app.add_option("--dynamic-target", o.dynamic_target, "The dynamic target (default /bin/true)");
+  try {
+    std::reverse(args.begin(), args.end());  // CLI11 takes a vector last-first
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) ? kExitCannot : 0;
+  }
+
+  bench::SpawnBenchConfig c;
+  c.runs = o.runs;
+  c.parent_rss_mib.clear();
+  if (!parse_sizes(o.rss, c.parent_rss_mib)) {
+    std::cerr << "procforge bench spawn: --rss takes MiB sizes separated by commas, got '" << o.rss << "'\n";
+    return kExitCannot;
+  }
+  if (!o.strategies.empty()) {
+    std::vector<bench::SpawnMethod> chosen;
+    std::stringstream ss(o.strategies);
+    std::string name;
+    while (std::getline(ss, name, ',')) {
+      auto it = std::find_if(c.methods.begin(), c.methods.end(),
+                             [&](bench::SpawnMethod m) { return name == bench::method_name(m); });
+      if (it == c.methods.end()) {
+        std::cerr << "procforge bench spawn: unknown strategy '" << name << "'\n";
+        return kExitCannot;
+      }
+      chosen.push_back(*it);
+    }
+    c.methods = chosen;
+  }
+  if (o.static_target.empty()) o.static_target = find_exit0();
+  if (o.static_target.empty()) {
+    std::cerr << "procforge bench spawn: the static target procforge-exit0 was not found next to this binary; "
+                 "build it (cmake --build BUILD) or pass --static-target PATH\n";
+    return kExitCannot;
+  }
+  c.targets = {{"static", o.static_target}, {"dynamic", o.dynamic_target}};
+  if (isatty(STDERR_FILENO))
+    c.progress = [](const std::string& what, int done, int total) {
+      std::fprintf(stderr, "\r\033[K[%3d%%] %s", total ? done * 100 / total : 100, what.c_str());
+      if (done == total) std::fputs("\r\033[K", stderr);
+      std::fflush(stderr);
+    };
+
+  auto r = bench::run_spawn_bench(c);
+  if (!r) {
+    if (c.progress) std::fputs("\r\033[K", stderr);
+    std::cerr << "procforge bench spawn: " << r.error().message << "\n";
+    return kExitCannot;
+  }
+  if (o.json) std::cout << render_bench_json(*r, c).dump(2) << "\n";
+  else std::cout << render_table(*r, c);
+  return 0;
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app, std::vector<Command>& commands) {
+  auto* b = app.add_subcommand("bench", "Benchmarks: `procforge bench spawn [--json] [--runs N] [--rss LIST]`");
+  b->footer("Benchmarks:\n  spawn   spawn+wait latency by strategy, target and parent size "
+            "(`procforge bench spawn --help`)");
+  commands.push_back({b, {}, [b](std::vector<std::string> command) {
+                        if (command.empty() || command.front() != "spawn") {
+                          std::cerr << "procforge bench: name a benchmark: spawn\n" << b->help();
+                          return kExitCannot;
+                        }
+                        command.erase(command.begin());
+                        return bench_spawn(std::move(command));
+                      }});
+}
+
+}  // namespace procforge::cli

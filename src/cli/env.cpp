@@ -1,0 +1,28 @@
+#include "cli/env.hpp"
+
+extern char** environ;
+
+namespace procforge::cli {
+
+std::vector<std::string> edited_environment(bool clear, const std::vector<std::string>& set,
+                                            const std::vector<std::string>& unset, std::string* bad) {
+  std::vector<std::string> env;
+  if (!clear)
+    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+  auto drop = [&](const std::string& key) {
+    std::erase_if(env, [&](const std::string& kv) { return kv.compare(0, key.size() + 1, key + "=") == 0 || kv == key; });
+  };
+  for (const auto& k : unset) drop(k);
+  for (const auto& kv : set) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      *bad = "--env takes KEY=VALUE, got '" + kv + "'";
+      return {};
+    }
+    drop(kv.substr(0, eq));
+    env.push_back(kv);
+  }
+  return env;
+}
+
+}  // namespace procforge::cli

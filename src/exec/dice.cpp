@@ -1,0 +1,43 @@
+// The kernel's random draws during an exec, thrown in user space with the
+// same ranges: arch_mmap_rnd()/arch_rnd() with vm.mmap_rnd_bits
+// (arch/x86/mm/mmap.c), randomize_stack_top() with STACK_RND_MASK
+// (mm/util.c, asm/elf.h), arch_align_stack() below 8192
+// (arch/x86/kernel/process.c), randomize_page() for brk, 16 AT_RANDOM bytes.
+#include <fcntl.h>
+#include <sys/auxv.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "procforge/exec.hpp"
+
+namespace procforge::exec {
+
+Dice Dice::roll() {
+  std::uint64_t r[6] = {};
+  for (std::size_t got = 0; got < sizeof r;) {
+    ssize_t n = getrandom(reinterpret_cast<char*>(r) + got, sizeof r - got, 0);
+    if (n > 0) got += static_cast<std::size_t>(n);
+  }
+  int bits = 28;
+  if (int fd = open("/proc/sys/vm/mmap_rnd_bits", O_RDONLY | O_CLOEXEC); fd >= 0) {
+    char buf[16] = {};
+    if (read(fd, buf, sizeof buf - 1) > 0) bits = atoi(buf);
+    close(fd);
+  }
+  Dice d;
+  const std::uint64_t mask = (1ull << bits) - 1;
+  d.pie_rnd_pages = r[0] & mask;
+  d.mmap_rnd_pages = r[1] & mask;
+  d.stack_rnd_pages = r[2] & 0x3fffff;
+  d.setup_align = static_cast<std::uint32_t>(r[3] % 8192);
+  d.tables_align = static_cast<std::uint32_t>((r[3] >> 32) % 8192);
+  d.brk_rnd_pages = r[4];
+  while (getrandom(d.random_bytes.data(), d.random_bytes.size(), 0) != static_cast<ssize_t>(d.random_bytes.size())) {
+  }
+  (void)r[5];
+  return d;
+}
+
+}  // namespace procforge::exec

@@ -1,0 +1,275 @@
+// /etc/ld.so.cache as glibc 2.36 reads it (elf/dl-cache.c
+// _dl_load_cache_lookup(), search_cache(); layouts in
+// sysdeps/generic/dl-cache.h). Three shapes of file are accepted, as there:
+//   - new only:  "glibc-ld.so.cache1.1" header, 24-byte entries, string
+//                offsets relative to the start of that header;
+//   - old only:  "ld.so-1.7.0" header, 12-byte entries, string offsets
+//                relative to the string table after the entries;
+//   - old + new: the new table at the 8-aligned end of the old entries (then
+//                the new table is the one searched).
+// The new format may carry an extension directory (magic 0xEAA42174) whose
+// tag-1 section lists glibc-hwcaps subdirectory names; an entry whose hwcap
+// has only bit 62 set (ignoring the low 32 bits and 10 ISA-level bits) names
+// one of them by index. Every read is bounds-checked through ByteView: a
+// damaged cache yields an Error (ld.so ignores such a file) or entries marked
+// invalid, never a read outside the buffer.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "procforge/elf.hpp"
+#include "procforge/ldso.hpp"
+
+namespace procforge::ldso {
+
+namespace {
+
+constexpr std::string_view kMagicOld = "ld.so-1.7.0";
+constexpr std::string_view kMagicNew = "glibc-ld.so.cache1.1";
+constexpr std::uint64_t kOldHeader = 16;  // char magic[11] + pad + unsigned nlibs
+constexpr std::uint64_t kOldEntry = 12;   // int32 flags, uint32 key, value
+constexpr std::uint64_t kNewHeader = 48;
+constexpr std::uint64_t kNewEntry = 24;   // + uint32 osversion, uint64 hwcap
+constexpr std::uint32_t kExtensionMagic = 0xEAA42174u;  // (uint32_t) -358342284
+constexpr std::uint32_t kTagGenerator = 0, kTagHwcaps = 1;
+constexpr std::uint64_t kHwcapExtension = 1ull << 62;
+constexpr std::uint64_t kIsaLevelMask = (1u << 10) - 1;
+constexpr std::int32_t kDefaultFlags = 0x0303;  // FLAG_ELF_LIBC6 | FLAG_X8664_LIB64 (_DL_CACHE_DEFAULT_ID)
+
+bool starts_with(std::span<const std::uint8_t> b, std::uint64_t off, std::string_view magic) {
+  return elf::range_fits(off, magic.size(), b.size()) && std::memcmp(b.data() + off, magic.data(), magic.size()) == 0;
+}
+
+bool is_hwcap_extension(std::uint64_t hwcap) {
+  return ((hwcap >> 32) & ~kIsaLevelMask) == (kHwcapExtension >> 32);
+}
+
+// The x86_64 _dl_cache_check_flags().
+bool flags_ok(std::int32_t flags) { return flags == kDefaultFlags; }
+
+}  // namespace
+
+int cache_libcmp(std::string_view a, std::string_view b) {
+  std::size_t i = 0, j = 0;
+  auto at = [](std::string_view s, std::size_t k) -> int { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0; };
+  auto digit = [](int c) { return c >= '0' && c <= '9'; };
+  while (at(a, i) != 0) {
+    const int c1 = at(a, i), c2 = at(b, j);
+    if (digit(c1)) {
+      if (!digit(c2)) return 1;
+      // Numerically; glibc accumulates in int, so do the same (wraps alike).
+      unsigned v1 = 0, v2 = 0;
+      while (digit(at(a, i))) v1 = v1 * 10 + static_cast<unsigned>(at(a, i++) - '0');
+      while (digit(at(b, j))) v2 = v2 * 10 + static_cast<unsigned>(at(b, j++) - '0');
+      if (v1 != v2) return static_cast<int>(v1) - static_cast<int>(v2);
+    } else if (digit(c2)) {
+      return -1;
+    } else if (c1 != c2) {
+      return c1 - c2;
+    } else {
+      ++i, ++j;
+    }
+  }
+  return at(a, i) - at(b, j);
+}
+
+Result<Cache> Cache::parse(std::span<const std::uint8_t> bytes) {
+  const elf::ByteView v(bytes, false);
+  Cache c;
+  std::uint64_t new_base = 0;  // where the new header starts
+  bool have_new = false;
+  if (starts_with(bytes, 0, kMagicNew)) {
+    // dl-cache.c: cachesize > sizeof *cache_new and the entries fit.
+    if (bytes.size() <= kNewHeader) return Error(EINVAL, "ld.so.cache: file too short for its header");
+    const std::uint32_t n = *v.u32(20);
+    if ((bytes.size() - kNewHeader) / kNewEntry < n)
+      return Error(EINVAL, "ld.so.cache: nlibs " + std::to_string(n) + " does not fit in the file");
+    c.format_ = Format::new_only;
+    have_new = true;
+  } else if (starts_with(bytes, 0, kMagicOld)) {
+    if (bytes.size() <= kOldHeader) return Error(EINVAL, "ld.so.cache: file too short for its header");
+    const std::uint32_t n = *v.u32(12);
+    if ((bytes.size() - kOldHeader) / kOldEntry < n)
+      return Error(EINVAL, "ld.so.cache: nlibs " + std::to_string(n) + " does not fit in the file");
+    // ALIGN_CACHE: aligned to alignof(struct cache_file_new) = 8.
+    const std::uint64_t off = (kOldHeader + std::uint64_t{n} * kOldEntry + 7) & ~std::uint64_t{7};
+    if (elf::range_fits(off, kNewHeader, bytes.size()) && starts_with(bytes, off, kMagicNew)) {
+      c.format_ = Format::old_with_new;
+      new_base = off;
+      have_new = true;
+    } else {
+      c.format_ = Format::old_only;
+      c.entries_have_hwcap_ = false;
+      const std::uint64_t strings = kOldHeader + std::uint64_t{n} * kOldEntry;
+      const auto table = *v.sub(strings, bytes.size() - strings);
+      const elf::ByteView sv(table, false);
+      for (std::uint32_t i = 0; i < n; ++i) {
+        const std::uint64_t e = kOldHeader + std::uint64_t{i} * kOldEntry;
+        CacheEntry ce;
+        ce.flags = static_cast<std::int32_t>(*v.u32(e));
+        auto key = sv.cstr(*v.u32(e + 4));
+        auto value = sv.cstr(*v.u32(e + 8));
+        ce.valid = key && value;
+        if (key) ce.key = std::string(*key);
+        if (value) ce.value = std::string(*value);
+        c.entries_.push_back(std::move(ce));
+      }
+      return c;
+    }
+  } else {
+    return Error(EINVAL, "ld.so.cache: unknown magic (neither glibc-ld.so.cache1.1 nor ld.so-1.7.0)");
+  }
+
+  if (!have_new) return c;
+  // The new table. Its flags byte says the byte order: 0 unset, 2 little
+  // (this machine), 3 big; only "big" is refused (cache_file_new_matches_endian).
+  const auto hdr = *v.sub(new_base, bytes.size() - new_base);
+  const elf::ByteView hv(hdr, false);
+  if (c.format_ == Format::old_with_new && !elf::range_fits(kNewHeader, 0, hdr.size()))
+    return Error(EINVAL, "ld.so.cache: embedded new table is truncated");
+  const std::uint8_t endian = *hv.u8(28) & 3;
+  if (endian == 1 || endian == 3)
+    return Error(EINVAL, "ld.so.cache: byte order flag " + std::to_string(endian) + " does not match this machine");
+  const std::uint32_t n = *hv.u32(20);
+  if (c.format_ == Format::old_with_new && (hdr.size() - kNewHeader) / kNewEntry < n)
+    return Error(EINVAL, "ld.so.cache: embedded table nlibs does not fit in the file");
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::uint64_t e = kNewHeader + std::uint64_t{i} * kNewEntry;
+    CacheEntry ce;
+    ce.flags = static_cast<std::int32_t>(*hv.u32(e));
+    auto key = hv.cstr(*hv.u32(e + 4));
+    auto value = hv.cstr(*hv.u32(e + 8));
+    ce.valid = key && value;
+    if (key) ce.key = std::string(*key);
+    if (value) ce.value = std::string(*value);
+    ce.hwcap = *hv.u64(e + 16);
+    c.entries_.push_back(std::move(ce));
+  }
+
+  // Extension directory (cache_extension_load): offsets relative to the file
+  // start. A bad directory disables it; it does not make the cache unusable.
+  const std::uint32_t ext = *hv.u32(32);
+  if (ext != 0 && ext % 4 == 0 && elf::range_fits(ext, 8, bytes.size()) && *v.u32(ext) == kExtensionMagic) {
+    const std::uint32_t count = *v.u32(ext + 4);
+    if (elf::range_fits(ext + 8ull, std::uint64_t{count} * 16, bytes.size())) {
+      bool ok = true;
+      std::optional<std::pair<std::uint32_t, std::uint32_t>> hw, gen;
+      for (std::uint32_t i = 0; i < count && ok; ++i) {
+        const std::uint64_t s = ext + 8ull + std::uint64_t{i} * 16;
+        const std::uint32_t tag = *v.u32(s), off = *v.u32(s + 8), size = *v.u32(s + 12);
+        if (!elf::range_fits(off, size, bytes.size())) ok = false;
+        else if (tag == kTagHwcaps) hw = {off, size};
+        else if (tag == kTagGenerator) gen = {off, size};
+      }
+      if (ok && gen) c.generator_ = std::string(reinterpret_cast<const char*>(bytes.data()) + gen->first, gen->second);
+      // cache_extension_verify: non-empty, 4-aligned, a multiple of 4.
+      if (ok && hw && hw->second != 0 && hw->first % 4 == 0 && hw->second % 4 == 0) {
+        for (std::uint32_t k = 0; k < hw->second / 4; ++k) {
+          auto name = v.cstr(*v.u32(hw->first + 4ull * k));
+          c.hwcaps_names_.push_back(name ? std::string(*name) : std::string());
+        }
+      }
+    }
+  }
+  for (auto& ce : c.entries_) {
+    if (!is_hwcap_extension(ce.hwcap)) continue;
+    ce.isa_level = static_cast<unsigned>((ce.hwcap >> 32) & kIsaLevelMask);
+    const auto idx = static_cast<std::uint32_t>(ce.hwcap);
+    if (idx < c.hwcaps_names_.size()) ce.hwcaps_subdir = c.hwcaps_names_[idx];
+    else ce.hwcaps_subdir = std::string();  // index without a name: priority 0, never used
+  }
+  return c;
+}
+
+Result<Cache> Cache::load(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error(errno, "opening " + path + ": " + errno_name(errno));
+  struct stat st {};
+  std::vector<std::uint8_t> buf;
+  if (fstat(fd, &st) == 0 && st.st_size > 0) buf.resize(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  while (got < buf.size()) {
+    const ssize_t r = pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(got));
+    if (r <= 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  ::close(fd);
+  buf.resize(got);
+  auto c = parse(buf);
+  if (!c) return c.error().with_context(path);
+  return c;
+}
+
+std::optional<std::string> Cache::lookup(std::string_view name, const SystemInfo& sys) const {
+  // Priorities of the glibc-hwcaps names (glibc_hwcaps_priorities_init):
+  // position in the active list, 1 = best; 0 = not active.
+  auto priority = [&](const CacheEntry& e) -> std::uint32_t {
+    if (!e.hwcaps_subdir) return 0;
+    for (std::size_t i = 0; i < sys.hwcaps_subdirs.size(); ++i)
+      if (sys.hwcaps_subdirs[i] == *e.hwcaps_subdir) return static_cast<std::uint32_t>(i + 1);
+    return 0;
+  };
+  // dl_cache_hwcap_isa_level_compatible(): bit (1 << level) of the CPU's
+  // isa_1 (bit 0 baseline, 1 v2, 2 v3, 3 v4).
+  auto isa_ok = [&](const CacheEntry& e) {
+    const std::uint32_t cpu = (1u << sys.isa_level) - 1;
+    return e.isa_level < 32 && ((1u << e.isa_level) & cpu) == (1u << e.isa_level);
+  };
+  // Legacy hwcap bits (glibc <= 2.36): an entry is skipped when it needs a
+  // bit this CPU lacks. _DL_HWCAP_PLATFORM is zero on x86_64 (no platform bits).
+  const std::uint64_t tls_mask = 1ull << 63;
+  const std::uint64_t exclude = ~((sys.hwcap & sys.hwcap_mask) | tls_mask);
+
+  // Binary search, descending order, as search_cache() does it: on a bad
+  // string offset it gives up (returns nothing).
+  int left = 0, right = static_cast<int>(entries_.size()) - 1;
+  const std::string* best = nullptr;
+  std::uint32_t best_priority = 0;
+  while (left <= right) {
+    int middle = (left + right) / 2;
+    if (!entries_[middle].valid) return std::nullopt;
+    const int cmpres = cache_libcmp(name, entries_[middle].key);
+    if (cmpres == 0) {
+      left = middle;
+      while (middle > 0) {
+        const auto& prev = entries_[middle - 1];
+        if (!prev.valid || cache_libcmp(name, prev.key) != 0) break;
+        --middle;
+      }
+      do {
+        const CacheEntry& lib = entries_[middle];
+        if (middle > left && (!lib.valid || cache_libcmp(name, lib.key) != 0)) break;
+        if (!flags_ok(lib.flags) || !lib.valid) continue;
+        bool named_hwcap = false;
+        if (entries_have_hwcap_) {
+          named_hwcap = is_hwcap_extension(lib.hwcap);
+          if (named_hwcap && !isa_ok(lib)) continue;
+          if (!named_hwcap && best != nullptr) break;
+          if (sys.at_least(2, 37)) {
+            if (!named_hwcap && lib.hwcap != 0) continue;  // legacy hwcap entries are ignored since 2.37
+          } else if ((lib.hwcap & exclude) && !named_hwcap) {
+            continue;
+          }
+          if (named_hwcap) {
+            const std::uint32_t p = priority(lib);
+            if (p == 0) continue;
+            if (best == nullptr || p < best_priority) best_priority = p;
+            else continue;
+          }
+        }
+        best = &lib.value;
+        if (!named_hwcap && lib.flags == kDefaultFlags) break;
+      } while (++middle <= right);
+      break;
+    }
+    if (cmpres < 0) left = middle + 1;
+    else right = middle - 1;
+  }
+  if (!best) return std::nullopt;
+  return *best;
+}
+
+}  // namespace procforge::ldso

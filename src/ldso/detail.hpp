@@ -1,0 +1,122 @@
+// Internal pieces of the ld.so model shared by object_file.cpp (what ld.so
+// reads from one file), search.cpp (where it looks for a name) and
+// link_map.cpp (the link map: dedup, breadth-first order, preloads).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "procforge/ldso.hpp"
+
+namespace procforge::ldso::detail {
+
+// ------------------------------------------------------------ one file
+
+struct DepEntry {
+  enum class Kind { needed, auxiliary, filter };
+  Kind kind = Kind::needed;
+  std::string name;  // as written in the dynamic section (DSTs unexpanded)
+};
+
+// What ld.so learns from a file: open_verify() (elf/dl-load.c), the checks of
+// _dl_map_object_from_fd() and the dynamic section. Immutable once built;
+// shared between predictions (keyed by device, inode, size and mtime).
+struct FileFacts {
+  enum class Verify { ok, skip, fatal };
+  Verify verify = Verify::ok;
+  bool other_class = false;       // skipped for EI_CLASS (not e_machine)
+  std::string verify_message;     // open_verify()'s errstring when fatal
+  int verify_errno = 0;
+  // _dl_map_object_from_fd() refusals for an object loaded as a library
+  // (not for the main program, which is opened with __RTLD_OPENEXEC).
+  std::string map_message;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  mode_t mode = 0;
+  std::uint16_t type = 0;
+  bool has_dynamic = false;
+  std::vector<DepEntry> deps;     // DT_NEEDED / DT_AUXILIARY / DT_FILTER in dynamic-section order
+  std::optional<std::string> soname, rpath, runpath, interp;
+  std::uint64_t flags_1 = 0;
+  std::uint32_t isa_1_needed = 0; // GNU_PROPERTY_X86_ISA_1_NEEDED
+  std::string read_problem;       // the dynamic section could not be decoded (treated as empty)
+};
+
+struct Opened {
+  int err = 0;                              // open()'s errno when the file could not be opened
+  std::shared_ptr<const FileFacts> facts;   // set when it could
+};
+
+// Opens PATH read-only (relative to CWD_FD when relative), reads what ld.so
+// would read with read()/pread(), and closes it. Never maps or runs anything.
+Opened open_file(int cwd_fd, const std::string& path);
+
+// ------------------------------------------------------------ link map
+
+struct Map {
+  std::string l_name;                    // the path it was opened as ("" for the main program)
+  std::vector<std::string> libnames;     // names it was requested by (first = the one ldd prints)
+  std::shared_ptr<const FileFacts> facts;
+  int loader = -1;                       // l_loader: whose DT_NEEDED first caused the load
+  std::optional<std::string> origin;     // $ORIGIN
+  bool faked = false;                    // trace mode's "not found" placeholder
+  bool is_main = false, is_rtld = false, is_vdso = false;
+  bool reserved = false;                 // l_reserved: already in the breadth-first list
+  bool soname_added = false;
+  // cache_rpath(): decomposed once per object.
+  std::optional<std::vector<SearchDir>> rpath_dirs, runpath_dirs;
+  Object report;                         // what Prediction::objects shows for it
+};
+
+// Search results for one name.
+struct Found {
+  bool ok = false;
+  std::string path;                      // realname
+  std::shared_ptr<const FileFacts> facts;
+  FoundBy by = FoundBy::not_found;
+  std::string via;
+  bool in_subdir = false;
+  // Not found: what the real run reports.
+  int err = ENOENT;
+  bool other_class = false;
+  // A fatal open_verify() error: the load stops.
+  std::optional<LoaderError> fatal;
+};
+
+// Everything one prediction shares: facts, the cache, directory status.
+struct State {
+  const SystemInfo* sys = nullptr;
+  std::vector<std::string> capstrs;      // SystemInfo::subdirs()
+  int cwd_fd = -1;
+  bool secure = false;
+  std::optional<Cache> cache;
+  std::vector<SearchDir> library_path;   // LD_LIBRARY_PATH (empty in secure mode)
+  std::map<std::string, bool> dir_exists;  // open_path()'s r_dir_status per dir + capstr
+  std::vector<Map> maps;
+  int main = 0;
+  std::vector<std::string> tried;        // places tried by the current search
+  int last_errno = ENOENT;
+
+  DstContext dst_for(const Map& m) const;
+  const std::vector<SearchDir>& rpath_of(int l);
+  const std::vector<SearchDir>& runpath_of(int l);
+  // A human name for a map: its path, or the program for the main map.
+  std::string display(int l) const;
+};
+
+// _dl_map_object()'s search for NAME on behalf of LOADER (-1: none):
+// slash names, RPATH chain, LD_LIBRARY_PATH, RUNPATH, ld.so.cache, default
+// dirs. SECURE_LOAD is __RTLD_SECURE (preloads). Does not touch the link map.
+Found search(State& st, int loader, const std::string& name, bool secure_load);
+
+// _dl_map_object_from_fd()'s identity: device and inode.
+bool same_file(const FileFacts& a, const FileFacts& b);
+
+}  // namespace procforge::ldso::detail

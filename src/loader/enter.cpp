@@ -1,0 +1,111 @@
+// The point of no return. What begin_new_exec() resets, done here with raw
+// system calls (no allocation: this may run in a child right after fork()):
+// signals blocked while the image is swapped, handlers flushed
+// (kernel/signal.c flush_signal_handlers(): handlers to SIG_DFL, SIG_IGN kept,
+// flags and masks cleared), the alternate signal stack disabled,
+// close-on-exec fds closed (fs/file.c do_close_on_exec()), rseq unregistered
+// (rseq_execve()); then the stub takes over.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/rseq.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "loader/impl.hpp"
+
+namespace procforge::loader {
+
+namespace {
+
+struct KernelSigaction {  // the rt_sigaction ABI on x86_64
+  unsigned long handler, flags, restorer, mask;
+};
+
+long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) { return syscall(nr, a, b, c, d); }
+
+void flush_signal_handlers() {
+  for (int sig = 1; sig <= 64; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    KernelSigaction old{};
+    if (raw(SYS_rt_sigaction, sig, 0, reinterpret_cast<long>(&old), 8) != 0) continue;
+    KernelSigaction now{};
+    now.handler = old.handler == reinterpret_cast<unsigned long>(SIG_IGN) ? old.handler : 0;
+    if (old.handler != now.handler || old.flags || old.mask || old.restorer)
+      raw(SYS_rt_sigaction, sig, reinterpret_cast<long>(&now), 0, 8);
+  }
+  stack_t ss{};
+  ss.ss_flags = SS_DISABLE;
+  raw(SYS_sigaltstack, reinterpret_cast<long>(&ss), 0);
+}
+
+struct LinuxDirent64 {
+  std::uint64_t d_ino;
+  std::int64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[1];
+};
+
+void close_on_exec(const Region& r) {
+  const int dir = static_cast<int>(raw(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/fd"),
+                                       O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir < 0) return;
+  for (;;) {
+    const long n = raw(SYS_getdents64, dir, reinterpret_cast<long>(r.dents), static_cast<long>(r.dents_size));
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      const auto* d = reinterpret_cast<const LinuxDirent64*>(r.dents + off);
+      off += d->d_reclen;
+      int fd = 0;
+      bool digits = d->d_name[0] != 0;
+      for (const char* c = d->d_name; *c; ++c) {
+        if (*c < '0' || *c > '9') digits = false;
+        else fd = fd * 10 + (*c - '0');
+      }
+      if (!digits || fd == dir) continue;
+      bool keep = false;
+      for (std::size_t i = 0; i < r.keep_count; ++i) keep |= r.keep_fds[i] == fd;
+      if (!keep && (raw(SYS_fcntl, fd, F_GETFD) & FD_CLOEXEC)) raw(SYS_close, fd);
+    }
+  }
+  raw(SYS_close, dir);
+}
+
+void unregister_rseq() {
+  // glibc registers a 32-byte area at the thread pointer + __rseq_offset with
+  // the signature RSEQ_SIG; the new image's C library registers its own.
+  if (__rseq_size == 0) return;
+  auto* area = static_cast<char*>(__builtin_thread_pointer()) + __rseq_offset;
+  for (unsigned len : {32u, __rseq_size})
+    if (raw(SYS_rseq, reinterpret_cast<long>(area), len, 1 /* RSEQ_FLAG_UNREGISTER */, 0x53053053) == 0) break;
+}
+
+}  // namespace
+
+void Prepared::enter() const {
+  const Region& r = impl_->region;
+  std::uint64_t all = ~0ull;
+  raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(r.saved_mask), 8);
+  flush_signal_handlers();
+  close_on_exec(r);
+  unregister_rseq();
+  run_stub(r.code, r.ops, r.zero_word, r.xsave);
+}
+
+Prepared::Prepared() : impl_(std::make_unique<Impl>()) {}
+Prepared::Prepared(Prepared&&) noexcept = default;
+Prepared& Prepared::operator=(Prepared&&) noexcept = default;
+Prepared::~Prepared() {
+  if (impl_) {
+    if (impl_->region.base) munmap(impl_->region.base, impl_->region.size);
+    for (int fd : impl_->fds) close(fd);
+  }
+}
+const exec::Prediction& Prepared::prediction() const { return impl_->pred; }
+const std::vector<Step>& Prepared::steps() const { return impl_->steps; }
+const std::vector<std::string>& Prepared::differences() const { return impl_->differences; }
+
+}  // namespace procforge::loader

@@ -1,0 +1,357 @@
+// Everything of a user-space exec up to the point of no return, in the order
+// the kernel decides it: the exec model predicts the chain, the checks and
+// the layout with our own random draws; then the files are opened, the
+// initial stack is built byte for byte, and the stub's op table is written:
+// unmap the old image, map the new one (fs/binfmt_elf.c elf_load()), zero the
+// bss tails (padzero()), copy the stack (create_elf_tables()), set the mm
+// fields (prctl PR_SET_MM_MAP), comm, fs/gs bases, robust list, clear_child_tid
+// and the signal mask, then jump.
+#include <elf.h>
+#include <fcntl.h>
+#include <linux/prctl.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "loader/impl.hpp"
+
+namespace procforge::loader {
+
+namespace {
+
+constexpr std::size_t kPage = 4096;
+constexpr std::size_t kXsaveSize = 16384;  // ample for any XSAVE layout (AMX included)
+constexpr std::size_t kDentsSize = 16384;
+
+std::string hex(std::uint64_t v) {
+  char b[24];
+  snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+std::string prot_string(int prot) {
+  std::string s = "---";
+  if (prot & PROT_READ) s[0] = 'r';
+  if (prot & PROT_WRITE) s[1] = 'w';
+  if (prot & PROT_EXEC) s[2] = 'x';
+  return s;
+}
+
+struct Range {
+  std::uint64_t start, end;
+};
+
+// Every mapping of this process the new image must not inherit.
+std::vector<Range> old_mappings() {
+  std::vector<Range> out;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long long lo = 0, hi = 0;
+    char name[256] = {};
+    if (sscanf(line.c_str(), "%llx-%llx %*s %*s %*s %*s %255s", &lo, &hi, name) < 2) continue;
+    std::string n = name;
+    // The vDSO stays (the new image uses it), [vsyscall] cannot be unmapped.
+    if (n == "[vdso]" || n.rfind("[vvar", 0) == 0 || n == "[vsyscall]") continue;
+    if (!out.empty() && out.back().end == lo) out.back().end = hi;
+    else out.push_back({lo, hi});
+  }
+  return out;
+}
+
+int count_threads() {
+  int n = 0;
+  std::ifstream st("/proc/self/status");
+  std::string key;
+  while (st >> key) {
+    if (key == "Threads:") {
+      st >> n;
+      break;
+    }
+    std::getline(st, key);
+  }
+  return n;
+}
+
+bool have_cap(int cap) {
+  std::ifstream st("/proc/self/status");
+  std::string line;
+  while (std::getline(st, line))
+    if (line.rfind("CapEff:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> cap) & 1;
+  return false;
+}
+
+Op syscall_op(std::uint64_t kind, long nr, std::initializer_list<std::uint64_t> args) {
+  Op op;
+  op.kind = kind;
+  op.nr = static_cast<std::uint64_t>(nr);
+  std::size_t i = 0;
+  for (auto a : args) op.a[i++] = a;
+  return op;
+}
+
+}  // namespace
+
+Result<Prepared> prepare(const Options& opts) {
+  Prepared out;
+  auto& im = *out.impl_;
+  auto step = [&](std::string stage, std::string detail) {
+    im.steps.push_back({std::move(stage), std::move(detail)});
+    if (opts.on_step) opts.on_step(im.steps.back());
+  };
+
+  if (!opts.for_child && count_threads() > 1)
+    return Error(EBUSY, "user-space exec: this process has other threads; the kernel's exec would kill them "
+                        "(de_thread()), user space cannot: run it in a fresh child (procforge run --loader=user)");
+
+  // 1. The kernel's exec model, with our dice: every address exact.
+  exec::Request req = opts.request;
+  exec::Dice dice = exec::Dice::roll();
+  dice.vdso_base = getauxval(AT_SYSINFO_EHDR);  // the vDSO stays where it is
+  req.dice = dice;
+  req.addr_no_randomize = req.addr_no_randomize || !opts.randomize;
+  req.want_stack_image = true;
+  const exec::SystemFacts facts = exec::SystemFacts::probe();
+  auto pred = exec::predict(req, facts);
+  if (!pred) return pred.error();
+  im.pred = std::move(*pred);
+  const exec::Prediction& p = im.pred;
+  for (const auto& c : p.chain) {
+    std::string d = c.path + (c.kind == exec::LinkKind::script ? " is a #! script: interpreter " + c.interpreter.value_or("") +
+                                                                      (c.arg ? " arg \"" + *c.arg + "\"" : "")
+                              : c.kind == exec::LinkKind::misc ? " matches binfmt_misc " + c.misc_entry + ": " + c.interpreter.value_or("")
+                              : " is ELF" + (c.interpreter ? ", PT_INTERP " + *c.interpreter : std::string(", static")));
+    step("dispatch", d);
+  }
+  if (p.outcome == exec::Outcome::error)
+    return Error(p.err, "execve " + req.path + ": " + errno_name(p.err) + " (" + p.diagnosis + ")");
+  if (!p.plan) return Error(ENOEXEC, "execve " + req.path + ": no image to load");
+  const exec::Plan& plan = *p.plan;
+  if (p.elf_header && !p.elf_header->is64)
+    return Error(EOPNOTSUPP, "user-space exec of " + plan.exe + ": 32-bit (ia32) images are not supported");
+  const bool dies_in_exec = p.outcome == exec::Outcome::killed && !p.killed_at_first_instruction;
+  if (!dies_in_exec && (!plan.rsp || plan.stack_image.empty()))
+    return Error(EINVAL, "user-space exec of " + plan.exe + ": the layout is not fully known");
+
+  // 2. Open every file that gets mapped (paths as the kernel named them).
+  std::map<std::string, int> fds;
+  const std::string cwd = req.cwd;
+  for (const auto& m : plan.mappings) {
+    if (!m.file_backed || fds.count(m.object)) continue;
+    std::string path = m.object[0] == '/' || cwd.empty() ? m.object : cwd + "/" + m.object;
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      int e = errno;
+      for (auto& [_, f] : fds) close(f);
+      return Error(e, "user-space exec: opening " + m.object + " to map it: " + errno_name(e) +
+                          (e == EACCES ? " (the kernel maps files it may only execute; user space must read them)" : ""));
+    }
+    fds[m.object] = fd;
+  }
+  im.fds.clear();
+  for (auto& [_, f] : fds) im.fds.push_back(f);
+
+  // 3. The new image's ranges; the stub region must avoid all of them.
+  std::vector<Range> new_ranges;
+  for (const auto& m : plan.mappings)
+    if (m.address_known && m.end > m.start) new_ranges.push_back({m.start, m.end});
+  new_ranges.push_back({plan.stack_vma_start, plan.stack_top});
+  if (plan.brk) new_ranges.push_back({*plan.brk, *plan.brk + (64ull << 20)});  // leave the heap room to grow
+
+  const std::vector<Range> old = old_mappings();
+  const std::size_t n_ops = old.size() + plan.mappings.size() + plan.zero_ranges.size() + 16;
+  std::size_t size = kPage;                                  // code
+  std::size_t off_header = size;                             // zero word, saved mask
+  std::size_t off_xsave = off_header + 64;
+  std::size_t off_dents = off_xsave + kXsaveSize;
+  std::size_t off_keep = off_dents + kDentsSize;
+  std::size_t off_mm = off_keep + 64 * sizeof(int);
+  std::size_t off_mm_exe = off_mm + sizeof(MmMap);
+  std::size_t off_comm = off_mm_exe + sizeof(MmMap);
+  std::size_t off_auxv = (off_comm + 16 + 15) & ~std::size_t{15};
+  std::size_t off_ops = (off_auxv + plan.auxv.size() * 16 + 63) & ~std::size_t{63};
+  std::size_t off_stack = off_ops + n_ops * sizeof(Op);
+  size = (off_stack + plan.stack_image.size() + kPage - 1) & ~(kPage - 1);
+
+  void* base = MAP_FAILED;
+  for (int attempt = 0; attempt < 64 && base == MAP_FAILED; ++attempt) {
+    void* hint = nullptr;
+    if (attempt) {
+      std::uint64_t r = 0;
+      (void)getrandom(&r, sizeof r, 0);
+      hint = reinterpret_cast<void*>(0x100000000ull + (r % 0x7e0000000000ull & ~(kPage - 1)));
+    }
+    void* a = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (hint ? MAP_FIXED_NOREPLACE : 0), -1, 0);
+    if (a == MAP_FAILED) continue;
+    const auto lo = reinterpret_cast<std::uint64_t>(a);
+    bool clash = std::any_of(new_ranges.begin(), new_ranges.end(),
+                             [&](const Range& r) { return r.start < lo + size && lo < r.end; });
+    if (clash) munmap(a, size);
+    else base = a;
+  }
+  if (base == MAP_FAILED) return Error(ENOMEM, "user-space exec: no room for the stub outside the new image");
+  Region& R = im.region;
+  R.base = static_cast<std::uint8_t*>(base);
+  R.size = size;
+  R.code = R.base;
+  R.zero_word = reinterpret_cast<std::uint64_t*>(R.base + off_header);
+  R.saved_mask = R.zero_word + 1;
+  R.xsave = R.base + off_xsave;
+  R.dents = R.base + off_dents;
+  R.dents_size = kDentsSize;
+  R.keep_fds = reinterpret_cast<int*>(R.base + off_keep);
+  R.keep_count = std::min<std::size_t>(im.fds.size(), 64);
+  std::copy_n(im.fds.begin(), R.keep_count, R.keep_fds);
+  R.ops = reinterpret_cast<Op*>(R.base + off_ops);
+  // XSAVE legacy area: MXCSR (offset 24) = 0x1f80, its mask (28) = all; header XSTATE_BV = 0.
+  const std::uint32_t mxcsr = 0x1f80, mxcsr_mask = 0xffff;
+  std::memcpy(R.xsave + 24, &mxcsr, 4);
+  std::memcpy(R.xsave + 28, &mxcsr_mask, 4);
+
+  // 4. The op table.
+  std::vector<Op> ops;
+  const auto self_lo = reinterpret_cast<std::uint64_t>(R.base), self_hi = self_lo + size;
+  for (const auto& r : old) {
+    // Everything but the stub region.
+    if (r.end <= self_lo || r.start >= self_hi) {
+      ops.push_back(syscall_op(kOpSyscall, SYS_munmap, {r.start, r.end - r.start}));
+    } else {
+      if (r.start < self_lo) ops.push_back(syscall_op(kOpSyscall, SYS_munmap, {r.start, self_lo - r.start}));
+      if (r.end > self_hi) ops.push_back(syscall_op(kOpSyscall, SYS_munmap, {self_hi, r.end - self_hi}));
+    }
+  }
+  step("unmap", std::to_string(old.size()) + " ranges of the old image (program, libraries, heap, stack); the vDSO stays");
+
+  if (dies_in_exec) {
+    // After the point of no return the kernel kills the task: so do we.
+    ops.push_back(syscall_op(kOpSyscall, -1, {}));
+    step("killed", p.diagnosis);
+  } else {
+    for (const auto& m : plan.mappings) {
+      if (m.end <= m.start || m.object.rfind("[vvar", 0) == 0 || m.object == "[vdso]" || m.object == "[heap]") continue;
+      const std::uint64_t len = m.end - m.start;
+      if (m.file_backed) {
+        ops.push_back(syscall_op(kOpSyscall, SYS_mmap,
+                                 {m.start, len, static_cast<std::uint64_t>(m.prot), MAP_PRIVATE | MAP_FIXED,
+                                  static_cast<std::uint64_t>(fds[m.object]), m.file_offset}));
+      } else {
+        const std::uint64_t flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | (m.object == "[stack]" ? MAP_GROWSDOWN : 0);
+        ops.push_back(syscall_op(kOpSyscall, SYS_mmap, {m.start, len, static_cast<std::uint64_t>(m.prot), flags,
+                                                         static_cast<std::uint64_t>(-1), 0}));
+      }
+      step("map", hex(m.start) + "-" + hex(m.end) + " " + prot_string(m.prot) + " " + m.object +
+                      (m.file_backed ? " @" + hex(m.file_offset) : "") + (m.note.empty() ? "" : " (" + m.note + ")"));
+    }
+    for (const auto& [start, len] : plan.zero_ranges) {
+      Op z;
+      z.kind = kOpZero;
+      z.nr = 0;
+      z.a[0] = start;
+      z.a[1] = len;
+      ops.push_back(z);
+      step("bss", "zero " + std::to_string(len) + " bytes at " + hex(start) + " (tail of the last file page)");
+    }
+    // The initial stack, byte for byte.
+    std::memcpy(R.base + off_stack, plan.stack_image.data(), plan.stack_image.size());
+    Op c;
+    c.kind = kOpCopy;
+    c.a[0] = *plan.rsp;
+    c.a[1] = reinterpret_cast<std::uint64_t>(R.base + off_stack);
+    c.a[2] = plan.stack_image.size();
+    ops.push_back(c);
+    for (const auto& l : plan.stack_layout) step("stack", l);
+    for (const auto& a : plan.auxv)
+      step("auxv", a.name + " = " + (a.value ? hex(*a.value) : std::string("?")) + (a.describe.empty() ? "" : "  " + a.describe));
+
+    // mm fields: what /proc/PID/{exe,cmdline,environ,auxv} and brk() see.
+    auto* mm = reinterpret_cast<MmMap*>(R.base + off_mm);
+    auto* auxv = reinterpret_cast<std::uint64_t*>(R.base + off_auxv);
+    for (std::size_t i = 0; i < plan.auxv.size(); ++i) {
+      auxv[2 * i] = plan.auxv[i].type;
+      auxv[2 * i + 1] = plan.auxv[i].value.value_or(0);
+    }
+    *mm = MmMap{plan.start_code, plan.end_code, plan.start_data, plan.end_data, plan.brk.value_or(0),
+                plan.brk.value_or(0), *plan.rsp, plan.arg_start, plan.arg_end, plan.env_start, plan.env_end,
+                reinterpret_cast<std::uint64_t>(auxv), static_cast<std::uint32_t>(plan.auxv.size() * 16),
+                static_cast<std::uint32_t>(fds.count(plan.exe) ? fds[plan.exe] : -1)};
+    // PR_SET_MM_MAP needs no capability, except for the exe link
+    // (checkpoint_restore_ns_capable(): CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE),
+    // so set the fields first and the exe link in a second call.
+    if (opts.set_mm) {
+      const std::uint32_t exe_fd = mm->exe_fd;
+      mm->exe_fd = static_cast<std::uint32_t>(-1);
+      auto* mm_exe = reinterpret_cast<MmMap*>(R.base + off_mm_exe);
+      *mm_exe = *mm;
+      mm_exe->exe_fd = exe_fd;
+      ops.push_back(syscall_op(kOpSyscallIgnore, SYS_prctl,
+                               {PR_SET_MM, PR_SET_MM_MAP, reinterpret_cast<std::uint64_t>(mm), sizeof(MmMap), 0}));
+      if (have_cap(21 /* CAP_SYS_ADMIN */) || have_cap(40 /* CAP_CHECKPOINT_RESTORE */))
+        ops.push_back(syscall_op(kOpSyscallIgnore, SYS_prctl,
+                                 {PR_SET_MM, PR_SET_MM_MAP, reinterpret_cast<std::uint64_t>(mm_exe), sizeof(MmMap), 0}));
+      else
+        im.differences.push_back("no CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE: /proc/PID/exe keeps pointing at the old program");
+    } else {
+      im.differences.push_back("--no-set-mm: /proc/PID/exe, cmdline, environ and auxv keep the old process's values and "
+                               "brk() starts from the old heap");
+    }
+    // comm = basename of the execve path, 15 bytes (__set_task_comm(kbasename(bprm->filename))).
+    std::string base_name = req.path.substr(req.path.rfind('/') == std::string::npos ? 0 : req.path.rfind('/') + 1);
+    std::strncpy(reinterpret_cast<char*>(R.base + off_comm), base_name.c_str(), 15);
+    ops.push_back(syscall_op(kOpSyscallIgnore, SYS_prctl, {PR_SET_NAME, reinterpret_cast<std::uint64_t>(R.base + off_comm)}));
+    for (int fd : im.fds) ops.push_back(syscall_op(kOpSyscallIgnore, SYS_close, {static_cast<std::uint64_t>(fd)}));
+    ops.push_back(syscall_op(kOpSyscallIgnore, SYS_arch_prctl, {0x1002 /* ARCH_SET_FS */, 0}));
+    ops.push_back(syscall_op(kOpSyscallIgnore, SYS_arch_prctl, {0x1001 /* ARCH_SET_GS */, 0}));
+    ops.push_back(syscall_op(kOpSyscallIgnore, SYS_set_robust_list, {0, 24}));
+    ops.push_back(syscall_op(kOpSyscallIgnore, SYS_set_tid_address, {0}));
+    ops.push_back(syscall_op(kOpSyscallIgnore, SYS_rt_sigprocmask,
+                             {2 /* SIG_SETMASK */, reinterpret_cast<std::uint64_t>(R.saved_mask), 0, 8}));
+    step("entry", "jump to " + hex(plan.entry.value_or(0)) + (plan.entry_in_interp ? " (the interpreter's entry)" : "") +
+                      " with rsp " + hex(*plan.rsp) + ", every other register 0, rflags 0x202, FPU reset");
+  }
+  if (dies_in_exec) {
+    ops.push_back(Op{});
+  } else {
+    // The end: unmap the data pages of the stub region, keep only its code page.
+    Op end;
+    end.kind = kOpEndUnmap;
+    end.a[0] = self_lo + kPage;
+    end.a[1] = size - kPage;
+    ops.push_back(end);
+  }
+  if (ops.size() > n_ops) return Error(E2BIG, "user-space exec: op table overflow");
+  std::copy(ops.begin(), ops.end(), R.ops);
+
+  // 5. The code page: copy the stub, patch its slots, make it executable.
+  auto code = stub_code();
+  std::memcpy(R.code, code.data(), code.size());
+  const std::uint64_t entry = plan.entry.value_or(0), rsp = plan.rsp.value_or(0);
+  std::memcpy(R.code + stub_entry_slot(), &entry, 8);
+  std::memcpy(R.code + stub_rsp_slot(), &rsp, 8);
+  if (mprotect(R.code, kPage, PROT_READ | PROT_EXEC) != 0) {
+    int e = errno;
+    return Error(e, "user-space exec: making the stub executable: " + errno_name(e));
+  }
+  im.differences.push_back("one 4 KiB page of the stub's code stays mapped r-x at " + hex(self_lo) +
+                           " (the code that unmapped the old image cannot unmap itself)");
+  im.differences.push_back("the vDSO keeps its address (" + hex(*dice.vdso_base) + ") instead of a new random one");
+  if (p.plan && p.plan->auxv.size()) {
+    for (const auto& a : p.plan->auxv)
+      if (a.type == AT_EUID || a.type == AT_EGID)
+        if (a.value && *a.value != (a.type == AT_EUID ? geteuid() : getegid()))
+          im.differences.push_back("set-user-ID / set-group-ID bits are not applied: user space cannot gain privileges");
+  }
+  return out;
+}
+
+}  // namespace procforge::loader

@@ -1,0 +1,122 @@
+// The child's report in words: "setting uid 1000: EPERM",
+// "execve /x/y: ENOENT". The step says what the child was doing, the index
+// which object (an fd action, an rlimit, a PATH candidate); the errno is the
+// kernel's, unchanged, and common refusals get a sentence saying what to do.
+#include <linux/sched.h>
+#include <signal.h>
+#include <string.h>
+
+#include <fmt/format.h>
+
+#include "spawn/plan.hpp"
+
+namespace procforge::spawn {
+
+namespace {
+
+std::string limit_text(std::uint64_t v) { return v == RLIM_INFINITY ? "unlimited" : std::to_string(v); }
+
+std::string fd_op_text(const Plan& p, int index) {
+  if (index < 0 || static_cast<std::size_t>(index) >= p.fd_ops.size()) return "setting up fds";
+  const FdOp& op = p.fd_ops[static_cast<std::size_t>(index)];
+  switch (op.kind) {
+    case FdOp::dup:
+      return op.source == op.fd ? fmt::format("keeping fd {} open", op.fd)
+                                : fmt::format("duplicating fd {} onto fd {}", op.source, op.fd);
+    case FdOp::open:
+      return fmt::format("opening {} onto fd {}", op.path, op.fd);
+    case FdOp::close:
+      return fmt::format("closing fd {}", op.fd);
+  }
+  return "setting up fds";
+}
+
+std::string ids_text(const std::vector<gid_t>& ids) {
+  std::string s;
+  for (auto id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  return s.empty() ? "none" : s;
+}
+
+std::string step_text(const Plan& p, Step step, int index) {
+  const Options& o = p.opts;
+  const auto ux = static_cast<std::size_t>(index);
+  switch (step) {
+    case Step::none: return "spawning";
+    case Step::sync: return "waiting for the parent to write the user namespace id maps";
+    case Step::signals: return fmt::format("setting the disposition of signal {}", index);
+    case Step::unshare_time: return "entering a new time namespace";
+    case Step::hostname: return "setting the hostname " + o.hostname;
+    case Step::mount_private: return "making mounts private (mount --make-rprivate /)";
+    case Step::mount_proc: return "mounting a new proc on /proc";
+    case Step::cgroup_join:
+      if (index < 0) return "joining cgroup " + p.cgroup.v2_dir;
+      return "joining cgroup " + (ux < p.cgroup.v1_dirs.size() ? p.cgroup.v1_dirs[ux] : std::string("?"));
+    case Step::setsid: return "creating a session (setsid)";
+    case Step::setpgid: return fmt::format("setting process group {}", p.block.pgid);
+    case Step::controlling_tty: return "making " + o.controlling_tty.value_or("?") + " the controlling terminal";
+    case Step::fd_move: return fd_op_text(p, index) + " (moving the source out of the way)";
+    case Step::fd_dup:
+    case Step::fd_open:
+    case Step::fd_close: return fd_op_text(p, index);
+    case Step::close_fds: return "closing inherited fds (close_range)";
+    case Step::keep_fd:
+      return fmt::format("keeping fd {} open across exec", ux < p.keep_fds.size() ? p.keep_fds[ux] : -1);
+    case Step::rlimit:
+      if (ux < p.rlimits.size())
+        return fmt::format("setting rlimit {} to {}:{}", rlimit_name(p.rlimits[ux].resource),
+                           limit_text(p.rlimits[ux].soft), limit_text(p.rlimits[ux].hard));
+      return "setting an rlimit";
+    case Step::nice: return fmt::format("setting nice {}", p.block.nice);
+    case Step::sched:
+      return fmt::format("setting scheduler policy {} priority {}", p.block.sched_policy, p.block.sched_priority);
+    case Step::capbset: return fmt::format("dropping capability {} from the bounding set", index);
+    case Step::keepcaps: return "keeping capabilities across the uid change (PR_SET_KEEPCAPS)";
+    case Step::setgroups:
+      if (o.groups) return "setting supplementary groups " + ids_text(p.groups);
+      // Implied by a change of ids: name the change the caller asked for.
+      return o.uid ? fmt::format("setting uid {} (dropping the supplementary groups first)", *o.uid)
+                   : fmt::format("setting gid {} (dropping the supplementary groups first)", o.gid.value_or(0));
+    case Step::setgid: return fmt::format("setting gid {}", p.block.gid);
+    case Step::setuid: return fmt::format("setting uid {}", p.block.uid);
+    case Step::capset: return "setting the inheritable capabilities (capset)";
+    case Step::ambient: return fmt::format("raising ambient capability {}", index);
+    case Step::chdir: return "changing directory to " + o.cwd;
+    case Step::pdeathsig: return fmt::format("setting the parent-death signal {}", p.block.pdeathsig);
+    case Step::parent_died: return "checking the parent is alive (it exited before PR_SET_PDEATHSIG)";
+    case Step::no_new_privs: return "setting no_new_privs";
+    case Step::seccomp: return "installing the seccomp filter";
+    case Step::sigmask: return "setting the signal mask";
+    case Step::execve:
+      // After a PATH search that found nothing, name the program as asked.
+      if (index < 0) return "execve " + (p.searched || p.candidates.empty() ? p.program : std::string(p.candidates[0]));
+      return "execve " + std::string(ux < p.candidates.size() ? p.candidates[ux] : p.program.c_str());
+  }
+  return "spawning";
+}
+
+// What to do about the refusals people meet most.
+std::string hint(const Plan& p, Step step, int err) {
+  if (step == Step::seccomp && err == EACCES && !p.opts.no_new_privs)
+    return " (a seccomp filter needs no_new_privs or CAP_SYS_ADMIN: set no_new_privs)";
+  if ((step == Step::setuid || step == Step::setgid || step == Step::setgroups) && err == EPERM)
+    return " (changing ids needs CAP_SETUID/CAP_SETGID: run as root, or inside a user namespace)";
+  if (step == Step::setgroups && err == EPERM && p.deny_setgroups)
+    return " (setgroups is denied in this user namespace)";
+  if (step == Step::ambient && err == EPERM)
+    return " (an ambient capability must be in the permitted and inheritable sets, and not dropped from the "
+           "bounding set)";
+  return "";
+}
+
+}  // namespace
+
+bool exec_failed(const Error& e) { return e.message.rfind("execve ", 0) == 0; }
+
+Error call_error(int err, const std::string& what) { return Error{err, what + ": " + errno_name(err)}; }
+
+Error describe(const Plan& plan, const Report& r) {
+  auto step = static_cast<Step>(r.step);
+  return Error{r.err, step_text(plan, step, r.index) + ": " + errno_name(r.err) + hint(plan, step, r.err)};
+}
+
+}  // namespace procforge::spawn

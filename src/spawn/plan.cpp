@@ -1,0 +1,333 @@
+// Building the flat pre-clone block from the Options.
+//
+// Everything that may allocate, read files or search happens here, in the
+// parent: argv and envp as NULL-terminated arrays, the PATH candidates (the
+// search glibc's execvp does in posix/execvpe.c, with the PATH of the child's
+// environment, or _CS_PATH "/bin:/usr/bin" when it has none), the fd plan
+// with the range close_range must spare, the signal mask as the kernel's
+// 64-bit sigset, credentials, limits and the seccomp program.
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <fstream>
+
+#include "spawn/plan.hpp"
+
+extern char** environ;
+
+namespace procforge::spawn {
+
+namespace {
+
+constexpr int kKnownNamespaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS |
+                                 CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWTIME;
+
+std::string key_of(const std::string& kv) { return kv.substr(0, kv.find('=')); }
+
+Result<std::vector<std::string>> build_env(const Options& o) {
+  std::vector<std::string> env;
+  if (o.inherit_env) {
+    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+  } else {
+    env = o.envp;
+  }
+  auto drop = [&](const std::string& key) {
+    std::erase_if(env, [&](const std::string& kv) { return key_of(kv) == key; });
+  };
+  for (const auto& k : o.unset_env) drop(k);
+  for (const auto& kv : o.set_env) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return Error{EINVAL, "environment entry '" + kv + "' is not KEY=VALUE"};
+    drop(kv.substr(0, eq));
+    env.push_back(kv);
+  }
+  return env;
+}
+
+// The files execve() will be tried on, in order.
+void add_candidates(Plan& p, const std::vector<std::string>& env) {
+  const std::string& name = p.opts.path;
+  if (!p.opts.search_path || name.empty() || name.find('/') != std::string::npos) {
+    p.candidates.push_back(p.keep(name));
+    return;
+  }
+  std::string path = "/bin:/usr/bin";  // confstr(_CS_PATH), what execvp uses without PATH
+  for (const auto& kv : env)
+    if (kv.compare(0, 5, "PATH=") == 0) path = kv.substr(5);
+  p.searched = true;
+  std::size_t start = 0;
+  for (;;) {
+    std::size_t colon = path.find(':', start);
+    std::string dir = path.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    // An empty element is the current directory.
+    std::string file = dir.empty() ? name : (dir.back() == '/' ? dir + name : dir + "/" + name);
+    if (file.size() < PATH_MAX) p.candidates.push_back(p.keep(file));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  if (p.candidates.empty()) p.candidates.push_back(p.keep(name));
+}
+
+std::uint64_t kernel_sigset(const sigset_t& set) {
+  std::uint64_t k = 0;
+  for (int sig = 1; sig <= 64; ++sig)
+    if (sigismember(&set, sig) == 1) k |= std::uint64_t{1} << (sig - 1);
+  return k;
+}
+
+int cap_last_cap() {
+  static const int last = [] {
+    int v = 40;
+    std::ifstream("/proc/sys/kernel/cap_last_cap") >> v;
+    return v;
+  }();
+  return last;
+}
+
+Status plan_stdio(Plan& p, int fd, const Stdio& s) {
+  FdOp op;
+  op.fd = fd;
+  switch (s.kind) {
+    case Stdio::Kind::inherit:
+      return ok_status();
+    case Stdio::Kind::null:
+      op.kind = FdOp::open;
+      op.path = "/dev/null";
+      op.flags = fd == 0 ? O_RDONLY : O_WRONLY;
+      break;
+    case Stdio::Kind::file:
+      op.kind = FdOp::open;
+      op.path = p.keep(s.path);
+      op.flags = s.flags ? s.flags : (fd == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC);
+      op.mode = 0666;  // and the umask, as a shell redirection
+      break;
+    case Stdio::Kind::fd:
+      op.kind = FdOp::dup;
+      op.source = s.fd;
+      break;
+    case Stdio::Kind::pipe: {
+      int ends[2];
+      if (pipe2(ends, O_CLOEXEC) != 0) return call_error(errno, "creating a pipe for fd " + std::to_string(fd));
+      // [0] read end, [1] write end; the child reads stdin and writes the others.
+      p.parent_pipes[fd][0] = fd == 0 ? ends[0] : ends[1];
+      p.parent_pipes[fd][1] = fd == 0 ? ends[1] : ends[0];
+      op.kind = FdOp::dup;
+      op.source = p.parent_pipes[fd][0];
+      break;
+    }
+  }
+  p.fd_ops.push_back(op);
+  return ok_status();
+}
+
+Status plan_fds(Plan& p) {
+  const Options& o = p.opts;
+  for (int fd = 0; fd < 3; ++fd) {
+    const Stdio& s = fd == 0 ? o.stdin_ : fd == 1 ? o.stdout_ : o.stderr_;
+    if (auto st = plan_stdio(p, fd, s); !st) return st;
+  }
+  for (const auto& a : o.fd_actions) {
+    if (a.fd < 0) return Error{EBADF, "fd action with target fd " + std::to_string(a.fd)};
+    FdOp op;
+    op.fd = a.fd;
+    switch (a.kind) {
+      case FdAction::Kind::dup2:
+        if (a.source < 0) return Error{EBADF, "dup2 onto fd " + std::to_string(a.fd) + " from fd " + std::to_string(a.source)};
+        op.kind = FdOp::dup;
+        op.source = a.source;
+        break;
+      case FdAction::Kind::open:
+        op.kind = FdOp::open;
+        op.path = p.keep(a.path);
+        op.flags = a.flags;
+        op.mode = a.mode;
+        break;
+      case FdAction::Kind::close:
+        op.kind = FdOp::close;
+        break;
+    }
+    p.fd_ops.push_back(op);
+  }
+  int top = 2;
+  for (const auto& op : p.fd_ops) {
+    top = std::max(top, op.fd);
+    if (op.kind != FdOp::close && op.fd >= 3) p.kept.push_back(static_cast<unsigned>(op.fd));
+  }
+  for (int fd : o.keep_fds) {
+    if (fd < 0) return Error{EBADF, "keeping fd " + std::to_string(fd)};
+    p.keep_fds.push_back(fd);
+    if (fd >= 3) p.kept.push_back(static_cast<unsigned>(fd));
+  }
+  p.block.fd_floor = top + 1;
+  return ok_status();
+}
+
+Status plan_credentials(Plan& p) {
+  const Options& o = p.opts;
+  Block& b = p.block;
+  if (o.groups) {
+    p.groups = *o.groups;
+    b.set_groups = true;
+  } else if ((o.uid || o.gid) && !p.deny_setgroups) {
+    b.set_groups = true;  // drop the caller's supplementary groups (as su, setpriv --clear-groups)
+  }
+  if (p.groups.size() > 65536) return Error{EINVAL, "more than NGROUPS_MAX (65536) supplementary groups"};
+  b.ngroups = static_cast<int>(p.groups.size());
+  if (o.gid) b.set_gid = true, b.gid = *o.gid;
+  if (o.uid) b.set_uid = true, b.uid = *o.uid;
+  b.cap_last = cap_last_cap();
+  if (o.capability_bounding) {
+    b.drop_bounding = true;
+    for (int cap : *o.capability_bounding) {
+      if (cap < 0 || cap > b.cap_last) return Error{EINVAL, "capability " + std::to_string(cap) + " out of range"};
+      b.bounding_keep |= std::uint64_t{1} << cap;
+    }
+  }
+  for (int cap : o.ambient_capabilities) {
+    if (cap < 0 || cap > b.cap_last) return Error{EINVAL, "ambient capability " + std::to_string(cap) + " out of range"};
+    b.ambient |= std::uint64_t{1} << cap;
+  }
+  b.no_new_privs = o.no_new_privs;
+  if (o.seccomp_filter.size() > 4096)  // BPF_MAXINSNS
+    return Error{EINVAL, "seccomp filter longer than 4096 instructions"};
+  for (std::uint64_t w : o.seccomp_filter) {
+    // The word is struct sock_filter read as little-endian: code, jt, jf, k.
+    struct sock_filter f {};
+    f.code = static_cast<std::uint16_t>(w & 0xffff);
+    f.jt = static_cast<std::uint8_t>((w >> 16) & 0xff);
+    f.jf = static_cast<std::uint8_t>((w >> 24) & 0xff);
+    f.k = static_cast<std::uint32_t>(w >> 32);
+    p.filter.push_back(f);
+  }
+  b.nfilter = static_cast<unsigned short>(p.filter.size());
+  return ok_status();
+}
+
+Status plan_namespaces(Plan& p) {
+  const Options& o = p.opts;
+  Block& b = p.block;
+  if (o.namespaces & ~kKnownNamespaces) return Error{EINVAL, "unknown namespace flags"};
+  p.clone_flags = o.namespaces & ~CLONE_NEWTIME;
+  b.unshare_time = (o.namespaces & CLONE_NEWTIME) != 0;
+  if (!o.hostname.empty()) {
+    if (!(o.namespaces & CLONE_NEWUTS))
+      return Error{EINVAL, "setting the hostname needs a new uts namespace (or it would rename the host)"};
+    b.hostname = p.keep(o.hostname);
+    b.hostname_len = o.hostname.size();
+  }
+  b.mount_proc = o.mount_proc && (o.namespaces & CLONE_NEWPID) && (o.namespaces & CLONE_NEWNS);
+  if (o.namespaces & CLONE_NEWUSER) {
+    // The parent writes the id maps while the child waits: the child must not
+    // share the parent's memory with the parent suspended (vfork) meanwhile.
+    p.needs_fork = true;
+    p.deny_setgroups = !o.groups.has_value();
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+Plan::~Plan() {
+  for (auto& ends : parent_pipes)
+    for (int fd : ends)
+      if (fd >= 0) close(fd);
+  if (cgroup.v2_fd >= 0) close(cgroup.v2_fd);
+}
+
+Result<std::unique_ptr<Plan>> make_plan(const Options& opts) {
+  auto plan = std::make_unique<Plan>();
+  Plan& p = *plan;
+  Block& b = p.block;
+  p.opts = opts;
+  p.program = opts.path;
+
+  // argv, envp, and where execve() will look.
+  auto env = build_env(opts);
+  if (!env) return env.error();
+  const auto& args = opts.argv.empty() ? std::vector<std::string>{opts.path} : opts.argv;
+  for (const auto& a : args) p.argv.push_back(const_cast<char*>(p.keep(a)));
+  p.argv.push_back(nullptr);
+  for (const auto& e : *env) p.envp.push_back(const_cast<char*>(p.keep(e)));
+  p.envp.push_back(nullptr);
+  add_candidates(p, *env);
+  if (!opts.cwd.empty()) b.cwd = p.keep(opts.cwd);
+
+  if (auto st = plan_namespaces(p); !st) return st.error();
+  if (auto st = plan_fds(p); !st) return st.error();
+  if (auto st = plan_credentials(p); !st) return st.error();
+
+  // Signals: the mask the program starts with.
+  if (opts.reset_signal_mask) {
+    b.mask = opts.signal_mask ? kernel_sigset(*opts.signal_mask) : 0;
+  } else {
+    sigset_t cur;
+    pthread_sigmask(SIG_BLOCK, nullptr, &cur);
+    b.mask = kernel_sigset(cur);
+  }
+  b.reset_dispositions = opts.reset_signal_dispositions;
+  for (int sig : opts.ignore_signals) {
+    if (sig <= 0 || sig > 64 || sig == SIGKILL || sig == SIGSTOP)
+      return Error{EINVAL, "cannot ignore signal " + std::to_string(sig)};
+    p.ignore.push_back(sig);
+  }
+
+  // Session, limits, scheduling.
+  b.setsid = opts.setsid;
+  if (opts.process_group) {
+    if (*opts.process_group < 0) return Error{EINVAL, "process group " + std::to_string(*opts.process_group)};
+    b.setpgid = true;
+    b.pgid = *opts.process_group;
+  }
+  if (opts.controlling_tty) b.ctty = p.keep(*opts.controlling_tty);
+  if (opts.pdeathsig) {
+    if (*opts.pdeathsig <= 0 || *opts.pdeathsig > 64) return Error{EINVAL, "parent-death signal " + std::to_string(*opts.pdeathsig)};
+    b.pdeathsig = *opts.pdeathsig;
+    // In a new pid namespace the parent is outside it: getppid() is 0.
+    b.expected_ppid = (opts.namespaces & CLONE_NEWPID) ? 0 : getpid();
+  }
+  for (const auto& rl : opts.rlimits) {
+    if (rl.resource < 0 || rl.resource >= RLIM_NLIMITS) return Error{EINVAL, "unknown rlimit " + std::to_string(rl.resource)};
+    p.rlimits.push_back({rl.resource, rl.soft, rl.hard});
+  }
+  if (opts.umask) b.umask = static_cast<int>(*opts.umask & 0777);
+  if (opts.nice) b.set_nice = true, b.nice = *opts.nice;
+  if (opts.sched_policy) b.sched_policy = *opts.sched_policy, b.sched_priority = opts.sched_priority;
+
+  // Point the block at the storage, now that it no longer moves.
+  std::sort(p.kept.begin(), p.kept.end());
+  p.kept.erase(std::unique(p.kept.begin(), p.kept.end()), p.kept.end());
+  b.candidates = p.candidates.data();
+  b.ncandidates = static_cast<int>(p.candidates.size());
+  b.argv = p.argv.data();
+  b.envp = p.envp.data();
+  b.fd_ops = p.fd_ops.data();
+  b.nfd_ops = static_cast<int>(p.fd_ops.size());
+  b.keep_fds = p.keep_fds.data();
+  b.nkeep_fds = static_cast<int>(p.keep_fds.size());
+  b.close_other_fds = opts.close_other_fds;
+  b.ignore = p.ignore.data();
+  b.nignore = static_cast<int>(p.ignore.size());
+  b.rlimits = p.rlimits.data();
+  b.nrlimits = static_cast<int>(p.rlimits.size());
+  b.groups = p.groups.data();
+  b.filter = p.filter.data();
+  return plan;
+}
+
+// The kept list is finished by clone.cpp (it adds the error pipe), so the
+// pointer is set there: see finish_kept().
+void finish_kept(Plan& p, int extra_fd) {
+  if (extra_fd >= 3) {
+    p.kept.insert(std::lower_bound(p.kept.begin(), p.kept.end(), static_cast<unsigned>(extra_fd)),
+                  static_cast<unsigned>(extra_fd));
+  }
+  p.block.kept = p.kept.data();
+  p.block.nkept = static_cast<int>(p.kept.size());
+}
+
+}  // namespace procforge::spawn

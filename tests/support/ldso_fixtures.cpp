@@ -1,0 +1,377 @@
+// Builds the ld.so search fixtures (see ldso_fixtures.hpp) with gcc/ld.
+// Every library exports <name>_fn() returning 1 plus the sum of its
+// dependencies' functions, so the linker records exactly the DT_NEEDED
+// entries a case asks for; programs call every library they need and return
+// 0, so a run that gets past ld.so prints nothing.
+#include "ldso_fixtures.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace procforge::testsupport {
+
+namespace fs = std::filesystem;
+
+CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& opts) {
+  CommandResult r;
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return r;
+  if (::pipe2(err, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    return r;
+  }
+  // Built before fork: the child only calls async-signal-safe functions.
+  std::vector<char*> args, envp;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  for (const auto& e : opts.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return r;
+  if (pid == 0) {
+    ::dup2(out[1], 1);
+    ::dup2(err[1], 2);
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) ::_exit(126);
+    if (opts.uid) {
+      const gid_t g = opts.gid;
+      if (::setgroups(1, &g) != 0 || ::setresgid(g, g, g) != 0 || ::setresuid(*opts.uid, *opts.uid, *opts.uid) != 0)
+        ::_exit(126);
+    }
+    ::execve(args[0], args.data(), envp.data());
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  r.started = true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.timeout_ms);
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  int open_fds = 2;
+  char buf[4096];
+  while (open_fds > 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      ::kill(pid, SIGKILL);
+      break;
+    }
+    if (::poll(fds, 2, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0) ::close(f.fd);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  return r;
+}
+
+FixtureDir::FixtureDir() {
+  std::string t = "/tmp/procforge-ldso-XXXXXX";
+  if (::mkdtemp(t.data())) {
+    dir_ = t;
+    ::chmod(dir_.c_str(), 0755);
+  }
+}
+
+FixtureDir::~FixtureDir() {
+  if (dir_.empty()) return;
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+}
+
+std::string FixtureDir::mkdirs(const std::string& rel) {
+  std::error_code ec;
+  fs::create_directories(at(rel), ec);
+  // Every level readable by nobody (the secure-mode case runs as nobody).
+  for (fs::path p = at(rel); p.string().size() > dir_.size(); p = p.parent_path()) ::chmod(p.c_str(), 0755);
+  return at(rel);
+}
+
+std::string FixtureDir::write(const std::string& rel, const std::string& content, unsigned mode) {
+  const fs::path p = at(rel);
+  if (p.has_parent_path() && p.parent_path().string().size() > dir_.size())
+    mkdirs(p.parent_path().string().substr(dir_.size() + 1));
+  std::ofstream(p, std::ios::binary) << content;
+  ::chmod(p.c_str(), mode);
+  return p.string();
+}
+
+std::string FixtureDir::symlink(const std::string& rel, const std::string& target) {
+  std::error_code ec;
+  fs::create_symlink(target, at(rel), ec);
+  return at(rel);
+}
+
+bool FixtureDir::gcc(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/usr/bin/gcc"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandOptions o;
+  o.cwd = dir_;
+  o.env = {"PATH=/usr/bin:/bin", "LC_ALL=C"};
+  o.timeout_ms = 60000;
+  const CommandResult r = run_command(argv, o);
+  if (r.exit_code == 0) return true;
+  error_ = "gcc";
+  for (const auto& a : args) error_ += " " + a;
+  error_ += ": " + r.err;
+  return false;
+}
+
+namespace {
+
+// A library LIB (exporting LIB_fn) that calls DEPS' functions.
+std::string lib_source(const std::string& lib, const std::vector<std::string>& deps) {
+  std::string s;
+  for (const auto& d : deps) s += "int " + d + "_fn(void);\n";
+  s += "int " + lib + "_fn(void) { return 1";
+  for (const auto& d : deps) s += " + " + d + "_fn()";
+  return s + "; }\n";
+}
+
+std::string prog_source(const std::vector<std::string>& deps) {
+  std::string s;
+  for (const auto& d : deps) s += "int " + d + "_fn(void);\n";
+  s += "int main(int argc, char** argv) { (void)argv; int r = 0;\n";
+  // Calls guarded by argc so a run never does anything visible.
+  for (const auto& d : deps) s += "  if (argc > 99) r += " + d + "_fn();\n";
+  return s + "  return r; }\n";
+}
+
+class Builder {
+ public:
+  Builder(FixtureDir& d, std::string* why) : d_(d), why_(why) {}
+
+  // Builds REL (e.g. "a/liba.so") with SONAME from lib_source(NAME, DEPS).
+  bool lib(const std::string& rel, const std::string& soname, const std::string& name,
+           const std::vector<std::string>& deps, std::vector<std::string> link = {}) {
+    const std::string src = d_.write("src/" + name + "_" + std::to_string(counter_++) + ".c", lib_source(name, deps));
+    std::vector<std::string> args = {"-shared", "-fPIC", "-o", d_.at(rel), src};
+    if (!soname.empty()) args.push_back("-Wl,-soname," + soname);
+    args.insert(args.end(), link.begin(), link.end());
+    return run(args);
+  }
+
+  bool prog(const std::string& rel, const std::vector<std::string>& deps, std::vector<std::string> link) {
+    const std::string src = d_.write("src/main_" + std::to_string(counter_++) + ".c", prog_source(deps));
+    std::vector<std::string> args = {"-o", d_.at(rel), src};
+    args.insert(args.end(), link.begin(), link.end());
+    if (!run(args)) return false;
+    ::chmod(d_.at(rel).c_str(), 0755);
+    return true;
+  }
+
+  bool run(const std::vector<std::string>& args) {
+    for (std::size_t i = 0; i + 1 < args.size(); ++i)
+      if (args[i] == "-o") d_.mkdirs(fs::path(args[i + 1]).parent_path().string().substr(d_.path().size() + 1));
+    if (d_.gcc(args)) return true;
+    *why_ = d_.error();
+    return false;
+  }
+
+ private:
+  FixtureDir& d_;
+  std::string* why_;
+  int counter_ = 0;
+};
+
+}  // namespace
+
+std::vector<std::string> ldso_case_names() {
+  return {"rpath_transitive",
+          "runpath_not_transitive",
+          "runpath_on_intermediate_disables_rpath",
+          "origin_through_symlinks",
+          "ld_library_path_empty_and_semicolon",
+          "nodeflib",
+          "nodeflib_with_ld_library_path",
+          "wrong_class_earlier_in_path",
+          "bad_magic_earlier_in_path",
+          "missing_library",
+          "missing_symbol_version",
+          "no_version_information",
+          "same_soname_two_spellings_one_file",
+          "same_soname_two_spellings_two_files",
+          "ld_preload",
+          "secure_mode_ignores_ld_library_path",
+          "dt_audit"};
+}
+
+std::optional<LdsoCase> build_ldso_case(const std::string& name, FixtureDir& d, std::string* why) {
+  if (d.path().empty()) {
+    *why = "mkdtemp failed";
+    return std::nullopt;
+  }
+  Builder b(d, why);
+  LdsoCase c;
+  c.name = name;
+  c.cwd = d.path();
+  c.program = d.at("bin/prog");
+  auto fail = [] { return std::optional<LdsoCase>{}; };
+  // main -> liba -> libb, libs in <dir>/a and <dir>/b.
+  auto chain = [&](std::vector<std::string> a_link, std::vector<std::string> main_link) {
+    if (!b.lib("b/libb.so", "libb.so", "b", {})) return false;
+    a_link.insert(a_link.end(), {d.at("b/libb.so")});
+    if (!b.lib("a/liba.so", "liba.so", "a", {"b"}, a_link)) return false;
+    main_link.insert(main_link.end(), {d.at("a/liba.so"), "-Wl,-rpath-link," + d.at("b")});
+    return b.prog("bin/prog", {"a"}, main_link);
+  };
+
+  if (name == "rpath_transitive") {
+    if (!chain({}, {"-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/../a:$ORIGIN/../b"})) return fail();
+  } else if (name == "runpath_not_transitive") {
+    if (!chain({}, {"-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/../a:$ORIGIN/../b"})) return fail();
+    c.run_for_real = true;
+  } else if (name == "runpath_on_intermediate_disables_rpath") {
+    if (!chain({"-Wl,--enable-new-dtags", "-Wl,-rpath,/nonexistent-procforge"},
+               {"-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/../a:$ORIGIN/../b"}))
+      return fail();
+    c.run_for_real = true;
+  } else if (name == "origin_through_symlinks") {
+    // real/bin/prog (RPATH $ORIGIN/../lib) run as link/prog -> ../real/bin/prog:
+    // the kernel's /proc/self/exe gives real/bin. liba sits behind a
+    // symlinked directory and finds libb through its own $ORIGIN, which is
+    // the (uncanonicalised) path it was opened by.
+    if (!b.lib("store/b/libb.so", "libb.so", "b", {})) return fail();
+    if (!b.lib("store/a/liba.so", "liba.so", "a", {"b"},
+               {d.at("store/b/libb.so"), "-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/../b"}))
+      return fail();
+    d.mkdirs("real/lib");
+    d.symlink("real/lib/a", "../../store/a");
+    if (!b.prog("real/bin/prog", {"a"},
+                {d.at("store/a/liba.so"), "-Wl,-rpath-link," + d.at("store/b"), "-Wl,--disable-new-dtags",
+                 "-Wl,-rpath,$ORIGIN/../lib/a"}))
+      return fail();
+    d.mkdirs("link");
+    c.program = d.symlink("link/prog", "../real/bin/prog");
+  } else if (name == "ld_library_path_empty_and_semicolon") {
+    // libone in the cwd (the empty element), libtwo in a relative dir named
+    // after a ';'.
+    if (!b.lib("work/libone.so", "libone.so", "one", {})) return fail();
+    if (!b.lib("work/rel/libtwo.so", "libtwo.so", "two", {})) return fail();
+    if (!b.prog("bin/prog", {"one", "two"}, {d.at("work/libone.so"), d.at("work/rel/libtwo.so")})) return fail();
+    c.cwd = d.at("work");
+    c.env = {"LD_LIBRARY_PATH=/nonexistent-procforge::/also-missing;rel"};
+  } else if (name == "nodeflib" || name == "nodeflib_with_ld_library_path") {
+    // libz comes from the cache and the default dirs only; -z nodefaultlib
+    // refuses both (libc too).
+    const std::string src = d.write("src/z.c", "int zlibVersion(void);\nint main(int c, char** v) { (void)v; "
+                                                 "return c > 99 ? zlibVersion() != 0 : 0; }\n");
+    if (!b.run({"-o", d.at("bin/prog"), src, "-lz", "-Wl,-z,nodefaultlib"})) return fail();
+    if (name == "nodeflib") c.run_for_real = true;
+    else c.env = {"LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu"};
+  } else if (name == "wrong_class_earlier_in_path" || name == "bad_magic_earlier_in_path") {
+    if (!b.lib("good/libw.so", "libw.so", "w", {})) return fail();
+    if (name == "wrong_class_earlier_in_path") {
+      const std::string src = d.write("src/w32.c", "int w_fn(void) { return 1; }\n");
+      if (!b.run({"-m32", "-nostdlib", "-shared", "-fPIC", "-o", d.at("bad/libw.so"), src})) return fail();
+    } else {
+      d.write("bad/libw.so", std::string(4096, 'x'), 0755);
+      c.run_for_real = true;
+    }
+    if (!b.prog("bin/prog", {"w"},
+                {d.at("good/libw.so"), "-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/../bad:$ORIGIN/../good"}))
+      return fail();
+  } else if (name == "missing_library") {
+    if (!b.lib("gone/libgone.so", "libgone.so", "gone", {})) return fail();
+    if (!b.prog("bin/prog", {"gone"}, {d.at("gone/libgone.so")})) return fail();
+    std::error_code ec;
+    fs::remove(d.at("gone/libgone.so"), ec);
+    c.run_for_real = true;
+  } else if (name == "missing_symbol_version" || name == "no_version_information") {
+    // Linked against libv with V1 and V2; at run time libv has only V1 (or
+    // no version definitions at all).
+    const std::string src = d.write("src/v.c", "int v1_fn(void) { return 1; }\nint v2_fn(void) { return 2; }\n");
+    const std::string v1 = d.write("src/v1.map", "V1 { global: v1_fn; local: *; };\n");
+    const std::string v2 = d.write("src/v2.map", "V1 { global: v1_fn; local: *; };\nV2 { global: v2_fn; } V1;\n");
+    if (!b.run({"-shared", "-fPIC", "-o", d.at("linktime/libv.so"), src, "-Wl,-soname,libv.so",
+                "-Wl,--version-script=" + v2}))
+      return fail();
+    std::vector<std::string> runtime = {"-shared", "-fPIC", "-o", d.at("lib/libv.so"), src, "-Wl,-soname,libv.so"};
+    if (name == "missing_symbol_version") runtime.push_back("-Wl,--version-script=" + v1);
+    if (!b.run(runtime)) return fail();
+    const std::string psrc = d.write("src/vmain.c", "int v1_fn(void); int v2_fn(void);\nint main(int c, char** a) "
+                                                    "{ (void)a; return c > 99 ? v1_fn() + v2_fn() : 0; }\n");
+    if (!b.run({"-o", d.at("bin/prog"), psrc, d.at("linktime/libv.so"), "-Wl,--disable-new-dtags",
+                "-Wl,-rpath,$ORIGIN/../lib"}))
+      return fail();
+    c.run_for_real = name == "missing_symbol_version";
+  } else if (name == "same_soname_two_spellings_one_file" || name == "same_soname_two_spellings_two_files") {
+    // main needs libdup.so.1 (its SONAME); liba needs "libdup.so" (linked
+    // against a copy without SONAME). At run time lib/libdup.so is a symlink
+    // to libdup.so.1 (same inode: one object) or a separate copy (two).
+    if (!b.lib("lib/libdup.so.1", "libdup.so.1", "dup", {})) return fail();
+    if (!b.lib("nosoname/libdup.so", "", "dup", {})) return fail();
+    if (!b.lib("lib/liba.so", "liba.so", "a", {"dup"}, {"-L" + d.at("nosoname"), "-ldup"})) return fail();
+    if (name == "same_soname_two_spellings_one_file") {
+      d.symlink("lib/libdup.so", "libdup.so.1");
+    } else {
+      std::error_code ec;
+      fs::copy_file(d.at("lib/libdup.so.1"), d.at("lib/libdup.so"), ec);
+    }
+    if (!b.prog("bin/prog", {"dup", "a"},
+                {d.at("lib/libdup.so.1"), d.at("lib/liba.so"), "-Wl,-rpath-link," + d.at("nosoname"),
+                 "-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/../lib"}))
+      return fail();
+  } else if (name == "ld_preload") {
+    if (!b.lib("pre/libpre.so", "libpre.so", "pre", {})) return fail();
+    if (!b.lib("lib/libm2.so", "libm2.so", "m2", {})) return fail();
+    if (!b.prog("bin/prog", {"m2"}, {d.at("lib/libm2.so"), "-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/../lib"}))
+      return fail();
+    // An absolute preload, one found through the program's RPATH, one missing.
+    if (!b.lib("lib/libpre2.so", "libpre2.so", "pre2", {})) return fail();
+    c.env = {"LD_PRELOAD=" + d.at("pre/libpre.so") + " libpre2.so:libmissingpre.so"};
+  } else if (name == "secure_mode_ignores_ld_library_path") {
+    if (!b.lib("s/libs.so", "libs.so", "s", {})) return fail();
+    if (!b.prog("bin/prog", {"s"}, {d.at("s/libs.so")})) return fail();
+    if (::chown(c.program.c_str(), 0, 0) != 0 || ::chmod(c.program.c_str(), 04755) != 0) {
+      *why = "cannot make the program set-uid root: " + std::string(std::strerror(errno));
+      return fail();
+    }
+    c.env = {"LD_LIBRARY_PATH=" + d.at("s")};
+    c.secure = true;
+    c.run_for_real = true;
+    c.list_with_ldso = false;  // ld.so run as a command by nobody is not secure
+  } else if (name == "dt_audit") {
+    // la_version() writes the canary: if anything runs this library, we see it.
+    c.canary = d.at("canary");
+    const std::string src = d.write(
+        "src/canary.c", "#include <fcntl.h>\n#include <unistd.h>\nunsigned la_version(unsigned v) {\n"
+                        "  int fd = open(\"" + c.canary + "\", O_WRONLY | O_CREAT, 0644);\n"
+                        "  if (fd >= 0) close(fd);\n  return v;\n}\n");
+    if (!b.run({"-shared", "-fPIC", "-o", d.at("audit/libcanary.so"), src, "-Wl,-soname,libcanary.so"})) return fail();
+    const std::string psrc = d.write("src/amain.c", "int main(void) { return 0; }\n");
+    if (!b.run({"-o", d.at("bin/prog"), psrc, "-Wl,--audit=" + d.at("audit/libcanary.so")})) return fail();
+  } else {
+    *why = "unknown case " + name;
+    return fail();
+  }
+  return c;
+}
+
+}  // namespace procforge::testsupport

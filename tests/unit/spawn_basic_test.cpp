@@ -1,0 +1,403 @@
+// spawn(): exit statuses, exec failures and their messages, the strategies,
+// never_fork, timeouts, reaping, and spawning from many threads at once.
+// (The per-control tests with the probe program live in spawn_controls_test.)
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <linux/sched.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include "procforge/spawn.hpp"
+
+namespace {
+
+using namespace procforge;
+using namespace procforge::spawn;
+using namespace std::chrono_literals;
+
+spawn::Options command(std::vector<std::string> argv) {
+  spawn::Options o;
+  o.path = argv.front();
+  o.argv = std::move(argv);
+  return o;
+}
+
+struct Ran {
+  Child::Exit exit;
+  std::string out;
+  Strategy strategy = Strategy::automatic;
+};
+
+// Runs to completion with stdout on a pipe; fails the test on a spawn error.
+Ran run(spawn::Options o) {
+  o.stdout_.kind = Stdio::Kind::pipe;
+  auto c = spawn::spawn(o);
+  EXPECT_TRUE(c.ok()) << c.error().message;
+  if (!c) return {};
+  Ran r;
+  r.strategy = c->strategy();
+  char buf[4096];
+  for (ssize_t n; (n = read(c->stdout_fd, buf, sizeof buf)) > 0;) r.out.append(buf, static_cast<std::size_t>(n));
+  auto e = c->wait();
+  EXPECT_TRUE(e.ok()) << e.error().message;
+  if (e) r.exit = *e;
+  return r;
+}
+
+// A temporary file with the given bytes and mode.
+struct TempFile {
+  std::string path;
+  TempFile(const std::string& bytes, mode_t mode) {
+    char tmpl[] = "/tmp/procforge-spawn-XXXXXX";
+    int fd = mkstemp(tmpl);
+    path = tmpl;
+    EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    close(fd);
+    chmod(path.c_str(), mode);
+  }
+  ~TempFile() { unlink(path.c_str()); }
+};
+
+TEST(SpawnBasic, bin_true_exits_zero_with_a_pidfd) {
+  auto c = spawn::spawn(command({"/bin/true"}));
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_GT(c->pid(), 0);
+  EXPECT_GE(c->pidfd(), 0);
+  auto e = c->wait();
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->exited);
+  EXPECT_EQ(e->status, 0);
+  EXPECT_EQ(e->shell_status(), 0);
+}
+
+TEST(SpawnBasic, exit_status_is_the_programs) {
+  auto r = run(command({"/bin/sh", "-c", "exit 7"}));
+  EXPECT_TRUE(r.exit.exited);
+  EXPECT_EQ(r.exit.status, 7);
+}
+
+TEST(SpawnBasic, death_by_signal_is_128_plus_n) {
+  auto r = run(command({"/bin/sh", "-c", "kill -TERM $$"}));
+  EXPECT_FALSE(r.exit.exited);
+  EXPECT_EQ(r.exit.status, SIGTERM);
+  EXPECT_EQ(r.exit.shell_status(), 128 + SIGTERM);
+}
+
+TEST(SpawnBasic, argv_reaches_the_program_and_path_is_searched) {
+  auto r = run(command({"echo", "a b", "c"}));
+  EXPECT_EQ(r.out, "a b c\n");
+}
+
+TEST(SpawnBasic, missing_program_is_execve_enoent) {
+  auto c = spawn::spawn(command({"/nonexistent/x/y"}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().err, ENOENT);
+  EXPECT_EQ(c.error().message, "execve /nonexistent/x/y: ENOENT");
+  EXPECT_TRUE(exec_failed(c.error()));
+}
+
+TEST(SpawnBasic, path_search_miss_names_the_program_as_asked) {
+  auto o = command({"procforge-no-such-program"});
+  o.set_env = {"PATH=/nonexistent:/usr/bin"};
+  auto c = spawn::spawn(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message, "execve procforge-no-such-program: ENOENT");
+}
+
+TEST(SpawnBasic, path_search_uses_the_childs_path) {
+  TempFile script("#!/bin/sh\necho found\n", 0755);
+  auto dir = script.path.substr(0, script.path.rfind('/'));
+  auto name = script.path.substr(dir.size() + 1);
+  auto o = command({name});
+  o.set_env = {"PATH=/nonexistent:" + dir};
+  EXPECT_EQ(run(o).out, "found\n");
+}
+
+TEST(SpawnBasic, path_search_skips_eacces_but_reports_it_when_nothing_else_runs) {
+  TempFile noexec("#!/bin/sh\n", 0644);
+  auto dir = noexec.path.substr(0, noexec.path.rfind('/'));
+  auto name = noexec.path.substr(dir.size() + 1);
+  auto o = command({name});
+  o.set_env = {"PATH=" + dir + ":/nonexistent"};
+  auto c = spawn::spawn(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().err, EACCES);
+  EXPECT_EQ(c.error().message, "execve " + noexec.path + ": EACCES");
+}
+
+TEST(SpawnBasic, non_executable_file_is_eacces) {
+  auto c = spawn::spawn(command({"/etc/passwd"}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().err, EACCES);
+  EXPECT_EQ(c.error().message, "execve /etc/passwd: EACCES");
+}
+
+TEST(SpawnBasic, unknown_format_is_enoexec_not_retried_with_sh) {
+  TempFile junk("just text, no #! line\n", 0755);
+  auto c = spawn::spawn(command({junk.path}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().err, ENOEXEC);
+  EXPECT_EQ(c.error().message, "execve " + junk.path + ": ENOEXEC");
+}
+
+TEST(SpawnBasic, setup_failure_names_the_step_and_object) {
+  auto o = command({"/bin/true"});
+  o.cwd = "/nonexistent-dir";
+  auto c = spawn::spawn(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().err, ENOENT);
+  EXPECT_EQ(c.error().message, "changing directory to /nonexistent-dir: ENOENT");
+  EXPECT_FALSE(exec_failed(c.error()));
+}
+
+TEST(SpawnBasic, failed_open_onto_stdout_names_the_file_and_fd) {
+  auto o = command({"/bin/true"});
+  o.stdout_.kind = Stdio::Kind::file;
+  o.stdout_.path = "/nonexistent-dir/out";
+  auto c = spawn::spawn(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message, "opening /nonexistent-dir/out onto fd 1: ENOENT");
+}
+
+TEST(SpawnBasic, dup2_actions_read_their_sources_before_any_target_changes) {
+  // P <- Q and Q <- P at once: a swap, not two copies of Q. Each source must be
+  // read before an earlier action overwrites it.
+  int a[2], b[2];
+  ASSERT_EQ(pipe2(a, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(b, O_CLOEXEC), 0);
+  const int P = a[1], Q = b[1];
+  ASSERT_LT(std::max(P, Q), 10);  // sh's >&N takes one digit
+  auto o = command({"/bin/sh", "-c", "echo to-P >&" + std::to_string(P) + "; echo to-Q >&" + std::to_string(Q)});
+  o.fd_actions = {{FdAction::Kind::dup2, P, Q, "", 0, 0644}, {FdAction::Kind::dup2, Q, P, "", 0, 0644}};
+  auto c = spawn::spawn(o);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  close(a[1]);
+  close(b[1]);
+  auto e = c->wait();
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->status, 0);
+  char in_a[64] = {}, in_b[64] = {};
+  EXPECT_GT(read(a[0], in_a, sizeof in_a - 1), 0);
+  EXPECT_GT(read(b[0], in_b, sizeof in_b - 1), 0);
+  EXPECT_STREQ(in_a, "to-Q\n");  // what the child wrote to its P went to the parent's Q
+  EXPECT_STREQ(in_b, "to-P\n");
+  close(a[0]);
+  close(b[0]);
+}
+
+TEST(SpawnBasic, other_fds_are_closed_unless_kept) {
+  int null = open("/dev/null", O_RDONLY);
+  int fd = fcntl(null, F_DUPFD, 40);  // not close-on-exec, and above what ls itself opens
+  close(null);
+  ASSERT_GE(fd, 40);
+  auto o = command({"/bin/sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"});
+  auto r = run(o);
+  // sh's own fds: 0 1 2 and the one ls opens for /proc/self/fd
+  EXPECT_EQ(r.out.find(" " + std::to_string(fd) + " "), std::string::npos) << r.out;
+  o.keep_fds = {fd};
+  r = run(o);
+  EXPECT_NE(r.out.find(" " + std::to_string(fd) + " "), std::string::npos) << r.out;
+  close(fd);
+}
+
+TEST(SpawnBasic, environment_edits) {
+  auto o = command({"/bin/sh", "-c", "echo \"$PF_A/$PF_B/${HOME-unset}\""});
+  o.set_env = {"PF_A=1", "PF_B=2"};
+  o.unset_env = {"HOME"};
+  EXPECT_EQ(run(o).out, "1/2/unset\n");
+  o.inherit_env = false;
+  o.envp = {"PF_A=x"};
+  o.set_env = {};
+  EXPECT_EQ(run(o).out, "x//unset\n");
+}
+
+TEST(SpawnBasic, rusage_counts_the_childs_cpu) {
+  auto r = run(command({"/bin/sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"}));
+  auto cpu = r.exit.usage.ru_utime.tv_sec * 1000000 + r.exit.usage.ru_utime.tv_usec + r.exit.usage.ru_stime.tv_sec * 1000000 +
+             r.exit.usage.ru_stime.tv_usec;
+  EXPECT_GT(cpu, 10000);  // 10 ms at least
+  EXPECT_GT(r.exit.usage.ru_maxrss, 0);
+  EXPECT_GT(r.exit.usage.ru_minflt, 0);
+}
+
+class SpawnBasicStrategy : public ::testing::TestWithParam<Strategy> {};
+
+TEST_P(SpawnBasicStrategy, runs_and_says_which_strategy_ran) {
+  auto o = command({"/bin/sh", "-c", "echo $0 $1", "zero", "one"});
+  o.strategy = GetParam();
+  auto r = run(o);
+  EXPECT_EQ(r.out, "zero one\n");
+  EXPECT_EQ(r.exit.status, 0);
+  Strategy expect = GetParam() == Strategy::automatic ? Strategy::clone3 : GetParam();
+  EXPECT_EQ(r.strategy, expect) << strategy_name(r.strategy);
+}
+
+TEST_P(SpawnBasicStrategy, reports_exec_failure_as_execve_enoent) {
+  auto o = command({"/nonexistent/prog"});
+  o.strategy = GetParam();
+  auto c = spawn::spawn(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message, "execve /nonexistent/prog: ENOENT");
+}
+
+TEST_P(SpawnBasicStrategy, reports_a_failed_control_with_its_step) {
+  if (GetParam() == Strategy::posix_spawn) GTEST_SKIP() << "posix_spawn returns one errno, not the step";
+  auto o = command({"/bin/true"});
+  o.strategy = GetParam();
+  o.cwd = "/nonexistent-dir";
+  auto c = spawn::spawn(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message, "changing directory to /nonexistent-dir: ENOENT");
+}
+
+INSTANTIATE_TEST_SUITE_P(All, SpawnBasicStrategy,
+                         ::testing::Values(Strategy::automatic, Strategy::clone3, Strategy::clone_vfork, Strategy::vfork,
+                                           Strategy::fork, Strategy::posix_spawn),
+                         [](const auto& info) { return std::string(strategy_name(info.param)); });
+
+TEST(SpawnBasic, never_fork_refuses_the_fork_strategy) {
+  auto o = command({"/bin/true"});
+  o.strategy = Strategy::fork;
+  o.never_fork = true;
+  auto c = spawn::spawn(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().err, EPERM);
+  EXPECT_NE(c.error().message.find("never_fork"), std::string::npos);
+}
+
+TEST(SpawnBasic, never_fork_refuses_a_user_namespace_instead_of_forking) {
+  auto o = command({"/bin/true"});
+  o.namespaces = CLONE_NEWUSER;
+  o.never_fork = true;
+  auto c = spawn::spawn(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message.find("never_fork"), std::string::npos) << c.error().message;
+}
+
+TEST(SpawnBasic, user_namespace_uses_fork_and_maps_the_caller_to_root) {
+  auto o = command({"/bin/sh", "-c", "id -u; id -g; echo $$"});
+  o.namespaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS;
+  auto r = run(o);
+  EXPECT_EQ(r.strategy, Strategy::fork);
+  EXPECT_EQ(r.out, "0\n0\n1\n");
+}
+
+TEST(SpawnBasic, posix_spawn_refuses_what_it_cannot_express) {
+  auto o = command({"/bin/true"});
+  o.strategy = Strategy::posix_spawn;
+  o.rlimits = {{RLIMIT_NOFILE, 64, 64}};
+  auto c = spawn::spawn(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().err, ENOTSUP);
+}
+
+TEST(SpawnBasic, timeout_kills_and_reaps) {
+  auto o = command({"/bin/sleep", "30"});
+  auto c = spawn::spawn(o);
+  ASSERT_TRUE(c.ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto e = c->wait(100ms);
+  ASSERT_TRUE(e.ok()) << e.error().message;
+  EXPECT_TRUE(e->timed_out);
+  EXPECT_FALSE(e->exited);
+  EXPECT_EQ(e->status, SIGKILL);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+}
+
+TEST(SpawnBasic, timeout_kills_the_whole_process_group) {
+  // The shell's own child (sleep) must die too, or the pipe stays open.
+  auto o = command({"/bin/sh", "-c", "sleep 30; echo late"});
+  o.setsid = true;
+  o.stdout_.kind = Stdio::Kind::pipe;
+  auto c = spawn::spawn(o);
+  ASSERT_TRUE(c.ok());
+  auto e = c->wait(100ms);
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(e->timed_out);
+  struct pollfd p {c->stdout_fd, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "the grandchild kept the pipe open";
+  char b;
+  EXPECT_EQ(read(c->stdout_fd, &b, 1), 0);
+}
+
+TEST(SpawnBasic, wait_without_timeout_of_a_fast_child_is_not_a_timeout) {
+  auto c = spawn::spawn(command({"/bin/true"}));
+  ASSERT_TRUE(c.ok());
+  auto e = c->wait(10s);
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(e->timed_out);
+  EXPECT_TRUE(e->exited);
+}
+
+TEST(SpawnBasic, destroying_a_running_child_kills_and_reaps_it) {
+  pid_t pid;
+  {
+    auto c = spawn::spawn(command({"/bin/sleep", "30"}));
+    ASSERT_TRUE(c.ok());
+    pid = c->pid();
+  }
+  siginfo_t info{};
+  EXPECT_EQ(waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);  // already reaped: no zombie left
+}
+
+TEST(SpawnBasic, a_moved_child_is_waited_once) {
+  auto c = spawn::spawn(command({"/bin/true"}));
+  ASSERT_TRUE(c.ok());
+  Child moved = std::move(*c);
+  auto e = moved.wait();
+  ASSERT_TRUE(e.ok());
+  EXPECT_FALSE(moved.wait().ok());
+}
+
+TEST(SpawnBasic, many_threads_spawn_at_once) {
+  std::atomic<int> good{0}, bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        auto o = command({"/bin/sh", "-c", "exit $1", "sh", std::to_string((t + i) % 5)});
+        o.strategy = i % 2 ? Strategy::automatic : Strategy::clone_vfork;
+        auto c = spawn::spawn(o);
+        if (!c) {
+          ++bad;
+          continue;
+        }
+        auto e = c->wait();
+        (e && e->exited && e->status == (t + i) % 5 ? good : bad)++;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(good, 200);
+  EXPECT_EQ(bad, 0);
+}
+
+TEST(SpawnBasic, signal_mask_is_restored_in_the_parent) {
+  sigset_t before, after;
+  pthread_sigmask(SIG_BLOCK, nullptr, &before);
+  auto c = spawn::spawn(command({"/bin/true"}));
+  ASSERT_TRUE(c.ok());
+  pthread_sigmask(SIG_BLOCK, nullptr, &after);
+  for (int sig = 1; sig < NSIG; ++sig) EXPECT_EQ(sigismember(&before, sig), sigismember(&after, sig)) << sig;
+}
+
+TEST(SpawnBasic, names_round_trip) {
+  EXPECT_EQ(strategy_from_name("auto"), Strategy::automatic);
+  EXPECT_EQ(strategy_from_name("clone"), Strategy::clone_vfork);
+  EXPECT_EQ(strategy_from_name("posix-spawn"), Strategy::posix_spawn);
+  EXPECT_FALSE(strategy_from_name("spoon"));
+  EXPECT_EQ(rlimit_from_name("nofile"), RLIMIT_NOFILE);
+  EXPECT_EQ(rlimit_from_name("RLIMIT_AS"), RLIMIT_AS);
+  EXPECT_STREQ(rlimit_name(RLIMIT_STACK), "stack");
+  EXPECT_EQ(namespace_from_name("mount"), CLONE_NEWNS);
+  EXPECT_EQ(namespace_from_name("time"), CLONE_NEWTIME);
+}
+
+}  // namespace
