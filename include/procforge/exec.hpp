@@ -29,6 +29,8 @@ struct Credentials {
   bool cap_dac_override = false;
   bool cap_dac_read_search = false;
   bool cap_sys_rawio = false;  // mmap below vm.mmap_min_addr (security/min_addr.c)
+  bool cap_sys_admin = false;  // with CAP_CHECKPOINT_RESTORE: may set /proc/PID/exe (kernel/sys.c)
+  bool cap_checkpoint_restore = false;
   bool no_new_privs = false;
 
   // The calling process's credentials and effective capabilities.
@@ -73,6 +75,7 @@ struct Dice {
   std::uint64_t brk_rnd_pages = 0;    // randomize_page() for brk
   std::array<std::uint8_t, 16> random_bytes{};  // AT_RANDOM
   std::optional<std::uint64_t> vdso_base;       // keep this existing vDSO instead of mapping one
+  std::optional<std::uint64_t> mmap_base;       // use this mmap base (the process's own) instead of drawing one
 
   // Drawn from getrandom() with the kernel's ranges (vm.mmap_rnd_bits ...).
   static Dice roll();

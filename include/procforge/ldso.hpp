@@ -153,6 +153,22 @@ enum class FoundBy {
 };
 const char* found_by_name(FoundBy f);
 
+// The relocation work ld.so does for one object at start-up (counted from
+// its dynamic section the way glibc 2.36 elf/do-rel.h walks it; the model is
+// src/ldso/relocations.hpp).
+struct Relocations {
+  std::uint64_t relative = 0;       // R_X86_64_RELATIVE entries plus DT_RELR addresses
+  std::uint64_t symbolic = 0;       // GLOB_DAT, R_X86_64_64... outside DT_JMPREL: each may need a symbol lookup
+  std::uint64_t plt = 0;            // JUMP_SLOT entries in DT_JMPREL (looked up at start-up only with bind_now)
+  std::uint64_t irelative = 0;      // IFUNC resolvers run at start-up
+  std::uint64_t tls = 0;            // DTPMOD64 / DTPOFF64 / TPOFF64 / TPOFF32
+  std::uint64_t copy = 0;           // R_X86_64_COPY
+  std::uint64_t symbol_lookups = 0; // _dl_lookup_symbol_x calls start-up makes for this object
+  bool textrel = false;             // DT_TEXTREL: text pages are made writable and relocated
+  bool bind_now = false;            // PLT bound eagerly (DT_BIND_NOW, DF_1_NOW or LD_BIND_NOW; always for ld.so)
+  std::uint64_t pages_dirtied = 0;  // distinct 4 KiB pages the relocations write (each a COW fault)
+};
+
 struct Object {
   std::string name;                // as requested (DT_NEEDED string, preload entry)
   std::optional<std::string> path; // where it was found; null when not found
@@ -162,23 +178,45 @@ struct Object {
   bool hwcaps_subdir = false;      // found in a glibc-hwcaps or legacy hwcap subdirectory
   bool filter = false;             // loaded for a DT_FILTER / DT_AUXILIARY entry
   std::vector<std::string> tried;  // places tried in order, for failures
+  // Start-up relocation work, when Request::relocations asked for it and the
+  // object was found and readable.
+  std::optional<Relocations> relocations;
 };
 
 struct LoaderError {
+  // Where a real run stops. loading: while mapping objects; ld.so prints
+  // "ARGV0: error while loading shared libraries: OBJECT: MESSAGE" and exits
+  // with 127. versions: in the symbol-version check after the link map is
+  // complete (elf/rtld.c version_check_doit); it prints "ARGV0: OBJECT:
+  // MESSAGE" and exits with 1. Render with error_line().
+  enum class Stage { loading, versions };
   std::string object;   // the object the message names
   std::string message;  // ld.so's own text, e.g. "cannot open shared object file: No such file or directory"
+  Stage stage = Stage::loading;
 };
+
+// The stderr line of a run of ARGV0 (_dl_argv[0]) that stops with E.
+std::string error_line(std::string_view argv0, const LoaderError& e);
+// The exit status ld.so gives that run: 127 (loading) or 1 (versions).
+int exit_status(const LoaderError& e);
 
 struct Request {
   std::string program;                  // path as the kernel would run it (already resolved)
   std::vector<std::string> envp;        // LD_LIBRARY_PATH, LD_PRELOAD, ... come from here
   std::string cwd;                      // empty = the caller's
   bool secure = false;                  // AT_SECURE (setuid...): ignores unsafe env, restricts paths
-  // Models `LDSO [--list] PROGRAM` (ld.so run as a command, as ldd does)
-  // instead of the kernel starting PROGRAM with its PT_INTERP: the main
-  // program's $ORIGIN comes from the name given, and ld.so's own name is
-  // this path. Empty: a normal exec.
+  // Models `LDSO PROGRAM` (ld.so run as a command; with
+  // LD_TRACE_LOADED_OBJECTS=1 this is what ldd runs) instead of the kernel
+  // starting PROGRAM with its PT_INTERP: the main program's $ORIGIN comes
+  // from the name given, its l_name is that name, and ld.so's own name is
+  // this path. Not `LDSO --list PROGRAM`, which lists the same objects but
+  // stops with status 127 at the first one not found (glibc 2.36, observed).
+  // Empty: a normal exec.
   std::string explicit_loader;
+  // Also count every found object's start-up relocation work
+  // (Object::relocations, Prediction::startup_estimate_us). Reads each
+  // object whole, so it costs more than the search itself.
+  bool relocations = false;
 };
 
 struct Prediction {
@@ -187,9 +225,21 @@ struct Prediction {
   // not-found entries included with path null.
   std::vector<Object> objects;
   std::optional<LoaderError> error;  // the fatal error a real run stops with
-  std::vector<std::string> warnings; // e.g. "no version information available"
+  // Notes, and the lines a run prints without stopping: failed preloads
+  // ("ERROR: ld.so: object ... cannot be preloaded ..."), version-check
+  // lines other than the error, as ld.so prints them ("ARGV0: OBJECT: no
+  // version information available (required by X)"), in the order printed.
+  std::vector<std::string> warnings;
   bool dynamic = true;               // false: the program has no PT_DYNAMIC (ld.so has nothing to do)
   std::vector<std::string> library_path;  // LD_LIBRARY_PATH as ld.so uses it (after DSTs)
+  // With Request::relocations: the main program's relocation work, and an
+  // ESTIMATE of ld.so's start-up time for the whole link map (main program,
+  // objects, ld.so itself) from the documented cost model in
+  // src/ldso/relocations.hpp (CostModel: one calibration on one VM; an order
+  // of magnitude for comparing programs, not a measurement). Unset when the
+  // run stops before relocation (error) or a count could not be made.
+  std::optional<Relocations> program_relocations;
+  std::optional<double> startup_estimate_us;
 };
 
 // The whole prediction. Fails (Error) only when the question cannot be

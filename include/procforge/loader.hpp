@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,12 @@ struct Options {
   // prepare() refuses a process with other threads: the kernel would kill
   // them (de_thread()), user space cannot.
   bool for_child = false;
+  // An identity to take at the very end, after the exe link is set: the
+  // kernel lets only CAP_SYS_ADMIN / CAP_CHECKPOINT_RESTORE set it, which a
+  // dropped identity no longer has. (setgroups, setresgid, setresuid)
+  std::optional<uid_t> become_uid;
+  std::optional<gid_t> become_gid;
+  std::optional<std::vector<gid_t>> become_groups;
 };
 
 class Prepared {
@@ -54,6 +61,9 @@ class Prepared {
   // stub's page stays mapped", "no CAP_SYS_RESOURCE: /proc/PID/exe, cmdline
   // and auxv keep the old values").
   [[nodiscard]] const std::vector<std::string>& differences() const;
+  // Descriptors of the files to map: whoever runs enter() in a child must
+  // keep them open until then (the stub closes them).
+  [[nodiscard]] const std::vector<int>& descriptors() const;
 
   // The point of no return. Never returns: the new image runs, or the
   // process dies with SIGSEGV as under the kernel.

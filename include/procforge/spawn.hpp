@@ -129,6 +129,12 @@ struct Options {
 
   Strategy strategy = Strategy::automatic;
   bool never_fork = false;  // fail instead of falling back to fork
+
+  // Instead of execve(), call this in the child once every control is
+  // applied; it must not return (a user-space exec: loader::Prepared::enter).
+  // It replaces the whole address space, so the child needs its own: fork.
+  void (*exec_replacement)(const void* arg) = nullptr;
+  const void* exec_replacement_arg = nullptr;
 };
 
 struct Timings {
@@ -171,6 +177,7 @@ class Child {
 
  private:
   friend Result<Child> spawn(const Options&);
+  void take(Child& from) noexcept;  // moves everything out of from, leaving it empty
   pid_t pid_ = -1;
   int pidfd_ = -1;
   Strategy strategy_ = Strategy::automatic;

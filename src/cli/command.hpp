@@ -20,6 +20,7 @@ void add_explain(CLI::App& app, std::vector<Command>& commands);
 void add_run(CLI::App& app, std::vector<Command>& commands);
 void add_bench(CLI::App& app, std::vector<Command>& commands);
 void add_exec(CLI::App& app, std::vector<Command>& commands);
+void add_profile(CLI::App& app, std::vector<Command>& commands);
 
 // `procforge` with no arguments: the built-in default job.
 int run_default();

@@ -1,6 +1,8 @@
 // `procforge explain`: what execve() would do with a program, without
 // running it. Builds an exec::Request from the flags, calls exec::predict(),
-// renders text or JSON; --batch explains a list of files.
+// then ldso::resolve() when the program starts through ld.so, renders text
+// or JSON; --batch explains a list of files, one line each (ld.so part
+// included, without relocation counts).
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -64,10 +66,10 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     return kExitCannot;
   }
   // The dynamic linker's half, when the kernel half says ld.so gets to run.
-  const auto loader = predict_loader(req, *r);
+  const auto loader = predict_loader(req, *r, /*relocations=*/true);
   if (o.json) {
     auto j = render_json(req, *r);
-    j["loader"] = loader ? render_loader_json(*loader) : nlohmann::json(nullptr);
+    j["loader"] = loader ? render_loader_json(r->plan->exe, *loader) : nlohmann::json(nullptr);
     std::cout << j.dump(2) << "\n";
   } else {
     std::cout << render_text(req, *r, isatty(STDOUT_FILENO));
@@ -76,7 +78,45 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
   return loader && loader->error ? kExitFails : outcome_status(*r);
 }
 
-// One path per line; one result line each. Shares one scan of open writers.
+// The loader part of one batch line: "<N> objects<TAB>loader: ok" or the
+// error a real run stops with; "-<TAB>-" when ld.so does not run. Relocations
+// are not counted here: a batch must stay as cheap as the search.
+struct BatchLoader {
+  std::string columns = "-\t-";
+  nlohmann::json json = nullptr;
+  bool ran = false, fails = false;
+};
+
+BatchLoader batch_loader(const exec::Request& req, const exec::Prediction& p) {
+  BatchLoader b;
+  auto lreq = loader_request(req, p, /*relocations=*/false);
+  if (!lreq) return b;
+  b.ran = true;
+  auto lp = ldso::resolve(*lreq, loader_system());
+  if (!lp) {
+    b.columns = "-\tloader: not predicted: " + lp.error().message;
+    b.json = {{"objects", nullptr}, {"result", "not_predicted"}, {"message", lp.error().message}};
+    return b;
+  }
+  const std::string count = std::to_string(lp->objects.size()) + " objects";
+  if (lp->error) {
+    b.fails = true;
+    b.columns = count + "\tloader: " + lp->error->object + ": " + lp->error->message;
+    b.json = {{"objects", lp->objects.size()},
+              {"result", "error"},
+              {"error", {{"object", lp->error->object}, {"message", lp->error->message},
+                         {"stderr", ldso::error_line(lreq->program, *lp->error)},
+                         {"exit_status", ldso::exit_status(*lp->error)}}}};
+  } else {
+    b.columns = count + "\tloader: ok";
+    b.json = {{"objects", lp->objects.size()}, {"result", "ok"}};
+  }
+  return b;
+}
+
+// One path per line; one result line each. Shares one scan of open writers,
+// the ld.so facts, the parsed ld.so.cache and every library's parsed facts
+// (ldso keeps them per process, keyed by file identity).
 int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
   std::ifstream file;
   std::istream* in = &std::cin;
@@ -96,7 +136,7 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
   }
   const exec::OpenWriters writers = exec::OpenWriters::scan();
   std::string line, out;
-  std::size_t n = 0, errors = 0;
+  std::size_t n = 0, errors = 0, loaded = 0, loader_fails = 0;
   while (std::getline(*in, line)) {
     if (line.empty()) continue;
     exec::Request req = make_request(o, {line}, env);
@@ -107,19 +147,27 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
       ++errors;
       out = line + "\terror\t" + r.error().message;
       if (o.json) out = nlohmann::json{{"path", line}, {"error", r.error().message}}.dump();
-    } else if (o.json) {
-      auto j = render_json(req, *r);
-      out = nlohmann::json{{"path", line}, {"execve", {{"result", j["execve"]["result"]}, {"errno", j["execve"]["errno"]},
-                                                        {"signal", j["execve"]["signal"]}, {"chain", j["execve"]["chain"]}}}}
-                .dump();
     } else {
-      out = render_line(line, *r);
+      const BatchLoader loader = batch_loader(req, *r);
+      loaded += loader.ran;
+      loader_fails += loader.fails;
+      if (o.json) {
+        auto j = render_json(req, *r);
+        out = nlohmann::json{{"path", line},
+                             {"execve", {{"result", j["execve"]["result"]}, {"errno", j["execve"]["errno"]},
+                                         {"signal", j["execve"]["signal"]}, {"chain", j["execve"]["chain"]}}},
+                             {"loader", loader.json}}
+                  .dump();
+      } else {
+        out = render_line(line, *r) + "\t" + loader.columns;
+      }
     }
     out += '\n';
     fwrite(out.data(), 1, out.size(), stdout);
   }
   fflush(stdout);
-  std::cerr << "procforge explain: " << n << " files, " << errors << " could not be examined\n";
+  std::cerr << "procforge explain: " << n << " files, " << errors << " could not be examined; ld.so part for "
+            << loaded << ", " << loader_fails << " of them would stop in ld.so\n";
   return errors ? kExitFails : kExitRuns;
 }
 
@@ -156,16 +204,27 @@ int demo(const exec::SystemFacts& facts) {
 
 }  // namespace
 
-std::optional<ldso::Prediction> predict_loader(const exec::Request& req, const exec::Prediction& p) {
-  if (p.outcome != exec::Outcome::ok || !p.plan || !p.plan->interp) return std::nullopt;
+const ldso::SystemInfo& loader_system() {
   static const ldso::SystemInfo sys = ldso::SystemInfo::probe();
+  return sys;
+}
+
+std::optional<ldso::Request> loader_request(const exec::Request& req, const exec::Prediction& p, bool relocations) {
+  if (p.outcome != exec::Outcome::ok || !p.plan || !p.plan->interp) return std::nullopt;
   ldso::Request lr;
   lr.program = p.plan->exe;
   lr.envp = req.envp;
   lr.cwd = req.cwd;
+  lr.relocations = relocations;
   for (const auto& a : p.plan->auxv)
     if (a.type == 23 /* AT_SECURE */ && a.value) lr.secure = *a.value != 0;
-  auto r = ldso::resolve(lr, sys);
+  return lr;
+}
+
+std::optional<ldso::Prediction> predict_loader(const exec::Request& req, const exec::Prediction& p, bool relocations) {
+  auto lr = loader_request(req, p, relocations);
+  if (!lr) return std::nullopt;
+  auto r = ldso::resolve(*lr, loader_system());
   if (!r) {
     ldso::Prediction failed;
     failed.warnings.push_back("the dynamic linker's part could not be predicted: " + r.error().message);

@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   add_run(app, commands);
   add_bench(app, commands);
   add_exec(app, commands);
+  add_profile(app, commands);
 
   std::vector<std::string> program;
   std::vector<std::string> ours = split_command(argc, argv, commands, program);

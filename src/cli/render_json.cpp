@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "procforge/format.hpp"
 #include "cli/cli.hpp"
 
 namespace procforge::cli {
@@ -24,19 +25,7 @@ const char* kind_name(exec::LinkKind k) {
   return "elf";
 }
 
-std::string hex(std::uint64_t v) {
-  char b[24];
-  snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 
-std::string prot_string(int prot) {
-  std::string s = "---";
-  if (prot & PROT_READ) s[0] = 'r';
-  if (prot & PROT_WRITE) s[1] = 'w';
-  if (prot & PROT_EXEC) s[2] = 'x';
-  return s;
-}
 
 json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
 json opt_hex(const std::optional<std::uint64_t>& v) { return v ? json(hex(*v)) : json(nullptr); }

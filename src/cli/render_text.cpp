@@ -6,6 +6,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "procforge/format.hpp"
 #include "cli/cli.hpp"
 
 namespace procforge::cli {
@@ -20,11 +21,6 @@ struct Style {
   std::string dim(const std::string& s) const { return on ? "\033[2m" + s + "\033[0m" : s; }
 };
 
-std::string hex(std::uint64_t v) {
-  char b[24];
-  snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 
 // Offsets from a base that lies above the object are negative.
 std::string signed_hex(std::uint64_t v) {
@@ -48,13 +44,6 @@ std::string quote(const std::string& s) {
   return o + "\"";
 }
 
-std::string prot_string(int prot) {
-  std::string s = "---";
-  if (prot & PROT_READ) s[0] = 'r';
-  if (prot & PROT_WRITE) s[1] = 'w';
-  if (prot & PROT_EXEC) s[2] = 'x';
-  return s;
-}
 
 std::string pad(std::string s, std::size_t w) {
   if (s.size() < w) s.append(w - s.size(), ' ');

@@ -8,15 +8,19 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
+#include "cli/env.hpp"
 #include "cli/run_report.hpp"
+#include "procforge/loader.hpp"
 
 namespace procforge::cli {
 
@@ -214,9 +218,30 @@ void emit_report(const RunOptions& o, const RunReport& rep) {
   std::cerr << text;
 }
 
+// execvp's search, done before the spawn for the user-space loader (which,
+// like execve, takes a path).
+std::string search_path(const std::string& name, const std::vector<std::string>& env) {
+  if (name.find('/') != std::string::npos) return name;
+  std::string path = "/bin:/usr/bin";
+  for (const auto& kv : env)
+    if (kv.rfind("PATH=", 0) == 0) path = kv.substr(5);
+  std::size_t i = 0;
+  while (i <= path.size()) {
+    std::size_t j = path.find(':', i);
+    if (j == std::string::npos) j = path.size();
+    std::string dir = path.substr(i, j - i);
+    std::string cand = (dir.empty() ? "." : dir) + "/" + name;
+    if (access(cand.c_str(), X_OK) == 0) return cand;
+    i = j + 1;
+  }
+  return name;
+}
+
+void enter_prepared(const void* p) { static_cast<const loader::Prepared*>(p)->enter(); }
+
 int run(const RunOptions& o, const std::vector<std::string>& command) {
-  if (!o.loader.empty() && o.loader != "kernel") {
-    std::cerr << "procforge run: --loader=" << o.loader << " is not implemented yet (only the kernel's loader is)\n";
+  if (!o.loader.empty() && o.loader != "kernel" && o.loader != "user") {
+    std::cerr << "procforge run: --loader takes kernel or user, not " << o.loader << "\n";
     return kExitCannot;
   }
   if (command.empty()) {
@@ -228,7 +253,49 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     std::cerr << "procforge run: " << u->message << "\n";
     return kExitCannot;
   }
-  const spawn::Options& opts = std::get<spawn::Options>(made);
+  spawn::Options& opts = std::get<spawn::Options>(made);
+
+  // --loader=user: everything up to the point of no return happens here; the
+  // child applies the controls, then enters the prepared image.
+  std::optional<loader::Prepared> prepared;
+  if (o.loader == "user") {
+    std::string bad;
+    loader::Options lo;
+    lo.for_child = true;
+    // The environment the spawn library would build: inherited or explicit, then edited.
+    lo.request.envp = edited_environment(!opts.inherit_env, opts.set_env, opts.unset_env, &bad);
+    if (!opts.inherit_env) {
+      std::vector<std::string> base = opts.envp;
+      for (auto& kv : lo.request.envp) {
+        std::erase_if(base, [&](const std::string& b) { return b.substr(0, b.find('=')) == kv.substr(0, kv.find('=')); });
+        base.push_back(kv);
+      }
+      lo.request.envp = std::move(base);
+    }
+    lo.request.path = search_path(command.front(), lo.request.envp);
+    lo.request.argv = opts.argv.empty() ? command : opts.argv;
+    lo.request.cwd = opts.cwd;
+    if (opts.uid || opts.gid)
+      lo.request.creds = exec::Credentials::unprivileged(opts.uid.value_or(getuid()), opts.gid.value_or(getgid()));
+    for (const auto& rl : opts.rlimits)
+      if (rl.resource == RLIMIT_STACK) lo.request.rlimit_stack = rl.soft;
+    // Take the identity last, in the stub, after the exe link is set.
+    lo.become_uid = opts.uid;
+    lo.become_gid = opts.gid;
+    if (opts.uid || opts.gid) lo.become_groups = opts.groups.value_or(std::vector<gid_t>{});
+    auto p = loader::prepare(lo);
+    if (!p) {
+      std::cerr << "procforge run: " << p.error().message << "\n";
+      return p.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
+    }
+    prepared.emplace(std::move(*p));
+    opts.uid.reset();
+    opts.gid.reset();
+    opts.groups.reset();
+    for (int fd : prepared->descriptors()) opts.keep_fds.push_back(fd);
+    opts.exec_replacement = enter_prepared;
+    opts.exec_replacement_arg = &*prepared;
+  }
 
   RunReport rep;
   rep.program = command.front();
@@ -317,7 +384,7 @@ void add_run(CLI::App& app, std::vector<Command>& commands) {
   r->add_flag("--report", o->report, "Print the strategy, timings and rusage on stderr after the run");
   r->add_flag("--json", o->json, "The report as JSON (on stderr, or in --report-file)");
   r->add_option("--report-file", o->report_file, "Write the JSON report to FILE");
-  r->add_option("--loader", o->loader, "Who loads the program: kernel (user: not implemented yet)");
+  r->add_option("--loader", o->loader, "Who replaces the image: kernel (execve, default) or user (procforge's user-space exec)");
   r->footer("PROGRAM [ARG...] follows the options (or \"--\").\nExit status: the program's, 128+N when killed by "
             "signal N, 127 not found, 126 not executable, 125 a control could not be applied, 2 bad usage.");
   commands.push_back({r,

@@ -1,3 +1,4 @@
+#include "procforge/format.hpp"
 #include "exec/binfmt_elf.hpp"
 
 #include <elf.h>
@@ -15,11 +16,6 @@ namespace {
 
 constexpr std::uint64_t kPathMax = 4096;
 
-std::string hex(std::uint64_t v) {
-  char b[24];
-  snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 
 // elf_check_arch(): EM_X86_64 for the native handler; EM_386 for compat
 // (compat_elf_check_arch() with ia32 emulation on, no x32).

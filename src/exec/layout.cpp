@@ -1,3 +1,4 @@
+#include "procforge/format.hpp"
 #include "exec/layout.hpp"
 
 #include <elf.h>
@@ -32,23 +33,10 @@ std::uint64_t page_start(std::uint64_t a) { return a & ~(kPage - 1); }
 std::uint64_t page_offset(std::uint64_t a) { return a & (kPage - 1); }
 std::uint64_t page_align(std::uint64_t a) { return (a + kPage - 1) & ~(kPage - 1); }
 
-std::string hex(std::uint64_t v) {
-  char b[24];
-  snprintf(b, sizeof b, "0x%" PRIx64, v);
-  return b;
-}
-
 int prot_of(std::uint32_t pf) {
   return ((pf & PF_R) ? PROT_READ : 0) | ((pf & PF_W) ? PROT_WRITE : 0) | ((pf & PF_X) ? PROT_EXEC : 0);
 }
 
-std::string prot_string(int prot) {
-  std::string s = "---";
-  if (prot & PROT_READ) s[0] = 'r';
-  if (prot & PROT_WRITE) s[1] = 'w';
-  if (prot & PROT_EXEC) s[2] = 'x';
-  return s;
-}
 
 struct Vma {
   std::uint64_t start, end;
@@ -353,7 +341,8 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   // arch_pick_mmap_layout() keeps a 32-bit base too; a compat task uses it.
   const std::uint64_t mmap_task = main.ia32 ? kTaskSizeIa32 : kTaskSize64;
   gap = std::clamp<std::uint64_t>(gap, 128ull << 20, mmap_task / 6 * 5);
-  Loader L{ctx, b, lim, {}, randomize, page_align(mmap_task - gap - (rnd(dice.mmap_rnd_pages) << 12)), false, {}};
+  Loader L{ctx, b, lim, {}, randomize,
+           dice.mmap_base ? *dice.mmap_base : page_align(mmap_task - gap - (rnd(dice.mmap_rnd_pages) << 12)), false, {}};
 
   // The stack VMA as setup_arg_pages() leaves it: strings at the top.
   const std::uint64_t strings_low = top - kTopPad - b.used;
@@ -402,7 +391,7 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
           auto a = L.as.top_down(page_align(total), L.mmap_base, facts.mmap_min_addr);
           load_bias = a.value_or(0) + page_start(p.vaddr);
         }
-        if (page_align(total) >= kThpSize) bias_known = false;  // file THP alignment may move it
+        if (page_align(total) >= kThpSize && !req.dice) bias_known = false;  // file THP alignment may move it
         plan.exe_randomized = randomize;
       }
       load_bias = page_start(load_bias - p.vaddr);
@@ -473,7 +462,7 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
             }
             addr = *a + page_offset(p.vaddr);
           }
-          if (total >= kThpSize) bias_known = false;
+          if (total >= kThpSize && !req.dice) bias_known = false;
         }
         std::uint64_t map_addr = 0;
         if (!L.elf_load(*interp, p, addr, false, "interp_base", &map_addr)) break;

@@ -19,7 +19,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
 
+#include "ldso/detail.hpp"
 #include "procforge/elf.hpp"
 #include "procforge/ldso.hpp"
 
@@ -202,6 +206,31 @@ Result<Cache> Cache::load(const std::string& path) {
   if (!c) return c.error().with_context(path);
   return c;
 }
+
+namespace detail {
+
+Result<std::shared_ptr<const Cache>> shared_cache(const std::string& path) {
+  // One parse per version of the file, as ld.so maps it once per process:
+  // a batch of predictions must not parse it per program.
+  using Key = std::tuple<dev_t, ino_t, off_t, std::int64_t, std::int64_t>;
+  static std::mutex mutex;
+  static std::map<std::string, std::pair<Key, std::shared_ptr<const Cache>>> parsed;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Error(errno, "opening " + path + ": " + errno_name(errno));
+  const Key key{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
+  {
+    std::lock_guard lock(mutex);
+    if (auto it = parsed.find(path); it != parsed.end() && it->second.first == key) return it->second.second;
+  }
+  auto c = Cache::load(path);
+  if (!c) return c.error();
+  auto shared = std::make_shared<const Cache>(std::move(*c));
+  std::lock_guard lock(mutex);
+  parsed[path] = {key, shared};
+  return shared;
+}
+
+}  // namespace detail
 
 std::optional<std::string> Cache::lookup(std::string_view name, const SystemInfo& sys) const {
   // Priorities of the glibc-hwcaps names (glibc_hwcaps_priorities_init):

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "ldso/versions.hpp"
 #include "procforge/ldso.hpp"
 
 namespace procforge::ldso::detail {
@@ -47,6 +48,10 @@ struct FileFacts {
   std::uint64_t flags_1 = 0;
   std::uint32_t isa_1_needed = 0; // GNU_PROPERTY_X86_ISA_1_NEEDED
   std::string read_problem;       // the dynamic section could not be decoded (treated as empty)
+  // DT_VERNEED / DT_VERDEF for the version check; null with a problem when
+  // they could not be decoded (the object is then not checked).
+  std::shared_ptr<const VersionTables> versions;
+  std::string versions_problem;
 };
 
 struct Opened {
@@ -96,13 +101,17 @@ struct State {
   std::vector<std::string> capstrs;      // SystemInfo::subdirs()
   int cwd_fd = -1;
   bool secure = false;
-  std::optional<Cache> cache;
+  std::shared_ptr<const Cache> cache;    // parsed once per cache file version, shared by predictions
   std::vector<SearchDir> library_path;   // LD_LIBRARY_PATH (empty in secure mode)
   std::map<std::string, bool> dir_exists;  // open_path()'s r_dir_status per dir + capstr
   std::vector<Map> maps;
   int main = 0;
   std::vector<std::string> tried;        // places tried by the current search
-  int last_errno = ENOENT;
+  // ld.so's errno, carried from search to search as in the real process: an
+  // open() that fails sets it, open_verify() accepting a file clears it, a
+  // search that tries nothing leaves it. A name not found is reported with
+  // it, and with no errno text when it is 0 (_dl_signal_error).
+  int last_errno = 0;
 
   DstContext dst_for(const Map& m) const;
   const std::vector<SearchDir>& rpath_of(int l);
@@ -115,6 +124,10 @@ struct State {
 // slash names, RPATH chain, LD_LIBRARY_PATH, RUNPATH, ld.so.cache, default
 // dirs. SECURE_LOAD is __RTLD_SECURE (preloads). Does not touch the link map.
 Found search(State& st, int loader, const std::string& name, bool secure_load);
+
+// Cache::load(PATH), parsed once per version of the file (device, inode,
+// size, mtime) and shared by every prediction of the process.
+Result<std::shared_ptr<const Cache>> shared_cache(const std::string& path);
 
 // _dl_map_object_from_fd()'s identity: device and inode.
 bool same_file(const FileFacts& a, const FileFacts& b);

@@ -15,7 +15,10 @@
 //      on, a real run stops at the first one;
 //   5. ld.so itself is taken off the list and put back after the object
 //      that precedes it in the search list, if anything needed it (rtld.c
-//      "Remove _dl_rtld_map from the chain").
+//      "Remove _dl_rtld_map from the chain");
+//   6. the symbol-version check over the finished list (elf/dl-version.c,
+//      versions.cpp), then the x86 ISA-level check;
+//   7. on request, each object's start-up relocation work (relocations.cpp).
 // The trace list (LD_TRACE_LOADED_OBJECTS, ldd) is that list without the main
 // program and the vDSO.
 #include <elf.h>
@@ -28,6 +31,8 @@
 #include <list>
 
 #include "ldso/detail.hpp"
+#include "ldso/relocations.hpp"
+#include "ldso/versions.hpp"
 
 namespace procforge::ldso {
 
@@ -140,7 +145,7 @@ struct MapResult {
 
 class Linker {
  public:
-  Linker(State& st, const Request& req, std::string cwd) : st_(st), req_(req), cwd_(std::move(cwd)) {}
+  Linker(State& st, std::string cwd) : st_(st), cwd_(std::move(cwd)) {}
 
   std::list<int> chain;  // the namespace list (l_next order)
 
@@ -181,8 +186,10 @@ class Linker {
         r.errstring = "wrong ELF class: ELFCLASS32";
         r.error = LoaderError{name, r.errstring};
       } else {
+        // _dl_signal_error(errno, ...): the errno text only when errno is
+        // not 0, as when nothing at all was tried (DF_1_NODEFLIB, no paths).
         r.errstring = "cannot open shared object file";
-        r.error = LoaderError{name, r.errstring + ": " + std::strerror(f.err)};
+        r.error = LoaderError{name, f.err ? r.errstring + ": " + std::strerror(f.err) : r.errstring};
       }
       if (trace) {
         Map m;
@@ -254,7 +261,6 @@ class Linker {
 
  private:
   State& st_;
-  const Request& req_;
   std::string cwd_;
 };
 
@@ -307,6 +313,46 @@ struct Node {
   int map;
   bool done;
 };
+
+// Fills Object::relocations, Prediction::program_relocations and the
+// start-up estimate. ld.so relocates itself eagerly in every mode.
+void count_relocations(const Request& req, const State& st, const std::list<int>& chain, int rtld,
+                       const std::string& cwd, Prediction& p) {
+  const bool bind_now = env_bind_now(req.envp);
+  std::vector<RelocationWork> works;
+  bool complete = true;
+  auto count = [&](const Map& m) -> std::optional<Relocations> {
+    if (m.faked || m.is_vdso || !m.report.path) return std::nullopt;
+    const std::string& shown = *m.report.path;
+    auto w = analyze_relocations(join(cwd, shown), bind_now || m.is_rtld);
+    if (!w) {
+      p.warnings.push_back("relocations of " + shown + " not counted: " + w.error().message);
+      complete = false;
+      return std::nullopt;
+    }
+    for (const auto& problem : w->problems) {
+      p.warnings.push_back("relocations of " + shown + " partly counted: " + problem);
+      complete = false;
+    }
+    works.push_back(*w);
+    return summarize(*w);
+  };
+  std::size_t i = 0;
+  bool rtld_counted = false;
+  for (int l : chain) {
+    const Map& m = st.maps[static_cast<std::size_t>(l)];
+    if (m.is_vdso) continue;
+    if (m.is_main) {
+      p.program_relocations = count(m);
+      continue;
+    }
+    rtld_counted |= m.is_rtld;
+    if (i < p.objects.size()) p.objects[i++].relocations = count(m);
+  }
+  // Off the search list when nothing needed it, but it still relocates itself.
+  if (!rtld_counted && rtld >= 0) count(st.maps[static_cast<std::size_t>(rtld)]);
+  if (!p.error && complete) p.startup_estimate_us = estimate_startup(works).total_ns() / 1000.0;
+}
 
 }  // namespace
 
@@ -362,7 +408,7 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   }
   const std::string interp = prog.facts->interp.value_or("");
 
-  Linker lk(st, req, cwd);
+  Linker lk(st, cwd);
   {
     Map m;
     m.is_main = true;
@@ -425,7 +471,7 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   if (env_value(req.envp, "LD_AUDIT"))
     p.warnings.emplace_back("LD_AUDIT is set: audit modules are loaded (and run) before the program's "
                             "dependencies; their effect on the search is not modelled");
-  if (auto c = Cache::load(sys.cache_path)) st.cache = std::move(*c);
+  if (auto c = detail::shared_cache(sys.cache_path)) st.cache = std::move(*c);
   else if (c.error().err != ENOENT) p.warnings.push_back(c.error().message + " (ld.so ignores it)");
 
   // 2. Preloads.
@@ -554,8 +600,27 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
     }
   }
 
-  // Hook: symbol-version checks (src/ldso/versions.cpp) run here, over the
-  // objects in search-list order, and may add an error or warnings.
+  // 6. Symbol versions (versions.cpp), over the complete link map in l_next
+  // order, main program first. Only a run that loaded everything gets here;
+  // it prints every line and then exits with 1 if one was fatal.
+  if (!p.error && !stop) {
+    std::vector<LoadedObject> objects;
+    for (int l : lk.chain) {
+      const Map& m = st.maps[static_cast<std::size_t>(l)];
+      LoadedObject o;
+      o.l_name = m.l_name;
+      o.libnames = m.libnames;
+      o.faked = m.faked;
+      // Tables come with the facts read during the search; the vDSO has no
+      // file to read: matched by name, never checked.
+      if (m.facts && m.facts->versions) o.tables = m.facts->versions;
+      else if (m.facts && !m.facts->versions_problem.empty())
+        p.warnings.push_back("version check skipped for " + st.display(l) + ": " + m.facts->versions_problem);
+      else if (!m.faked && !m.is_vdso) o.path = join(cwd, m.is_main ? req.program : m.l_name);
+      objects.push_back(std::move(o));
+    }
+    if (auto e = check_versions(objects, req.program, p.warnings)) p.error = std::move(*e);
+  }
 
   // x86 ISA level (sysdeps/x86/dl-prop.h dl_isa_level_check): a real run
   // refuses an object that needs a higher level than the CPU has.
@@ -575,6 +640,10 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
     if (l == st.main || l == vdso) continue;
     p.objects.push_back(st.maps[static_cast<std::size_t>(l)].report);
   }
+
+  // 7. On request, the relocation work each object gives ld.so at start-up
+  // (relocations.cpp), and the cost model's estimate when the run gets there.
+  if (req.relocations) count_relocations(req, st, lk.chain, rtld, cwd, p);
   return p;
 }
 

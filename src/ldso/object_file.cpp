@@ -11,17 +11,22 @@
 //                            DT_SONAME, DT_RPATH, DT_RUNPATH, DT_FLAGS_1,
 //                            and the x86 ISA-level property.
 // Files are read with pread() into a zero-filled buffer the size of the file
-// (calloc: untouched pages cost nothing), only at the ranges ld.so would
-// look at, so elf::File can decode them without the rest being read. The
-// facts of a file are cached by device, inode, size and mtime.
+// (fresh anonymous memory: untouched pages cost nothing), only at the ranges
+// ld.so would look at (and the symbol-version tables), so elf::File can
+// decode them without the rest being read. The facts of a file are cached by
+// device, inode, size and times, for the life of the process: a batch reads
+// each library once.
 #include <elf.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
 #include "ldso/detail.hpp"
@@ -35,11 +40,32 @@ constexpr std::size_t kFilebuf = 832;            // FILEBUF_SIZE for ELF64
 constexpr std::uint64_t kMaxImage = 1ull << 36;  // refuse absurd sizes rather than reserve them
 constexpr std::uint32_t kIsa1Needed = 0xc0008002;  // GNU_PROPERTY_X86_ISA_1_NEEDED
 
+// Large images are anonymous mappings of their own: calloc() would take them
+// from the heap once malloc's dynamic mmap threshold has grown (to 32 MiB
+// after the first large free) and zero them, touching every page; a batch
+// over /usr/bin then kept the largest file's size resident.
+constexpr std::size_t kOwnMappingFrom = 256 * 1024;
+
 struct Image {
   std::uint8_t* p = nullptr;
-  std::size_t size = 0;
-  explicit Image(std::size_t n) : p(static_cast<std::uint8_t*>(std::calloc(n ? n : 1, 1))), size(n) {}
-  ~Image() { std::free(p); }
+  std::size_t size = 0;      // what the file holds (may shrink for special files)
+  std::size_t capacity = 0;  // what was allocated
+  bool mapped = false;
+  explicit Image(std::size_t n) : size(n), capacity(n) {
+    if (n >= kOwnMappingFrom) {
+      void* m = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m != MAP_FAILED) {
+        p = static_cast<std::uint8_t*>(m);
+        mapped = true;
+        return;
+      }
+    }
+    p = static_cast<std::uint8_t*>(std::calloc(n ? n : 1, 1));
+  }
+  ~Image() {
+    if (mapped) ::munmap(p, capacity);
+    else std::free(p);
+  }
   Image(const Image&) = delete;
   Image& operator=(const Image&) = delete;
 };
@@ -122,6 +148,56 @@ bool verify(FileFacts& f, const Image& img, std::size_t len, int read_errno) {
     return false;
   }
   return true;
+}
+
+// The Elf_Verneed / Elf_Verdef chains DT_VERNEED / DT_VERDEF point to, read
+// piece by piece as elf::File will walk them (vn_aux/vn_next, vd_aux/vd_next,
+// at most *NUM entries, within the same budget), then decoded into
+// FileFacts::versions for the version check: a program is never read whole.
+void read_versions(int fd, Image& img, const elf::File& file, const std::vector<elf::DynamicEntry>& entries,
+                   FileFacts& f) {
+  std::optional<std::uint64_t> need, neednum, def, defnum;
+  for (const auto& e : entries) {
+    if (e.tag == DT_VERNEED) need = e.value;
+    if (e.tag == DT_VERNEEDNUM) neednum = e.value;
+    if (e.tag == DT_VERDEF) def = e.value;
+    if (e.tag == DT_VERDEFNUM) defnum = e.value;
+  }
+  constexpr std::uint64_t kWindow = 4096;  // one read covers the usual table
+  auto walk = [&](std::uint64_t vaddr, std::optional<std::uint64_t> count, bool is_def) {
+    auto start = file.vaddr_to_offset(vaddr);
+    if (!start) return;
+    const std::uint64_t head = is_def ? 20 : 16, aux_size = is_def ? 8 : 16;
+    const std::uint64_t window_end = std::min<std::uint64_t>(*start + kWindow, img.size);
+    read_range(fd, img, *start, kWindow);
+    auto piece = [&](std::uint64_t off, std::uint64_t len) {
+      if (!elf::range_fits(off, len, img.size)) return false;
+      if (off < *start || off + len > window_end) read_range(fd, img, off, len);
+      return true;
+    };
+    std::uint64_t budget = img.size / aux_size + 1;
+    std::uint64_t off = *start;
+    for (std::uint64_t i = 0; (!count || i < *count) && budget-- > 0; ++i) {
+      if (!piece(off, head)) return;
+      const std::uint16_t cnt = le16(img.p + off + (is_def ? 6 : 2));
+      const std::uint32_t aux = le32(img.p + off + (is_def ? 12 : 8));
+      const std::uint32_t next = le32(img.p + off + (is_def ? 16 : 12));
+      std::uint64_t a = off + aux;
+      for (std::uint16_t j = 0; j < cnt && budget-- > 0; ++j) {
+        if (!piece(a, aux_size)) return;
+        const std::uint32_t anext = le32(img.p + a + aux_size - 4);
+        if (anext == 0) break;
+        a += anext;
+      }
+      if (next == 0) break;
+      off += next;
+    }
+  };
+  if (need) walk(*need, neednum, false);
+  if (def) walk(*def, defnum, true);
+  auto tables = VersionTables::from_file(file);
+  if (tables) f.versions = std::make_shared<const VersionTables>(std::move(*tables));
+  else f.versions_problem = tables.error().message;
 }
 
 std::shared_ptr<const FileFacts> inspect(int fd, const struct stat& st) {
@@ -210,6 +286,7 @@ std::shared_ptr<const FileFacts> inspect(int fd, const struct stat& st) {
   if (strtab) {
     if (auto off = file->vaddr_to_offset(*strtab)) read_range(fd, img, *off, strsz.value_or(1u << 20));
   }
+  read_versions(fd, img, *file, *entries, *f);
   auto info = file->dynamic_info();
   if (!info) {
     f->read_problem = info.error().message;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "procforge/elf.hpp"
+#include "procforge/ldso.hpp"
 #include "procforge/result.hpp"
 
 namespace procforge::ldso {
@@ -50,20 +51,31 @@ struct RelocationWork {
 bool env_bind_now(const std::vector<std::string>& envp);
 
 // Decodes every relocation table of FILE. LD_BIND_NOW: the environment asks
-// for eager binding (env_bind_now()).
+// for eager binding (env_bind_now()). ld.so relocates itself eagerly whatever
+// the mode (rtld.c dl_main: _dl_relocate_object(&GL(dl_rtld_map), ..., 0, 0)):
+// pass true for the dynamic linker's own file.
 RelocationWork analyze_relocations(const elf::File& file, bool ld_bind_now);
 Result<RelocationWork> analyze_relocations(const std::string& path, bool ld_bind_now);
 
+// Symbol lookups ld.so makes for itself during start-up, which
+// LD_DEBUG=statistics counts with the relocations' ones: the rtld malloc
+// switch (calloc, free, malloc, realloc: elf/dl-minimal.c
+// __rtld_malloc_init_real) and the vDSO pointers (__vdso_clock_gettime,
+// gettimeofday, time, getcpu, clock_getres: sysdeps/unix/sysv/linux/
+// dl-vdso-setup.c). Observed: a C hello world with LD_BIND_NOW=1 counts
+// exactly the relocation lookups + 9.
+constexpr std::uint64_t kRtldOwnLookups = 9;
+
 // A deliberately simple start-up cost model: time = Σ count × unit cost.
-// The defaults were calibrated on this project's 2-vCPU Debian 12 VM (see
-// relocations.cpp for the measurement); treat the result as an order of
-// magnitude and use it to compare programs, not as a prediction of wall time.
+// The defaults come from one calibration on the project's 2-vCPU Debian 12
+// VM (relocations.cpp says how); treat the result as an order of magnitude
+// for comparing programs, not as a prediction of wall time.
 struct CostModel {
-  double ns_per_relative = 1.0;   // one load + add + store, cache-friendly
-  double ns_per_lookup = 150.0;   // a GNU-hash lookup through the scope (bloom filter, chain, strcmp, versions)
-  double ns_per_page = 2500.0;    // a COW fault on a file-backed private page (first write)
-  double ns_per_irelative = 20.0; // an IFUNC resolver call (cpu-features checks)
-  double ns_per_object = 30000.0; // open, read, mmap, mprotect of one library (not relocation)
+  double ns_per_relative = 1.0;    // one load + add + store
+  double ns_per_lookup = 45.0;     // _dl_lookup_symbol_x through the scope (bloom filter, chain, strcmp, version)
+  double ns_per_page = 1000.0;     // first write to a file-backed private page (COW fault)
+  double ns_per_irelative = 20.0;  // an IFUNC resolver call (cpu-features checks)
+  double ns_per_object = 14000.0;  // open, read, mmap, mprotect of one object ("time needed to load objects")
 };
 
 struct StartupEstimate {
@@ -78,5 +90,8 @@ struct StartupEstimate {
 Result<std::vector<std::uint8_t>> read_object_bytes(const std::string& path, struct stat* info = nullptr);
 
 StartupEstimate estimate_startup(const std::vector<RelocationWork>& objects, const CostModel& model = {});
+
+// What Prediction shows of WORK (ldso::Relocations).
+Relocations summarize(const RelocationWork& work);
 
 }  // namespace procforge::ldso

@@ -51,6 +51,7 @@ bool try_open(State& st, const std::string& path, Attempt& a, Found& out) {
     st.last_errno = ENOENT;
     return false;
   }
+  st.last_errno = 0;  // open_verify(): __set_errno (0) once the file is open
   a.found = true;
   a.path = path;
   a.facts = o.facts;
@@ -109,7 +110,6 @@ bool has_nodeflib(const State& st, int l) {
 Found search(State& st, int loader, const std::string& name, bool secure_load) {
   Found out;
   st.tried.clear();
-  st.last_errno = ENOENT;
   auto take = [&](const Attempt& a, FoundBy by, std::string via) {
     out.ok = true;
     out.path = a.path;
@@ -177,6 +177,7 @@ Found search(State& st, int loader, const std::string& name, bool secure_load) {
   }
   if (!(secure_load && st.secure) && st.cache) {
     std::optional<std::string> cached = st.cache->lookup(name, *st.sys);
+    if (!cached) st.tried.push_back(st.sys->cache_path + ": no entry for " + name);
     if (cached && has_nodeflib(st, fallback)) {
       for (const auto& d : st.sys->system_dirs)
         if (cached->compare(0, d.size(), d) == 0) {

@@ -180,10 +180,24 @@ std::optional<LoaderError> check_versions(const std::vector<LoadedObject>& objec
                                           std::vector<std::string>& warnings) {
   std::optional<LoaderError> error;
   for (const auto& d : check_all_versions(objects, argv0, false, &warnings)) {
-    if (d.fatal && !error) error = LoaderError{d.object, d.message};
+    if (d.fatal && !error) error = LoaderError{d.object, d.message, LoaderError::Stage::versions};
     else warnings.push_back(version_line(argv0, d));
   }
   return error;
 }
+
+std::string error_line(std::string_view argv0, const LoaderError& e) {
+  if (e.stage == LoaderError::Stage::versions) return version_line(argv0, {e.object, e.message, true});
+  // elf/dl-error-skeleton.c fatal_error(): "%s: %s: %s%s%s" with the
+  // occasion, and ": " only before a non-empty object name.
+  std::string s(argv0);
+  s += ": error while loading shared libraries: ";
+  s += e.object;
+  if (!e.object.empty()) s += ": ";
+  s += e.message;
+  return s;
+}
+
+int exit_status(const LoaderError& e) { return e.stage == LoaderError::Stage::versions ? 1 : 127; }
 
 }  // namespace procforge::ldso

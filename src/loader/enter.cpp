@@ -107,5 +107,6 @@ Prepared::~Prepared() {
 const exec::Prediction& Prepared::prediction() const { return impl_->pred; }
 const std::vector<Step>& Prepared::steps() const { return impl_->steps; }
 const std::vector<std::string>& Prepared::differences() const { return impl_->differences; }
+const std::vector<int>& Prepared::descriptors() const { return impl_->fds; }
 
 }  // namespace procforge::loader

@@ -24,6 +24,7 @@
 #include <map>
 #include <sstream>
 
+#include "procforge/format.hpp"
 #include "loader/impl.hpp"
 
 namespace procforge::loader {
@@ -34,19 +35,7 @@ constexpr std::size_t kPage = 4096;
 constexpr std::size_t kXsaveSize = 16384;  // ample for any XSAVE layout (AMX included)
 constexpr std::size_t kDentsSize = 16384;
 
-std::string hex(std::uint64_t v) {
-  char b[24];
-  snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 
-std::string prot_string(int prot) {
-  std::string s = "---";
-  if (prot & PROT_READ) s[0] = 'r';
-  if (prot & PROT_WRITE) s[1] = 'w';
-  if (prot & PROT_EXEC) s[2] = 'x';
-  return s;
-}
 
 struct Range {
   std::uint64_t start, end;
@@ -70,6 +59,40 @@ std::vector<Range> old_mappings() {
   return out;
 }
 
+// The top of this process's mmap area. The kernel put the first top-down
+// mapping of the exec (our dynamic linker, else the vDSO) right below it, and
+// later mmap(NULL) calls of the new image will allocate below it too, so the
+// new image is laid out against it (user space cannot move it).
+std::optional<std::uint64_t> own_mmap_base() {
+  const std::uint64_t at_base = getauxval(AT_BASE);
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  std::string interp_id;
+  std::uint64_t best = 0, vdso_end = 0;
+  while (std::getline(maps, line)) {
+    unsigned long long lo = 0, hi = 0, ino = 0;
+    char dev[32] = {}, name[256] = {};
+    if (sscanf(line.c_str(), "%llx-%llx %*s %*s %31s %llu %255s", &lo, &hi, dev, &ino, name) < 4) continue;
+    const std::string id = std::string(dev) + ":" + std::to_string(ino);
+    if (at_base && lo == at_base) interp_id = id;
+    if (!interp_id.empty() && id == interp_id) best = std::max<std::uint64_t>(best, hi);
+    if (std::string(name) == "[vdso]") vdso_end = hi;
+  }
+  if (best) return best;
+  if (vdso_end) return vdso_end;
+  return std::nullopt;
+}
+
+// ETXTBSY, asked of the kernel itself: execve() opens the file (and refuses
+// one open for writing) before it reads argv, so a bad argv pointer makes it
+// fail with EFAULT right after the open checks, long before the point of no
+// return (fs/exec.c do_execveat_common(): alloc_bprm(), then count(argv)).
+// Cheaper and more exact than rebuilding i_writecount from /proc.
+int kernel_open_check(const std::string& path) {
+  long r = syscall(SYS_execve, path.c_str(), reinterpret_cast<char* const*>(-1L), nullptr);
+  return r < 0 ? errno : 0;
+}
+
 int count_threads() {
   int n = 0;
   std::ifstream st("/proc/self/status");
@@ -82,14 +105,6 @@ int count_threads() {
     std::getline(st, key);
   }
   return n;
-}
-
-bool have_cap(int cap) {
-  std::ifstream st("/proc/self/status");
-  std::string line;
-  while (std::getline(st, line))
-    if (line.rfind("CapEff:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> cap) & 1;
-  return false;
 }
 
 Op syscall_op(std::uint64_t kind, long nr, std::initializer_list<std::uint64_t> args) {
@@ -119,6 +134,10 @@ Result<Prepared> prepare(const Options& opts) {
   exec::Request req = opts.request;
   exec::Dice dice = exec::Dice::roll();
   dice.vdso_base = getauxval(AT_SYSINFO_EHDR);  // the vDSO stays where it is
+  dice.mmap_base = own_mmap_base();              // and so does the mmap area
+  // ETXTBSY is checked below by the kernel; skip the /proc scan.
+  static const exec::OpenWriters no_writers;
+  req.writers = &no_writers;
   req.dice = dice;
   req.addr_no_randomize = req.addr_no_randomize || !opts.randomize;
   req.want_stack_image = true;
@@ -136,12 +155,25 @@ Result<Prepared> prepare(const Options& opts) {
   }
   if (p.outcome == exec::Outcome::error)
     return Error(p.err, "execve " + req.path + ": " + errno_name(p.err) + " (" + p.diagnosis + ")");
+  // Every file the kernel would open for exec, in its order: the chain, then PT_INTERP.
+  std::vector<std::string> opened;
+  for (const auto& c : p.chain) {
+    opened.push_back(c.path);
+    if (c.kind == exec::LinkKind::elf && c.interpreter) opened.push_back(*c.interpreter);
+  }
+  for (const auto& f : opened) {
+    if (kernel_open_check(f) == ETXTBSY)
+      return Error(ETXTBSY, "execve " + req.path + ": ETXTBSY (" + f + " is open for writing by some process)");
+  }
   if (!p.plan) return Error(ENOEXEC, "execve " + req.path + ": no image to load");
   const exec::Plan& plan = *p.plan;
   if (p.elf_header && !p.elf_header->is64)
     return Error(EOPNOTSUPP, "user-space exec of " + plan.exe + ": 32-bit (ia32) images are not supported");
   const bool dies_in_exec = p.outcome == exec::Outcome::killed && !p.killed_at_first_instruction;
-  if (!dies_in_exec && (!plan.rsp || plan.stack_image.empty()))
+  const bool all_known = std::all_of(plan.mappings.begin(), plan.mappings.end(), [](const exec::Mapping& m) {
+    return m.address_known || m.object == "[heap]";
+  });
+  if (!dies_in_exec && (!plan.rsp || plan.stack_image.empty() || !all_known || !plan.entry))
     return Error(EINVAL, "user-space exec of " + plan.exe + ": the layout is not fully known");
 
   // 2. Open every file that gets mapped (paths as the kernel named them).
@@ -179,7 +211,9 @@ Result<Prepared> prepare(const Options& opts) {
   std::size_t off_mm = off_keep + 64 * sizeof(int);
   std::size_t off_mm_exe = off_mm + sizeof(MmMap);
   std::size_t off_comm = off_mm_exe + sizeof(MmMap);
-  std::size_t off_auxv = (off_comm + 16 + 15) & ~std::size_t{15};
+  std::size_t off_groups = off_comm + 16;
+  std::size_t off_auxv = (off_groups + sizeof(gid_t) * (opts.become_groups ? opts.become_groups->size() : 0) + 15) &
+                         ~std::size_t{15};
   std::size_t off_ops = (off_auxv + plan.auxv.size() * 16 + 63) & ~std::size_t{63};
   std::size_t off_stack = off_ops + n_ops * sizeof(Op);
   size = (off_stack + plan.stack_image.size() + kPage - 1) & ~(kPage - 1);
@@ -296,7 +330,11 @@ Result<Prepared> prepare(const Options& opts) {
       mm_exe->exe_fd = exe_fd;
       ops.push_back(syscall_op(kOpSyscallIgnore, SYS_prctl,
                                {PR_SET_MM, PR_SET_MM_MAP, reinterpret_cast<std::uint64_t>(mm), sizeof(MmMap), 0}));
-      if (have_cap(21 /* CAP_SYS_ADMIN */) || have_cap(40 /* CAP_CHECKPOINT_RESTORE */))
+      // The capability of whoever enters: the caller when the identity changes
+      // only at the end (become_*), else the identity of the request.
+      const bool late_ids = opts.become_uid || opts.become_gid || opts.become_groups;
+      const exec::Credentials who = late_ids ? exec::Credentials::current() : req.creds;
+      if (who.cap_sys_admin || who.cap_checkpoint_restore)
         ops.push_back(syscall_op(kOpSyscallIgnore, SYS_prctl,
                                  {PR_SET_MM, PR_SET_MM_MAP, reinterpret_cast<std::uint64_t>(mm_exe), sizeof(MmMap), 0}));
       else
@@ -309,6 +347,20 @@ Result<Prepared> prepare(const Options& opts) {
     std::string base_name = req.path.substr(req.path.rfind('/') == std::string::npos ? 0 : req.path.rfind('/') + 1);
     std::strncpy(reinterpret_cast<char*>(R.base + off_comm), base_name.c_str(), 15);
     ops.push_back(syscall_op(kOpSyscallIgnore, SYS_prctl, {PR_SET_NAME, reinterpret_cast<std::uint64_t>(R.base + off_comm)}));
+    // The identity to end with (Options::become_*), raw system calls: they
+    // must succeed, or the process dies as after any failure past this point.
+    if (opts.become_groups) {
+      auto* g = reinterpret_cast<gid_t*>(R.base + off_groups);
+      std::copy(opts.become_groups->begin(), opts.become_groups->end(), g);
+      ops.push_back(syscall_op(kOpSyscall, SYS_setgroups, {opts.become_groups->size(), reinterpret_cast<std::uint64_t>(g)}));
+    }
+    if (opts.become_gid) ops.push_back(syscall_op(kOpSyscall, SYS_setresgid, {*opts.become_gid, *opts.become_gid, *opts.become_gid}));
+    if (opts.become_uid) ops.push_back(syscall_op(kOpSyscall, SYS_setresuid, {*opts.become_uid, *opts.become_uid, *opts.become_uid}));
+    // commit_creds() made the process non-dumpable when the ids changed; exec
+    // makes it dumpable again for a plain (not set-id) program
+    // (begin_new_exec(): set_dumpable(SUID_DUMP_USER)).
+    if (opts.become_uid || opts.become_gid)
+      ops.push_back(syscall_op(kOpSyscallIgnore, SYS_prctl, {PR_SET_DUMPABLE, 1}));
     for (int fd : im.fds) ops.push_back(syscall_op(kOpSyscallIgnore, SYS_close, {static_cast<std::uint64_t>(fd)}));
     ops.push_back(syscall_op(kOpSyscallIgnore, SYS_arch_prctl, {0x1002 /* ARCH_SET_FS */, 0}));
     ops.push_back(syscall_op(kOpSyscallIgnore, SYS_arch_prctl, {0x1001 /* ARCH_SET_GS */, 0}));

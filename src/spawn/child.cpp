@@ -261,6 +261,10 @@ PF_CHILD_INLINE void restrictions(Block* b) {
 // error ends the search. ENOEXEC is reported, not retried with /bin/sh
 // (posix_spawnp does not either, since glibc 2.15).
 [[noreturn]] PF_CHILD_INLINE void exec_program(Block* b) {
+  if (b->replace) {
+    b->replace(b->replace_arg);  // does not return
+    die(b, Step::execve, -ENOEXEC, -1);
+  }
   int eacces = -1;
   long last_err = -ENOENT;
   for (int i = 0; i < b->ncandidates; ++i) {

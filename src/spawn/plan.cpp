@@ -221,10 +221,17 @@ Status plan_namespaces(Plan& p) {
     b.hostname_len = o.hostname.size();
   }
   b.mount_proc = o.mount_proc && (o.namespaces & CLONE_NEWPID) && (o.namespaces & CLONE_NEWNS);
+  if (o.exec_replacement) {
+    b.replace = o.exec_replacement;
+    b.replace_arg = o.exec_replacement_arg;
+    p.needs_fork = true;
+    p.fork_reason = "a user-space exec replaces the child's whole address space, so it needs the fork strategy";
+  }
   if (o.namespaces & CLONE_NEWUSER) {
     // The parent writes the id maps while the child waits: the child must not
     // share the parent's memory with the parent suspended (vfork) meanwhile.
     p.needs_fork = true;
+    p.fork_reason = "a user namespace needs the fork strategy (the parent writes the id maps while the child waits)";
     p.deny_setgroups = !o.groups.has_value();
   }
   return ok_status();

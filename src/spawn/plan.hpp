@@ -84,6 +84,9 @@ struct Block {
   int ncandidates = 0;
   char* const* argv = nullptr;
   char* const* envp = nullptr;
+  // A user-space exec instead of execve (Options::exec_replacement).
+  void (*replace)(const void*) = nullptr;
+  const void* replace_arg = nullptr;
   const char* cwd = nullptr;
 
   // Descriptors.
@@ -180,6 +183,7 @@ struct Plan {
   bool searched = false;           // candidates come from PATH
   int clone_flags = 0;             // CLONE_NEW* passed to clone
   bool needs_fork = false;         // a control that cannot run in a shared address space
+  std::string fork_reason;         // which one, for messages
   bool deny_setgroups = false;     // user namespace: "deny" written to /proc/PID/setgroups
   int parent_pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};  // Stdio::Kind::pipe, [child end, parent end]
   std::uint64_t parent_mask = 0;   // the caller's signal mask, for inherit

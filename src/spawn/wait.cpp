@@ -13,6 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <utility>
+
 #include "spawn/plan.hpp"
 
 #ifndef PIDFD_SIGNAL_PROCESS_GROUP
@@ -30,22 +32,28 @@ void close_fd(int& fd) {
 
 }  // namespace
 
-Child::Child(Child&& o) noexcept { *this = std::move(o); }
-
-Child& Child::operator=(Child&& o) noexcept {
-  if (this == &o) return *this;
-  this->~Child();
+void Child::take(Child& o) noexcept {
   pid_ = std::exchange(o.pid_, -1);
   pidfd_ = std::exchange(o.pidfd_, -1);
   strategy_ = o.strategy_;
   timings_ = o.timings_;
   started_ = o.started_;
-  reaped_ = std::exchange(o.reaped_, true);
-  leads_group_ = o.leads_group_;
+  reaped_ = std::exchange(o.reaped_, false);
+  leads_group_ = std::exchange(o.leads_group_, false);
   stdin_fd = std::exchange(o.stdin_fd, -1);
   stdout_fd = std::exchange(o.stdout_fd, -1);
   stderr_fd = std::exchange(o.stderr_fd, -1);
-  cgroups_created = std::move(o.cgroups_created);
+  cgroups_created = std::exchange(o.cgroups_created, {});
+}
+
+Child::Child(Child&& o) noexcept { take(o); }
+
+Child& Child::operator=(Child&& o) noexcept {
+  if (this != &o) {
+    Child old;
+    old.take(*this);  // killed and reaped (if still running) when old goes
+    take(o);
+  }
   return *this;
 }
 

@@ -181,19 +181,10 @@ TEST_P(ExecDiff, KernelAndModelAgree) {
     ++tally().skipped;
     GTEST_SKIP() << b.skip_reason();
   }
-  const std::vector<std::string> argv = b.argv ? *b.argv : std::vector<std::string>{b.path, "x1"};
-  const std::string cwd = b.cwd.empty() ? b.dir() : b.cwd;
-
-  OracleRequest oreq;
-  oreq.path = b.path;
-  oreq.argv = argv;
-  oreq.argv_null = b.argv_null;
-  oreq.envp = b.envp;
-  oreq.cwd = cwd;
   // Not root: we cannot become nobody, so both sides run as ourselves.
-  oreq.keep_credentials = b.as_root || !root;
-  oreq.addr_no_randomize = b.addr_no_randomize;
-  oreq.rlimit_stack = b.rlimit_stack;
+  const OracleRequest oreq = oracle_request(b);
+  const std::vector<std::string>& argv = oreq.argv;
+  const std::string& cwd = oreq.cwd;
   const OracleResult k = run_exec(oreq);
   ASSERT_TRUE(k.setup_error.empty()) << c.name << ": " << k.setup_error;
 

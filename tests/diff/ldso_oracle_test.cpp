@@ -8,7 +8,9 @@
 // Request::explicit_loader, and the lists must be equal: the same paths in the
 // same order, "not found" entries by name. When the real run stops with
 // "error while loading shared libraries: OBJECT: MESSAGE", the predicted
-// error must say the same.
+// error must say the same. Trace mode runs the symbol-version check and
+// goes on: a predicted version error must be among the lines ld.so printed,
+// and a version error ld.so printed must have been predicted.
 //
 // Files the real ld.so refuses for a reason that is not about the search
 // ("not a dynamic executable", a file it cannot even start on) are skipped
@@ -232,7 +234,17 @@ void compare(const std::string& path, const RealRun& real, const Result<ldso::Pr
     } else {
       std::vector<std::string> mine;
       for (const auto& o : pred->objects) mine.push_back(o.path ? *o.path : "not found: " + o.name);
+      // Trace mode prints the version check's lines and goes on (exit 0).
+      const bool version_error_printed = real.err.find("' not found (required by ") != std::string::npos &&
+                                         real.err.find(": version `") != std::string::npos;
+      const bool version_error_predicted = pred->error && pred->error->stage == ldso::LoaderError::Stage::versions;
       if (mine != listed.keys) diff = "ld.so:" + join_keys(listed.keys) + "\n    model:" + join_keys(mine);
+      else if (version_error_predicted) {
+        if (real.err.find(ldso::error_line(path, *pred->error)) == std::string::npos)
+          diff = "model predicts a version error ld.so did not print: " + ldso::error_line(path, *pred->error) +
+                 "\n    ld.so's stderr: " + real.err;
+      } else if (version_error_printed && !pred->error)
+        diff = "ld.so's version check failed: " + real.err + "    model: no error";
       else if (pred->error && pred->error->message.find("cannot open shared object file") == std::string::npos &&
        pred->error->message != "CPU ISA level is lower than required" &&
        pred->error->message.rfind("wrong ELF class", 0) != 0)

@@ -1226,4 +1226,17 @@ const std::vector<ExecCase>& exec_corpus() {
   return cases;
 }
 
+OracleRequest oracle_request(const CaseBuilder& b) {
+  OracleRequest r;
+  r.path = b.path;
+  r.argv = b.argv ? *b.argv : std::vector<std::string>{b.path, "x1"};
+  r.argv_null = b.argv_null;
+  r.envp = b.envp;
+  r.cwd = b.cwd.empty() ? b.dir() : b.cwd;
+  r.keep_credentials = b.as_root || ::geteuid() != 0;
+  r.addr_no_randomize = b.addr_no_randomize;
+  r.rlimit_stack = b.rlimit_stack;
+  return r;
+}
+
 }  // namespace procforge::testsupport

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "elf_builder.hpp"
+#include "oracle.hpp"
 
 namespace procforge::testsupport {
 
@@ -121,5 +122,10 @@ struct ExecCase {
 };
 
 const std::vector<ExecCase>& exec_corpus();
+
+// The request a built case asks for: argv defaults to {path, "x1"}, cwd to the
+// case directory, credentials nobody unless the case runs as root (or we are
+// not root: then everything runs as ourselves).
+OracleRequest oracle_request(const CaseBuilder& b);
 
 }  // namespace procforge::testsupport

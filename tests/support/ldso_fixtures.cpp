@@ -218,8 +218,7 @@ std::vector<std::string> ldso_case_names() {
           "same_soname_two_spellings_one_file",
           "same_soname_two_spellings_two_files",
           "ld_preload",
-          "secure_mode_ignores_ld_library_path",
-          "dt_audit"};
+          "secure_mode_ignores_ld_library_path"};
 }
 
 std::optional<LdsoCase> build_ldso_case(const std::string& name, FixtureDir& d, std::string* why) {

@@ -70,7 +70,9 @@ struct LdsoCase {
   std::string canary;                // audit cases: the file la_version() creates
 };
 
-// Names of every case, in a fixed order.
+// Names of every search case, in a fixed order. "dt_audit" (an executable
+// whose DT_AUDIT module writes LdsoCase::canary from la_version) is built by
+// name only: running ld.so on it runs the module.
 std::vector<std::string> ldso_case_names();
 // Builds case NAME inside DIR. nullopt with WHY when the toolchain cannot
 // build it (the test then skips, visibly).

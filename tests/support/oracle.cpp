@@ -35,8 +35,11 @@ struct ChildPlan {
   bool addr_no_randomize;
   rlim_t rlimit_stack;
   bool trace;
-  int out_fd;   // write end of the stdout pipe
-  int err_fd;   // write end of the CLOEXEC errno pipe
+  int out_fd;     // write end of the stdout pipe
+  int stderr_fd;  // write end of the stderr pipe, -1: /dev/null
+  int err_fd;     // write end of the CLOEXEC errno pipe
+  ReplaceImage replace;  // null: execve
+  const void* replace_ctx;
 };
 
 [[noreturn]] void child_fail(int err_fd, int step, int err) {
@@ -55,7 +58,7 @@ enum Step { kStepExec = 0, kStepSetup = 1 };
   }
   int devnull = ::open("/dev/null", O_RDWR);
   if (devnull < 0) child_fail(p.err_fd, kStepSetup, errno);
-  if (::dup2(devnull, 0) < 0 || ::dup2(p.out_fd, 1) < 0 || ::dup2(devnull, 2) < 0)
+  if (::dup2(devnull, 0) < 0 || ::dup2(p.out_fd, 1) < 0 || ::dup2(p.stderr_fd >= 0 ? p.stderr_fd : devnull, 2) < 0)
     child_fail(p.err_fd, kStepSetup, errno);
   struct rlimit rl {};
   if (::getrlimit(RLIMIT_STACK, &rl) != 0) child_fail(p.err_fd, kStepSetup, errno);
@@ -69,6 +72,8 @@ enum Step { kStepExec = 0, kStepSetup = 1 };
         ::setresuid(p.uid, p.uid, p.uid) != 0)
       child_fail(p.err_fd, kStepSetup, errno);
   }
+  if (devnull > 2) ::close(devnull);
+  if (p.replace) child_fail(p.err_fd, kStepExec, p.replace(p.replace_ctx));
   ::execve(p.path, p.argv, p.envp);
   child_fail(p.err_fd, kStepExec, errno);
 }
@@ -146,12 +151,15 @@ ProbeReport parse_probe_report(const std::string& out) {
   return r;
 }
 
-OracleResult run_exec(const OracleRequest& req) {
+OracleResult run_exec(const OracleRequest& req) { return run_child(req, nullptr, nullptr); }
+
+OracleResult run_child(const OracleRequest& req, ReplaceImage replace, const void* ctx) {
   OracleResult res;
   auto argv = c_strings(req.argv);
   auto envp = c_strings(req.envp);
-  int out_pipe[2], err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+  int out_pipe[2], err_pipe[2], stderr_pipe[2] = {-1, -1};
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0 ||
+      (req.capture_stderr && ::pipe2(stderr_pipe, O_CLOEXEC) != 0)) {
     res.setup_error = std::string("pipe: ") + std::strerror(errno);
     return res;
   }
@@ -168,20 +176,38 @@ OracleResult run_exec(const OracleRequest& req) {
                  req.rlimit_stack,
                  req.trace,
                  out_pipe[1],
-                 err_pipe[1]};
+                 stderr_pipe[1],
+                 err_pipe[1],
+                 replace,
+                 ctx};
   pid_t pid = ::fork();
   if (pid < 0) {
     res.setup_error = std::string("fork: ") + std::strerror(errno);
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], stderr_pipe[0], stderr_pipe[1]})
+      if (fd >= 0) ::close(fd);
     return res;
   }
   if (pid == 0) child_main(plan);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
   ::fcntl(out_pipe[0], F_SETFL, O_NONBLOCK);
+  bool out_eof = false, stderr_eof = stderr_pipe[0] < 0;
+  if (stderr_pipe[1] >= 0) {
+    ::close(stderr_pipe[1]);
+    ::fcntl(stderr_pipe[0], F_SETFL, O_NONBLOCK);
+  }
+  // Both output pipes, drained as they fill (a child blocked on a full pipe never exits).
+  auto pump = [&](int timeout) {
+    pollfd pfd[2] = {{out_pipe[0], POLLIN, 0}, {stderr_pipe[0], POLLIN, 0}};
+    if (out_eof) pfd[0].fd = -1;
+    if (stderr_eof) pfd[1].fd = -1;
+    ::poll(pfd, 2, timeout);
+    if (!out_eof) drain(out_pipe[0], res.out, out_eof);
+    if (!stderr_eof) drain(stderr_pipe[0], res.err_out, stderr_eof);
+  };
 
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(req.timeout_ms);
-  bool out_eof = false, options_set = false;
+  bool options_set = false;
   int status = 0;
   for (;;) {
     pid_t w = ::waitpid(pid, &status, WNOHANG | __WALL);
@@ -211,22 +237,17 @@ OracleResult run_exec(const OracleRequest& req) {
       res.timed_out = true;
       ::kill(pid, SIGKILL);
     }
-    if (!out_eof) {
-      pollfd pfd{out_pipe[0], POLLIN, 0};
-      ::poll(&pfd, 1, 2);
-      drain(out_pipe[0], res.out, out_eof);
+    if (!out_eof || !stderr_eof) {
+      pump(2);
     } else {
       ::usleep(500);
     }
   }
   // The pipe may still hold data (or a grandchild may hold it open: then stop
   // waiting at the deadline).
-  while (!out_eof && std::chrono::steady_clock::now() < deadline) {
-    pollfd pfd{out_pipe[0], POLLIN, 0};
-    ::poll(&pfd, 1, 10);
-    drain(out_pipe[0], res.out, out_eof);
-  }
+  while ((!out_eof || !stderr_eof) && std::chrono::steady_clock::now() < deadline) pump(10);
   ::close(out_pipe[0]);
+  if (stderr_pipe[0] >= 0) ::close(stderr_pipe[0]);
   int msg[2] = {0, 0};
   ssize_t n = ::read(err_pipe[0], msg, sizeof msg);
   ::close(err_pipe[0]);

@@ -34,6 +34,7 @@ struct OracleRequest {
   rlim_t rlimit_stack = 8ull << 20;  // soft limit set in the child (RLIM_INFINITY allowed)
   int timeout_ms = 5000;
   bool trace = true;                 // use ptrace to see the exec event
+  bool capture_stderr = false;       // stderr to a pipe (OracleResult::err_out) instead of /dev/null
 };
 
 enum class OracleOutcome { ok, error, killed };
@@ -58,10 +59,19 @@ struct OracleResult {
   bool timed_out = false;
   std::string setup_error;  // the harness itself failed (fork, pipe, setresuid...)
   std::string out;          // child's stdout
+  std::string err_out;      // child's stderr when OracleRequest::capture_stderr
   ProbeReport probe;
 };
 
 OracleResult run_exec(const OracleRequest& req);
+
+// The harness of run_exec() with another last step in the child: after the
+// child is set up (fds, rlimit, personality, cwd, credentials) it calls
+// replace(ctx) instead of execve(). replace runs between fork and exec: raw
+// system calls only; it returns only on failure, with an errno (reported as
+// outcome error). The user-space loader (user_exec.hpp) runs through this.
+using ReplaceImage = int (*)(const void* ctx);
+OracleResult run_child(const OracleRequest& req, ReplaceImage replace, const void* ctx);
 
 ProbeReport parse_probe_report(const std::string& out);
 

@@ -5,7 +5,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -261,6 +266,39 @@ INSTANTIATE_TEST_SUITE_P(All, SpawnBasicStrategy,
                          ::testing::Values(Strategy::automatic, Strategy::clone3, Strategy::clone_vfork, Strategy::vfork,
                                            Strategy::fork, Strategy::posix_spawn),
                          [](const auto& info) { return std::string(strategy_name(info.param)); });
+
+// Container profiles that refuse clone3 with EPERM instead of ENOSYS
+// (moby/moby#42680): the automatic strategy must fall back to clone.
+TEST(SpawnBasic, clone3_refused_with_eperm_falls_back_to_clone) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  pid_t helper = fork();
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    // nr == clone3 ? ERRNO(EPERM) : ALLOW
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog {4, f};
+    std::string msg = "helper could not install the filter";
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0) {
+      auto c = spawn::spawn(command({"/bin/true"}));
+      msg = c ? strategy_name(c->strategy()) : c.error().message;
+      if (c) (void)c->wait();
+    }
+    (void)!write(p[1], msg.data(), msg.size());
+    _exit(0);
+  }
+  close(p[1]);
+  char buf[256] = {};
+  ASSERT_GT(read(p[0], buf, sizeof buf - 1), 0);
+  close(p[0]);
+  waitpid(helper, nullptr, 0);
+  EXPECT_STREQ(buf, "clone_vfork");
+}
 
 TEST(SpawnBasic, never_fork_refuses_the_fork_strategy) {
   auto o = command({"/bin/true"});

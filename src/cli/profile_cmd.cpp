@@ -1,0 +1,177 @@
+// `procforge profile [-n N] [--warmup N] [--json] [--html FILE] PROGRAM [ARG...]`
+// `procforge profile --compare 'CMD A' 'CMD B' ...`
+// Profiles a command's start-up phase by phase under ptrace (no root): one
+// library call, profile::profile() or profile::compare(), then a table, JSON
+// or an HTML report. A progress bar goes to stderr when it is a terminal and
+// the profile takes more than a second.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "cli/cli.hpp"
+#include "cli/command.hpp"
+#include "cli/render_profile.hpp"
+#include "procforge/profile.hpp"
+
+namespace procforge::cli {
+
+namespace {
+
+struct ProfileCliOptions {
+  int runs = 10;
+  int warmup = 1;
+  bool json = false;
+  std::string html;
+  bool compare = false;
+  bool no_audit = false;
+  bool no_untraced = false;
+  bool show_output = false;
+  double timeout_s = 30;
+};
+
+// Splits "CMD ARG 'two words'" into words: blanks separate, single and double
+// quotes group, backslash escapes. No expansion of any kind (no shell runs).
+std::vector<std::string> split_words(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool have = false;
+  char quote = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+      else if (c == '\\' && quote == '"' && i + 1 < s.size()) cur += s[++i];
+      else cur += c;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      have = true;
+    } else if (c == '\\' && i + 1 < s.size()) {
+      cur += s[++i];
+      have = true;
+    } else if (c == ' ' || c == '\t' || c == '\n') {
+      if (have) out.push_back(cur), cur.clear(), have = false;
+    } else {
+      cur += c;
+      have = true;
+    }
+  }
+  if (have) out.push_back(cur);
+  return out;
+}
+
+std::string exe_dir() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : self.parent_path().string();
+}
+
+int run_profile(const ProfileCliOptions& o, std::vector<std::string> command) {
+  if (command.empty()) {
+    std::cerr << "procforge profile: name a program to profile (procforge profile [-n N] PROGRAM [ARG...])\n";
+    return kExitCannot;
+  }
+  profile::Options base;
+  base.runs = o.runs;
+  base.warmup = o.warmup;
+  base.untraced = !o.no_untraced;
+  base.audit = !o.no_audit;
+  base.keep_output = o.show_output;
+  base.timeout = std::chrono::milliseconds(static_cast<long long>(o.timeout_s * 1000));
+  if (base.audit) base.audit_module = profile::find_audit_module(exe_dir());
+  std::vector<profile::Options> cmds;
+  if (o.compare) {
+    if (command.size() < 2) {
+      std::cerr << "procforge profile --compare: give two or more quoted commands, e.g. --compare 'ls' 'ls -l'\n";
+      return kExitCannot;
+    }
+    for (const auto& c : command) {
+      profile::Options x = base;
+      x.argv = split_words(c);
+      x.label = c;
+      if (x.argv.empty()) {
+        std::cerr << "procforge profile --compare: an empty command\n";
+        return kExitCannot;
+      }
+      cmds.push_back(x);
+    }
+  } else {
+    base.argv = command;
+    cmds.push_back(base);
+  }
+
+  profile::Progress progress;
+  const auto started = std::chrono::steady_clock::now();
+  bool drew = false;
+  if (isatty(STDERR_FILENO))
+    progress = [&](const std::string& what, int done, int total) {
+      if (std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) return;
+      const int width = 30;
+      const int filled = total ? done * width / total : width;
+      std::string bar(static_cast<std::size_t>(filled), '#');
+      bar += std::string(static_cast<std::size_t>(width - filled), '.');
+      std::fprintf(stderr, "\r\033[K[%s] %d/%d %s", bar.c_str(), done, total, what.substr(0, 40).c_str());
+      std::fflush(stderr);
+      drew = true;
+    };
+  auto r = profile::compare(cmds, progress);
+  if (drew) std::fputs("\r\033[K", stderr);
+  if (!r) {
+    std::cerr << "procforge profile: " << r.error().message << "\n";
+    return kExitFails;
+  }
+  if (base.audit && base.audit_module.empty())
+    std::cerr << "procforge profile: the LD_AUDIT module procforge_audit.so was not found (set "
+                 "PROCFORGE_AUDIT_MODULE); per-library times are not available\n";
+  if (!o.html.empty()) {
+    std::ofstream f(o.html);
+    f << render_profile_html(*r);
+    if (!f) {
+      std::cerr << "procforge profile: cannot write " << o.html << "\n";
+      return kExitCannot;
+    }
+  }
+  const bool color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+  if (o.json) {
+    if (o.compare) {
+      nlohmann::json j;
+      j["commands"] = nlohmann::json::array();
+      for (const auto& p : *r) j["commands"].push_back(render_profile_json(p));
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::cout << render_profile_json(r->front()).dump(2) << "\n";
+    }
+  } else if (o.compare) {
+    std::cout << render_compare_text(*r, color);
+  } else {
+    std::cout << render_profile_text(r->front(), color);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_profile(CLI::App& app, std::vector<Command>& commands) {
+  auto o = std::make_shared<ProfileCliOptions>();
+  auto* p = app.add_subcommand("profile", "Profile a command's start-up phase by phase (ptrace, no root)");
+  p->add_option("-n,--runs", o->runs, "Measured runs (default 10)")->check(CLI::PositiveNumber);
+  p->add_option("--warmup", o->warmup, "Discarded warm-up runs (default 1)")->check(CLI::NonNegativeNumber);
+  p->add_flag("--json", o->json, "Machine-readable output");
+  p->add_option("--html", o->html, "Also write a self-contained HTML report with SVG waterfalls to FILE");
+  p->add_flag("--compare", o->compare, "Profile two or more quoted commands, runs interleaved");
+  p->add_flag("--no-audit", o->no_audit, "Do not load the LD_AUDIT module (no per-library times)");
+  p->add_flag("--no-untraced", o->no_untraced, "Skip the untraced runs that measure the tracer's overhead");
+  p->add_flag("--show-output", o->show_output, "Let the program use this terminal (default: /dev/null)");
+  p->add_option("--timeout", o->timeout_s, "Seconds per run before the program is killed (default 30)")
+      ->check(CLI::PositiveNumber);
+  p->footer("Children the program starts are not traced: their time counts in the phase that waits for them.\n"
+            "For a #! script the script step is shown and its interpreter profiled.");
+  commands.push_back({p, {"-n", "--runs", "--warmup", "--html", "--timeout"},
+                      [o](std::vector<std::string> command) { return run_profile(*o, std::move(command)); }});
+}
+
+}  // namespace procforge::cli

@@ -1,0 +1,196 @@
+// The HTML report of `procforge profile --html FILE`: one self-contained page
+// (inline CSS and SVG, no script, no external resource) with, per command, a
+// waterfall of the phases (each bar starts where the previous one ended) and
+// a waterfall of the objects ld.so mapped (bar = load time from la_objopen,
+// placed at its offset after la_activity(ADD); the estimated relocation share
+// drawn after the last load), plus the numbers as tables.
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+#include "cli/render_profile.hpp"
+
+namespace procforge::cli {
+
+namespace {
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '&': o += "&amp;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
+}
+
+std::string num(double v, int d = 1) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", d, v);
+  return b;
+}
+
+constexpr const char* kColors[] = {"#8da0cb", "#66c2a5", "#fc8d62", "#e78ac3", "#a6d854",
+                                   "#ffd92f", "#e5c494", "#b3b3b3", "#7f7f7f"};
+
+// A waterfall: rows of (label, start, length, color), scaled to the largest end.
+struct Bar {
+  std::string label;
+  double start = 0, len = 0;
+  std::string color, title;
+  double start2 = 0, len2 = 0;  // optional second segment (relocation estimate)
+};
+
+std::string waterfall(const std::vector<Bar>& bars, const std::string& unit_note) {
+  const int label_w = 260, chart_w = 620, row_h = 22, top = 24;
+  double end = 0;
+  for (const auto& b : bars) end = std::max({end, b.start + b.len, b.start2 + b.len2});
+  if (end <= 0) end = 1;
+  const int h = top + static_cast<int>(bars.size()) * row_h + 10;
+  std::ostringstream o;
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << label_w + chart_w + 90 << "' height='" << h
+    << "' role='img'>\n";
+  // Grid: 5 ticks.
+  for (int t = 0; t <= 4; ++t) {
+    const double x = label_w + chart_w * t / 4.0;
+    o << "<line x1='" << num(x) << "' y1='" << top - 6 << "' x2='" << num(x) << "' y2='" << h - 6
+      << "' stroke='#ddd'/><text x='" << num(x) << "' y='" << top - 10 << "' font-size='11' text-anchor='middle'>"
+      << num(end * t / 4.0, 0) << "</text>\n";
+  }
+  o << "<text x='" << label_w + chart_w + 30 << "' y='" << top - 10 << "' font-size='11'>" << esc(unit_note)
+    << "</text>\n";
+  for (std::size_t i = 0; i < bars.size(); ++i) {
+    const auto& b = bars[i];
+    const int y = top + static_cast<int>(i) * row_h;
+    std::string label = b.label.size() > 40 ? "…" + b.label.substr(b.label.size() - 39) : b.label;
+    o << "<text x='" << label_w - 6 << "' y='" << y + 15 << "' font-size='12' text-anchor='end'>" << esc(label)
+      << "</text>\n";
+    auto rect = [&](double s, double l, const std::string& c) {
+      const double x = label_w + chart_w * s / end;
+      const double w = std::max(1.0, chart_w * l / end);
+      o << "<rect x='" << num(x) << "' y='" << y + 3 << "' width='" << num(w) << "' height='" << row_h - 6
+        << "' fill='" << c << "'><title>" << esc(b.title) << "</title></rect>\n";
+    };
+    rect(b.start, b.len, b.color);
+    if (b.len2 > 0) rect(b.start2, b.len2, "#fc8d62");
+    o << "<text x='" << num(label_w + chart_w * (std::max(b.start + b.len, b.start2 + b.len2)) / end + 4) << "' y='"
+      << y + 15 << "' font-size='11'>" << num(b.len + b.len2) << "</text>\n";
+  }
+  o << "</svg>\n";
+  return o.str();
+}
+
+std::string one(const profile::Profile& p) {
+  std::ostringstream o;
+  o << "<section><h2>" << esc(p.label) << "</h2>\n<p class='meta'>" << esc(p.image) << " &middot; " << esc(p.kind)
+    << " &middot; main: " << esc(p.main_source) << " &middot; " << p.traced.size() << " traced";
+  if (p.untraced_wall_us.n) o << " + " << p.untraced.size() << " untraced runs (interleaved)";
+  o << "</p>\n";
+  if (!p.chain.empty()) {
+    o << "<p class='meta'>#! steps: ";
+    for (std::size_t i = 0; i < p.chain.size(); ++i) o << (i ? " &rarr; " : "") << esc(p.chain[i]);
+    o << "</p>\n";
+  }
+  o << "<h3>Phases (median, tracer pauses excluded)</h3>\n";
+  std::vector<Bar> bars;
+  double at = 0;
+  for (std::size_t i = 0; i < p.phases.size(); ++i) {
+    const auto& ph = p.phases[i];
+    if (!ph.present) continue;
+    bars.push_back({ph.name, at, ph.wall_us.median, kColors[i % 9],
+                    ph.name + ": " + num(ph.wall_us.median) + " us, " + num(ph.minflt, 0) + " minor faults; ends at " +
+                        ph.mechanism});
+    at += ph.wall_us.median;
+  }
+  o << waterfall(bars, "µs");
+  o << "<table><tr><th>phase</th><th>median µs</th><th>min</th><th>max</th><th>IQR</th><th>cpu µs</th>"
+       "<th>minflt</th><th>majflt</th><th>ends at</th></tr>\n";
+  for (const auto& ph : p.phases) {
+    o << "<tr><td>" << esc(ph.name) << "</td>";
+    if (!ph.present) {
+      o << "<td colspan='8' class='dim'>"
+        << (ph.merged_into.empty() ? "not reached" : "no boundary for this program: in " + esc(ph.merged_into))
+        << "</td></tr>\n";
+      continue;
+    }
+    o << "<td>" << num(ph.wall_us.median) << "</td><td>" << num(ph.wall_us.min) << "</td><td>" << num(ph.wall_us.max)
+      << "</td><td>" << num(ph.wall_us.spread) << "</td><td>" << num(ph.cpu_us.median) << "</td><td>"
+      << num(ph.minflt, 0) << "</td><td>" << num(ph.majflt, 0) << "</td><td>" << esc(ph.mechanism) << "</td></tr>\n";
+  }
+  o << "</table>\n<p>Wall, fork to reap: traced " << num(p.wall_us.median) << " µs raw, " << num(p.tracee_wall_us.median)
+    << " µs minus tracer pauses";
+  if (p.untraced_wall_us.n)
+    o << "; untraced " << num(p.untraced_wall_us.median) << " µs; overhead " << num(p.overhead_net, 2) << "× net, "
+      << num(p.overhead_raw, 2) << "× raw";
+  o << ".</p>\n";
+
+  bool timed = std::any_of(p.libraries.begin(), p.libraries.end(), [](const auto& l) { return l.load_us.has_value(); });
+  if (!p.libraries.empty()) {
+    o << "<h3>Objects (" << p.libraries.size() << ")</h3>\n";
+    if (timed) {
+      std::vector<Bar> lb;
+      double last_end = 0;
+      for (const auto& l : p.libraries)
+        if (l.mapped_at_us) last_end = std::max(last_end, *l.mapped_at_us);
+      double reloc_at = last_end;
+      for (const auto& l : p.libraries) {
+        Bar b;
+        b.label = l.path;
+        b.color = "#8da0cb";
+        if (l.load_us && l.mapped_at_us) {
+          b.start = *l.mapped_at_us - *l.load_us;
+          b.len = *l.load_us;
+        }
+        if (l.reloc_us) {
+          b.start2 = reloc_at;
+          b.len2 = *l.reloc_us;
+          reloc_at += *l.reloc_us;
+        }
+        b.title = l.path + ": load " + (l.load_us ? num(*l.load_us) : std::string("-")) + " us (" + l.load_mechanism +
+                  "), relocation ~" + (l.reloc_us ? num(*l.reloc_us) : std::string("-")) + " us (" +
+                  l.reloc_mechanism + ")";
+        lb.push_back(b);
+      }
+      o << "<p class='meta'>Blue: load (LD_AUDIT la_objopen gaps, from la_activity(ADD)). Orange: relocation, "
+           "estimated (measured CONSISTENT &minus; last la_objopen, split by relocation work read from the "
+           "file).</p>\n"
+        << waterfall(lb, "µs after ADD");
+    }
+    o << "<table><tr><th>object</th><th>load µs</th><th>reloc µs (est.)</th><th>relative</th><th>lookups</th>"
+         "<th>pages dirtied</th></tr>\n";
+    for (const auto& l : p.libraries)
+      o << "<tr><td>" << esc(l.path) << "</td><td>" << (l.load_us ? num(*l.load_us) : "-") << "</td><td>"
+        << (l.reloc_us ? num(*l.reloc_us) : "-") << "</td><td>" << l.relative << "</td><td>" << l.symbol_lookups
+        << "</td><td>" << l.pages_dirtied << "</td></tr>\n";
+    o << "</table>\n";
+  }
+  if (!p.notes.empty()) {
+    o << "<ul class='notes'>";
+    for (const auto& n : p.notes) o << "<li>" << esc(n) << "</li>";
+    o << "</ul>\n";
+  }
+  o << "</section>\n";
+  return o.str();
+}
+
+}  // namespace
+
+std::string render_profile_html(const std::vector<profile::Profile>& ps) {
+  std::ostringstream o;
+  o << "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>procforge profile</title>\n<style>"
+       "body{font:14px system-ui,sans-serif;margin:24px;color:#222;background:#fff}"
+       "h1{font-size:20px}h2{font-size:17px;margin-top:28px}h3{font-size:14px;margin:18px 0 6px}"
+       "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}"
+       "td:first-child,th:first-child{text-align:left}.meta,.dim{color:#666}.notes{color:#555}"
+       "svg text{font-family:system-ui,sans-serif;fill:#333}</style></head><body>\n"
+       "<h1>procforge profile</h1>\n";
+  for (const auto& p : ps) o << one(p);
+  o << "</body></html>\n";
+  return o.str();
+}
+
+}  // namespace procforge::cli

@@ -1,0 +1,172 @@
+// Internals of the profile stage, one concept per file:
+//   launch.cpp        fork + PTRACE_TRACEME + SIGSTOP + execve, untraced launches, the watchdog
+//   proc_counters.cpp /proc/PID/stat, schedstat and status at each stop
+//   image_facts.cpp   the symbols a boundary needs, read once per file from .symtab / .dynsym
+//   breakpoints.cpp   int3 insertion and removal, reading the tracee's memory
+//   tracer.cpp        one traced run: the ptrace stop loop
+//   phases.cpp        stop marks -> per-phase deltas, merging boundaries that do not exist
+//   audit_records.cpp the LD_AUDIT module's records -> per-library load and relocation times
+//   stats.cpp         median, quartiles, outliers
+//   profile.cpp       the driver: warm-up, interleaved traced/untraced rounds, aggregation
+#pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "procforge/profile.hpp"
+
+namespace procforge::profile::detail {
+
+std::int64_t now_ns();  // CLOCK_MONOTONIC
+
+// ---- launch.cpp
+struct Launch {
+  std::string path;  // resolved program
+  std::vector<std::string> argv, envp;
+  std::string audit_module;  // empty: no LD_AUDIT
+  bool keep_output = false;
+  int stderr_memfd = -1;     // captured stderr (when !keep_output)
+};
+
+struct Started {
+  pid_t pid = -1;
+  int pidfd = -1;
+  std::int64_t t0_ns = 0;    // just before fork()
+  int error_pipe = -1;       // read end: {step, errno} from the child, EOF at exec
+  int audit_pipe = -1;       // read end of the audit records, -1 without audit
+  std::uint64_t audit_pipe_ino = 0;
+};
+
+// Resolves argv[0] through PATH like execvp (no '/': search; else as is).
+Result<std::string> resolve_program(const std::string& name, const std::vector<std::string>& envp);
+// Forks; the child stops itself under PTRACE_TRACEME when traced, then execs.
+Result<Started> start(const Launch& l, bool traced);
+// After the child is reaped: the step that failed in the child, if any
+// ("ptrace(PTRACE_TRACEME): EPERM"), with the errno.
+std::optional<Error> child_error(const Started& s, const std::string& program);
+void close_started(Started& s);
+// The last lines the program wrote on stderr (captured runs).
+std::string stderr_tail(int memfd);
+
+// Kills a run that outlives its deadline (by pidfd, so never a reused pid).
+class Watchdog {
+ public:
+  Watchdog();
+  ~Watchdog();
+  void arm(int pidfd, std::chrono::milliseconds timeout);
+  bool disarm();  // true when it fired
+ private:
+  void loop();
+  std::mutex m_;
+  std::condition_variable cv_;
+  int pidfd_ = -1;
+  std::chrono::steady_clock::time_point deadline_;
+  bool fired_ = false, stop_ = false;
+  std::thread t_;
+};
+
+// ---- proc_counters.cpp
+struct Counters {
+  std::int64_t cpu_ns = 0, minflt = 0, majflt = 0, vcsw = 0, nvcsw = 0;
+  std::int64_t cminflt = 0, cmajflt = 0;  // of children the process has waited for
+};
+class ProcCounters {
+ public:
+  ~ProcCounters();
+  bool open(pid_t pid);
+  bool read(Counters& c) const;
+  void close();
+ private:
+  int stat_ = -1, schedstat_ = -1, status_ = -1;
+};
+
+// ---- image_facts.cpp
+struct ImageFacts {
+  std::string path;
+  std::uint16_t type = 0;  // ET_EXEC / ET_DYN
+  std::uint64_t entry = 0;
+  std::optional<std::string> interp;
+  bool has_symtab = false;
+  std::map<std::string, std::uint64_t> symbols;  // the few names profiling needs, st_value
+  std::map<std::string, std::string> symbol_table;  // name -> ".symtab" / ".dynsym"
+};
+// Reads (and caches by path, device, inode, mtime and size) the facts of FILE.
+Result<const ImageFacts*> image_facts(const std::string& file);
+
+// ---- breakpoints.cpp
+std::optional<std::uint64_t> peek(pid_t pid, std::uint64_t addr);
+bool poke(pid_t pid, std::uint64_t addr, std::uint64_t word);
+std::string read_string(pid_t pid, std::uint64_t addr, std::size_t max = 4096);
+
+class Breakpoints {
+ public:
+  bool insert(pid_t pid, std::uint64_t addr, int tag);
+  bool remove(pid_t pid, std::uint64_t addr);
+  [[nodiscard]] std::optional<int> tag_at(std::uint64_t addr) const;
+  [[nodiscard]] std::optional<std::uint64_t> original(std::uint64_t addr) const;
+  void clear() { bps_.clear(); }
+ private:
+  struct Bp {
+    std::uint64_t orig = 0;
+    int tag = 0;
+  };
+  std::map<std::uint64_t, Bp> bps_;
+};
+
+// ---- tracer.cpp / phases.cpp
+// Marks: the stops that bound phases; phase i runs from mark i to mark i+1.
+enum MarkId { m_fork, m_spawned, m_exec, m_rt_add, m_rt_consistent, m_entry, m_main, m_exit_call, m_exit_group,
+              m_reaped, kMarkCount };
+struct Mark {
+  bool present = false;
+  std::int64_t stop_ns = 0, resume_ns = 0;
+  std::int64_t paused_before_ns = 0;  // tracer pauses accumulated before this stop
+  Counters c;
+};
+struct RunFacts {  // what the exec stop learned; the same for every run of a command
+  std::string image, kind, main_source;
+  std::array<bool, kMarkCount> applicable{};
+  std::array<std::string, kMarkCount> mechanism;
+  std::vector<std::string> notes;
+};
+struct RawRun {
+  std::array<Mark, kMarkCount> marks;
+  std::int64_t paused_ns = 0;
+  int stops = 0;
+  RunEnd end = RunEnd::exited;
+  int status = 0;
+  struct rusage ru {};
+  std::int64_t end_ns = 0;
+  RunFacts facts;
+  std::vector<LoadedObject> link_map;  // r_debug at RT_CONSISTENT
+  bool r_brk_matches = false;
+};
+Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout, Started& started);
+Result<Run> untraced_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout);
+
+// Turns marks into the kPhaseCount samples of a run.
+void fill_phases(const RawRun& raw, Run& run);
+
+// ---- audit_records.cpp
+struct AuditRecord {
+  std::uint32_t kind = 0;  // 1 objopen, 2 ADD, 3 CONSISTENT, 4 DELETE, 5 preinit
+  std::int64_t ns = 0;
+  std::uint64_t addr = 0;
+  std::string name;
+};
+std::vector<AuditRecord> read_audit_records(int fd);
+// Fills run.objects (audit timing when there are records, else the link map)
+// and the audit_* timestamps.
+void attribute_libraries(const std::vector<AuditRecord>& recs, const RawRun& raw, Run& run);
+
+}  // namespace procforge::profile::detail

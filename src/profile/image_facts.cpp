@@ -1,0 +1,73 @@
+// The few facts about an ELF file the profiler needs to place its stops:
+// e_type, e_entry, PT_INTERP, and the values of _dl_debug_state and _r_debug
+// (ld.so), main, exit and __libc_start_main. Symbols come from .symtab when the
+// file has one, else from .dynsym: ld.so exports _dl_debug_state@@GLIBC_PRIVATE
+// and _r_debug@@GLIBC_2.2.5 in every glibc since 2.2 (reference 2.3), libc
+// exports exit and __libc_start_main, so stripped system files still work;
+// main is only in .symtab (or .dynsym with -rdynamic).
+// Files are read once per profile (cached by path, device, inode, mtime, size).
+#include <sys/stat.h>
+
+#include <tuple>
+
+#include "ldso/relocations.hpp"
+#include "procforge/elf.hpp"
+#include "profile/detail.hpp"
+
+namespace procforge::profile::detail {
+
+namespace {
+
+constexpr const char* kWanted[] = {"_dl_debug_state", "_r_debug", "main", "exit", "__libc_start_main"};
+
+struct Key {
+  std::string path;
+  dev_t dev;
+  ino_t ino;
+  std::int64_t mtime_ns;
+  off_t size;
+  bool operator<(const Key& o) const {
+    return std::tie(path, dev, ino, mtime_ns, size) < std::tie(o.path, o.dev, o.ino, o.mtime_ns, o.size);
+  }
+};
+
+std::mutex cache_mutex;
+std::map<Key, ImageFacts> cache;
+
+}  // namespace
+
+Result<const ImageFacts*> image_facts(const std::string& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return Error{errno, "stat " + file + ": " + errno_name(errno)};
+  Key key{file, st.st_dev, st.st_ino, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+          st.st_size};
+  std::lock_guard<std::mutex> g(cache_mutex);
+  if (auto it = cache.find(key); it != cache.end()) return &it->second;
+
+  auto bytes = ldso::read_object_bytes(file);
+  if (!bytes) return bytes.error().with_context("reading " + file);
+  auto f = elf::File::parse(*bytes);
+  if (!f) return f.error().with_context(file);
+  ImageFacts facts;
+  facts.path = file;
+  facts.type = f->header().type;
+  facts.entry = f->header().entry;
+  if (auto in = f->interpreter(); in && *in) facts.interp = std::string(**in);
+  for (auto table : {elf::SymbolTable::symtab, elf::SymbolTable::dynsym}) {
+    auto syms = f->symbols(table);
+    if (!syms) continue;
+    if (table == elf::SymbolTable::symtab && !syms->empty()) facts.has_symtab = true;
+    for (const auto& s : *syms) {
+      if (s.shndx == 0 || s.value == 0) continue;  // undefined
+      for (const char* w : kWanted)
+        if (s.name == w && !facts.symbols.count(w)) {
+          facts.symbols[w] = s.value;
+          facts.symbol_table[w] = table == elf::SymbolTable::symtab ? ".symtab" : ".dynsym";
+        }
+    }
+  }
+  auto [it, _] = cache.emplace(key, std::move(facts));
+  return &it->second;
+}
+
+}  // namespace procforge::profile::detail

@@ -1,0 +1,316 @@
+// The profile driver. For each command: resolve the program, show the #!
+// steps exec::predict() sees, then run rounds in which every command gets one
+// traced and one untraced run, interleaved (the order alternates per round)
+// so that drift hits each alike (hyperfine #21). Warm-up rounds are discarded.
+// Then per-phase and per-library statistics, and the tracer's overhead:
+// traced wall time (raw, and minus the tracer's pauses) over untraced.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "procforge/exec.hpp"
+#include "profile/detail.hpp"
+
+extern char** environ;
+
+namespace procforge::profile {
+
+namespace {
+
+using namespace detail;
+
+struct Command {
+  Options o;
+  Launch launch;
+  Profile p;
+  bool have_facts = false;
+  RunFacts facts;
+};
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& a : v) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+std::vector<std::string> script_chain(const Command& c) {
+  exec::Request req;
+  req.path = c.launch.path;
+  req.argv = c.launch.argv;
+  req.envp = c.launch.envp;
+  auto pred = exec::predict(req, exec::SystemFacts::probe());
+  std::vector<std::string> out;
+  if (!pred || pred->chain.size() < 2) return out;
+  for (const auto& link : pred->chain) {
+    std::string s = link.path;
+    if (link.kind == exec::LinkKind::script && link.interpreter)
+      s += " (#! " + *link.interpreter + (link.arg ? " " + *link.arg : "") + ")";
+    else if (link.kind == exec::LinkKind::misc)
+      s += " (binfmt_misc " + link.misc_entry + ")";
+    out.push_back(s);
+  }
+  return out;
+}
+
+Result<Command> prepare(const Options& o) {
+  Command c;
+  c.o = o;
+  if (o.argv.empty()) return Error{EINVAL, "no command given"};
+  std::vector<std::string> env = o.envp;
+  if (o.inherit_env && env.empty())
+    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+  auto path = resolve_program(o.argv.front(), env);
+  if (!path) return path.error();
+  c.launch.path = *path;
+  c.launch.argv = o.argv;
+  c.launch.envp = env;
+  c.launch.keep_output = o.keep_output;
+  if (o.audit && !o.audit_module.empty()) c.launch.audit_module = o.audit_module;
+  if (!o.keep_output) c.launch.stderr_memfd = memfd_create("procforge-profile-stderr", MFD_CLOEXEC);
+  c.p.label = o.label.empty() ? join(o.argv) : o.label;
+  c.p.argv = o.argv;
+  c.p.program = *path;
+  c.p.chain = script_chain(c);
+  return c;
+}
+
+std::string describe_end(const Run& r) {
+  if (r.end == RunEnd::killed) return "was killed by " + std::string(sigabbrev_np(r.status) ? "SIG" : "signal ") +
+                                      (sigabbrev_np(r.status) ? sigabbrev_np(r.status) : std::to_string(r.status));
+  return "exited with status " + std::to_string(r.status);
+}
+
+// One traced run, turned into a Run; errors for a program that cannot be
+// started, that did not reach main, or that timed out.
+Result<Run> traced_once(Command& c, Watchdog& wd) {
+  Started s;
+  auto raw = trace_run(c.launch, wd, c.o.timeout, s);
+  if (!raw) {
+    close_started(s);
+    return raw.error();
+  }
+  auto recs = read_audit_records(s.audit_pipe);
+  auto child_err = child_error(s, c.launch.path);
+  const pid_t pid = s.pid;
+  close_started(s);
+  if (child_err) return *child_err;
+  Run run;
+  fill_phases(*raw, run);
+  attribute_libraries(recs, *raw, run);
+  if (raw->end == RunEnd::timed_out)
+    return Error{ETIMEDOUT, "timed out after " + std::to_string(c.o.timeout.count()) + " ms during " +
+                                phase_name(run.last_phase) + "; killed pid " + std::to_string(pid) +
+                                " with SIGKILL and reaped it"};
+  if (!raw->marks[m_exec].present) return Error{ENOEXEC, "the program ended before its exec completed"};
+  if (!c.have_facts) {
+    c.facts = raw->facts;
+    c.have_facts = true;
+  }
+  const bool reached_main = raw->marks[m_main].present;
+  if (raw->facts.applicable[m_main] && !reached_main && (run.end == RunEnd::killed || run.status != 0)) {
+    std::string msg = c.p.label + " did not start: it " + describe_end(run) + " during " +
+                      phase_name(run.last_phase) + ", before main";
+    std::string tail = stderr_tail(c.launch.stderr_memfd);
+    if (!tail.empty()) msg += "; it said: " + tail;
+    return Error{ENOEXEC, msg};
+  }
+  return run;
+}
+
+template <class F>
+double median_of(const std::vector<Run>& runs, F f) {
+  std::vector<double> v;
+  for (const auto& r : runs)
+    if (auto x = f(r)) v.push_back(*x);
+  return stats_of(v).median;
+}
+
+void aggregate(Command& c) {
+  Profile& p = c.p;
+  p.image = c.facts.image;
+  p.kind = c.facts.kind;
+  p.main_source = c.facts.main_source.empty() ? "not found" : c.facts.main_source;
+  for (const auto& n : c.facts.notes) p.notes.push_back(n);
+  std::map<std::string, int> ends;
+  std::int64_t child_faults = 0;
+  for (const auto& r : p.traced) {
+    if (r.end == RunEnd::killed) ++ends[describe_end(r) + " during " + phase_name(r.last_phase)];
+    child_faults = std::max(child_faults, r.child_minflt);
+  }
+  for (const auto& [what, n] : ends) p.notes.push_back(std::to_string(n) + " run(s) " + what);
+  if (child_faults > 0)
+    p.notes.push_back("the program started child processes (" + std::to_string(child_faults) +
+                      " page faults of theirs): children are not traced; their time is inside the phase that waited "
+                      "for them, their faults are excluded");
+  if (!c.launch.audit_module.empty() && !p.chain.empty())
+    p.notes.push_back("LD_AUDIT is inherited by the programs the interpreter starts; only the traced process writes "
+                      "records");
+
+  for (int i = 0; i < kPhaseCount; ++i) {
+    PhaseStats ps;
+    ps.phase = static_cast<Phase>(i);
+    ps.name = phase_name(ps.phase);
+    std::vector<double> wall, cpu, minf, majf, vcs, nvcs;
+    for (const auto& r : p.traced) {
+      const auto& s = r.phases[i];
+      if (!s.present) {
+        if (ps.merged_into.empty()) ps.merged_into = s.merged_into;
+        continue;
+      }
+      ps.present = true;
+      wall.push_back(s.wall_us);
+      cpu.push_back(s.cpu_us);
+      minf.push_back(static_cast<double>(s.minflt));
+      majf.push_back(static_cast<double>(s.majflt));
+      vcs.push_back(static_cast<double>(s.vcsw));
+      nvcs.push_back(static_cast<double>(s.nvcsw));
+    }
+    if (ps.present) ps.merged_into.clear();
+    ps.wall_us = stats_of(wall);
+    ps.cpu_us = stats_of(cpu);
+    ps.minflt = stats_of(minf).median;
+    ps.majflt = stats_of(majf).median;
+    ps.vcsw = stats_of(vcs).median;
+    ps.nvcsw = stats_of(nvcs).median;
+    if (ps.present) {
+      // The stop that ends this phase, or for a merged group the next one that exists.
+      for (int k = i + 1; k < kMarkCount; ++k)
+        if (c.facts.applicable[k] && !c.facts.mechanism[k].empty()) {
+          ps.mechanism = c.facts.mechanism[k];
+          break;
+        }
+    }
+    p.phases.push_back(ps);
+  }
+
+  std::vector<double> wall, net, unt;
+  for (const auto& r : p.traced) wall.push_back(r.wall_us), net.push_back(r.tracee_wall_us);
+  for (const auto& r : p.untraced) unt.push_back(r.wall_us);
+  p.wall_us = stats_of(wall);
+  p.tracee_wall_us = stats_of(net);
+  p.untraced_wall_us = stats_of(unt);
+  if (p.untraced_wall_us.median > 0) {
+    p.overhead_raw = p.wall_us.median / p.untraced_wall_us.median;
+    p.overhead_net = p.tracee_wall_us.median / p.untraced_wall_us.median;
+  }
+  p.audit_load_relocate_us = median_of(p.traced, [](const Run& r) -> std::optional<double> {
+    // glibc calls la_activity(CONSISTENT) just before _dl_debug_state(RT_CONSISTENT)
+    // and la_activity(ADD) just after _dl_debug_state(RT_ADD): the module's
+    // interval lies inside the ptrace one, short of two ptrace wake-ups.
+    if (!r.audit_add_ns || !r.audit_consistent_ns) return std::nullopt;
+    return static_cast<double>(*r.audit_consistent_ns - *r.audit_add_ns) / 1000.0;
+  });
+
+  // Libraries, in the order of the first traced run.
+  const bool audited = std::any_of(p.traced.begin(), p.traced.end(), [](const Run& r) { return r.audit_add_ns; });
+  if (!p.traced.empty()) {
+    for (const auto& first : p.traced.front().objects) {
+      LibraryStats ls;
+      ls.path = first.path;
+      ls.relative = first.relative;
+      ls.symbol_lookups = first.symbol_lookups;
+      ls.pages_dirtied = first.pages_dirtied;
+      ls.irelative = first.irelative;
+      std::vector<double> at, load, reloc;
+      for (const auto& r : p.traced)
+        for (const auto& o : r.objects)
+          if (o.path == first.path) {
+            if (o.mapped_at_us) at.push_back(*o.mapped_at_us);
+            if (o.load_us) load.push_back(*o.load_us);
+            if (o.reloc_us) reloc.push_back(*o.reloc_us);
+            break;
+          }
+      if (!at.empty()) ls.mapped_at_us = stats_of(at).median;
+      if (!load.empty()) ls.load_us = stats_of(load).median;
+      if (!reloc.empty()) ls.reloc_us = stats_of(reloc).median;
+      ls.load_mechanism = audited ? (ls.load_us ? "LD_AUDIT la_objopen - previous la_objopen/la_activity(ADD)"
+                                                : "mapped by the kernel before ld.so ran")
+                                  : "r_debug link map (no timing without the audit module)";
+      ls.reloc_mechanism = ls.reloc_us ? "estimate: LD_AUDIT (CONSISTENT - last la_objopen) split by relocation work "
+                                         "read from the file (ldso::CostModel)"
+                                       : "relocation counts read from the file";
+      p.libraries.push_back(ls);
+    }
+  }
+}
+
+}  // namespace
+
+std::string find_audit_module(const std::string& exe_dir) {
+  namespace fs = std::filesystem;
+  if (const char* e = getenv("PROCFORGE_AUDIT_MODULE"); e && *e) return e;
+  std::vector<fs::path> candidates;
+#ifdef PROCFORGE_AUDIT_MODULE_PATH
+  candidates.emplace_back(PROCFORGE_AUDIT_MODULE_PATH);
+#endif
+  if (!exe_dir.empty()) {
+    candidates.emplace_back(fs::path(exe_dir) / "procforge_audit.so");
+    candidates.emplace_back(fs::path(exe_dir) / ".." / "lib" / "procforge" / "procforge_audit.so");
+  }
+  std::error_code ec;
+  for (const auto& c : candidates)
+    if (fs::is_regular_file(c, ec)) return fs::weakly_canonical(c, ec).string();
+  return {};
+}
+
+Result<std::vector<Profile>> compare(const std::vector<Options>& commands, const Progress& progress) {
+  if (commands.empty()) return Error{EINVAL, "no command given"};
+  std::vector<Command> cmds;
+  for (const auto& o : commands) {
+    auto c = prepare(o);
+    if (!c) return c.error();
+    cmds.push_back(std::move(*c));
+  }
+  const Options& first = commands.front();
+  const int rounds = std::max(0, first.warmup) + std::max(1, first.runs);
+  const int per_round = first.untraced ? 2 : 1;
+  const int total = rounds * per_round * static_cast<int>(cmds.size());
+  int done = 0;
+  Watchdog wd;
+  std::optional<Error> failure;
+  for (int round = 0; round < rounds && !failure; ++round) {
+    const bool warm = round < first.warmup;
+    for (auto& c : cmds) {
+      for (int k = 0; k < per_round && !failure; ++k) {
+        const bool traced = per_round == 1 || (round % 2 == 0) == (k == 0);
+        if (progress)
+          progress((warm ? "warm-up " : traced ? "traced " : "untraced ") + c.p.label, done, total);
+        if (traced) {
+          auto r = traced_once(c, wd);
+          if (!r) failure = r.error().with_context("profiling " + c.p.label);
+          else if (!warm) c.p.traced.push_back(std::move(*r));
+        } else {
+          auto r = untraced_run(c.launch, wd, c.o.timeout);
+          if (!r) failure = r.error().with_context("untraced run of " + c.p.label);
+          else if (r->end == RunEnd::timed_out)
+            failure = Error{ETIMEDOUT, "untraced run of " + c.p.label + ": timed out after " +
+                                           std::to_string(c.o.timeout.count()) + " ms; killed and reaped"};
+          else if (!warm) c.p.untraced.push_back(*r);
+        }
+        ++done;
+      }
+    }
+  }
+  for (auto& c : cmds)
+    if (c.launch.stderr_memfd >= 0) close(c.launch.stderr_memfd);
+  if (failure) return *failure;
+  if (progress) progress("done", total, total);
+  std::vector<Profile> out;
+  for (auto& c : cmds) {
+    aggregate(c);
+    out.push_back(std::move(c.p));
+  }
+  return out;
+}
+
+Result<Profile> profile(const Options& opts, const Progress& progress) {
+  auto r = compare({opts}, progress);
+  if (!r) return r.error();
+  return std::move(r->front());
+}
+
+}  // namespace procforge::profile

@@ -1,0 +1,196 @@
+// End-to-end tests of `procforge run`: the shell's exit statuses (the
+// program's, 128+N, 127 not found, 126 not executable, 125 a control failed),
+// the messages that name the step and errno, a clean stdout with --json, and
+// --loader=user refused for now.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "procforge/spawn.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+struct Outcome {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class RunCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/procforge-run-e2e-XXXXXX";
+    ASSERT_TRUE(mkdtemp(tmpl));
+    dir = tmpl;
+  }
+  void TearDown() override { fs::remove_all(dir); }
+
+  std::string write(const std::string& name, const std::string& content, mode_t mode) {
+    std::string p = dir + "/" + name;
+    std::ofstream(p, std::ios::binary) << content;
+    chmod(p.c_str(), mode);
+    return p;
+  }
+
+  // procforge ARGS..., stdout and stderr captured in files, 20 s at most.
+  Outcome procforge(std::vector<std::string> args) {
+    procforge::spawn::Options o;
+    o.path = PROCFORGE_BINARY;
+    o.argv = {PROCFORGE_BINARY};
+    o.argv.insert(o.argv.end(), args.begin(), args.end());
+    o.stdout_.kind = o.stderr_.kind = procforge::spawn::Stdio::Kind::file;
+    o.stdout_.path = dir + "/.out";
+    o.stderr_.path = dir + "/.err";
+    auto c = procforge::spawn::spawn(o);
+    EXPECT_TRUE(c.ok()) << c.error().message;
+    if (!c) return {};
+    auto e = c->wait(20s);
+    EXPECT_TRUE(e.ok());
+    EXPECT_FALSE(e->timed_out);
+    return {e->shell_status(), slurp(dir + "/.out"), slurp(dir + "/.err")};
+  }
+
+  std::string dir;
+};
+
+TEST_F(RunCli, program_status_is_passed_through) {
+  auto r = procforge({"run", "--", "/bin/sh", "-c", "echo out; exit 42"});
+  EXPECT_EQ(r.status, 42);
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_EQ(r.err, "");
+}
+
+TEST_F(RunCli, program_flags_are_not_taken_for_ours) {
+  auto r = procforge({"run", "/bin/echo", "--json", "-C", "x"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, "--json -C x\n");
+}
+
+TEST_F(RunCli, killed_by_signal_is_128_plus_n) {
+  auto r = procforge({"run", "--", "/bin/sh", "-c", "kill -KILL $$"});
+  EXPECT_EQ(r.status, 128 + 9);
+}
+
+TEST_F(RunCli, missing_program_is_127_with_the_step_and_errno) {
+  auto r = procforge({"run", "--", dir + "/nope"});
+  EXPECT_EQ(r.status, 127);
+  EXPECT_EQ(r.err, "procforge run: execve " + dir + "/nope: ENOENT (No such file or directory)\n");
+}
+
+TEST_F(RunCli, program_not_in_path_is_127) {
+  auto r = procforge({"run", "--env", "PATH=" + dir, "--", "procforge-no-such-program"});
+  EXPECT_EQ(r.status, 127);
+  EXPECT_EQ(r.err, "procforge run: execve procforge-no-such-program: ENOENT (No such file or directory)\n");
+}
+
+TEST_F(RunCli, non_executable_file_is_126_eacces) {
+  auto p = write("data", "#!/bin/sh\n", 0644);
+  auto r = procforge({"run", "--", p});
+  EXPECT_EQ(r.status, 126);
+  EXPECT_EQ(r.err, "procforge run: execve " + p + ": EACCES (Permission denied)\n");
+}
+
+TEST_F(RunCli, unknown_format_is_126_enoexec) {
+  auto p = write("junk", "no interpreter line\n", 0755);
+  auto r = procforge({"run", "--", p});
+  EXPECT_EQ(r.status, 126);
+  EXPECT_EQ(r.err, "procforge run: execve " + p + ": ENOEXEC (Exec format error)\n");
+}
+
+TEST_F(RunCli, failed_control_is_125_and_named) {
+  auto r = procforge({"run", "-C", dir + "/missing", "--", "/bin/true"});
+  EXPECT_EQ(r.status, 125);
+  EXPECT_EQ(r.err, "procforge run: changing directory to " + dir + "/missing: ENOENT (No such file or directory)\n");
+}
+
+TEST_F(RunCli, json_report_goes_to_stderr_and_stdout_stays_the_programs) {
+  auto r = procforge({"run", "--json", "--", "/bin/echo", "hello"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, "hello\n");
+  auto j = nlohmann::json::parse(r.err);
+  EXPECT_EQ(j["status"], 0);
+  EXPECT_EQ(j["exit"]["exited"], true);
+  EXPECT_TRUE(j["strategy"].is_string());
+  EXPECT_GT(j["timings_ns"]["spawn_total"].get<long long>(), 0);
+  EXPECT_TRUE(j["rusage"].contains("maxrss_kib"));
+}
+
+TEST_F(RunCli, report_file_holds_the_json) {
+  auto r = procforge({"run", "--report-file", dir + "/rep.json", "--strategy", "fork", "--", "/bin/true"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.err, "");
+  auto j = nlohmann::json::parse(slurp(dir + "/rep.json"));
+  EXPECT_EQ(j["strategy"], "fork");
+}
+
+TEST_F(RunCli, timeout_kills_with_sigkill) {
+  auto r = procforge({"run", "--timeout", "100", "--", "/bin/sleep", "30"});
+  EXPECT_EQ(r.status, 128 + 9);
+  EXPECT_NE(r.err.find("timed out after 100 ms"), std::string::npos) << r.err;
+}
+
+TEST_F(RunCli, never_fork_refuses_fork) {
+  auto r = procforge({"run", "--never-fork", "--strategy", "fork", "--", "/bin/true"});
+  EXPECT_EQ(r.status, 125);
+  EXPECT_NE(r.err.find("never_fork"), std::string::npos) << r.err;
+}
+
+TEST_F(RunCli, controls_reach_the_program) {
+  auto r = procforge({"run", "--clear-env", "--env", "A=1", "--rlimit", "nofile=64:128", "--umask", "027", "--stdin",
+                      "null", "--", "/bin/sh", "-c", "echo $A; ulimit -n; ulimit -Hn; umask; cat"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, "1\n64\n128\n0027\n");
+}
+
+TEST_F(RunCli, stdout_to_a_file) {
+  auto r = procforge({"run", "--stdout", dir + "/o.txt", "--", "/bin/echo", "into the file"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(slurp(dir + "/o.txt"), "into the file\n");
+}
+
+TEST_F(RunCli, bad_values_are_usage_errors) {
+  EXPECT_EQ(procforge({"run", "--rlimit", "bogus=1", "--", "/bin/true"}).status, 2);
+  EXPECT_EQ(procforge({"run", "--ns", "bogus", "--", "/bin/true"}).status, 2);
+  EXPECT_EQ(procforge({"run", "--strategy", "spoon", "--", "/bin/true"}).status, 2);
+  EXPECT_EQ(procforge({"run"}).status, 2);
+}
+
+TEST_F(RunCli, user_loader_runs_the_program_with_its_status_and_output) {
+  auto r = procforge({"run", "--loader=user", "--", "/bin/sh", "-c", "echo via-user-exec; exit 7"});
+  EXPECT_EQ(r.status, 7) << r.err;
+  EXPECT_EQ(r.out, "via-user-exec\n");
+}
+
+TEST_F(RunCli, user_loader_takes_the_identity_last_and_still_sets_the_exe_link) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to uid 65534";
+  auto r = procforge({"run", "--loader=user", "--uid", "65534", "--gid", "65534", "--", "/bin/sh", "-c",
+                      "id -u; readlink /proc/$$/exe"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "65534\n/usr/bin/dash\n");
+}
+
+TEST_F(RunCli, user_loader_reports_the_kernels_errno_before_the_point_of_no_return) {
+  auto r = procforge({"run", "--loader=user", "--", "/nonexistent/prog"});
+  EXPECT_EQ(r.status, 127);
+  EXPECT_NE(r.err.find("ENOENT"), std::string::npos) << r.err;
+  auto bad = procforge({"run", "--loader=bogus", "--", "/bin/true"});
+  EXPECT_EQ(bad.status, 2);
+}
+
+}  // namespace
