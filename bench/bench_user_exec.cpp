@@ -67,10 +67,8 @@ void kernel_exec(benchmark::State& state, const Target& t) {
   }
 }
 
-void user_exec(benchmark::State& state, const Target& t, bool shared_writers) {
-  static const procforge::exec::OpenWriters writers = procforge::exec::OpenWriters::scan();
+void user_exec(benchmark::State& state, const Target& t) {
   procforge::loader::Options opts;
-  if (shared_writers) opts.request.writers = &writers;
   opts.request.path = t.path;
   opts.request.argv = t.argv;
   opts.request.envp = {"PATH=/usr/bin:/bin"};
@@ -116,15 +114,19 @@ class RatioReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
-    for (const auto& r : runs)
-      if (r.run_type == Run::RT_Iteration && !r.error_occurred) times_[r.benchmark_name()] = r.GetAdjustedRealTime();
+    for (const auto& r : runs) {
+      // With --benchmark_repetitions the median (reported after the runs) wins.
+      const bool median = r.run_type == Run::RT_Aggregate && r.aggregate_name == "median";
+      if ((r.run_type == Run::RT_Iteration || median) && !r.error_occurred)
+        times_[r.run_name.str()] = r.GetAdjustedRealTime();
+    }
   }
   void Finalize() override {
     ConsoleReporter::Finalize();
     for (const auto& [name, t] : times_) {
       if (name.rfind("kernel_exec/", 0) != 0) continue;
       const std::string target = name.substr(12);
-      for (const char* side : {"user_exec/", "user_exec_writers_scanned_once/"}) {
+      for (const char* side : {"user_exec/"}) {
         auto u = times_.find(side + target);
         if (u == times_.end() || t <= 0) continue;
         std::printf("ratio %skernel %s %.2fx  (kernel %.0f us, user %.0f us)\n", side, target.c_str(), u->second / t, t,
@@ -148,10 +150,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "skipping the 40+ library target: /usr/bin/appstreamcli not installed\n");
   for (const auto& t : targets) {
     benchmark::RegisterBenchmark(("kernel_exec/" + t.name).c_str(), kernel_exec, t)->Unit(benchmark::kMicrosecond)->UseRealTime();
-    benchmark::RegisterBenchmark(("user_exec/" + t.name).c_str(), user_exec, t, false)->Unit(benchmark::kMicrosecond)->UseRealTime();
-    // The same with the /proc scan for ETXTBSY (exec::OpenWriters) done once, not per exec.
-    benchmark::RegisterBenchmark(("user_exec_writers_scanned_once/" + t.name).c_str(), user_exec, t, true)
-        ->Unit(benchmark::kMicrosecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("user_exec/" + t.name).c_str(), user_exec, t)->Unit(benchmark::kMicrosecond)->UseRealTime();
     benchmark::RegisterBenchmark(("prepare_only/" + t.name).c_str(), prepare_only, t)->Unit(benchmark::kMicrosecond)->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);

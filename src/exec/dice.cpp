@@ -20,12 +20,15 @@ Dice Dice::roll() {
     ssize_t n = getrandom(reinterpret_cast<char*>(r) + got, sizeof r - got, 0);
     if (n > 0) got += static_cast<std::size_t>(n);
   }
-  int bits = 28;
-  if (int fd = open("/proc/sys/vm/mmap_rnd_bits", O_RDONLY | O_CLOEXEC); fd >= 0) {
-    char buf[16] = {};
-    if (read(fd, buf, sizeof buf - 1) > 0) bits = atoi(buf);
-    close(fd);
-  }
+  static const int bits = [] {
+    int b = 28;
+    if (int fd = open("/proc/sys/vm/mmap_rnd_bits", O_RDONLY | O_CLOEXEC); fd >= 0) {
+      char buf[16] = {};
+      if (read(fd, buf, sizeof buf - 1) > 0) b = atoi(buf);
+      close(fd);
+    }
+    return b;
+  }();
   Dice d;
   const std::uint64_t mask = (1ull << bits) - 1;
   d.pie_rnd_pages = r[0] & mask;

@@ -41,21 +41,21 @@ struct Range {
   std::uint64_t start, end;
 };
 
-// Every mapping of this process the new image must not inherit.
-std::vector<Range> old_mappings() {
+// What the new image must not inherit: the whole user address space except
+// the vDSO (kept for the new image) and [vsyscall] (cannot be unmapped). One
+// munmap() per gap between kept areas: munmap() accepts holes, and the kernel
+// drops the old mm in one piece too (exec_mmap()).
+std::vector<Range> old_mappings(std::uint64_t task_size, const exec::SystemFacts& facts) {
+  std::vector<Range> keep;
+  if (const std::uint64_t vdso = getauxval(AT_SYSINFO_EHDR))
+    keep.push_back({vdso - facts.vvar_size, vdso + facts.vdso_size});  // [vvar...] then [vdso]
   std::vector<Range> out;
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    unsigned long long lo = 0, hi = 0;
-    char name[256] = {};
-    if (sscanf(line.c_str(), "%llx-%llx %*s %*s %*s %*s %255s", &lo, &hi, name) < 2) continue;
-    std::string n = name;
-    // The vDSO stays (the new image uses it), [vsyscall] cannot be unmapped.
-    if (n == "[vdso]" || n.rfind("[vvar", 0) == 0 || n == "[vsyscall]") continue;
-    if (!out.empty() && out.back().end == lo) out.back().end = hi;
-    else out.push_back({lo, hi});
+  std::uint64_t from = kPage;  // nothing can be mapped below vm.mmap_min_addr anyway
+  for (const auto& k : keep) {
+    if (k.start > from) out.push_back({from, k.start});
+    from = std::max(from, k.end);
   }
+  if (task_size > from) out.push_back({from, task_size});
   return out;
 }
 
@@ -134,14 +134,16 @@ Result<Prepared> prepare(const Options& opts) {
   exec::Request req = opts.request;
   exec::Dice dice = exec::Dice::roll();
   dice.vdso_base = getauxval(AT_SYSINFO_EHDR);  // the vDSO stays where it is
-  dice.mmap_base = own_mmap_base();              // and so does the mmap area
+  static const std::optional<std::uint64_t> mmap_base = own_mmap_base();  // fixed for the process's life
+  dice.mmap_base = mmap_base;                    // and so does the mmap area
   // ETXTBSY is checked below by the kernel; skip the /proc scan.
   static const exec::OpenWriters no_writers;
   req.writers = &no_writers;
   req.dice = dice;
   req.addr_no_randomize = req.addr_no_randomize || !opts.randomize;
   req.want_stack_image = true;
-  const exec::SystemFacts facts = exec::SystemFacts::probe();
+  // The kernel's facts do not change while we run.
+  static const exec::SystemFacts facts = exec::SystemFacts::probe();
   auto pred = exec::predict(req, facts);
   if (!pred) return pred.error();
   im.pred = std::move(*pred);
@@ -201,7 +203,7 @@ Result<Prepared> prepare(const Options& opts) {
   new_ranges.push_back({plan.stack_vma_start, plan.stack_top});
   if (plan.brk) new_ranges.push_back({*plan.brk, *plan.brk + (64ull << 20)});  // leave the heap room to grow
 
-  const std::vector<Range> old = old_mappings();
+  const std::vector<Range> old = old_mappings((1ull << 47) - kPage, facts);  // TASK_SIZE, 4-level paging
   const std::size_t n_ops = old.size() + plan.mappings.size() + plan.zero_ranges.size() + 16;
   std::size_t size = kPage;                                  // code
   std::size_t off_header = size;                             // zero word, saved mask
@@ -265,7 +267,8 @@ Result<Prepared> prepare(const Options& opts) {
       if (r.end > self_hi) ops.push_back(syscall_op(kOpSyscall, SYS_munmap, {self_hi, r.end - self_hi}));
     }
   }
-  step("unmap", std::to_string(old.size()) + " ranges of the old image (program, libraries, heap, stack); the vDSO stays");
+  step("unmap", "everything of the old image (program, libraries, heap, stack) in " + std::to_string(ops.size()) +
+                    " munmap calls; the vDSO stays");
 
   if (dies_in_exec) {
     // After the point of no return the kernel kills the task: so do we.
