@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir_test.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -82,23 +84,7 @@ Outcome run(const std::vector<std::string>& args, const std::string& stdin_text 
   return r;
 }
 
-class Cli : public ::testing::Test {
- protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/procforge-e2e-XXXXXX";
-    ASSERT_TRUE(mkdtemp(tmpl));
-    dir = tmpl;
-    chmod(dir.c_str(), 0755);
-  }
-  void TearDown() override { fs::remove_all(dir); }
-  std::string write(const std::string& name, const std::string& content, mode_t mode) {
-    std::string p = dir + "/" + name;
-    std::ofstream(p, std::ios::binary) << content;
-    chmod(p.c_str(), mode);
-    return p;
-  }
-  std::string dir;
-};
+class Cli : public procforge::testing::TempDirTest {};
 
 TEST_F(Cli, no_arguments_explains_a_program_and_a_script_chain) {
   Outcome r = run({});

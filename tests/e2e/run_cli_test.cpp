@@ -1,7 +1,7 @@
 // End-to-end tests of `procforge run`: the shell's exit statuses (the
 // program's, 128+N, 127 not found, 126 not executable, 125 a control failed),
 // the messages that name the step and errno, a clean stdout with --json, and
-// --loader=user refused for now.
+// --loader=user running the program through the user-space exec.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "procforge/spawn.hpp"
+#include "support/temp_dir_test.hpp"
 
 namespace {
 
@@ -31,22 +32,8 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
-class RunCli : public ::testing::Test {
+class RunCli : public procforge::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/procforge-run-e2e-XXXXXX";
-    ASSERT_TRUE(mkdtemp(tmpl));
-    dir = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir); }
-
-  std::string write(const std::string& name, const std::string& content, mode_t mode) {
-    std::string p = dir + "/" + name;
-    std::ofstream(p, std::ios::binary) << content;
-    chmod(p.c_str(), mode);
-    return p;
-  }
-
   // procforge ARGS..., stdout and stderr captured in files, 20 s at most.
   Outcome procforge(std::vector<std::string> args) {
     procforge::spawn::Options o;
@@ -64,8 +51,6 @@ class RunCli : public ::testing::Test {
     EXPECT_FALSE(e->timed_out);
     return {e->shell_status(), slurp(dir + "/.out"), slurp(dir + "/.err")};
   }
-
-  std::string dir;
 };
 
 TEST_F(RunCli, program_status_is_passed_through) {
