@@ -126,6 +126,10 @@ struct Options {
   bool keep_output = false;        // false: stdin/stdout /dev/null, stderr captured for messages
   std::chrono::milliseconds timeout{30000};  // per run; the tracee is killed (by pid) and reaped
   std::string label;               // shown in progress and comparisons; default: the command line
+  // Drop the page cache before every measured run (sync, then
+  // /proc/sys/vm/drop_caches = 1): a cold start. Needs root; it empties the
+  // whole machine's page cache, so other programs slow down too.
+  bool cold_cache = false;
 };
 
 struct Profile {

@@ -4,6 +4,7 @@
 // so that drift hits each alike (hyperfine #21). Warm-up rounds are discarded.
 // Then per-phase and per-library statistics, and the tracer's overhead:
 // traced wall time (raw, and minus the tracer's pauses) over untraced.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -20,6 +21,22 @@ extern char** environ;
 namespace procforge::profile {
 
 namespace {
+
+// A cold start: write back dirty pages, then drop the clean page cache
+// (Documentation/admin-guide/sysctl/vm.rst drop_caches = 1).
+Status drop_page_cache() {
+  sync();
+  int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, "1", 1) != 1) {
+    const int e = errno;
+    if (fd >= 0) close(fd);
+    return Error{e, std::string("dropping the page cache for a cold start: ") + errno_name(e) +
+                        " (writing /proc/sys/vm/drop_caches needs root)"};
+  }
+  close(fd);
+  return ok_status();
+}
+
 
 using namespace detail;
 
@@ -277,6 +294,12 @@ Result<std::vector<Profile>> compare(const std::vector<Options>& commands, const
     for (auto& c : cmds) {
       for (int k = 0; k < per_round && !failure; ++k) {
         const bool traced = per_round == 1 || (round % 2 == 0) == (k == 0);
+        if (c.o.cold_cache && !warm) {
+          if (auto st = drop_page_cache(); !st) {
+            failure = st.error();
+            break;
+          }
+        }
         if (progress)
           progress((warm ? "warm-up " : traced ? "traced " : "untraced ") + c.p.label, done, total);
         if (traced) {
