@@ -64,11 +64,13 @@ int cache_libcmp(std::string_view a, std::string_view b) {
     const int c1 = at(a, i), c2 = at(b, j);
     if (digit(c1)) {
       if (!digit(c2)) return 1;
-      // Numerically; glibc accumulates in int, so do the same (wraps alike).
+      // Numerically. glibc accumulates and subtracts in int and, built
+      // without -ftrapv, wraps: the same in unsigned arithmetic, converted
+      // once (modulo 2^32 in C++20), without the signed overflow.
       unsigned v1 = 0, v2 = 0;
       while (digit(at(a, i))) v1 = v1 * 10 + static_cast<unsigned>(at(a, i++) - '0');
       while (digit(at(b, j))) v2 = v2 * 10 + static_cast<unsigned>(at(b, j++) - '0');
-      if (v1 != v2) return static_cast<int>(v1) - static_cast<int>(v2);
+      if (v1 != v2) return static_cast<int>(v1 - v2);
     } else if (digit(c2)) {
       return -1;
     } else if (c1 != c2) {

@@ -10,15 +10,13 @@
 //   the dynamic section      DT_NEEDED/DT_AUXILIARY/DT_FILTER in order,
 //                            DT_SONAME, DT_RPATH, DT_RUNPATH, DT_FLAGS_1,
 //                            and the x86 ISA-level property.
-// Files are read with pread() into a zero-filled buffer the size of the file
-// (fresh anonymous memory: untouched pages cost nothing), only at the ranges
-// ld.so would look at (and the symbol-version tables), so elf::File can
-// decode them without the rest being read. The facts of a file are cached by
+// Files are read with pread() into a SparseImage (sparse_image.hpp), only at
+// the ranges ld.so would look at (and the symbol-version tables), so
+// elf::File can decode them without the rest being read. The facts of a file are cached by
 // device, inode, size and times, for the life of the process: a batch reads
 // each library once.
 #include <elf.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +28,7 @@
 #include <tuple>
 
 #include "ldso/detail.hpp"
+#include "ldso/sparse_image.hpp"
 #include "procforge/elf.hpp"
 
 namespace procforge::ldso::detail {
@@ -40,52 +39,7 @@ constexpr std::size_t kFilebuf = 832;            // FILEBUF_SIZE for ELF64
 constexpr std::uint64_t kMaxImage = 1ull << 36;  // refuse absurd sizes rather than reserve them
 constexpr std::uint32_t kIsa1Needed = 0xc0008002;  // GNU_PROPERTY_X86_ISA_1_NEEDED
 
-// Large images are anonymous mappings of their own: calloc() would take them
-// from the heap once malloc's dynamic mmap threshold has grown (to 32 MiB
-// after the first large free) and zero them, touching every page; a batch
-// over /usr/bin then kept the largest file's size resident.
-constexpr std::size_t kOwnMappingFrom = 256 * 1024;
-
-struct Image {
-  std::uint8_t* p = nullptr;
-  std::size_t size = 0;      // what the file holds (may shrink for special files)
-  std::size_t capacity = 0;  // what was allocated
-  bool mapped = false;
-  explicit Image(std::size_t n) : size(n), capacity(n) {
-    if (n >= kOwnMappingFrom) {
-      void* m = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (m != MAP_FAILED) {
-        p = static_cast<std::uint8_t*>(m);
-        mapped = true;
-        return;
-      }
-    }
-    p = static_cast<std::uint8_t*>(std::calloc(n ? n : 1, 1));
-  }
-  ~Image() {
-    if (mapped) ::munmap(p, capacity);
-    else std::free(p);
-  }
-  Image(const Image&) = delete;
-  Image& operator=(const Image&) = delete;
-};
-
-// Reads [off, off+len) clipped to the file; returns bytes read, -1 on error.
-ssize_t read_range(int fd, Image& img, std::uint64_t off, std::uint64_t len) {
-  if (off >= img.size) return 0;
-  len = std::min<std::uint64_t>(len, img.size - off);
-  std::uint64_t got = 0;
-  while (got < len) {
-    const ssize_t r = pread(fd, img.p + off + got, len - got, static_cast<off_t>(off + got));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (r == 0) break;
-    got += static_cast<std::uint64_t>(r);
-  }
-  return static_cast<ssize_t>(got);
-}
+using Image = SparseImage;
 
 using Key = std::tuple<dev_t, ino_t, off_t, std::int64_t, std::int64_t>;
 std::mutex g_mutex;

@@ -42,6 +42,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "ldso/sparse_image.hpp"
+
 #ifndef DT_RELRSZ
 #define DT_RELRSZ 35
 #define DT_RELR 36
@@ -335,10 +337,52 @@ Result<std::vector<std::uint8_t>> read_object_bytes(const std::string& path, str
 }
 
 Result<RelocationWork> analyze_relocations(const std::string& path, bool ld_bind_now) {
-  auto bytes = read_object_bytes(path);
-  if (!bytes) return bytes.error();
-  auto file = elf::File::parse(*bytes);
+  // Only what the walk reads, into a sparse image: the headers, the dynamic
+  // section, the relocation tables and the symbol table up to the highest
+  // index they name. libLLVM is 100 MiB; its relocation tables are not.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) return Error(errno, "opening " + path + ": " + errno_name(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Error(errno, "fstat " + path + ": " + errno_name(errno));
+  if (!S_ISREG(st.st_mode)) return Error(EINVAL, path + ": not a regular file");
+  detail::SparseImage img(static_cast<std::size_t>(st.st_size));
+  if (img.size != static_cast<std::size_t>(st.st_size)) return Error(ENOMEM, path + ": no memory for its image");
+  const elf::ByteView v(img.bytes(), false);
+  auto read = [&](std::optional<std::uint64_t> off, std::uint64_t len) {
+    if (off) detail::read_range(fd, img, *off, len);
+  };
+  read(0, 64);
+  read(v.u64(32), std::uint64_t{v.u16(56).value_or(0)} * 56);  // e_phoff, e_phnum program headers
+  read(v.u64(40), std::uint64_t{v.u16(60).value_or(0)} * 64);  // e_shoff, e_shnum section headers
+  auto file = elf::File::parse(img.bytes());
   if (!file) return file.error().with_context(path);
+  if (auto ph = file->program_headers())
+    for (const auto& h : *ph)
+      if (h.type == PT_DYNAMIC) read(h.offset, h.filesz);
+  if (auto entries = file->dynamic()) {
+    const Dyn d = read_dyn(*entries);
+    std::uint64_t max_sym = 0;
+    auto table = [&](std::optional<std::uint64_t> vaddr, std::optional<std::uint64_t> size, std::uint64_t ent) {
+      if (!vaddr || !size) return;
+      auto off = file->vaddr_to_offset(*vaddr);
+      if (!off) return;
+      read(*off, *size);
+      // Elf64_Rel and Elf64_Rela alike: r_info at +8, the symbol in its high half.
+      for (std::uint64_t at = *off; ent >= 16 && at + ent <= *off + *size; at += ent)
+        if (auto info = v.u64(at + 8)) max_sym = std::max<std::uint64_t>(max_sym, *info >> 32);
+    };
+    table(d.rela, d.relasz, d.relaent.value_or(24));
+    table(d.rel, d.relsz, d.relent.value_or(16));
+    table(d.jmprel, d.pltrelsz, d.pltrel.value_or(DT_RELA) == DT_RELA ? 24 : 16);
+    if (d.relr && d.relrsz)
+      if (auto off = file->vaddr_to_offset(*d.relr)) read(*off, *d.relrsz);
+    if (d.symtab)
+      if (auto off = file->vaddr_to_offset(*d.symtab)) read(*off, (max_sym + 1) * d.syment.value_or(24));
+  }
   return analyze_relocations(*file, ld_bind_now);
 }
 

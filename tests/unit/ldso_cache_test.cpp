@@ -200,4 +200,14 @@ TEST(LdsoCache, libcmp_compares_digit_runs_numerically) {
   EXPECT_LT(cache_libcmp("libc.so", "libc.so.6"), 0);
 }
 
+// Found by fuzz_ldcache (UBSan: signed overflow in the subtraction). glibc's
+// int arithmetic wraps: 2863311530 is -1431655766 as an int, and
+// -1431655766 - 877423274 wraps to 1985888256, so the huge number sorts
+// after the smaller one only by accident of the wrap; the model must agree.
+TEST(LdsoCache, libcmp_wraps_huge_digit_runs_like_glibc) {
+  EXPECT_EQ(cache_libcmp("lib2863311530.so", "lib877423274.so"), 1985888256);
+  EXPECT_EQ(cache_libcmp("lib877423274.so", "lib2863311530.so"), -1985888256);
+  EXPECT_EQ(cache_libcmp("lib99999999999", "lib1"), static_cast<int>(99999999999ull % (1ull << 32)) - 1);
+}
+
 }  // namespace

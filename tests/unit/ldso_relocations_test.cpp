@@ -6,6 +6,7 @@
 // against LD_DEBUG=statistics of a real run.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -111,6 +112,44 @@ TEST(LdsoRelocations, system_libraries_match_readelf) {
     }
     expect_matches_readelf(lib);
   }
+}
+
+// analyze_relocations(path) reads only the tables and the symbols they
+// name; decoding the whole file must give the same counts, for every shared
+// library of the system and every program under /usr/bin.
+TEST(LdsoRelocations, sparse_read_counts_like_the_whole_file) {
+  namespace fs = std::filesystem;
+  std::size_t compared = 0;
+  for (const char* dir : {"/usr/lib/x86_64-linux-gnu", "/usr/bin"}) {
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+      if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
+      const std::string path = it->path().string();
+      auto bytes = read_object_bytes(path);
+      if (!bytes) continue;
+      auto file = elf::File::parse(*bytes);
+      if (!file || !file->header().is64 || file->header().machine != 62 || !file->dynamic()) continue;
+      for (bool now : {false, true}) {
+        const RelocationWork whole = analyze_relocations(*file, now);
+        auto sparse = analyze_relocations(path, now);
+        ASSERT_TRUE(sparse.ok()) << path << ": " << sparse.error().message;
+        EXPECT_EQ(sparse->relative, whole.relative) << path;
+        EXPECT_EQ(sparse->relr_relative, whole.relr_relative) << path;
+        EXPECT_EQ(sparse->symbolic, whole.symbolic) << path;
+        EXPECT_EQ(sparse->plt, whole.plt) << path;
+        EXPECT_EQ(sparse->irelative, whole.irelative) << path;
+        EXPECT_EQ(sparse->tls, whole.tls) << path;
+        EXPECT_EQ(sparse->copy, whole.copy) << path;
+        EXPECT_EQ(sparse->symbol_lookups, whole.symbol_lookups) << path;
+        EXPECT_EQ(sparse->lookup_cache_hits, whole.lookup_cache_hits) << path;
+        EXPECT_EQ(sparse->pages_dirtied, whole.pages_dirtied) << path;
+        EXPECT_EQ(sparse->problems, whole.problems) << path;
+      }
+      ++compared;
+    }
+  }
+  std::printf("ldso relocations: %zu files counted both ways\n", compared);
+  EXPECT_GT(compared, 500u);
 }
 
 TEST(LdsoRelocations, fixtures_with_every_kind_match_readelf) {
