@@ -86,6 +86,11 @@ struct Run {
   // so the audit interval can be compared with the ptrace one.
   std::optional<std::int64_t> add_resume_ns, consistent_stop_ns, consistent_resume_ns;
   bool r_brk_matches = false;  // r_debug.r_brk == the _dl_debug_state we found
+  // Options::tracepoints: the kernel's exec tracepoint and ptrace's exec stop,
+  // both in microseconds after fork; user-mode page faults per phase.
+  std::optional<double> tp_exec_us, ptrace_exec_us;
+  std::vector<std::int64_t> tp_user_faults;  // kPhaseCount entries
+  std::uint64_t tp_lost = 0;
 };
 
 struct Stats {
@@ -130,6 +135,10 @@ struct Options {
   // /proc/sys/vm/drop_caches = 1): a cold start. Needs root; it empties the
   // whole machine's page cache, so other programs slow down too.
   bool cold_cache = false;
+  // Root: also sample the tracepoints sched:sched_process_exec and
+  // exceptions:page_fault_user on the tracee (perf_event_open) to cross-check
+  // the exec boundary and the page faults per phase with the kernel's view.
+  bool tracepoints = false;
 };
 
 struct Profile {

@@ -26,6 +26,7 @@ struct ProfileCliOptions {
   int runs = 10;
   int warmup = 1;
   bool cold = false;
+  bool tracepoints = false;
   bool json = false;
   std::string html;
   bool compare = false;
@@ -80,6 +81,7 @@ int run_profile(const ProfileCliOptions& o, std::vector<std::string> command) {
   base.runs = o.runs;
   base.warmup = o.warmup;
   base.cold_cache = o.cold;
+  base.tracepoints = o.tracepoints;
   base.untraced = !o.no_untraced;
   base.audit = !o.no_audit;
   base.keep_output = o.show_output;
@@ -163,6 +165,8 @@ void add_profile(CLI::App& app, std::vector<Command>& commands) {
   p->add_option("-n,--runs", o->runs, "Measured runs (default 10)")->check(CLI::PositiveNumber);
   p->add_option("--warmup", o->warmup, "Discarded warm-up runs (default 1)")->check(CLI::NonNegativeNumber);
   p->add_flag("--cold", o->cold, "Drop the page cache before every measured run (root; affects the whole machine)");
+  p->add_flag("--tracepoints", o->tracepoints,
+              "Root: cross-check with the kernel's tracepoints sched_process_exec and page_fault_user");
   p->add_flag("--json", o->json, "Machine-readable output");
   p->add_option("--html", o->html, "Also write a self-contained HTML report with SVG waterfalls to FILE");
   p->add_flag("--compare", o->compare, "Profile two or more quoted commands, runs interleaved");

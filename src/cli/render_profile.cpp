@@ -9,6 +9,41 @@ namespace procforge::cli {
 
 namespace {
 
+// The root-only tracepoint cross-check, as medians over the traced runs.
+struct TracepointSummary {
+  bool any = false;
+  double tp_exec_us = 0, ptrace_exec_us = 0;
+  std::vector<double> tp_faults, proc_faults;  // per phase
+  std::uint64_t lost = 0;
+};
+
+TracepointSummary tracepoint_summary(const profile::Profile& p) {
+  TracepointSummary t;
+  std::vector<double> tp, pt;
+  std::vector<std::vector<double>> tf(profile::kPhaseCount), pf(profile::kPhaseCount);
+  for (const auto& r : p.traced) {
+    if (!r.tp_exec_us || !r.ptrace_exec_us || r.tp_user_faults.size() != static_cast<std::size_t>(profile::kPhaseCount))
+      continue;
+    t.any = true;
+    tp.push_back(*r.tp_exec_us);
+    pt.push_back(*r.ptrace_exec_us);
+    t.lost += r.tp_lost;
+    for (int k = 0; k < profile::kPhaseCount; ++k) {
+      tf[k].push_back(static_cast<double>(r.tp_user_faults[k]));
+      pf[k].push_back(static_cast<double>(r.phases[k].minflt + r.phases[k].majflt));
+    }
+  }
+  if (!t.any) return t;
+  t.tp_exec_us = profile::stats_of(tp).median;
+  t.ptrace_exec_us = profile::stats_of(pt).median;
+  for (int k = 0; k < profile::kPhaseCount; ++k) {
+    t.tp_faults.push_back(profile::stats_of(tf[k]).median);
+    t.proc_faults.push_back(profile::stats_of(pf[k]).median);
+  }
+  return t;
+}
+
+
 std::string fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
@@ -100,6 +135,15 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
       if (ph.phase == profile::Phase::load_relocate && ph.present)
         o << "load+relocate cross-check: LD_AUDIT la_activity ADD->CONSISTENT " << us(p.audit_load_relocate_us)
           << ", ptrace " << us(ph.wall_us.median) << "\n";
+  }
+  if (const auto tps = tracepoint_summary(p); tps.any) {
+    o << "tracepoints (kernel view): sched_process_exec at " << us(tps.tp_exec_us) << " after fork, ptrace exec stop at "
+      << us(tps.ptrace_exec_us) << "; user-mode page faults per phase (page_fault_user / /proc minflt+majflt):";
+    for (int k = 0; k < profile::kPhaseCount; ++k)
+      if (tps.tp_faults[k] || tps.proc_faults[k])
+        o << " " << profile::phase_name(static_cast<profile::Phase>(k)) << " " << tps.tp_faults[k] << "/" << tps.proc_faults[k];
+    if (tps.lost) o << " (" << tps.lost << " samples lost)";
+    o << "\n";
   }
 
   if (!p.libraries.empty()) {
@@ -209,6 +253,17 @@ nlohmann::json render_profile_json(const profile::Profile& p) {
     j["overhead"] = {{"raw", p.overhead_raw}, {"net", p.overhead_net}};
   }
   if (p.audit_load_relocate_us > 0) j["audit_load_relocate_us"] = p.audit_load_relocate_us;
+  if (const auto tps = tracepoint_summary(p); tps.any) {
+    nlohmann::json faults = nlohmann::json::array();
+    for (int k = 0; k < profile::kPhaseCount; ++k)
+      faults.push_back({{"phase", profile::phase_name(static_cast<profile::Phase>(k))},
+                        {"page_fault_user", tps.tp_faults[k]},
+                        {"proc_minflt_majflt", tps.proc_faults[k]}});
+    j["tracepoints"] = {{"sched_process_exec_us", tps.tp_exec_us},
+                        {"ptrace_exec_stop_us", tps.ptrace_exec_us},
+                        {"faults", faults},
+                        {"lost_samples", tps.lost}};
+  }
   j["libraries"] = nlohmann::json::array();
   for (const auto& l : p.libraries) {
     nlohmann::json e{{"path", l.path},

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <functional>
 #include <condition_variable>
 #include <cstdint>
 #include <map>
@@ -151,7 +152,9 @@ struct RawRun {
   std::vector<LoadedObject> link_map;  // r_debug at RT_CONSISTENT
   bool r_brk_matches = false;
 };
-Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout, Started& started);
+// before_exec(pid) runs while the child waits in its first stop, before exec.
+Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout, Started& started,
+                         const std::function<void(pid_t)>& before_exec = {});
 Result<Run> untraced_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout);
 
 // Turns marks into the kPhaseCount samples of a run.

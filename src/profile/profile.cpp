@@ -15,6 +15,7 @@
 
 #include "procforge/exec.hpp"
 #include "profile/detail.hpp"
+#include "profile/tracepoints.hpp"
 
 extern char** environ;
 
@@ -103,12 +104,46 @@ std::string describe_end(const Run& r) {
 
 // One traced run, turned into a Run; errors for a program that cannot be
 // started, that did not reach main, or that timed out.
+// Tracepoint samples against the ptrace marks: a fault at time t belongs to
+// the phase that was running then (the first present phase from the last
+// boundary before t).
+void attribute_tracepoints(const TracepointSamples& tp, const RawRun& raw, Run& run) {
+  const auto& m = raw.marks;
+  const std::int64_t t0 = m[m_fork].stop_ns;
+  if (tp.exec_ns) run.tp_exec_us = static_cast<double>(*tp.exec_ns - t0) / 1000.0;
+  if (m[m_exec].present) run.ptrace_exec_us = static_cast<double>(m[m_exec].stop_ns - t0) / 1000.0;
+  run.tp_user_faults.assign(kPhaseCount, 0);
+  run.tp_lost = tp.lost;
+  for (std::int64_t t : tp.user_fault_ns) {
+    int cur = m_fork;
+    for (int k = m_fork; k < m_reaped; ++k)
+      if (m[k].present && m[k].stop_ns <= t) cur = k;
+    int p = std::min(cur, kPhaseCount - 1);
+    while (p < kPhaseCount - 1 && !run.phases[p].present) ++p;
+    ++run.tp_user_faults[p];
+  }
+}
+
 Result<Run> traced_once(Command& c, Watchdog& wd) {
   Started s;
-  auto raw = trace_run(c.launch, wd, c.o.timeout, s);
+  std::optional<TracepointSession> tp;
+  std::optional<Error> tp_error;
+  auto open_tp = [&](pid_t pid) {
+    auto t = open_tracepoints(pid);
+    if (t) tp = *t;
+    else tp_error = t.error();
+  };
+  auto raw = trace_run(c.launch, wd, c.o.timeout, s,
+                       c.o.tracepoints ? std::function<void(pid_t)>(open_tp) : std::function<void(pid_t)>{});
+  std::optional<TracepointSamples> samples;
+  if (tp) samples = read_tracepoints(*tp);
   if (!raw) {
     close_started(s);
     return raw.error();
+  }
+  if (tp_error) {
+    close_started(s);
+    return *tp_error;
   }
   auto recs = read_audit_records(s.audit_pipe);
   auto child_err = child_error(s, c.launch.path);
@@ -118,6 +153,7 @@ Result<Run> traced_once(Command& c, Watchdog& wd) {
   Run run;
   fill_phases(*raw, run);
   attribute_libraries(recs, *raw, run);
+  if (samples) attribute_tracepoints(*samples, *raw, run);
   if (raw->end == RunEnd::timed_out)
     return Error{ETIMEDOUT, "timed out after " + std::to_string(c.o.timeout.count()) + " ms during " +
                                 phase_name(run.last_phase) + "; killed pid " + std::to_string(pid) +

@@ -376,10 +376,12 @@ void Tracer::drop(user_regs_struct& regs, std::uint64_t addr) {
 
 }  // namespace
 
-Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout, Started& s) {
+Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout, Started& s,
+                         const std::function<void(pid_t)>& before_exec) {
   auto st = start(l, true);
   if (!st) return st.error();
   s = *st;
+  if (before_exec) before_exec(s.pid);
   RawRun raw;
   raw.marks[m_fork].present = true;
   raw.marks[m_fork].stop_ns = raw.marks[m_fork].resume_ns = s.t0_ns;
