@@ -222,13 +222,14 @@ Result<Prepared> prepare(const Options& opts) {
 
   void* base = MAP_FAILED;
   for (int attempt = 0; attempt < 64 && base == MAP_FAILED; ++attempt) {
-    void* hint = nullptr;
-    if (attempt) {
-      std::uint64_t r = 0;
-      (void)getrandom(&r, sizeof r, 0);
-      hint = reinterpret_cast<void*>(0x100000000ull + (r % 0x7e0000000000ull & ~(kPage - 1)));
-    }
-    void* a = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | (hint ? MAP_FIXED_NOREPLACE : 0), -1, 0);
+    // A random place between 4 GiB and 80 TiB: below PIE images (ELF_ET_DYN_BASE
+    // ~85 TiB) and far from the mmap area, so that the hole its data pages
+    // leave never changes where the new program's own mmap() calls land.
+    std::uint64_t draw = 0;
+    (void)getrandom(&draw, sizeof draw, 0);
+    void* hint = reinterpret_cast<void*>(0x100000000ull + (draw % 0x4ff000000000ull & ~(kPage - 1)));
+    (void)attempt;
+    void* a = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (a == MAP_FAILED) continue;
     const auto lo = reinterpret_cast<std::uint64_t>(a);
     bool clash = std::any_of(new_ranges.begin(), new_ranges.end(),
