@@ -142,8 +142,11 @@ Result<Prepared> prepare(const Options& opts) {
   req.dice = dice;
   req.addr_no_randomize = req.addr_no_randomize || !opts.randomize;
   req.want_stack_image = true;
-  // The kernel's facts do not change while we run.
-  static const exec::SystemFacts facts = exec::SystemFacts::probe();
+  // The kernel's facts do not change while we run; whether binfmt_misc is
+  // mounted (here, in this mount namespace) can.
+  static const exec::SystemFacts kernel_facts = exec::SystemFacts::probe();
+  exec::SystemFacts facts = kernel_facts;
+  facts.binfmt_misc_mounted = access((facts.binfmt_misc_dir + "/register").c_str(), F_OK) == 0;
   auto pred = exec::predict(req, facts);
   if (!pred) return pred.error();
   im.pred = std::move(*pred);
