@@ -21,6 +21,7 @@ namespace procforge::bench {
 
 enum class SpawnMethod {
   procforge,       // spawn::spawn() with default Options (automatic strategy)
+  procforge_keep_ignored,  // the same with reset_signal_dispositions = false: what the exact reset costs
   posix_spawn,     // glibc posix_spawn(), called directly
   fork_exec,       // fork(); execve() in the child
   vfork_exec,      // vfork(); execve() in the child
@@ -34,7 +35,8 @@ struct SpawnTarget {
 };
 
 struct SpawnBenchConfig {
-  std::vector<SpawnMethod> methods{SpawnMethod::procforge, SpawnMethod::posix_spawn, SpawnMethod::fork_exec,
+  std::vector<SpawnMethod> methods{SpawnMethod::procforge,  SpawnMethod::procforge_keep_ignored,
+                                   SpawnMethod::posix_spawn, SpawnMethod::fork_exec,
                                    SpawnMethod::vfork_exec, SpawnMethod::clone_baseline};
   std::vector<SpawnTarget> targets;
   std::vector<std::uint64_t> parent_rss_mib{0, 1024, 8192};  // measured in this order

@@ -74,12 +74,12 @@ std::string render_table(const bench::SpawnBenchReport& r, const bench::SpawnBen
     << r.procforge_strategy << ")\n";
   for (const auto& t : r.targets) o << "  " << t.name << " = " << t.path << "\n";
   o << "\n"
-    << pad("strategy", 16, false) << pad("target", 9, false) << pad("parent MiB", 11, true) << pad("median", 11, true)
+    << pad("strategy", 20, false) << pad("target", 9, false) << pad("parent MiB", 11, true) << pad("median", 11, true)
     << pad("min", 11, true) << pad("max", 11, true) << pad("runs", 7, true) << "\n";
   bool any_reduced = false;
   for (const auto& s : r.results) {
     any_reduced |= s.reduced;
-    o << pad(bench::method_name(s.method), 16, false) << pad(s.target, 9, false)
+    o << pad(bench::method_name(s.method), 20, false) << pad(s.target, 9, false)
       << pad(std::to_string(s.parent_rss_mib), 11, true) << pad(fixed(s.median_us, 1), 11, true)
       << pad(fixed(s.min_us, 1), 11, true) << pad(fixed(s.max_us, 1), 11, true)
       << pad(std::to_string(s.runs) + (s.reduced ? "*" : ""), 7, true) << "\n";
@@ -87,9 +87,9 @@ std::string render_table(const bench::SpawnBenchReport& r, const bench::SpawnBen
   if (any_reduced)
     o << "* fewer runs: fork+exec copies the parent's page tables, so from " << c.fork_reduce_from_mib
       << " MiB it gets runs*" << c.fork_reduce_from_mib << "/parent_MiB runs (at least 7)\n";
-  o << "\n" << pad("ratio of medians", 52, false) << pad("value", 9, true) << "  goal\n";
+  o << "\n" << pad("ratio of medians", 56, false) << pad("value", 9, true) << "  goal\n";
   for (const auto& q : r.ratios) {
-    o << pad(q.name, 52, false) << pad(fixed(q.value, 3) + "x", 9, true) << "  ";
+    o << pad(q.name, 56, false) << pad(fixed(q.value, 3) + "x", 9, true) << "  ";
     if (q.goal > 0) o << "<= " << fixed(q.goal, 2) << (q.met ? "  met" : "  MISSED");
     else o << "(contrast)";
     o << "\n";
@@ -141,7 +141,7 @@ int bench_spawn(std::vector<std::string> args) {
                                    "parents)")
       ->check(CLI::PositiveNumber);
   app.add_option("--rss", o.rss, "Parent sizes in MiB of touched memory, comma-separated (default 0,1024,8192)");
-  app.add_option("--strategies", o.strategies, "Only these, comma-separated (procforge,posix_spawn,fork+exec,"
+  app.add_option("--strategies", o.strategies, "Only these, comma-separated (procforge,procforge-keep-ign,posix_spawn,fork+exec,"
                                                "vfork+exec,clone-baseline)");
   app.add_option("--static-target", o.static_target, "The static target (default: the procforge-exit0 built "
                                                       "with procforge)");

@@ -46,6 +46,7 @@ struct Prepared {
   const SpawnTarget* target = nullptr;
   std::array<char*, 2> argv{};
   spawn::Options opts;
+  spawn::Options keep_ignored;  // opts, but SIG_IGN dispositions inherited
 };
 
 Status check_status(SpawnMethod m, const Prepared& t, int status) {
@@ -118,8 +119,8 @@ Status via_clone(const Prepared& t) {
   return reap(SpawnMethod::clone_baseline, t, pid);
 }
 
-Status via_procforge(const Prepared& t, std::string* took) {
-  auto child = spawn::spawn(t.opts);
+Status via_procforge(const Prepared& t, const spawn::Options& opts, std::string* took) {
+  auto child = spawn::spawn(opts);
   if (!child) return child.error().with_context("procforge spawn of " + t.target->path);
   auto exit = child->wait();
   if (!exit) return exit.error().with_context("procforge wait for " + t.target->path);
@@ -135,7 +136,8 @@ Result<double> time_one(SpawnMethod m, const Prepared& t, std::string* took) {
   const auto t0 = Clock::now();
   Status st = ok_status();
   switch (m) {
-    case SpawnMethod::procforge: st = via_procforge(t, took); break;
+    case SpawnMethod::procforge: st = via_procforge(t, t.opts, took); break;
+    case SpawnMethod::procforge_keep_ignored: st = via_procforge(t, t.keep_ignored, took); break;
     case SpawnMethod::posix_spawn: st = via_posix_spawn(t); break;
     case SpawnMethod::fork_exec: st = via_fork(t); break;
     case SpawnMethod::vfork_exec: st = via_vfork(t); break;
@@ -209,6 +211,7 @@ std::string first_line(const char* path) {
 const char* method_name(SpawnMethod m) {
   switch (m) {
     case SpawnMethod::procforge: return "procforge";
+    case SpawnMethod::procforge_keep_ignored: return "procforge-keep-ign";
     case SpawnMethod::posix_spawn: return "posix_spawn";
     case SpawnMethod::fork_exec: return "fork+exec";
     case SpawnMethod::vfork_exec: return "vfork+exec";
@@ -244,6 +247,8 @@ Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config) {
     p.opts.path = p.target->path;
     p.opts.search_path = false;
     p.opts.argv = {p.target->path};
+    p.keep_ignored = p.opts;
+    p.keep_ignored.reset_signal_dispositions = false;
   }
 
   const auto& methods = config.methods;
@@ -324,6 +329,8 @@ std::vector<SpawnRatio> spawn_bench_ratios(const std::vector<SpawnSample>& resul
         find(M::posix_spawn, target, small), goals ? 0.9 : 0);
     add(std::string("procforge / clone-baseline (") + target + ", " + at_small + ")",
         find(M::procforge, target, small), find(M::clone_baseline, target, small), goals ? 1.05 : 0);
+    add(std::string("procforge-keep-ign / clone-baseline (") + target + ", " + at_small + ")",
+        find(M::procforge_keep_ignored, target, small), find(M::clone_baseline, target, small), 0);
   }
   if (large != small) {
     const std::string sizes = std::to_string(large) + " MiB / " + at_small;

@@ -436,7 +436,7 @@ Result<Launched> run_posix_spawn(Plan& p) {
   pid_t pid = -1;
   int rc = ENOENT, eacces = -1, failed = -1;
   for (std::size_t i = 0; i < p.candidates.size(); ++i) {
-    rc = posix_spawn(&pid, p.candidates[i], &fa, &attr, p.argv.data(), p.envp.data());
+    rc = posix_spawn(&pid, p.candidates[i], &fa, &attr, p.argv.data(), p.block.envp);
     if (rc == 0) break;
     if (rc == EACCES) {
       if (eacces < 0) eacces = static_cast<int>(i);

@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include <span>
+
 #include "spawn/plan.hpp"
 
 namespace procforge::spawn {
@@ -31,9 +33,12 @@ std::string fd_op_text(const Plan& p, int index) {
   return "setting up fds";
 }
 
-std::string ids_text(const std::vector<gid_t>& ids) {
+std::string ids_text(std::span<const gid_t> ids) {
   std::string s;
-  for (auto id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+  for (auto id : ids) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(id);
+  }
   return s.empty() ? "none" : s;
 }
 
@@ -88,8 +93,8 @@ std::string step_text(const Plan& p, Step step, int index) {
     case Step::sigmask: return "setting the signal mask";
     case Step::execve:
       // After a PATH search that found nothing, name the program as asked.
-      if (index < 0) return "execve " + (p.searched || p.candidates.empty() ? p.program : std::string(p.candidates[0]));
-      return "execve " + std::string(ux < p.candidates.size() ? p.candidates[ux] : p.program.c_str());
+      if (index < 0) return "execve " + (p.searched || p.candidates.empty() ? p.opts.path : std::string(p.candidates[0]));
+      return "execve " + std::string(ux < p.candidates.size() ? p.candidates[ux] : p.opts.path.c_str());
   }
   return "spawning";
 }

@@ -14,7 +14,9 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <fstream>
+#include <string_view>
 
 #include "spawn/plan.hpp"
 
@@ -27,50 +29,70 @@ namespace {
 constexpr int kKnownNamespaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS |
                                  CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWTIME;
 
-std::string key_of(const std::string& kv) { return kv.substr(0, kv.find('=')); }
+std::string_view key_of(std::string_view kv) { return kv.substr(0, kv.find('=')); }
 
-Result<std::vector<std::string>> build_env(const Options& o) {
-  std::vector<std::string> env;
+// The child's environment. The parent's, unedited, is passed as it is
+// (environ itself, as posix_spawn callers do): nothing is copied, which is
+// most of what a default spawn would otherwise allocate.
+Status plan_env(Plan& p) {
+  const Options& o = p.opts;
+  if (o.inherit_env && o.unset_env.empty() && o.set_env.empty()) {
+    p.block.envp = environ;
+    return ok_status();
+  }
+  std::vector<std::string_view> env;
   if (o.inherit_env) {
     for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
   } else {
-    env = o.envp;
+    env.assign(o.envp.begin(), o.envp.end());
   }
-  auto drop = [&](const std::string& key) {
-    std::erase_if(env, [&](const std::string& kv) { return key_of(kv) == key; });
+  auto drop = [&](std::string_view key) {
+    std::erase_if(env, [&](std::string_view kv) { return key_of(kv) == key; });
   };
   for (const auto& k : o.unset_env) drop(k);
   for (const auto& kv : o.set_env) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) return Error{EINVAL, "environment entry '" + kv + "' is not KEY=VALUE"};
-    drop(kv.substr(0, eq));
-    env.push_back(kv);
+    drop(std::string_view(kv).substr(0, eq));
+    env.emplace_back(kv);
   }
-  return env;
+  // Every view starts a NUL-terminated string: an entry of environ or a
+  // caller's std::string.
+  for (std::string_view kv : env) p.envp.push_back(const_cast<char*>(kv.data()));
+  p.envp.push_back(nullptr);
+  p.block.envp = p.envp.data();
+  return ok_status();
+}
+
+// PATH in the child's environment: the first PATH= entry, the one getenv()
+// would return there.
+const char* env_path(char* const* envp) {
+  for (char* const* e = envp; e && *e; ++e)
+    if (std::strncmp(*e, "PATH=", 5) == 0) return *e + 5;
+  return nullptr;
 }
 
 // The files execve() will be tried on, in order.
-void add_candidates(Plan& p, const std::vector<std::string>& env) {
+void add_candidates(Plan& p) {
   const std::string& name = p.opts.path;
   if (!p.opts.search_path || name.empty() || name.find('/') != std::string::npos) {
-    p.candidates.push_back(p.keep(name));
+    p.candidates.push_back(name.c_str());
     return;
   }
-  std::string path = "/bin:/usr/bin";  // confstr(_CS_PATH), what execvp uses without PATH
-  for (const auto& kv : env)
-    if (kv.compare(0, 5, "PATH=") == 0) path = kv.substr(5);
+  const char* from_env = env_path(p.block.envp);
+  const std::string_view path = from_env ? from_env : "/bin:/usr/bin";  // confstr(_CS_PATH), what execvp uses without PATH
   p.searched = true;
   std::size_t start = 0;
   for (;;) {
     std::size_t colon = path.find(':', start);
-    std::string dir = path.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    std::string_view dir = path.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start);
     // An empty element is the current directory.
-    std::string file = dir.empty() ? name : (dir.back() == '/' ? dir + name : dir + "/" + name);
-    if (file.size() < PATH_MAX) p.candidates.push_back(p.keep(file));
-    if (colon == std::string::npos) break;
+    std::string file = dir.empty() ? name : std::string(dir) + (dir.back() == '/' ? "" : "/") + name;
+    if (file.size() < PATH_MAX) p.candidates.push_back(p.keep(std::move(file)));
+    if (colon == std::string_view::npos) break;
     start = colon + 1;
   }
-  if (p.candidates.empty()) p.candidates.push_back(p.keep(name));
+  if (p.candidates.empty()) p.candidates.push_back(name.c_str());
 }
 
 std::uint64_t kernel_sigset(const sigset_t& set) {
@@ -171,7 +193,7 @@ Status plan_credentials(Plan& p) {
   const Options& o = p.opts;
   Block& b = p.block;
   if (o.groups) {
-    p.groups = *o.groups;
+    p.groups.assign(o.groups->begin(), o.groups->end());
     b.set_groups = true;
   } else if ((o.uid || o.gid) && !p.deny_setgroups) {
     b.set_groups = true;  // drop the caller's supplementary groups (as su, setpriv --clear-groups)
@@ -246,23 +268,22 @@ Plan::~Plan() {
   if (cgroup.v2_fd >= 0) close(cgroup.v2_fd);
 }
 
-Result<std::unique_ptr<Plan>> make_plan(const Options& opts) {
-  auto plan = std::make_unique<Plan>();
-  Plan& p = *plan;
+Status make_plan(Plan& p) {
+  const Options& opts = p.opts;
   Block& b = p.block;
-  p.opts = opts;
-  p.program = opts.path;
 
-  // argv, envp, and where execve() will look.
-  auto env = build_env(opts);
-  if (!env) return env.error();
-  const auto& args = opts.argv.empty() ? std::vector<std::string>{opts.path} : opts.argv;
-  for (const auto& a : args) p.argv.push_back(const_cast<char*>(p.keep(a)));
+  // argv, envp, and where execve() will look. The strings are the caller's
+  // (opts outlives the spawn; the child has exec'd or failed when it returns).
+  if (opts.argv.empty()) {
+    p.argv.push_back(const_cast<char*>(opts.path.c_str()));
+  } else {
+    p.argv.reserve(opts.argv.size() + 1);
+    for (const auto& a : opts.argv) p.argv.push_back(const_cast<char*>(a.c_str()));
+  }
   p.argv.push_back(nullptr);
-  for (const auto& e : *env) p.envp.push_back(const_cast<char*>(p.keep(e)));
-  p.envp.push_back(nullptr);
-  add_candidates(p, *env);
-  if (!opts.cwd.empty()) b.cwd = p.keep(opts.cwd);
+  if (auto st = plan_env(p); !st) return st.error();
+  add_candidates(p);
+  if (!opts.cwd.empty()) b.cwd = opts.cwd.c_str();
 
   if (auto st = plan_namespaces(p); !st) return st.error();
   if (auto st = plan_fds(p); !st) return st.error();
@@ -311,7 +332,6 @@ Result<std::unique_ptr<Plan>> make_plan(const Options& opts) {
   b.candidates = p.candidates.data();
   b.ncandidates = static_cast<int>(p.candidates.size());
   b.argv = p.argv.data();
-  b.envp = p.envp.data();
   b.fd_ops = p.fd_ops.data();
   b.nfd_ops = static_cast<int>(p.fd_ops.size());
   b.keep_fds = p.keep_fds.data();
@@ -323,7 +343,7 @@ Result<std::unique_ptr<Plan>> make_plan(const Options& opts) {
   b.nrlimits = static_cast<int>(p.rlimits.size());
   b.groups = p.groups.data();
   b.filter = p.filter.data();
-  return plan;
+  return ok_status();
 }
 
 // The kept list is finished by clone.cpp (it adds the error pipe), so the

@@ -16,9 +16,8 @@ Result<Child> spawn(const Options& opts) {
   const auto t0 = clock::now();
 
   // 1. Everything the child will need, resolved while allocating is allowed.
-  auto made = make_plan(opts);
-  if (!made) return made.error();
-  Plan& plan = **made;
+  Plan plan(opts);
+  if (auto st = make_plan(plan); !st) return st.error();
 
   // 2. The cgroup, before the child exists, so that it is born there.
   if (auto st = prepare_cgroup(plan); !st) {
