@@ -36,6 +36,7 @@ struct Options {
   bool randomize = true;  // throw the kernel's dice; false: as under ADDR_NO_RANDOMIZE
   bool set_mm = true;     // prctl(PR_SET_MM_MAP) for exe, brk, arg/env/auxv ranges when permitted
   std::function<void(const Step&)> on_step;  // called as each step is decided
+  bool record_steps = false;  // keep every step for steps() (on_step alone does not need it)
   // enter() will run in a child made by fork() (single-threaded). Otherwise
   // prepare() refuses a process with other threads: the kernel would kill
   // them (de_thread()), user space cannot.

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "loader/impl.hpp"
+#include "spawn/sys.hpp"
 
 namespace procforge::loader {
 
@@ -24,7 +25,11 @@ struct KernelSigaction {  // the rt_sigaction ABI on x86_64
   unsigned long handler, flags, restorer, mask;
 };
 
-long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) { return syscall(nr, a, b, c, d); }
+// Raw system calls, -errno on failure: this runs in a fresh fork() child,
+// where a first call through glibc's PLT would run the lazy binder (symbol
+// lookups and a GOT write, that is copy-on-write faults, in every child)
+// and a failed call would write errno.
+long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) { return spawn::sys::call(nr, a, b, c, d); }
 
 void flush_signal_handlers() {
   for (int sig = 1; sig <= 64; ++sig) {
@@ -68,7 +73,9 @@ void close_on_exec(const Region& r) {
       if (!digits || fd == dir) continue;
       bool keep = false;
       for (std::size_t i = 0; i < r.keep_count; ++i) keep |= r.keep_fds[i] == fd;
-      if (!keep && (raw(SYS_fcntl, fd, F_GETFD) & FD_CLOEXEC)) raw(SYS_close, fd);
+      if (keep) continue;
+      const long flags = raw(SYS_fcntl, fd, F_GETFD);
+      if (flags >= 0 && (flags & FD_CLOEXEC)) raw(SYS_close, fd);
     }
   }
   raw(SYS_close, dir);
@@ -100,7 +107,7 @@ Prepared::Prepared(Prepared&&) noexcept = default;
 Prepared& Prepared::operator=(Prepared&&) noexcept = default;
 Prepared::~Prepared() {
   if (impl_) {
-    if (impl_->region.base) munmap(impl_->region.base, impl_->region.size);
+    release_region(impl_->region);
     for (int fd : impl_->fds) close(fd);
   }
 }

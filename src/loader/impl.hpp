@@ -15,4 +15,7 @@ struct Prepared::Impl {
   Region region;
 };
 
+// prepare.cpp: gives a Prepared's region back; the next prepare() may take it.
+void release_region(Region& r);
+
 }  // namespace procforge::loader

@@ -22,7 +22,9 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
+#include <utility>
 
 #include "procforge/format.hpp"
 #include "loader/impl.hpp"
@@ -40,6 +42,36 @@ constexpr std::size_t kDentsSize = 16384;
 struct Range {
   std::uint64_t start, end;
 };
+
+bool clashes(std::uint64_t lo, std::size_t size, const std::vector<Range>& ranges) {
+  return std::any_of(ranges.begin(), ranges.end(), [&](const Range& r) { return r.start < lo + size && lo < r.end; });
+}
+
+// One spare region per process. A new region at a new random address costs
+// the mmap, the page-table pages for a distant address, a fault per page
+// written, and at the end the munmap that frees them all again; the next
+// prepare() takes the spare when it is big enough and clear of the new
+// image. Its data pages hold nothing that prepare() does not rewrite, except
+// the XSAVE area and the zero word, which nothing else ever writes.
+std::mutex spare_mutex;
+void* spare_base = nullptr;
+std::size_t spare_size = 0;
+
+// kRegionMin: most images fit, so the spare fits the next one too.
+constexpr std::size_t kRegionMin = 128 * 1024;
+
+void* take_spare_region(std::size_t& size, const std::vector<Range>& avoid) {
+  std::lock_guard<std::mutex> lock(spare_mutex);
+  if (!spare_base) return nullptr;
+  void* base = std::exchange(spare_base, nullptr);
+  const std::size_t have = std::exchange(spare_size, 0);
+  if (have < size || clashes(reinterpret_cast<std::uint64_t>(base), have, avoid)) {
+    munmap(base, have);
+    return nullptr;
+  }
+  size = have;
+  return base;
+}
 
 // What the new image must not inherit: the whole user address space except
 // the vDSO (kept for the new image) and [vsyscall] (cannot be unmapped). One
@@ -118,9 +150,27 @@ Op syscall_op(std::uint64_t kind, long nr, std::initializer_list<std::uint64_t> 
 
 }  // namespace
 
+void release_region(Region& r) {
+  if (!r.base) return;
+  void* base = std::exchange(r.base, nullptr);
+  std::size_t size = std::exchange(r.size, 0);
+  {
+    std::lock_guard<std::mutex> lock(spare_mutex);
+    if (!spare_base && size <= 16 * kRegionMin) {
+      spare_base = base;
+      spare_size = size;
+      return;
+    }
+  }
+  munmap(base, size);
+}
+
 Result<Prepared> prepare(const Options& opts) {
   Prepared out;
   auto& im = *out.impl_;
+  // The steps in words cost a few hundred allocations; they are only made
+  // for someone who reads them.
+  const bool tracing = opts.record_steps || opts.on_step;
   auto step = [&](std::string stage, std::string detail) {
     im.steps.push_back({std::move(stage), std::move(detail)});
     if (opts.on_step) opts.on_step(im.steps.back());
@@ -152,6 +202,7 @@ Result<Prepared> prepare(const Options& opts) {
   im.pred = std::move(*pred);
   const exec::Prediction& p = im.pred;
   for (const auto& c : p.chain) {
+    if (!tracing) break;
     std::string d = c.path + (c.kind == exec::LinkKind::script ? " is a #! script: interpreter " + c.interpreter.value_or("") +
                                                                       (c.arg ? " arg \"" + *c.arg + "\"" : "")
                               : c.kind == exec::LinkKind::misc ? " matches binfmt_misc " + c.misc_entry + ": " + c.interpreter.value_or("")
@@ -221,9 +272,18 @@ Result<Prepared> prepare(const Options& opts) {
                          ~std::size_t{15};
   std::size_t off_ops = (off_auxv + plan.auxv.size() * 16 + 63) & ~std::size_t{63};
   std::size_t off_stack = off_ops + n_ops * sizeof(Op);
-  size = (off_stack + plan.stack_image.size() + kPage - 1) & ~(kPage - 1);
+  size = std::max((off_stack + plan.stack_image.size() + kPage - 1) & ~(kPage - 1), kRegionMin);
 
-  void* base = MAP_FAILED;
+  // A region a previous Prepared left (see release_region()), else a new one.
+  void* base = take_spare_region(size, new_ranges);
+  if (base) {
+    if (mprotect(base, kPage, PROT_READ | PROT_WRITE) != 0) {
+      munmap(base, size);
+      base = MAP_FAILED;
+    }
+  } else {
+    base = MAP_FAILED;
+  }
   for (int attempt = 0; attempt < 64 && base == MAP_FAILED; ++attempt) {
     // A random place between 4 GiB and 80 TiB: below PIE images (ELF_ET_DYN_BASE
     // ~85 TiB) and far from the mmap area, so that the hole its data pages
@@ -231,16 +291,11 @@ Result<Prepared> prepare(const Options& opts) {
     std::uint64_t draw = 0;
     (void)getrandom(&draw, sizeof draw, 0);
     void* hint = reinterpret_cast<void*>(0x100000000ull + (draw % 0x4ff000000000ull & ~(kPage - 1)));
-    (void)attempt;
     void* a = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (a == MAP_FAILED) continue;
-    const auto lo = reinterpret_cast<std::uint64_t>(a);
-    bool clash = std::any_of(new_ranges.begin(), new_ranges.end(),
-                             [&](const Range& r) { return r.start < lo + size && lo < r.end; });
-    if (clash) munmap(a, size);
+    if (clashes(reinterpret_cast<std::uint64_t>(a), size, new_ranges)) munmap(a, size);
     else base = a;
   }
-  if (base == MAP_FAILED) return Error(ENOMEM, "user-space exec: no room for the stub outside the new image");
   Region& R = im.region;
   R.base = static_cast<std::uint8_t*>(base);
   R.size = size;
@@ -271,13 +326,13 @@ Result<Prepared> prepare(const Options& opts) {
       if (r.end > self_hi) ops.push_back(syscall_op(kOpSyscall, SYS_munmap, {self_hi, r.end - self_hi}));
     }
   }
-  step("unmap", "everything of the old image (program, libraries, heap, stack) in " + std::to_string(ops.size()) +
+  if (tracing) step("unmap", "everything of the old image (program, libraries, heap, stack) in " + std::to_string(ops.size()) +
                     " munmap calls; the vDSO stays");
 
   if (dies_in_exec) {
     // After the point of no return the kernel kills the task: so do we.
     ops.push_back(syscall_op(kOpSyscall, -1, {}));
-    step("killed", p.diagnosis);
+    if (tracing) step("killed", p.diagnosis);
   } else {
     for (const auto& m : plan.mappings) {
       if (m.end <= m.start || m.object.rfind("[vvar", 0) == 0 || m.object == "[vdso]" || m.object == "[heap]") continue;
@@ -291,7 +346,7 @@ Result<Prepared> prepare(const Options& opts) {
         ops.push_back(syscall_op(kOpSyscall, SYS_mmap, {m.start, len, static_cast<std::uint64_t>(m.prot), flags,
                                                          static_cast<std::uint64_t>(-1), 0}));
       }
-      step("map", hex(m.start) + "-" + hex(m.end) + " " + prot_string(m.prot) + " " + m.object +
+      if (tracing) step("map", hex(m.start) + "-" + hex(m.end) + " " + prot_string(m.prot) + " " + m.object +
                       (m.file_backed ? " @" + hex(m.file_offset) : "") + (m.note.empty() ? "" : " (" + m.note + ")"));
     }
     for (const auto& [start, len] : plan.zero_ranges) {
@@ -301,7 +356,7 @@ Result<Prepared> prepare(const Options& opts) {
       z.a[0] = start;
       z.a[1] = len;
       ops.push_back(z);
-      step("bss", "zero " + std::to_string(len) + " bytes at " + hex(start) + " (tail of the last file page)");
+      if (tracing) step("bss", "zero " + std::to_string(len) + " bytes at " + hex(start) + " (tail of the last file page)");
     }
     // The initial stack, byte for byte.
     std::memcpy(R.base + off_stack, plan.stack_image.data(), plan.stack_image.size());
@@ -311,9 +366,11 @@ Result<Prepared> prepare(const Options& opts) {
     c.a[1] = reinterpret_cast<std::uint64_t>(R.base + off_stack);
     c.a[2] = plan.stack_image.size();
     ops.push_back(c);
-    for (const auto& l : plan.stack_layout) step("stack", l);
-    for (const auto& a : plan.auxv)
-      step("auxv", a.name + " = " + (a.value ? hex(*a.value) : std::string("?")) + (a.describe.empty() ? "" : "  " + a.describe));
+    if (tracing) {
+      for (const auto& l : plan.stack_layout) step("stack", l);
+      for (const auto& a : plan.auxv)
+        step("auxv", a.name + " = " + (a.value ? hex(*a.value) : std::string("?")) + (a.describe.empty() ? "" : "  " + a.describe));
+    }
 
     // mm fields: what /proc/PID/{exe,cmdline,environ,auxv} and brk() see.
     auto* mm = reinterpret_cast<MmMap*>(R.base + off_mm);
@@ -375,7 +432,7 @@ Result<Prepared> prepare(const Options& opts) {
     ops.push_back(syscall_op(kOpSyscallIgnore, SYS_set_tid_address, {0}));
     ops.push_back(syscall_op(kOpSyscallIgnore, SYS_rt_sigprocmask,
                              {2 /* SIG_SETMASK */, reinterpret_cast<std::uint64_t>(R.saved_mask), 0, 8}));
-    step("entry", "jump to " + hex(plan.entry.value_or(0)) + (plan.entry_in_interp ? " (the interpreter's entry)" : "") +
+    if (tracing) step("entry", "jump to " + hex(plan.entry.value_or(0)) + (plan.entry_in_interp ? " (the interpreter's entry)" : "") +
                       " with rsp " + hex(*plan.rsp) + ", every other register 0, rflags 0x202, FPU reset");
   }
   if (dies_in_exec) {
