@@ -17,8 +17,7 @@
 //   end
 // No libc, raw syscalls only; static, -nostdlib.
 
-typedef unsigned long u64;
-typedef long i64;
+#include "probe_rt.h"
 
 u64 saved[64] __attribute__((used));  // see the slot numbers in _start
 
@@ -76,43 +75,6 @@ __asm__(
     "  call probe_main\n"
     "  hlt\n");
 
-static i64 sys3(i64 n, i64 a, i64 b, i64 c) {
-  i64 r;
-  __asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
-  return r;
-}
-
-static char out[1 << 16];
-static u64 out_len;
-
-static void flush(void) {
-  u64 off = 0;
-  while (off < out_len) {
-    i64 r = sys3(1, 1, (i64)(out + off), (i64)(out_len - off));
-    if (r == -4) continue;
-    if (r <= 0) sys3(231, 3, 0, 0);
-    off += (u64)r;
-  }
-  out_len = 0;
-}
-static void put_c(char c) {
-  if (out_len == sizeof out) flush();
-  out[out_len++] = c;
-}
-static void put_s(const char* s) {
-  while (*s) put_c(*s++);
-}
-static void put_hex(u64 v) {
-  char b[17];
-  int i = 16;
-  b[i] = 0;
-  do {
-    b[--i] = "0123456789abcdef"[v & 15];
-    v >>= 4;
-  } while (v);
-  put_s("0x");
-  put_s(b + i);
-}
 static void put_reg(const char* name, u64 v) {
   put_s(name);
   put_c('=');

@@ -32,13 +32,9 @@
 //
 // No libc, raw syscalls only, no relocations: static, -nostdlib.
 
-typedef unsigned long u64;
-typedef long i64;
-typedef unsigned int u32;
-typedef unsigned short u16;
+#include "probe_rt.h"
 
 #define SYS_read 0
-#define SYS_write 1
 #define SYS_close 3
 #define SYS_rt_sigaction 13
 #define SYS_rt_sigprocmask 14
@@ -57,7 +53,6 @@ typedef unsigned short u16;
 #define SYS_sched_getscheduler 145
 #define SYS_prctl 157
 #define SYS_getdents64 217
-#define SYS_exit_group 231
 #define SYS_openat 257
 #define SYS_readlinkat 267
 #define SYS_prlimit64 302
@@ -78,132 +73,6 @@ __asm__(
     "  and $-16, %rsp\n"
     "  call probe_main\n"
     "  hlt\n");
-
-static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {
-  i64 r;
-  register i64 r10 __asm__("r10") = d;
-  register i64 r8 __asm__("r8") = e;
-  register i64 r9 __asm__("r9") = f;
-  __asm__ volatile("syscall"
-                   : "=a"(r)
-                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory");
-  return r;
-}
-static i64 sys0(i64 n) { return sys6(n, 0, 0, 0, 0, 0, 0); }
-static i64 sys1(i64 n, i64 a) { return sys6(n, a, 0, 0, 0, 0, 0); }
-static i64 sys2(i64 n, i64 a, i64 b) { return sys6(n, a, b, 0, 0, 0, 0); }
-static i64 sys3(i64 n, i64 a, i64 b, i64 c) { return sys6(n, a, b, c, 0, 0, 0); }
-static i64 sys4(i64 n, i64 a, i64 b, i64 c, i64 d) { return sys6(n, a, b, c, d, 0, 0); }
-
-__attribute__((noreturn)) static void sys_exit(int code) {
-  for (;;) sys1(SYS_exit_group, code);
-}
-
-// The compiler may emit calls to these for loops and aggregate copies.
-__attribute__((visibility("hidden"))) void* memset(void* d, int c, u64 n) {
-  unsigned char* p = d;
-  while (n--) *p++ = (unsigned char)c;
-  return d;
-}
-__attribute__((visibility("hidden"))) void* memcpy(void* d, const void* s, u64 n) {
-  unsigned char* p = d;
-  const unsigned char* q = s;
-  while (n--) *p++ = *q++;
-  return d;
-}
-
-// ---- output ---------------------------------------------------------------
-
-static char out[1 << 16];
-static u64 out_len;
-
-static void flush(void) {
-  u64 off = 0;
-  while (off < out_len) {
-    i64 r = sys3(SYS_write, 1, (i64)(out + off), (i64)(out_len - off));
-    if (r == -4) continue;  // EINTR
-    if (r <= 0) sys_exit(3);
-    off += (u64)r;
-  }
-  out_len = 0;
-}
-
-static void put_c(char c) {
-  if (out_len == sizeof out) flush();
-  out[out_len++] = c;
-}
-
-static void put_s(const char* s) {
-  while (*s) put_c(*s++);
-}
-
-static void put_hex(u64 v) {
-  char tmp[16];
-  int n = 0;
-  put_s("0x");
-  do {
-    unsigned d = (unsigned)(v & 15);
-    tmp[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-    v >>= 4;
-  } while (v);
-  while (n) put_c(tmp[--n]);
-}
-
-static void put_oct(u64 v) {
-  char tmp[24];
-  int n = 0;
-  put_c('0');
-  do {
-    tmp[n++] = (char)('0' + (v & 7));
-    v >>= 3;
-  } while (v);
-  while (n) put_c(tmp[--n]);
-}
-
-static void put_dec(u64 v) {
-  char tmp[20];
-  int n = 0;
-  do {
-    tmp[n++] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while (n) put_c(tmp[--n]);
-}
-
-static void put_sdec(i64 v) {
-  if (v < 0) {
-    put_c('-');
-    put_dec((u64)0 - (u64)v);
-  } else {
-    put_dec((u64)v);
-  }
-}
-
-// A failed read shows as "!<errno>".
-static void put_err(i64 r) {
-  put_c('!');
-  put_dec((u64)-r);
-}
-
-static void put_escaped_n(const char* s, u64 n) {
-  for (u64 i = 0; i < n && s[i]; ++i) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '\n') {
-      put_s("\\n");
-    } else if (c == '\\') {
-      put_s("\\\\");
-    } else if (c < 0x20 || c >= 0x7f) {
-      unsigned hi = c >> 4, lo = c & 15;
-      put_s("\\x");
-      put_c((char)(hi < 10 ? '0' + hi : 'a' + hi - 10));
-      put_c((char)(lo < 10 ? '0' + lo : 'a' + lo - 10));
-    } else {
-      put_c((char)c);
-    }
-  }
-}
-static void put_escaped(const char* s) { put_escaped_n(s, (u64)-1); }
 
 // "key[index]="
 static void put_key_idx(const char* key, u64 idx) {
