@@ -49,43 +49,50 @@ bool wait_ok(pid_t pid) {
   return pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+// One round trip: fork; the child sends stdout and stderr to /dev/null
+// (opened by the parent, before any timing) and becomes the target; the
+// parent reaps it. False unless it exited 0.
+template <class Become>
+bool fork_and_reap(Become become) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(devnull(), 1);
+    ::dup2(devnull(), 2);
+    become();
+    ::_exit(127);
+  }
+  return wait_ok(pid);
+}
+
 void kernel_exec(benchmark::State& state, const Target& t) {
   auto argv = c_argv(t.argv);
   char* envp[] = {const_cast<char*>("PATH=/usr/bin:/bin"), nullptr};
   for (auto _ : state) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::dup2(devnull(), 1);
-      ::dup2(devnull(), 2);
-      ::execve(t.path.c_str(), argv.data(), envp);
-      ::_exit(127);
-    }
-    if (!wait_ok(pid)) {
+    if (!fork_and_reap([&] { ::execve(t.path.c_str(), argv.data(), envp); })) {
       state.SkipWithError(("fork+execve of " + t.path + " failed").c_str());
       break;
     }
   }
 }
 
-void user_exec(benchmark::State& state, const Target& t) {
+procforge::loader::Options loader_options(const Target& t) {
   procforge::loader::Options opts;
   opts.request.path = t.path;
   opts.request.argv = t.argv;
   opts.request.envp = {"PATH=/usr/bin:/bin"};
   opts.for_child = true;
+  return opts;
+}
+
+void user_exec(benchmark::State& state, const Target& t) {
+  const auto opts = loader_options(t);
   for (auto _ : state) {
     auto prepared = procforge::loader::prepare(opts);
     if (!prepared) {
       state.SkipWithError(("prepare: " + prepared.error().message).c_str());
       break;
     }
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      ::dup2(devnull(), 1);
-      ::dup2(devnull(), 2);
-      prepared->enter();
-    }
-    if (!wait_ok(pid)) {
+    if (!fork_and_reap([&] { prepared->enter(); })) {
       state.SkipWithError(("user exec of " + t.path + " failed").c_str());
       break;
     }
@@ -94,11 +101,7 @@ void user_exec(benchmark::State& state, const Target& t) {
 
 // prepare() alone: the part of user_exec that runs in the parent.
 void prepare_only(benchmark::State& state, const Target& t) {
-  procforge::loader::Options opts;
-  opts.request.path = t.path;
-  opts.request.argv = t.argv;
-  opts.request.envp = {"PATH=/usr/bin:/bin"};
-  opts.for_child = true;
+  const auto opts = loader_options(t);
   for (auto _ : state) {
     auto prepared = procforge::loader::prepare(opts);
     if (!prepared) {
@@ -148,6 +151,10 @@ int main(int argc, char** argv) {
     targets.push_back({"libs56_appstreamcli", "/usr/bin/appstreamcli", {"appstreamcli", "--version"}});
   else
     std::fprintf(stderr, "skipping the 40+ library target: /usr/bin/appstreamcli not installed\n");
+  if (devnull() < 0) {
+    std::fprintf(stderr, "opening /dev/null failed\n");
+    return 1;
+  }
   for (const auto& t : targets) {
     benchmark::RegisterBenchmark(("kernel_exec/" + t.name).c_str(), kernel_exec, t)->Unit(benchmark::kMicrosecond)->UseRealTime();
     benchmark::RegisterBenchmark(("user_exec/" + t.name).c_str(), user_exec, t)->Unit(benchmark::kMicrosecond)->UseRealTime();

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <set>
 #include <vector>
 
 #include "support/temp_dir_test.hpp"
@@ -208,3 +209,46 @@ TEST_F(Cli, batch_mode_answers_every_line) {
 }
 
 }  // namespace
+
+// `procforge bench spawn`: every strategy on a tiny budget, the --json
+// contract, and flags it must refuse. The static target is the project's
+// procforge-exit0 when the benchmarks are built, else /bin/true.
+TEST_F(Cli, bench_spawn_runs_every_strategy_and_reports_json) {
+  const fs::path exit0 = fs::path(PROCFORGE_BINARY).parent_path() / "bench" / "procforge-exit0";
+  std::vector<std::string> args{"bench", "spawn", "--json", "--runs", "3", "--rss", "0"};
+  if (!fs::exists(exit0)) {
+    std::printf("[ note     ] %s not built (PROCFORGE_BENCH=OFF): /bin/true is the static target\n",
+                exit0.c_str());
+    args.insert(args.end(), {"--static-target", "/bin/true"});
+  }
+  auto r = run(args);
+  ASSERT_EQ(r.status, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(j["results"].is_array());
+  std::set<std::string> strategies;
+  for (const auto& s : j["results"]) {
+    strategies.insert(s["strategy"].get<std::string>());
+    EXPECT_EQ(s["runs"], 3);
+    EXPECT_GT(s["median_us"].get<double>(), 0);
+    EXPECT_EQ(s["parent_rss_mib"], 0);
+  }
+  EXPECT_EQ(strategies, (std::set<std::string>{"procforge", "procforge-keep-ign", "posix_spawn", "fork+exec",
+                                               "vfork+exec", "clone-baseline"}));
+  EXPECT_EQ(j["results"].size(), 12u) << "6 strategies x 2 targets";
+  bool goal = false;
+  for (const auto& q : j["ratios"])
+    if (q["name"] == "procforge / posix_spawn (static, 0 MiB)") goal = q.contains("goal") && q["goal"] == 0.9;
+  EXPECT_TRUE(goal) << j["ratios"].dump();
+}
+
+TEST_F(Cli, bench_spawn_refuses_bad_sizes_and_unknown_strategies) {
+  auto sizes = run({"bench", "spawn", "--rss", "12x"});
+  EXPECT_EQ(sizes.status, 2);
+  EXPECT_NE(sizes.err.find("--rss"), std::string::npos) << sizes.err;
+  auto strategy = run({"bench", "spawn", "--strategies", "procforge,nope"});
+  EXPECT_EQ(strategy.status, 2);
+  EXPECT_NE(strategy.err.find("unknown strategy 'nope'"), std::string::npos) << strategy.err;
+  auto target = run({"bench", "spawn", "--static-target", dir + "/missing"});
+  EXPECT_NE(target.status, 0);
+  EXPECT_NE(target.err.find("missing"), std::string::npos) << target.err;
+}
