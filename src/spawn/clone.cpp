@@ -9,10 +9,12 @@
 //    reserve, as our child_main unoptimised has a 20 KiB frame, and with a
 //    PROT_NONE guard page below it so that an overflow faults instead of
 //    writing into the parent's memory. Untouched pages cost nothing;
-//  - the calling thread blocks every signal, glibc-internal ones included,
-//    around the clone (raw rt_sigprocmask: pthread_sigmask would filter
-//    SIGCANCEL/SIGSETXID), so no handler can run in the child on shared
-//    memory before the child resets them; the mask is restored afterwards;
+//  - where the child may still have the caller's handlers (legacy clone,
+//    vfork, fork), the calling thread blocks every signal, glibc-internal
+//    ones included, around the clone (raw rt_sigprocmask: pthread_sigmask
+//    would filter SIGCANCEL/SIGSETXID), so no handler can run in the child
+//    before the child resets them; the mask is restored afterwards. clone3
+//    with CLONE_CLEAR_SIGHAND needs no blocking: the kernel clears them;
 //  - with CLONE_VFORK the parent resumes when the child has exec'd or exited,
 //    then reads the child's report from the Block; a failed child is reaped
 //    with a blocking waitid (the kernel releases the vfork waiter in
@@ -219,20 +221,23 @@ Result<Launched> run_shared(Plan& p, Strategy s) {
 
   Attempt a;
   Strategy ran = s;
-  {
-    SignalsBlocked blocked;
-    if (s == Strategy::automatic || s == Strategy::clone3) {
-      a = clone3_vm(p, st);
-      ran = Strategy::clone3;
-      if (s == Strategy::automatic && (a.r == -ENOSYS || a.r == -EPERM)) {
-        a = clone_vm(p, st);
-        ran = Strategy::clone_vfork;
-      }
-    } else if (s == Strategy::clone_vfork) {
+  if (s == Strategy::automatic || s == Strategy::clone3) {
+    // No blocking here: CLONE_CLEAR_SIGHAND has the kernel reset every
+    // handler in the child as it is created (kernel/fork.c copy_sighand()),
+    // so none of the caller's handlers can run on the shared memory; a
+    // signal that reaches the child meets its default action, as it would
+    // right after the exec. (glibc 2.36's posix_spawn does not use the flag,
+    // hence its blocking.)
+    a = clone3_vm(p, st);
+    ran = Strategy::clone3;
+    if (s == Strategy::automatic && (a.r == -ENOSYS || a.r == -EPERM)) {
+      SignalsBlocked blocked;
       a = clone_vm(p, st);
-    } else {
-      a = vfork_vm(p);
+      ran = Strategy::clone_vfork;
     }
+  } else {
+    SignalsBlocked blocked;
+    a = s == Strategy::clone_vfork ? clone_vm(p, st) : vfork_vm(p);
   }
   if (a.r < 0) {
     int err = static_cast<int>(-a.r);

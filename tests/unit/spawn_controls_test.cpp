@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -1291,6 +1292,57 @@ TEST_P(SpawnStrategy, large_argv_and_env_fit) {
   EXPECT_EQ(r.facts.get("argc"), "50001");
   EXPECT_EQ(r.facts.get("argv[50000]"), "arg49999");
   EXPECT_GE(r.facts.num("envc"), 20000);
+}
+
+// A signal that reaches the child between clone and exec must never run one
+// of the caller's handlers there (with CLONE_VM it would run on the
+// caller's memory): the child meets the default action, as it would right
+// after its exec. The child is held in open() of a FIFO (stdin), signalled
+// there, then released; SIGUSR1's default action kills it.
+std::atomic<int> handled_in_process{0};
+void count_handler(int) { handled_in_process.fetch_add(1); }
+
+// The pid of a child of thread `tid`, from /proc/self/task/TID/children.
+pid_t child_of(pid_t tid) {
+  std::string text = read_text("/proc/self/task/" + std::to_string(tid) + "/children");
+  return text.empty() ? -1 : static_cast<pid_t>(std::atoi(text.c_str()));
+}
+
+TEST_P(SpawnStrategy, a_signal_during_setup_meets_the_default_action_not_a_handler) {
+  if (GetParam() == Strategy::posix_spawn) GTEST_SKIP() << "glibc's child; its own blocking is glibc's business";
+  TempDir dir;
+  const std::string fifo = dir.file("hold");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  SignalGuard handler(SIGUSR1, count_handler);
+  handled_in_process = 0;
+
+  auto o = probe_options({"--exit", "0"});
+  o.strategy = GetParam();
+  o.stdin_.kind = Stdio::Kind::file;
+  o.stdin_.path = fifo;
+  const pid_t me = static_cast<pid_t>(::syscall(SYS_gettid));
+  std::thread helper([&] {
+    pid_t child = -1;
+    for (int i = 0; i < 5000 && child <= 0; ++i) {
+      child = child_of(me);
+      if (child <= 0) ::usleep(1000);
+    }
+    if (child <= 0) return;
+    ::usleep(20000);  // let it reach open()
+    ::kill(child, SIGUSR1);
+    ::usleep(20000);
+    // Where the signal was blocked, the child still waits for a writer.
+    int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd >= 0) ::close(fd);
+  });
+  auto child = ps::spawn(o);
+  helper.join();
+  ASSERT_TRUE(child.ok()) << child.error().message;
+  auto ex = child->wait(std::chrono::seconds(10));
+  ASSERT_TRUE(ex.ok());
+  EXPECT_FALSE(ex->exited) << "the child was not killed by the signal (status " << ex->status << ")";
+  EXPECT_EQ(ex->status, SIGUSR1);
+  EXPECT_EQ(handled_in_process.load(), 0) << "the caller's SIGUSR1 handler ran (in the child)";
 }
 
 INSTANTIATE_TEST_SUITE_P(All, SpawnStrategy,
