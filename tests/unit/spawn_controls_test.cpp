@@ -1320,6 +1320,11 @@ TEST_P(SpawnStrategy, a_signal_during_setup_meets_the_default_action_not_a_handl
   o.strategy = GetParam();
   o.stdin_.kind = Stdio::Kind::file;
   o.stdin_.path = fifo;
+  // With SIG_IGN inherited the child's own reset loop has nothing to do
+  // where the kernel cleared the handlers, so only CLONE_CLEAR_SIGHAND (or
+  // the blocking and loop of the other strategies) stands between the
+  // signal and the caller's handler.
+  o.reset_signal_dispositions = false;
   const pid_t me = static_cast<pid_t>(::syscall(SYS_gettid));
   std::thread helper([&] {
     pid_t child = -1;
