@@ -26,6 +26,7 @@ enum class SpawnMethod {
   fork_exec,       // fork(); execve() in the child
   vfork_exec,      // vfork(); execve() in the child
   clone_baseline,  // clone(CLONE_VM|CLONE_VFORK) on a static stack; execve + _exit(127)
+  clone_pidfd_baseline,  // the same with CLONE_PIDFD, waitid(P_PIDFD) and close: the floor with a pidfd handle
 };
 const char* method_name(SpawnMethod m);  // "procforge", "posix_spawn", "fork+exec", ...
 
@@ -37,7 +38,8 @@ struct SpawnTarget {
 struct SpawnBenchConfig {
   std::vector<SpawnMethod> methods{SpawnMethod::procforge,  SpawnMethod::procforge_keep_ignored,
                                    SpawnMethod::posix_spawn, SpawnMethod::fork_exec,
-                                   SpawnMethod::vfork_exec, SpawnMethod::clone_baseline};
+                                   SpawnMethod::vfork_exec, SpawnMethod::clone_baseline,
+                                   SpawnMethod::clone_pidfd_baseline};
   std::vector<SpawnTarget> targets;
   std::vector<std::uint64_t> parent_rss_mib{0, 1024, 8192};  // measured in this order
   int runs = 101;    // timed runs per (method, target, parent size)

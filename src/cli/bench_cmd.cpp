@@ -142,7 +142,7 @@ int bench_spawn(std::vector<std::string> args) {
       ->check(CLI::PositiveNumber);
   app.add_option("--rss", o.rss, "Parent sizes in MiB of touched memory, comma-separated (default 0,1024,8192)");
   app.add_option("--strategies", o.strategies, "Only these, comma-separated (procforge,procforge-keep-ign,posix_spawn,fork+exec,"
-                                               "vfork+exec,clone-baseline)");
+                                               "vfork+exec,clone-baseline,clone+pidfd)");
   app.add_option("--static-target", o.static_target, "The static target (default: the procforge-exit0 built "
                                                       "with procforge)");
   app.add_option("--dynamic-target", o.dynamic_target, "The dynamic target (default /bin/true)");

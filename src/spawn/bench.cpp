@@ -8,7 +8,9 @@
 // and vfork() followed by execve(); and clone(CLONE_VM|CLONE_VFORK|SIGCHLD)
 // on a static stack whose child only calls execve() and _exit(127) - the
 // floor every vfork-style spawn builds on (glibc spawni.c adds the signal
-// loop and an mmap'd stack on top of it).
+// loop and an mmap'd stack on top of it); and the same clone with
+// CLONE_PIDFD, reaped with waitid(P_PIDFD) and the pidfd closed: the floor
+// of a spawn whose handle is a pidfd, as procforge's is.
 //
 // The parent's size is "ballast": anonymous private memory, MADV_NOHUGEPAGE
 // so that it is mapped with 4 KiB pages whatever the THP setting, one byte
@@ -19,6 +21,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,6 +122,23 @@ Status via_clone(const Prepared& t) {
   return reap(SpawnMethod::clone_baseline, t, pid);
 }
 
+Status via_clone_pidfd(const Prepared& t) {
+  constexpr SpawnMethod m = SpawnMethod::clone_pidfd_baseline;
+  int pidfd = -1;
+  // CLONE_PIDFD with the legacy call stores the pidfd through parent_tid.
+  pid_t pid = clone(clone_child, clone_stack + sizeof clone_stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
+                    const_cast<char**>(t.argv.data()), &pidfd);
+  if (pid < 0) return failed(m, t, errno);
+  siginfo_t info{};
+  long r;
+  do r = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED, nullptr);
+  while (r != 0 && errno == EINTR);
+  const int err = r != 0 ? errno : 0;
+  close(pidfd);
+  if (err) return Error{err, std::string("waitid after ") + method_name(m) + ": " + errno_name(err)};
+  return check_status(m, t, info.si_code == CLD_EXITED ? (info.si_status & 0xff) << 8 : info.si_status);
+}
+
 Status via_procforge(const Prepared& t, const spawn::Options& opts, std::string* took) {
   auto child = spawn::spawn(opts);
   if (!child) return child.error().with_context("procforge spawn of " + t.target->path);
@@ -142,6 +162,7 @@ Result<double> time_one(SpawnMethod m, const Prepared& t, std::string* took) {
     case SpawnMethod::fork_exec: st = via_fork(t); break;
     case SpawnMethod::vfork_exec: st = via_vfork(t); break;
     case SpawnMethod::clone_baseline: st = via_clone(t); break;
+    case SpawnMethod::clone_pidfd_baseline: st = via_clone_pidfd(t); break;
   }
   const auto t1 = Clock::now();
   if (!st) return st.error();
@@ -216,6 +237,7 @@ const char* method_name(SpawnMethod m) {
     case SpawnMethod::fork_exec: return "fork+exec";
     case SpawnMethod::vfork_exec: return "vfork+exec";
     case SpawnMethod::clone_baseline: return "clone-baseline";
+    case SpawnMethod::clone_pidfd_baseline: return "clone+pidfd";
   }
   return "?";
 }
@@ -331,6 +353,10 @@ std::vector<SpawnRatio> spawn_bench_ratios(const std::vector<SpawnSample>& resul
         find(M::procforge, target, small), find(M::clone_baseline, target, small), goals ? 1.05 : 0);
     add(std::string("procforge-keep-ign / clone-baseline (") + target + ", " + at_small + ")",
         find(M::procforge_keep_ignored, target, small), find(M::clone_baseline, target, small), 0);
+    add(std::string("clone+pidfd / clone-baseline (") + target + ", " + at_small + ")",
+        find(M::clone_pidfd_baseline, target, small), find(M::clone_baseline, target, small), 0);
+    add(std::string("procforge-keep-ign / clone+pidfd (") + target + ", " + at_small + ")",
+        find(M::procforge_keep_ignored, target, small), find(M::clone_pidfd_baseline, target, small), 0);
   }
   if (large != small) {
     const std::string sizes = std::to_string(large) + " MiB / " + at_small;

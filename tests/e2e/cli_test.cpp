@@ -233,8 +233,8 @@ TEST_F(Cli, bench_spawn_runs_every_strategy_and_reports_json) {
     EXPECT_EQ(s["parent_rss_mib"], 0);
   }
   EXPECT_EQ(strategies, (std::set<std::string>{"procforge", "procforge-keep-ign", "posix_spawn", "fork+exec",
-                                               "vfork+exec", "clone-baseline"}));
-  EXPECT_EQ(j["results"].size(), 12u) << "6 strategies x 2 targets";
+                                               "vfork+exec", "clone-baseline", "clone+pidfd"}));
+  EXPECT_EQ(j["results"].size(), 14u) << "7 strategies x 2 targets";
   bool goal = false;
   for (const auto& q : j["ratios"])
     if (q["name"] == "procforge / posix_spawn (static, 0 MiB)") goal = q.contains("goal") && q["goal"] == 0.9;

@@ -34,7 +34,7 @@ TEST(SpawnBench, ratios_are_medians_divided_with_the_goals_of_the_issue) {
       sample(M::procforge, "static", 0, 90), sample(M::posix_spawn, "static", 0, 100),
       sample(M::clone_baseline, "static", 0, 80), sample(M::procforge_keep_ignored, "static", 0, 84),
       sample(M::procforge, "static", 8192, 117), sample(M::fork_exec, "static", 0, 200),
-      sample(M::fork_exec, "static", 8192, 300000),
+      sample(M::fork_exec, "static", 8192, 300000), sample(M::clone_pidfd_baseline, "static", 0, 82),
   };
   auto out = spawn_bench_ratios(in);
 
@@ -53,6 +53,10 @@ TEST(SpawnBench, ratios_are_medians_divided_with_the_goals_of_the_issue) {
   ASSERT_NE(keep, nullptr);
   EXPECT_DOUBLE_EQ(keep->value, 84.0 / 80.0);
   EXPECT_EQ(keep->goal, 0) << "shown for contrast, not held to a goal";
+
+  const auto* pidfd = find(out, "procforge-keep-ign / clone+pidfd (static, 0 MiB)");
+  ASSERT_NE(pidfd, nullptr);
+  EXPECT_DOUBLE_EQ(pidfd->value, 84.0 / 82.0);
 
   const auto* big = find(out, "procforge 8192 MiB / 0 MiB (static)");
   ASSERT_NE(big, nullptr);

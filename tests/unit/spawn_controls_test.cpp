@@ -493,6 +493,26 @@ TEST(SpawnControls, ignored_signal_is_reset_to_default) {
   EXPECT_FALSE(r.facts.has("sig[13]")) << r.facts.get("sig[13]");
 }
 
+// Every disposition default in the new program, glibc's internal signals
+// (32 SIGCANCEL, 33 SIGSETXID) included. glibc 2.36's posix_spawn child sets
+// those two to SIG_IGN (spawni.c: is_internal_signal() -> SIG_IGN) and the
+// exec keeps them ignored; the posix_spawn strategy shows that difference.
+TEST(SpawnControls, every_disposition_is_default_internal_signals_included) {
+  auto r = run(probe_options());
+  ASSERT_RAN(r);
+  for (int sig = 1; sig <= 64; ++sig) {
+    const std::string key = "sig[" + std::to_string(sig) + "]";
+    EXPECT_FALSE(r.facts.has(key)) << key << "=" << r.facts.get(key);
+  }
+  auto o = probe_options();
+  o.strategy = Strategy::posix_spawn;
+  auto glibc = run(o);
+  ASSERT_RAN(glibc);
+  std::printf("[ note     ] posix_spawn strategy: sig[32]=%s sig[33]=%s (glibc's internal signals)\n",
+              glibc.facts.has("sig[32]") ? glibc.facts.get("sig[32]").c_str() : "default",
+              glibc.facts.has("sig[33]") ? glibc.facts.get("sig[33]").c_str() : "default");
+}
+
 TEST(SpawnControls, ignored_signal_is_inherited_when_asked) {
   SignalGuard ign(SIGPIPE, SIG_IGN);
   auto o = probe_options();
