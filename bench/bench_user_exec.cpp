@@ -84,7 +84,9 @@ procforge::loader::Options loader_options(const Target& t) {
   return opts;
 }
 
-void user_exec(benchmark::State& state, const Target& t) {
+// prepare() per iteration, then `use` on the result; false ends the loop.
+template <class Use>
+void prepared_loop(benchmark::State& state, const Target& t, Use use) {
   const auto opts = loader_options(t);
   for (auto _ : state) {
     auto prepared = procforge::loader::prepare(opts);
@@ -92,24 +94,24 @@ void user_exec(benchmark::State& state, const Target& t) {
       state.SkipWithError(("prepare: " + prepared.error().message).c_str());
       break;
     }
-    if (!fork_and_reap([&] { prepared->enter(); })) {
-      state.SkipWithError(("user exec of " + t.path + " failed").c_str());
-      break;
-    }
+    if (!use(*prepared)) break;
   }
+}
+
+void user_exec(benchmark::State& state, const Target& t) {
+  prepared_loop(state, t, [&](const procforge::loader::Prepared& p) {
+    if (fork_and_reap([&] { p.enter(); })) return true;
+    state.SkipWithError(("user exec of " + t.path + " failed").c_str());
+    return false;
+  });
 }
 
 // prepare() alone: the part of user_exec that runs in the parent.
 void prepare_only(benchmark::State& state, const Target& t) {
-  const auto opts = loader_options(t);
-  for (auto _ : state) {
-    auto prepared = procforge::loader::prepare(opts);
-    if (!prepared) {
-      state.SkipWithError(("prepare: " + prepared.error().message).c_str());
-      break;
-    }
-    benchmark::DoNotOptimize(prepared);
-  }
+  prepared_loop(state, t, [](const procforge::loader::Prepared& p) {
+    benchmark::DoNotOptimize(&p);
+    return true;
+  });
 }
 
 // Collects real time per benchmark to print user/kernel ratios at the end.

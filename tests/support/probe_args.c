@@ -18,16 +18,7 @@
 
 #include "probe_rt.h"
 
-__asm__(
-    ".text\n"
-    ".global _start\n"
-    ".type _start,@function\n"
-    "_start:\n"
-    "  xor %ebp, %ebp\n"
-    "  mov %rsp, %rdi\n"
-    "  and $-16, %rsp\n"
-    "  call probe_main\n"
-    "  hlt\n");
+PROBE_START;
 
 __attribute__((visibility("hidden"), used, noreturn)) void probe_main(u64* sp) {
   u64 argc = sp[0];

@@ -63,16 +63,7 @@
 #define O_CLOEXEC 02000000
 #define PR_GET_PDEATHSIG 2
 
-__asm__(
-    ".text\n"
-    ".global _start\n"
-    ".type _start,@function\n"
-    "_start:\n"
-    "  xor %ebp, %ebp\n"
-    "  mov %rsp, %rdi\n"
-    "  and $-16, %rsp\n"
-    "  call probe_main\n"
-    "  hlt\n");
+PROBE_START;
 
 // "key[index]="
 static void put_key_idx(const char* key, u64 idx) {
