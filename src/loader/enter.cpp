@@ -105,12 +105,7 @@ void Prepared::enter() const {
 Prepared::Prepared() : impl_(std::make_unique<Impl>()) {}
 Prepared::Prepared(Prepared&&) noexcept = default;
 Prepared& Prepared::operator=(Prepared&&) noexcept = default;
-Prepared::~Prepared() {
-  if (impl_) {
-    release_region(impl_->region);
-    for (int fd : impl_->fds) close(fd);
-  }
-}
+Prepared::~Prepared() = default;  // Impl gives back the region and closes the files
 const exec::Prediction& Prepared::prediction() const { return impl_->pred; }
 const std::vector<Step>& Prepared::steps() const { return impl_->steps; }
 const std::vector<std::string>& Prepared::differences() const { return impl_->differences; }

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <unistd.h>
+
 #include <vector>
 
 #include "loader/region.hpp"
@@ -7,15 +9,24 @@
 
 namespace procforge::loader {
 
+// prepare.cpp: gives a Prepared's region back; the next prepare() may take it.
+void release_region(Region& r);
+
 struct Prepared::Impl {
   exec::Prediction pred;
   std::vector<Step> steps;
   std::vector<std::string> differences;
   std::vector<int> fds;  // files to map, closed by the stub
   Region region;
-};
 
-// prepare.cpp: gives a Prepared's region back; the next prepare() may take it.
-void release_region(Region& r);
+  Impl() = default;
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  // What enter() would have consumed: the region and the files.
+  ~Impl() {
+    release_region(region);
+    for (int fd : fds) ::close(fd);
+  }
+};
 
 }  // namespace procforge::loader

@@ -17,12 +17,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <mutex>
 #include <sstream>
 #include <utility>
 
@@ -53,18 +53,22 @@ bool clashes(std::uint64_t lo, std::size_t size, const std::vector<Range>& range
 // prepare() takes the spare when it is big enough and clear of the new
 // image. Its data pages hold nothing that prepare() does not rewrite, except
 // the XSAVE area and the zero word, which nothing else ever writes.
-std::mutex spare_mutex;
-void* spare_base = nullptr;
-std::size_t spare_size = 0;
+//
+// The slot is one atomic word, base | pages (the base is page aligned and the
+// size at most kRegionMax), so that it takes no lock: a fork() while another
+// thread held one would leave it held for ever in the child.
+std::atomic<std::uint64_t> spare{0};
 
 // kRegionMin: most images fit, so the spare fits the next one too.
 constexpr std::size_t kRegionMin = 128 * 1024;
+constexpr std::size_t kRegionMax = 2 * 1024 * 1024;  // larger regions are not kept
+static_assert(kRegionMax / kPage < kPage, "the page count must fit below the page-aligned base");
 
 void* take_spare_region(std::size_t& size, const std::vector<Range>& avoid) {
-  std::lock_guard<std::mutex> lock(spare_mutex);
-  if (!spare_base) return nullptr;
-  void* base = std::exchange(spare_base, nullptr);
-  const std::size_t have = std::exchange(spare_size, 0);
+  const std::uint64_t slot = spare.exchange(0);
+  if (!slot) return nullptr;
+  void* base = reinterpret_cast<void*>(slot & ~(kPage - 1));
+  const std::size_t have = (slot & (kPage - 1)) * kPage;
   if (have < size || clashes(reinterpret_cast<std::uint64_t>(base), have, avoid)) {
     munmap(base, have);
     return nullptr;
@@ -153,15 +157,11 @@ Op syscall_op(std::uint64_t kind, long nr, std::initializer_list<std::uint64_t> 
 void release_region(Region& r) {
   if (!r.base) return;
   void* base = std::exchange(r.base, nullptr);
-  std::size_t size = std::exchange(r.size, 0);
-  {
-    std::lock_guard<std::mutex> lock(spare_mutex);
-    if (!spare_base && size <= 16 * kRegionMin) {
-      spare_base = base;
-      spare_size = size;
-      return;
-    }
-  }
+  const std::size_t size = std::exchange(r.size, 0);
+  std::uint64_t empty = 0;
+  if (size <= kRegionMax &&
+      spare.compare_exchange_strong(empty, reinterpret_cast<std::uint64_t>(base) | (size / kPage)))
+    return;
   munmap(base, size);
 }
 
@@ -296,6 +296,7 @@ Result<Prepared> prepare(const Options& opts) {
     if (clashes(reinterpret_cast<std::uint64_t>(a), size, new_ranges)) munmap(a, size);
     else base = a;
   }
+  if (base == MAP_FAILED) return Error(ENOMEM, "user-space exec: no room for the stub outside the new image");
   Region& R = im.region;
   R.base = static_cast<std::uint8_t*>(base);
   R.size = size;

@@ -92,6 +92,9 @@ PF_CHILD_INLINE void reset_signals(Block* b) {
 
 PF_CHILD_INLINE void wait_for_parent(Block* b) {
   if (b->sync_fd < 0) return;
+  // The parent gives up by closing its write end; the child's own copy of it
+  // must go first, or that EOF never comes and both wait for ever.
+  if (b->sync_peer_fd >= 0) sys::call(SYS_close, b->sync_peer_fd);
   char go = 0;
   long r;
   do r = sys::call(SYS_read, b->sync_fd, &go, 1);

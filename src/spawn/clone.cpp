@@ -14,7 +14,8 @@
 //    ones included, around the clone (raw rt_sigprocmask: pthread_sigmask
 //    would filter SIGCANCEL/SIGSETXID), so no handler can run in the child
 //    before the child resets them; the mask is restored afterwards. clone3
-//    with CLONE_CLEAR_SIGHAND needs no blocking: the kernel clears them;
+//    with CLONE_CLEAR_SIGHAND needs it only for the child's requested mask
+//    and ignored signals (Plan::block_signals): the kernel clears handlers;
 //  - with CLONE_VFORK the parent resumes when the child has exec'd or exited,
 //    then reads the child's report from the Block; a failed child is reaped
 //    with a blocking waitid (the kernel releases the vfork waiter in
@@ -35,6 +36,7 @@
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
 
 #include "spawn/plan.hpp"
 #include "spawn/sys.hpp"
@@ -222,16 +224,20 @@ Result<Launched> run_shared(Plan& p, Strategy s) {
   Attempt a;
   Strategy ran = s;
   if (s == Strategy::automatic || s == Strategy::clone3) {
-    // No blocking here: CLONE_CLEAR_SIGHAND has the kernel reset every
-    // handler in the child as it is created (kernel/fork.c copy_sighand()),
-    // so none of the caller's handlers can run on the shared memory; a
-    // signal that reaches the child meets its default action, as it would
-    // right after the exec. (glibc 2.36's posix_spawn does not use the flag,
-    // hence its blocking.)
+    // Blocking is not needed for the handlers here: CLONE_CLEAR_SIGHAND has
+    // the kernel reset every handler in the child as it is created
+    // (kernel/fork.c copy_sighand()), so none of the caller's can run on the
+    // shared memory. (glibc 2.36's posix_spawn does not use the flag, hence
+    // its blocking.) It is still needed where the child asked to block or
+    // ignore signals it would otherwise meet with their default action
+    // during its setup, and on kernels where a core dump in the child kills
+    // the caller too: Plan::block_signals.
+    std::optional<SignalsBlocked> blocked;
+    if (p.block_signals) blocked.emplace();
     a = clone3_vm(p, st);
     ran = Strategy::clone3;
     if (s == Strategy::automatic && (a.r == -ENOSYS || a.r == -EPERM)) {
-      SignalsBlocked blocked;
+      if (!blocked) blocked.emplace();  // legacy clone: the handlers are still there
       a = clone_vm(p, st);
       ran = Strategy::clone_vfork;
     }
@@ -283,6 +289,7 @@ Result<Launched> run_forked(Plan& p) {
   }
   p.block.err_fd = w;
   p.block.sync_fd = syncp[0];
+  p.block.sync_peer_fd = syncp[1];
   finish_kept(p, w);
 
   long pid;
@@ -308,7 +315,7 @@ Result<Launched> run_forked(Plan& p) {
   }
   close(w);
   if (syncp[0] >= 0) close(syncp[0]);
-  p.block.err_fd = p.block.sync_fd = -1;
+  p.block.err_fd = p.block.sync_fd = p.block.sync_peer_fd = -1;
   if (pid < 0) {
     close(errp[0]);
     if (syncp[1] >= 0) close(syncp[1]);

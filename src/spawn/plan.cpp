@@ -10,10 +10,12 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <string_view>
@@ -33,7 +35,9 @@ std::string_view key_of(std::string_view kv) { return kv.substr(0, kv.find('='))
 
 // The child's environment. The parent's, unedited, is passed as it is
 // (environ itself, as posix_spawn callers do): nothing is copied, which is
-// most of what a default spawn would otherwise allocate.
+// most of what a default spawn would otherwise allocate. As with posix_spawn
+// and environ, another thread's setenv() during the spawn is the caller's
+// race: it may move or free the array the child reads until its execve.
 Status plan_env(Plan& p) {
   const Options& o = p.opts;
   if (o.inherit_env && o.unset_env.empty() && o.set_env.empty()) {
@@ -100,6 +104,20 @@ std::uint64_t kernel_sigset(const sigset_t& set) {
   for (int sig = 1; sig <= 64; ++sig)
     if (sigismember(&set, sig) == 1) k |= std::uint64_t{1} << (sig - 1);
   return k;
+}
+
+// Since 5.16 a core dump stops only the dumping thread group (commit
+// "coredump: Limit coredumps to a single thread group"); before, it killed
+// every task sharing the mm, so a CLONE_VM child dumping core during its
+// setup took the caller with it (fs/coredump.c zap_threads()).
+bool coredump_spares_mm_sharers() {
+  static const bool yes = [] {
+    struct utsname u {};
+    int major = 0, minor = 0;
+    if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+    return major > 5 || (major == 5 && minor >= 16);
+  }();
+  return yes;
 }
 
 int cap_last_cap() {
@@ -303,6 +321,13 @@ Status make_plan(Plan& p) {
       return Error{EINVAL, "cannot ignore signal " + std::to_string(sig)};
     p.ignore.push_back(sig);
   }
+  // Without blocking, the child of clone3 starts with the calling thread's
+  // mask and meets default actions until it installs its own mask and
+  // SIG_IGN entries: fine when it asked for no blocked and no ignored
+  // signal, or for the caller's own mask, as a signal then ends the same
+  // way blocked or not. Otherwise a signal it asked to block or ignore could
+  // kill it during its setup: block them all around the clone then.
+  p.block_signals = !coredump_spares_mm_sharers() || !p.ignore.empty() || (opts.reset_signal_mask && b.mask != 0);
 
   // Session, limits, scheduling.
   b.setsid = opts.setsid;

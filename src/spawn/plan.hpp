@@ -152,6 +152,7 @@ struct Block {
 
   // Channels.
   int sync_fd = -1;  // read end: the parent writes one byte when the id maps are in place
+  int sync_peer_fd = -1;  // the write end's copy the child inherited: closed first, or EOF never comes
   int err_fd = -1;   // write end of the close-on-exec error pipe (fork)
 
   volatile Report report;
@@ -196,6 +197,7 @@ struct Plan {
   bool needs_fork = false;         // a control that cannot run in a shared address space
   std::string fork_reason;         // which one, for messages
   bool deny_setgroups = false;     // user namespace: "deny" written to /proc/PID/setgroups
+  bool block_signals = true;       // block every signal around clone3 too (see make_plan)
   int parent_pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};  // Stdio::Kind::pipe, [child end, parent end]
 
   explicit Plan(const Options& o) : opts(o) {}

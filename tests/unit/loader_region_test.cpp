@@ -3,6 +3,7 @@
 // (same address, and the program exec'd from it still runs as from a fresh
 // one), and the steps in words are made only for someone who reads them.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +84,24 @@ TEST(LoaderRegion, two_live_prepares_get_two_regions) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_NE(run_in_child(*b, &status).find("argv[1]=reused\n"), std::string::npos);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+int open_fds() {
+  int n = 0;
+  for (int fd = 0; fd < 1024; ++fd) n += ::fcntl(fd, F_GETFD) >= 0;
+  return n;
+}
+
+TEST(LoaderRegion, a_prepared_assigned_over_gives_back_its_files) {
+  const int before = open_fds();
+  {
+    auto a = prepare(probe_options());
+    auto b = prepare(probe_options());
+    ASSERT_TRUE(a.ok() && b.ok());
+    ASSERT_GT(open_fds(), before);
+    *a = std::move(*b);  // a's own file must be closed here, not leaked
+  }
+  EXPECT_EQ(open_fds(), before);
 }
 
 TEST(LoaderRegion, steps_are_made_only_when_asked_for) {

@@ -897,6 +897,22 @@ TEST(SpawnControls, user_namespace_uses_explicit_maps) {
   EXPECT_EQ(r.facts.get("gid"), "0,0,0");
 }
 
+// Id maps the kernel refuses (overlapping ranges: EINVAL from map_write())
+// fail the spawn with the file and errno; the waiting child sees EOF on its
+// sync pipe and gives up: neither side waits for ever.
+TEST(SpawnControls, user_namespace_maps_the_kernel_refuses_fail_without_hanging) {
+  auto o = probe_options();
+  o.namespaces = CLONE_NEWUSER;
+  o.uid_map = {ps::IdMap{0, ::geteuid(), 1}, ps::IdMap{0, ::geteuid(), 1}};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = run(o);
+  if (!r.spawned && r.err == EPERM && !is_root()) GTEST_SKIP() << "unprivileged user namespaces are disabled";
+  EXPECT_FALSE(r.spawned);
+  EXPECT_EQ(r.err, EINVAL) << r.describe();
+  EXPECT_NE(r.describe().find("uid_map"), std::string::npos) << r.describe();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+}
+
 TEST(SpawnControls, pid_namespace_with_mount_namespace_gives_pid_1_and_fresh_proc) {
   SKIP_UNLESS_ROOT("pid and mount namespaces");
   auto o = probe_options();
@@ -1328,23 +1344,18 @@ pid_t child_of(pid_t tid) {
   return text.empty() ? -1 : static_cast<pid_t>(std::atoi(text.c_str()));
 }
 
-TEST_P(SpawnStrategy, a_signal_during_setup_meets_the_default_action_not_a_handler) {
-  if (GetParam() == Strategy::posix_spawn) GTEST_SKIP() << "glibc's child; its own blocking is glibc's business";
+// Spawns o with stdin on a FIFO, so that the child waits in open() during
+// its setup, sends it `sig` there, then lets it go on. The exit, or why not.
+struct SetupSignalRun {
+  std::string error;  // empty when spawned and reaped
+  ps::Child::Exit exit;
+};
+SetupSignalRun signal_during_setup(ps::Options o, int sig) {
   TempDir dir;
   const std::string fifo = dir.file("hold");
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  SignalGuard handler(SIGUSR1, count_handler);
-  handled_in_process = 0;
-
-  auto o = probe_options({"--exit", "0"});
-  o.strategy = GetParam();
+  if (::mkfifo(fifo.c_str(), 0600) != 0) return {"mkfifo failed", {}};
   o.stdin_.kind = Stdio::Kind::file;
   o.stdin_.path = fifo;
-  // With SIG_IGN inherited the child's own reset loop has nothing to do
-  // where the kernel cleared the handlers, so only CLONE_CLEAR_SIGHAND (or
-  // the blocking and loop of the other strategies) stands between the
-  // signal and the caller's handler.
-  o.reset_signal_dispositions = false;
   const pid_t me = static_cast<pid_t>(::syscall(SYS_gettid));
   std::thread helper([&] {
     pid_t child = -1;
@@ -1354,20 +1365,64 @@ TEST_P(SpawnStrategy, a_signal_during_setup_meets_the_default_action_not_a_handl
     }
     if (child <= 0) return;
     ::usleep(20000);  // let it reach open()
-    ::kill(child, SIGUSR1);
+    ::kill(child, sig);
     ::usleep(20000);
-    // Where the signal was blocked, the child still waits for a writer.
+    // Where the signal is blocked or ignored, the child still waits for a writer.
     int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd >= 0) ::close(fd);
   });
   auto child = ps::spawn(o);
   helper.join();
-  ASSERT_TRUE(child.ok()) << child.error().message;
+  if (!child) return {child.error().message, {}};
   auto ex = child->wait(std::chrono::seconds(10));
-  ASSERT_TRUE(ex.ok());
-  EXPECT_FALSE(ex->exited) << "the child was not killed by the signal (status " << ex->status << ")";
-  EXPECT_EQ(ex->status, SIGUSR1);
+  if (!ex) return {ex.error().message, {}};
+  return {"", *ex};
+}
+
+TEST_P(SpawnStrategy, a_signal_during_setup_meets_the_default_action_not_a_handler) {
+  if (GetParam() == Strategy::posix_spawn) GTEST_SKIP() << "glibc's child; its own blocking is glibc's business";
+  SignalGuard handler(SIGUSR1, count_handler);
+  handled_in_process = 0;
+  auto o = probe_options({"--exit", "0"});
+  o.strategy = GetParam();
+  // With SIG_IGN inherited the child's own reset loop has nothing to do
+  // where the kernel cleared the handlers, so only CLONE_CLEAR_SIGHAND (or
+  // the blocking and loop of the other strategies) stands between the
+  // signal and the caller's handler.
+  o.reset_signal_dispositions = false;
+  auto r = signal_during_setup(o, SIGUSR1);
+  ASSERT_EQ(r.error, "");
+  EXPECT_FALSE(r.exit.exited) << "the child was not killed by the signal (status " << r.exit.status << ")";
+  EXPECT_EQ(r.exit.status, SIGUSR1);
   EXPECT_EQ(handled_in_process.load(), 0) << "the caller's SIGUSR1 handler ran (in the child)";
+}
+
+// A signal the child asked to block, arriving during its setup, stays
+// pending and blocked into the new program (as with posix_spawn's
+// POSIX_SPAWN_SETSIGMASK): it must not kill the child first.
+TEST_P(SpawnStrategy, a_signal_the_child_blocks_does_not_kill_it_during_setup) {
+  auto o = probe_options({"--exit", "0"});
+  o.strategy = GetParam();
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  o.signal_mask = mask;
+  auto r = signal_during_setup(o, SIGTERM);
+  ASSERT_EQ(r.error, "");
+  EXPECT_TRUE(r.exit.exited) << "killed by signal " << r.exit.status;
+  EXPECT_EQ(r.exit.status, 0);
+}
+
+// Likewise a signal the child asked to ignore.
+TEST_P(SpawnStrategy, a_signal_the_child_ignores_does_not_kill_it_during_setup) {
+  if (GetParam() == Strategy::posix_spawn) GTEST_SKIP() << "posix_spawn cannot ignore signals (refused elsewhere)";
+  auto o = probe_options({"--exit", "0"});
+  o.strategy = GetParam();
+  o.ignore_signals = {SIGHUP};
+  auto r = signal_during_setup(o, SIGHUP);
+  ASSERT_EQ(r.error, "");
+  EXPECT_TRUE(r.exit.exited) << "killed by signal " << r.exit.status;
+  EXPECT_EQ(r.exit.status, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(All, SpawnStrategy,
