@@ -178,4 +178,41 @@ TEST_F(RunCli, user_loader_reports_the_kernels_errno_before_the_point_of_no_retu
   EXPECT_EQ(bad.status, 2);
 }
 
+// The same controls through both loaders: what probe_state sees of its
+// process (fds, signal mask and dispositions, limits, ids, cwd, umask,
+// namespaces, cgroup...) must be the same but for its pid, its parent's,
+// and the path of the per-run output file behind fds 1 and 2.
+TEST_F(RunCli, user_loader_and_kernel_exec_leave_the_same_process_state) {
+  const std::string probe = std::string(PROCFORGE_PROBE_DIR) + "/probe_state";
+  std::vector<std::vector<std::string>> controls{
+      {},
+      {"--rlimit", "nofile=100:200", "-C", "/usr", "--umask", "077", "--env", "EXTRA=1", "--unset", "HOME"},
+      {"--inherit-signals", "--no-new-privs", "--setsid"},
+  };
+  if (geteuid() == 0) controls.push_back({"--uid", "65534", "--gid", "65534", "--keep-fd", "0"});
+  auto comparable = [](const std::string& text) {
+    std::string out, line;
+    std::istringstream in(text);
+    while (std::getline(in, line))
+      if (line.rfind("fd[1]=", 0) != 0 && line.rfind("fd[2]=", 0) != 0 && line.rfind("pid=", 0) != 0 &&
+          line.rfind("ppid=", 0) != 0 && line.rfind("sid=", 0) != 0 && line.rfind("pgid=", 0) != 0)
+        out += line + "\n";
+    return out;
+  };
+  for (const auto& c : controls) {
+    std::vector<std::string> kernel{"run"}, user{"run", "--loader=user"};
+    for (const auto& a : c) kernel.push_back(a), user.push_back(a);
+    kernel.insert(kernel.end(), {"--", probe, "x"});
+    user.insert(user.end(), {"--", probe, "x"});
+    auto k = procforge(kernel);
+    auto u = procforge(user);
+    std::string what;
+    for (const auto& a : c) what += a + " ";
+    ASSERT_EQ(k.status, 0) << what << k.err;
+    ASSERT_EQ(u.status, 0) << what << u.err;
+    ASSERT_NE(k.out.find("end"), std::string::npos) << what;
+    EXPECT_EQ(comparable(u.out), comparable(k.out)) << "controls: " << what;
+  }
+}
+
 }  // namespace
