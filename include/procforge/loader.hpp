@@ -67,8 +67,12 @@ class Prepared {
   [[nodiscard]] const std::vector<int>& descriptors() const;
 
   // The point of no return. Never returns: the new image runs, or the
-  // process dies with SIGSEGV as under the kernel.
-  [[noreturn]] void enter() const;
+  // process dies with SIGSEGV as under the kernel. signal_handlers_flushed:
+  // the caller knows every handler is already SIG_DFL or SIG_IGN with no
+  // flags and no mask, as execve leaves them (a child of clone3 with
+  // CLONE_CLEAR_SIGHAND that set none since): the 62 rt_sigaction calls that
+  // would make it so are skipped.
+  [[noreturn]] void enter(bool signal_handlers_flushed = false) const;
 
  private:
   friend Result<Prepared> prepare(const Options&);

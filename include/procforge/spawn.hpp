@@ -133,7 +133,12 @@ struct Options {
   // Instead of execve(), call this in the child once every control is
   // applied; it must not return (a user-space exec: loader::Prepared::enter).
   // It replaces the whole address space, so the child needs its own: fork.
-  void (*exec_replacement)(const void* arg) = nullptr;
+  // signal_handlers_flushed: the kernel already did to the child's signal
+  // handlers what execve would (clone3 with CLONE_CLEAR_SIGHAND: every
+  // handler SIG_DFL, flags and masks cleared; kernel/signal.c
+  // flush_signal_handlers(), the same call as in begin_new_exec()), and the
+  // child set none since.
+  void (*exec_replacement)(const void* arg, bool signal_handlers_flushed) = nullptr;
   const void* exec_replacement_arg = nullptr;
 };
 

@@ -237,7 +237,9 @@ std::string search_path(const std::string& name, const std::vector<std::string>&
   return name;
 }
 
-void enter_prepared(const void* p) { static_cast<const loader::Prepared*>(p)->enter(); }
+void enter_prepared(const void* p, bool signal_handlers_flushed) {
+  static_cast<const loader::Prepared*>(p)->enter(signal_handlers_flushed);
+}
 
 int run(const RunOptions& o, const std::vector<std::string>& command) {
   if (!o.loader.empty() && o.loader != "kernel" && o.loader != "user") {

@@ -283,7 +283,9 @@ PF_CHILD_INLINE void restrictions(Block* b) {
 // (posix_spawnp does not either, since glibc 2.15).
 [[noreturn]] PF_CHILD_INLINE void exec_program(Block* b) {
   if (b->replace) {
-    b->replace(b->replace_arg);  // does not return
+    // reset_signals() only ever sets SIG_DFL or SIG_IGN with no flags and no
+    // mask, so what CLONE_CLEAR_SIGHAND flushed stays flushed.
+    b->replace(b->replace_arg, b->handlers_cleared);  // does not return
     die(b, Step::execve, -ENOEXEC, -1);
   }
   int eacces = -1;
