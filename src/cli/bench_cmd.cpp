@@ -206,7 +206,7 @@ void add_bench(CLI::App& app, std::vector<Command>& commands) {
   auto* b = app.add_subcommand("bench", "Benchmarks: `procforge bench spawn [--json] [--runs N] [--rss LIST]`");
   b->footer("Benchmarks:\n  spawn   spawn+wait latency by strategy, target and parent size "
             "(`procforge bench spawn --help`)");
-  commands.push_back({b, {}, [b](std::vector<std::string> command) {
+  commands.push_back({b, [b](std::vector<std::string> command) {
                         if (command.empty() || command.front() != "spawn") {
                           std::cerr << "procforge bench: name a benchmark: spawn\n" << b->help();
                           return kExitCannot;

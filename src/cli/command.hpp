@@ -1,6 +1,6 @@
-// Subcommands register themselves with the CLI: their options, the options
-// that take a value (so PROGRAM [ARG...] can be split off the command line
-// before parsing), and what to run.
+// Subcommands register themselves with the CLI: their options and what to
+// run. (main.cpp splits PROGRAM [ARG...] off the command line by asking the
+// subcommand's CLI::App which of its options take a value.)
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -12,7 +12,6 @@ namespace procforge::cli {
 
 struct Command {
   CLI::App* app;
-  std::vector<std::string> value_options;  // options followed by a separate value
   std::function<int(std::vector<std::string> command)> run;  // command = PROGRAM [ARG...]
 };
 

@@ -77,8 +77,7 @@ void add_exec(CLI::App& app, std::vector<Command>& commands) {
   ex->add_flag("--clear-env", o->clear_env, "Start from an empty environment");
   ex->footer("PROGRAM [ARG...] follows the options (or \"--\"). On failure before the point of no return: "
              "127 if not found, 126 otherwise, with the kernel's errno.");
-  commands.push_back({ex, {"-C", "--cwd", "--env", "--unset"},
-                      [o](std::vector<std::string> command) { return run_exec(*o, std::move(command)); }});
+  commands.push_back({ex, [o](std::vector<std::string> command) { return run_exec(*o, std::move(command)); }});
 }
 
 }  // namespace procforge::cli

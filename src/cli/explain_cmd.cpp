@@ -247,8 +247,7 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
   ex->add_option("--batch", o->batch, "Explain every path listed in FILE ('-' for stdin), one line each");
   ex->footer("PROGRAM [ARG...] follows the options (or \"--\").\nExit status: 0 execve would succeed, 1 it would "
              "fail or the process would be killed, 2 bad usage or the question cannot be answered.");
-  commands.push_back({ex, {"-C", "--cwd", "--env", "--unset", "--uid", "--gid", "--batch"},
-                      [o, ex](std::vector<std::string> command) {
+  commands.push_back({ex, [o, ex](std::vector<std::string> command) {
                         const exec::SystemFacts facts = exec::SystemFacts::probe();
                         o->command = std::move(command);
                         if (!o->batch.empty()) return explain_batch(*o, facts);

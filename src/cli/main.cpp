@@ -12,6 +12,13 @@ namespace procforge::cli {
 
 namespace {
 
+// Whether arg names an option of app that takes its value as the next word
+// (any option but a flag; "--name=value" is one word and no name).
+bool takes_separate_value(const CLI::App& app, const std::string& arg) {
+  const CLI::Option* opt = app.get_option_no_throw(arg);
+  return opt != nullptr && opt->get_items_expected_min() > 0;
+}
+
 // Splits the command line into procforge's own words and PROGRAM [ARG...]:
 // after the subcommand, options stop at "--" or at the first word that is
 // neither an option nor an option's value, so the program's own flags are
@@ -35,8 +42,7 @@ std::vector<std::string> split_command(int argc, char** argv, const std::vector<
     }
     if (a.empty() || a[0] != '-') break;
     ours.push_back(a);
-    const auto& v = sub->value_options;
-    if (std::find(v.begin(), v.end(), a) != v.end() && i + 1 < argc) ours.emplace_back(argv[++i]);
+    if (takes_separate_value(*sub->app, a) && i + 1 < argc) ours.emplace_back(argv[++i]);
   }
   for (; i < argc; ++i) program.emplace_back(argv[i]);
   return ours;

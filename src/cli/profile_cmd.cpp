@@ -177,8 +177,7 @@ void add_profile(CLI::App& app, std::vector<Command>& commands) {
       ->check(CLI::PositiveNumber);
   p->footer("Children the program starts are not traced: their time counts in the phase that waits for them.\n"
             "For a #! script the script step is shown and its interpreter profiled.");
-  commands.push_back({p, {"-n", "--runs", "--warmup", "--html", "--timeout"},
-                      [o](std::vector<std::string> command) { return run_profile(*o, std::move(command)); }});
+  commands.push_back({p, [o](std::vector<std::string> command) { return run_profile(*o, std::move(command)); }});
 }
 
 }  // namespace procforge::cli

@@ -389,12 +389,7 @@ void add_run(CLI::App& app, std::vector<Command>& commands) {
   r->add_option("--loader", o->loader, "Who replaces the image: kernel (execve, default) or user (procforge's user-space exec)");
   r->footer("PROGRAM [ARG...] follows the options (or \"--\").\nExit status: the program's, 128+N when killed by "
             "signal N, 127 not found, 126 not executable, 125 a control could not be applied, 2 bad usage.");
-  commands.push_back({r,
-                      {"--env", "--unset", "-C", "--cwd", "--uid", "--gid", "--groups", "--rlimit", "--keep-fd", "--ns",
-                       "--hostname", "--cgroup", "--memory-max", "--pids-max", "--cpu-max", "--strategy", "--pgid",
-                       "--pdeathsig", "--umask", "--nice", "--stdin", "--stdout", "--stderr", "--timeout",
-                       "--report-file", "--loader"},
-                      [o](std::vector<std::string> command) { return run(*o, command); }});
+  commands.push_back({r, [o](std::vector<std::string> command) { return run(*o, command); }});
 }
 
 }  // namespace procforge::cli

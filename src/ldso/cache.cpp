@@ -54,6 +54,21 @@ bool is_hwcap_extension(std::uint64_t hwcap) {
 // The x86_64 _dl_cache_check_flags().
 bool flags_ok(std::int32_t flags) { return flags == kDefaultFlags; }
 
+// The fields both entry formats start with (struct file_entry and
+// file_entry_new): flags, then the key and value as offsets into the string
+// table, which the old format counts from after its entries and the new one
+// from its header.
+CacheEntry decode_entry(const elf::ByteView& entries, std::uint64_t e, const elf::ByteView& strings) {
+  CacheEntry ce;
+  ce.flags = static_cast<std::int32_t>(*entries.u32(e));
+  auto key = strings.cstr(*entries.u32(e + 4));
+  auto value = strings.cstr(*entries.u32(e + 8));
+  ce.valid = key && value;
+  if (key) ce.key = std::string(*key);
+  if (value) ce.value = std::string(*value);
+  return ce;
+}
+
 }  // namespace
 
 int cache_libcmp(std::string_view a, std::string_view b) {
@@ -113,15 +128,7 @@ Result<Cache> Cache::parse(std::span<const std::uint8_t> bytes) {
       const auto table = *v.sub(strings, bytes.size() - strings);
       const elf::ByteView sv(table, false);
       for (std::uint32_t i = 0; i < n; ++i) {
-        const std::uint64_t e = kOldHeader + std::uint64_t{i} * kOldEntry;
-        CacheEntry ce;
-        ce.flags = static_cast<std::int32_t>(*v.u32(e));
-        auto key = sv.cstr(*v.u32(e + 4));
-        auto value = sv.cstr(*v.u32(e + 8));
-        ce.valid = key && value;
-        if (key) ce.key = std::string(*key);
-        if (value) ce.value = std::string(*value);
-        c.entries_.push_back(std::move(ce));
+        c.entries_.push_back(decode_entry(v, kOldHeader + std::uint64_t{i} * kOldEntry, sv));
       }
       return c;
     }
@@ -144,13 +151,7 @@ Result<Cache> Cache::parse(std::span<const std::uint8_t> bytes) {
     return Error(EINVAL, "ld.so.cache: embedded table nlibs does not fit in the file");
   for (std::uint32_t i = 0; i < n; ++i) {
     const std::uint64_t e = kNewHeader + std::uint64_t{i} * kNewEntry;
-    CacheEntry ce;
-    ce.flags = static_cast<std::int32_t>(*hv.u32(e));
-    auto key = hv.cstr(*hv.u32(e + 4));
-    auto value = hv.cstr(*hv.u32(e + 8));
-    ce.valid = key && value;
-    if (key) ce.key = std::string(*key);
-    if (value) ce.value = std::string(*value);
+    CacheEntry ce = decode_entry(hv, e, hv);
     ce.hwcap = *hv.u64(e + 16);
     c.entries_.push_back(std::move(ce));
   }

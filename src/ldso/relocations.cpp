@@ -261,6 +261,26 @@ class Walker {
   bool bad_symbol_noted_ = false;
 };
 
+// An object file open for reading, a regular file, with its stat; closed
+// when this goes.
+struct RegularFile {
+  int fd = -1;
+  struct stat st {};
+  RegularFile() = default;
+  RegularFile(const RegularFile&) = delete;
+  RegularFile& operator=(const RegularFile&) = delete;
+  ~RegularFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  Status open(const std::string& path) {
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return Error(errno, "opening " + path + ": " + errno_name(errno));
+    if (::fstat(fd, &st) != 0) return Error(errno, "fstat " + path + ": " + errno_name(errno));
+    if (!S_ISREG(st.st_mode)) return Error(EINVAL, path + ": not a regular file");
+    return ok_status();
+  }
+};
+
 }  // namespace
 
 bool env_bind_now(const std::vector<std::string>& envp) {
@@ -313,15 +333,10 @@ RelocationWork analyze_relocations(const elf::File& file, bool ld_bind_now) {
 }
 
 Result<std::vector<std::uint8_t>> read_object_bytes(const std::string& path, struct stat* info) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) return Error(errno, "opening " + path + ": " + errno_name(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return Error(errno, "fstat " + path + ": " + errno_name(errno));
-  if (!S_ISREG(st.st_mode)) return Error(EINVAL, path + ": not a regular file");
+  RegularFile f;
+  if (auto opened = f.open(path); !opened) return opened.error();
+  const int fd = f.fd;
+  const struct stat& st = f.st;
   if (info) *info = st;
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(st.st_size));
   std::size_t got = 0;
@@ -340,15 +355,10 @@ Result<RelocationWork> analyze_relocations(const std::string& path, bool ld_bind
   // Only what the walk reads, into a sparse image: the headers, the dynamic
   // section, the relocation tables and the symbol table up to the highest
   // index they name. libLLVM is 100 MiB; its relocation tables are not.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) return Error(errno, "opening " + path + ": " + errno_name(errno));
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return Error(errno, "fstat " + path + ": " + errno_name(errno));
-  if (!S_ISREG(st.st_mode)) return Error(EINVAL, path + ": not a regular file");
+  RegularFile f;
+  if (auto opened = f.open(path); !opened) return opened.error();
+  const int fd = f.fd;
+  const struct stat& st = f.st;
   detail::SparseImage img(static_cast<std::size_t>(st.st_size));
   if (img.size != static_cast<std::size_t>(st.st_size)) return Error(ENOMEM, path + ": no memory for its image");
   const elf::ByteView v(img.bytes(), false);

@@ -31,8 +31,8 @@ struct KernelSigaction {  // the rt_sigaction ABI on x86_64
 // and a failed call would write errno.
 long raw(long nr, long a = 0, long b = 0, long c = 0, long d = 0) { return spawn::sys::call(nr, a, b, c, d); }
 
-void flush_signal_handlers(bool already_flushed) {
-  for (int sig = 1; sig <= 64 && !already_flushed; ++sig) {
+void flush_signal_handlers() {
+  for (int sig = 1; sig <= 64; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
     KernelSigaction old{};
     if (raw(SYS_rt_sigaction, sig, 0, reinterpret_cast<long>(&old), 8) != 0) continue;
@@ -41,6 +41,9 @@ void flush_signal_handlers(bool already_flushed) {
     if (old.handler != now.handler || old.flags || old.mask || old.restorer)
       raw(SYS_rt_sigaction, sig, reinterpret_cast<long>(&now), 0, 8);
   }
+}
+
+void disable_alternate_signal_stack() {
   stack_t ss{};
   ss.ss_flags = SS_DISABLE;
   raw(SYS_sigaltstack, reinterpret_cast<long>(&ss), 0);
@@ -96,7 +99,8 @@ void Prepared::enter(bool signal_handlers_flushed) const {
   const Region& r = impl_->region;
   std::uint64_t all = ~0ull;
   raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(r.saved_mask), 8);
-  flush_signal_handlers(signal_handlers_flushed);
+  if (!signal_handlers_flushed) flush_signal_handlers();
+  disable_alternate_signal_stack();
   close_on_exec(r);
   unregister_rseq();
   run_stub(r.code, r.ops, r.zero_word, r.xsave);

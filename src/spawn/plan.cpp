@@ -142,7 +142,7 @@ Status plan_stdio(Plan& p, int fd, const Stdio& s) {
       break;
     case Stdio::Kind::file:
       op.kind = FdOp::open;
-      op.path = p.keep(s.path);
+      op.path = s.path.c_str();
       op.flags = s.flags ? s.flags : (fd == 0 ? O_RDONLY : O_WRONLY | O_CREAT | O_TRUNC);
       op.mode = 0666;  // and the umask, as a shell redirection
       break;
@@ -183,7 +183,7 @@ Status plan_fds(Plan& p) {
         break;
       case FdAction::Kind::open:
         op.kind = FdOp::open;
-        op.path = p.keep(a.path);
+        op.path = a.path.c_str();
         op.flags = a.flags;
         op.mode = a.mode;
         break;
@@ -257,7 +257,7 @@ Status plan_namespaces(Plan& p) {
   if (!o.hostname.empty()) {
     if (!(o.namespaces & CLONE_NEWUTS))
       return Error{EINVAL, "setting the hostname needs a new uts namespace (or it would rename the host)"};
-    b.hostname = p.keep(o.hostname);
+    b.hostname = o.hostname.c_str();
     b.hostname_len = o.hostname.size();
   }
   b.mount_proc = o.mount_proc && (o.namespaces & CLONE_NEWPID) && (o.namespaces & CLONE_NEWNS);
@@ -336,7 +336,7 @@ Status make_plan(Plan& p) {
     b.setpgid = true;
     b.pgid = *opts.process_group;
   }
-  if (opts.controlling_tty) b.ctty = p.keep(*opts.controlling_tty);
+  if (opts.controlling_tty) b.ctty = opts.controlling_tty->c_str();
   if (opts.pdeathsig) {
     if (*opts.pdeathsig <= 0 || *opts.pdeathsig > 64) return Error{EINVAL, "parent-death signal " + std::to_string(*opts.pdeathsig)};
     b.pdeathsig = *opts.pdeathsig;

@@ -34,6 +34,7 @@
 #include <thread>
 
 #include "procforge/exec.hpp"
+#include "procforge/format.hpp"
 #include "support/exec_stop.hpp"
 
 namespace procforge::testsupport {
@@ -59,14 +60,6 @@ std::string hex(std::uint64_t v) {
 std::string sig_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);
   return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
-}
-
-std::string prot_string(int prot) {
-  std::string s = "---";
-  if (prot & PROT_READ) s[0] = 'r';
-  if (prot & PROT_WRITE) s[1] = 'w';
-  if (prot & PROT_EXEC) s[2] = 'x';
-  return s;
 }
 
 // The outcome in words both sides are rendered to, so they compare as text.

@@ -98,10 +98,16 @@ static i64 read_file(const char* path) {
   return (i64)len;
 }
 
-static i64 read_link(const char* path) {
+// A symlink's target, escaped, or "!errno"; then the end of the line.
+static void put_link(const char* path) {
   i64 r = sys4(SYS_readlinkat, AT_FDCWD, (i64)path, (i64)lbuf, sizeof lbuf - 1);
-  lbuf[r >= 0 ? r : 0] = 0;
-  return r;
+  if (r < 0) {
+    put_err(r);
+  } else {
+    lbuf[r] = 0;
+    put_escaped(lbuf);
+  }
+  put_c('\n');
 }
 
 static int starts_with(const char* s, const char* prefix) {
@@ -244,15 +250,10 @@ static void print_fds(void) {
     u64 fd = (u64)fds[i];
     path_num(path, "/proc/self/fd/", fd, "");
     put_key_idx("fd", fd);
-    i64 r = read_link(path);
-    if (r < 0)
-      put_err(r);
-    else
-      put_escaped(lbuf);
-    put_c('\n');
+    put_link(path);
 
     path_num(path, "/proc/self/fdinfo/", fd, "");
-    r = read_file(path);
+    i64 r = read_file(path);
     u64 flags = 0;
     int have = 0;
     if (r > 0) {
@@ -424,12 +425,7 @@ static void print_namespaces(void) {
     put_s("ns.");
     put_s(names[i]);
     put_c('=');
-    i64 r = read_link(path);
-    if (r < 0)
-      put_err(r);
-    else
-      put_escaped(lbuf);
-    put_c('\n');
+    put_link(path);
   }
 }
 
