@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "procforge/elf.hpp"
@@ -95,8 +96,16 @@ struct Request {
   const OpenWriters* writers = nullptr;
   // With ASLR on: the kernel's random draws, making every address exact.
   std::optional<Dice> dice;
-  // Also produce the initial stack's bytes (Plan::stack_image).
+  // Also produce the initial stack's bytes (Plan::stack_tables, stack_strings).
   bool want_stack_image = false;
+  // Keep every decision in Prediction::checks. Off, they are still made (and
+  // a failure still explained), only not kept: a caller that only needs the
+  // outcome and the plan saves the allocations.
+  bool record_checks = true;
+  // Out: when set, a close-on-exec duplicate of every file the plan maps
+  // (the program, the PT_INTERP interpreter), keyed by Mapping::object, for
+  // the caller to close: the very files the model examined, not reopened.
+  std::vector<std::pair<std::string, int>>* mapped_files = nullptr;
 };
 
 enum class Outcome { ok, error, killed };
@@ -168,7 +177,16 @@ struct Plan {
   // Exact only when addresses are known (no ASLR, or Request::dice):
   std::optional<std::uint64_t> rsp;          // stack pointer at entry (points at argc)
   std::uint64_t stack_vma_start = 0;         // the [stack] mapping is [stack_vma_start, stack_top)
-  std::vector<std::uint8_t> stack_image;     // bytes [rsp, stack_top) when Request::want_stack_image
+  // create_elf_tables()'s bytes when Request::want_stack_image, in the two
+  // pieces the kernel writes: [rsp, rsp + stack_tables.size()) (argc, the
+  // pointer arrays, auxv, AT_RANDOM's bytes, the platform string) and
+  // [stack_strings_start, stack_top) (argument and environment strings,
+  // execfn, 8 zero bytes). Between them lies arch_align_stack()'s random gap
+  // of up to 8 KiB, which the kernel never writes: zero, its pages not even
+  // faulted in.
+  std::vector<std::uint8_t> stack_tables;
+  std::uint64_t stack_strings_start = 0;
+  std::vector<std::uint8_t> stack_strings;
   // Partial pages the kernel zeroes after a writable segment's file bytes (padzero()).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> zero_ranges;  // {start, length}
   // mm fields the kernel sets (prctl PR_SET_MM_MAP's view).

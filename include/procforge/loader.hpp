@@ -23,6 +23,7 @@
 
 #include "procforge/exec.hpp"
 #include "procforge/result.hpp"
+#include "procforge/spawn.hpp"
 
 namespace procforge::loader {
 
@@ -37,6 +38,11 @@ struct Options {
   bool set_mm = true;     // prctl(PR_SET_MM_MAP) for exe, brk, arg/env/auxv ranges when permitted
   std::function<void(const Step&)> on_step;  // called as each step is decided
   bool record_steps = false;  // keep every step for steps() (on_step alone does not need it)
+  // Keep the exec model's whole answer for prediction(). A caller that only
+  // runs the program can drop it: prepare() then frees it before returning,
+  // instead of the Prepared's destructor freeing it after the caller's
+  // fork(), when every heap page it touches costs a copy-on-write fault.
+  bool keep_prediction = true;
   // enter() will run in a child made by fork() (single-threaded). Otherwise
   // prepare() refuses a process with other threads: the kernel would kill
   // them (de_thread()), user space cannot.
@@ -56,7 +62,7 @@ class Prepared {
   Prepared& operator=(Prepared&&) noexcept;
   ~Prepared();  // unmaps the stub region when enter() was not called
 
-  [[nodiscard]] const exec::Prediction& prediction() const;
+  [[nodiscard]] const exec::Prediction& prediction() const;  // empty without Options::keep_prediction
   [[nodiscard]] const std::vector<Step>& steps() const;
   // What will differ from the kernel's exec, in plain words (e.g. "the
   // stub's page stays mapped", "no CAP_SYS_RESOURCE: /proc/PID/exe, cmdline
@@ -67,12 +73,13 @@ class Prepared {
   [[nodiscard]] const std::vector<int>& descriptors() const;
 
   // The point of no return. Never returns: the new image runs, or the
-  // process dies with SIGSEGV as under the kernel. signal_handlers_flushed:
-  // the caller knows every handler is already SIG_DFL or SIG_IGN with no
-  // flags and no mask, as execve leaves them (a child of clone3 with
-  // CLONE_CLEAR_SIGHAND that set none since): the 62 rt_sigaction calls that
-  // would make it so are skipped.
-  [[noreturn]] void enter(bool signal_handlers_flushed = false) const;
+  // process dies with SIGSEGV as under the kernel. `done`: what the caller
+  // knows is already as execve leaves it (a spawn child passes it to
+  // Options::exec_replacement). With signal_handlers_flushed the 62
+  // rt_sigaction calls of the handler flush are skipped; with
+  // other_fds_closed the close-on-exec pass asks about 0-2 and the kept fds
+  // only, instead of listing /proc/self/fd.
+  [[noreturn]] void enter(const spawn::ExecResetsDone& done = {}) const;
 
  private:
   friend Result<Prepared> prepare(const Options&);

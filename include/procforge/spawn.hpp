@@ -79,6 +79,22 @@ struct CgroupLimits {
   std::optional<std::uint32_t> cpu_max_us;  // cpu.max quota per 100 ms period
 };
 
+// What a spawn child already has of execve's resets when it calls
+// Options::exec_replacement instead of execve.
+struct ExecResetsDone {
+  // The kernel already did to the child's signal handlers what execve would
+  // (clone3 with CLONE_CLEAR_SIGHAND: every handler SIG_DFL, flags and masks
+  // cleared; kernel/signal.c flush_signal_handlers(), the same call as in
+  // begin_new_exec()), and the child set none since.
+  bool signal_handlers_flushed = false;
+  // close_other_fds closed every descriptor from 3 up except kept_fds
+  // (ascending; they may include 0-2): those and 0, 1 and 2 are the only
+  // ones that can be open, so a close-on-exec pass need look at no other.
+  bool other_fds_closed = false;
+  const unsigned* kept_fds = nullptr;
+  int n_kept_fds = 0;
+};
+
 struct Options {
   std::string path;               // program; searched in PATH when it has no '/' and search_path
   bool search_path = true;
@@ -133,12 +149,9 @@ struct Options {
   // Instead of execve(), call this in the child once every control is
   // applied; it must not return (a user-space exec: loader::Prepared::enter).
   // It replaces the whole address space, so the child needs its own: fork.
-  // signal_handlers_flushed: the kernel already did to the child's signal
-  // handlers what execve would (clone3 with CLONE_CLEAR_SIGHAND: every
-  // handler SIG_DFL, flags and masks cleared; kernel/signal.c
-  // flush_signal_handlers(), the same call as in begin_new_exec()), and the
-  // child set none since.
-  void (*exec_replacement)(const void* arg, bool signal_handlers_flushed) = nullptr;
+  // `done` says which of execve's resets the child already has (see
+  // ExecResetsDone), so that the replacement can skip them.
+  void (*exec_replacement)(const void* arg, const ExecResetsDone& done) = nullptr;
   const void* exec_replacement_arg = nullptr;
 };
 

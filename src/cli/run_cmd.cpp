@@ -237,8 +237,8 @@ std::string search_path(const std::string& name, const std::vector<std::string>&
   return name;
 }
 
-void enter_prepared(const void* p, bool signal_handlers_flushed) {
-  static_cast<const loader::Prepared*>(p)->enter(signal_handlers_flushed);
+void enter_prepared(const void* p, const spawn::ExecResetsDone& done) {
+  static_cast<const loader::Prepared*>(p)->enter(done);
 }
 
 int run(const RunOptions& o, const std::vector<std::string>& command) {
@@ -285,6 +285,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     lo.become_uid = opts.uid;
     lo.become_gid = opts.gid;
     if (opts.uid || opts.gid) lo.become_groups = opts.groups.value_or(std::vector<gid_t>{});
+    lo.keep_prediction = false;  // only the program is run
     auto p = loader::prepare(lo);
     if (!p) {
       std::cerr << "procforge run: " << p.error().message << "\n";

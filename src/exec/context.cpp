@@ -7,7 +7,7 @@
 namespace procforge::exec {
 
 ExecFile::ExecFile(ExecFile&& o) noexcept
-    : path(std::move(o.path)), resolved(std::move(o.resolved)), st(o.st), fd(o.fd) {
+    : path(std::move(o.path)), resolved(std::move(o.resolved)), st(o.st), fd(o.fd), mount_flags(o.mount_flags) {
   o.fd = -1;
 }
 
@@ -18,6 +18,7 @@ ExecFile& ExecFile::operator=(ExecFile&& o) noexcept {
     resolved = std::move(o.resolved);
     st = o.st;
     fd = o.fd;
+    mount_flags = o.mount_flags;
     o.fd = -1;
   }
   return *this;
@@ -44,7 +45,7 @@ Result<std::size_t> ExecFile::read_at(void* buf, std::size_t len, std::uint64_t 
 }
 
 void Context::check(std::string step, std::string object, bool passed, std::string detail, std::string rule) {
-  out.checks.push_back({std::move(step), std::move(object), passed, std::move(detail), std::move(rule)});
+  if (req.record_checks) out.checks.push_back({std::move(step), std::move(object), passed, std::move(detail), std::move(rule)});
 }
 
 void Context::fail(int err, std::string step, std::string object, std::string diagnosis, std::string fix) {

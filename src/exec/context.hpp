@@ -18,6 +18,7 @@ struct ExecFile {
   std::string resolved;  // after symlinks, for messages
   struct stat st {};
   int fd = -1;
+  unsigned long mount_flags = 0;  // statfs f_flags of its mount (ST_NOEXEC, ST_NOSUID)
 
   ExecFile() = default;
   ExecFile(const ExecFile&) = delete;

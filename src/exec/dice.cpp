@@ -9,17 +9,23 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "procforge/exec.hpp"
 
 namespace procforge::exec {
 
 Dice Dice::roll() {
-  std::uint64_t r[6] = {};
-  for (std::size_t got = 0; got < sizeof r;) {
-    ssize_t n = getrandom(reinterpret_cast<char*>(r) + got, sizeof r - got, 0);
+  // One draw for everything: five words for the layout, then AT_RANDOM's bytes.
+  Dice d;
+  std::uint8_t draw[5 * 8 + sizeof d.random_bytes] = {};
+  for (std::size_t got = 0; got < sizeof draw;) {
+    ssize_t n = getrandom(draw + got, sizeof draw - got, 0);
     if (n > 0) got += static_cast<std::size_t>(n);
   }
+  std::uint64_t r[5];
+  std::memcpy(r, draw, sizeof r);
+  std::memcpy(d.random_bytes.data(), draw + sizeof r, d.random_bytes.size());
   static const int bits = [] {
     int b = 28;
     if (int fd = open("/proc/sys/vm/mmap_rnd_bits", O_RDONLY | O_CLOEXEC); fd >= 0) {
@@ -29,7 +35,6 @@ Dice Dice::roll() {
     }
     return b;
   }();
-  Dice d;
   const std::uint64_t mask = (1ull << bits) - 1;
   d.pie_rnd_pages = r[0] & mask;
   d.mmap_rnd_pages = r[1] & mask;
@@ -37,9 +42,6 @@ Dice Dice::roll() {
   d.setup_align = static_cast<std::uint32_t>(r[3] % 8192);
   d.tables_align = static_cast<std::uint32_t>((r[3] >> 32) % 8192);
   d.brk_rnd_pages = r[4];
-  while (getrandom(d.random_bytes.data(), d.random_bytes.size(), 0) != static_cast<ssize_t>(d.random_bytes.size())) {
-  }
-  (void)r[5];
   return d;
 }
 

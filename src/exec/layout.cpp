@@ -4,6 +4,7 @@
 #include <elf.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <fcntl.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 
@@ -283,8 +284,7 @@ NewCreds new_creds(const Context& ctx, const ExecFile& f) {
   const Credentials& c = ctx.req.creds;
   NewCreds n{c.uid, c.euid, c.gid, c.egid, false, false, ""};
   // bprm_fill_uid(): no set-id on nosuid mounts or under no_new_privs.
-  struct statvfs vf {};
-  const bool nosuid = fstatvfs(f.fd, &vf) == 0 && (vf.f_flag & ST_NOSUID);
+  const bool nosuid = f.mount_flags & ST_NOSUID;
   const bool may_suid = !c.no_new_privs && !nosuid;
   if (may_suid && (f.st.st_mode & S_ISUID)) n.euid = f.st.st_uid, n.per_clear = true;
   if (may_suid && (f.st.st_mode & S_ISGID) && (f.st.st_mode & S_IXGRP)) n.egid = f.st.st_gid, n.per_clear = true;
@@ -629,22 +629,22 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   plan.arg_end = plan.env_start = strings_low + argv_bytes;
   plan.env_end = top - kTopPad - (b.filename.size() + 1);
   if (exact && req.want_stack_image && !main.ia32) {
-    // create_elf_tables() output, byte for byte: [rsp, top).
-    std::vector<std::uint8_t> img(top - rsp, 0);
+    // create_elf_tables() output, byte for byte, without the gap it skips.
+    std::vector<std::uint8_t> tables(align_p - rsp, 0), strings(top - strings_low, 0);
     auto put64 = [&](std::uint64_t addr, std::uint64_t v) {
-      for (int i = 0; i < 8; ++i) img[addr - rsp + static_cast<std::uint64_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
+      for (int i = 0; i < 8; ++i) tables[addr - rsp + static_cast<std::uint64_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
     };
-    auto put_str = [&](std::uint64_t addr, const std::string& str) {
-      std::copy(str.begin(), str.end(), img.begin() + static_cast<long>(addr - rsp));
-      img[addr - rsp + str.size()] = 0;
+    auto put_str = [](std::vector<std::uint8_t>& piece, std::uint64_t offset, const std::string& str) {
+      std::copy(str.begin(), str.end(), piece.begin() + static_cast<long>(offset));
+      piece[offset + str.size()] = 0;
     };
     std::uint64_t a = strings_low;
     std::vector<std::uint64_t> argv_ptrs, envp_ptrs;
-    for (const auto& str : b.argv) put_str(a, str), argv_ptrs.push_back(a), a += str.size() + 1;
-    for (const auto& str : b.envp) put_str(a, str), envp_ptrs.push_back(a), a += str.size() + 1;
-    put_str(a, b.filename);
-    put_str(u_platform, platform);
-    std::copy(dice.random_bytes.begin(), dice.random_bytes.end(), img.begin() + static_cast<long>(u_random - rsp));
+    for (const auto& str : b.argv) put_str(strings, a - strings_low, str), argv_ptrs.push_back(a), a += str.size() + 1;
+    for (const auto& str : b.envp) put_str(strings, a - strings_low, str), envp_ptrs.push_back(a), a += str.size() + 1;
+    put_str(strings, a - strings_low, b.filename);
+    put_str(tables, u_platform - rsp, platform);
+    std::copy(dice.random_bytes.begin(), dice.random_bytes.end(), tables.begin() + static_cast<long>(u_random - rsp));
     std::uint64_t w = rsp;
     put64(w, argc), w += 8;
     for (auto v : argv_ptrs) put64(w, v), w += 8;
@@ -652,7 +652,9 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
     for (auto v : envp_ptrs) put64(w, v), w += 8;
     put64(w, 0), w += 8;
     for (const auto& x : aux) put64(w, x.type), put64(w + 8, x.value.value_or(0)), w += 16;
-    plan.stack_image = std::move(img);
+    plan.stack_tables = std::move(tables);
+    plan.stack_strings_start = strings_low;
+    plan.stack_strings = std::move(strings);
   }
   const Vma* at_entry = L.as.find(entry);
   if (starved) {
@@ -681,6 +683,13 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
                "the file is truncated");
   }
 
+  if (req.mapped_files) {
+    for (const ElfImage* img : {&main, interp}) {
+      if (!img || !img->file) continue;
+      const int fd = fcntl(img->file->fd, F_DUPFD_CLOEXEC, 0);
+      if (fd >= 0) req.mapped_files->emplace_back(img->file->path, fd);
+    }
+  }
   for (const auto& v : L.as.vmas()) {
     if (v.start == v.end) continue;
     Mapping m;

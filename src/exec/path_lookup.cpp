@@ -240,13 +240,11 @@ const char* type_word(mode_t m) {
   return "not a regular file";
 }
 
-// path_noexec(): MNT_NOEXEC on the mount or SB_I_NOEXEC on the superblock
-// (procfs, sysfs and a few pseudo filesystems set the latter).
-bool noexec_mount(const std::string& path) {
-  struct statvfs vf {};
-  if (statvfs(path.c_str(), &vf) == 0 && (vf.f_flag & ST_NOEXEC)) return true;
-  struct statfs sf {};
-  return statfs(path.c_str(), &sf) == 0 && (sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC);
+// path_noexec(): MNT_NOEXEC on the mount (statfs reports it in f_flags,
+// fs/statfs.c calculate_f_flags()) or SB_I_NOEXEC on the superblock (procfs,
+// sysfs and a few pseudo filesystems set the latter).
+bool noexec(const struct statfs& sf) {
+  return (sf.f_flags & ST_NOEXEC) || sf.f_type == PROC_SUPER_MAGIC || sf.f_type == SYSFS_MAGIC;
 }
 
 }  // namespace
@@ -281,7 +279,21 @@ Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name,
     return std::optional<ExecFile>{};
   }
   ctx.check("file type", name, true, "regular file", rule_open);
-  if (noexec_mount(lr.resolved)) {
+
+  // Opened now, so that the mount's flags come from the file itself (one
+  // fstatfs instead of two walks of the path). O_NONBLOCK: if the file was
+  // swapped for a FIFO since the lookup, never block. The kernel could exec
+  // a file we may not read: then the flags come from the path, and the read
+  // error is reported after the checks the kernel makes.
+  ExecFile f;
+  f.path = name;
+  f.resolved = lr.resolved;
+  f.st = lr.st;
+  f.fd = open(lr.resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  const int open_err = f.fd < 0 ? errno : 0;
+  struct statfs sf {};
+  if (f.fd >= 0 ? fstatfs(f.fd, &sf) == 0 : statfs(lr.resolved.c_str(), &sf) == 0) f.mount_flags = sf.f_flags;
+  if (noexec(sf)) {
     ctx.check("noexec mount", name, false, "the filesystem holding it is mounted noexec", "fs/namei.c path_noexec()");
     ctx.fail(EACCES, "noexec mount", name,
              "the " + role + " " + name + " lies on a filesystem mounted noexec; no file there can be executed",
@@ -304,14 +316,8 @@ Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name,
   }
   ctx.check("x permission", name, true, "executable by the caller", "fs/namei.c generic_permission()");
 
-  ExecFile f;
-  f.path = name;
-  f.resolved = lr.resolved;
-  f.st = lr.st;
-  // O_NONBLOCK: if the file was swapped for a FIFO since the lookup, never block.
-  f.fd = open(lr.resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (f.fd < 0) {
-    int e = errno;
+    const int e = open_err;
     return Error(e, "reading " + role + " " + name + ": " + errno_name(e) +
                         (e == EACCES ? " (the kernel could execute it without read permission, but procforge "
                                        "needs to read it to predict more; run as its owner or as root)"

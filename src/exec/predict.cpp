@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <memory>
 
 #include "exec/binfmt_elf.hpp"
 #include "exec/binfmt_misc.hpp"
@@ -162,8 +164,10 @@ Step search_binary_handler(Context& ctx, Bprm& b, const MiscRegistry& misc) {
 
 std::string absolute_cwd(const std::string& cwd) {
   if (!cwd.empty() && cwd[0] == '/') return cwd;
-  char buf[4096];
-  std::string here = getcwd(buf, sizeof buf) ? buf : "/";
+  // getcwd(NULL, 0) allocates: no page-sized buffer on the stack, under
+  // every frame the model goes on to use.
+  std::unique_ptr<char, decltype(&free)> buf(getcwd(nullptr, 0), &free);
+  std::string here = buf ? buf.get() : "/";
   if (cwd.empty()) return here;
   return here == "/" ? "/" + cwd : here + "/" + cwd;
 }

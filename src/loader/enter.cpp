@@ -57,6 +57,25 @@ struct LinuxDirent64 {
   char d_name[1];
 };
 
+// fs/file.c do_close_on_exec(), for one fd: the loader's own files stay
+// (the stub maps, then closes them).
+void close_if_cloexec(const Region& r, int fd) {
+  for (std::size_t i = 0; i < r.keep_count; ++i)
+    if (r.keep_fds[i] == fd) return;
+  const long flags = raw(SYS_fcntl, fd, F_GETFD);
+  if (flags >= 0 && (flags & FD_CLOEXEC)) raw(SYS_close, fd);
+}
+
+// Only 0-2 and the kept fds can be open (spawn closed the others).
+void close_on_exec(const Region& r, const spawn::ExecResetsDone& done) {
+  for (int fd = 0; fd < 3; ++fd) close_if_cloexec(r, fd);
+  for (int i = 0; i < done.n_kept_fds; ++i)
+    if (done.kept_fds[i] >= 3) close_if_cloexec(r, static_cast<int>(done.kept_fds[i]));
+}
+
+// Any fd may be open: list them. Each entry of /proc/self/fd costs the
+// kernel a dentry and an inode, made here and dropped when the task is
+// reaped, which is why a spawn child's knowledge is used when there is one.
 void close_on_exec(const Region& r) {
   const int dir = static_cast<int>(raw(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/fd"),
                                        O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -73,12 +92,7 @@ void close_on_exec(const Region& r) {
         if (*c < '0' || *c > '9') digits = false;
         else fd = fd * 10 + (*c - '0');
       }
-      if (!digits || fd == dir) continue;
-      bool keep = false;
-      for (std::size_t i = 0; i < r.keep_count; ++i) keep |= r.keep_fds[i] == fd;
-      if (keep) continue;
-      const long flags = raw(SYS_fcntl, fd, F_GETFD);
-      if (flags >= 0 && (flags & FD_CLOEXEC)) raw(SYS_close, fd);
+      if (digits && fd != dir) close_if_cloexec(r, fd);
     }
   }
   raw(SYS_close, dir);
@@ -95,15 +109,24 @@ void unregister_rseq() {
 
 }  // namespace
 
-void Prepared::enter(bool signal_handlers_flushed) const {
+void Prepared::enter(const spawn::ExecResetsDone& done) const {
   const Region& r = impl_->region;
-  std::uint64_t all = ~0ull;
-  raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(r.saved_mask), 8);
-  if (!signal_handlers_flushed) flush_signal_handlers();
+  std::uint64_t all = ~0ull, old = 0;
+  raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
+  // The stub reinstalls `old` at the end. The usual empty mask is the
+  // region's zero word; any other is written into the region, which after a
+  // fork() costs a copy of the page.
+  const std::uint64_t* restore = r.zero_word;
+  if (old != 0) {
+    *r.saved_mask = old;
+    restore = r.saved_mask;
+  }
+  if (!done.signal_handlers_flushed) flush_signal_handlers();
   disable_alternate_signal_stack();
-  close_on_exec(r);
+  if (done.other_fds_closed) close_on_exec(r, done);
+  else close_on_exec(r);
   unregister_rseq();
-  run_stub(r.code, r.ops, r.zero_word, r.xsave);
+  run_stub(r.code, r.ops, r.zero_word, r.xsave, restore);
 }
 
 Prepared::Prepared() : impl_(std::make_unique<Impl>()) {}

@@ -24,6 +24,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "procforge/format.hpp"
@@ -62,13 +63,42 @@ std::atomic<std::uint64_t> spare{0};
 // kRegionMin: most images fit, so the spare fits the next one too.
 constexpr std::size_t kRegionMin = 128 * 1024;
 constexpr std::size_t kRegionMax = 2 * 1024 * 1024;  // larger regions are not kept
-static_assert(kRegionMax / kPage < kPage, "the page count must fit below the page-aligned base");
+static_assert(kRegionMax / kPage < kPage / 2, "the page count must fit below the page-aligned base");
+constexpr std::uint64_t kSparePages = kPage / 2 - 1;           // low bits of the slot: the size in pages
+constexpr std::uint64_t kSpareCodeExecutable = kPage / 2;     // and whether the code page is r-x
 
-void* take_spare_region(std::size_t& size, const std::vector<Range>& avoid) {
+// The stub's jump slots live in its code page, which is r-x. In a region
+// taken again, they are written through /proc/self/mem (the kernel writes
+// a page user space may not, breaking copy-on-write as a store would:
+// mm/gup.c FOLL_FORCE), one pwrite instead of two mprotect calls (1 us
+// against 3.6 us here). The descriptor is bound to the memory of the
+// process that opened it, so a fork()ed child opens its own. False when
+// /proc is missing or refuses (proc_mem.force_override=never): then the
+// caller makes the page writable for a moment.
+bool write_own_code(void* at, const void* bytes, std::size_t len) {
+  static std::atomic<std::uint64_t> cached{0};  // pid << 32 | fd, 0 = none
+  const auto pid = static_cast<std::uint64_t>(getpid());
+  std::uint64_t seen = cached.load();
+  int fd = seen && (seen >> 32) == pid ? static_cast<int>(seen & 0xffffffff) : -1;
+  if (fd < 0) {
+    fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return false;
+    if (!cached.compare_exchange_strong(seen, pid << 32 | static_cast<std::uint32_t>(fd))) {
+      close(fd);  // another thread cached one first
+      seen = cached.load();
+      if ((seen >> 32) != pid) return false;
+      fd = static_cast<int>(seen & 0xffffffff);
+    }
+  }
+  return pwrite(fd, bytes, len, static_cast<off_t>(reinterpret_cast<std::uintptr_t>(at))) == static_cast<ssize_t>(len);
+}
+
+void* take_spare_region(std::size_t& size, bool& code_executable, const std::vector<Range>& avoid) {
   const std::uint64_t slot = spare.exchange(0);
   if (!slot) return nullptr;
   void* base = reinterpret_cast<void*>(slot & ~(kPage - 1));
-  const std::size_t have = (slot & (kPage - 1)) * kPage;
+  const std::size_t have = (slot & kSparePages) * kPage;
+  code_executable = slot & kSpareCodeExecutable;
   if (have < size || clashes(reinterpret_cast<std::uint64_t>(base), have, avoid)) {
     munmap(base, have);
     return nullptr;
@@ -160,7 +190,8 @@ void release_region(Region& r) {
   const std::size_t size = std::exchange(r.size, 0);
   std::uint64_t empty = 0;
   if (size <= kRegionMax &&
-      spare.compare_exchange_strong(empty, reinterpret_cast<std::uint64_t>(base) | (size / kPage)))
+      spare.compare_exchange_strong(empty, reinterpret_cast<std::uint64_t>(base) | (size / kPage) |
+                                               (r.code_executable ? kSpareCodeExecutable : 0)))
     return;
   munmap(base, size);
 }
@@ -192,12 +223,23 @@ Result<Prepared> prepare(const Options& opts) {
   req.dice = dice;
   req.addr_no_randomize = req.addr_no_randomize || !opts.randomize;
   req.want_stack_image = true;
+  req.record_checks = opts.keep_prediction;
   // The kernel's facts do not change while we run; whether binfmt_misc is
   // mounted (here, in this mount namespace) can.
   static const exec::SystemFacts kernel_facts = exec::SystemFacts::probe();
   exec::SystemFacts facts = kernel_facts;
   facts.binfmt_misc_mounted = access((facts.binfmt_misc_dir + "/register").c_str(), F_OK) == 0;
+  // The files the model examined, duplicated for mapping: the very files
+  // the kernel would map, not a second open of their paths. From here they
+  // belong to the Prepared (closed by its destructor, or by the stub).
+  std::vector<std::pair<std::string, int>> model_files;
+  req.mapped_files = &model_files;
   auto pred = exec::predict(req, facts);
+  std::map<std::string, int> fds;
+  for (const auto& [path, fd] : model_files) {
+    im.fds.push_back(fd);
+    fds.emplace(path, fd);
+  }
   if (!pred) return pred.error();
   im.pred = std::move(*pred);
   const exec::Prediction& p = im.pred;
@@ -229,11 +271,11 @@ Result<Prepared> prepare(const Options& opts) {
   const bool all_known = std::all_of(plan.mappings.begin(), plan.mappings.end(), [](const exec::Mapping& m) {
     return m.address_known || m.object == "[heap]";
   });
-  if (!dies_in_exec && (!plan.rsp || plan.stack_image.empty() || !all_known || !plan.entry))
+  if (!dies_in_exec && (!plan.rsp || plan.stack_tables.empty() || !all_known || !plan.entry))
     return Error(EINVAL, "user-space exec of " + plan.exe + ": the layout is not fully known");
 
-  // 2. Open every file that gets mapped (paths as the kernel named them).
-  std::map<std::string, int> fds;
+  // 2. Every file that gets mapped has its descriptor (paths as the kernel
+  // named them); one the model did not hand over is opened here.
   const std::string cwd = req.cwd;
   for (const auto& m : plan.mappings) {
     if (!m.file_backed || fds.count(m.object)) continue;
@@ -241,14 +283,12 @@ Result<Prepared> prepare(const Options& opts) {
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       int e = errno;
-      for (auto& [_, f] : fds) close(f);
       return Error(e, "user-space exec: opening " + m.object + " to map it: " + errno_name(e) +
                           (e == EACCES ? " (the kernel maps files it may only execute; user space must read them)" : ""));
     }
+    im.fds.push_back(fd);
     fds[m.object] = fd;
   }
-  im.fds.clear();
-  for (auto& [_, f] : fds) im.fds.push_back(f);
 
   // 3. The new image's ranges; the stub region must avoid all of them.
   std::vector<Range> new_ranges;
@@ -260,10 +300,13 @@ Result<Prepared> prepare(const Options& opts) {
   const std::vector<Range> old = old_mappings((1ull << 47) - kPage, facts);  // TASK_SIZE, 4-level paging
   const std::size_t n_ops = old.size() + plan.mappings.size() + plan.zero_ranges.size() + 16;
   std::size_t size = kPage;                                  // code
+  // What this prepare() writes comes first, right after the code page, so
+  // that it spans few pages: after a fork() in the caller, each page written
+  // costs a copy-on-write fault. The XSAVE area and the dents buffer (written
+  // by the child alone) go last, at offsets from the region's end that stay
+  // the same for as long as the region lives: the XSAVE area is written once.
   std::size_t off_header = size;                             // zero word, saved mask
-  std::size_t off_xsave = off_header + 64;
-  std::size_t off_dents = off_xsave + kXsaveSize;
-  std::size_t off_keep = off_dents + kDentsSize;
+  std::size_t off_keep = off_header + 64;
   std::size_t off_mm = off_keep + 64 * sizeof(int);
   std::size_t off_mm_exe = off_mm + sizeof(MmMap);
   std::size_t off_comm = off_mm_exe + sizeof(MmMap);
@@ -272,17 +315,16 @@ Result<Prepared> prepare(const Options& opts) {
                          ~std::size_t{15};
   std::size_t off_ops = (off_auxv + plan.auxv.size() * 16 + 63) & ~std::size_t{63};
   std::size_t off_stack = off_ops + n_ops * sizeof(Op);
-  size = std::max((off_stack + plan.stack_image.size() + kPage - 1) & ~(kPage - 1), kRegionMin);
+  const std::size_t off_strings = off_stack + plan.stack_tables.size();
+  size = std::max((off_strings + plan.stack_strings.size() + kXsaveSize + kDentsSize + kPage - 1) & ~(kPage - 1),
+                  kRegionMin);
 
   // A region a previous Prepared left (see release_region()), else a new one.
-  void* base = take_spare_region(size, new_ranges);
-  if (base) {
-    if (mprotect(base, kPage, PROT_READ | PROT_WRITE) != 0) {
-      munmap(base, size);
-      base = MAP_FAILED;
-    }
-  } else {
+  bool code_executable = false;
+  void* base = take_spare_region(size, code_executable, new_ranges);
+  if (!base) {
     base = MAP_FAILED;
+    code_executable = false;
   }
   for (int attempt = 0; attempt < 64 && base == MAP_FAILED; ++attempt) {
     // A random place between 4 GiB and 80 TiB: below PIE images (ELF_ET_DYN_BASE
@@ -301,10 +343,11 @@ Result<Prepared> prepare(const Options& opts) {
   R.base = static_cast<std::uint8_t*>(base);
   R.size = size;
   R.code = R.base;
+  R.code_executable = code_executable;
   R.zero_word = reinterpret_cast<std::uint64_t*>(R.base + off_header);
   R.saved_mask = R.zero_word + 1;
-  R.xsave = R.base + off_xsave;
-  R.dents = R.base + off_dents;
+  R.xsave = R.base + size - kDentsSize - kXsaveSize;  // size: the region's, which may be a larger spare
+  R.dents = R.base + size - kDentsSize;
   R.dents_size = kDentsSize;
   R.keep_fds = reinterpret_cast<int*>(R.base + off_keep);
   R.keep_count = std::min<std::size_t>(im.fds.size(), 64);
@@ -312,8 +355,8 @@ Result<Prepared> prepare(const Options& opts) {
   R.ops = reinterpret_cast<Op*>(R.base + off_ops);
   // XSAVE legacy area: MXCSR (offset 24) = 0x1f80, its mask (28) = all; header XSTATE_BV = 0.
   const std::uint32_t mxcsr = 0x1f80, mxcsr_mask = 0xffff;
-  std::memcpy(R.xsave + 24, &mxcsr, 4);
-  std::memcpy(R.xsave + 28, &mxcsr_mask, 4);
+  if (std::memcmp(R.xsave + 24, &mxcsr, 4) != 0) std::memcpy(R.xsave + 24, &mxcsr, 4);  // a new region
+  if (std::memcmp(R.xsave + 28, &mxcsr_mask, 4) != 0) std::memcpy(R.xsave + 28, &mxcsr_mask, 4);
 
   // 4. The op table.
   std::vector<Op> ops;
@@ -359,14 +402,19 @@ Result<Prepared> prepare(const Options& opts) {
       ops.push_back(z);
       if (tracing) step("bss", "zero " + std::to_string(len) + " bytes at " + hex(start) + " (tail of the last file page)");
     }
-    // The initial stack, byte for byte.
-    std::memcpy(R.base + off_stack, plan.stack_image.data(), plan.stack_image.size());
-    Op c;
-    c.kind = kOpCopy;
-    c.a[0] = *plan.rsp;
-    c.a[1] = reinterpret_cast<std::uint64_t>(R.base + off_stack);
-    c.a[2] = plan.stack_image.size();
-    ops.push_back(c);
+    // The initial stack, byte for byte, in the kernel's two pieces (the gap
+    // between them stays untouched, as under the kernel).
+    std::memcpy(R.base + off_stack, plan.stack_tables.data(), plan.stack_tables.size());
+    std::memcpy(R.base + off_strings, plan.stack_strings.data(), plan.stack_strings.size());
+    for (const auto& [to, from, len] : {std::tuple{*plan.rsp, off_stack, plan.stack_tables.size()},
+                                        std::tuple{plan.stack_strings_start, off_strings, plan.stack_strings.size()}}) {
+      Op c;
+      c.kind = kOpCopy;
+      c.a[0] = to;
+      c.a[1] = reinterpret_cast<std::uint64_t>(R.base + from);
+      c.a[2] = len;
+      ops.push_back(c);
+    }
     if (tracing) {
       for (const auto& l : plan.stack_layout) step("stack", l);
       for (const auto& a : plan.auxv)
@@ -431,8 +479,7 @@ Result<Prepared> prepare(const Options& opts) {
     ops.push_back(syscall_op(kOpSyscallIgnore, SYS_arch_prctl, {0x1001 /* ARCH_SET_GS */, 0}));
     ops.push_back(syscall_op(kOpSyscallIgnore, SYS_set_robust_list, {0, 24}));
     ops.push_back(syscall_op(kOpSyscallIgnore, SYS_set_tid_address, {0}));
-    ops.push_back(syscall_op(kOpSyscallIgnore, SYS_rt_sigprocmask,
-                             {2 /* SIG_SETMASK */, reinterpret_cast<std::uint64_t>(R.saved_mask), 0, 8}));
+    ops.push_back(syscall_op(kOpRestoreMask, SYS_rt_sigprocmask, {}));  // the mask enter() found
     if (tracing) step("entry", "jump to " + hex(plan.entry.value_or(0)) + (plan.entry_in_interp ? " (the interpreter's entry)" : "") +
                       " with rsp " + hex(*plan.rsp) + ", every other register 0, rflags 0x202, FPU reset");
   }
@@ -451,13 +498,25 @@ Result<Prepared> prepare(const Options& opts) {
 
   // 5. The code page: copy the stub, patch its slots, make it executable.
   auto code = stub_code();
-  std::memcpy(R.code, code.data(), code.size());
-  const std::uint64_t entry = plan.entry.value_or(0), rsp = plan.rsp.value_or(0);
-  std::memcpy(R.code + stub_entry_slot(), &entry, 8);
-  std::memcpy(R.code + stub_rsp_slot(), &rsp, 8);
-  if (mprotect(R.code, kPage, PROT_READ | PROT_EXEC) != 0) {
-    int e = errno;
-    return Error(e, "user-space exec: making the stub executable: " + errno_name(e));
+  const std::uint64_t slots[2] = {plan.entry.value_or(0), plan.rsp.value_or(0)};
+  static_assert(sizeof slots == 16);
+  // The instructions, without the slots (the last 16 bytes), already there?
+  const bool same_code = std::memcmp(R.code, code.data(), stub_entry_slot()) == 0;
+  const bool adjacent = stub_rsp_slot() == stub_entry_slot() + 8;
+  if (!(R.code_executable && same_code && adjacent && write_own_code(R.code + stub_entry_slot(), slots, sizeof slots))) {
+    if (R.code_executable && mprotect(R.code, kPage, PROT_READ | PROT_WRITE) != 0) {
+      int e = errno;
+      return Error(e, "user-space exec: making the stub writable: " + errno_name(e));
+    }
+    R.code_executable = false;
+    if (!same_code) std::memcpy(R.code, code.data(), code.size());
+    std::memcpy(R.code + stub_entry_slot(), &slots[0], 8);
+    std::memcpy(R.code + stub_rsp_slot(), &slots[1], 8);
+    if (mprotect(R.code, kPage, PROT_READ | PROT_EXEC) != 0) {
+      int e = errno;
+      return Error(e, "user-space exec: making the stub executable: " + errno_name(e));
+    }
+    R.code_executable = true;
   }
   im.differences.push_back("one 4 KiB page of the stub's code stays mapped r-x at " + hex(self_lo) +
                            " (the code that unmapped the old image cannot unmap itself)");
@@ -468,6 +527,7 @@ Result<Prepared> prepare(const Options& opts) {
         if (a.value && *a.value != (a.type == AT_EUID ? geteuid() : getegid()))
           im.differences.push_back("set-user-ID / set-group-ID bits are not applied: user space cannot gain privileges");
   }
+  if (!opts.keep_prediction) im.pred = exec::Prediction{};
   return out;
 }
 

@@ -2,7 +2,8 @@
 // state, unmaps the table's own pages (a0, a1) and jumps, reading nothing but
 // the code page afterwards. Register use: r12 = current op, r13 = an 8-byte zero
 // (an empty signal mask for the death path), r14 = a zeroed XSAVE area whose
-// header marks every component "initial" and whose MXCSR is 0x1f80.
+// header marks every component "initial" and whose MXCSR is 0x1f80, r15 =
+// the signal mask kind 6 installs.
 //
 // The entry state is the kernel's (arch/x86/include/asm/elf.h
 // ELF_PLAT_INIT, arch/x86/kernel/process_64.c start_thread_common()): every
@@ -28,6 +29,7 @@ procforge_stub_begin:
     mov %rsi, %r12
     mov %rdx, %r13
     mov %rcx, %r14
+    mov %rdi, %r15
 1:  mov (%r12), %rax
     test %rax, %rax
     jz 9f
@@ -37,6 +39,8 @@ procforge_stub_begin:
     je 4f
     cmp $5, %rax
     je 5f
+    cmp $6, %rax
+    je 6f
     mov 8(%r12), %rax
     mov 16(%r12), %rdi
     mov 24(%r12), %rsi
@@ -62,6 +66,13 @@ procforge_stub_begin:
     mov 32(%r12), %rcx
     cld
     rep movsb
+    jmp 2b
+6:  mov $14, %eax
+    mov $2, %edi
+    mov %r15, %rsi
+    xor %edx, %edx
+    mov $8, %r10d
+    syscall
     jmp 2b
 8:  mov $14, %eax
     mov $2, %edi
@@ -127,9 +138,10 @@ std::span<const std::uint8_t> stub_code() {
 std::size_t stub_entry_slot() { return static_cast<std::size_t>(procforge_stub_entry_slot - procforge_stub_begin); }
 std::size_t stub_rsp_slot() { return static_cast<std::size_t>(procforge_stub_rsp_slot - procforge_stub_begin); }
 
-void run_stub(const void* code, const Op* ops, const std::uint64_t* zero_word, const void* xsave_area) {
-  // rdi unused, rsi = ops, rdx = zero word, rcx = xsave area.
-  asm volatile("jmp *%0" : : "r"(code), "S"(ops), "d"(zero_word), "c"(xsave_area) : "memory");
+void run_stub(const void* code, const Op* ops, const std::uint64_t* zero_word, const void* xsave_area,
+              const std::uint64_t* mask) {
+  // rdi = mask, rsi = ops, rdx = zero word, rcx = xsave area.
+  asm volatile("jmp *%0" : : "r"(code), "D"(mask), "S"(ops), "d"(zero_word), "c"(xsave_area) : "memory");
   __builtin_unreachable();
 }
 

@@ -284,8 +284,15 @@ PF_CHILD_INLINE void restrictions(Block* b) {
 [[noreturn]] PF_CHILD_INLINE void exec_program(Block* b) {
   if (b->replace) {
     // reset_signals() only ever sets SIG_DFL or SIG_IGN with no flags and no
-    // mask, so what CLONE_CLEAR_SIGHAND flushed stays flushed.
-    b->replace(b->replace_arg, b->handlers_cleared);  // does not return
+    // mask, so what CLONE_CLEAR_SIGHAND flushed stays flushed. With a
+    // replacement, descriptors() closed (not marked) the other fds, and no
+    // later step opens one.
+    ExecResetsDone done;
+    done.signal_handlers_flushed = b->handlers_cleared;
+    done.other_fds_closed = b->close_other_fds;
+    done.kept_fds = b->kept;
+    done.n_kept_fds = b->nkept;
+    b->replace(b->replace_arg, done);  // does not return
     die(b, Step::execve, -ENOEXEC, -1);
   }
   int eacces = -1;

@@ -88,7 +88,7 @@ struct Block {
   char* const* argv = nullptr;
   char* const* envp = nullptr;
   // A user-space exec instead of execve (Options::exec_replacement).
-  void (*replace)(const void*, bool) = nullptr;
+  void (*replace)(const void*, const ExecResetsDone&) = nullptr;
   const void* replace_arg = nullptr;
   const char* cwd = nullptr;
 
