@@ -603,6 +603,8 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
       at(top - kTopPad - (b.filename.size() + 1)) + "  execfn \"" + b.filename + "\"",
       at(strings_low) + "  argv strings (" + std::to_string(argc) + "), then envp strings (" + std::to_string(envc) +
           ")",
+      at(align_p) + "  " + (stack_known ? std::to_string(strings_low - align_p) + " bytes" : std::string("up to 8 KiB")) +
+          " of arch_align_stack() gap, never written",
       at(u_platform) + "  platform string",
       at(u_random) + "  16 random bytes (AT_RANDOM)",
       at(rsp + items * lim.word) + "  auxv: " + std::to_string(aux.size()) + " entries",
