@@ -98,10 +98,12 @@ struct Request {
   std::optional<Dice> dice;
   // Also produce the initial stack's bytes (Plan::stack_tables, stack_strings).
   bool want_stack_image = false;
-  // Keep every decision in Prediction::checks. Off, they are still made (and
-  // a failure still explained), only not kept: a caller that only needs the
-  // outcome and the plan saves the allocations.
-  bool record_checks = true;
+  // Explain: keep every decision in Prediction::checks and write the plan's
+  // texts (stack_layout, the auxv entries' names and descriptions). Off, the
+  // decisions are still made (and a failure still explained) and the plan's
+  // numbers are the same: a caller that only runs the program saves the
+  // allocations and the pages they fill.
+  bool explain = true;
   // Out: when set, a close-on-exec duplicate of every file the plan maps
   // (the program, the PT_INTERP interpreter), keyed by Mapping::object, for
   // the caller to close: the very files the model examined, not reopened.

@@ -43,6 +43,10 @@ struct Options {
   // instead of the Prepared's destructor freeing it after the caller's
   // fork(), when every heap page it touches costs a copy-on-write fault.
   bool keep_prediction = true;
+  // The files to map get descriptors at or above this number: above every
+  // fd a spawn's actions set up (spawn refuses a kept fd that is also the
+  // target of an action).
+  int descriptor_floor = 0;
   // enter() will run in a child made by fork() (single-threaded). Otherwise
   // prepare() refuses a process with other threads: the kernel would kill
   // them (de_thread()), user space cannot.

@@ -45,7 +45,7 @@ Result<std::size_t> ExecFile::read_at(void* buf, std::size_t len, std::uint64_t 
 }
 
 void Context::check(std::string step, std::string object, bool passed, std::string detail, std::string rule) {
-  if (req.record_checks) out.checks.push_back({std::move(step), std::move(object), passed, std::move(detail), std::move(rule)});
+  if (req.explain) out.checks.push_back({std::move(step), std::move(object), passed, std::move(detail), std::move(rule)});
 }
 
 void Context::fail(int err, std::string step, std::string object, std::string diagnosis, std::string fix) {

@@ -598,7 +598,7 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   plan.stack_pointers_bytes = sp - rsp + ei_words * lim.word;
   plan.execfn = b.filename;
   auto at = [&](std::uint64_t a) { return stack_known ? hex(a) : "stack_top-" + hex(top - a); };
-  plan.stack_layout = {
+  if (req.explain) plan.stack_layout = {
       at(top - kTopPad) + "  8 zero bytes",
       at(top - kTopPad - (b.filename.size() + 1)) + "  execfn \"" + b.filename + "\"",
       at(strings_low) + "  argv strings (" + std::to_string(argc) + "), then envp strings (" + std::to_string(envc) +
@@ -611,10 +611,12 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
       at(rsp + 8) + "  argv[] and envp[] pointers",
       at(rsp) + "  argc = " + std::to_string(argc) + "   <- rsp at entry (16-byte aligned)",
   };
-  if (randomize && !exact)
+  if (req.explain && randomize && !exact)
     plan.stack_layout.push_back("stack_top is 0x7ffffffff000 minus up to 16 GiB (random), then up to 8 KiB of "
                                 "random padding below the strings");
-  for (const auto& a : aux) plan.auxv.push_back({a.type, auxv_name(a.type), a.value, a.describe});
+  for (auto& a : aux)
+    plan.auxv.push_back({a.type, req.explain ? auxv_name(a.type) : std::string(), a.value,
+                         req.explain ? std::move(a.describe) : std::string()});
 
   // What the first instruction meets.
   plan.entry = known((exact || !(plan.entry_in_interp ? plan.interp_randomized : (main.h.type == ET_DYN && randomize))) &&

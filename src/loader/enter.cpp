@@ -98,6 +98,13 @@ void close_on_exec(const Region& r) {
   raw(SYS_close, dir);
 }
 
+// As the stub's own death path: unblock, SIGSEGV, and exit if it was ignored.
+[[noreturn]] void die_with_sigsegv(const Region& r) {
+  raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(r.zero_word), 0, 8);
+  raw(SYS_kill, raw(SYS_getpid), SIGSEGV);
+  for (;;) raw(SYS_exit_group, 128 + SIGSEGV);
+}
+
 void unregister_rseq() {
   // glibc registers a 32-byte area at the thread pointer + __rseq_offset with
   // the signature RSEQ_SIG; the new image's C library registers its own.
@@ -121,6 +128,9 @@ void Prepared::enter(const spawn::ExecResetsDone& done) const {
     *r.saved_mask = old;
     restore = r.saved_mask;
   }
+  // prepare() leaves the stub's page rw- (it checked that this process may
+  // make it executable); it turns r-x in the process that runs it.
+  if (raw(SYS_mprotect, reinterpret_cast<long>(r.code), 4096, PROT_READ | PROT_EXEC) != 0) die_with_sigsegv(r);
   if (!done.signal_handlers_flushed) flush_signal_handlers();
   disable_alternate_signal_stack();
   if (done.other_fds_closed) close_on_exec(r, done);

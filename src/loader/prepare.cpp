@@ -63,42 +63,13 @@ std::atomic<std::uint64_t> spare{0};
 // kRegionMin: most images fit, so the spare fits the next one too.
 constexpr std::size_t kRegionMin = 128 * 1024;
 constexpr std::size_t kRegionMax = 2 * 1024 * 1024;  // larger regions are not kept
-static_assert(kRegionMax / kPage < kPage / 2, "the page count must fit below the page-aligned base");
-constexpr std::uint64_t kSparePages = kPage / 2 - 1;           // low bits of the slot: the size in pages
-constexpr std::uint64_t kSpareCodeExecutable = kPage / 2;     // and whether the code page is r-x
+static_assert(kRegionMax / kPage < kPage, "the page count must fit below the page-aligned base");
 
-// The stub's jump slots live in its code page, which is r-x. In a region
-// taken again, they are written through /proc/self/mem (the kernel writes
-// a page user space may not, breaking copy-on-write as a store would:
-// mm/gup.c FOLL_FORCE), one pwrite instead of two mprotect calls (1 us
-// against 3.6 us here). The descriptor is bound to the memory of the
-// process that opened it, so a fork()ed child opens its own. False when
-// /proc is missing or refuses (proc_mem.force_override=never): then the
-// caller makes the page writable for a moment.
-bool write_own_code(void* at, const void* bytes, std::size_t len) {
-  static std::atomic<std::uint64_t> cached{0};  // pid << 32 | fd, 0 = none
-  const auto pid = static_cast<std::uint64_t>(getpid());
-  std::uint64_t seen = cached.load();
-  int fd = seen && (seen >> 32) == pid ? static_cast<int>(seen & 0xffffffff) : -1;
-  if (fd < 0) {
-    fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
-    if (fd < 0) return false;
-    if (!cached.compare_exchange_strong(seen, pid << 32 | static_cast<std::uint32_t>(fd))) {
-      close(fd);  // another thread cached one first
-      seen = cached.load();
-      if ((seen >> 32) != pid) return false;
-      fd = static_cast<int>(seen & 0xffffffff);
-    }
-  }
-  return pwrite(fd, bytes, len, static_cast<off_t>(reinterpret_cast<std::uintptr_t>(at))) == static_cast<ssize_t>(len);
-}
-
-void* take_spare_region(std::size_t& size, bool& code_executable, const std::vector<Range>& avoid) {
+void* take_spare_region(std::size_t& size, const std::vector<Range>& avoid) {
   const std::uint64_t slot = spare.exchange(0);
   if (!slot) return nullptr;
   void* base = reinterpret_cast<void*>(slot & ~(kPage - 1));
-  const std::size_t have = (slot & kSparePages) * kPage;
-  code_executable = slot & kSpareCodeExecutable;
+  const std::size_t have = (slot & (kPage - 1)) * kPage;
   if (have < size || clashes(reinterpret_cast<std::uint64_t>(base), have, avoid)) {
     munmap(base, have);
     return nullptr;
@@ -173,6 +144,17 @@ int count_threads() {
   return n;
 }
 
+// fd itself when it is at or above floor, else a close-on-exec copy there
+// (the original closed); -1 with errno when that fails.
+int above_floor(int fd, int floor) {
+  if (fd < 0 || fd >= floor) return fd;
+  const int moved = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+  const int err = errno;
+  close(fd);
+  errno = err;
+  return moved;
+}
+
 Op syscall_op(std::uint64_t kind, long nr, std::initializer_list<std::uint64_t> args) {
   Op op;
   op.kind = kind;
@@ -190,8 +172,7 @@ void release_region(Region& r) {
   const std::size_t size = std::exchange(r.size, 0);
   std::uint64_t empty = 0;
   if (size <= kRegionMax &&
-      spare.compare_exchange_strong(empty, reinterpret_cast<std::uint64_t>(base) | (size / kPage) |
-                                               (r.code_executable ? kSpareCodeExecutable : 0)))
+      spare.compare_exchange_strong(empty, reinterpret_cast<std::uint64_t>(base) | (size / kPage)))
     return;
   munmap(base, size);
 }
@@ -223,7 +204,7 @@ Result<Prepared> prepare(const Options& opts) {
   req.dice = dice;
   req.addr_no_randomize = req.addr_no_randomize || !opts.randomize;
   req.want_stack_image = true;
-  req.record_checks = opts.keep_prediction;
+  req.explain = opts.keep_prediction || tracing;
   // The kernel's facts do not change while we run; whether binfmt_misc is
   // mounted (here, in this mount namespace) can.
   static const exec::SystemFacts kernel_facts = exec::SystemFacts::probe();
@@ -236,7 +217,8 @@ Result<Prepared> prepare(const Options& opts) {
   req.mapped_files = &model_files;
   auto pred = exec::predict(req, facts);
   std::map<std::string, int> fds;
-  for (const auto& [path, fd] : model_files) {
+  for (auto [path, fd] : model_files) {
+    fd = above_floor(fd, opts.descriptor_floor);
     im.fds.push_back(fd);
     fds.emplace(path, fd);
   }
@@ -280,7 +262,7 @@ Result<Prepared> prepare(const Options& opts) {
   for (const auto& m : plan.mappings) {
     if (!m.file_backed || fds.count(m.object)) continue;
     std::string path = m.object[0] == '/' || cwd.empty() ? m.object : cwd + "/" + m.object;
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = above_floor(open(path.c_str(), O_RDONLY | O_CLOEXEC), opts.descriptor_floor);
     if (fd < 0) {
       int e = errno;
       return Error(e, "user-space exec: opening " + m.object + " to map it: " + errno_name(e) +
@@ -298,7 +280,9 @@ Result<Prepared> prepare(const Options& opts) {
   if (plan.brk) new_ranges.push_back({*plan.brk, *plan.brk + (64ull << 20)});  // leave the heap room to grow
 
   const std::vector<Range> old = old_mappings((1ull << 47) - kPage, facts);  // TASK_SIZE, 4-level paging
-  const std::size_t n_ops = old.size() + plan.mappings.size() + plan.zero_ranges.size() + 16;
+  // The ops counted here, plus 32 for the fixed ones (copies, mm fields,
+  // identity, closes, resets, the end), about 20 today.
+  const std::size_t n_ops = old.size() + plan.mappings.size() + plan.zero_ranges.size() + im.fds.size() + 32;
   std::size_t size = kPage;                                  // code
   // What this prepare() writes comes first, right after the code page, so
   // that it spans few pages: after a fork() in the caller, each page written
@@ -320,12 +304,9 @@ Result<Prepared> prepare(const Options& opts) {
                   kRegionMin);
 
   // A region a previous Prepared left (see release_region()), else a new one.
-  bool code_executable = false;
-  void* base = take_spare_region(size, code_executable, new_ranges);
-  if (!base) {
-    base = MAP_FAILED;
-    code_executable = false;
-  }
+  void* base = take_spare_region(size, new_ranges);
+  const bool reused = base != nullptr;
+  if (!base) base = MAP_FAILED;
   for (int attempt = 0; attempt < 64 && base == MAP_FAILED; ++attempt) {
     // A random place between 4 GiB and 80 TiB: below PIE images (ELF_ET_DYN_BASE
     // ~85 TiB) and far from the mmap area, so that the hole its data pages
@@ -343,7 +324,6 @@ Result<Prepared> prepare(const Options& opts) {
   R.base = static_cast<std::uint8_t*>(base);
   R.size = size;
   R.code = R.base;
-  R.code_executable = code_executable;
   R.zero_word = reinterpret_cast<std::uint64_t*>(R.base + off_header);
   R.saved_mask = R.zero_word + 1;
   R.xsave = R.base + size - kDentsSize - kXsaveSize;  // size: the region's, which may be a larger spare
@@ -497,27 +477,22 @@ Result<Prepared> prepare(const Options& opts) {
   std::copy(ops.begin(), ops.end(), R.ops);
 
   // 5. The code page: copy the stub, patch its slots, make it executable.
+  // The code page stays rw- in this process: enter() makes it r-x in the
+  // process that runs it, so that a region taken again is rewritten without
+  // two mprotect() calls here (3.6 us) and no page is ever writable and
+  // executable at once. Whether this process may make anonymous memory
+  // executable at all (SELinux execmem, PaX MPROTECT) is asked once per new
+  // region, so that a refusal is an error here and not a dead child.
   auto code = stub_code();
-  const std::uint64_t slots[2] = {plan.entry.value_or(0), plan.rsp.value_or(0)};
-  static_assert(sizeof slots == 16);
-  // The instructions, without the slots (the last 16 bytes), already there?
-  const bool same_code = std::memcmp(R.code, code.data(), stub_entry_slot()) == 0;
-  const bool adjacent = stub_rsp_slot() == stub_entry_slot() + 8;
-  if (!(R.code_executable && same_code && adjacent && write_own_code(R.code + stub_entry_slot(), slots, sizeof slots))) {
-    if (R.code_executable && mprotect(R.code, kPage, PROT_READ | PROT_WRITE) != 0) {
-      int e = errno;
-      return Error(e, "user-space exec: making the stub writable: " + errno_name(e));
-    }
-    R.code_executable = false;
-    if (!same_code) std::memcpy(R.code, code.data(), code.size());
-    std::memcpy(R.code + stub_entry_slot(), &slots[0], 8);
-    std::memcpy(R.code + stub_rsp_slot(), &slots[1], 8);
-    if (mprotect(R.code, kPage, PROT_READ | PROT_EXEC) != 0) {
-      int e = errno;
-      return Error(e, "user-space exec: making the stub executable: " + errno_name(e));
-    }
-    R.code_executable = true;
+  if (!reused && (mprotect(R.code, kPage, PROT_READ | PROT_EXEC) != 0 || mprotect(R.code, kPage, PROT_READ | PROT_WRITE) != 0)) {
+    int e = errno;
+    return Error(e, "user-space exec: making the stub executable: " + errno_name(e));
   }
+  // The instructions, without the slots (the last 16 bytes), already there?
+  if (std::memcmp(R.code, code.data(), stub_entry_slot()) != 0) std::memcpy(R.code, code.data(), code.size());
+  const std::uint64_t entry = plan.entry.value_or(0), rsp = plan.rsp.value_or(0);
+  std::memcpy(R.code + stub_entry_slot(), &entry, 8);
+  std::memcpy(R.code + stub_rsp_slot(), &rsp, 8);
   im.differences.push_back("one 4 KiB page of the stub's code stays mapped r-x at " + hex(self_lo) +
                            " (the code that unmapped the old image cannot unmap itself)");
   im.differences.push_back("the vDSO keeps its address (" + hex(*dice.vdso_base) + ") instead of a new random one");

@@ -28,7 +28,6 @@ struct Region {
   std::uint8_t* base = nullptr;
   std::size_t size = 0;
   std::uint8_t* code = nullptr;
-  bool code_executable = false;  // the code page is r-x (else rw-, a new region)
   std::uint64_t* zero_word = nullptr;
   std::uint64_t* saved_mask = nullptr;
   std::uint8_t* xsave = nullptr;

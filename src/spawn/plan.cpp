@@ -200,6 +200,11 @@ Status plan_fds(Plan& p) {
   }
   for (int fd : o.keep_fds) {
     if (fd < 0) return Error{EBADF, "keeping fd " + std::to_string(fd)};
+    // A replacement's own files (a user-space exec maps them) must not be
+    // overwritten by an fd action on the same number.
+    if (o.exec_replacement && std::any_of(p.fd_ops.begin(), p.fd_ops.end(), [&](const FdOp& op) { return op.fd == fd; }))
+      return Error{EINVAL, "fd " + std::to_string(fd) + " is kept for the exec replacement and is also the target of an "
+                           "fd action (open its files above every target: loader::Options::descriptor_floor)"};
     p.keep_fds.push_back(fd);
     if (fd >= 3) p.kept.push_back(static_cast<unsigned>(fd));
   }

@@ -56,6 +56,7 @@ class LoaderSpawn : public testing::TempDirTest {
       lo.request.argv = o.argv;
       for (char** e = environ; *e; ++e) lo.request.envp.emplace_back(*e);
       lo.for_child = true;
+      lo.descriptor_floor = 9;  // above the fd actions' targets (7, 8)
       auto p = loader::prepare(lo);
       if (!p) return "prepare: " + p.error().message;
       prepared.emplace(std::move(*p));
@@ -80,8 +81,9 @@ TEST_F(LoaderSpawn, close_on_exec_after_spawn_closes_what_execve_closes) {
   ASSERT_EQ(dup3(null, 0, O_CLOEXEC), 0);
   // Two fds above 2, one close-on-exec and one not, each kept by spawn
   // (keep_fds clears close-on-exec) and each left to the default.
-  const int cloexec = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  const int plain = open("/dev/null", O_RDONLY);
+  // At 20 and up: clear of the fd actions' targets (7, 8) below.
+  const int cloexec = fcntl(null, F_DUPFD_CLOEXEC, 20);
+  const int plain = fcntl(null, F_DUPFD, 20);
   ASSERT_GE(cloexec, 0);
   ASSERT_GE(plain, 0);
 
@@ -90,6 +92,16 @@ TEST_F(LoaderSpawn, close_on_exec_after_spawn_closes_what_execve_closes) {
       spawn::Options o;
       o.keep_fds = keep;
       o.close_other_fds = close_others;
+      // Targets above 2 are kept too: a file opened onto 7, and onto 8 a
+      // copy of the close-on-exec fd (dup2 clears the flag).
+      spawn::FdAction onto7, onto8;
+      onto7.kind = spawn::FdAction::Kind::open;
+      onto7.fd = 7;
+      onto7.path = "/dev/null";
+      onto8.kind = spawn::FdAction::Kind::dup2;
+      onto8.fd = 8;
+      onto8.source = cloexec;
+      o.fd_actions = {onto7, onto8};
       const std::string kernel = seen(false, "fds", o);
       const std::string user = seen(true, "fds", o);
       SCOPED_TRACE("close_other_fds " + std::to_string(close_others) + ", keep " + std::to_string(keep.size()));
@@ -98,6 +110,7 @@ TEST_F(LoaderSpawn, close_on_exec_after_spawn_closes_what_execve_closes) {
       EXPECT_NE(listed.rfind("0,", 0), 0u) << kernel;  // fd 0 went with the exec
       const bool plain_open = !keep.empty() || !close_others;
       EXPECT_EQ(("," + listed).find("," + std::to_string(plain) + ",") != std::string::npos, plain_open) << kernel;
+      EXPECT_NE(("," + listed).find(",7,8,"), std::string::npos) << kernel;
     }
   }
   dup2(saved0, 0);
@@ -105,6 +118,33 @@ TEST_F(LoaderSpawn, close_on_exec_after_spawn_closes_what_execve_closes) {
   close(null);
   close(cloexec);
   close(plain);
+}
+
+// A user-space exec's own files must survive the fd actions: spawn refuses
+// to keep an fd that an action also targets, instead of mapping the wrong file.
+TEST_F(LoaderSpawn, a_kept_fd_that_an_action_targets_is_refused) {
+  loader::Options lo;
+  lo.request.path = std::string(PROCFORGE_PROBE_DIR) + "/probe_state";
+  lo.request.argv = {"probe_state"};
+  lo.for_child = true;
+  auto p = loader::prepare(lo);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  ASSERT_FALSE(p->descriptors().empty());
+  spawn::Options o;
+  o.path = lo.request.path;
+  o.argv = lo.request.argv;
+  o.keep_fds = p->descriptors();
+  spawn::FdAction over;
+  over.kind = spawn::FdAction::Kind::open;
+  over.fd = p->descriptors().front();
+  over.path = "/dev/null";
+  o.fd_actions = {over};
+  o.exec_replacement = enter_prepared;
+  o.exec_replacement_arg = &*p;
+  auto c = spawn::spawn(o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().err, EINVAL);
+  EXPECT_NE(c.error().message.find("descriptor_floor"), std::string::npos) << c.error().message;
 }
 
 // The stub reinstalls the mask enter() found: the empty one from a constant
