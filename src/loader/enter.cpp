@@ -128,10 +128,11 @@ void Prepared::enter(const spawn::ExecResetsDone& done) const {
     *r.saved_mask = old;
     restore = r.saved_mask;
   }
-  // prepare() leaves the stub's page rw- (it checked that this process may
-  // make it executable); it turns r-x in the process that runs it.
-  if (raw(SYS_mprotect, reinterpret_cast<long>(r.code), 4096, PROT_READ | PROT_EXEC) != 0) die_with_sigsegv(r);
   if (!done.signal_handlers_flushed) flush_signal_handlers();
+  // prepare() leaves the stub's page rw- (it checked that this process may
+  // make it executable); it turns r-x in the process that runs it. After the
+  // flush, so that a refusal kills with the default action, as the stub does.
+  if (raw(SYS_mprotect, reinterpret_cast<long>(r.code), 4096, PROT_READ | PROT_EXEC) != 0) die_with_sigsegv(r);
   disable_alternate_signal_stack();
   if (done.other_fds_closed) close_on_exec(r, done);
   else close_on_exec(r);
