@@ -4,11 +4,13 @@
 // one), and the steps in words are made only for someone who reads them.
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -147,6 +149,46 @@ TEST(LoaderRegion, a_process_that_may_not_make_memory_executable_gets_an_error) 
   ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
   EXPECT_EQ(WEXITSTATUS(status), 0) << "10: no seccomp; 11: prepare on the spare failed; 12/13: the new region "
                                        "was not refused with EACCES and a message; 14: enter() did not die with SIGSEGV";
+}
+
+// The documented difference: the kernel executes a file its caller may only
+// execute; a user-space exec must read what it maps, so a caller without
+// read permission gets EACCES from prepare(), before anything is spawned.
+// (procforge run --uid prepares as the invoking user and drops the identity
+// last, which is how the exec corpus runs such files.) In a child that takes
+// uid and gid 65534; needs root to switch.
+TEST(LoaderRegion, a_caller_that_may_only_execute_the_file_gets_eacces) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to switch to uid 65534";
+  char dir[] = "/tmp/procforge-exec-only-XXXXXX";
+  ASSERT_TRUE(mkdtemp(dir));
+  chmod(dir, 0755);
+  const std::string copy = std::string(dir) + "/probe";
+  {
+    std::ifstream in(std::string(PROCFORGE_PROBE_DIR) + "/probe_args", std::ios::binary);
+    std::ofstream out(copy, std::ios::binary);
+    out << in.rdbuf();
+  }
+  ASSERT_EQ(chmod(copy.c_str(), 0711), 0);  // root's file: others may execute, not read
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0)
+      _exit(10);
+    if (access(copy.c_str(), X_OK) != 0 || access(copy.c_str(), R_OK) == 0) _exit(11);  // the premise
+    Options o = probe_options();
+    o.request.path = copy;
+    o.request.creds = exec::Credentials::current();
+    auto p = prepare(o);
+    if (p.ok()) _exit(12);
+    if (p.error().err != EACCES) _exit(13);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  unlink(copy.c_str());
+  rmdir(dir);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: could not switch identity; 11: the file is not execute-only for "
+                                       "65534; 12: prepare() succeeded; 13: another errno";
 }
 
 int open_fds() {
