@@ -51,10 +51,6 @@ int devnull() {
   return fd;
 }
 
-void enter_prepared(const void* p, const procforge::spawn::ExecResetsDone& done) {
-  static_cast<const procforge::loader::Prepared*>(p)->enter(done);
-}
-
 procforge::spawn::Options spawn_options(const Target& t, procforge::spawn::Strategy strategy) {
   procforge::spawn::Options o;
   o.path = t.path;
@@ -100,7 +96,6 @@ constexpr int kBlock = 20;  // runs of one side before the other side's turn
 void exec_pair(benchmark::State& state, const Target& t) {
   const auto kernel = spawn_options(t, procforge::spawn::Strategy::fork);
   auto user = kernel;
-  user.exec_replacement = enter_prepared;
   const auto lo = loader_options(t);
   std::vector<double> kernel_us, user_us;
   for (auto _ : state) {
@@ -114,8 +109,8 @@ void exec_pair(benchmark::State& state, const Target& t) {
       {  // the Prepared's end (its files closed, its region given back) is timed too
         auto prepared = procforge::loader::prepare(lo);
         if (!prepared) return state.SkipWithError(("prepare: " + prepared.error().message).c_str());
-        user.keep_fds = prepared->descriptors();
-        user.exec_replacement_arg = &*prepared;
+        user.keep_fds.clear();
+        prepared->attach_to(user);
         if (!spawn_and_wait(user)) return state.SkipWithError(("spawn+user exec of " + t.path + " failed").c_str());
       }
       user_us.push_back(micros_since(t0));

@@ -237,10 +237,6 @@ std::string search_path(const std::string& name, const std::vector<std::string>&
   return name;
 }
 
-void enter_prepared(const void* p, const spawn::ExecResetsDone& done) {
-  static_cast<const loader::Prepared*>(p)->enter(done);
-}
-
 int run(const RunOptions& o, const std::vector<std::string>& command) {
   if (!o.loader.empty() && o.loader != "kernel" && o.loader != "user") {
     std::cerr << "procforge run: --loader takes kernel or user, not " << o.loader << "\n";
@@ -295,9 +291,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     opts.uid.reset();
     opts.gid.reset();
     opts.groups.reset();
-    for (int fd : prepared->descriptors()) opts.keep_fds.push_back(fd);
-    opts.exec_replacement = enter_prepared;
-    opts.exec_replacement_arg = &*prepared;
+    prepared->attach_to(opts);
   }
 
   RunReport rep;

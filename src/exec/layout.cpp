@@ -2,9 +2,9 @@
 #include "exec/layout.hpp"
 
 #include <elf.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
-#include <fcntl.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 

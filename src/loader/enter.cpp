@@ -114,7 +114,17 @@ void unregister_rseq() {
     if (raw(SYS_rseq, reinterpret_cast<long>(area), len, 1 /* RSEQ_FLAG_UNREGISTER */, 0x53053053) == 0) break;
 }
 
+void enter_replacement(const void* prepared, const spawn::ExecResetsDone& done) {
+  static_cast<const Prepared*>(prepared)->enter(done);
+}
+
 }  // namespace
+
+void Prepared::attach_to(spawn::Options& o) const {
+  o.exec_replacement = enter_replacement;
+  o.exec_replacement_arg = this;
+  o.keep_fds.insert(o.keep_fds.end(), impl_->fds.begin(), impl_->fds.end());
+}
 
 void Prepared::enter(const spawn::ExecResetsDone& done) const {
   const Region& r = impl_->region;

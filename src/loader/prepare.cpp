@@ -226,12 +226,13 @@ Result<Prepared> prepare(const Options& opts) {
   im.pred = std::move(*pred);
   const exec::Prediction& p = im.pred;
   for (const auto& c : p.chain) {
-    if (!tracing) break;
-    std::string d = c.path + (c.kind == exec::LinkKind::script ? " is a #! script: interpreter " + c.interpreter.value_or("") +
-                                                                      (c.arg ? " arg \"" + *c.arg + "\"" : "")
-                              : c.kind == exec::LinkKind::misc ? " matches binfmt_misc " + c.misc_entry + ": " + c.interpreter.value_or("")
-                              : " is ELF" + (c.interpreter ? ", PT_INTERP " + *c.interpreter : std::string(", static")));
-    step("dispatch", d);
+    if (tracing)
+      step("dispatch", c.path + (c.kind == exec::LinkKind::script
+                                     ? " is a #! script: interpreter " + c.interpreter.value_or("") +
+                                           (c.arg ? " arg \"" + *c.arg + "\"" : "")
+                                 : c.kind == exec::LinkKind::misc
+                                     ? " matches binfmt_misc " + c.misc_entry + ": " + c.interpreter.value_or("")
+                                     : " is ELF" + (c.interpreter ? ", PT_INTERP " + *c.interpreter : std::string(", static"))));
   }
   if (p.outcome == exec::Outcome::error)
     return Error(p.err, "execve " + req.path + ": " + errno_name(p.err) + " (" + p.diagnosis + ")");
@@ -476,7 +477,8 @@ Result<Prepared> prepare(const Options& opts) {
   if (ops.size() > n_ops) return Error(E2BIG, "user-space exec: op table overflow");
   std::copy(ops.begin(), ops.end(), R.ops);
 
-  // 5. The code page: copy the stub, patch its slots, make it executable.
+  // 5. The code page: copy the stub (a region taken again has it already),
+  // patch its slots.
   // The code page stays rw- in this process: enter() makes it r-x in the
   // process that runs it, so that a region taken again is rewritten without
   // two mprotect() calls here (3.6 us) and no page is ever writable and

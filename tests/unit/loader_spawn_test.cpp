@@ -25,10 +25,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-void enter_prepared(const void* p, const spawn::ExecResetsDone& done) {
-  static_cast<const loader::Prepared*>(p)->enter(done);
-}
-
 // One line of probe_state's report ("fds=0,1,2", "sigmask=0x0").
 std::string line_of(const std::string& path, const std::string& key) {
   std::ifstream in(path);
@@ -40,7 +36,6 @@ std::string line_of(const std::string& path, const std::string& key) {
 
 class LoaderSpawn : public testing::TempDirTest {
  protected:
-  // probe_state through spawn, with execve or (user) the user-space exec.
   // probe_state's `key` line after a spawn with execve or (user) the user-space exec.
   std::string seen(bool user, const std::string& key, const spawn::Options& base) {
     const std::string probe = std::string(PROCFORGE_PROBE_DIR) + "/probe_state";
@@ -60,9 +55,7 @@ class LoaderSpawn : public testing::TempDirTest {
       auto p = loader::prepare(lo);
       if (!p) return "prepare: " + p.error().message;
       prepared.emplace(std::move(*p));
-      for (int fd : prepared->descriptors()) o.keep_fds.push_back(fd);
-      o.exec_replacement = enter_prepared;
-      o.exec_replacement_arg = &*prepared;
+      prepared->attach_to(o);
     }
     auto c = spawn::spawn(o);
     if (!c) return "spawn: " + c.error().message;
@@ -133,14 +126,12 @@ TEST_F(LoaderSpawn, a_kept_fd_that_an_action_targets_is_refused) {
   spawn::Options o;
   o.path = lo.request.path;
   o.argv = lo.request.argv;
-  o.keep_fds = p->descriptors();
+  p->attach_to(o);
   spawn::FdAction over;
   over.kind = spawn::FdAction::Kind::open;
   over.fd = p->descriptors().front();
   over.path = "/dev/null";
   o.fd_actions = {over};
-  o.exec_replacement = enter_prepared;
-  o.exec_replacement_arg = &*p;
   auto c = spawn::spawn(o);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().err, EINVAL);
