@@ -219,6 +219,7 @@ Result<Prepared> prepare(const Options& opts) {
   std::map<std::string, int> fds;
   for (auto [path, fd] : model_files) {
     fd = above_floor(fd, opts.descriptor_floor);
+    if (fd < 0) continue;  // step 2 opens it again, and names the error
     im.fds.push_back(fd);
     fds.emplace(path, fd);
   }
@@ -488,6 +489,8 @@ Result<Prepared> prepare(const Options& opts) {
   auto code = stub_code();
   if (!reused && (mprotect(R.code, kPage, PROT_READ | PROT_EXEC) != 0 || mprotect(R.code, kPage, PROT_READ | PROT_WRITE) != 0)) {
     int e = errno;
+    munmap(R.base, R.size);  // not kept as the spare: a region taken again is not asked
+    R.base = nullptr;
     return Error(e, "user-space exec: making the stub executable: " + errno_name(e));
   }
   // The instructions, without the slots (the last 16 bytes), already there?
