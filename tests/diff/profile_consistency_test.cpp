@@ -8,6 +8,8 @@
 //     wait4()'s rusage reports for the run;
 //   - the tracer's overhead against interleaved untraced runs is reported
 //     (RecordProperty), not gated: absolute times depend on the machine.
+// The sums hold wherever the boundaries lie; where they lie is pinned by
+// profile_phase_costs_test.cpp.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "support/cpu_contention.hpp"
 #include "procforge/profile.hpp"
 
 namespace {
@@ -57,19 +60,29 @@ TEST(ProfileConsistency, load_relocate_agrees_with_ld_audit) {
   if (find_audit_module("").empty()) GTEST_SKIP() << "procforge_audit.so not built (x86_64 only)";
   const std::string py = python3();
   if (py.empty()) GTEST_SKIP() << "python3 not installed";
-  // Both clocks see the same interval; other load on the machine (ctest runs
-  // two tests at once) can delay the tracer's wake-ups, so a disturbed
-  // measurement is repeated, up to five times, each attempt printed.
+  // Both clocks see the same interval. Only other work competing for the
+  // CPUs (which delays the tracer's wake-ups) may excuse a disagreement: the
+  // measurement is then repeated, up to five times, each attempt printed with
+  // what the machine's CPU pressure was. On a quiet machine a disagreement
+  // fails at once.
   procforge::Result<procforge::profile::Profile> r = procforge::Error{};
   for (int attempt = 1; attempt <= 5; ++attempt) {
+    const procforge::testsupport::CpuContention window;
     r = profile(opts({py, "-c", "pass"}, 7));
     ASSERT_TRUE(r.ok()) << r.error().message;
+    const auto machine = window.read();
     const auto& lr = r->phases[static_cast<int>(Phase::load_relocate)];
     ASSERT_TRUE(lr.present);
     ASSERT_GT(r->audit_load_relocate_us, 0) << "no LD_AUDIT records";
-    std::printf("attempt %d: load+relocate ptrace %.1f us, LD_AUDIT %.1f us\n", attempt, lr.wall_us.median,
-                r->audit_load_relocate_us);
-    if (std::abs(lr.wall_us.median - r->audit_load_relocate_us) <= 0.10 * r->audit_load_relocate_us) break;
+    const bool agree = std::abs(lr.wall_us.median - r->audit_load_relocate_us) <= 0.10 * r->audit_load_relocate_us;
+    std::printf("attempt %d: load+relocate ptrace %.1f us, LD_AUDIT %.1f us (%s); %s\n", attempt, lr.wall_us.median,
+                r->audit_load_relocate_us, agree ? "agree" : "disagree", machine.what.c_str());
+    if (agree) break;
+    if (!machine.disturbed) {
+      std::printf("the machine was quiet: the disagreement stands\n");
+      break;
+    }
+    std::printf("the machine was busy: measuring again\n");
   }
   const auto& lr = r->phases[static_cast<int>(Phase::load_relocate)];
   RecordProperty("ptrace_load_relocate_us", std::to_string(lr.wall_us.median));
