@@ -111,15 +111,21 @@ TEST(ProfileConsistency, page_faults_agree_with_wait4_rusage) {
 TEST(ProfileConsistency, tracer_overhead_is_reported) {
   const std::string py = python3();
   if (py.empty()) GTEST_SKIP() << "python3 not installed";
+  const procforge::testsupport::CpuContention window;
   auto r = profile(opts({py, "-c", "pass"}, 9));
   ASSERT_TRUE(r.ok()) << r.error().message;
+  const auto machine = window.read();
   ASSERT_GT(r->untraced_wall_us.n, 0);
   RecordProperty("untraced_median_us", std::to_string(r->untraced_wall_us.median));
   RecordProperty("overhead_net", std::to_string(r->overhead_net));
   RecordProperty("overhead_raw", std::to_string(r->overhead_raw));
   std::printf("python3 -c pass: untraced %.0f us, traced %.0f us raw; overhead %.3fx net, %.3fx raw\n",
               r->untraced_wall_us.median, r->wall_us.median, r->overhead_net, r->overhead_raw);
-  EXPECT_TRUE(std::isfinite(r->overhead_net) && r->overhead_net > 0.5);
+  std::printf("while profiling, %s\n", machine.what.c_str());
+  EXPECT_TRUE(std::isfinite(r->overhead_net) && r->overhead_net > 0);
+  // Tracing cannot halve a start-up; on a busy machine the untraced runs
+  // (medians of their own) can be the ones that were preempted.
+  if (!machine.disturbed) EXPECT_GT(r->overhead_net, 0.5);
   // The 1.2x goal holds for programs that start in 5 ms or more; gated only
   // where asked (a quiet machine), never in CI.
   if (getenv("PROCFORGE_GATE_OVERHEAD") && r->untraced_wall_us.median >= 5000) EXPECT_LE(r->overhead_net, 1.2);
