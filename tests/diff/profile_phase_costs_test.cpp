@@ -195,6 +195,18 @@ class ProfilePhaseCosts : public ::testing::TestWithParam<std::string> {
   const Measured* m_ = nullptr;
 };
 
+TEST_P(ProfilePhaseCosts, the_profile_names_the_kind_of_program_that_ran) {
+  const std::string& build = GetParam();
+  const Profile& p = m_->profile;
+  const std::map<std::string, std::string> kind = {
+      {"dynamic", "dynamic (glibc)"}, {"static", "static"}, {"static_pie", "static-pie"}, {"script", "dynamic (glibc)"}};
+  EXPECT_EQ(p.kind, kind.at(build));
+  EXPECT_EQ(p.main_source, ".symtab main");
+  // A #! script: the kernel runs its interpreter, which is what is profiled.
+  EXPECT_EQ(p.image, programs().by_build.at(build == "script" ? "dynamic" : build));
+  EXPECT_EQ(!p.chain.empty(), build == "script");
+}
+
 TEST_P(ProfilePhaseCosts, each_phase_holds_the_cpu_time_spent_in_it) {
   for (const auto& [phase, want] : expected_for(GetParam())) {
     const PhaseStats& ps = m_->profile.phases[static_cast<int>(phase)];
