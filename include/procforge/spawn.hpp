@@ -172,6 +172,9 @@ class Child {
   [[nodiscard]] int pidfd() const { return pidfd_; }  // -1 when the strategy gives none
   [[nodiscard]] Strategy strategy() const { return strategy_; }
   [[nodiscard]] const Timings& timings() const { return timings_; }
+  // Whether the child leads a process group of its own (setsid, or
+  // process_group 0): kill(whole_group) then reaches every process in it.
+  [[nodiscard]] bool leads_group() const { return leads_group_; }
   // Parent ends of Stdio::Kind::pipe streams, -1 otherwise; owned by Child.
   int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
   // cgroup directories this spawn created (outermost first); the caller
@@ -214,6 +217,27 @@ Result<Child> spawn(const Options& opts);
 // opposed to a control that could not be applied): shells answer those with
 // 127 (ENOENT) or 126 (anything else).
 bool exec_failed(const Error& e);
+
+// Supervising a child as a shell and timeout(1) do (supervise.cpp).
+struct Supervision {
+  // Signals to pass on to the child: to its process group when it leads one,
+  // else to the child. The caller blocks them in every thread before the
+  // spawn (and gives the child its own mask), so that they queue for the
+  // supervisor instead of acting on the caller. A signal the terminal sent
+  // (si_code SI_KERNEL) is not passed on while the child is in the caller's
+  // process group: the kernel already sent it to the whole foreground group.
+  sigset_t forward{};
+  // After timeout: timeout_signal to the child's process group (the child
+  // alone when it leads none), then SIGCONT so that a stopped group sees it;
+  // after kill_after more: SIGKILL to the same.
+  std::optional<std::chrono::nanoseconds> timeout;
+  int timeout_signal = SIGTERM;
+  std::optional<std::chrono::nanoseconds> kill_after;
+};
+
+// Waits for the child while forwarding signals and enforcing the timeout,
+// then reaps it. Exit::timed_out says whether the timeout fired.
+Result<Child::Exit> supervise(Child& child, const Supervision& how);
 
 // Removes cgroup directories (innermost first); ENOENT is not an error.
 Status remove_cgroups(const std::vector<std::string>& dirs);
