@@ -6,11 +6,14 @@
 // --report/--json describe the run on stderr (or --report-file), so the
 // program's own stdout stays clean.
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -26,6 +29,7 @@ namespace procforge::cli {
 
 namespace {
 
+constexpr int kExitTimedOut = 124;  // timeout(1)
 constexpr int kExitSetupFailed = 125;
 constexpr int kExitNotExecutable = 126;
 constexpr int kExitNotFound = 127;
@@ -34,8 +38,7 @@ struct RunOptions {
   std::vector<std::string> set_env, unset_env;
   bool clear_env = false;
   std::string cwd;
-  std::optional<uid_t> uid;
-  std::optional<gid_t> gid;
+  std::string uid, gid;
   std::optional<std::string> groups;
   std::vector<std::string> rlimits;
   std::vector<int> keep_fds;
@@ -54,8 +57,10 @@ struct RunOptions {
   std::string umask;
   std::optional<int> nice;
   std::string stdin_, stdout_, stderr_;
+  bool append = false;
   bool inherit_signals = false;
-  std::optional<long> timeout_ms;
+  std::string timeout, kill_signal = "TERM", kill_after;
+  bool foreground = false;
   bool report = false, json = false;
   std::string report_file;
   std::string loader;
@@ -106,6 +111,34 @@ std::optional<int> parse_signal(std::string s) {
   return std::nullopt;
 }
 
+// NUMBER UNIT, as "500ms", "1.5s", "2m" or "1h"; nullopt for anything else,
+// zero and negative values included.
+std::optional<std::chrono::nanoseconds> parse_duration(const std::string& s) {
+  char* end = nullptr;
+  errno = 0;
+  double v = strtod(s.c_str(), &end);
+  if (errno || end == s.c_str() || !(v > 0) || s[0] == '-' || s[0] == '+') return std::nullopt;
+  const std::string unit = end;
+  double ns_per = unit == "ms" ? 1e6 : unit == "s" ? 1e9 : unit == "m" ? 60e9 : unit == "h" ? 3600e9 : 0;
+  if (ns_per == 0 || v * ns_per > 1e18) return std::nullopt;  // about 31 years: past it, a typo
+  return std::chrono::nanoseconds(static_cast<long long>(v * ns_per));
+}
+
+// A user or group as a number or a name (the passwd and group databases).
+std::optional<std::uint32_t> user_id(const std::string& s) {
+  std::uint64_t v;
+  if (parse_u64(s, v)) return v < UINT32_MAX ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(v)) : std::nullopt;
+  if (const passwd* pw = getpwnam(s.c_str())) return pw->pw_uid;
+  return std::nullopt;
+}
+
+std::optional<std::uint32_t> group_id(const std::string& s) {
+  std::uint64_t v;
+  if (parse_u64(s, v)) return v < UINT32_MAX ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(v)) : std::nullopt;
+  if (const group* gr = getgrnam(s.c_str())) return gr->gr_gid;
+  return std::nullopt;
+}
+
 std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream in(s);
@@ -114,12 +147,43 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-spawn::Stdio stdio_of(const std::string& v) {
+spawn::Stdio stdio_of(const std::string& v, int fd, bool append) {
   spawn::Stdio s;
   if (v.empty()) return s;
-  if (v == "null") s.kind = spawn::Stdio::Kind::null;
-  else s.kind = spawn::Stdio::Kind::file, s.path = v;
+  if (v == "null") {
+    s.kind = spawn::Stdio::Kind::null;
+    return s;
+  }
+  s.kind = spawn::Stdio::Kind::file;
+  s.path = v;
+  if (fd != 0) s.flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
   return s;
+}
+
+// The output redirections as a shell makes them: `--stderr stdout` is 2>&1,
+// and one file named for both streams is opened once, so that the two share
+// one open file description (one offset) and neither overwrites the other.
+// The shared file is opened here, by the parent, before the spawn; OWNED
+// keeps it open until the child has it. Returns what failed, if anything.
+std::optional<std::string> plan_outputs(const RunOptions& o, spawn::Options& opts, int& owned) {
+  if (o.stderr_ != "stdout") {
+    namespace fs = std::filesystem;
+    std::error_code e1, e2;
+    const bool same_file = !o.stdout_.empty() && !o.stderr_.empty() && o.stdout_ != "null" &&
+                           fs::weakly_canonical(o.stdout_, e1) == fs::weakly_canonical(o.stderr_, e2) && !e1 && !e2;
+    if (!same_file) return std::nullopt;
+  }
+  if (o.stdout_.empty()) {  // 2>&1 onto the stdout procforge was given
+    opts.stderr_.kind = spawn::Stdio::Kind::fd;
+    opts.stderr_.fd = 1;
+    return std::nullopt;
+  }
+  const std::string& path = o.stdout_ == "null" ? "/dev/null" : o.stdout_;
+  owned = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (o.append ? O_APPEND : O_TRUNC), 0666);
+  if (owned < 0) return "opening " + path + " for stdout and stderr: " + errno_name(errno) + " (" + strerror(errno) + ")";
+  opts.stdout_.kind = opts.stderr_.kind = spawn::Stdio::Kind::fd;
+  opts.stdout_.fd = opts.stderr_.fd = owned;
+  return std::nullopt;
 }
 
 // The flags, as spawn::Options; a Usage on a value that does not parse.
@@ -133,14 +197,14 @@ std::variant<spawn::Options, Usage> make_options(const RunOptions& o, const std:
   for (const auto& kv : o.set_env)
     if (kv.find('=') == std::string::npos || kv[0] == '=') return Usage{"--env takes KEY=VALUE, got '" + kv + "'"};
   opts.cwd = o.cwd;
-  opts.uid = o.uid;
-  opts.gid = o.gid;
+  if (!o.uid.empty() && !(opts.uid = user_id(o.uid))) return Usage{"--uid takes a user name or id, got '" + o.uid + "'"};
+  if (!o.gid.empty() && !(opts.gid = group_id(o.gid))) return Usage{"--gid takes a group name or id, got '" + o.gid + "'"};
   if (o.groups) {
     std::vector<gid_t> groups;
     for (const auto& g : split_list(*o.groups)) {
-      std::uint64_t v;
-      if (!parse_u64(g, v) || v > UINT32_MAX) return Usage{"--groups takes gids separated by commas, got '" + *o.groups + "'"};
-      groups.push_back(static_cast<gid_t>(v));
+      auto id = group_id(g);
+      if (!id) return Usage{"--groups takes group names or ids separated by commas, got '" + g + "'"};
+      groups.push_back(*id);
     }
     opts.groups = groups;
   }
@@ -153,9 +217,9 @@ std::variant<spawn::Options, Usage> make_options(const RunOptions& o, const std:
     spawn::Rlimit rl;
     rl.resource = *res;
     std::uint64_t soft, hard;
-    if (!parse_limit(v.substr(0, colon), soft, false) ||
-        !parse_limit(colon == std::string::npos ? v : v.substr(colon + 1), hard, false))
-      return Usage{"--rlimit values are numbers or 'unlimited', got '" + r + "'"};
+    if (!parse_limit(v.substr(0, colon), soft, true) ||
+        !parse_limit(colon == std::string::npos ? v : v.substr(colon + 1), hard, true))
+      return Usage{"--rlimit values are numbers (K, M, G suffixes) or 'unlimited', got '" + r + "'"};
     rl.soft = soft;
     rl.hard = hard;
     opts.rlimits.push_back(rl);
@@ -199,9 +263,24 @@ std::variant<spawn::Options, Usage> make_options(const RunOptions& o, const std:
     opts.umask = static_cast<mode_t>(m);
   }
   opts.nice = o.nice;
-  opts.stdin_ = stdio_of(o.stdin_);
-  opts.stdout_ = stdio_of(o.stdout_);
-  opts.stderr_ = stdio_of(o.stderr_);
+  opts.stdin_ = stdio_of(o.stdin_, 0, false);
+  opts.stdout_ = stdio_of(o.stdout_, 1, o.append);
+  opts.stderr_ = stdio_of(o.stderr_ == "stdout" ? "" : o.stderr_, 2, o.append);
+  if (o.stdout_ == "stdout" || o.stdin_ == "stdout") return Usage{"only --stderr can name stdout (2>&1)"};
+  if (!o.timeout.empty() && !parse_duration(o.timeout))
+    return Usage{"--timeout takes a duration above zero with its unit: 500ms, 10s, 2m or 1h (got '" + o.timeout + "')"};
+  if (!o.kill_after.empty() && !parse_duration(o.kill_after))
+    return Usage{"--kill-after takes a duration above zero with its unit: 500ms, 10s, 2m or 1h (got '" + o.kill_after + "')"};
+  if (!parse_signal(o.kill_signal)) return Usage{"--kill-signal takes a signal name or number, got '" + o.kill_signal + "'"};
+  if (o.timeout.empty() && (!o.kill_after.empty() || o.kill_signal != "TERM"))
+    return Usage{"--kill-signal and --kill-after go with --timeout"};
+  if (!o.cgroup && (!o.memory_max.empty() || !o.pids_max.empty() || o.cpu_max))
+    return Usage{std::string(!o.memory_max.empty() ? "--memory-max" : !o.pids_max.empty() ? "--pids-max" : "--cpu-max") +
+                 " needs --cgroup PATH (the cgroup the limit is set on)"};
+  // timeout(1)'s rule: the program and what it starts form a process group
+  // of their own, which the timeout ends as a whole; --foreground keeps the
+  // program in ours (so it can read the terminal) and ends the program only.
+  if (!o.timeout.empty() && !o.foreground && !o.setsid && !o.pgid) opts.process_group = 0;
   if (o.inherit_signals) opts.reset_signal_mask = opts.reset_signal_dispositions = false;
   return opts;
 }
@@ -237,6 +316,51 @@ std::string search_path(const std::string& name, const std::vector<std::string>&
   return name;
 }
 
+// The execve the spawn child will make, as the exec model's request: the
+// program searched in PATH as execvp does, the environment the spawn library
+// builds (inherited or explicit, then edited), the identity and stack limit.
+exec::Request exec_request(const spawn::Options& opts, const std::vector<std::string>& command) {
+  exec::Request req;
+  std::string bad;
+  req.envp = edited_environment(!opts.inherit_env, opts.set_env, opts.unset_env, &bad);
+  if (!opts.inherit_env) {
+    std::vector<std::string> base = opts.envp;
+    for (auto& kv : req.envp) {
+      std::erase_if(base, [&](const std::string& b) { return b.substr(0, b.find('=')) == kv.substr(0, kv.find('=')); });
+      base.push_back(kv);
+    }
+    req.envp = std::move(base);
+  }
+  req.path = search_path(command.front(), req.envp);
+  req.argv = opts.argv.empty() ? command : opts.argv;
+  req.cwd = opts.cwd;
+  if (opts.uid || opts.gid)
+    req.creds = exec::Credentials::unprivileged(opts.uid.value_or(getuid()), opts.gid.value_or(getgid()));
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_STACK, &rl) == 0) req.rlimit_stack = rl.rlim_cur;
+  for (const auto& r : opts.rlimits)
+    if (r.resource == RLIMIT_STACK) req.rlimit_stack = r.soft;
+  return req;
+}
+
+// After execve failed: explain's why and fix for the same exec, so that run
+// says what explain would. Only on failure: the fast path pays nothing.
+void print_exec_diagnosis(const spawn::Options& opts, const std::vector<std::string>& command, int err) {
+  exec::Request req = exec_request(opts, command);
+  if (req.path.find('/') == std::string::npos) {
+    std::string path = "/bin:/usr/bin";
+    for (const auto& kv : req.envp)
+      if (kv.rfind("PATH=", 0) == 0) path = kv.substr(5);
+    std::cerr << "  why  no directory of PATH (" << path << ") holds an executable file " << req.path << "\n";
+    return;
+  }
+  req.explain = false;
+  auto p = exec::predict(req, exec::SystemFacts::probe());
+  if (!p || p->outcome != exec::Outcome::error || p->err != err || p->diagnosis.empty()) return;
+  std::cerr << "  why  " << p->diagnosis << "\n";
+  if (!p->fix.empty()) std::cerr << "  fix  " << p->fix << "\n";
+}
+
 int run(const RunOptions& o, const std::vector<std::string>& command) {
   if (!o.loader.empty() && o.loader != "kernel" && o.loader != "user") {
     std::cerr << "procforge run: --loader takes kernel or user, not " << o.loader << "\n";
@@ -252,31 +376,17 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     return kExitCannot;
   }
   spawn::Options& opts = std::get<spawn::Options>(made);
+  if (opts.uid && !opts.gid)
+    std::cerr << "procforge run: warning: --uid without --gid keeps the group id " << getgid()
+              << " (add --gid to change it)\n";
 
   // --loader=user: everything up to the point of no return happens here; the
   // child applies the controls, then enters the prepared image.
   std::optional<loader::Prepared> prepared;
   if (o.loader == "user") {
-    std::string bad;
     loader::Options lo;
     lo.for_child = true;
-    // The environment the spawn library would build: inherited or explicit, then edited.
-    lo.request.envp = edited_environment(!opts.inherit_env, opts.set_env, opts.unset_env, &bad);
-    if (!opts.inherit_env) {
-      std::vector<std::string> base = opts.envp;
-      for (auto& kv : lo.request.envp) {
-        std::erase_if(base, [&](const std::string& b) { return b.substr(0, b.find('=')) == kv.substr(0, kv.find('=')); });
-        base.push_back(kv);
-      }
-      lo.request.envp = std::move(base);
-    }
-    lo.request.path = search_path(command.front(), lo.request.envp);
-    lo.request.argv = opts.argv.empty() ? command : opts.argv;
-    lo.request.cwd = opts.cwd;
-    if (opts.uid || opts.gid)
-      lo.request.creds = exec::Credentials::unprivileged(opts.uid.value_or(getuid()), opts.gid.value_or(getgid()));
-    for (const auto& rl : opts.rlimits)
-      if (rl.resource == RLIMIT_STACK) lo.request.rlimit_stack = rl.soft;
+    lo.request = exec_request(opts, command);
     // Take the identity last, in the stub, after the exe link is set.
     lo.become_uid = opts.uid;
     lo.become_gid = opts.gid;
@@ -294,14 +404,32 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     prepared->attach_to(opts);
   }
 
+  int shared_output = -1;
+  if (auto failed = plan_outputs(o, opts, shared_output)) {
+    std::cerr << "procforge run: " << *failed << "\n";
+    return kExitSetupFailed;
+  }
+
+  // The signals a supervisor passes on stay blocked from before the spawn to
+  // the child's end, so that none can end procforge and leave the child
+  // running; the child gets the mask procforge had (or an empty one).
+  sigset_t forwarded, old_mask;
+  sigemptyset(&forwarded);
+  for (int sig : {SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) sigaddset(&forwarded, sig);
+  sigprocmask(SIG_BLOCK, &forwarded, &old_mask);
+  if (!opts.reset_signal_mask) opts.signal_mask = old_mask;
+
   RunReport rep;
   rep.program = command.front();
   auto child = spawn::spawn(opts);
+  if (shared_output >= 0) close(shared_output);
   if (!child) {
+    sigprocmask(SIG_SETMASK, &old_mask, nullptr);
     const Error& e = child.error();
     rep.error = e;
     rep.status = !spawn::exec_failed(e) ? kExitSetupFailed : e.err == ENOENT ? kExitNotFound : kExitNotExecutable;
     std::cerr << "procforge run: " << e.message << " (" << strerror(e.err) << ")\n";
+    if (spawn::exec_failed(e)) print_exec_diagnosis(opts, command, e.err);
     emit_report(o, rep);
     return rep.status;
   }
@@ -309,22 +437,15 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
   rep.pid = child->pid();
   rep.timings = child->timings();
 
-  // As system(3): while the child shares our process group, the terminal's
-  // SIGINT/SIGQUIT are its to handle, not ours.
-  const bool same_group = !opts.setsid && !opts.process_group;
-  struct sigaction ign {}, old_int {}, old_quit {};
-  ign.sa_handler = SIG_IGN;
-  if (same_group) {
-    sigaction(SIGINT, &ign, &old_int);
-    sigaction(SIGQUIT, &ign, &old_quit);
+  spawn::Supervision how;
+  how.forward = forwarded;
+  if (!o.timeout.empty()) {
+    how.timeout = parse_duration(o.timeout);
+    how.timeout_signal = *parse_signal(o.kill_signal);
+    if (!o.kill_after.empty()) how.kill_after = parse_duration(o.kill_after);
   }
-  std::optional<std::chrono::milliseconds> timeout;
-  if (o.timeout_ms) timeout = std::chrono::milliseconds(*o.timeout_ms);
-  auto exit = child->wait(timeout);
-  if (same_group) {
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGQUIT, &old_quit, nullptr);
-  }
+  auto exit = spawn::supervise(*child, how);
+  sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   auto created = child->cgroups_created;
   if (auto st = spawn::remove_cgroups(created); !st) std::cerr << "procforge run: " << st.error().message << "\n";
   if (!exit) {
@@ -336,7 +457,12 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
   }
   rep.exit = *exit;
   rep.status = exit->shell_status();
-  if (exit->timed_out) std::cerr << "procforge run: timed out after " << *o.timeout_ms << " ms; killed\n";
+  if (exit->timed_out) {
+    // timeout(1)'s status, whatever the signal did to the program.
+    rep.status = kExitTimedOut;
+    std::cerr << "procforge run: timed out after " << o.timeout << "; sent SIG" << sigabbrev_np(how.timeout_signal)
+              << (child->leads_group() ? " to its process group" : "") << "\n";
+  }
   emit_report(o, rep);
   return rep.status;
 }
@@ -346,14 +472,15 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
 void add_run(CLI::App& app, std::vector<Command>& commands) {
   auto o = std::make_shared<RunOptions>();
   auto* r = app.add_subcommand("run", "Spawn PROGRAM with the given controls and wait for it");
-  r->add_option("--env", o->set_env, "Set KEY=VALUE in the environment")->allow_extra_args(false);
+  r->add_option("--env", o->set_env, "Set KEY=VALUE in the environment (one KEY=VALUE per --env)")->allow_extra_args(false);
   r->add_option("--unset", o->unset_env, "Remove KEY from the environment")->allow_extra_args(false);
   r->add_flag("--clear-env", o->clear_env, "Start from an empty environment");
   r->add_option("-C,--cwd", o->cwd, "Working directory of the program");
-  r->add_option("--uid", o->uid, "Run as this user id");
-  r->add_option("--gid", o->gid, "Run with this group id");
-  r->add_option("--groups", o->groups, "Supplementary group ids, comma separated (default with --uid/--gid: none)");
-  r->add_option("--rlimit", o->rlimits, "NAME=SOFT[:HARD] (nofile, stack, as, core, nproc, cpu, fsize, ...; 'unlimited')")
+  r->add_option("--uid", o->uid, "Run as this user (name or id)");
+  r->add_option("--gid", o->gid, "Run with this group (name or id)");
+  r->add_option("--groups", o->groups, "Supplementary groups, names or ids, comma separated (default with --uid/--gid: none)");
+  r->add_option("--rlimit", o->rlimits, "NAME=SOFT[:HARD] (nofile, stack, as, core, nproc, cpu, fsize, ...; K, M, G "
+                                         "suffixes; 'unlimited')")
       ->allow_extra_args(false);
   r->add_option("--keep-fd", o->keep_fds, "Keep this fd open in the program (others above 2 are closed)")
       ->allow_extra_args(false);
@@ -374,16 +501,24 @@ void add_run(CLI::App& app, std::vector<Command>& commands) {
   r->add_option("--umask", o->umask, "umask, octal");
   r->add_option("--nice", o->nice, "Nice value");
   r->add_option("--stdin", o->stdin_, "FILE or null");
-  r->add_option("--stdout", o->stdout_, "FILE or null (FILE is truncated)");
-  r->add_option("--stderr", o->stderr_, "FILE or null (FILE is truncated)");
+  r->add_option("--stdout", o->stdout_, "FILE or null (FILE is truncated unless --append)");
+  r->add_option("--stderr", o->stderr_, "FILE, null, or stdout (2>&1); the same FILE as --stdout is opened once and shared");
+  r->add_flag("--append", o->append, "Open the --stdout and --stderr files with O_APPEND instead of truncating them");
   r->add_flag("--inherit-signals", o->inherit_signals, "Keep our signal mask and ignored signals");
-  r->add_option("--timeout", o->timeout_ms, "Kill the program (SIGKILL) after MS milliseconds");
+  r->add_option("--timeout", o->timeout, "After DURATION (500ms, 10s, 2m, 1h) send --kill-signal to the program's process "
+                                        "group and exit 124, as timeout(1)");
+  r->add_option("--kill-signal", o->kill_signal, "Signal --timeout sends (default TERM)");
+  r->add_option("--kill-after", o->kill_after, "After --timeout's signal, SIGKILL the group once DURATION more has passed");
+  r->add_flag("--foreground", o->foreground, "With --timeout: keep the program in procforge's process group (it can "
+                                            "read the terminal), and signal the program only");
   r->add_flag("--report", o->report, "Print the strategy, timings and rusage on stderr after the run");
   r->add_flag("--json", o->json, "The report as JSON (on stderr, or in --report-file)");
   r->add_option("--report-file", o->report_file, "Write the JSON report to FILE");
   r->add_option("--loader", o->loader, "Who replaces the image: kernel (execve, default) or user (procforge's user-space exec)");
-  r->footer("PROGRAM [ARG...] follows the options (or \"--\").\nExit status: the program's, 128+N when killed by "
-            "signal N, 127 not found, 126 not executable, 125 a control could not be applied, 2 bad usage.");
+  r->footer("PROGRAM [ARG...] follows the options (or \"--\"). SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 and "
+            "SIGWINCH sent to procforge are passed on to the program (its process group when it has one of its own).\n"
+            "Exit status: the program's, 128+N when killed by signal N, 124 timed out, 127 not found, 126 not "
+            "executable, 125 a control could not be applied, 2 bad usage.");
   commands.push_back({r, [o](std::vector<std::string> command) { return run(*o, command); }});
 }
 
