@@ -1082,7 +1082,8 @@ void row_f(Corpus& c) {
       s.blob(data_off, Bytes(0x1000, 0x5a));
       s.phdrs[0].filesz = s.phdrs[0].memsz = 0x1000;
       s.phdrs.push_back(Phdr{kPtLoad, writable ? (kPfR | kPfW) : kPfR, data_off, data_va, 0, filesz, 0x3000, 0x1000});
-      b.path = b.elf("exe", s);  // exit status is the observation; the model does not predict it
+      b.exit_byte = CaseBuilder::ExitByte{data_va + filesz, 0x5a};
+      b.path = b.elf("exe", s);
     });
   }
 }

@@ -13,6 +13,7 @@
 
 #include <sys/resource.h>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -106,6 +107,13 @@ class CaseBuilder {
   rlim_t rlimit_stack = 8ull << 20;
   std::optional<int> expect_exit;   // exit status the final image is built to return
   bool check_auxv = false;          // compare auxv types/values with the plan
+  // The final image exits with the byte at `address` of its memory, which the
+  // file holds as `file_byte`: the exit status shows whether the kernel zeroed it.
+  struct ExitByte {
+    std::uint64_t address;
+    std::uint8_t file_byte;
+  };
+  std::optional<ExitByte> exit_byte;
   const std::string& skip_reason() const { return skip_; }
 
  private:
