@@ -231,6 +231,7 @@ TEST_P(ExecDiff, KernelAndModelAgree) {
   const ExecCase& c = exec_corpus()[GetParam()];
   CaseBuilder b;
   c.build(b);
+  ASSERT_TRUE(b.setup_error().empty()) << c.name << ": harness failure: " << b.setup_error();
   const bool root = ::geteuid() == 0;
   if (b.skip_reason().empty() && b.as_root && !root) b.skip("needs root (case runs with the caller's root credentials)");
   if (!b.skip_reason().empty()) {
