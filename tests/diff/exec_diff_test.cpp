@@ -27,6 +27,7 @@
 #include "support/image_check.hpp"
 #include "support/oracle.hpp"
 #include "procforge/exec.hpp"
+#include "procforge/format.hpp"
 
 namespace procforge::testsupport {
 namespace {
@@ -153,12 +154,9 @@ std::vector<std::string> compare(const OracleResult& k, const exec::Prediction& 
     for (const auto& m : p.plan->mappings)
       if (m.address_known && !m.file_backed && m.start <= a && a < m.end) zero = true;
     const int model_exit = zero ? 0 : b.exit_byte->file_byte;
-    if (k.exit_status != model_exit) {
-      char buf[160];
-      std::snprintf(buf, sizeof buf, "exit status (the byte at 0x%llx): kernel %d, model %d (%s)",
-                    static_cast<unsigned long long>(a), k.exit_status, model_exit, zero ? "zeroed" : "the file's byte");
-      diffs.push_back(buf);
-    }
+    if (k.exit_status != model_exit)
+      diffs.push_back("exit status (the byte at " + hex(a) + "): kernel " + std::to_string(k.exit_status) + ", model " +
+                      std::to_string(model_exit) + (zero ? " (zeroed)" : " (the file's byte)"));
   }
   if (b.check_auxv && k.outcome == OracleOutcome::ok && k.probe.ran) {
     if (!p.plan) {

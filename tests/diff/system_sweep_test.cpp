@@ -24,7 +24,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cinttypes>
 #include <cstdio>
 #include <cstdint>
 #include <cstdlib>
@@ -55,12 +54,6 @@ constexpr std::size_t kSampleTarget = 300;
 // One prediction taking longer than this is a hang: fail loudly instead of
 // blocking the test run.
 constexpr auto kHangLimit = std::chrono::seconds(30);
-
-std::string hex(std::uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%" PRIx64, v);
-  return b;
-}
 
 std::string sig_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);

@@ -3,18 +3,12 @@
 #include <elf.h>
 
 #include <algorithm>
-#include <cinttypes>
-#include <cstdio>
 #include <optional>
+
+#include "procforge/format.hpp"
 
 namespace procforge::testsupport {
 namespace {
-
-std::string hex(std::uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%" PRIx64, v);
-  return b;
-}
 
 void field(std::vector<std::string>& diffs, const char* name, std::uint64_t kernel, std::uint64_t model) {
   if (kernel != model) diffs.push_back(std::string(name) + ": kernel " + hex(kernel) + ", model " + hex(model));
