@@ -34,7 +34,7 @@ namespace {
 
 struct Tally {
   int cases = 0, agree = 0, skipped = 0;
-  int images = 0, images_agree = 0, stack_images = 0;
+  int images = 0, images_agree = 0, stack_images = 0, images_hidden = 0;
   std::vector<std::string> disagreements;
 };
 
@@ -57,7 +57,9 @@ class SummaryEnvironment : public ::testing::Environment {
     if (t.skipped) s << ", " << t.skipped << " skipped (not counted)";
     s << "\n";
     s << "exec stop (ASLR off): " << t.images << " images compared, " << t.images_agree << " agree (rsp, mm fields; "
-      << t.stack_images << " of them also the stack byte for byte)\n";
+      << t.stack_images << " of them also the stack byte for byte)";
+    if (t.images_hidden) s << ", " << t.images_hidden << " not readable without root (non-dumpable images)";
+    s << "\n";
     for (const auto& d : t.disagreements) s << "  disagree " << d << "\n";
     std::fputs(s.str().c_str(), stdout);
     std::fflush(stdout);
@@ -275,6 +277,7 @@ TEST_P(ExecDiff, KernelAndModelAgree) {
     norandom = run_exec(again);
     ASSERT_TRUE(norandom->setup_error.empty()) << c.name << " (ASLR off): " << norandom->setup_error;
   }
+  if (!(norandom ? norandom->image_hidden : k.image_hidden).empty()) ++tally().images_hidden;
   if (const auto& image = norandom ? norandom->image : k.image) {
     const ImageCheck ic = check_image(*image, req);
     ++tally().images;

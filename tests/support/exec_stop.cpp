@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "procforge/format.hpp"
 #include "procforge/result.hpp"
 
 namespace procforge::testsupport {
@@ -132,6 +133,10 @@ std::optional<MmFields> parse_stat_mm(const std::string& text) {
 std::string read_exec_image(pid_t pid, ExecImage* out) {
   const std::string proc = "/proc/" + std::to_string(pid);
   out->maps = parse_maps(read_file(proc + "/maps"));
+  // An image the caller may not read (execute-only, set-id) makes the mm
+  // non-dumpable: then even its tracer needs CAP_SYS_PTRACE to look inside
+  // (kernel/ptrace.c __ptrace_may_access()), and maps reads empty.
+  if (out->maps.empty()) return kImageNotDumpable + proc + "/maps is empty";
   struct user_regs_struct regs {};
   if (::ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return std::string("PTRACE_GETREGS: ") + std::strerror(errno);
   out->rip = regs.rip;
@@ -159,7 +164,7 @@ std::string read_exec_image(pid_t pid, ExecImage* out) {
   // mapping (fs/exec.c setup_arg_pages() moved it there).
   const auto stack = std::find_if(out->maps.begin(), out->maps.end(),
                                   [&](const MapsEntry& m) { return m.start <= out->rsp && out->rsp < m.end; });
-  if (stack == out->maps.end()) return "no mapping holds rsp " + std::to_string(out->rsp) + " in " + proc + "/maps";
+  if (stack == out->maps.end()) return "no mapping holds rsp " + hex(out->rsp) + " in " + proc + "/maps";
   out->stack_end = stack->end;
   out->stack.assign(stack->end - out->rsp, 0);
   iovec local{out->stack.data(), out->stack.size()};

@@ -69,7 +69,10 @@ struct ExecImage {
 };
 
 // Reads the image of a traced child stopped at PTRACE_EVENT_EXEC. Returns
-// what failed (the child is left as it is), or an empty string.
+// what failed (the child is left as it is), or an empty string. A reason that
+// starts with kImageNotDumpable is no harness failure: without
+// CAP_SYS_PTRACE the kernel hides a non-dumpable image even from its tracer.
+inline constexpr const char* kImageNotDumpable = "image not dumpable and no CAP_SYS_PTRACE: ";
 std::string read_exec_image(pid_t pid, ExecImage* out);
 
 struct ExecStopResult : ExecImage {  // the image: when stopped_after_exec

@@ -223,6 +223,8 @@ OracleResult run_child(const OracleRequest& req, ReplaceImage replace, const voi
             ExecImage image;
             if (std::string why = read_exec_image(pid, &image); why.empty()) {
               res.image = std::move(image);
+            } else if (why.rfind(kImageNotDumpable, 0) == 0 && ::geteuid() != 0) {
+              res.image_hidden = why;
             } else if (res.setup_error.empty()) {
               res.setup_error = "at the exec stop: " + why;
             }

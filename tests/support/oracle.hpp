@@ -64,8 +64,10 @@ struct OracleResult {
   std::string out;          // child's stdout
   std::string err_out;      // child's stderr when OracleRequest::capture_stderr
   ProbeReport probe;
-  // capture_image: the image as the exec stop showed it, before it ran.
+  // capture_image: the image as the exec stop showed it, before it ran; or
+  // why the kernel would not show it to us (not root: kImageNotDumpable).
   std::optional<ExecImage> image;
+  std::string image_hidden;
 };
 
 OracleResult run_exec(const OracleRequest& req);
