@@ -260,16 +260,16 @@ struct GeneratedImages {
     }
     dir = t;
     for (const std::uint64_t align : {std::uint64_t{0x1000}, std::uint64_t{0x200000}}) {
-      // Text at 0, then 4 MiB of bss: the whole image spans 4 MiB and a page.
+      // Text at 0, then 4 MiB of bss from 2 MiB up: the image spans 6 MiB.
       ElfSpec spec = minimal_pie(0);
       spec.phdrs[0].align = align;
       spec.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfW, 0, 0x200000, 0, 0, 0x400000, align});
-      const std::string path = dir + "/static-pie-4m-align-" + hex(align);
+      const std::string path = dir + "/static-pie-6m-align-" + hex(align);
       if (!write_file(path, build(spec), 0755)) {
         error = "writing " + path + ": " + std::strerror(errno);
         return;
       }
-      SweptFile f{path, "generated ET_DYN without PT_INTERP, 4 MiB, p_align " + hex(align), std::nullopt};
+      SweptFile f{path, "generated ET_DYN without PT_INTERP, 6 MiB, p_align " + hex(align), std::nullopt};
       auto p = exec::predict(request_for(path, nullptr), facts());
       if (!p) {
         error = "predict() on " + path + ": " + p.error().message;
@@ -437,7 +437,9 @@ std::map<std::string, std::uint64_t> kernel_lowest(const ExecStopResult& k) {
 // places itself: with ASLR off that is an ET_DYN of 2 MiB or more mapped at a
 // hint of 0 (the main program without PT_INTERP, or the interpreter), which
 // thp_get_unmapped_area() aligns for file THP (mm/huge_memory.c), and what is
-// placed top-down below it (the vDSO). Such an object is rebased so that its
+// placed top-down below it (the vDSO); and everything of a set-id image, for
+// which the kernel turns ASLR back on (PER_CLEAR_ON_SETID in bprm_fill_uid(),
+// applied by begin_new_exec()). Such an object is rebased so that its
 // lowest mapping starts where the kernel's lowest mapping of it does; its
 // other mappings keep their places relative to that one. `shift_of` gets, per
 // rebased owner, what was added.
@@ -455,7 +457,7 @@ std::vector<exec::Mapping> placed_mappings(const exec::Plan& plan, const ExecSto
   for (const auto& [owner, low] : model_low) {
     const auto it = klow.find(owner);
     if (it == klow.end()) {
-      diffs->push_back("mapping: model places " + owner + " relative to " + "a base, kernel has no mapping of it");
+      diffs->push_back("mapping: model places " + owner + " relative to a base, kernel has no mapping of it");
       continue;
     }
     (*shift_of)[owner] = it->second - static_cast<std::uint64_t>(low);
