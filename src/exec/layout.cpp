@@ -388,8 +388,13 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
           load_bias = a ? *a & ~(align - 1) : 0;
           noreplace = true;
         } else {
+          // The kernel maps the first segment at ELF_PAGESTART(0 - p_vaddr)
+          // + p_vaddr: a hint of 0 (or past TASK_SIZE), so it lands top-down
+          // at `a` whatever its p_vaddr, and the bias becomes
+          // a - ELF_PAGESTART(p_vaddr) (load_elf_binary(), first_pt_load).
+          // The page_start() below turns this value into that bias.
           auto a = L.as.top_down(page_align(total), L.mmap_base, facts.mmap_min_addr);
-          load_bias = a.value_or(0) + page_start(p.vaddr);
+          load_bias = a.value_or(0) + page_offset(p.vaddr);
         }
         if (page_align(total) >= kThpSize && !req.dice) bias_known = false;  // file THP alignment may move it
         plan.exe_randomized = randomize;

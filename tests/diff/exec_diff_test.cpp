@@ -4,7 +4,11 @@
 // nobody, execve, observe) and through exec::predict(), and the two must agree
 // on the outcome, the errno or signal, whether a SIGSEGV came before or after
 // the exec succeeded, the argv the final image received and, for auxv cases,
-// the auxv types in order and every value the plan claims to know.
+// the auxv types in order and every value the plan claims to know. Every
+// image the kernel builds is also read at the exec stop with ASLR off
+// (personality ADDR_NO_RANDOMIZE; a second run for cases that randomise) and
+// compared with the plan: rsp, the mm fields of /proc/PID/stat and the
+// initial stack byte for byte (support/image_check.hpp).
 //
 // Nothing here states what the kernel does: the kernel says it. A closing line
 // "exec differential: N cases, M agree (P%)" and the list of disagreements are
@@ -13,19 +17,24 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "support/exec_corpus.hpp"
+#include "support/image_check.hpp"
 #include "support/oracle.hpp"
 #include "procforge/exec.hpp"
+#include "procforge/format.hpp"
 
 namespace procforge::testsupport {
 namespace {
 
 struct Tally {
   int cases = 0, agree = 0, skipped = 0;
+  int images = 0, images_agree = 0, stack_images = 0, images_hidden = 0;
   std::vector<std::string> disagreements;
 };
 
@@ -46,6 +55,10 @@ class SummaryEnvironment : public ::testing::Environment {
     std::snprintf(line, sizeof line, "exec differential: %d cases, %d agree (%.1f%%)", t.cases, t.agree, pct);
     s << line;
     if (t.skipped) s << ", " << t.skipped << " skipped (not counted)";
+    s << "\n";
+    s << "exec stop (ASLR off): " << t.images << " images compared, " << t.images_agree << " agree (rsp, mm fields; "
+      << t.stack_images << " of them also the stack byte for byte)";
+    if (t.images_hidden) s << ", " << t.images_hidden << " not readable without root (non-dumpable images)";
     s << "\n";
     for (const auto& d : t.disagreements) s << "  disagree " << d << "\n";
     std::fputs(s.str().c_str(), stdout);
@@ -134,6 +147,19 @@ std::vector<std::string> compare(const OracleResult& k, const exec::Prediction& 
   }
   if (k.outcome == OracleOutcome::ok && k.probe.ran && k.probe.argv != p.argv)
     diffs.push_back("argv: kernel " + show_argv(k.probe.argv) + ", model " + show_argv(p.argv));
+  if (b.exit_byte && k.outcome == OracleOutcome::ok && p.plan) {
+    // The image exits with one byte of its memory: the file's byte unless the
+    // plan zeroes it (padzero()'s ranges, or an anonymous bss page).
+    const std::uint64_t a = b.exit_byte->address;
+    bool zero = std::any_of(p.plan->zero_ranges.begin(), p.plan->zero_ranges.end(),
+                            [a](const auto& r) { return r.first <= a && a - r.first < r.second; });
+    for (const auto& m : p.plan->mappings)
+      if (m.address_known && !m.file_backed && m.start <= a && a < m.end) zero = true;
+    const int model_exit = zero ? 0 : b.exit_byte->file_byte;
+    if (k.exit_status != model_exit)
+      diffs.push_back("exit status (the byte at " + hex(a) + "): kernel " + std::to_string(k.exit_status) + ", model " +
+                      std::to_string(model_exit) + (zero ? " (zeroed)" : " (the file's byte)"));
+  }
   if (b.check_auxv && k.outcome == OracleOutcome::ok && k.probe.ran) {
     if (!p.plan) {
       diffs.push_back("auxv: model has no plan");
@@ -169,12 +195,42 @@ std::vector<std::string> compare(const OracleResult& k, const exec::Prediction& 
   return diffs;
 }
 
+// The image the kernel built, read at the exec stop with ASLR off, against the
+// plan for the same request with ASLR off: the model must have loaded it too,
+// and placed its stack and its mm fields where the kernel did.
+struct ImageCheck {
+  bool stack_compared = false;
+  std::vector<std::string> diffs;
+};
+
+ImageCheck check_image(const ExecImage& k, exec::Request req) {
+  ImageCheck c;
+  req.addr_no_randomize = true;
+  req.want_stack_image = true;
+  const auto pred = exec::predict(req, facts());
+  if (!pred.ok()) {
+    c.diffs.push_back("exec stop: predict() failed (" + pred.error().message + ")");
+    return c;
+  }
+  if (!pred->plan || !(pred->outcome == exec::Outcome::ok || pred->killed_at_first_instruction)) {
+    c.diffs.push_back("exec stop: the kernel built an image, the model predicts " + describe(*pred) + " with ASLR off");
+    return c;
+  }
+  for (auto& d : compare_rsp_and_mm(*pred->plan, k)) c.diffs.push_back("exec stop: " + d);
+  if (has_stack_image(*pred->plan)) {
+    c.stack_compared = true;
+    for (auto& d : compare_stack_bytes(*pred->plan, k)) c.diffs.push_back("exec stop: " + d);
+  }
+  return c;
+}
+
 class ExecDiff : public ::testing::TestWithParam<std::size_t> {};
 
 TEST_P(ExecDiff, KernelAndModelAgree) {
   const ExecCase& c = exec_corpus()[GetParam()];
   CaseBuilder b;
   c.build(b);
+  ASSERT_TRUE(b.setup_error().empty()) << c.name << ": harness failure: " << b.setup_error();
   const bool root = ::geteuid() == 0;
   if (b.skip_reason().empty() && b.as_root && !root) b.skip("needs root (case runs with the caller's root credentials)");
   if (!b.skip_reason().empty()) {
@@ -182,7 +238,8 @@ TEST_P(ExecDiff, KernelAndModelAgree) {
     GTEST_SKIP() << b.skip_reason();
   }
   // Not root: we cannot become nobody, so both sides run as ourselves.
-  const OracleRequest oreq = oracle_request(b);
+  OracleRequest oreq = oracle_request(b);
+  oreq.capture_image = true;
   const std::vector<std::string>& argv = oreq.argv;
   const std::string& cwd = oreq.cwd;
   const OracleResult k = run_exec(oreq);
@@ -209,6 +266,25 @@ TEST_P(ExecDiff, KernelAndModelAgree) {
     model = describe(*pred);
     diffs = compare(k, *pred, b);
   }
+
+  // The image at the exec stop: with ASLR off every address in it is exact.
+  // A case that randomises runs a second time without.
+  std::optional<OracleResult> norandom;
+  if (!b.addr_no_randomize && k.exec_succeeded) {
+    OracleRequest again = oreq;
+    again.addr_no_randomize = true;
+    norandom = run_exec(again);
+    ASSERT_TRUE(norandom->setup_error.empty()) << c.name << " (ASLR off): " << norandom->setup_error;
+  }
+  if (!(norandom ? norandom->image_hidden : k.image_hidden).empty()) ++tally().images_hidden;
+  if (const auto& image = norandom ? norandom->image : k.image) {
+    const ImageCheck ic = check_image(*image, req);
+    ++tally().images;
+    if (ic.stack_compared) ++tally().stack_images;
+    if (ic.diffs.empty()) ++tally().images_agree;
+    diffs.insert(diffs.end(), ic.diffs.begin(), ic.diffs.end());
+  }
+
   std::string joined;
   for (const auto& d : diffs) joined += "; " + d;
   if (diffs.empty()) {

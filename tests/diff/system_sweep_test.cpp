@@ -4,8 +4,11 @@
 // the model must answer for each, quickly. Then a deterministic sample of them
 // is exec'd by the real kernel and stopped at PTRACE_EVENT_EXEC
 // (support/exec_stop.cpp), before the new image runs an instruction, and the
-// kernel's result, errno, auxv, entry point and /proc/PID/maps must equal the
-// prediction field by field. ADDR_NO_RANDOMIZE makes every address exact.
+// kernel's result, errno, auxv, entry point, /proc/PID/maps, rsp, the mm
+// fields and the initial stack's bytes must equal the prediction field by
+// field. ADDR_NO_RANDOMIZE makes every address exact. The first instruction
+// of every image is single-stepped, so that whether the entry faults is the
+// kernel's answer for every image, not only where the model predicts a fault.
 //
 // Closing lines: "system sweep: ..." and "kernel sample: ...", then every
 // disagreement (path, kernel, model, field).
@@ -21,7 +24,6 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cinttypes>
 #include <cstdio>
 #include <cstdint>
 #include <cstdlib>
@@ -35,7 +37,9 @@
 
 #include "procforge/exec.hpp"
 #include "procforge/format.hpp"
+#include "support/elf_builder.hpp"
 #include "support/exec_stop.hpp"
+#include "support/image_check.hpp"
 
 namespace procforge::testsupport {
 namespace {
@@ -50,12 +54,6 @@ constexpr std::size_t kSampleTarget = 300;
 // One prediction taking longer than this is a hang: fail loudly instead of
 // blocking the test run.
 constexpr auto kHangLimit = std::chrono::seconds(30);
-
-std::string hex(std::uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%" PRIx64, v);
-  return b;
-}
 
 std::string sig_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -138,6 +136,7 @@ exec::Request request_for(const std::string& path, const exec::OpenWriters* writ
   req.creds = exec::Credentials::current();
   req.rlimit_stack = stack_rlimit();  // what the forked child inherits
   req.addr_no_randomize = true;
+  req.want_stack_image = true;
   req.writers = writers;
   return req;
 }
@@ -242,6 +241,50 @@ const Sweep& sweep() {
 
 long long ms(Clock::duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 
+// Images a system may not hold but whose place the kernel chooses itself: an
+// ET_DYN without PT_INTERP whose segments span 2 MiB or more is mapped at a
+// hint of 0 (load_elf_binary(); with a p_align above the page size, then
+// aligned down), where the file system's get_unmapped_area may align it for
+// transparent huge pages (thp_get_unmapped_area(), mm/huge_memory.c). Built
+// in a temporary directory, removed with the object; `error` says what failed.
+struct GeneratedImages {
+  std::string dir;
+  std::vector<SweptFile> files;
+  std::string error;
+
+  GeneratedImages() {
+    std::string t = "/tmp/pfsweep-XXXXXX";
+    if (!::mkdtemp(t.data())) {
+      error = std::string("mkdtemp: ") + std::strerror(errno);
+      return;
+    }
+    dir = t;
+    for (const std::uint64_t align : {std::uint64_t{0x1000}, std::uint64_t{0x200000}}) {
+      // Text at 0, then 4 MiB of bss from 2 MiB up: the image spans 6 MiB.
+      ElfSpec spec = minimal_pie(0);
+      spec.phdrs[0].align = align;
+      spec.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfW, 0, 0x200000, 0, 0, 0x400000, align});
+      const std::string path = dir + "/static-pie-6m-align-" + hex(align);
+      if (!write_file(path, build(spec), 0755)) {
+        error = "writing " + path + ": " + std::strerror(errno);
+        return;
+      }
+      SweptFile f{path, "generated ET_DYN without PT_INTERP, 6 MiB, p_align " + hex(align), std::nullopt};
+      auto p = exec::predict(request_for(path, nullptr), facts());
+      if (!p) {
+        error = "predict() on " + path + ": " + p.error().message;
+        return;
+      }
+      f.prediction = std::move(*p);
+      files.push_back(std::move(f));
+    }
+  }
+  ~GeneratedImages() {
+    for (const auto& f : files) ::unlink(f.path.c_str());
+    if (!dir.empty()) ::rmdir(dir.c_str());
+  }
+};
+
 TEST(SystemSweep, every_system_file_gets_a_prediction) {
   const Sweep& s = sweep();
   ASSERT_GT(s.files.size(), 100u) << "too few files under the system directories to mean anything";
@@ -331,6 +374,8 @@ std::vector<Range> merge_anonymous(std::vector<Range> v) {
 struct SampleTally {
   int checked = 0, result_agree = 0, auxv_agree = 0, maps_agree = 0, entry_agree = 0;
   int auxv_checked = 0, maps_checked = 0, entry_checked = 0;
+  int mm_checked = 0, mm_agree = 0, stack_checked = 0, stack_agree = 0;
+  std::vector<std::string> rebased;  // images with objects the kernel places itself (compared rebased)
   std::vector<std::string> disagreements;
 };
 
@@ -355,22 +400,90 @@ std::vector<std::string> compare_auxv(const exec::Plan& plan, const ExecStopResu
   return diffs;
 }
 
-// (b) mappings: every range the plan places must be in /proc/PID/maps with the
-// same bounds, protection and (for files) offset and file, and vice versa.
-std::vector<std::string> compare_maps(const exec::Plan& plan, const ExecStopResult& k) {
-  std::vector<Range> model, kernel;
-  std::vector<std::uint64_t> open_files;  // inodes of file mappings whose address the plan leaves open
-  int open_anonymous = 0;
+std::uint64_t inode_of(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// What a mapping belongs to, the same on both sides: a file (by inode; a bss
+// belongs to the file whose segment it extends) or a special mapping.
+std::string owner_of_model(const exec::Mapping& m) {
+  static const std::string kBss = "[bss of ";
+  if (m.file_backed) return "inode " + std::to_string(inode_of(m.object));
+  if (m.object.rfind(kBss, 0) == 0)
+    return "inode " + std::to_string(inode_of(m.object.substr(kBss.size(), m.object.size() - kBss.size() - 1)));
+  return m.object;
+}
+
+std::string owner_of_kernel(const MapsEntry& e) {
+  if (e.inode) return "inode " + std::to_string(e.inode);
+  return e.name == "[vvar_vclock]" ? "[vvar]" : e.name;  // 6.13+ splits the vDSO data in two
+}
+
+// Where the kernel put the lowest mapping of each object.
+std::map<std::string, std::uint64_t> kernel_lowest(const ExecStopResult& k) {
+  std::map<std::string, std::uint64_t> low;
+  for (const auto& e : k.maps) {
+    const std::string owner = owner_of_kernel(e);
+    if (owner.empty()) continue;
+    auto [it, fresh] = low.emplace(owner, e.start);
+    if (!fresh) it->second = std::min(it->second, e.start);
+  }
+  return low;
+}
+
+// The plan's mappings with absolute addresses. An object the plan places
+// only relative to a base (Mapping::address_known false) is one the kernel
+// places itself: with ASLR off that is an ET_DYN of 2 MiB or more mapped at a
+// hint of 0 (the main program without PT_INTERP, or the interpreter), which
+// thp_get_unmapped_area() aligns for file THP (mm/huge_memory.c), and what is
+// placed top-down below it (the vDSO); and everything of a set-id image, for
+// which the kernel turns ASLR back on (PER_CLEAR_ON_SETID in bprm_fill_uid(),
+// applied by begin_new_exec()). Such an object is rebased so that its
+// lowest mapping starts where the kernel's lowest mapping of it does; its
+// other mappings keep their places relative to that one. `shift_of` gets, per
+// rebased owner, what was added.
+std::vector<exec::Mapping> placed_mappings(const exec::Plan& plan, const ExecStopResult& k,
+                                           std::map<std::string, std::uint64_t>* shift_of,
+                                           std::vector<std::string>* diffs) {
+  std::map<std::string, std::int64_t> model_low;
   for (const auto& m : plan.mappings) {
-    struct stat st {};
-    const bool have_inode = m.file_backed && ::stat(m.object.c_str(), &st) == 0;
-    if (!m.address_known) {
-      if (m.file_backed) open_files.push_back(have_inode ? st.st_ino : 0);
-      else ++open_anonymous;
+    if (m.address_known || m.start == m.end) continue;
+    const std::string owner = owner_of_model(m);
+    auto [it, fresh] = model_low.emplace(owner, static_cast<std::int64_t>(m.start));
+    if (!fresh) it->second = std::min(it->second, static_cast<std::int64_t>(m.start));
+  }
+  const auto klow = kernel_lowest(k);
+  for (const auto& [owner, low] : model_low) {
+    const auto it = klow.find(owner);
+    if (it == klow.end()) {
+      diffs->push_back("mapping: model places " + owner + " relative to a base, kernel has no mapping of it");
       continue;
     }
+    (*shift_of)[owner] = it->second - static_cast<std::uint64_t>(low);
+  }
+  std::vector<exec::Mapping> out;
+  for (auto m : plan.mappings) {
+    if (!m.address_known) {
+      const auto it = shift_of->find(owner_of_model(m));
+      if (it == shift_of->end()) continue;  // reported above
+      m.start += it->second;
+      m.end += it->second;
+      m.address_known = true;
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+// (b) mappings: every range the plan places must be in /proc/PID/maps with the
+// same bounds, protection and (for files) offset and file, and vice versa.
+std::vector<std::string> compare_maps(const std::vector<exec::Mapping>& placed, const ExecStopResult& k) {
+  std::vector<Range> model, kernel;
+  for (const auto& m : placed) {
     if (m.start == m.end) continue;  // the empty [heap]: no VMA until brk() grows it
-    model.push_back({m.start, m.end, m.prot, m.file_backed, m.file_offset, have_inode ? st.st_ino : 0, m.object});
+    model.push_back({m.start, m.end, m.prot, m.file_backed, m.file_offset, m.file_backed ? inode_of(m.object) : 0,
+                     m.object});
   }
   for (const auto& e : k.maps) {
     if (e.name == "[vsyscall]") continue;  // fixed kernel page, not part of the exec
@@ -391,11 +504,6 @@ std::vector<std::string> compare_maps(const exec::Plan& plan, const ExecStopResu
       diffs.push_back("mapping: model " + m.str() + ", kernel has " + overlapping(kernel, m));
   for (const auto& r : kernel) {
     if (std::find(model.begin(), model.end(), r) != model.end()) continue;
-    // A range the plan places only relative to an unknown base cannot be
-    // matched by address; it must at least be of a file the plan maps there.
-    const bool open = r.file ? std::find(open_files.begin(), open_files.end(), r.inode) != open_files.end()
-                             : open_anonymous > 0;
-    if (open) continue;
     bool reported = false;
     for (const auto& m : model)
       if (m.start < r.end && r.start < m.end) reported = true;  // already named above
@@ -412,6 +520,30 @@ std::string join_capped(const std::vector<std::string>& v, std::size_t cap = 4) 
   return out;
 }
 
+// The kernel's load bias for the program: where it put the program's lowest
+// mapping, less the page of its first PT_LOAD (load_elf_binary() maps that
+// one first, at the bias plus its p_vaddr).
+std::optional<std::uint64_t> kernel_program_bias(const exec::Prediction& p, const ExecStopResult& k) {
+  const auto klow = kernel_lowest(k);
+  const auto it = klow.find("inode " + std::to_string(inode_of(p.plan->exe)));
+  const auto first = std::find_if(p.elf_phdrs.begin(), p.elf_phdrs.end(),
+                                  [](const elf::ProgramHeader& ph) { return ph.type == 1 /* PT_LOAD */; });
+  if (it == klow.end() || first == p.elf_phdrs.end()) return std::nullopt;
+  return it->second - (first->vaddr & ~0xfffull);
+}
+
+// Where the first instruction is: the plan's, or for an image it places only
+// relative to a base, its entry offset from the kernel's base of the object
+// (the interpreter's: AT_BASE).
+std::optional<std::uint64_t> entry_of(const exec::Prediction& p, const ExecStopResult& k,
+                                      const std::optional<std::uint64_t>& program_bias) {
+  if (p.plan->entry) return p.plan->entry;
+  if (!p.plan->entry_in_interp) return program_bias ? std::optional(*program_bias + p.plan->entry_offset) : std::nullopt;
+  for (const auto& [type, value] : k.auxv)
+    if (type == 7 /* AT_BASE */) return value + p.plan->entry_offset;
+  return std::nullopt;
+}
+
 void check_one(const SweptFile& f, SampleTally& t) {
   const exec::Prediction& p = *f.prediction;
   ExecStopRequest req;
@@ -419,7 +551,7 @@ void check_one(const SweptFile& f, SampleTally& t) {
   req.argv = {f.path};
   req.envp = kEnv;
   req.addr_no_randomize = true;
-  req.step_first_instruction = p.outcome == exec::Outcome::killed && p.killed_at_first_instruction;
+  req.step_first_instruction = true;
   const ExecStopResult k = exec_and_stop(req);
   ++t.checked;
 
@@ -441,22 +573,46 @@ void check_one(const SweptFile& f, SampleTally& t) {
   else disagree("auxv: " + join_capped(auxv_diffs, 8));
 
   ++t.maps_checked;
-  const auto maps_diffs = compare_maps(*p.plan, k);
+  std::map<std::string, std::uint64_t> shift_of;
+  std::vector<std::string> maps_diffs;
+  const auto placed = placed_mappings(*p.plan, k, &shift_of, &maps_diffs);
+  if (!shift_of.empty()) {
+    std::string owners;
+    for (const auto& [owner, shift] : shift_of) owners += (owners.empty() ? "" : ", ") + owner;
+    t.rebased.push_back(f.path + " (" + owners + ")");
+  }
+  for (auto& d : compare_maps(placed, k)) maps_diffs.push_back(std::move(d));
   if (maps_diffs.empty()) ++t.maps_agree;
   else disagree(join_capped(maps_diffs));
 
   // At the exec stop rip is the first instruction the image will execute.
-  if (p.plan->entry) {
+  const auto program_bias = kernel_program_bias(p, k);
+  if (const auto entry = entry_of(p, k, program_bias)) {
     ++t.entry_checked;
-    if (*p.plan->entry == k.rip) ++t.entry_agree;
-    else disagree("entry point: kernel rip " + hex(k.rip) + ", model " + hex(*p.plan->entry));
+    if (*entry == k.rip) ++t.entry_agree;
+    else disagree("entry point: kernel rip " + hex(k.rip) + ", model " + hex(*entry));
+  }
+
+  ++t.mm_checked;
+  const auto mm_diffs = compare_rsp_and_mm(*p.plan, k, program_bias);
+  if (mm_diffs.empty()) ++t.mm_agree;
+  else disagree("mm: " + join_capped(mm_diffs, 8));
+
+  if (has_stack_image(*p.plan)) {
+    ++t.stack_checked;
+    const auto stack_diffs = compare_stack_bytes(*p.plan, k);
+    if (stack_diffs.empty()) ++t.stack_agree;
+    else disagree(join_capped(stack_diffs, 6));
   }
 }
 
 TEST(SystemSweep, kernel_agrees_on_a_sample_stopped_at_exec) {
   const Sweep& s = sweep();
-  const auto sample = pick_sample(s);
+  auto sample = pick_sample(s);
   ASSERT_FALSE(sample.empty());
+  const GeneratedImages generated;
+  ASSERT_TRUE(generated.error.empty()) << "building the generated images: " << generated.error;
+  for (const auto& f : generated.files) sample.push_back(&f);
 
   SampleTally t;
   std::map<std::string, int> kinds;
@@ -468,12 +624,16 @@ TEST(SystemSweep, kernel_agrees_on_a_sample_stopped_at_exec) {
   const auto took = Clock::now() - t0;
 
   std::ostringstream out;
-  out << "kernel sample: " << t.checked << " checked, " << t.result_agree << " agree on result+errno, "
-      << t.auxv_agree << " agree on auxv, " << t.maps_agree << " agree on mappings, " << t.entry_agree
-      << " agree on entry point (of " << t.auxv_checked << " images the kernel loaded; " << ms(took) << " ms)\n";
+  out << "kernel sample: " << t.checked << " checked (first instruction stepped in each image), " << t.result_agree
+      << " agree on result+errno, " << t.auxv_agree << " agree on auxv, " << t.maps_agree << " agree on mappings ("
+      << t.rebased.size() << " with objects rebased on the kernel's base), " << t.entry_agree << " of " << t.entry_checked
+      << " agree on entry point, " << t.mm_agree << " agree on rsp and mm fields, " << t.stack_agree << " of "
+      << t.stack_checked << " on the stack bytes (of " << t.auxv_checked << " images the kernel loaded; " << ms(took)
+      << " ms)\n";
   out << "  sampled groups:";
   for (const auto& [group, n] : kinds) out << " [" << group << "] " << n << ";";
   out << "\n";
+  for (const auto& r : t.rebased) out << "  rebased " << r << "\n";
   for (const auto& d : t.disagreements) out << "  disagree " << d << "\n";
   std::fputs(out.str().c_str(), stdout);
   std::fflush(stdout);
@@ -482,6 +642,8 @@ TEST(SystemSweep, kernel_agrees_on_a_sample_stopped_at_exec) {
   EXPECT_EQ(t.auxv_agree, t.auxv_checked);
   EXPECT_EQ(t.maps_agree, t.maps_checked);
   EXPECT_EQ(t.entry_agree, t.entry_checked);
+  EXPECT_EQ(t.mm_agree, t.mm_checked);
+  EXPECT_EQ(t.stack_agree, t.stack_checked);
   EXPECT_TRUE(t.disagreements.empty()) << t.disagreements.size() << " disagreements (listed above)";
 }
 

@@ -109,6 +109,7 @@ TEST_P(UserExecCorpus, KernelAndUserLoaderAgree) {
   const ExecCase& c = exec_corpus()[GetParam()];
   CaseBuilder b;
   c.build(b);
+  ASSERT_TRUE(b.setup_error().empty()) << c.name << ": harness failure: " << b.setup_error();
   if (b.skip_reason().empty() && b.as_root && ::geteuid() != 0) b.skip("needs root");
   if (!b.skip_reason().empty()) {
     ++tally().skipped;

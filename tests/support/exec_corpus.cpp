@@ -57,6 +57,13 @@ bool write_text(const std::string& path, const std::string& text) {
   return n == static_cast<ssize_t>(text.size());
 }
 
+// A step that needs privileges failed: as root it should have worked (the
+// harness is broken); otherwise the machine legitimately cannot run the case.
+Unavailable privileged_step_failed(const std::string& what) {
+  const bool root = ::geteuid() == 0;
+  return {root ? what : "needs root: " + what, root};
+}
+
 std::string hexpid() {
   char b[16];
   std::snprintf(b, sizeof b, "%x", static_cast<unsigned>(::getpid()));
@@ -73,27 +80,30 @@ SharedEnv& SharedEnv::get() {
   return env;
 }
 
-const std::string& SharedEnv::probe(std::string* why) {
-  if (probe_.empty()) {
+const std::string& SharedEnv::probe(Unavailable* why) {
+  if (probe_.empty() && probe_why_.why.empty()) {
     if (dir_.empty()) dir_ = make_temp_dir("/tmp/pfexec-shared-XXXXXX");
     const std::string p = dir_ + "/probe_args";
-    if (!dir_.empty() && copy_file(PROCFORGE_PROBE_DIR "/probe_args", p, 0755)) {
+    if (dir_.empty()) {
+      probe_why_ = {errstr("mkdtemp /tmp/pfexec-shared-XXXXXX"), true};
+    } else if (!copy_file(PROCFORGE_PROBE_DIR "/probe_args", p, 0755)) {
+      probe_why_ = {errstr("copying " PROCFORGE_PROBE_DIR "/probe_args to " + p), true};
+    } else {
       probe_ = p;
-    } else if (why) {
-      *why = "cannot copy " PROCFORGE_PROBE_DIR "/probe_args (not built?)";
     }
   }
+  if (probe_.empty() && why) *why = probe_why_;
   return probe_;
 }
 
-bool SharedEnv::ensure_namespace(std::string* why) {
+bool SharedEnv::ensure_namespace(Unavailable* why) {
   if (!ns_tried_) {
     ns_tried_ = true;
     // Our mounts stay in a mount namespace of our own, so nothing leaks to the host.
     if (::unshare(CLONE_NEWNS) != 0) {
-      ns_why_ = errstr("unshare(CLONE_NEWNS)");
+      ns_why_ = privileged_step_failed(errstr("unshare(CLONE_NEWNS)"));
     } else if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
-      ns_why_ = errstr("mount --make-rprivate /");
+      ns_why_ = {errstr("mount --make-rprivate /"), true};  // we own the namespace: this cannot be refused
     } else {
       ns_ok_ = true;
       ++generation_;
@@ -103,19 +113,19 @@ bool SharedEnv::ensure_namespace(std::string* why) {
   return ns_ok_;
 }
 
-const std::string& SharedEnv::noexec_dir(std::string* why) {
-  if (noexec_.empty() && noexec_why_.empty()) {
-    std::string nswhy;
+const std::string& SharedEnv::noexec_dir(Unavailable* why) {
+  if (noexec_.empty() && noexec_why_.why.empty()) {
+    Unavailable nswhy;
     if (probe(&noexec_why_).empty()) {
       // reason already set
     } else if (!ensure_namespace(&nswhy)) {
-      noexec_why_ = "no private mount namespace: " + nswhy;
+      noexec_why_ = {"no private mount namespace: " + nswhy.why, nswhy.harness_failure};
     } else {
       const std::string d = dir_ + "/noexec";
       if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) {
-        noexec_why_ = errstr("mkdir " + d);
+        noexec_why_ = {errstr("mkdir " + d), true};
       } else if (::mount("pfexec-noexec", d.c_str(), "tmpfs", MS_NOEXEC | MS_NOSUID | MS_NODEV, "mode=0755") != 0) {
-        noexec_why_ = errstr("mount tmpfs noexec");
+        noexec_why_ = privileged_step_failed(errstr("mount -t tmpfs -o noexec " + d));
       } else {
         noexec_ = d;
         ++generation_;
@@ -126,28 +136,33 @@ const std::string& SharedEnv::noexec_dir(std::string* why) {
   return noexec_;
 }
 
-const BinfmtEntries* SharedEnv::binfmt(std::string* why) {
+const BinfmtEntries* SharedEnv::binfmt(Unavailable* why) {
   if (!binfmt_tried_) {
     binfmt_tried_ = true;
     const std::string bdir = "/proc/sys/fs/binfmt_misc";
-    std::string nswhy;
+    Unavailable nswhy;
     const std::string& pr = probe(&binfmt_why_);
     if (pr.empty()) {
       // reason set
     } else if (::access((bdir + "/register").c_str(), F_OK) != 0) {
-      if (::geteuid() != 0) {
-        binfmt_why_ = "binfmt_misc not mounted and not root";
+      // The directory exists only when the kernel has binfmt_misc (fs/binfmt_misc.c
+      // registers the mount point under /proc/sys/fs).
+      if (::access(bdir.c_str(), F_OK) != 0) {
+        binfmt_why_ = {"the kernel has no binfmt_misc (" + bdir + " does not exist)", false};
+      } else if (::geteuid() != 0) {
+        binfmt_why_ = {"binfmt_misc not mounted and not root", false};
       } else if (!ensure_namespace(&nswhy)) {
-        binfmt_why_ = "binfmt_misc not mounted and no private mount namespace: " + nswhy;
+        binfmt_why_ = {"binfmt_misc not mounted and no private mount namespace: " + nswhy.why, nswhy.harness_failure};
       } else if (::mount("binfmt_misc", bdir.c_str(), "binfmt_misc", 0, nullptr) != 0) {
-        binfmt_why_ = errstr("mount -t binfmt_misc");
+        // ENODEV: no such file system type (binfmt_misc is a module that is not loaded).
+        binfmt_why_ = {errstr("mount -t binfmt_misc"), errno != ENODEV};
       } else {
         ++generation_;
       }
     }
-    if (binfmt_why_.empty() && ::access((bdir + "/register").c_str(), W_OK) != 0)
-      binfmt_why_ = errstr(bdir + "/register not writable");
-    if (binfmt_why_.empty()) {
+    if (binfmt_why_.why.empty() && ::access((bdir + "/register").c_str(), W_OK) != 0)
+      binfmt_why_ = privileged_step_failed(errstr(bdir + "/register not writable"));
+    if (binfmt_why_.why.empty()) {
       const std::string id = hexpid();
       BinfmtEntries e;
       e.plain_magic = "PFXA" + id;
@@ -165,12 +180,12 @@ const BinfmtEntries* SharedEnv::binfmt(std::string* why) {
       };
       for (const auto& r : regs) {
         if (!write_text(bdir + "/register", r.line)) {
-          binfmt_why_ = errstr("registering " + r.line);
+          binfmt_why_ = privileged_step_failed(errstr("registering " + r.line));
           break;
         }
         binfmt_files_.push_back(bdir + "/" + r.name);
       }
-      if (binfmt_why_.empty()) binfmt_ = e;
+      if (binfmt_why_.why.empty()) binfmt_ = e;
       ++generation_;
     }
   }
@@ -193,7 +208,7 @@ void SharedEnv::teardown() {
 
 CaseBuilder::CaseBuilder() {
   dir_ = make_temp_dir("/tmp/pfexec-XXXXXX");
-  if (dir_.empty()) skip(errstr("mkdtemp"));
+  if (dir_.empty()) setup_failed(errstr("mkdtemp /tmp/pfexec-XXXXXX"));
 }
 
 CaseBuilder::~CaseBuilder() {
@@ -202,7 +217,10 @@ CaseBuilder::~CaseBuilder() {
   remove_tree(dir_);
 }
 
-void CaseBuilder::setup_failed(const std::string& what) { skip("fixture setup failed: " + what); }
+void CaseBuilder::unavailable(const std::string& what, const Unavailable& u) {
+  if (u.harness_failure) setup_failed(what + ": " + u.why);
+  else skip(what + ": " + u.why);
+}
 
 namespace {
 std::string resolve(const CaseBuilder& b, std::string_view name) {
@@ -223,10 +241,17 @@ std::string CaseBuilder::elf(std::string_view name, const ElfSpec& spec, unsigne
 }
 
 std::string CaseBuilder::probe() {
-  std::string why;
+  Unavailable why;
   const std::string& p = SharedEnv::get().probe(&why);
-  if (p.empty()) skip(why);
+  if (p.empty()) unavailable("probe_args", why);
   return p;
+}
+
+const BinfmtEntries* CaseBuilder::binfmt() {
+  Unavailable why;
+  const BinfmtEntries* e = SharedEnv::get().binfmt(&why);
+  if (!e) unavailable("binfmt_misc", why);
+  return e;
 }
 
 std::string CaseBuilder::probe_copy(std::string_view name, unsigned mode) {
@@ -274,12 +299,12 @@ std::string CaseBuilder::mknod(std::string_view name, unsigned mode, unsigned ma
   std::string p = resolve(*this, name);
   if (::mknod(p.c_str(), static_cast<mode_t>(mode), makedev(major, minor)) != 0 ||
       ::chmod(p.c_str(), static_cast<mode_t>(mode & 07777)) != 0)
-    skip(errstr("mknod " + p));
+    unavailable("device node", privileged_step_failed(errstr("mknod " + p)));  // CAP_MKNOD
   return p;
 }
 
 void CaseBuilder::chown(const std::string& p, unsigned uid, unsigned gid) {
-  if (::chown(p.c_str(), uid, gid) != 0) setup_failed(errstr("chown " + p));
+  if (::chown(p.c_str(), uid, gid) != 0) unavailable("file owner", privileged_step_failed(errstr("chown " + p)));  // CAP_CHOWN
 }
 
 void CaseBuilder::hold_open(const std::string& p, int flags) {
@@ -292,10 +317,10 @@ void CaseBuilder::hold_open(const std::string& p, int flags) {
 }
 
 std::string CaseBuilder::noexec_subdir() {
-  std::string why;
+  Unavailable why;
   const std::string& base = SharedEnv::get().noexec_dir(&why);
   if (base.empty()) {
-    skip("no noexec mount: " + why);
+    unavailable("noexec mount", why);
     return at("noexec-unavailable");
   }
   std::string d = make_temp_dir(base + "/c-XXXXXX");
@@ -1082,7 +1107,8 @@ void row_f(Corpus& c) {
       s.blob(data_off, Bytes(0x1000, 0x5a));
       s.phdrs[0].filesz = s.phdrs[0].memsz = 0x1000;
       s.phdrs.push_back(Phdr{kPtLoad, writable ? (kPfR | kPfW) : kPfR, data_off, data_va, 0, filesz, 0x3000, 0x1000});
-      b.path = b.elf("exe", s);  // exit status is the observation; the model does not predict it
+      b.exit_byte = CaseBuilder::ExitByte{data_va + filesz, 0x5a};
+      b.path = b.elf("exe", s);
     });
   }
 }
@@ -1156,12 +1182,7 @@ void row_g(Corpus& c) {
 
 // ---- M: binfmt_misc -------------------------------------------------------------------
 void row_m(Corpus& c) {
-  auto entries = [](B& b) -> const BinfmtEntries* {
-    std::string why;
-    const BinfmtEntries* e = SharedEnv::get().binfmt(&why);
-    if (!e) b.skip("binfmt_misc unavailable: " + why);
-    return e;
-  };
+  auto entries = [](B& b) { return b.binfmt(); };
   c.add('M', "magic_plain", [entries](B& b) {
     if (auto* e = entries(b)) b.path = b.file("data", e->plain_magic + " payload\n");
     b.check_auxv = true;

@@ -13,6 +13,7 @@
 
 #include <sys/resource.h>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -31,32 +32,41 @@ struct BinfmtEntries {
   std::string extension;       // files named *.<extension> run probe_args
 };
 
+// Why a shared resource is missing: the machine cannot provide it (not root,
+// the kernel lacks the feature: the case is skipped), or setting it up failed
+// where it should have worked (a harness failure: the case fails).
+struct Unavailable {
+  std::string why;
+  bool harness_failure = false;
+};
+
 class SharedEnv {
  public:
   static SharedEnv& get();
 
   // Copy of probe_args readable and executable by everyone; empty + why on failure.
-  const std::string& probe(std::string* why = nullptr);
+  const std::string& probe(Unavailable* why = nullptr);
   // A directory on a noexec tmpfs mount, private to this process's mount namespace.
-  const std::string& noexec_dir(std::string* why);
+  const std::string& noexec_dir(Unavailable* why);
   // binfmt_misc entries whose interpreter is probe_args; nullptr + why when unavailable.
-  const BinfmtEntries* binfmt(std::string* why);
+  const BinfmtEntries* binfmt(Unavailable* why);
   // Something in the environment changed (mounts, binfmt entries): bumps on each change.
   int generation() const { return generation_; }
   // Unregisters binfmt entries and removes the shared directory.
   void teardown();
 
  private:
-  bool ensure_namespace(std::string* why);
+  bool ensure_namespace(Unavailable* why);
   std::string dir_;
   std::string probe_;
+  Unavailable probe_why_;
   std::string noexec_;
-  std::string noexec_why_;
+  Unavailable noexec_why_;
   bool ns_tried_ = false, ns_ok_ = false;
-  std::string ns_why_;
+  Unavailable ns_why_;
   bool binfmt_tried_ = false;
   std::optional<BinfmtEntries> binfmt_;
-  std::string binfmt_why_;
+  Unavailable binfmt_why_;
   std::vector<std::string> binfmt_files_;  // /proc/sys/fs/binfmt_misc/<name> to unregister
   int generation_ = 0;
 };
@@ -74,7 +84,8 @@ class CaseBuilder {
   std::string at(std::string_view name) const { return dir_ + "/" + std::string(name); }
 
   // Fixture helpers; names are relative to dir() unless absolute. They return
-  // the absolute path and record a setup failure (skip) if anything fails.
+  // the absolute path and record a setup failure (the case fails) if anything
+  // fails, or a skip where the machine legitimately cannot (not root).
   std::string file(std::string_view name, std::string_view bytes, unsigned mode = 0755);
   std::string elf(std::string_view name, const ElfSpec& spec, unsigned mode = 0755);
   std::string probe_copy(std::string_view name, unsigned mode = 0755);
@@ -86,14 +97,23 @@ class CaseBuilder {
   void chown(const std::string& path, unsigned uid, unsigned gid);
   // Keeps an fd open on path until the case ends (e.g. O_WRONLY for ETXTBSY).
   void hold_open(const std::string& path, int flags);
-  // A fresh directory on the noexec mount (skip when there is none).
+  // A fresh directory on the noexec mount (skip when the machine cannot have one).
   std::string noexec_subdir();
   // The shared probe_args path.
   std::string probe();
+  // The shared binfmt_misc entries; nullptr (and a skip or a setup failure) when unavailable.
+  const BinfmtEntries* binfmt();
+  // A legitimate reason not to run the case (GTEST_SKIP). Only the first
+  // reason or failure counts: what follows it is its consequence (a file on
+  // a mount that is not there cannot be written either).
   void skip(std::string reason) {
-    if (skip_.empty()) skip_ = std::move(reason);
+    if (skip_.empty() && setup_error_.empty()) skip_ = std::move(reason);
   }
-  void setup_failed(const std::string& what);
+  // The harness failed to build the fixture: the case fails.
+  void setup_failed(const std::string& what) {
+    if (setup_error_.empty() && skip_.empty()) setup_error_ = what;
+  }
+  void unavailable(const std::string& what, const Unavailable& u);
 
   // The request. argv defaults to {path, "x1"} when left unset.
   std::string path;
@@ -106,13 +126,22 @@ class CaseBuilder {
   rlim_t rlimit_stack = 8ull << 20;
   std::optional<int> expect_exit;   // exit status the final image is built to return
   bool check_auxv = false;          // compare auxv types/values with the plan
+  // The final image exits with the byte at `address` of its memory, which the
+  // file holds as `file_byte`: the exit status shows whether the kernel zeroed it.
+  struct ExitByte {
+    std::uint64_t address;
+    std::uint8_t file_byte;
+  };
+  std::optional<ExitByte> exit_byte;
   const std::string& skip_reason() const { return skip_; }
+  const std::string& setup_error() const { return setup_error_; }
 
  private:
   std::string dir_;
   std::vector<std::string> extra_dirs_;
   std::vector<int> fds_;
   std::string skip_;
+  std::string setup_error_;
 };
 
 struct ExecCase {

@@ -6,10 +6,12 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +19,9 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "procforge/format.hpp"
+#include "procforge/result.hpp"
 
 namespace procforge::testsupport {
 namespace {
@@ -109,6 +114,68 @@ std::vector<MapsEntry> parse_maps(const std::string& text) {
   return out;
 }
 
+std::optional<MmFields> parse_stat_mm(const std::string& text) {
+  // Field 2 (comm) may hold blanks and parentheses: count from the last ')'.
+  const std::size_t close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream in(text.substr(close + 1));
+  std::vector<std::string> f{"", "", ""};  // fields are numbered from 1; 1 and 2 are before ')'
+  for (std::string w; in >> w;) f.push_back(w);
+  if (f.size() <= 51) return std::nullopt;
+  auto u = [&](std::size_t n) { return static_cast<std::uint64_t>(std::stoull(f[n])); };
+  MmFields mm;
+  mm.start_code = u(26), mm.end_code = u(27), mm.start_stack = u(28);
+  mm.start_data = u(45), mm.end_data = u(46), mm.start_brk = u(47);
+  mm.arg_start = u(48), mm.arg_end = u(49), mm.env_start = u(50), mm.env_end = u(51);
+  return mm;
+}
+
+std::string read_exec_image(pid_t pid, ExecImage* out) {
+  const std::string proc = "/proc/" + std::to_string(pid);
+  out->maps = parse_maps(read_file(proc + "/maps"));
+  // An image the caller may not read (execute-only, set-id) makes the mm
+  // non-dumpable: then even its tracer needs CAP_SYS_PTRACE to look inside
+  // (kernel/ptrace.c __ptrace_may_access()), and maps reads empty.
+  if (out->maps.empty()) return kImageNotDumpable + proc + "/maps is empty";
+  struct user_regs_struct regs {};
+  if (::ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0) return std::string("PTRACE_GETREGS: ") + std::strerror(errno);
+  out->rip = regs.rip;
+  out->rsp = regs.rsp;
+  // A compat (ia32) image gets its auxv as pairs of 32-bit words
+  // (compat_binfmt_elf: elf_addr_t is compat_ulong_t); its code segment is
+  // __USER32_CS (0x23) instead of __USER_CS (0x33).
+  out->compat = regs.cs == 0x23;
+  const std::string aux = read_file(proc + "/auxv");
+  const std::size_t word = out->compat ? 4 : 8;
+  out->auxv.clear();
+  for (std::size_t i = 0; i + 2 * word <= aux.size(); i += 2 * word) {
+    std::uint64_t type = 0, value = 0;
+    std::memcpy(&type, aux.data() + i, word);  // little endian: the low bytes
+    std::memcpy(&value, aux.data() + i + word, word);
+    out->auxv.emplace_back(type, value);
+    if (type == 0) break;
+  }
+  // Readable by us: we are the tracer (fs/proc/array.c asks for
+  // PTRACE_MODE_READ before it shows the mm fields; it prints 0 otherwise).
+  auto mm = parse_stat_mm(read_file(proc + "/stat"));
+  if (!mm) return "cannot parse " + proc + "/stat";
+  out->mm = *mm;
+  // create_elf_tables() wrote everything between rsp and the top of the stack
+  // mapping (fs/exec.c setup_arg_pages() moved it there).
+  const auto stack = std::find_if(out->maps.begin(), out->maps.end(),
+                                  [&](const MapsEntry& m) { return m.start <= out->rsp && out->rsp < m.end; });
+  if (stack == out->maps.end()) return "no mapping holds rsp " + hex(out->rsp) + " in " + proc + "/maps";
+  out->stack_end = stack->end;
+  out->stack.assign(stack->end - out->rsp, 0);
+  iovec local{out->stack.data(), out->stack.size()};
+  iovec remote{reinterpret_cast<void*>(out->rsp), out->stack.size()};
+  const ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
+  if (n != static_cast<ssize_t>(out->stack.size()))
+    return "process_vm_readv of the stack (" + std::to_string(out->stack.size()) + " bytes): " +
+           (n < 0 ? errno_name(errno) : std::to_string(n) + " bytes read");
+  return {};
+}
+
 ExecStopResult exec_and_stop(const ExecStopRequest& req) {
   ExecStopResult res;
   auto argv = c_array(req.argv);
@@ -195,26 +262,7 @@ ExecStopResult exec_and_stop(const ExecStopRequest& req) {
 
   // The exec stop: the new image is in place and has not run.
   res.outcome = ExecStopOutcome::stopped_after_exec;
-  const std::string proc = "/proc/" + std::to_string(pid);
-  res.maps = parse_maps(read_file(proc + "/maps"));
-  struct user_regs_struct regs {};
-  if (::ptrace(PTRACE_GETREGS, pid, nullptr, &regs) != 0)
-    return give_up(std::string("PTRACE_GETREGS: ") + std::strerror(errno));
-  res.rip = regs.rip;
-  res.rsp = regs.rsp;
-  // A compat (ia32) image gets its auxv as pairs of 32-bit words
-  // (compat_binfmt_elf: elf_addr_t is compat_ulong_t); its code segment is
-  // __USER32_CS (0x23) instead of __USER_CS (0x33).
-  res.compat = regs.cs == 0x23;
-  const std::string aux = read_file(proc + "/auxv");
-  const std::size_t word = res.compat ? 4 : 8;
-  for (std::size_t i = 0; i + 2 * word <= aux.size(); i += 2 * word) {
-    std::uint64_t type = 0, value = 0;
-    std::memcpy(&type, aux.data() + i, word);  // little endian: the low bytes
-    std::memcpy(&value, aux.data() + i + word, word);
-    res.auxv.emplace_back(type, value);
-    if (type == 0) break;
-  }
+  if (std::string why = read_exec_image(pid, &res); !why.empty()) return give_up(why);
   if (req.step_first_instruction) {
     // The first single-step stop is a SIGTRAP on the way out of execve itself
     // (kernel/entry/common.c syscall_exit_work() -> report_single_step()),

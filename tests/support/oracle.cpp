@@ -219,6 +219,16 @@ OracleResult run_child(const OracleRequest& req, ReplaceImage replace, const voi
         int deliver = 0;
         if (event == PTRACE_EVENT_EXEC) {
           res.exec_succeeded = true;
+          if (req.capture_image && !res.image) {
+            ExecImage image;
+            if (std::string why = read_exec_image(pid, &image); why.empty()) {
+              res.image = std::move(image);
+            } else if (why.rfind(kImageNotDumpable, 0) == 0 && ::geteuid() != 0) {
+              res.image_hidden = why;
+            } else if (res.setup_error.empty()) {
+              res.setup_error = "at the exec stop: " + why;
+            }
+          }
         } else if (sig == SIGSTOP && !options_set) {
           options_set = true;
           res.exec_known = ::ptrace(PTRACE_SETOPTIONS, pid, nullptr,

@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "exec_stop.hpp"
+
 namespace procforge::testsupport {
 
 struct OracleRequest {
@@ -35,6 +37,7 @@ struct OracleRequest {
   int timeout_ms = 5000;
   bool trace = true;                 // use ptrace to see the exec event
   bool capture_stderr = false;       // stderr to a pipe (OracleResult::err_out) instead of /dev/null
+  bool capture_image = false;        // read the new image at the exec stop (OracleResult::image; needs trace)
 };
 
 enum class OracleOutcome { ok, error, killed };
@@ -61,6 +64,10 @@ struct OracleResult {
   std::string out;          // child's stdout
   std::string err_out;      // child's stderr when OracleRequest::capture_stderr
   ProbeReport probe;
+  // capture_image: the image as the exec stop showed it, before it ran; or
+  // why the kernel would not show it to us (not root: kImageNotDumpable).
+  std::optional<ExecImage> image;
+  std::string image_hidden;
 };
 
 OracleResult run_exec(const OracleRequest& req);
