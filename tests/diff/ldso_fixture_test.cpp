@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "support/ldso_fixtures.hpp"
+#include "support/ldso_stderr.hpp"
 #include "procforge/ldso.hpp"
 
 namespace procforge::testsupport {
@@ -66,70 +67,6 @@ std::vector<std::string> render_trace(const ldso::Prediction& p) {
     else lines.push_back(o.name + " => " + *o.path);
   }
   return lines;
-}
-
-std::vector<std::string> split_lines(const std::string& s) {
-  std::vector<std::string> v;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) v.push_back(line);
-  return v;
-}
-
-// What stderr should hold, from the prediction alone: failed preloads, then
-// the loading error when a real run stops while loading (in trace mode only
-// when it is not a plain "not found": trace mode fakes those and goes on),
-// or else the version check's lines, which trace mode prints too without
-// stopping. The version error is one of those lines, but Prediction does
-// not say which (the check prints every line before it exits), so it is
-// kept apart and matched anywhere.
-struct ExpectedStderr {
-  std::vector<std::string> lines;
-  std::optional<std::string> version_error;  // also printed, at its place among the version lines
-  int exit_code = 0;
-};
-
-ExpectedStderr expected_stderr(const ldso::Prediction& p, const ldso::Request& req, bool trace_mode) {
-  ExpectedStderr e;
-  for (const auto& w : p.warnings)
-    if (w.rfind("ERROR: ld.so:", 0) == 0) e.lines.push_back(w);
-  const std::string argv0 = req.program;
-  if (p.error && p.error->stage == ldso::LoaderError::Stage::loading) {
-    bool not_found = false;
-    for (const auto& o : p.objects)
-      if (!o.path && o.name == p.error->object) not_found = true;
-    if (!trace_mode || !not_found) {
-      e.lines.push_back(ldso::error_line(argv0, *p.error));
-      e.exit_code = ldso::exit_status(*p.error);
-    }
-    return e;
-  }
-  for (const auto& w : p.warnings)
-    if (w.rfind(argv0 + ": ", 0) == 0 && w.find(" (required by ") != std::string::npos) e.lines.push_back(w);
-  if (p.error) {
-    e.version_error = ldso::error_line(argv0, *p.error);
-    if (!trace_mode) e.exit_code = ldso::exit_status(*p.error);
-  }
-  return e;
-}
-
-// STDERR against E: the version error line anywhere, the rest in order.
-::testing::AssertionResult stderr_matches(const std::string& stderr_text, const ExpectedStderr& e) {
-  std::vector<std::string> got = split_lines(stderr_text);
-  std::vector<std::string> rest = got;
-  if (e.version_error) {
-    auto it = std::find(rest.begin(), rest.end(), *e.version_error);
-    if (it == rest.end())
-      return ::testing::AssertionFailure() << "missing the version error line \"" << *e.version_error
-                                           << "\" in stderr:\n" << stderr_text;
-    rest.erase(it);
-  }
-  if (rest != e.lines) {
-    auto f = ::testing::AssertionFailure() << "stderr:\n" << stderr_text << "predicted lines:";
-    for (const auto& l : e.lines) f << "\n  " << l;
-    if (e.version_error) f << "\n  (and, anywhere) " << *e.version_error;
-    return f;
-  }
-  return ::testing::AssertionSuccess();
 }
 
 class LdsoFixture : public ::testing::TestWithParam<std::string> {};

@@ -65,6 +65,7 @@ CommandResult run_command(const std::vector<std::string>& argv, const CommandOpt
   while (open_fds > 0) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
+      r.timed_out = true;
       ::kill(pid, SIGKILL);
       break;
     }

@@ -19,6 +19,7 @@ struct CommandResult {
   bool started = false;  // fork+exec worked (exit_code 127 from a failed exec otherwise)
   int exit_code = -1;    // -1 when killed by a signal
   int signal = 0;
+  bool timed_out = false;  // killed (SIGKILL) at CommandOptions::timeout_ms
   std::string out, err;
 };
 
