@@ -95,7 +95,11 @@ TEST(LdsoCache, every_plain_key_of_the_system_cache_is_found_at_its_first_entry)
 }
 
 // A library only this test's cache knows: a copy of libz with its SONAME
-// renamed, once in a directory and once in its glibc-hwcaps/x86-64-v3.
+// renamed, once in a directory and once in its glibc-hwcaps/x86-64-v3. The
+// CPUs here are made up, to reach levels this machine does not have; the
+// real ld.so's choice on this machine, from a cache like this one, is the
+// fixture case cache_prefers_the_best_glibc_hwcaps_entry
+// (tests/diff/ldso_fixture_test.cpp).
 class LdsoGeneratedCache : public testing::Test {
  protected:
   std::string dir;

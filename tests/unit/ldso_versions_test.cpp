@@ -2,7 +2,7 @@
 // rules of elf/dl-version.c are pinned one by one, and on system files, whose
 // tables are compared with `readelf -V`. The end-to-end comparison with the
 // real ld.so's messages is tests/diff/ldso_fixture_test.cpp
-// (missing_symbol_version, no_version_information).
+// (missing_symbol_version, no_version_information, weak_version_missing).
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
