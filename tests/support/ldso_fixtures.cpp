@@ -171,7 +171,7 @@ bool FixtureDir::gcc(const std::vector<std::string>& args) {
   if (r.exit_code == 0) return true;
   error_ = "gcc";
   for (const auto& a : args) error_ += " " + a;
-  error_ += ": " + r.err;
+  error_ += " (exit " + std::to_string(r.exit_code) + (r.timed_out ? ", timed out" : "") + "): " + r.err;
   return false;
 }
 
