@@ -175,6 +175,17 @@ bool FixtureDir::gcc(const std::vector<std::string>& args) {
   return false;
 }
 
+std::uint32_t elf_hash(std::string_view name) {
+  std::uint32_t h = 0;
+  for (unsigned char c : name) {
+    h = (h << 4) + c;
+    const std::uint32_t g = h & 0xf0000000u;
+    if (g) h ^= g >> 24;
+    h &= ~g;
+  }
+  return h;
+}
+
 namespace {
 
 // A library LIB (exporting LIB_fn) that calls DEPS' functions.
@@ -202,17 +213,6 @@ std::string prog_source(const std::vector<std::string>& deps, bool print_link_ma
   for (const auto& d : deps) s += "  if (argc > 99) r += " + d + "_fn();\n";
   if (print_link_map) s += "  dl_iterate_phdr(print, 0);\n";
   return s + "  return r; }\n";
-}
-
-std::uint32_t elf_hash(std::string_view name) {
-  std::uint32_t h = 0;
-  for (unsigned char c : name) {
-    h = (h << 4) + c;
-    const std::uint32_t g = h & 0xf0000000u;
-    if (g) h ^= g >> 24;
-    h &= ~g;
-  }
-  return h;
 }
 
 // Sets VER_FLG_WEAK on PROGRAM's requirement of VERSION (ld sets it on no

@@ -11,8 +11,10 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -41,6 +43,9 @@ struct CommandOptions {
   // needs root.
   std::vector<std::pair<std::string, std::string>> bind_mounts;
 };
+
+// elf_hash() of the ELF gABI, as ld writes vna_hash / vd_hash.
+std::uint32_t elf_hash(std::string_view name);
 
 // fork + execv(argv[0]) with stdout/stderr captured.
 CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& opts = {});
