@@ -103,7 +103,7 @@ struct State {
   bool secure = false;
   std::shared_ptr<const Cache> cache;    // parsed once per cache file version, shared by predictions
   std::vector<SearchDir> library_path;   // LD_LIBRARY_PATH (empty in secure mode)
-  std::map<std::string, bool> dir_exists;  // open_path()'s r_dir_status per dir + capstr
+  std::map<std::string, bool> dir_exists;  // open_path()'s r_dir_status per dir + '\0' + capstr index
   std::vector<Map> maps;
   int main = 0;
   std::vector<std::string> tried;        // places tried by the current search

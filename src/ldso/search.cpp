@@ -67,7 +67,12 @@ Attempt open_path(State& st, const std::string& name, const std::vector<SearchDi
     for (std::size_t c = 0; c < st.capstrs.size(); ++c) {
       const std::string sub = d.dir + st.capstrs[c];
       const bool relative = d.dir.empty() || d.dir[0] != '/';
-      auto status = st.dir_exists.find(sub);
+      // glibc keeps the status per directory and capstr index
+      // (this_dir->status[cnt]), not per path: the legacy power set repeats
+      // "tls/x86_64/" and "x86_64/" (hwcap bit and $PLATFORM), and each copy
+      // is tried until its own stat() says it does not exist.
+      const std::string key = d.dir + '\0' + std::to_string(c);
+      auto status = st.dir_exists.find(key);
       if (!relative && status != st.dir_exists.end() && !status->second) continue;  // nonexisting
       const bool ok = try_open(st, sub + name, a, out);
       if (out.fatal) return a;
@@ -80,9 +85,9 @@ Attempt open_path(State& st, const std::string& name, const std::vector<SearchDi
           if (fstatat(st.cwd_fd, target.c_str(), &sb, 0) != 0) st.last_errno = errno, exists = false;
           else exists = S_ISDIR(sb.st_mode);
         }
-        st.dir_exists[sub] = exists;
+        st.dir_exists[key] = exists;
       }
-      here_any |= relative || st.dir_exists[sub];
+      here_any |= relative || st.dir_exists[key];
       if (ok && secure_load && st.secure && !(a.facts->mode & S_ISUID)) {
         // A preload in secure mode must be set-uid to be used.
         a = Attempt{};

@@ -8,8 +8,16 @@
 //                command, as ldd does; $ORIGIN from the name given) and
 //                `ld.so --list PROGRAM` (the same, except that "not found" is
 //                fatal);
+//   LD_DEBUG     the trace run again with LD_DEBUG=libs: for every library
+//                not found, the files ld.so tried, in order, against
+//                Object::tried (glibc-hwcaps and legacy subdirectories,
+//                directories known not to exist, the cache);
 //   real run     cases whose point is a fatal error run the program (they are
-//                our own fixtures) and compare stderr byte for byte.
+//                our own fixtures) and compare stderr byte for byte; set-uid
+//                cases (where trace mode is refused) run as nobody and print
+//                their link map with dl_iterate_phdr.
+// A case with its own ld.so.cache runs every real command in a private mount
+// namespace where that file is bind-mounted over /etc/ld.so.cache.
 // Plus the safety test: an executable with DT_AUDIT whose audit module
 // writes a canary when ld.so loads it. procforge must never leave the canary;
 // ldd must (proof the fixture can detect execution).
@@ -19,11 +27,14 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <sstream>
 
 #include "support/ldso_fixtures.hpp"
+#include "support/ldso_stderr.hpp"
 #include "procforge/ldso.hpp"
 
 namespace procforge::testsupport {
@@ -68,78 +79,55 @@ std::vector<std::string> render_trace(const ldso::Prediction& p) {
   return lines;
 }
 
-std::vector<std::string> split_lines(const std::string& s) {
-  std::vector<std::string> v;
-  std::istringstream in(s);
-  for (std::string line; std::getline(in, line);) v.push_back(line);
-  return v;
-}
-
-// What stderr should hold, from the prediction alone: failed preloads, then
-// the loading error when a real run stops while loading (in trace mode only
-// when it is not a plain "not found": trace mode fakes those and goes on),
-// or else the version check's lines, which trace mode prints too without
-// stopping. The version error is one of those lines, but Prediction does
-// not say which (the check prints every line before it exits), so it is
-// kept apart and matched anywhere.
-struct ExpectedStderr {
-  std::vector<std::string> lines;
-  std::optional<std::string> version_error;  // also printed, at its place among the version lines
-  int exit_code = 0;
-};
-
-ExpectedStderr expected_stderr(const ldso::Prediction& p, const ldso::Request& req, bool trace_mode) {
-  ExpectedStderr e;
-  for (const auto& w : p.warnings)
-    if (w.rfind("ERROR: ld.so:", 0) == 0) e.lines.push_back(w);
-  const std::string argv0 = req.program;
-  if (p.error && p.error->stage == ldso::LoaderError::Stage::loading) {
-    bool not_found = false;
-    for (const auto& o : p.objects)
-      if (!o.path && o.name == p.error->object) not_found = true;
-    if (!trace_mode || !not_found) {
-      e.lines.push_back(ldso::error_line(argv0, *p.error));
-      e.exit_code = ldso::exit_status(*p.error);
-    }
-    return e;
-  }
-  for (const auto& w : p.warnings)
-    if (w.rfind(argv0 + ": ", 0) == 0 && w.find(" (required by ") != std::string::npos) e.lines.push_back(w);
-  if (p.error) {
-    e.version_error = ldso::error_line(argv0, *p.error);
-    if (!trace_mode) e.exit_code = ldso::exit_status(*p.error);
-  }
-  return e;
-}
-
-// STDERR against E: the version error line anywhere, the rest in order.
-::testing::AssertionResult stderr_matches(const std::string& stderr_text, const ExpectedStderr& e) {
-  std::vector<std::string> got = split_lines(stderr_text);
-  std::vector<std::string> rest = got;
-  if (e.version_error) {
-    auto it = std::find(rest.begin(), rest.end(), *e.version_error);
-    if (it == rest.end())
-      return ::testing::AssertionFailure() << "missing the version error line \"" << *e.version_error
-                                           << "\" in stderr:\n" << stderr_text;
-    rest.erase(it);
-  }
-  if (rest != e.lines) {
-    auto f = ::testing::AssertionFailure() << "stderr:\n" << stderr_text << "predicted lines:";
-    for (const auto& l : e.lines) f << "\n  " << l;
-    if (e.version_error) f << "\n  (and, anywhere) " << *e.version_error;
-    return f;
-  }
-  return ::testing::AssertionSuccess();
-}
-
 class LdsoFixture : public ::testing::TestWithParam<std::string> {};
+
+// The files ld.so tried for each library it searched, from LD_DEBUG=libs
+// (elf/dl-load.c open_path prints "trying file=PATH" before each open):
+// NAME -> paths, for the first search of each name.
+std::map<std::string, std::vector<std::string>> tried_by_ldso(const std::string& debug_output) {
+  std::map<std::string, std::vector<std::string>> out;
+  std::vector<std::string>* current = nullptr;
+  for (const auto& line : split_lines(debug_output)) {
+    if (auto p = line.find("find library="); p != std::string::npos) {
+      const std::string name = line.substr(p + 13, line.find(" [", p) - p - 13);
+      current = out.count(name) ? nullptr : &out[name];
+    } else if (auto t = line.find(" trying file="); t != std::string::npos && current) {
+      current->push_back(line.substr(t + 13));
+    }
+  }
+  return out;
+}
+
+// What the model says ld.so tried for each object it did not find. A cache
+// hit counts as tried even when DF_1_NODEFLIB then refuses it: elf/dl-cache.c
+// _dl_load_cache_lookup prints "trying file=" for it; a cache miss is not a
+// file.
+std::map<std::string, std::vector<std::string>> tried_by_model(const ldso::Prediction& p) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& o : p.objects) {
+    if (o.path || o.name.find('/') != std::string::npos || out.count(o.name)) continue;
+    auto& files = out[o.name];
+    const std::string tail = "/" + o.name;
+    for (const auto& t : o.tried) {
+      if (t.find(": no entry for ") != std::string::npos) continue;
+      const std::string file = t.substr(0, t.find(" ("));
+      if (file.size() >= tail.size() && file.compare(file.size() - tail.size(), std::string::npos, tail) == 0)
+        files.push_back(file);
+    }
+  }
+  return out;
+}
+
+// A case the machine cannot run skips; a fixture that does not build fails.
+#define BUILD_CASE_OR_RETURN(var, name, dir)                                                    \
+  auto var##_built = build_ldso_case(name, dir);                                                \
+  if (!var##_built && var##_built.error().err == EPERM) GTEST_SKIP() << var##_built.error().message; \
+  ASSERT_TRUE(var##_built.ok()) << "building the fixture failed: " << var##_built.error().message; \
+  const LdsoCase& var = *var##_built
 
 TEST_P(LdsoFixture, agrees_with_real_ldso) {
   FixtureDir dir;
-  std::string why;
-  auto built = build_ldso_case(GetParam(), dir, &why);
-  if (!built) GTEST_SKIP() << "fixture not built: " << why;
-  const LdsoCase& c = *built;
+  BUILD_CASE_OR_RETURN(c, GetParam(), dir);
 
   ldso::Request req;
   req.program = c.program;
@@ -147,29 +135,44 @@ TEST_P(LdsoFixture, agrees_with_real_ldso) {
   req.cwd = c.cwd;
   req.secure = c.secure;
 
-  auto predicted = ldso::resolve(req, sys());
+  // The real ld.so sees the case's cache at /etc/ld.so.cache; the model reads it.
+  ldso::SystemInfo system = sys();
+  if (!c.cache.empty()) system.cache_path = c.cache;
+  auto predicted = ldso::resolve(req, system);
   ASSERT_TRUE(predicted.ok()) << predicted.error().message;
 
   CommandOptions opts;
   opts.cwd = c.cwd;
   if (c.secure) opts.uid = 65534;
+  if (!c.cache.empty()) opts.bind_mounts = {{c.cache, "/etc/ld.so.cache"}};
 
   if (!c.secure) {
     // Trace mode through the kernel.
     opts.env = base_env(c);
     opts.env.emplace_back("LD_TRACE_LOADED_OBJECTS=1");
     const CommandResult traced = run_command({c.program}, opts);
-    ASSERT_TRUE(traced.started);
+    ASSERT_TRUE(traced.started) << traced.err;
     EXPECT_EQ(parse_trace(traced.out), render_trace(*predicted)) << "trace mode, stderr: " << traced.err;
     const ExpectedStderr want = expected_stderr(*predicted, req, true);
     EXPECT_TRUE(stderr_matches(traced.err, want)) << "trace-mode stderr";
     EXPECT_EQ(traced.exit_code, want.exit_code) << "trace-mode exit status";
+    // The same run with LD_DEBUG=libs: every file tried for a library not
+    // found, in order (subdirectories, directories known not to exist).
+    opts.env.emplace_back("LD_DEBUG=libs");
+    const CommandResult debug = run_command({c.program}, opts);
+    ASSERT_TRUE(debug.started) << debug.err;
+    const auto ldso_tried = tried_by_ldso(debug.err);
+    for (const auto& [name, files] : tried_by_model(*predicted)) {
+      auto it = ldso_tried.find(name);
+      EXPECT_EQ(it == ldso_tried.end() ? std::vector<std::string>{} : it->second, files)
+          << "files tried for " << name << " (LD_DEBUG=libs)";
+    }
   }
   if (c.list_with_ldso) {
     // ld.so run as a command, as ldd runs it: LD_TRACE_LOADED_OBJECTS=1 LDSO PROGRAM.
     ldso::Request lreq = req;
     lreq.explicit_loader = sys().ldso_path;
-    auto listed_p = ldso::resolve(lreq, sys());
+    auto listed_p = ldso::resolve(lreq, system);
     ASSERT_TRUE(listed_p.ok()) << listed_p.error().message;
     opts.env = base_env(c);
     opts.env.emplace_back("LD_TRACE_LOADED_OBJECTS=1");
@@ -199,10 +202,19 @@ TEST_P(LdsoFixture, agrees_with_real_ldso) {
   if (c.run_for_real) {
     opts.env = base_env(c);
     const CommandResult ran = run_command({c.program}, opts);
-    ASSERT_TRUE(ran.started);
+    ASSERT_TRUE(ran.started) << ran.err;
     const ExpectedStderr want = expected_stderr(*predicted, req, false);
     EXPECT_TRUE(stderr_matches(ran.err, want)) << "real run stderr";
     EXPECT_EQ(ran.exit_code, want.exit_code) << "real run exit status";
+    if (c.prints_link_map && ran.exit_code == 0) {
+      // The run's link map after the main program ("") and the vDSO.
+      std::vector<std::string> loaded;
+      for (const auto& l : split_lines(ran.out))
+        if (!l.empty() && l != sys().vdso_name) loaded.push_back(l);
+      std::vector<std::string> mine;
+      for (const auto& o : predicted->objects) mine.push_back(o.path.value_or("not found: " + o.name));
+      EXPECT_EQ(loaded, mine) << "objects a real run loaded (dl_iterate_phdr)";
+    }
   }
 }
 
@@ -215,9 +227,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, LdsoFixture, ::testing::ValuesIn(ldso_case_na
 // gets the estimate; `explain --batch` adds the loader columns.
 TEST(LdsoCli, explain_and_batch_carry_the_loader_part) {
   FixtureDir dir;
-  std::string why;
-  auto bad = build_ldso_case("missing_symbol_version", dir, &why);
-  if (!bad) GTEST_SKIP() << "fixture not built: " << why;
+  BUILD_CASE_OR_RETURN(bad_case, "missing_symbol_version", dir);
+  const LdsoCase* bad = &bad_case;
   CommandOptions opts;
   opts.env = {"PATH=/usr/bin:/bin"};
   const CommandResult pf = run_command({PROCFORGE_BINARY, "explain", "--json", bad->program}, opts);
@@ -267,9 +278,8 @@ TEST(LdsoCli, explain_and_batch_carry_the_loader_part) {
 
 TEST(LdsoSafety, dt_audit_is_never_run) {
   FixtureDir dir;
-  std::string why;
-  auto c = build_ldso_case("dt_audit", dir, &why);
-  if (!c) GTEST_SKIP() << "fixture not built: " << why;
+  BUILD_CASE_OR_RETURN(audit_case, "dt_audit", dir);
+  const LdsoCase* c = &audit_case;
   ASSERT_FALSE(fs::exists(c->canary));
 
   // The library model and the CLI read the program; neither may run it.

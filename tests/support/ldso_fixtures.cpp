@@ -5,10 +5,13 @@
 // 0, so a run that gets past ld.so prints nothing.
 #include "ldso_fixtures.hpp"
 
+#include <elf.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,10 +22,18 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+
+#include "procforge/elf.hpp"
 
 namespace procforge::testsupport {
 
 namespace fs = std::filesystem;
+
+namespace {
+constexpr int kSetupFailed = 126;
+constexpr const char* kSetupMarker = "run_command: ";
+}  // namespace
 
 CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& opts) {
   CommandResult r;
@@ -46,11 +57,30 @@ CommandResult run_command(const std::vector<std::string>& argv, const CommandOpt
     ::dup2(err[1], 2);
     const int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
-    if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) ::_exit(126);
+    // A step that fails says which on stderr and exits with kSetupFailed.
+    auto say = [](const char* text) {
+      const ssize_t n = ::write(2, text, std::strlen(text));
+      (void)n;
+    };
+    auto setup_failed = [&](const char* step) {
+      const char* name = strerrorname_np(errno);
+      say(kSetupMarker);
+      say(step);
+      say(": ");
+      say(name ? name : "?");
+      ::_exit(kSetupFailed);
+    };
+    if (!opts.bind_mounts.empty()) {
+      if (::unshare(CLONE_NEWNS) != 0) setup_failed("unshare(CLONE_NEWNS)");
+      if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) setup_failed("making / private");
+      for (const auto& [from, to] : opts.bind_mounts)
+        if (::mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr) != 0) setup_failed("bind mount");
+    }
+    if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) setup_failed("chdir");
     if (opts.uid) {
       const gid_t g = opts.gid;
       if (::setgroups(1, &g) != 0 || ::setresgid(g, g, g) != 0 || ::setresuid(*opts.uid, *opts.uid, *opts.uid) != 0)
-        ::_exit(126);
+        setup_failed("setting the uid and gid");
     }
     ::execve(args[0], args.data(), envp.data());
     ::_exit(127);
@@ -65,6 +95,7 @@ CommandResult run_command(const std::vector<std::string>& argv, const CommandOpt
   while (open_fds > 0) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
+      r.timed_out = true;
       ::kill(pid, SIGKILL);
       break;
     }
@@ -88,6 +119,7 @@ CommandResult run_command(const std::vector<std::string>& argv, const CommandOpt
   }
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+  if (r.exit_code == kSetupFailed && r.err.rfind(kSetupMarker, 0) == 0) r.started = false;
   return r;
 }
 
@@ -139,8 +171,19 @@ bool FixtureDir::gcc(const std::vector<std::string>& args) {
   if (r.exit_code == 0) return true;
   error_ = "gcc";
   for (const auto& a : args) error_ += " " + a;
-  error_ += ": " + r.err;
+  error_ += " (exit " + std::to_string(r.exit_code) + (r.timed_out ? ", timed out" : "") + "): " + r.err;
   return false;
+}
+
+std::uint32_t elf_hash(std::string_view name) {
+  std::uint32_t h = 0;
+  for (unsigned char c : name) {
+    h = (h << 4) + c;
+    const std::uint32_t g = h & 0xf0000000u;
+    if (g) h ^= g >> 24;
+    h &= ~g;
+  }
+  return h;
 }
 
 namespace {
@@ -154,13 +197,64 @@ std::string lib_source(const std::string& lib, const std::vector<std::string>& d
   return s + "; }\n";
 }
 
-std::string prog_source(const std::vector<std::string>& deps) {
+// PRINT_LINK_MAP: the run prints the l_name of every object of the link
+// map, in order (dl_iterate_phdr walks the main namespace's l_next chain),
+// which is how a set-uid run (where trace mode is refused) shows what ld.so
+// loaded.
+std::string prog_source(const std::vector<std::string>& deps, bool print_link_map = false) {
   std::string s;
+  if (print_link_map)
+    s += "#define _GNU_SOURCE\n#include <link.h>\n#include <stdio.h>\n"
+         "static int print(struct dl_phdr_info* i, size_t n, void* d) {\n"
+         "  (void)n; (void)d; printf(\"%s\\n\", i->dlpi_name); return 0; }\n";
   for (const auto& d : deps) s += "int " + d + "_fn(void);\n";
   s += "int main(int argc, char** argv) { (void)argv; int r = 0;\n";
   // Calls guarded by argc so a run never does anything visible.
   for (const auto& d : deps) s += "  if (argc > 99) r += " + d + "_fn();\n";
+  if (print_link_map) s += "  dl_iterate_phdr(print, 0);\n";
   return s + "  return r; }\n";
+}
+
+// Sets VER_FLG_WEAK on PROGRAM's requirement of VERSION (ld sets it on no
+// requirement it writes). Walks .gnu.version_r: Elf64_Verneed {vn_version,
+// vn_cnt, vn_file, vn_aux, vn_next}, Elf64_Vernaux {vna_hash, vna_flags,
+// vna_other, vna_name, vna_next}.
+bool mark_version_weak(const std::string& program, const std::string& version, std::string* why) {
+  std::string bytes;
+  {
+    std::ifstream in(program, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  auto file = elf::File::parse(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                                             bytes.size()));
+  if (!file) return *why = program + ": " + file.error().message, false;
+  auto sections = file->section_headers();
+  if (!sections) return *why = program + ": " + sections.error().message, false;
+  auto u32 = [&](std::uint64_t off) {
+    std::uint32_t v = 0;
+    if (off + 4 <= bytes.size()) std::memcpy(&v, bytes.data() + off, 4);
+    return v;
+  };
+  const std::uint32_t hash = elf_hash(version);
+  for (const auto& sh : *sections) {
+    if (sh.type != SHT_GNU_verneed) continue;
+    std::uint64_t need = sh.offset;
+    for (std::uint64_t n = 0; n < sh.info && need + sizeof(Elf64_Verneed) <= bytes.size(); ++n) {
+      std::uint64_t aux = need + u32(need + offsetof(Elf64_Verneed, vn_aux));
+      const std::uint16_t cnt = static_cast<std::uint16_t>(u32(need + offsetof(Elf64_Verneed, vn_cnt)));
+      for (std::uint16_t a = 0; a < cnt && aux + sizeof(Elf64_Vernaux) <= bytes.size(); ++a) {
+        if (u32(aux + offsetof(Elf64_Vernaux, vna_hash)) == hash) {
+          bytes[aux + offsetof(Elf64_Vernaux, vna_flags)] |= VER_FLG_WEAK;
+          std::ofstream(program, std::ios::binary | std::ios::trunc) << bytes;
+          return true;
+        }
+        aux += u32(aux + offsetof(Elf64_Vernaux, vna_next));
+      }
+      need += u32(need + offsetof(Elf64_Verneed, vn_next));
+    }
+  }
+  *why = program + ": no requirement of version " + version;
+  return false;
 }
 
 class Builder {
@@ -177,8 +271,10 @@ class Builder {
     return run(args);
   }
 
-  bool prog(const std::string& rel, const std::vector<std::string>& deps, std::vector<std::string> link) {
-    const std::string src = d_.write("src/main_" + std::to_string(counter_++) + ".c", prog_source(deps));
+  bool prog(const std::string& rel, const std::vector<std::string>& deps, std::vector<std::string> link,
+            bool print_link_map = false) {
+    const std::string src =
+        d_.write("src/main_" + std::to_string(counter_++) + ".c", prog_source(deps, print_link_map));
     std::vector<std::string> args = {"-o", d_.at(rel), src};
     args.insert(args.end(), link.begin(), link.end());
     if (!run(args)) return false;
@@ -191,6 +287,35 @@ class Builder {
       if (args[i] == "-o") d_.mkdirs(fs::path(args[i + 1]).parent_path().string().substr(d_.path().size() + 1));
     if (d_.gcc(args)) return true;
     *why_ = d_.error();
+    return false;
+  }
+
+  bool copy(const std::string& from_rel, const std::string& to_rel) {
+    d_.mkdirs(fs::path(to_rel).parent_path().string());
+    std::error_code ec;
+    if (fs::copy_file(d_.at(from_rel), d_.at(to_rel), ec)) return true;
+    *why_ = "copying " + from_rel + " to " + to_rel + ": " + ec.message();
+    return false;
+  }
+
+  // `ldconfig -X -C CACHE -f CONF` over DIRS (relative to the fixture).
+  bool ldconfig(const std::string& cache_rel, const std::vector<std::string>& dirs) {
+    std::string conf;
+    for (const auto& dir : dirs) conf += d_.at(dir) + "\n";
+    const std::string conf_path = d_.write("ld.so.conf", conf);
+    CommandOptions o;
+    o.env = {"PATH=/usr/bin:/bin", "LC_ALL=C"};
+    o.timeout_ms = 60000;
+    const CommandResult r = run_command({"/sbin/ldconfig", "-X", "-C", d_.at(cache_rel), "-f", conf_path}, o);
+    if (r.exit_code == 0 && fs::exists(d_.at(cache_rel))) return true;
+    *why_ = "/sbin/ldconfig -X -C " + d_.at(cache_rel) + " -f " + conf_path + " (exit " +
+            std::to_string(r.exit_code) + "): " + r.err;
+    return false;
+  }
+
+  bool set_uid_root(const std::string& path) {
+    if (::chown(path.c_str(), 0, 0) == 0 && ::chmod(path.c_str(), 04755) == 0) return true;
+    *why_ = "cannot make " + path + " set-uid root: " + std::string(std::strerror(errno));
     return false;
   }
 
@@ -218,10 +343,18 @@ std::vector<std::string> ldso_case_names() {
           "same_soname_two_spellings_one_file",
           "same_soname_two_spellings_two_files",
           "ld_preload",
-          "secure_mode_ignores_ld_library_path"};
+          "weak_version_missing",
+          "legacy_hwcap_subdirectories",
+          "cache_prefers_the_best_glibc_hwcaps_entry",
+          "secure_mode_ignores_ld_library_path",
+          "secure_mode_ignores_origin_in_the_program_rpath",
+          "secure_mode_keeps_origin_in_a_library_rpath",
+          "secure_mode_ignores_origin_after_the_start_of_a_library_rpath"};
 }
 
-std::optional<LdsoCase> build_ldso_case(const std::string& name, FixtureDir& d, std::string* why) {
+namespace {
+
+std::optional<LdsoCase> build(const std::string& name, FixtureDir& d, std::string* why) {
   if (d.path().empty()) {
     *why = "mkdtemp failed";
     return std::nullopt;
@@ -345,17 +478,77 @@ std::optional<LdsoCase> build_ldso_case(const std::string& name, FixtureDir& d, 
     // An absolute preload, one found through the program's RPATH, one missing.
     if (!b.lib("lib/libpre2.so", "libpre2.so", "pre2", {})) return fail();
     c.env = {"LD_PRELOAD=" + d.at("pre/libpre.so") + " libpre2.so:libmissingpre.so"};
+  } else if (name == "weak_version_missing") {
+    // As missing_symbol_version, with the requirement of V2 marked weak: a
+    // warning, and the run goes on (elf/dl-version.c match_symbol).
+    const std::string src = d.write("src/v.c", "int v1_fn(void) { return 1; }\nint v2_fn(void) { return 2; }\n");
+    const std::string v1 = d.write("src/v1.map", "V1 { global: v1_fn; local: *; };\n");
+    const std::string v2 = d.write("src/v2.map", "V1 { global: v1_fn; local: *; };\nV2 { global: v2_fn; } V1;\n");
+    if (!b.run({"-shared", "-fPIC", "-o", d.at("linktime/libv.so"), src, "-Wl,-soname,libv.so",
+                "-Wl,--version-script=" + v2}) ||
+        !b.run({"-shared", "-fPIC", "-o", d.at("lib/libv.so"), src, "-Wl,-soname,libv.so",
+                "-Wl,--version-script=" + v1}) ||
+        !b.prog("bin/prog", {"v1", "v2"}, {d.at("linktime/libv.so"), "-Wl,--disable-new-dtags",
+                                           "-Wl,-rpath,$ORIGIN/../lib"}) ||
+        !mark_version_weak(c.program, "V2", why))
+      return fail();
+    c.run_for_real = true;
+  } else if (name == "legacy_hwcap_subdirectories") {
+    // glibc <= 2.36 tries tls/, $PLATFORM/ and hwcap-named subdirectories of
+    // every search directory (elf/dl-hwcaps.c _dl_important_hwcaps): liblegacy
+    // is in b/tls/ and b/x86_64/, libgone nowhere, so the trace and the
+    // files ld.so tries for libgone (LD_DEBUG=libs) show the order.
+    if (!b.lib("b/tls/liblegacy.so", "liblegacy.so", "legacy", {}) ||
+        !b.copy("b/tls/liblegacy.so", "b/x86_64/liblegacy.so") ||
+        !b.lib("gone/libgone.so", "libgone.so", "gone", {}))
+      return fail();
+    d.mkdirs("a/x86_64/x86_64");
+    if (!b.prog("bin/prog", {"legacy", "gone"},
+                {d.at("b/tls/liblegacy.so"), d.at("gone/libgone.so"), "-Wl,--disable-new-dtags",
+                 "-Wl,-rpath,$ORIGIN/../a:$ORIGIN/../b"}))
+      return fail();
+    std::error_code ec;
+    fs::remove(d.at("gone/libgone.so"), ec);
+  } else if (name == "cache_prefers_the_best_glibc_hwcaps_entry") {
+    // libq.so.1 in lib/ and in lib/glibc-hwcaps/x86-64-v2/ and x86-64-v3/,
+    // known only through the generated cache (the program has no RPATH):
+    // elf/dl-cache.c search_cache() takes the best active glibc-hwcaps entry.
+    if (!b.lib("lib/libq.so.1", "libq.so.1", "q", {}) ||
+        !b.copy("lib/libq.so.1", "lib/glibc-hwcaps/x86-64-v2/libq.so.1") ||
+        !b.copy("lib/libq.so.1", "lib/glibc-hwcaps/x86-64-v3/libq.so.1") ||
+        !b.prog("bin/prog", {"q"}, {d.at("lib/libq.so.1")}) || !b.ldconfig("ld.so.cache", {"lib"}))
+      return fail();
+    c.cache = d.at("ld.so.cache");
   } else if (name == "secure_mode_ignores_ld_library_path") {
     if (!b.lib("s/libs.so", "libs.so", "s", {})) return fail();
-    if (!b.prog("bin/prog", {"s"}, {d.at("s/libs.so")})) return fail();
-    if (::chown(c.program.c_str(), 0, 0) != 0 || ::chmod(c.program.c_str(), 04755) != 0) {
-      *why = "cannot make the program set-uid root: " + std::string(std::strerror(errno));
-      return fail();
-    }
+    if (!b.prog("bin/prog", {"s"}, {d.at("s/libs.so")}) || !b.set_uid_root(c.program)) return fail();
     c.env = {"LD_LIBRARY_PATH=" + d.at("s")};
-    c.secure = true;
-    c.run_for_real = true;
-    c.list_with_ldso = false;  // ld.so run as a command by nobody is not secure
+  } else if (name == "secure_mode_ignores_origin_in_the_program_rpath") {
+    // The program's $ORIGIN must expand into a trusted system directory in
+    // secure mode (elf/dl-load.c _dl_dst_substitute, is_trusted_path_normalize):
+    // a program under /tmp loses the element.
+    if (!b.lib("lib/libs.so", "libs.so", "s", {}) ||
+        !b.prog("bin/prog", {"s"}, {d.at("lib/libs.so"), "-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/../lib"},
+                true) ||
+        !b.set_uid_root(c.program))
+      return fail();
+  } else if (name == "secure_mode_keeps_origin_in_a_library_rpath" ||
+             name == "secure_mode_ignores_origin_after_the_start_of_a_library_rpath") {
+    // The trusted-directory check is for the program only; a library's
+    // $ORIGIN is kept when it starts the element, dropped anywhere else
+    // (_dl_dst_substitute: "name != start + 1").
+    const bool first = name == "secure_mode_keeps_origin_in_a_library_rpath";
+    const std::string b_dir = first ? "b" : "nest" + d.at("a");
+    if (!b.lib(b_dir + "/libb.so", "libb.so", "b", {}) ||
+        !b.lib("a/liba.so", "liba.so", "a", {"b"},
+               {d.at(b_dir + "/libb.so"), "-Wl,--disable-new-dtags",
+                "-Wl,-rpath," + (first ? std::string("$ORIGIN/../b") : d.at("nest") + "$ORIGIN")}) ||
+        !b.prog("bin/prog", {"a"},
+                {d.at("a/liba.so"), "-Wl,-rpath-link," + d.at(b_dir), "-Wl,--disable-new-dtags",
+                 "-Wl,-rpath," + d.at("a")},
+                true) ||
+        !b.set_uid_root(c.program))
+      return fail();
   } else if (name == "dt_audit") {
     // la_version() writes the canary: if anything runs this library, we see it.
     c.canary = d.at("canary");
@@ -370,7 +563,31 @@ std::optional<LdsoCase> build_ldso_case(const std::string& name, FixtureDir& d, 
     *why = "unknown case " + name;
     return fail();
   }
+  if (name.rfind("secure_mode_", 0) == 0) {
+    // Set-uid root run by nobody: AT_SECURE. Trace mode exits with status 5
+    // there (elf/rtld.c process_envvars), so only a real run shows anything.
+    c.secure = true;
+    c.run_for_real = true;
+    c.prints_link_map = name != "secure_mode_ignores_ld_library_path";
+    c.list_with_ldso = false;  // ld.so run as a command by nobody is not secure
+  }
   return c;
+}
+
+// Cases that run as another user, set-uid root or in a mount namespace.
+bool needs_root(const std::string& name) {
+  return name.rfind("secure_mode_", 0) == 0 || name.rfind("cache_", 0) == 0;
+}
+
+}  // namespace
+
+Result<LdsoCase> build_ldso_case(const std::string& name, FixtureDir& d) {
+  if (needs_root(name) && ::geteuid() != 0)
+    return Error(EPERM, name + " needs root (a set-uid root program run as nobody, or a bind mount)");
+  std::string why;
+  auto c = build(name, d, &why);
+  if (!c) return Error(0, name + ": " + why);
+  return *c;
 }
 
 }  // namespace procforge::testsupport

@@ -48,6 +48,8 @@ TEST(LdsoDst, unknown_origin_empties_the_whole_string) {
   EXPECT_EQ(dst_substitute("/x:$ORIGIN/lib", ctx(std::nullopt)), "");
 }
 
+// What the real ld.so does with these rules in a set-uid run: the
+// secure_mode_*origin* fixture cases (tests/diff/ldso_fixture_test.cpp).
 TEST(LdsoDst, secure_mode_allows_origin_only_first_and_in_trusted_dirs_for_the_executable) {
   DstContext c = ctx("/usr/lib/x86_64-linux-gnu/app");
   c.secure = true;
@@ -87,7 +89,9 @@ TEST(LdsoSystemInfo, subdirs_are_hwcaps_then_the_legacy_power_set_then_the_dir) 
   s.hwcap = 2;
   s.hwcap_mask = 6;
   s.platform = "x86_64";
-  // Observed with LD_DEBUG=libs on glibc 2.36 (reference notes section 1.2).
+  // Observed with LD_DEBUG=libs on glibc 2.36 (reference notes section 1.2);
+  // the fixture case legacy_hwcap_subdirectories compares this machine's
+  // order with LD_DEBUG=libs on every run.
   EXPECT_EQ(s.subdirs(), (std::vector<std::string>{"glibc-hwcaps/x86-64-v4/", "glibc-hwcaps/x86-64-v3/",
                                                    "glibc-hwcaps/x86-64-v2/", "tls/x86_64/x86_64/", "tls/x86_64/",
                                                    "tls/x86_64/", "tls/", "x86_64/x86_64/", "x86_64/", "x86_64/",

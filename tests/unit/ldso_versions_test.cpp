@@ -2,7 +2,7 @@
 // rules of elf/dl-version.c are pinned one by one, and on system files, whose
 // tables are compared with `readelf -V`. The end-to-end comparison with the
 // real ld.so's messages is tests/diff/ldso_fixture_test.cpp
-// (missing_symbol_version, no_version_information).
+// (missing_symbol_version, no_version_information, weak_version_missing).
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
@@ -19,17 +19,7 @@
 namespace procforge::ldso {
 namespace {
 
-// elf_hash() of the ELF gABI, as ld writes vna_hash / vd_hash.
-std::uint32_t elf_hash(std::string_view s) {
-  std::uint32_t h = 0;
-  for (unsigned char c : s) {
-    h = (h << 4) + c;
-    const std::uint32_t g = h & 0xf0000000u;
-    if (g) h ^= g >> 24;
-    h &= ~g;
-  }
-  return h;
-}
+using testsupport::elf_hash;
 
 VersionTables::Requirement req(const std::string& v, bool weak = false) { return {v, elf_hash(v), weak}; }
 VersionTables::Definition def(const std::string& v) { return {elf_hash(v), v}; }
