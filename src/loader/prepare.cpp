@@ -404,11 +404,14 @@ Result<Prepared> prepare(const Options& opts) {
   if (tracing) step("unmap", "everything of the old image (program, libraries, heap, stack) in " + std::to_string(ops.size()) +
                     " munmap calls; the vDSO stays");
   if (moved_vdso) {
-    // Through a spot right above the stub region (free now, and far from
-    // both places), since mremap() refuses overlapping source and target.
+    // Through a spot next to the stub region (free once the old image is
+    // unmapped), since mremap() refuses overlapping source and target.
     const std::uint64_t from = *dice.vdso_base - facts.vvar_size, to = *moved_vdso - facts.vvar_size;
-    for (const std::uint64_t dst : {self_hi, to}) {
-      const std::uint64_t src = dst == self_hi ? from : self_hi;
+    const std::uint64_t span = facts.vvar_size + facts.vdso_size;
+    const std::vector<Range> vdso_places{{from, from + span}, {to, to + span}};
+    const std::uint64_t spot = clashes(self_hi, span, vdso_places) ? self_lo - span : self_hi;
+    for (const std::uint64_t dst : {spot, to}) {
+      const std::uint64_t src = dst == spot ? from : spot;
       for (const auto& v : vdso_pieces)
         ops.push_back(syscall_op(kOpSyscall, SYS_mremap, {src + (v.start - from), v.end - v.start, v.end - v.start,
                                                           MREMAP_MAYMOVE | MREMAP_FIXED, dst + (v.start - from)}));
