@@ -120,6 +120,23 @@ std::optional<std::uint64_t> own_mmap_base() {
   return std::nullopt;
 }
 
+// The mappings of this process's vDSO ([vvar], [vvar_vclock], [vdso]): one
+// mremap() moves one mapping only.
+std::vector<Range> vdso_mappings(std::uint64_t lo, std::uint64_t hi) {
+  std::vector<Range> out;
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    unsigned long long start = 0, end = 0;
+    if (sscanf(line.c_str(), "%llx-%llx", &start, &end) == 2 && start >= lo && end <= hi) out.push_back({start, end});
+  }
+  return out;
+}
+
+bool killed_in_exec(const exec::Prediction& p) {
+  return p.outcome == exec::Outcome::killed && !p.killed_at_first_instruction;
+}
+
 // ETXTBSY, asked of the kernel itself: execve() opens the file (and refuses
 // one open for writing) before it reads argv, so a bad argv pointer makes it
 // fail with EFAULT right after the open checks, long before the point of no
@@ -216,6 +233,37 @@ Result<Prepared> prepare(const Options& opts) {
   std::vector<std::pair<std::string, int>> model_files;
   req.mapped_files = &model_files;
   auto pred = exec::predict(req, facts);
+  // The kernel maps the new vDSO only after the image (load_elf_binary():
+  // ARCH_SETUP_ADDITIONAL_PAGES after the PT_LOAD loop), so the image may
+  // take the place where this process's vDSO lies: a static PIE with
+  // p_align above the page size is mapped top-down and its address then
+  // rounded down to that alignment, which can land on the vDSO's pages below
+  // the mmap base. The model, told the vDSO stays, then predicts a collision
+  // the kernel never has. If the image dies in exec with the vDSO kept and
+  // not without it, take the prediction without it (the vDSO where the
+  // kernel maps it) and move the vDSO there (mremap(); the kernel's
+  // vdso_mremap() follows the move).
+  std::optional<std::uint64_t> moved_vdso;
+  std::vector<Range> vdso_pieces;
+  if (pred && killed_in_exec(*pred) && dice.vdso_base) {
+    exec::Request moved = req;
+    moved.dice->vdso_base.reset();
+    std::vector<std::pair<std::string, int>> moved_files;
+    moved.mapped_files = &moved_files;
+    auto alt = exec::predict(moved, facts);
+    std::optional<std::uint64_t> at;
+    if (alt && !killed_in_exec(*alt) && alt->plan)
+      for (const auto& a : alt->plan->auxv)
+        if (a.type == AT_SYSINFO_EHDR) at = a.value;
+    auto& unused = at ? model_files : moved_files;
+    for (const auto& f : unused) close(f.second);
+    if (at) {
+      model_files = std::move(moved_files);
+      pred = std::move(alt);
+      moved_vdso = at;
+      vdso_pieces = vdso_mappings(*dice.vdso_base - facts.vvar_size, *dice.vdso_base + facts.vdso_size);
+    }
+  }
   std::map<std::string, int> fds;
   for (auto [path, fd] : model_files) {
     fd = above_floor(fd, opts.descriptor_floor);
@@ -251,7 +299,7 @@ Result<Prepared> prepare(const Options& opts) {
   const exec::Plan& plan = *p.plan;
   if (p.elf_header && !p.elf_header->is64)
     return Error(EOPNOTSUPP, "user-space exec of " + plan.exe + ": 32-bit (ia32) images are not supported");
-  const bool dies_in_exec = p.outcome == exec::Outcome::killed && !p.killed_at_first_instruction;
+  const bool dies_in_exec = killed_in_exec(p);
   const bool all_known = std::all_of(plan.mappings.begin(), plan.mappings.end(), [](const exec::Mapping& m) {
     return m.address_known || m.object == "[heap]";
   });
@@ -284,7 +332,8 @@ Result<Prepared> prepare(const Options& opts) {
   const std::vector<Range> old = old_mappings((1ull << 47) - kPage, facts);  // TASK_SIZE, 4-level paging
   // The ops counted here, plus 32 for the fixed ones (copies, mm fields,
   // identity, closes, resets, the end), about 20 today.
-  const std::size_t n_ops = old.size() + plan.mappings.size() + plan.zero_ranges.size() + im.fds.size() + 32;
+  const std::size_t n_ops =
+      old.size() + plan.mappings.size() + plan.zero_ranges.size() + im.fds.size() + 2 * vdso_pieces.size() + 32;
   std::size_t size = kPage;                                  // code
   // What this prepare() writes comes first, right after the code page, so
   // that it spans few pages: after a fork() in the caller, each page written
@@ -354,6 +403,22 @@ Result<Prepared> prepare(const Options& opts) {
   }
   if (tracing) step("unmap", "everything of the old image (program, libraries, heap, stack) in " + std::to_string(ops.size()) +
                     " munmap calls; the vDSO stays");
+  if (moved_vdso) {
+    // Through a spot next to the stub region (free once the old image is
+    // unmapped), since mremap() refuses overlapping source and target.
+    const std::uint64_t from = *dice.vdso_base - facts.vvar_size, to = *moved_vdso - facts.vvar_size;
+    const std::uint64_t span = facts.vvar_size + facts.vdso_size;
+    const std::vector<Range> vdso_places{{from, from + span}, {to, to + span}};
+    const std::uint64_t spot = clashes(self_hi, span, vdso_places) ? self_lo - span : self_hi;
+    for (const std::uint64_t dst : {spot, to}) {
+      const std::uint64_t src = dst == spot ? from : spot;
+      for (const auto& v : vdso_pieces)
+        ops.push_back(syscall_op(kOpSyscall, SYS_mremap, {src + (v.start - from), v.end - v.start, v.end - v.start,
+                                                          MREMAP_MAYMOVE | MREMAP_FIXED, dst + (v.start - from)}));
+    }
+    if (tracing) step("vdso", "move the vDSO from " + hex(*dice.vdso_base) + " to " + hex(*moved_vdso) +
+                      ": the new image is mapped where it is (the kernel maps the vDSO after the image)");
+  }
 
   if (dies_in_exec) {
     // After the point of no return the kernel kills the task: so do we.
@@ -500,7 +565,11 @@ Result<Prepared> prepare(const Options& opts) {
   std::memcpy(R.code + stub_rsp_slot(), &rsp, 8);
   im.differences.push_back("one 4 KiB page of the stub's code stays mapped r-x at " + hex(self_lo) +
                            " (the code that unmapped the old image cannot unmap itself)");
-  im.differences.push_back("the vDSO keeps its address (" + hex(*dice.vdso_base) + ") instead of a new random one");
+  if (moved_vdso)
+    im.differences.push_back("the vDSO is moved from " + hex(*dice.vdso_base) + " to " + hex(*moved_vdso) +
+                             ", where the kernel would map it after the image, instead of a new random place");
+  else
+    im.differences.push_back("the vDSO keeps its address (" + hex(*dice.vdso_base) + ") instead of a new random one");
   if (p.plan && p.plan->auxv.size()) {
     for (const auto& a : p.plan->auxv)
       if (a.type == AT_EUID || a.type == AT_EGID)

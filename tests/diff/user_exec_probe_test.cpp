@@ -6,23 +6,38 @@
 //    the 16 bytes right below the "x86_64" string, AT_EXECFN is the path
 //    string at the top of the stack, AT_PHDR - AT_ENTRY is the image's own
 //    constant, the vDSO is page aligned, rsp is 16-byte aligned below them);
-//  * the process state probe_state prints (fds, signals, limits, ids ...);
+//    with ASLR off (personality ADDR_NO_RANDOMIZE) every value and rsp,
+//    compared as values, but AT_SYSINFO_EHDR: the vDSO stays where the
+//    starting process has it (a documented difference);
+//  * the process state probe_state prints (fds, signals, limits, ids ...,
+//    /proc/self/cmdline and environ, the mm fields of /proc/self/stat), the
+//    stack and brk addresses among them compared as values with ASLR off;
 //  * the register state at the first instruction: every general register 0
 //    but rsp, rflags 0x202, MXCSR 0x1f80, x87 FCW 0x37f, fs/gs bases 0;
-//  * the /proc/self/maps shape: the same objects in the same order with the
-//    same protections; the loader's stub page (r-x, one page, the address
-//    Prepared::differences() names) is the one documented extra mapping.
+//  * /proc/self/maps: the same objects in the same order with the same
+//    protections and sizes, and with ASLR off for a fixed-address image at
+//    the same addresses (the vDSO's aside); the loader's stub page (r-x, one
+//    page, the address Prepared::differences() names) is the one documented
+//    extra mapping.
 // Both sides run as nobody with a small fixed environment.
+//
+// Images in the mmap area (a static PIE, ld.so) are not compared by address
+// with ASLR off: the loader lays them out against the mmap base of the
+// process that starts them, which user space cannot move, while the
+// kernel's exec takes a fresh one (arch_pick_mmap_layout()). probe_args_fixed
+// (probe_args linked at a fixed address) stands for them there.
 #include <gtest/gtest.h>
 #include <sys/auxv.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <regex>
 #include <sstream>
 
 #include "support/oracle.hpp"
+#include "support/probe_copy.hpp"
 #include "support/user_exec.hpp"
 
 namespace procforge::testsupport {
@@ -53,7 +68,18 @@ Both run_both(const OracleRequest& req) {
   return b;
 }
 
-std::string probe_path(const char* name) { return std::string(PROCFORGE_PROBE_DIR) + "/" + name; }
+// Both sides run as nobody, who may not be able to enter the build tree.
+std::string probe_path(const char* name) {
+  std::string why;
+  std::string path = probe_for_anyone(name, &why);
+  if (path.empty()) ADD_FAILURE() << why;
+  return path;
+}
+
+OracleRequest without_aslr(OracleRequest r) {
+  r.addr_no_randomize = true;
+  return r;
+}
 
 // Values the kernel randomises (with ASLR on): compared by shape, not value.
 bool randomised(std::uint64_t type) {
@@ -108,26 +134,74 @@ TEST(UserExecProbe, ProbeArgsSeesTheSameArgvEnvAndAuxv) {
   EXPECT_NE(um[AT_RANDOM], getauxval(AT_RANDOM));
 }
 
+// The auxv entry by entry, "AT_NAME=0xvalue" per line; the vDSO's address
+// (which the loader keeps) as "kept".
+std::string auxv_values(const ProbeReport& p) {
+  std::string s;
+  char value[32];
+  for (const auto& [type, v] : p.auxv) {
+    std::snprintf(value, sizeof value, "0x%llx", static_cast<unsigned long long>(v));
+    s += exec::auxv_name(type) + "=" + (type == AT_SYSINFO_EHDR ? std::string("kept") : value) + "\n";
+  }
+  return s;
+}
+
+TEST(UserExecProbe, WithAslrOffAFixedAddressImageGetsTheKernelsAuxvAndRsp) {
+  const std::string path = probe_path("probe_args_fixed");
+  const auto b = run_both(without_aslr(probe_request(path, {path, "one", "", "three words", "\x01\xff"})));
+  ASSERT_TRUE(b.kernel.probe.ran) << describe(b.kernel);
+  ASSERT_TRUE(b.user.probe.ran) << describe(b.user) << " " << b.detail.prepare_error;
+  const ProbeReport& k = b.kernel.probe;
+  const ProbeReport& u = b.user.probe;
+  EXPECT_EQ(k.argv, u.argv);
+  EXPECT_EQ(k.envc, u.envc);
+  EXPECT_EQ(auxv_values(k), auxv_values(u)) << "auxv with ASLR off, in stack order";
+  EXPECT_EQ(k.rsp, u.rsp) << std::hex << "rsp at entry: kernel 0x" << k.rsp << ", user 0x" << u.rsp;
+}
+
 // probe_state's report with the facts that differ between any two runs
-// (pid, pipe inode numbers, process counts) masked.
-std::string state_masked(const std::string& out) {
+// (pid, pipe inode numbers, process counts) masked, and with ASLR on also the
+// mm fields the kernel randomises (the stack, hence the argument and
+// environment ranges, and brk).
+std::string state_masked(const std::string& out, bool aslr_off) {
+  static const std::vector<std::string> random_with_aslr{"mm.start_stack=", "mm.start_brk=", "mm.arg_start=",
+                                                          "mm.arg_end=",     "mm.env_start=",  "mm.env_end="};
   std::istringstream in(out);
   std::string line, res;
   static const std::regex pipe_ino(R"(pipe:\[\d+\])");
   while (std::getline(in, line)) {
     if (line.rfind("pid=", 0) == 0 || line.rfind("proc_pids=", 0) == 0) continue;
+    if (!aslr_off && std::any_of(random_with_aslr.begin(), random_with_aslr.end(),
+                                 [&](const std::string& key) { return line.rfind(key, 0) == 0; }))
+      continue;
     res += std::regex_replace(line, pipe_ino, "pipe:[]") + "\n";
   }
   return res;
 }
 
-TEST(UserExecProbe, ProbeStateSeesTheSameProcessState) {
-  const std::string path = probe_path("probe_state");
-  const auto b = run_both(probe_request(path, {path, "x"}));
+void expect_same_state(const OracleRequest& req) {
+  const auto b = run_both(req);
   ASSERT_EQ(b.kernel.outcome, OracleOutcome::ok) << describe(b.kernel);
   ASSERT_EQ(b.user.outcome, OracleOutcome::ok) << describe(b.user) << " " << b.detail.prepare_error;
   ASSERT_NE(b.kernel.out.find("end=1"), std::string::npos) << b.kernel.out;
-  EXPECT_EQ(state_masked(b.kernel.out), state_masked(b.user.out));
+  // The kernel's side read what it compares (a probe that prints "!errno"
+  // on both sides would agree with itself).
+  for (const char* key : {"\nmm.arg_end=", "\ncmdline=", "\nenviron="}) {
+    const auto at = b.kernel.out.find(key);
+    ASSERT_NE(at, std::string::npos) << key << " missing:\n" << b.kernel.out;
+    ASSERT_NE(b.kernel.out[at + std::strlen(key)], '!') << "the kernel side could not read " << key << "\n" << b.kernel.out;
+  }
+  EXPECT_EQ(state_masked(b.kernel.out, req.addr_no_randomize), state_masked(b.user.out, req.addr_no_randomize));
+}
+
+TEST(UserExecProbe, ProbeStateSeesTheSameProcessState) {
+  const std::string path = probe_path("probe_state");
+  expect_same_state(probe_request(path, {path, "--mm", "x"}));
+}
+
+TEST(UserExecProbe, WithAslrOffProbeStateSeesTheSameMmFieldsCmdlineAndEnviron) {
+  const std::string path = probe_path("probe_state");
+  expect_same_state(without_aslr(probe_request(path, {path, "--mm", "x", "", "two words"})));
 }
 
 std::map<std::string, std::string> regs(const std::string& out) {
@@ -188,9 +262,21 @@ std::vector<MapLine> maps_of(const std::string& text) {
   return v;
 }
 
-std::string shape(const std::vector<MapLine>& v) {
+// One line per mapping: its size, protections and object, and with
+// `addresses` its start too, except for the vDSO's pages (which the loader
+// keeps where they are).
+std::string shape(const std::vector<MapLine>& v, bool addresses) {
   std::string s;
-  for (const auto& m : v) s += m.perms + " " + (m.object.empty() ? "(anon)" : m.object) + "\n";
+  char buf[64];
+  for (const auto& m : v) {
+    const bool vdso = m.object.rfind("[vvar", 0) == 0 || m.object == "[vdso]";
+    if (addresses && !vdso) {
+      std::snprintf(buf, sizeof buf, "%llx ", static_cast<unsigned long long>(m.start));
+      s += buf;
+    }
+    std::snprintf(buf, sizeof buf, "size 0x%llx ", static_cast<unsigned long long>(m.end - m.start));
+    s += buf + m.perms + " " + (m.object.empty() ? "(anon)" : m.object) + "\n";
+  }
   return s;
 }
 
@@ -218,13 +304,20 @@ void expect_same_shape(const std::string& label, const OracleRequest& req, const
   const auto k = maps_of(cut(b.kernel.out));
   const auto u = without_stub(maps_of(cut(b.user.out)), b.detail);
   ASSERT_FALSE(k.empty()) << b.kernel.out;
-  EXPECT_EQ(shape(k), shape(u)) << label << ": /proc/self/maps shape (perms, object in address order)\nkernel:\n"
-                                << cut(b.kernel.out) << "user:\n" << cut(b.user.out);
+  const bool addresses = req.addr_no_randomize;
+  EXPECT_EQ(shape(k, addresses), shape(u, addresses))
+      << label << ": /proc/self/maps (" << (addresses ? "start, " : "") << "size, perms, object in address order)\nkernel:\n"
+      << cut(b.kernel.out) << "user:\n" << cut(b.user.out);
 }
 
 TEST(UserExecProbe, MapsShapeOfAStaticImageDiffersOnlyByTheStubPage) {
   const std::string path = probe_path("probe_regs");
   expect_same_shape("probe_regs (static)", probe_request(path, {path}), "\nmaps\n");
+}
+
+TEST(UserExecProbe, WithAslrOffMapsOfAStaticImageAreAtTheKernelsAddresses) {
+  const std::string path = probe_path("probe_regs");
+  expect_same_shape("probe_regs (static, ASLR off)", without_aslr(probe_request(path, {path})), "\nmaps\n");
 }
 
 TEST(UserExecProbe, MapsShapeOfADynamicPieDiffersOnlyByTheStubPage) {

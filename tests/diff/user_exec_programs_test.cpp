@@ -13,6 +13,9 @@
 //    -nostdlib static program with its own _start (the Go-style case: no Go
 //    toolchain is installed, see the report), a Python script and a shell
 //    script run through #!.
+// A program whose output differs between the two is set aside (named, not
+// counted) only when the kernel's own runs of it differ too and the user
+// exec's output is one of them; at most one program may be.
 // Prints "user exec programs: N programs, M identical (P%)" and every difference.
 #include <dirent.h>
 #include <gtest/gtest.h>
@@ -116,6 +119,11 @@ std::string clip(const std::string& s) {
   return t;
 }
 
+// When a program's output differs between the loaders: how many more times
+// the kernel runs it, and how many programs may be set aside in all.
+constexpr int kKernelReruns = 4;
+constexpr std::size_t kMaxSetAside = 1;
+
 bool same(const OracleResult& a, const OracleResult& b) {
   return a.setup_error.empty() && b.setup_error.empty() && a.outcome == b.outcome && a.exit_status == b.exit_status &&
          a.out == b.out && a.err_out == b.err_out;
@@ -134,10 +142,17 @@ std::vector<std::string> compare_one(const std::string& label, const OracleReque
   if (k.err_out != u.err_out) d.push_back("stderr: kernel \"" + clip(k.err_out) + "\", user \"" + clip(u.err_out) + "\"");
   if (!d.empty()) {
     // Some programs race their own children on one pipe (groff): run the
-    // kernel once more; if it disagrees with itself, the program's output is
-    // not a fact to compare, and the case is set aside, named, not counted.
-    const OracleResult again = run_exec(req);
-    if (!same(k, again)) {
+    // kernel a few times more. Only when the kernel's own runs differ from
+    // one another and the user exec's result is one of them is the output
+    // not a fact to compare; the program is then set aside, named, not
+    // counted (at most kMaxSetAside in all, see expect_few_set_aside()).
+    bool kernel_varies = false, user_is_a_kernel_result = false;
+    for (int i = 0; i < kKernelReruns && !(kernel_varies && user_is_a_kernel_result); ++i) {
+      const OracleResult again = run_exec(req);
+      kernel_varies = kernel_varies || !same(k, again);
+      user_is_a_kernel_result = user_is_a_kernel_result || same(again, u);
+    }
+    if (kernel_varies && user_is_a_kernel_result) {
       tally().nondeterministic.push_back(label);
       return {};
     }
@@ -153,6 +168,13 @@ std::vector<std::string> compare_one(const std::string& label, const OracleReque
   return d;
 }
 
+// A program set aside is one whose output was not compared: more than one
+// (in both tests together) hides too much to count as agreement.
+void expect_few_set_aside() {
+  EXPECT_LE(tally().nondeterministic.size(), kMaxSetAside)
+      << "programs set aside because the kernel's own runs differed: "
+      << ::testing::PrintToString(tally().nondeterministic);
+}
 
 TEST(UserExecPrograms, UsrBinVersionAndHelpMatchTheKernel) {
   TempDir cwd("/tmp/pfuser-cwd-XXXXXX");
@@ -194,6 +216,7 @@ TEST(UserExecPrograms, UsrBinVersionAndHelpMatchTheKernel) {
   std::printf("user exec programs: /usr/bin: %zu candidates run (%zu names), %zu kept, %.1f s\n", tried, names.size(),
               kept, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   EXPECT_GE(kept, 200u) << "fewer than 200 /usr/bin programs qualified";
+  expect_few_set_aside();
 }
 
 // Built programs: source text, compiler and flags; each prints to stdout and
@@ -286,6 +309,7 @@ TEST(UserExecPrograms, BuiltProgramsMatchTheKernel) {
     const auto diffs = compare_one(label, req, k);
     EXPECT_TRUE(diffs.empty()) << label << ": " << ::testing::PrintToString(diffs);
   }
+  expect_few_set_aside();
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <set>
 #include <vector>
 
+#include "support/probe_copy.hpp"
 #include "support/temp_dir_test.hpp"
 
 namespace {
@@ -32,6 +33,14 @@ struct Outcome {
 
 // Runs procforge with args (optionally under another uid), 20 s at most.
 Outcome run(const std::vector<std::string>& args, const std::string& stdin_text = "", uid_t as_uid = 0) {
+  // Another user may not be able to enter the build tree: it runs a copy.
+  std::string why;
+  const std::string binary =
+      as_uid ? procforge::testsupport::executable_for_anyone(PROCFORGE_BINARY, &why) : PROCFORGE_BINARY;
+  if (binary.empty()) {
+    ADD_FAILURE() << why;
+    return {};
+  }
   int out[2], err[2], in[2];
   if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(in, O_CLOEXEC)) return {};
   pid_t pid = fork();
@@ -41,10 +50,10 @@ Outcome run(const std::vector<std::string>& args, const std::string& stdin_text 
     dup2(err[1], 2);
     if (as_uid && (setgroups(0, nullptr) || setresgid(as_uid, as_uid, as_uid) || setresuid(as_uid, as_uid, as_uid)))
       _exit(125);
-    std::vector<char*> argv{const_cast<char*>(PROCFORGE_BINARY)};
+    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
     for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(PROCFORGE_BINARY, argv.data());
+    execv(binary.c_str(), argv.data());
     _exit(127);
   }
   close(out[1]);

@@ -15,6 +15,7 @@
 #include "procforge/spawn.hpp"
 #include "support/procforge_cli.hpp"
 #include "support/temp_dir_test.hpp"
+#include "support/probe_copy.hpp"
 
 namespace {
 
@@ -182,7 +183,9 @@ TEST_F(RunCli, user_loader_reports_the_kernels_errno_before_the_point_of_no_retu
 // its session and group ids, the path of the per-run output file behind
 // fds 1 and 2, and how many processes /proc shows (the machine's business).
 TEST_F(RunCli, user_loader_and_kernel_exec_leave_the_same_process_state) {
-  const std::string probe = std::string(PROCFORGE_PROBE_DIR) + "/probe_state";
+  std::string why;
+  const std::string probe = procforge::testsupport::probe_for_anyone("probe_state", &why);  // run as 65534 too
+  ASSERT_FALSE(probe.empty()) << why;
   std::vector<std::vector<std::string>> controls{
       {},
       {"--rlimit", "nofile=100:200", "-C", "/usr", "--umask", "077", "--env", "EXTRA=1", "--unset", "HOME"},

@@ -127,10 +127,10 @@ PROBE_RT void put_err(i64 r) {
   put_dec((u64)-r);
 }
 
-// At most n bytes of s, stopping at NUL: "\n" -> "\\n", "\\" -> "\\\\",
-// other non-printable bytes -> "\xNN".
-PROBE_RT void put_escaped_n(const char* s, u64 n) {
-  for (u64 i = 0; i < n && s[i]; ++i) {
+// n bytes of s, NULs included: "\n" -> "\\n", "\\" -> "\\\\", other
+// non-printable bytes (NUL too) -> "\xNN".
+PROBE_RT void put_escaped_bytes(const char* s, u64 n) {
+  for (u64 i = 0; i < n; ++i) {
     unsigned char c = (unsigned char)s[i];
     if (c == '\n') {
       put_s("\\n");
@@ -144,5 +144,12 @@ PROBE_RT void put_escaped_n(const char* s, u64 n) {
       put_c((char)c);
     }
   }
+}
+
+// At most n bytes of s, stopping at NUL, escaped as put_escaped_bytes().
+PROBE_RT void put_escaped_n(const char* s, u64 n) {
+  u64 len = 0;
+  while (len < n && s[len]) ++len;
+  put_escaped_bytes(s, len);
 }
 PROBE_RT void put_escaped(const char* s) { put_escaped_n(s, (u64)-1); }

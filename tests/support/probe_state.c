@@ -18,6 +18,13 @@
 //   uid=<r>,<e>,<s>  gid=<r>,<e>,<s>  groups=<g>,<g>,...
 //   CapEff= CapPrm= CapBnd= CapAmb= NoNewPrivs= Seccomp=     copied from /proc/self/status
 //   pid= ppid= pgid= sid= pdeathsig= tty_nr=
+//   with --mm as argv[1] (see Modes), here:
+//   mm.<field>=<decimal>              the mm fields of /proc/self/stat: start_code,
+//                                     end_code, start_stack (fields 26-28), start_data,
+//                                     end_data, start_brk, arg_start, arg_end, env_start,
+//                                     env_end (45-51); what execve() set them to
+//   cmdline=, environ=                /proc/self/cmdline and environ (the arg and env
+//                                     ranges above, read by the kernel), NULs as \x00
 //   ns.<name>=<link>                  user pid mnt net uts ipc cgroup time
 //   hostname=<nodename>
 //   uid_map[<i>]=<inside> <outside> <count>, gid_map[<i>]=...
@@ -28,7 +35,9 @@
 // EPERM for getppid shows as "ppid=!1").
 //
 // Modes (argv[1]): "--exit <n>" exits with status n at once (the smallest
-// possible spawn target); "--pause" waits for a signal.
+// possible spawn target); "--pause" waits for a signal; "--mm" adds the mm
+// facts above (addresses that ASLR moves from run to run, so they are only
+// printed for whoever compares them).
 //
 // No libc, raw syscalls only, no relocations: static, -nostdlib.
 
@@ -391,25 +400,54 @@ static void print_status(void) {
   }
 }
 
-// tty_nr is field 7 of /proc/self/stat; fields after the ")" of comm.
-static void print_tty(void) {
+// /proc/self/stat fields by their number in proc(5) (fs/proc/array.c
+// do_task_stat()): field 2 (comm) may hold spaces, so fields are counted
+// after its closing ")", where field 3 (state) starts.
+static void print_stat_fields(int with_mm) {
+  static const struct {
+    const char* key;
+    int field;
+  } wanted[] = {{"tty_nr", 7},          {"mm.start_code", 26}, {"mm.end_code", 27},  {"mm.start_stack", 28},
+                {"mm.start_data", 45},  {"mm.end_data", 46},   {"mm.start_brk", 47}, {"mm.arg_start", 48},
+                {"mm.arg_end", 49},     {"mm.env_start", 50},  {"mm.env_end", 51}};
+  const u64 count = with_mm ? sizeof wanted / sizeof wanted[0] : 1;
   i64 r = read_file("/proc/self/stat");
-  put_s("tty_nr=");
-  if (r <= 0) {
-    put_err(r < 0 ? r : -5);
+  char* after_comm = 0;
+  for (char* p = fbuf + (r > 0 ? r : 0); r > 0 && p > fbuf; --p)
+    if (*p == ')') {
+      after_comm = p + 1;
+      break;
+    }
+  for (u64 k = 0; k < count; ++k) {
+    put_s(wanted[k].key);
+    put_c('=');
+    char* p = after_comm;
+    for (int f = 3; p && f <= wanted[k].field; ++f) {
+      while (*p == ' ') ++p;
+      if (!*p || *p == '\n') {
+        p = 0;
+        break;
+      }
+      if (f == wanted[k].field) break;
+      while (*p && *p != ' ' && *p != '\n') ++p;
+    }
+    if (!p)
+      put_err(r < 0 ? r : -5);
+    else
+      while (*p && *p != ' ' && *p != '\n') put_c(*p++);
     put_c('\n');
-    return;
   }
-  char* p = fbuf + r;
-  while (p > fbuf && *p != ')') --p;
-  ++p;
-  // After ")": state ppid pgrp session tty_nr; skip four tokens.
-  for (int skip = 0; skip < 4; ++skip) {
-    while (*p == ' ') ++p;
-    while (*p && *p != ' ') ++p;
-  }
-  while (*p == ' ') ++p;
-  while (*p && *p != ' ' && *p != '\n') put_c(*p++);
+}
+
+// A whole /proc file as key=<bytes>, its NUL separators shown as \x00.
+static void print_raw(const char* key, const char* path) {
+  i64 r = read_file(path);
+  put_s(key);
+  put_c('=');
+  if (r < 0)
+    put_err(r);
+  else
+    put_escaped_bytes(fbuf, (u64)r);
   put_c('\n');
 }
 
@@ -537,7 +575,12 @@ __attribute__((visibility("hidden"), used, noreturn)) void probe_main(u64* sp) {
   int pdeathsig = 0;
   r = sys2(SYS_prctl, PR_GET_PDEATHSIG, (i64)&pdeathsig);
   put_fact("pdeathsig", r < 0 ? r : pdeathsig);
-  print_tty();
+  const int with_mm = argc >= 2 && streq(argv[1], "--mm");
+  print_stat_fields(with_mm);
+  if (with_mm) {
+    print_raw("cmdline", "/proc/self/cmdline");
+    print_raw("environ", "/proc/self/environ");
+  }
 
   print_namespaces();
 

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "spawn_test_util.hpp"
+#include "support/probe_copy.hpp"
 
 namespace {
 
@@ -119,6 +120,17 @@ class MaskGuard {
 };
 
 void noop_handler(int) {}
+
+// probe_options() for a child that is no longer root (in the parent's user
+// namespace) when it calls execve(): the probe is run from a copy any user
+// can reach, since the build tree may not be.
+Options probe_options_for_anyone() {
+  auto o = probe_options();
+  std::string why;
+  o.path = procforge::testsupport::probe_for_anyone("probe_state", &why);
+  if (o.path.empty()) ADD_FAILURE() << why;
+  return o;
+}
 
 // ---------------------------------------------------------------- argv, env, cwd
 
@@ -728,7 +740,7 @@ TEST(SpawnControls, uid_and_gid_set_all_three_ids_and_drop_supplementary_groups)
   SKIP_UNLESS_ROOT("changing uid/gid");
   GroupsGuard parent_groups({4242, 4343});
   ASSERT_TRUE(parent_groups.ok());
-  auto o = probe_options();
+  auto o = probe_options_for_anyone();
   o.uid = 65534;
   o.gid = 65534;
   auto r = run(o);
@@ -741,7 +753,7 @@ TEST(SpawnControls, uid_and_gid_set_all_three_ids_and_drop_supplementary_groups)
 
 TEST(SpawnControls, explicit_groups_are_set) {
   SKIP_UNLESS_ROOT("setgroups");
-  auto o = probe_options();
+  auto o = probe_options_for_anyone();
   o.uid = 65534;
   o.gid = 65534;
   o.groups = std::vector<gid_t>{65534, 100};
@@ -883,7 +895,7 @@ TEST(SpawnControls, user_namespace_maps_root_inside_to_current_ids) {
 
 TEST(SpawnControls, user_namespace_uses_explicit_maps) {
   SKIP_UNLESS_ROOT("mapping ids other than one's own");
-  auto o = probe_options();
+  auto o = probe_options_for_anyone();
   o.namespaces = CLONE_NEWUSER;
   o.uid_map = {ps::IdMap{0, 100000, 1000}};
   o.gid_map = {ps::IdMap{0, 200000, 10}};
