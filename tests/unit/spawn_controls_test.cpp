@@ -605,7 +605,11 @@ TEST(SpawnControls, controlling_tty_without_setsid_is_refused) {
   o.controlling_tty = std::string(::ptsname(master));
   auto r = run(o);
   ::close(master);
-  EXPECT_FALSE(r.spawned) << "controlling_tty is documented as 'with setsid'; without it TIOCSCTTY cannot work";
+  ASSERT_FALSE(r.spawned) << "controlling_tty is documented as 'with setsid'; without it TIOCSCTTY cannot work";
+  // TIOCSCTTY from a process that leads no session: EPERM (drivers/tty/tty_jobctrl.c tiocsctty()).
+  EXPECT_EQ(r.err, EPERM) << r.error;
+  EXPECT_NE(r.error.find("making " + *o.controlling_tty + " the controlling terminal: EPERM"), std::string::npos)
+      << r.error;
 }
 
 TEST(SpawnControls, pdeathsig_is_set) {
@@ -1292,6 +1296,7 @@ TEST_P(SpawnStrategy, namespaces_work_with_this_strategy) {
     // parent's memory cannot move it into a new pid namespace: refusing is
     // the only honest answer (silently ignoring the control would not be).
     EXPECT_FALSE(r.spawned) << "vfork cannot put the child into new pid/user namespaces";
+    EXPECT_EQ(r.err, EINVAL) << r.error;
     EXPECT_NE(r.error.find("namespace"), std::string::npos) << r.error;
     return;
   }
@@ -1493,7 +1498,7 @@ TEST(SpawnStrategyNames, never_fork_refuses_when_fork_would_be_needed) {
     ADD_FAILURE() << "the header says user-namespace maps need fork; expected a refusal, got strategy "
                   << ps::strategy_name(r.strategy);
   } else {
-    EXPECT_FALSE(r.error.empty());
+    EXPECT_EQ(r.err, EPERM) << r.error;
     EXPECT_NE(r.error.find("fork"), std::string::npos) << "the refusal should say that fork was needed: " << r.error;
   }
 }
@@ -1504,11 +1509,15 @@ TEST(SpawnStrategyNames, posix_spawn_refuses_controls_it_cannot_do) {
   o.namespaces = CLONE_NEWUTS;
   auto r = run(o);
   EXPECT_FALSE(r.spawned) << "posix_spawn cannot create namespaces; it must refuse, not ignore the control";
+  EXPECT_EQ(r.err, ENOTSUP) << r.error;
+  EXPECT_NE(r.error.find("cannot create namespaces"), std::string::npos) << r.error;
   auto o2 = probe_options();
   o2.strategy = Strategy::posix_spawn;
   o2.capability_bounding = std::vector<int>{CAP_KILL};
   auto r2 = run(o2);
   EXPECT_FALSE(r2.spawned) << "posix_spawn cannot drop bounding capabilities";
+  EXPECT_EQ(r2.err, ENOTSUP) << r2.error;
+  EXPECT_NE(r2.error.find("cannot change capabilities"), std::string::npos) << r2.error;
 }
 
 // ---------------------------------------------------------------- errors
