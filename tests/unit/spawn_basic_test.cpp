@@ -368,6 +368,8 @@ const Refusal kRefusals[] = {
      EINVAL, "cgroup path "},
 };
 
+void PrintTo(const Refusal& r, std::ostream* os) { *os << r.name; }
+
 class SpawnRefusal : public ::testing::TestWithParam<Refusal> {};
 
 TEST_P(SpawnRefusal, is_refused_with_its_errno_and_nothing_runs) {
@@ -552,6 +554,8 @@ const MaskPath kMaskPaths[] = {
      }},
     {"automatic_forking_for_a_user_namespace", [](spawn::Options& o) { o.namespaces = CLONE_NEWUSER; }},
 };
+
+void PrintTo(const MaskPath& m, std::ostream* os) { *os << m.name; }
 
 class SpawnMaskRestored : public ::testing::TestWithParam<MaskPath> {};
 
