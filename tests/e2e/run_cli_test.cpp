@@ -1,7 +1,9 @@
 // End-to-end tests of `procforge run`: the shell's exit statuses (the
 // program's, 128+N, 127 not found, 126 not executable, 125 a control failed),
 // the messages that name the step and errno, a clean stdout with --json, and
-// --loader=user running the program through the user-space exec.
+// --loader=user running the program through the user-space exec, and each
+// control flag checked on what the program's process shows (probe_state or
+// the program's own /proc reads), never on what procforge says it did.
 #include <gtest/gtest.h>
 
 #include <sys/prctl.h>
