@@ -319,7 +319,7 @@ struct Refusal {
   const char* name;
   void (*set)(spawn::Options&);
   int err;
-  const char* message;  // the start of the error's message
+  const char* message;  // words of the error's message
 };
 
 const Refusal kRefusals[] = {
@@ -365,7 +365,7 @@ const Refusal kRefusals[] = {
     {"a_cgroup_outside_every_cgroup_mount", [](spawn::Options& o) { o.cgroup = "/tmp/procforge-not-a-cgroup"; },
      ENOENT, "cgroup /tmp/procforge-not-a-cgroup is not inside a mounted cgroup hierarchy"},
     {"a_cgroup_path_that_climbs_out_of_its_hierarchy", [](spawn::Options& o) { o.cgroup = "../procforge-escape"; },
-     EINVAL, "cgroup path "},
+     EINVAL, "/../procforge-escape leaves its hierarchy"},
 };
 
 void PrintTo(const Refusal& r, std::ostream* os) { *os << r.name; }
@@ -380,7 +380,7 @@ TEST_P(SpawnRefusal, is_refused_with_its_errno_and_nothing_runs) {
   auto c = spawn::spawn(o);
   ASSERT_FALSE(c.ok()) << "spawned with strategy " << strategy_name(c->strategy());
   EXPECT_EQ(c.error().err, GetParam().err) << c.error().message;
-  EXPECT_EQ(c.error().message.rfind(GetParam().message, 0), 0u) << c.error().message;
+  EXPECT_NE(c.error().message.find(GetParam().message), std::string::npos) << c.error().message;
   EXPECT_FALSE(exec_failed(c.error())) << c.error().message;
   struct stat st {};
   EXPECT_NE(stat(marker.path.c_str(), &st), 0) << "the program ran";
