@@ -1,6 +1,8 @@
 // End-to-end tests of the real `procforge` binary: exit statuses, the --json
-// contract, and bad input (FIFOs, unreadable and huge files, bad flags) that
-// must give a clear message and never a hang or a crash.
+// contract, bad input (FIFOs, unreadable and huge files, bad flags) that
+// must give a clear message and never a hang or a crash, and the exec and
+// explain flags compared with what the kernel does (its maps under setarch -R,
+// its answer to an exec as another identity).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -11,8 +13,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <set>
@@ -194,8 +198,11 @@ TEST_F(Cli, environment_flags_shape_the_new_environment) {
   ASSERT_EQ(setenv("PROCFORGE_E2E_VAR", "x", 1), 0);
   Outcome u = run({"explain", "--json", "--unset", "PROCFORGE_E2E_VAR", "/bin/true"});
   unsetenv("PROCFORGE_E2E_VAR");
-  for (auto& kv : nlohmann::json::parse(u.out)["execve"]["envp"])
-    EXPECT_NE(kv.get<std::string>().rfind("PROCFORGE_E2E_VAR=", 0), 0u);
+  // Named, so that the range outlives the loop (parse()'s temporary would not).
+  const auto unset = nlohmann::json::parse(u.out);
+  ASSERT_FALSE(unset["execve"]["envp"].empty()) << u.out;
+  for (const auto& kv : unset["execve"]["envp"])
+    EXPECT_NE(kv.get<std::string>().rfind("PROCFORGE_E2E_VAR=", 0), 0u) << kv;
 }
 
 TEST_F(Cli, cwd_flag_resolves_relative_programs) {
@@ -215,6 +222,140 @@ TEST_F(Cli, batch_mode_answers_every_line) {
   EXPECT_NE(r.out.find(dir + "/missing\terrno\tENOENT"), std::string::npos);
   EXPECT_NE(r.out.find("/dev/null\terrno\tEACCES"), std::string::npos);
   EXPECT_NE(r.err.find("4 files"), std::string::npos) << r.err;
+}
+
+// Whether the kernel randomizes at all (kernel.randomize_va_space != 0):
+// only then can a run without --no-aslr be told from one with it.
+bool kernel_randomizes() {
+  std::ifstream in("/proc/sys/kernel/randomize_va_space");
+  int v = 2;
+  in >> v;
+  if (v == 0) std::printf("[ note     ] randomize_va_space is 0: the run without --no-aslr is not compared\n");
+  return v != 0;
+}
+
+// The lines of the shell's own /proc/self/maps that name path, read with
+// builtins only so that no other process's maps are seen.
+std::vector<std::string> maps_script_lines(const std::string& out, const std::string& path) {
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string l; std::getline(in, l);)
+    if (l.size() > path.size() && l.compare(l.size() - path.size(), path.size(), path) == 0) lines.push_back(l);
+  return lines;
+}
+// A first line of its own, so that every maps line follows a newline.
+const char* const kPrintMaps = "echo maps; while read -r l; do echo \"$l\"; done < /proc/self/maps";
+
+// The start addresses (hex, no 0x) of the "map" steps that map a file.
+std::vector<std::string> file_map_steps(const std::string& steps) {
+  std::vector<std::string> starts;
+  std::istringstream in(steps);
+  for (std::string l; std::getline(in, l);)
+    if (l.rfind("map ", 0) == 0 && l.find(" @0x") != std::string::npos) {
+      auto a = l.find("0x");
+      starts.push_back(l.substr(a + 2, l.find('-', a) - a - 2));
+    }
+  return starts;
+}
+
+TEST_F(Cli, exec_steps_prints_every_step_and_the_program_replaces_procforge) {
+  Outcome r = run({"exec", "--steps", "--", "/bin/sh", "-c", std::string("echo ppid=$PPID; ") + kPrintMaps});
+  ASSERT_FALSE(r.timed_out);
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* stage : {"dispatch ", "unmap ", "map ", "stack ", "auxv ", "entry "})
+    EXPECT_TRUE(r.err.rfind(stage, 0) == 0 || r.err.find(std::string("\n") + stage) != std::string::npos)
+        << "no '" << stage << "' step in:\n" << r.err;
+  // The same process, now running the shell: its parent is still us.
+  EXPECT_NE(r.out.find("ppid=" + std::to_string(getpid()) + "\n"), std::string::npos) << r.out;
+  // Every file mapping a step announced is where the kernel shows one.
+  auto starts = file_map_steps(r.err);
+  EXPECT_GE(starts.size(), 8u) << "the shell's and ld.so's segments: " << r.err;
+  for (const auto& a : starts)
+    EXPECT_NE(r.out.find("\n" + a + "-"), std::string::npos) << "no mapping at 0x" << a << " in\n" << r.out;
+}
+
+// With --no-aslr the program and its stack sit where execve() puts them under
+// setarch -R, run after run. (ld.so is not compared: it goes into the mmap
+// area procforge already has, which user space cannot move.)
+TEST_F(Cli, exec_no_aslr_maps_the_program_and_stack_where_the_kernel_does_without_aslr) {
+  const std::string script = kPrintMaps;
+  Outcome first = run({"exec", "--no-aslr", "--", "/bin/sh", "-c", script});
+  Outcome second = run({"exec", "--no-aslr", "--", "/bin/sh", "-c", script});
+  Outcome kernel = run({"run", "--", "/usr/bin/setarch", "-R", "/bin/sh", "-c", script});
+  ASSERT_EQ(first.status, 0) << first.err;
+  ASSERT_EQ(second.status, 0) << second.err;
+  ASSERT_EQ(kernel.status, 0) << kernel.err;
+  const auto dash = fs::canonical("/bin/sh").string();
+  auto program = maps_script_lines(first.out, dash);
+  ASSERT_GE(program.size(), 3u) << first.out;
+  EXPECT_EQ(program, maps_script_lines(second.out, dash));
+  EXPECT_EQ(program, maps_script_lines(kernel.out, dash)) << kernel.out;
+  auto stack_top = [](const std::string& out) {
+    auto lines = maps_script_lines(out, "[stack]");
+    return lines.empty() ? std::string("<no stack>") : lines[0].substr(lines[0].find('-'), 13);
+  };
+  EXPECT_EQ(stack_top(first.out), stack_top(kernel.out)) << first.out;
+  EXPECT_EQ(stack_top(second.out), stack_top(kernel.out));
+  // Without the flag the program moves from run to run.
+  if (!kernel_randomizes()) return;
+  Outcome random = run({"exec", "--", "/bin/sh", "-c", script});
+  EXPECT_NE(maps_script_lines(random.out, dash), program) << random.out;
+}
+
+// explain --no-aslr gives exact addresses: the same in two runs, and for the
+// program's segments those the kernel maps under setarch -R.
+TEST_F(Cli, explain_no_aslr_prints_the_addresses_the_kernel_uses_without_aslr) {
+  Outcome a = run({"explain", "--json", "--no-aslr", "/bin/sh"});
+  Outcome b = run({"explain", "--json", "--no-aslr", "/bin/sh"});
+  Outcome kernel = run({"run", "--", "/usr/bin/setarch", "-R", "/bin/sh", "-c", kPrintMaps});
+  ASSERT_EQ(a.status, 0) << a.err;
+  ASSERT_EQ(kernel.status, 0) << kernel.err;
+  auto ja = nlohmann::json::parse(a.out);
+  EXPECT_EQ(ja["mappings"], nlohmann::json::parse(b.out)["mappings"]);
+  EXPECT_EQ(ja["plan"], nlohmann::json::parse(b.out)["plan"]);
+  std::vector<std::string> predicted;
+  for (const auto& m : ja["mappings"]) {
+    ASSERT_TRUE(m["address_known"].get<bool>()) << m.dump();
+    if (m["object"] == "/bin/sh") predicted.push_back(m["start"].get<std::string>().substr(2));
+  }
+  ASSERT_GE(predicted.size(), 3u) << ja["mappings"].dump();
+  for (const auto& start : predicted)
+    EXPECT_NE(kernel.out.find("\n" + start + "-"), std::string::npos) << "0x" << start << " not in\n" << kernel.out;
+  // Without the flag the addresses are not claimed.
+  if (!kernel_randomizes()) return;
+  const auto aslr = nlohmann::json::parse(run({"explain", "--json", "/bin/sh"}).out);
+  ASSERT_FALSE(aslr["mappings"].empty());
+  bool any_unknown = false;
+  for (const auto& m : aslr["mappings"]) any_unknown |= !m["address_known"].get<bool>();
+  EXPECT_TRUE(any_unknown) << aslr["mappings"].dump();
+}
+
+// --uid/--gid predict for another identity: the kernel's answer for a file
+// that identity may not execute (checked by running it as that identity).
+TEST_F(Cli, explain_uid_and_gid_predict_the_kernels_eacces_for_another_identity) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to make files of another group and to run as another user";
+  std::string owner_only = write("owner-only", "#!/bin/sh\n", 0700);
+  std::string group_x = write("group-x", "#!/bin/sh\n", 0070);
+  ASSERT_EQ(chown(group_x.c_str(), 0, 4242), 0);
+  struct Case {
+    std::string file, uid, gid, errno_name;
+  };
+  const Case cases[] = {{owner_only, "65534", "65534", "EACCES"},
+                        {group_x, "65534", "65534", "EACCES"},
+                        {group_x, "65534", "4242", ""}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.file + " as " + c.uid + ":" + c.gid);
+    Outcome e = run({"explain", "--json", "--uid", c.uid, "--gid", c.gid, c.file});
+    auto j = nlohmann::json::parse(e.out);
+    if (c.errno_name.empty()) EXPECT_EQ(j["execve"]["result"], "ok") << e.out;
+    else EXPECT_EQ(j["execve"]["errno"], c.errno_name) << e.out;
+    // The kernel, asked as that identity.
+    Outcome k = run({"run", "--uid", c.uid, "--gid", c.gid, "--", c.file});
+    EXPECT_EQ(k.status, c.errno_name.empty() ? 0 : 126) << k.err;
+    if (!c.errno_name.empty()) EXPECT_NE(k.err.find(": " + c.errno_name), std::string::npos) << k.err;
+  }
+  // The same files as ourselves (root): no refusal.
+  EXPECT_EQ(nlohmann::json::parse(run({"explain", "--json", owner_only}).out)["execve"]["result"], "ok");
 }
 
 }  // namespace

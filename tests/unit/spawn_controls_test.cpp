@@ -617,7 +617,11 @@ TEST(SpawnControls, controlling_tty_without_setsid_is_refused) {
   o.controlling_tty = std::string(::ptsname(master));
   auto r = run(o);
   ::close(master);
-  EXPECT_FALSE(r.spawned) << "controlling_tty is documented as 'with setsid'; without it TIOCSCTTY cannot work";
+  ASSERT_FALSE(r.spawned) << "controlling_tty is documented as 'with setsid'; without it TIOCSCTTY cannot work";
+  // TIOCSCTTY from a process that leads no session: EPERM (drivers/tty/tty_jobctrl.c tiocsctty()).
+  EXPECT_EQ(r.err, EPERM) << r.error;
+  EXPECT_NE(r.error.find("making " + *o.controlling_tty + " the controlling terminal: EPERM"), std::string::npos)
+      << r.error;
 }
 
 TEST(SpawnControls, pdeathsig_is_set) {
@@ -976,66 +980,6 @@ TEST(SpawnControls, cgroup_namespace_makes_current_cgroups_the_root) {
 
 // ---------------------------------------------------------------- cgroups
 
-// A cgroup directory this test owns: the name is new (checked), and it is
-// removed at the end, after the child has been reaped. Only directories this
-// test created (or asked the library to create) are ever removed.
-class OwnCgroup {
- public:
-  OwnCgroup(const std::string& mount, bool create) {
-    static int seq = 0;
-    path_ = mount + "/procforge-test-" + std::to_string(::getpid()) + "-" + std::to_string(seq++);
-    struct stat st {};
-    if (::stat(path_.c_str(), &st) == 0) {
-      path_.clear();  // exists already: not ours
-      return;
-    }
-    if (create && ::mkdir(path_.c_str(), 0755) != 0) {
-      why_ = "mkdir " + path_ + ": " + std::strerror(errno);
-      path_.clear();
-    }
-  }
-  ~OwnCgroup() {
-    if (path_.empty()) return;
-    for (int i = 0; i < 200; ++i) {  // the last task may take a moment to leave
-      if (::rmdir(path_.c_str()) == 0 || errno == ENOENT) return;
-      ::usleep(10000);
-    }
-    ADD_FAILURE() << "could not remove test cgroup " << path_ << ": " << std::strerror(errno);
-  }
-  OwnCgroup(const OwnCgroup&) = delete;
-  OwnCgroup& operator=(const OwnCgroup&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-  [[nodiscard]] const std::string& why() const { return why_; }
-  [[nodiscard]] std::string name() const { return path_.substr(path_.rfind('/')); }
-
- private:
-  std::string path_, why_;
-};
-
-bool is_dir(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-// The path of the child's cgroup in the hierarchy whose controller list is `controllers` ("" = cgroup2).
-std::string cgroup_of(const Facts& f, const std::string& controllers) {
-  for (const auto& l : f.list("cgroup")) {
-    auto a = l.find(':');
-    auto b = l.find(':', a + 1);
-    if (a == std::string::npos || b == std::string::npos) continue;
-    if (l.substr(a + 1, b - a - 1) == controllers) return l.substr(b + 1);
-  }
-  return "<no " + controllers + " line>";
-}
-
-const char* const kUnified = "/sys/fs/cgroup/unified";
-
-std::string cgroup2_mount() {
-  if (is_dir(kUnified) && ::access((std::string(kUnified) + "/cgroup.procs").c_str(), F_OK) == 0) return kUnified;
-  if (::access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) return "/sys/fs/cgroup";
-  return "";
-}
-
 TEST(SpawnCgroup, cgroup2_directory_is_created_and_child_is_born_in_it) {
   SKIP_UNLESS_ROOT("creating cgroups");
   std::string mount = cgroup2_mount();
@@ -1304,6 +1248,7 @@ TEST_P(SpawnStrategy, namespaces_work_with_this_strategy) {
     // parent's memory cannot move it into a new pid namespace: refusing is
     // the only honest answer (silently ignoring the control would not be).
     EXPECT_FALSE(r.spawned) << "vfork cannot put the child into new pid/user namespaces";
+    EXPECT_EQ(r.err, EINVAL) << r.error;
     EXPECT_NE(r.error.find("namespace"), std::string::npos) << r.error;
     return;
   }
@@ -1505,7 +1450,7 @@ TEST(SpawnStrategyNames, never_fork_refuses_when_fork_would_be_needed) {
     ADD_FAILURE() << "the header says user-namespace maps need fork; expected a refusal, got strategy "
                   << ps::strategy_name(r.strategy);
   } else {
-    EXPECT_FALSE(r.error.empty());
+    EXPECT_EQ(r.err, EPERM) << r.error;
     EXPECT_NE(r.error.find("fork"), std::string::npos) << "the refusal should say that fork was needed: " << r.error;
   }
 }
@@ -1516,11 +1461,15 @@ TEST(SpawnStrategyNames, posix_spawn_refuses_controls_it_cannot_do) {
   o.namespaces = CLONE_NEWUTS;
   auto r = run(o);
   EXPECT_FALSE(r.spawned) << "posix_spawn cannot create namespaces; it must refuse, not ignore the control";
+  EXPECT_EQ(r.err, ENOTSUP) << r.error;
+  EXPECT_NE(r.error.find("cannot create namespaces"), std::string::npos) << r.error;
   auto o2 = probe_options();
   o2.strategy = Strategy::posix_spawn;
   o2.capability_bounding = std::vector<int>{CAP_KILL};
   auto r2 = run(o2);
   EXPECT_FALSE(r2.spawned) << "posix_spawn cannot drop bounding capabilities";
+  EXPECT_EQ(r2.err, ENOTSUP) << r2.error;
+  EXPECT_NE(r2.error.find("cannot change capabilities"), std::string::npos) << r2.error;
 }
 
 // ---------------------------------------------------------------- errors

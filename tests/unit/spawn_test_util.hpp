@@ -3,6 +3,8 @@
 // (key=value, one per line; see the probe's header comment for the keys).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -218,6 +220,66 @@ inline bool has_cap(int cap) {
     if (line.rfind("CapEff:", 0) == 0)
       return (std::strtoull(line.c_str() + 7, nullptr, 16) >> cap) & 1;
   return false;
+}
+
+// A cgroup directory a test owns: the name is new (checked), and it is
+// removed at the end, after the child has been reaped. Only directories the
+// test created (or asked the library to create) are ever removed.
+class OwnCgroup {
+ public:
+  OwnCgroup(const std::string& mount, bool create) {
+    static int seq = 0;
+    path_ = mount + "/procforge-test-" + std::to_string(::getpid()) + "-" + std::to_string(seq++);
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) == 0) {
+      path_.clear();  // exists already: not ours
+      return;
+    }
+    if (create && ::mkdir(path_.c_str(), 0755) != 0) {
+      why_ = "mkdir " + path_ + ": " + std::strerror(errno);
+      path_.clear();
+    }
+  }
+  ~OwnCgroup() {
+    if (path_.empty()) return;
+    for (int i = 0; i < 200; ++i) {  // the last task may take a moment to leave
+      if (::rmdir(path_.c_str()) == 0 || errno == ENOENT) return;
+      ::usleep(10000);
+    }
+    ADD_FAILURE() << "could not remove test cgroup " << path_ << ": " << std::strerror(errno);
+  }
+  OwnCgroup(const OwnCgroup&) = delete;
+  OwnCgroup& operator=(const OwnCgroup&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] const std::string& why() const { return why_; }
+  [[nodiscard]] std::string name() const { return path_.substr(path_.rfind('/')); }
+
+ private:
+  std::string path_, why_;
+};
+
+inline bool is_dir(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// The path of the child's cgroup in the hierarchy whose controller list is `controllers` ("" = cgroup2).
+inline std::string cgroup_of(const Facts& f, const std::string& controllers) {
+  for (const auto& l : f.list("cgroup")) {
+    auto a = l.find(':');
+    auto b = l.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    if (l.substr(a + 1, b - a - 1) == controllers) return l.substr(b + 1);
+  }
+  return "<no " + controllers + " line>";
+}
+
+inline const char* const kUnified = "/sys/fs/cgroup/unified";
+
+inline std::string cgroup2_mount() {
+  if (is_dir(kUnified) && ::access((std::string(kUnified) + "/cgroup.procs").c_str(), F_OK) == 0) return kUnified;
+  if (::access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0) return "/sys/fs/cgroup";
+  return "";
 }
 
 }  // namespace spawn_test
