@@ -35,7 +35,9 @@ volatile std::uint64_t g_sink;
 
 void check_mappings(const Prediction& p) {
   FUZZ_CHECK(p.plan.has_value(), "an ok prediction without a plan");
-  const bool ia32 = p.elf_header && p.elf_header->ei_class == 1;  // ELFCLASS32
+  // The handler, not EI_CLASS, decides the layout: x86_64's binfmt_elf loads
+  // any EM_X86_64 file (EI_CLASS unchecked), compat_binfmt_elf any EM_386.
+  const bool ia32 = p.elf_header && !p.elf_header->is64;
   const std::uint64_t task_size = ia32 ? kTaskSizeIa32 : kTaskSize64;
   std::vector<const Mapping*> known;
   for (const auto& m : p.plan->mappings) {
