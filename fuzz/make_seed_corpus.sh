@@ -1,11 +1,19 @@
 #!/bin/sh
-# Fills a seed corpus for fuzz_elf with small real ELF files of this system:
-# an executable, a PIE, shared objects, a relocatable object and a static
-# binary when there is one. The files are copied, never committed.
+# Fills the seed corpora of the fuzz targets, one subdirectory of DIR per
+# target (DIR/elf for fuzz_elf, ...). Everything is made or copied on the spot
+# from this system, never committed:
+#   elf      small real ELF files: an executable, a PIE, shared objects, a
+#            relocatable object and a static binary when there is one;
+#   shebang  #! lines, well formed and not;
+#   ldcache  ld.so.cache files written by ldconfig in its three formats (new,
+#            old, old+new "compat") over a fixture directory of shared objects,
+#            one with a glibc-hwcaps variant;
+#   predict  files to exec: the ELF and #! seeds.
 # Usage: fuzz/make_seed_corpus.sh DIR
 set -eu
 dir=${1:?usage: $0 DIR}
-mkdir -p "$dir"
+mkdir -p "$dir/elf" "$dir/shebang" "$dir/ldcache" "$dir/predict"
+
 multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 for f in \
     /bin/true /bin/ls /usr/bin/env \
@@ -15,7 +23,32 @@ for f in \
     /lib64/ld-linux-x86-64.so.2 /sbin/ldconfig; do
   # Skip what is missing, and anything over 256 KiB: libFuzzer mutates small inputs best.
   if [ -f "$f" ] && [ "$(wc -c < "$f")" -le 262144 ]; then
-    cp "$f" "$dir/$(echo "$f" | tr / _)"
+    cp "$f" "$dir/elf/$(echo "$f" | tr / _)"
   fi
 done
-ls "$dir"
+
+i=0
+for line in '#!/bin/sh\n' '#! /usr/bin/env python3 -u\n' '#!/x\r\n' '#!\t/x\t-a  -b \t\n' '#!/x -x   ' '#!/x\0 -y\n' \
+            '#!' '#!   \n' "#!/$(printf 'a%.0s' $(seq 1 260))"; do
+  printf "$line" > "$dir/shebang/seed$i"
+  i=$((i + 1))
+done
+
+cp "$dir/elf/"* "$dir/shebang/"* "$dir/predict/"
+
+# ldconfig also adds the system's library directories: the caches hold those
+# entries too, as a real /etc/ld.so.cache does. -X: no symlinks are made.
+fixture=$(mktemp -d /tmp/procforge-ldcache.XXXXXX)
+trap 'rm -rf "$fixture"' EXIT
+mkdir -p "$fixture/lib/glibc-hwcaps/x86-64-v3"
+printf 'int f(void) { return 1; }\n' > "$fixture/f.c"
+gcc -shared -fPIC -Wl,-soname,libpfa.so.1 -o "$fixture/lib/libpfa.so.1.0" "$fixture/f.c"
+gcc -shared -fPIC -Wl,-soname,libpfb.so.2 -o "$fixture/lib/libpfb.so.2" "$fixture/f.c"
+gcc -shared -fPIC -Wl,-soname,libpfc.so -o "$fixture/lib/libpfc.so" "$fixture/f.c"
+cp "$fixture/lib/libpfa.so.1.0" "$fixture/lib/glibc-hwcaps/x86-64-v3/"
+echo "$fixture/lib" > "$fixture/ld.so.conf"
+for format in new old compat; do
+  ldconfig -C "$dir/ldcache/$format" -f "$fixture/ld.so.conf" -X --format="$format"
+done
+[ -f /etc/ld.so.cache ] && cp /etc/ld.so.cache "$dir/ldcache/system"
+for c in elf shebang ldcache predict; do echo "seeds: $c: $(ls "$dir/$c" | wc -l) files"; done
