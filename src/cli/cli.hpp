@@ -31,7 +31,10 @@ struct Verdict {
 Verdict start_verdict(const exec::Prediction& p, const ldso::Prediction* loader);
 nlohmann::json verdict_json(const Verdict& v);
 
-std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v, bool color);
+// SEARCH: execvp's PATH search that chose req.path (path_value empty: none).
+std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v,
+                        const exec::PathSearch& search, bool color);
+nlohmann::json path_search_json(const exec::PathSearch& search);
 nlohmann::json render_json(const exec::Request& req, const exec::Prediction& p);
 // One line for batch mode: path, outcome, errno or signal or ld.so's exit
 // status, chain; kBatchHeader names the columns (the loader's two follow).

@@ -31,8 +31,20 @@ struct ExplainOptions {
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
   std::string batch;
+  bool no_path_search = false;
   std::vector<std::string> command;
 };
+
+// The prediction for the exec of REQ as a shell runs it: a name without '/'
+// through execvp's PATH search (REQ's path becomes the file it settles on),
+// unless --no-path-search asks the literal execve question.
+Result<exec::Prediction> predict_as_asked(const ExplainOptions& o, exec::Request& req, const exec::SystemFacts& facts,
+                                          exec::PathSearch& search) {
+  if (o.no_path_search) return exec::predict(req, facts);
+  auto r = exec::predict_command(req, facts, &search);
+  if (r && search.chosen >= 0) req.path = search.candidates[static_cast<std::size_t>(search.chosen)];
+  return r;
+}
 
 std::vector<std::string> build_env(const ExplainOptions& o, std::string* bad) {
   return edited_environment(o.clear_env, o.set_env, o.unset_env, bad);
@@ -60,7 +72,8 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     return kExitCannot;
   }
   exec::Request req = make_request(o, o.command, env);
-  auto r = exec::predict(req, facts);
+  exec::PathSearch search;
+  auto r = predict_as_asked(o, req, facts, search);
   if (!r) {
     std::cerr << "procforge explain: " << r.error().message << "\n";
     return kExitCannot;
@@ -71,10 +84,11 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
   if (o.json) {
     auto j = render_json(req, *r);
     j["result"] = verdict_json(v);
+    j["execve"]["path_search"] = path_search_json(search);
     j["loader"] = loader ? render_loader_json(r->plan->exe, *loader) : nlohmann::json(nullptr);
     std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << render_text(req, *r, v, isatty(STDOUT_FILENO));
+    std::cout << render_text(req, *r, v, search, isatty(STDOUT_FILENO));
     if (loader) std::cout << render_loader_text(r->plan->exe, *loader, isatty(STDOUT_FILENO));
   }
   return v.fails() ? kExitFails : kExitRuns;
@@ -135,7 +149,8 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
     if (line.empty()) continue;
     exec::Request req = make_request(o, {line}, env);
     req.writers = &writers;
-    auto r = exec::predict(req, facts);
+    exec::PathSearch search;
+    auto r = predict_as_asked(o, req, facts, search);
     ++n;
     if (!r) {
       ++errors;
@@ -242,7 +257,11 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
   ex->add_option("--gid", o->gid, "Predict for this group id (no capabilities)");
   ex->add_flag("--no-aslr", o->no_aslr, "As under setarch -R (personality ADDR_NO_RANDOMIZE): exact addresses");
   ex->add_option("--batch", o->batch, "Explain every path listed in FILE ('-' for stdin), one line each");
-  ex->footer("PROGRAM [ARG...] follows the options (or \"--\").\nExit status: 0 execve would succeed, 1 it would "
+  ex->add_flag("--no-path-search", o->no_path_search,
+               "Take a PROGRAM without '/' as a file in the working directory, as execve() does, instead of "
+               "searching PATH as execvp() and shells do");
+  ex->footer("PROGRAM [ARG...] follows the options (or \"--\"); a PROGRAM without '/' is searched in PATH (of the "
+             "environment given) as execvp() does.\nExit status: 0 the program would start, 1 execve or ld.so would "
              "fail or the process would be killed, 2 bad usage or the question cannot be answered.");
   commands.push_back({ex, [o, ex](std::vector<std::string> command) {
                         const exec::SystemFacts facts = exec::SystemFacts::probe();

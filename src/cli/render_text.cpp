@@ -97,13 +97,26 @@ nlohmann::json verdict_json(const Verdict& v) {
   return {{"outcome", v.outcome}, {"text", v.text}, {"why", opt(v.why)}, {"fix", opt(v.fix)}};
 }
 
-std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v, bool color) {
+nlohmann::json path_search_json(const exec::PathSearch& search) {
+  if (search.path_value.empty()) return nullptr;
+  return {{"name", search.name},
+          {"path", search.path_value},
+          {"element", search.chosen >= 0 ? nlohmann::json(search.entry) : nlohmann::json(nullptr)},
+          {"found", search.chosen >= 0 ? nlohmann::json(search.candidates[static_cast<std::size_t>(search.chosen)])
+                                       : nlohmann::json(nullptr)}};
+}
+
+std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v,
+                        const exec::PathSearch& search, bool color) {
   Style st{color};
   std::ostringstream o;
   o << st.bold("procforge explain " + req.path) << "\n";
   o << "  result  " << (v.fails() ? st.red(v.text) : st.green(v.text)) << "\n";
   if (!v.why.empty()) o << "  why     " << v.why << "\n";
   if (!v.fix.empty()) o << "  fix     " << v.fix << "\n";
+  if (!search.path_value.empty() && search.chosen >= 0)
+    o << "  found   " << search.name << " in PATH element " << (search.entry.empty() ? "\"\" (the working directory)" : search.entry)
+      << " (" << search.chosen + 1 << " of " << search.candidates.size() << ")\n";
   if (!p.chain.empty()) {
     o << "  chain   ";
     for (std::size_t i = 0; i < p.chain.size(); ++i) {
