@@ -218,6 +218,31 @@ struct Prediction {
 // (e.g. the cwd cannot be read); a failing execve is a successful prediction.
 Result<Prediction> predict(const Request& req, const SystemFacts& facts);
 
+// execvp's PATH search for a name without '/' (glibc 2.36 posix/execvpe.c
+// __execvpe_common()): PATH of the target environment (confstr(_CS_PATH)
+// "/bin:/usr/bin" when it has none), each element joined with the name (an
+// empty element is the current directory), execve tried on each in turn.
+struct PathSearch {
+  std::string name;                     // as given
+  std::string path_value;               // the PATH searched
+  std::vector<std::string> candidates;  // in order
+  // The candidate the search ends with, or -1 when every one failed with an
+  // errno execvp moves on from (not found). `entry` is its PATH element.
+  int chosen = -1;
+  std::string entry;
+};
+// The candidates for NAME in ENVP's PATH (no search: NAME has a '/').
+PathSearch path_candidates(const std::string& name, const std::vector<std::string>& envp);
+
+// predict() of the exec that execvp(req.path, ...) ends with: without a '/'
+// in req.path, each PATH candidate is predicted in turn and the search stops
+// where execvp's would (ENOENT, ENOTDIR, ESTALE, ENODEV and ETIMEDOUT move
+// on; EACCES is remembered and moves on; anything else ends it). SEARCH, when
+// given, says what was searched and which element matched. When no
+// candidate is found the prediction is execve's ENOENT for the name, with
+// the search as its diagnosis.
+Result<Prediction> predict_command(const Request& req, const SystemFacts& facts, PathSearch* search = nullptr);
+
 // Name of an auxv type ("AT_PHDR").
 std::string auxv_name(std::uint64_t type);
 

@@ -200,6 +200,17 @@ std::string error_line(std::string_view argv0, const LoaderError& e);
 // The exit status ld.so gives that run: 127 (loading) or 1 (versions).
 int exit_status(const LoaderError& e);
 
+// Plain words for a failure, as the exec model gives them for the kernel's
+// refusals: what is wrong and what to do. Built from the prediction: where a
+// missing object was looked for, which glibc a missing GLIBC_x.y version
+// needs against the one SYS runs.
+struct Diagnosis {
+  std::string why, fix;
+};
+Diagnosis diagnose(const struct Prediction& p, const SystemInfo& sys);
+// What makes a missing object NAME findable.
+std::string missing_object_fix(const std::string& name);
+
 struct Request {
   std::string program;                  // path as the kernel would run it (already resolved)
   std::vector<std::string> envp;        // LD_LIBRARY_PATH, LD_PRELOAD, ... come from here

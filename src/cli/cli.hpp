@@ -16,12 +16,31 @@ inline constexpr int kExitRuns = 0;      // execve would succeed and the image s
 inline constexpr int kExitFails = 1;     // execve would fail, or the new image is killed
 inline constexpr int kExitCannot = 2;    // bad usage or the question cannot be answered
 
-std::string render_text(const exec::Request& req, const exec::Prediction& p, bool color);
-nlohmann::json render_json(const exec::Request& req, const exec::Prediction& p);
-// One line for batch mode: path, result, errno or signal, chain.
-std::string render_line(const std::string& path, const exec::Prediction& p);
+// The outcome of the whole start, the kernel's half and then ld.so's: the
+// headline of explain's text, the top-level "result" of its JSON and the
+// status column of a batch line.
+struct Verdict {
+  std::string outcome;  // "runs", "execve_fails", "killed" or "ldso_fails"
+  std::string text;     // "runs: ...", "execve fails with ENOENT (...)", "fails in ld.so: ... (exit 127)"
+  std::string why, fix;
+  std::string detail = "-";  // the errno's name, the signal's, or ld.so's "exit 127"
+  [[nodiscard]] bool fails() const { return outcome != "runs"; }
+};
+// LOADER: ld.so's half when it runs (null otherwise); PROGRAM: the name its
+// messages start with.
+Verdict start_verdict(const exec::Prediction& p, const ldso::Prediction* loader);
+nlohmann::json verdict_json(const Verdict& v);
 
-int outcome_status(const exec::Prediction& p);
+// SEARCH: execvp's PATH search that chose req.path (path_value empty: none).
+std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v,
+                        const exec::PathSearch& search, bool color);
+nlohmann::json path_search_json(const exec::PathSearch& search);
+nlohmann::json render_json(const exec::Request& req, const exec::Prediction& p);
+// One line for batch mode: path, outcome, errno or signal or ld.so's exit
+// status, chain; kBatchHeader names the columns (the loader's two follow).
+std::string render_line(const std::string& path, const exec::Prediction& p, const Verdict& v);
+inline constexpr const char* kBatchHeader = "# path\tresult\tdetail\tchain\tobjects\tloader";
+
 
 // The dynamic linker's half (render_loader.cpp): JSON "loader" and the text
 // section "dynamic linker".

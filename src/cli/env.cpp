@@ -25,4 +25,15 @@ std::vector<std::string> edited_environment(bool clear, const std::vector<std::s
   return env;
 }
 
+std::optional<std::string> command_path(const exec::Request& req, std::string* why) {
+  if (req.path.find('/') != std::string::npos) return req.path;
+  exec::Request r = req;
+  r.explain = false;
+  exec::PathSearch search;
+  auto p = exec::predict_command(r, exec::SystemFacts::probe(), &search);
+  if (p && search.chosen >= 0) return search.candidates[static_cast<std::size_t>(search.chosen)];
+  if (why) *why = p ? p->diagnosis : p.error().message;
+  return std::nullopt;
+}
+
 }  // namespace procforge::cli

@@ -42,6 +42,13 @@ int run_exec(const ExecOptions& o, std::vector<std::string> command) {
   }
   lo.request.path = command.front();
   lo.request.argv = command;
+  std::string why;
+  if (auto found = command_path(lo.request, &why)) {
+    lo.request.path = *found;
+  } else {
+    std::cerr << "procforge exec: " << command.front() << ": ENOENT\n  why  " << why << "\n";
+    return 127;
+  }
   lo.randomize = !o.no_aslr;
   lo.set_mm = !o.no_set_mm;
   const bool color = o.steps && isatty(STDERR_FILENO);
@@ -75,7 +82,8 @@ void add_exec(CLI::App& app, std::vector<Command>& commands) {
   ex->add_option("--env", o->set_env, "Set KEY=VALUE in the environment")->allow_extra_args(false);
   ex->add_option("--unset", o->unset_env, "Remove KEY from the environment")->allow_extra_args(false);
   ex->add_flag("--clear-env", o->clear_env, "Start from an empty environment");
-  ex->footer("PROGRAM [ARG...] follows the options (or \"--\"). On failure before the point of no return: "
+  ex->footer("PROGRAM [ARG...] follows the options (or \"--\"); a PROGRAM without '/' is searched in PATH as execvp() "
+             "does. On failure before the point of no return: "
              "127 if not found, 126 otherwise, with the kernel's errno.");
   commands.push_back({ex, [o](std::vector<std::string> command) { return run_exec(*o, std::move(command)); }});
 }

@@ -31,8 +31,20 @@ struct ExplainOptions {
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
   std::string batch;
+  bool no_path_search = false;
   std::vector<std::string> command;
 };
+
+// The prediction for the exec of REQ as a shell runs it: a name without '/'
+// through execvp's PATH search (REQ's path becomes the file it settles on),
+// unless --no-path-search asks the literal execve question.
+Result<exec::Prediction> predict_as_asked(const ExplainOptions& o, exec::Request& req, const exec::SystemFacts& facts,
+                                          exec::PathSearch& search) {
+  if (o.no_path_search) return exec::predict(req, facts);
+  auto r = exec::predict_command(req, facts, &search);
+  if (r && search.chosen >= 0) req.path = search.candidates[static_cast<std::size_t>(search.chosen)];
+  return r;
+}
 
 std::vector<std::string> build_env(const ExplainOptions& o, std::string* bad) {
   return edited_environment(o.clear_env, o.set_env, o.unset_env, bad);
@@ -60,57 +72,52 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     return kExitCannot;
   }
   exec::Request req = make_request(o, o.command, env);
-  auto r = exec::predict(req, facts);
+  exec::PathSearch search;
+  auto r = predict_as_asked(o, req, facts, search);
   if (!r) {
     std::cerr << "procforge explain: " << r.error().message << "\n";
     return kExitCannot;
   }
   // The dynamic linker's half, when the kernel half says ld.so gets to run.
   const auto loader = predict_loader(req, *r, /*relocations=*/true);
+  const Verdict v = start_verdict(*r, loader ? &*loader : nullptr);
   if (o.json) {
     auto j = render_json(req, *r);
+    j["result"] = verdict_json(v);
+    j["execve"]["path_search"] = path_search_json(search);
     j["loader"] = loader ? render_loader_json(r->plan->exe, *loader) : nlohmann::json(nullptr);
     std::cout << j.dump(2) << "\n";
   } else {
-    std::cout << render_text(req, *r, isatty(STDOUT_FILENO));
+    std::cout << render_text(req, *r, v, search, isatty(STDOUT_FILENO));
     if (loader) std::cout << render_loader_text(r->plan->exe, *loader, isatty(STDOUT_FILENO));
   }
-  return loader && loader->error ? kExitFails : outcome_status(*r);
+  return v.fails() ? kExitFails : kExitRuns;
 }
 
 // The loader part of one batch line: "<N> objects<TAB>loader: ok" or the
-// error a real run stops with; "-<TAB>-" when ld.so does not run. Relocations
-// are not counted here: a batch must stay as cheap as the search.
+// error a real run stops with; "-<TAB>-" when ld.so does not run. JSON: the
+// same "loader" object as explain --json gives for one file. Relocations are
+// not counted here: a batch must stay as cheap as the search.
 struct BatchLoader {
   std::string columns = "-\t-";
   nlohmann::json json = nullptr;
-  bool ran = false, fails = false;
+  std::optional<ldso::Prediction> prediction;
 };
 
 BatchLoader batch_loader(const exec::Request& req, const exec::Prediction& p) {
   BatchLoader b;
   auto lreq = loader_request(req, p, /*relocations=*/false);
   if (!lreq) return b;
-  b.ran = true;
   auto lp = ldso::resolve(*lreq, loader_system());
   if (!lp) {
     b.columns = "-\tloader: not predicted: " + lp.error().message;
-    b.json = {{"objects", nullptr}, {"result", "not_predicted"}, {"message", lp.error().message}};
+    b.json = {{"objects", nullptr}, {"error", nullptr}, {"not_predicted", lp.error().message}};
     return b;
   }
   const std::string count = std::to_string(lp->objects.size()) + " objects";
-  if (lp->error) {
-    b.fails = true;
-    b.columns = count + "\tloader: " + lp->error->object + ": " + lp->error->message;
-    b.json = {{"objects", lp->objects.size()},
-              {"result", "error"},
-              {"error", {{"object", lp->error->object}, {"message", lp->error->message},
-                         {"stderr", ldso::error_line(lreq->program, *lp->error)},
-                         {"exit_status", ldso::exit_status(*lp->error)}}}};
-  } else {
-    b.columns = count + "\tloader: ok";
-    b.json = {{"objects", lp->objects.size()}, {"result", "ok"}};
-  }
+  b.columns = count + (lp->error ? "\tloader: " + lp->error->object + ": " + lp->error->message : "\tloader: ok");
+  b.json = render_loader_json(lreq->program, *lp);
+  b.prediction = std::move(*lp);
   return b;
 }
 
@@ -136,12 +143,14 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
   }
   const exec::OpenWriters writers = exec::OpenWriters::scan();
   std::string line, out;
-  std::size_t n = 0, errors = 0, loaded = 0, loader_fails = 0;
+  std::size_t n = 0, errors = 0, loaded = 0, loader_fails = 0, fails = 0;
+  if (!o.json) std::cout << kBatchHeader << "\n" << std::flush;
   while (std::getline(*in, line)) {
     if (line.empty()) continue;
     exec::Request req = make_request(o, {line}, env);
     req.writers = &writers;
-    auto r = exec::predict(req, facts);
+    exec::PathSearch search;
+    auto r = predict_as_asked(o, req, facts, search);
     ++n;
     if (!r) {
       ++errors;
@@ -149,26 +158,29 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
       if (o.json) out = nlohmann::json{{"path", line}, {"error", r.error().message}}.dump();
     } else {
       const BatchLoader loader = batch_loader(req, *r);
-      loaded += loader.ran;
-      loader_fails += loader.fails;
+      const Verdict v = start_verdict(*r, loader.prediction ? &*loader.prediction : nullptr);
+      loaded += !loader.json.is_null();
+      loader_fails += v.outcome == "ldso_fails";
+      fails += v.fails();
       if (o.json) {
         auto j = render_json(req, *r);
         out = nlohmann::json{{"path", line},
+                             {"result", verdict_json(v)},
                              {"execve", {{"result", j["execve"]["result"]}, {"errno", j["execve"]["errno"]},
                                          {"signal", j["execve"]["signal"]}, {"chain", j["execve"]["chain"]}}},
                              {"loader", loader.json}}
                   .dump();
       } else {
-        out = render_line(line, *r) + "\t" + loader.columns;
+        out = render_line(line, *r, v) + "\t" + loader.columns;
       }
     }
     out += '\n';
     fwrite(out.data(), 1, out.size(), stdout);
   }
   fflush(stdout);
-  std::cerr << "procforge explain: " << n << " files, " << errors << " could not be examined; ld.so part for "
-            << loaded << ", " << loader_fails << " of them would stop in ld.so\n";
-  return errors ? kExitFails : kExitRuns;
+  std::cerr << "procforge explain: " << n << " files, " << errors << " could not be examined, " << fails
+            << " would not start; ld.so part for " << loaded << ", " << loader_fails << " of them would stop in ld.so\n";
+  return errors || fails ? kExitFails : kExitRuns;
 }
 
 // The built-in default: a real program and a two-level #! chain made for it.
@@ -245,7 +257,11 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
   ex->add_option("--gid", o->gid, "Predict for this group id (no capabilities)");
   ex->add_flag("--no-aslr", o->no_aslr, "As under setarch -R (personality ADDR_NO_RANDOMIZE): exact addresses");
   ex->add_option("--batch", o->batch, "Explain every path listed in FILE ('-' for stdin), one line each");
-  ex->footer("PROGRAM [ARG...] follows the options (or \"--\").\nExit status: 0 execve would succeed, 1 it would "
+  ex->add_flag("--no-path-search", o->no_path_search,
+               "Take a PROGRAM without '/' as a file in the working directory, as execve() does, instead of "
+               "searching PATH as execvp() and shells do");
+  ex->footer("PROGRAM [ARG...] follows the options (or \"--\"); a PROGRAM without '/' is searched in PATH (of the "
+             "environment given) as execvp() does.\nExit status: 0 the program would start, 1 execve or ld.so would "
              "fail or the process would be killed, 2 bad usage or the question cannot be answered.");
   commands.push_back({ex, [o, ex](std::vector<std::string> command) {
                         const exec::SystemFacts facts = exec::SystemFacts::probe();

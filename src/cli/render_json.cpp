@@ -107,6 +107,5 @@ json render_json(const exec::Request& req, const exec::Prediction& p) {
   return j;
 }
 
-int outcome_status(const exec::Prediction& p) { return p.outcome == exec::Outcome::ok ? kExitRuns : kExitFails; }
 
 }  // namespace procforge::cli

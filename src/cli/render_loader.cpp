@@ -19,12 +19,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string fix_for(const ldso::Object& o) {
-  return "make " + o.name +
-         " findable: install the package that provides it (then run ldconfig if it went to a directory of "
-         "/etc/ld.so.conf), or add its directory to LD_LIBRARY_PATH, or relink the program with -Wl,-rpath,DIR";
-}
-
 json relocations_json(const std::optional<ldso::Relocations>& r) {
   if (!r) return nullptr;
   return {{"relative", r->relative},   {"symbolic", r->symbolic},   {"plt", r->plt},
@@ -62,8 +56,11 @@ json render_loader_json(const std::string& program, const ldso::Prediction& p) {
                        {"tried", o.tried},
                        {"relocations", relocations_json(o.relocations)}});
   json error = nullptr;
+  const auto d = ldso::diagnose(p, loader_system());
   if (p.error)
     error = {{"object", p.error->object},
+             {"why", d.why},
+             {"fix", d.fix.empty() ? json(nullptr) : json(d.fix)},
              {"message", p.error->message},
              {"stage", p.error->stage == ldso::LoaderError::Stage::versions ? "versions" : "loading"},
              {"stderr", ldso::error_line(program, *p.error)},
@@ -115,7 +112,7 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
         o << indent << "    tried, in order:\n";
         for (const auto& t : ob.tried) o << indent << "      " << t << "\n";
       }
-      o << indent << "    fix: " << fix_for(ob) << "\n";
+      o << indent << "    fix: " << ldso::missing_object_fix(ob.name) << "\n";
       return;
     }
     o << indent << ob.name;

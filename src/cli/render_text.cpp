@@ -65,14 +65,58 @@ std::string verdict(const exec::Prediction& p) {
 
 }  // namespace
 
-std::string render_text(const exec::Request& req, const exec::Prediction& p, bool color) {
+Verdict start_verdict(const exec::Prediction& p, const ldso::Prediction* loader) {
+  Verdict v;
+  v.text = verdict(p);
+  v.why = p.diagnosis;
+  v.fix = p.fix;
+  switch (p.outcome) {
+    case exec::Outcome::ok: v.outcome = "runs"; break;
+    case exec::Outcome::error:
+      v.outcome = "execve_fails";
+      v.detail = errno_name(p.err);
+      return v;
+    case exec::Outcome::killed:
+      v.outcome = "killed";
+      v.detail = std::string("SIG") + (sigabbrev_np(p.signal) ? sigabbrev_np(p.signal) : "?");
+      return v;
+  }
+  if (!loader || !loader->error) return v;
+  const ldso::LoaderError& e = *loader->error;
+  const auto d = ldso::diagnose(*loader, loader_system());
+  v.outcome = "ldso_fails";
+  v.detail = "exit " + std::to_string(ldso::exit_status(e));
+  v.text = "fails in ld.so: " + e.object + ": " + e.message + " (exit " + std::to_string(ldso::exit_status(e)) + ")";
+  v.why = d.why;
+  v.fix = d.fix;
+  return v;
+}
+
+nlohmann::json verdict_json(const Verdict& v) {
+  auto opt = [](const std::string& s) { return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s); };
+  return {{"outcome", v.outcome}, {"text", v.text}, {"why", opt(v.why)}, {"fix", opt(v.fix)}};
+}
+
+nlohmann::json path_search_json(const exec::PathSearch& search) {
+  if (search.path_value.empty()) return nullptr;
+  return {{"name", search.name},
+          {"path", search.path_value},
+          {"element", search.chosen >= 0 ? nlohmann::json(search.entry) : nlohmann::json(nullptr)},
+          {"found", search.chosen >= 0 ? nlohmann::json(search.candidates[static_cast<std::size_t>(search.chosen)])
+                                       : nlohmann::json(nullptr)}};
+}
+
+std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v,
+                        const exec::PathSearch& search, bool color) {
   Style st{color};
   std::ostringstream o;
   o << st.bold("procforge explain " + req.path) << "\n";
-  std::string v = verdict(p);
-  o << "  result  " << (p.outcome == exec::Outcome::ok ? st.green(v) : st.red(v)) << "\n";
-  if (!p.diagnosis.empty()) o << "  why     " << p.diagnosis << "\n";
-  if (!p.fix.empty()) o << "  fix     " << p.fix << "\n";
+  o << "  result  " << (v.fails() ? st.red(v.text) : st.green(v.text)) << "\n";
+  if (!v.why.empty()) o << "  why     " << v.why << "\n";
+  if (!v.fix.empty()) o << "  fix     " << v.fix << "\n";
+  if (!search.path_value.empty() && search.chosen >= 0)
+    o << "  found   " << search.name << " in PATH element " << (search.entry.empty() ? "\"\" (the working directory)" : search.entry)
+      << " (" << search.chosen + 1 << " of " << search.candidates.size() << ")\n";
   if (!p.chain.empty()) {
     o << "  chain   ";
     for (std::size_t i = 0; i < p.chain.size(); ++i) {
@@ -131,15 +175,9 @@ std::string render_text(const exec::Request& req, const exec::Prediction& p, boo
   return o.str();
 }
 
-std::string render_line(const std::string& path, const exec::Prediction& p) {
-  std::string r = path + "\t";
-  switch (p.outcome) {
-    case exec::Outcome::ok: r += "ok\t-"; break;
-    case exec::Outcome::error: r += "errno\t" + errno_name(p.err); break;
-    case exec::Outcome::killed:
-      r += std::string("killed\tSIG") + (sigabbrev_np(p.signal) ? sigabbrev_np(p.signal) : "?");
-      break;
-  }
+std::string render_line(const std::string& path, const exec::Prediction& p, const Verdict& v) {
+  const char* outcome = v.outcome == "runs" ? "ok" : v.outcome == "execve_fails" ? "errno" : v.outcome == "killed" ? "killed" : "ldso";
+  std::string r = path + "\t" + outcome + "\t" + v.detail;
   r += "\t";
   for (std::size_t i = 0; i < p.chain.size(); ++i) {
     r += (i ? " -> " : "") + p.chain[i].path;

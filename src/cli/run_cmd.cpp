@@ -297,25 +297,6 @@ void emit_report(const RunOptions& o, const RunReport& rep) {
   std::cerr << text;
 }
 
-// execvp's search, done before the spawn for the user-space loader (which,
-// like execve, takes a path).
-std::string search_path(const std::string& name, const std::vector<std::string>& env) {
-  if (name.find('/') != std::string::npos) return name;
-  std::string path = "/bin:/usr/bin";
-  for (const auto& kv : env)
-    if (kv.rfind("PATH=", 0) == 0) path = kv.substr(5);
-  std::size_t i = 0;
-  while (i <= path.size()) {
-    std::size_t j = path.find(':', i);
-    if (j == std::string::npos) j = path.size();
-    std::string dir = path.substr(i, j - i);
-    std::string cand = (dir.empty() ? "." : dir) + "/" + name;
-    if (access(cand.c_str(), X_OK) == 0) return cand;
-    i = j + 1;
-  }
-  return name;
-}
-
 // The execve the spawn child will make, as the exec model's request: the
 // program searched in PATH as execvp does, the environment the spawn library
 // builds (inherited or explicit, then edited), the identity and stack limit.
@@ -331,7 +312,7 @@ exec::Request exec_request(const spawn::Options& opts, const std::vector<std::st
     }
     req.envp = std::move(base);
   }
-  req.path = search_path(command.front(), req.envp);
+  req.path = command.front();
   req.argv = opts.argv.empty() ? command : opts.argv;
   req.cwd = opts.cwd;
   if (opts.uid || opts.gid)
@@ -347,15 +328,8 @@ exec::Request exec_request(const spawn::Options& opts, const std::vector<std::st
 // says what explain would. Only on failure: the fast path pays nothing.
 void print_exec_diagnosis(const spawn::Options& opts, const std::vector<std::string>& command, int err) {
   exec::Request req = exec_request(opts, command);
-  if (req.path.find('/') == std::string::npos) {
-    std::string path = "/bin:/usr/bin";
-    for (const auto& kv : req.envp)
-      if (kv.rfind("PATH=", 0) == 0) path = kv.substr(5);
-    std::cerr << "  why  no directory of PATH (" << path << ") holds an executable file " << req.path << "\n";
-    return;
-  }
   req.explain = false;
-  auto p = exec::predict(req, exec::SystemFacts::probe());
+  auto p = exec::predict_command(req, exec::SystemFacts::probe());
   if (!p || p->outcome != exec::Outcome::error || p->err != err || p->diagnosis.empty()) return;
   std::cerr << "  why  " << p->diagnosis << "\n";
   if (!p->fix.empty()) std::cerr << "  fix  " << p->fix << "\n";
@@ -387,6 +361,13 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     loader::Options lo;
     lo.for_child = true;
     lo.request = exec_request(opts, command);
+    std::string why;
+    if (auto found = command_path(lo.request, &why)) {
+      lo.request.path = *found;
+    } else {
+      std::cerr << "procforge run: execve " << command.front() << ": ENOENT (No such file or directory)\n  why  " << why << "\n";
+      return kExitNotFound;
+    }
     // Take the identity last, in the stub, after the exe link is set.
     lo.become_uid = opts.uid;
     lo.become_gid = opts.gid;

@@ -266,13 +266,16 @@ TEST(LdsoCli, explain_and_batch_carry_the_loader_part) {
   const CommandResult batch = run_command({PROCFORGE_BINARY, "explain", "--batch", list_file}, opts);
   ASSERT_TRUE(batch.started);
   const auto lines = split_lines(batch.out);
-  ASSERT_EQ(lines.size(), 3u) << batch.out;
-  EXPECT_NE(lines[0].find("\tloader: " + j["error"]["object"].get<std::string>() + ": " +
+  ASSERT_EQ(lines.size(), 4u) << batch.out;
+  EXPECT_EQ(lines[0], "# path\tresult\tdetail\tchain\tobjects\tloader");
+  EXPECT_NE(lines[1].find("\tldso\texit 1\t"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("\tloader: " + j["error"]["object"].get<std::string>() + ": " +
                           j["error"]["message"].get<std::string>()),
             std::string::npos)
-      << lines[0];
-  EXPECT_NE(lines[1].find(std::to_string(l["objects"].size()) + " objects\tloader: ok"), std::string::npos) << lines[1];
-  EXPECT_NE(lines[2].find("\t-\t-"), std::string::npos) << lines[2];
+      << lines[1];
+  EXPECT_NE(lines[2].find(std::to_string(l["objects"].size()) + " objects\tloader: ok"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[3].find("\t-\t-"), std::string::npos) << lines[3];
+  EXPECT_EQ(batch.exit_code, 1) << "two of the three would not start";
   EXPECT_NE(batch.err.find("ld.so part for 2, 1 of them would stop"), std::string::npos) << batch.err;
 }
 

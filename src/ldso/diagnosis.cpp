@@ -1,0 +1,112 @@
+// Plain words for the failures ld.so stops a start with, kept apart from the
+// rules (search, versions) so that the rules read like glibc and the words
+// can improve alone. The messages they explain are ld.so's own:
+// elf/dl-load.c _dl_map_object() "cannot open shared object file",
+// elf/dl-version.c match_symbol() "version `%s' not found (required by %s)",
+// sysdeps/x86/dl-prop.h "CPU ISA level is lower than required".
+#include <cstdio>
+
+#include "procforge/ldso.hpp"
+
+namespace procforge::ldso {
+
+namespace {
+
+const Object* object_named(const Prediction& p, const std::string& name) {
+  for (const auto& o : p.objects)
+    if (o.name == name || (o.path && *o.path == name)) return &o;
+  return nullptr;
+}
+
+// "version `GLIBC_2.99' not found (required by ./prog)" -> {"GLIBC_2.99", "./prog"}.
+std::pair<std::string, std::string> version_and_requirer(const std::string& message) {
+  auto a = message.find('`'), b = message.find('\'');
+  auto r = message.find("(required by ");
+  if (a == std::string::npos || b == std::string::npos || b < a) return {};
+  std::string requirer;
+  if (r != std::string::npos) requirer = message.substr(r + 13, message.size() - r - 14);
+  return {message.substr(a + 1, b - a - 1), requirer};
+}
+
+// The places tried, as a person would name them: each directory once, its
+// glibc-hwcaps and legacy hwcap subdirectories folded into it (ld.so tries
+// those first, dl-load.c open_path() over each r_search_path_elem).
+std::string places(const std::vector<std::string>& tried, const std::string& name) {
+  if (tried.empty()) return "no place (no search path applies)";
+  std::vector<std::string> dirs;
+  for (const auto& t : tried) {
+    const bool path = t.size() > name.size() + 1 && t.compare(t.size() - name.size() - 1, std::string::npos, "/" + name) == 0;
+    dirs.push_back(path ? t.substr(0, t.size() - name.size() - 1) : t);
+  }
+  // D is a hwcap subdirectory of BASE: glibc-hwcaps/NAME, or the legacy
+  // tls/PLATFORM/HWCAP chains (elf/dl-hwcaps.c, dl-hwcaps_split.c).
+  auto subdir_of = [](const std::string& d, const std::string& base) {
+    if (d.size() <= base.size() + 1 || d.compare(0, base.size() + 1, base + "/") != 0) return false;
+    std::string rest = d.substr(base.size() + 1);
+    if (rest.rfind("glibc-hwcaps/", 0) == 0) return true;
+    for (std::size_t i = 0; i <= rest.size();) {
+      std::size_t j = std::min(rest.find('/', i), rest.size());
+      const std::string c = rest.substr(i, j - i);
+      if (c != "tls" && c != "x86_64" && c != "haswell" && c != "xeon_phi" && c != "avx512_1") return false;
+      i = j + 1;
+    }
+    return true;
+  };
+  std::vector<std::string> kept;
+  bool folded = false;
+  for (const auto& d : dirs) {
+    while (!kept.empty() && subdir_of(kept.back(), d)) kept.pop_back(), folded = true;
+    kept.push_back(d);
+  }
+  std::string s;
+  for (const auto& d : kept) s += (s.empty() ? "" : ", ") + d;
+  return s + (folded ? " (each with its hwcap subdirectories first)" : "");
+}
+
+Diagnosis missing_version(const Prediction& p, const LoaderError& e, const SystemInfo& sys) {
+  auto [version, requirer] = version_and_requirer(e.message);
+  if (version.empty()) return {};
+  // ld.so names the object by its path (l_name); the words use its DT_NEEDED name.
+  const Object* lib = object_named(p, e.object);
+  const std::string name = lib ? lib->name : e.object.substr(e.object.rfind('/') + 1);
+  const std::string path = lib && lib->path ? *lib->path : e.object;
+  int major = 0, minor = 0;
+  if (version.rfind("GLIBC_", 0) == 0 && std::sscanf(version.c_str() + 6, "%d.%d", &major, &minor) == 2) {
+    const std::string ours = std::to_string(sys.glibc_major) + "." + std::to_string(sys.glibc_minor);
+    const std::string needed = std::to_string(major) + "." + std::to_string(minor);
+    return {requirer + " needs glibc " + needed + " or newer (symbol version " + version + " of " + name +
+                "), and this system has glibc " + ours + ": it was built on a system with a newer glibc",
+            "run it where glibc " + needed + " or newer is installed, or rebuild it against glibc " + ours +
+                " (on this system, or on the oldest system it must run on)"};
+  }
+  return {requirer + " needs symbol version " + version + " of " + name + ", which the " + name + " found here (" + path +
+              ") does not define: it is older than the one " + requirer + " was built against",
+          "install the newer " + name + " (the package that provides it), or rebuild " + requirer +
+              " against the installed one"};
+}
+
+}  // namespace
+
+std::string missing_object_fix(const std::string& name) {
+  return "make " + name +
+         " findable: install the package that provides it (then run ldconfig if it went to a directory of "
+         "/etc/ld.so.conf), or add its directory to LD_LIBRARY_PATH, or relink the program with -Wl,-rpath,DIR";
+}
+
+Diagnosis diagnose(const Prediction& p, const SystemInfo& sys) {
+  if (!p.error) return {};
+  const LoaderError& e = *p.error;
+  if (e.stage == LoaderError::Stage::versions) return missing_version(p, e, sys);
+  if (e.message == "CPU ISA level is lower than required")
+    return {e.object + " was built for a newer x86-64 level than this CPU offers (it has x86-64-v" +
+                std::to_string(sys.isa_level) + ")",
+            "use a build of " + e.object + " for an older x86-64 level (baseline x86-64), or run on a newer CPU"};
+  const Object* o = object_named(p, e.object);
+  if (o && !o->path)
+    return {"ld.so cannot find " + o->name + (o->needed_by.empty() ? "" : ", which " + o->needed_by + " needs") +
+                "; it looked in " + places(o->tried, o->name),
+            missing_object_fix(o->name)};
+  return {"ld.so stops at " + e.object + ": " + e.message, ""};
+}
+
+}  // namespace procforge::ldso
