@@ -50,9 +50,9 @@ std::string element_of(const std::string& candidate, const std::string& name) {
 }  // namespace
 
 Result<Prediction> predict_command(const Request& req, const SystemFacts& facts, PathSearch* search) {
-  PathSearch local = path_candidates(req.path, req.envp);
+  PathSearch local;
   PathSearch& s = search ? *search : local;
-  s = std::move(local);
+  s = path_candidates(req.path, req.envp);
   if (s.path_value.empty()) {  // a name with '/': no search
     s.chosen = 0;
     return predict(req, facts);
