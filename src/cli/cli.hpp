@@ -35,7 +35,9 @@ nlohmann::json verdict_json(const Verdict& v);
 std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v,
                         const exec::PathSearch& search, bool color);
 nlohmann::json path_search_json(const exec::PathSearch& search);
-nlohmann::json render_json(const exec::Request& req, const exec::Prediction& p);
+// SHOW_ENV: the environment's values too; by default only its keys, so that a
+// report pasted somewhere does not carry the secrets an environment holds.
+nlohmann::json render_json(const exec::Request& req, const exec::Prediction& p, bool show_env = false);
 // One line for batch mode: path, outcome, errno or signal or ld.so's exit
 // status, chain; kBatchHeader names the columns (the loader's two follow).
 std::string render_line(const std::string& path, const exec::Prediction& p, const Verdict& v);

@@ -36,4 +36,11 @@ std::optional<std::string> command_path(const exec::Request& req, std::string* w
   return std::nullopt;
 }
 
+std::string exec_failure_words(exec::Request req, int err) {
+  req.explain = false;
+  auto p = exec::predict_command(req, exec::SystemFacts::probe());
+  if (!p || p->outcome != exec::Outcome::error || p->err != err || p->diagnosis.empty()) return "";
+  return "  why  " + p->diagnosis + "\n" + (p->fix.empty() ? "" : "  fix  " + p->fix + "\n");
+}
+
 }  // namespace procforge::cli

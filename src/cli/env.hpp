@@ -19,4 +19,9 @@ std::vector<std::string> edited_environment(bool clear, const std::vector<std::s
 // itself when it has a '/'. Nullopt, with *why, when no element holds it.
 std::optional<std::string> command_path(const exec::Request& req, std::string* why);
 
+// After an exec of REQ failed with ERR: explain's why and fix for it, as
+// "  why  ...\n  fix  ...\n" ("" when the model does not predict ERR).
+// Computed only after a failure, so that the fast path pays nothing.
+std::string exec_failure_words(exec::Request req, int err);
+
 }  // namespace procforge::cli

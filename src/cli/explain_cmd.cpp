@@ -32,6 +32,7 @@ struct ExplainOptions {
   std::optional<gid_t> gid;
   std::string batch;
   bool no_path_search = false;
+  bool show_env = false;
   std::vector<std::string> command;
 };
 
@@ -82,7 +83,7 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
   const auto loader = predict_loader(req, *r, /*relocations=*/true);
   const Verdict v = start_verdict(*r, loader ? &*loader : nullptr);
   if (o.json) {
-    auto j = render_json(req, *r);
+    auto j = render_json(req, *r, o.show_env);
     j["result"] = verdict_json(v);
     j["execve"]["path_search"] = path_search_json(search);
     j["loader"] = loader ? render_loader_json(r->plan->exe, *loader) : nlohmann::json(nullptr);
@@ -257,6 +258,7 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
   ex->add_option("--gid", o->gid, "Predict for this group id (no capabilities)");
   ex->add_flag("--no-aslr", o->no_aslr, "As under setarch -R (personality ADDR_NO_RANDOMIZE): exact addresses");
   ex->add_option("--batch", o->batch, "Explain every path listed in FILE ('-' for stdin), one line each");
+  ex->add_flag("--show-env", o->show_env, "--json: the environment's values too (by default its keys only)");
   ex->add_flag("--no-path-search", o->no_path_search,
                "Take a PROGRAM without '/' as a file in the working directory, as execve() does, instead of "
                "searching PATH as execvp() and shells do");

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +17,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
+#include "cli/env.hpp"
 #include "cli/render_profile.hpp"
 #include "procforge/profile.hpp"
 
@@ -126,6 +129,13 @@ int run_profile(const ProfileCliOptions& o, std::vector<std::string> command) {
   if (drew) std::fputs("\r\033[K", stderr);
   if (!r) {
     std::cerr << "procforge profile: " << r.error().message << "\n";
+    if (r.error().err && cmds.size() == 1 && !cmds.front().argv.empty()) {
+      exec::Request req;
+      req.path = cmds.front().argv.front();
+      req.argv = cmds.front().argv;
+      req.envp = edited_environment(false, {}, {}, nullptr);
+      std::cerr << exec_failure_words(req, r.error().err);
+    }
     return kExitFails;
   }
   if (base.audit && base.audit_module.empty())
@@ -157,13 +167,28 @@ int run_profile(const ProfileCliOptions& o, std::vector<std::string> command) {
   return 0;
 }
 
+// A check that names the flag and the range in words, instead of the
+// floating-point bounds CLI11's number checks print.
+CLI::Validator whole_number(long lo, long hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& v) {
+        char* end = nullptr;
+        errno = 0;
+        const long n = std::strtol(v.c_str(), &end, 10);
+        if (errno || end == v.c_str() || *end || n < lo || n > hi)
+          return "a whole number from " + std::to_string(lo) + " to " + std::to_string(hi) + " (got '" + v + "')";
+        return std::string();
+      },
+      "N");
+}
+
 }  // namespace
 
 void add_profile(CLI::App& app, std::vector<Command>& commands) {
   auto o = std::make_shared<ProfileCliOptions>();
   auto* p = app.add_subcommand("profile", "Profile a command's start-up phase by phase (ptrace, no root)");
-  p->add_option("-n,--runs", o->runs, "Measured runs (default 10)")->check(CLI::PositiveNumber);
-  p->add_option("--warmup", o->warmup, "Discarded warm-up runs (default 1)")->check(CLI::NonNegativeNumber);
+  p->add_option("-n,--runs", o->runs, "Measured runs (default 10)")->check(whole_number(1, 100000));
+  p->add_option("--warmup", o->warmup, "Discarded warm-up runs (default 1)")->check(whole_number(0, 100000));
   p->add_flag("--cold", o->cold, "Drop the page cache before every measured run (root; affects the whole machine)");
   p->add_flag("--tracepoints", o->tracepoints,
               "Root: cross-check with the kernel's tracepoints sched_process_exec and page_fault_user");
@@ -174,7 +199,14 @@ void add_profile(CLI::App& app, std::vector<Command>& commands) {
   p->add_flag("--no-untraced", o->no_untraced, "Skip the untraced runs that measure the tracer's overhead");
   p->add_flag("--show-output", o->show_output, "Let the program use this terminal (default: /dev/null)");
   p->add_option("--timeout", o->timeout_s, "Seconds per run before the program is killed (default 30)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            char* end = nullptr;
+            const double d = std::strtod(v.c_str(), &end);
+            return end != v.c_str() && !*end && d > 0 && d <= 86400 ? std::string()
+                                                                    : "seconds above 0, at most 86400 (got '" + v + "')";
+          },
+          "SECONDS"));
   p->footer("Children the program starts are not traced: their time counts in the phase that waits for them.\n"
             "For a #! script the script step is shown and its interpreter profiled.");
   commands.push_back({p, [o](std::vector<std::string> command) { return run_profile(*o, std::move(command)); }});

@@ -32,7 +32,9 @@ json opt_hex(const std::optional<std::uint64_t>& v) { return v ? json(hex(*v)) :
 
 }  // namespace
 
-json render_json(const exec::Request& req, const exec::Prediction& p) {
+json render_json(const exec::Request& req, const exec::Prediction& p, bool show_env) {
+  json envp = json::array();
+  for (const auto& kv : req.envp) envp.push_back(show_env ? kv : kv.substr(0, kv.find('=')));
   json j;
   const char* result = p.outcome == exec::Outcome::ok ? "ok" : p.outcome == exec::Outcome::error ? "errno" : "killed";
   json chain = json::array();
@@ -49,7 +51,7 @@ json render_json(const exec::Request& req, const exec::Prediction& p) {
       {"signal", p.outcome == exec::Outcome::killed ? json(sigabbrev_np(p.signal) ? std::string("SIG") + sigabbrev_np(p.signal) : std::to_string(p.signal)) : json(nullptr)},
       {"killed_at_first_instruction", p.killed_at_first_instruction},
       {"argv", p.argv},
-      {"envp", req.envp},
+      {"envp", envp},  // keys only unless show_env
       {"chain", chain},
       {"checks", checks},
       {"failed_step", p.failed_step.empty() ? json(nullptr) : json(p.failed_step)},

@@ -117,8 +117,11 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
     }
     o << indent << ob.name;
     if (*ob.path != ob.name) o << " => " << *ob.path;
-    o << dim("  [" + std::string(ldso::found_by_name(ob.found_by)) + (ob.found_via.empty() ? "" : ": " + ob.found_via) +
-             "]")
+    // The rule's name, then where it looked, unless that already starts with the name
+    // ("LD_LIBRARY_PATH: /x", "DT_RUNPATH of y: /z", "/etc/ld.so.cache: ...").
+    const std::string rule = ldso::found_by_name(ob.found_by);
+    const bool named = ob.found_via.substr(0, ob.found_via.find(':')).find(rule) != std::string::npos;
+    o << dim("  [" + (named ? ob.found_via : rule + (ob.found_via.empty() ? "" : ": " + ob.found_via)) + "]")
       << "\n";
     auto it = children.find(*ob.path);
     if (it != children.end())

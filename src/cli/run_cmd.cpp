@@ -324,17 +324,6 @@ exec::Request exec_request(const spawn::Options& opts, const std::vector<std::st
   return req;
 }
 
-// After execve failed: explain's why and fix for the same exec, so that run
-// says what explain would. Only on failure: the fast path pays nothing.
-void print_exec_diagnosis(const spawn::Options& opts, const std::vector<std::string>& command, int err) {
-  exec::Request req = exec_request(opts, command);
-  req.explain = false;
-  auto p = exec::predict_command(req, exec::SystemFacts::probe());
-  if (!p || p->outcome != exec::Outcome::error || p->err != err || p->diagnosis.empty()) return;
-  std::cerr << "  why  " << p->diagnosis << "\n";
-  if (!p->fix.empty()) std::cerr << "  fix  " << p->fix << "\n";
-}
-
 int run(const RunOptions& o, const std::vector<std::string>& command) {
   if (!o.loader.empty() && o.loader != "kernel" && o.loader != "user") {
     std::cerr << "procforge run: --loader takes kernel or user, not " << o.loader << "\n";
@@ -410,7 +399,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     rep.error = e;
     rep.status = !spawn::exec_failed(e) ? kExitSetupFailed : e.err == ENOENT ? kExitNotFound : kExitNotExecutable;
     std::cerr << "procforge run: " << e.message << " (" << strerror(e.err) << ")\n";
-    if (spawn::exec_failed(e)) print_exec_diagnosis(opts, command, e.err);
+    if (spawn::exec_failed(e)) std::cerr << exec_failure_words(exec_request(opts, command), e.err);
     emit_report(o, rep);
     return rep.status;
   }

@@ -213,8 +213,19 @@ TEST(ProfileCli, json_phases_in_pipeline_order_with_the_contract_fields) {
 TEST(ProfileCli, missing_program_exits_nonzero_with_a_message) {
   CommandResult o = profile_cli({"-n", "1", "/nonexistent/x"});
   EXPECT_EQ(o.exit_code, 1);
-  EXPECT_EQ(o.err, "procforge profile: execve /nonexistent/x: ENOENT\n");
+  EXPECT_EQ(o.err.substr(0, o.err.find('\n')), "procforge profile: execve /nonexistent/x: ENOENT");
+  EXPECT_NE(o.err.find("\n  why  the program /nonexistent/x does not exist"), std::string::npos) << o.err;
   EXPECT_EQ(o.out, "");
+}
+
+TEST(ProfileCli, run_counts_out_of_range_get_a_plain_message) {
+  for (const char* bad : {"0", "5x", "-3", "100001"}) {
+    CommandResult o = profile_cli({"-n", bad, "/bin/true"});
+    EXPECT_EQ(o.exit_code, 2) << bad;
+    EXPECT_NE(o.err.find("--runs: a whole number from 1 to 100000 (got '" + std::string(bad) + "')"), std::string::npos)
+        << o.err;
+    EXPECT_LT(o.err.size(), 200u) << o.err;
+  }
 }
 
 TEST(ProfileCli, html_report_renders_in_headless_chromium) {

@@ -162,6 +162,19 @@ TEST_F(ExplainVerdict, a_missing_elf_interpreter_fails_in_execve) {
   EXPECT_TRUE(j["loader"].is_null());
 }
 
+TEST_F(ExplainVerdict, the_rule_that_found_a_library_is_named_once) {
+  build_program_using_foo("prog", "int foo(void) { return 0; }\n");
+  must({"/usr/bin/mkdir", "lib"});
+  must({"/usr/bin/mv", "libfoo.so", "lib/"});
+  must({"/usr/bin/gcc", "-o", "prog", "main.c", "-Llib", "-lfoo"});  // no RPATH: found through LD_LIBRARY_PATH
+  const CommandResult text = procforge({"explain", "--env", "LD_LIBRARY_PATH=" + dir + "/lib", dir + "/prog"});
+  EXPECT_EQ(text.exit_code, 0) << text.out;
+  EXPECT_NE(text.out.find("libfoo.so => " + dir + "/lib/libfoo.so  [LD_LIBRARY_PATH: " + dir + "/lib/]\n"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("  [/etc/ld.so.cache: libc.so.6 => "), std::string::npos) << text.out;
+}
+
 TEST_F(ExplainVerdict, a_program_that_starts_runs) {
   const CommandResult text = procforge({"explain", "/bin/true"});
   EXPECT_EQ(text.exit_code, 0);
