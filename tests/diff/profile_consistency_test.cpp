@@ -63,8 +63,11 @@ TEST(ProfileConsistency, load_relocate_agrees_with_ld_audit) {
   // Both clocks see the same interval. Only other work competing for the
   // CPUs (which delays the tracer's wake-ups) may excuse a disagreement: the
   // measurement is then repeated, up to five times, each attempt printed with
-  // what the machine's CPU pressure was. On a quiet machine a disagreement
-  // fails at once.
+  // what the machine's CPU pressure was. The pressure excuses a disagreement
+  // when the window was disturbed as a whole, or when tasks waited for a CPU
+  // at least as long as the medians differ (PSI's total: contention that
+  // large can shift a median of sub-millisecond phases by that much). On a
+  // machine quieter than that a disagreement fails at once.
   procforge::Result<procforge::profile::Profile> r = procforge::Error{};
   for (int attempt = 1; attempt <= 5; ++attempt) {
     const procforge::testsupport::CpuContention window;
@@ -78,11 +81,16 @@ TEST(ProfileConsistency, load_relocate_agrees_with_ld_audit) {
     std::printf("attempt %d: load+relocate ptrace %.1f us, LD_AUDIT %.1f us (%s); %s\n", attempt, lr.wall_us.median,
                 r->audit_load_relocate_us, agree ? "agree" : "disagree", machine.what.c_str());
     if (agree) break;
-    if (!machine.disturbed) {
-      std::printf("the machine was quiet: the disagreement stands\n");
+    const double difference = std::abs(lr.wall_us.median - r->audit_load_relocate_us);
+    if (!machine.disturbed && machine.stall_us < difference) {
+      std::printf("the machine was quiet (tasks waited %.0f us for a CPU in all, less than the %.1f us difference): "
+                  "the disagreement stands\n",
+                  machine.stall_us, difference);
       break;
     }
-    if (attempt < 5) std::printf("the machine was busy: measuring again\n");
+    if (attempt < 5)
+      std::printf("the machine was busy (tasks waited %.0f us for a CPU, the medians differ by %.1f us): measuring again\n",
+                  machine.stall_us, difference);
   }
   const auto& lr = r->phases[static_cast<int>(Phase::load_relocate)];
   RecordProperty("ptrace_load_relocate_us", std::to_string(lr.wall_us.median));

@@ -34,7 +34,8 @@ CpuContention::Reading CpuContention::read() const {
   char buf[160];
   const double wall_us = static_cast<double>(now.wall_ns - start_.wall_ns) / 1000.0;
   if (now.psi && start_.psi && wall_us > 0) {
-    const double share = static_cast<double>(now.stall_us - start_.stall_us) / wall_us;
+    r.stall_us = static_cast<double>(now.stall_us - start_.stall_us);
+    const double share = r.stall_us / wall_us;
     r.disturbed = share > kDisturbedShare;
     std::snprintf(buf, sizeof buf, "a task waited for a CPU during %.0f%% of the %.2f s (PSI cpu some)",
                   100.0 * share, wall_us / 1e6);

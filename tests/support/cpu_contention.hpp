@@ -25,6 +25,10 @@ class CpuContention {
 
   struct Reading {
     bool disturbed = false;
+    // With PSI: how long, in total, some task waited for a CPU in the window
+    // (-1 without PSI). A timing difference smaller than this may be the
+    // contention's doing; a larger one cannot be.
+    double stall_us = -1;
     // What was measured, as a sentence fragment: "a task waited for a CPU
     // during 96% of the 1.21 s (PSI cpu some)".
     std::string what;
