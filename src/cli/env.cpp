@@ -1,5 +1,7 @@
 #include "cli/env.hpp"
 
+#include <cstring>
+
 extern char** environ;
 
 namespace procforge::cli {
@@ -41,6 +43,12 @@ std::string exec_failure_words(exec::Request req, int err) {
   auto p = exec::predict_command(req, exec::SystemFacts::probe());
   if (!p || p->outcome != exec::Outcome::error || p->err != err || p->diagnosis.empty()) return "";
   return "  why  " + p->diagnosis + "\n" + (p->fix.empty() ? "" : "  fix  " + p->fix + "\n");
+}
+
+std::string loader_failure(const exec::Request& req, const Error& e) {
+  const std::string words = e.err ? exec_failure_words(req, e.err) : "";
+  if (words.empty()) return e.message + "\n";
+  return "execve " + req.path + ": " + errno_name(e.err) + " (" + std::strerror(e.err) + ")\n" + words;
 }
 
 }  // namespace procforge::cli

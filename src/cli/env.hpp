@@ -24,4 +24,9 @@ std::optional<std::string> command_path(const exec::Request& req, std::string* w
 // Computed only after a failure, so that the fast path pays nothing.
 std::string exec_failure_words(exec::Request req, int err);
 
+// How a command reports an exec the user-space loader refused: the errno on
+// the first line and explain's why and fix below it, as run and profile do
+// after execve; the loader's own message when the model has no words for it.
+std::string loader_failure(const exec::Request& req, const Error& e);
+
 }  // namespace procforge::cli

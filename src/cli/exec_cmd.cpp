@@ -60,7 +60,7 @@ int run_exec(const ExecOptions& o, std::vector<std::string> command) {
     };
   auto prepared = loader::prepare(lo);
   if (!prepared) {
-    std::cerr << "procforge exec: " << prepared.error().message << "\n";
+    std::cerr << "procforge exec: " << loader_failure(lo.request, prepared.error());
     // As a shell reports an exec failure.
     return prepared.error().err == ENOENT ? 127 : 126;
   }

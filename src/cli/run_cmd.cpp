@@ -364,7 +364,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     lo.keep_prediction = false;  // only the program is run
     auto p = loader::prepare(lo);
     if (!p) {
-      std::cerr << "procforge run: " << p.error().message << "\n";
+      std::cerr << "procforge run: " << loader_failure(lo.request, p.error());
       return p.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
     }
     prepared.emplace(std::move(*p));

@@ -187,6 +187,14 @@ TEST_F(RunSupervisor, a_failed_exec_gets_explains_why_and_fix) {
             std::string::npos)
       << err();
   EXPECT_NE(err().find("fix  convert the script to Unix line ends"), std::string::npos) << err();
+  // The user-space exec, through run and exec, says the same.
+  const std::string words = err().substr(err().find("\n  why  "));
+  for (const std::vector<std::string>& cmd : {std::vector<std::string>{"run", "--loader=user", "--", script},
+                                              std::vector<std::string>{"exec", "--", script}}) {
+    EXPECT_EQ(run(cmd), 127) << cmd[0];
+    EXPECT_EQ(err(), "procforge " + cmd[0] + ": execve " + script + ": ENOENT (No such file or directory)" + words)
+        << cmd[0];
+  }
   EXPECT_EQ(run({"run", "--clear-env", "--env", "PATH=" + dir, "--", "no-such-program"}), 127);
   EXPECT_NE(err().find("why  no directory of PATH (" + dir + ") holds an executable file no-such-program"),
             std::string::npos)
