@@ -20,8 +20,10 @@ void add_run(CLI::App& app, std::vector<Command>& commands);
 void add_bench(CLI::App& app, std::vector<Command>& commands);
 void add_exec(CLI::App& app, std::vector<Command>& commands);
 void add_profile(CLI::App& app, std::vector<Command>& commands);
+void add_version(CLI::App& app, std::vector<Command>& commands);
+void add_demo(CLI::App& app, std::vector<Command>& commands);
 
-// `procforge` with no arguments: the built-in default job.
-int run_default();
+// "procforge 0.1.0 (git 0123456789ab)".
+std::string version_line();
 
 }  // namespace procforge::cli

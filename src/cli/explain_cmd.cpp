@@ -278,6 +278,9 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
                       }});
 }
 
-int run_default() { return demo(exec::SystemFacts::probe()); }
+void add_demo(CLI::App& app, std::vector<Command>& commands) {
+  auto* d = app.add_subcommand("demo", "Explain /usr/bin/ls and a two-level #! chain made for the demo");
+  commands.push_back({d, [](std::vector<std::string>) { return demo(exec::SystemFacts::probe()); }});
+}
 
 }  // namespace procforge::cli

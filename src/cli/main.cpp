@@ -1,6 +1,5 @@
 // procforge: the process-creation pipeline, stage by stage.
-//   procforge                          explain a default program and a #! chain
-//   procforge explain [opts] PROGRAM [ARG...]
+//   procforge SUBCOMMAND [opts] [PROGRAM [ARG...]]   (procforge alone: usage, exit 2)
 // Each subcommand lives in its own *_cmd.cpp and registers itself here.
 #include <algorithm>
 #include <iostream>
@@ -51,14 +50,17 @@ std::vector<std::string> split_command(int argc, char** argv, const std::vector<
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"procforge: Linux process creation, stage by stage"};
+  CLI::App app{"procforge: Linux process creation, stage by stage", "procforge"};
   app.require_subcommand(0, 1);
+  app.set_version_flag("--version", version_line());
   std::vector<Command> commands;
   add_explain(app, commands);
   add_run(app, commands);
   add_bench(app, commands);
   add_exec(app, commands);
   add_profile(app, commands);
+  add_version(app, commands);
+  add_demo(app, commands);
 
   std::vector<std::string> program;
   std::vector<std::string> ours = split_command(argc, argv, commands, program);
@@ -70,7 +72,15 @@ int main(int argc, char** argv) {
   }
   for (const auto& c : commands)
     if (*c.app) return c.run(std::move(program));
-  return run_default();
+  // No subcommand: say what there is, as git and ip do, and fail.
+  std::cerr << "usage: procforge SUBCOMMAND [OPTIONS] [--] [PROGRAM [ARG...]]\n\nsubcommands:\n";
+  for (const auto& c : commands) {
+    std::string name = c.app->get_name();
+    name.resize(10, ' ');
+    std::cerr << "  " << name << c.app->get_description() << "\n";
+  }
+  std::cerr << "\n'procforge SUBCOMMAND --help' for a subcommand's options; 'procforge demo' to see one run.\n";
+  return kExitCannot;
 }
 
 }  // namespace procforge::cli

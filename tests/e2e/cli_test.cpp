@@ -8,7 +8,9 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
+#include <gnu/libc-version.h>
 #include <grp.h>
 #include <unistd.h>
 
@@ -101,8 +103,36 @@ Outcome run(const std::vector<std::string>& args, const std::string& stdin_text 
 
 class Cli : public procforge::testing::TempDirTest {};
 
-TEST_F(Cli, no_arguments_explains_a_program_and_a_script_chain) {
+TEST_F(Cli, no_arguments_prints_a_short_usage_and_exits_2) {
   Outcome r = run({});
+  ASSERT_FALSE(r.timed_out);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err.rfind("usage: procforge SUBCOMMAND", 0), 0u) << r.err;
+  for (const char* sub : {"explain", "run", "exec", "profile", "bench", "version", "demo"})
+    EXPECT_NE(r.err.find("\n  " + std::string(sub) + " "), std::string::npos) << sub;
+  EXPECT_LT(std::count(r.err.begin(), r.err.end(), '\n'), 20) << "a short usage";
+}
+
+TEST_F(Cli, version_names_the_build_the_kernel_and_glibc) {
+  Outcome v = run({"--version"});
+  EXPECT_EQ(v.status, 0) << v.err;
+  EXPECT_EQ(v.out.rfind("procforge 0.", 0), 0u) << v.out;
+  Outcome j = run({"version", "--json"});
+  ASSERT_EQ(j.status, 0) << j.err;
+  const auto doc = nlohmann::json::parse(j.out);
+  utsname u{};
+  ASSERT_EQ(uname(&u), 0);
+  EXPECT_EQ(doc["kernel"], u.release);
+  EXPECT_EQ(doc["glibc"], gnu_get_libc_version());
+  EXPECT_EQ(v.out.substr(0, v.out.find(' ', 10)), "procforge " + doc["procforge_version"].get<std::string>());
+  // Subcommands' usage lines carry the program's name.
+  Outcome help = run({"explain", "--help"});
+  EXPECT_NE(help.out.find("Usage: procforge explain"), std::string::npos) << help.out;
+}
+
+TEST_F(Cli, demo_explains_a_program_and_a_script_chain) {
+  Outcome r = run({"demo"});
   ASSERT_FALSE(r.timed_out);
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("procforge explain /usr/bin/ls"), std::string::npos);
