@@ -230,6 +230,9 @@ struct PathSearch {
   // errno execvp moves on from (not found). `entry` is its PATH element.
   int chosen = -1;
   std::string entry;
+  // Set when the chosen file has no format the kernel runs (ENOEXEC) and
+  // execvp runs it as "/bin/sh FILE ARG..." instead: that argv.
+  std::vector<std::string> shell_argv;
 };
 // The candidates for NAME in ENVP's PATH (no search: NAME has a '/').
 PathSearch path_candidates(const std::string& name, const std::vector<std::string>& envp);
@@ -237,7 +240,8 @@ PathSearch path_candidates(const std::string& name, const std::vector<std::strin
 // predict() of the exec that execvp(req.path, ...) ends with: without a '/'
 // in req.path, each PATH candidate is predicted in turn and the search stops
 // where execvp's would (ENOENT, ENOTDIR, ESTALE, ENODEV and ETIMEDOUT move
-// on; EACCES is remembered and moves on; anything else ends it). SEARCH, when
+// on; EACCES is remembered and moves on; ENOEXEC is retried as a /bin/sh
+// script, whose prediction is returned when sh runs; anything else ends it). SEARCH, when
 // given, says what was searched and which element matched. When no
 // candidate is found the prediction is execve's ENOENT for the name, with
 // the search as its diagnosis.

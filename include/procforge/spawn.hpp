@@ -185,7 +185,8 @@ class Child {
     bool exited = false;     // normal exit
     int status = 0;          // exit status, or the signal number
     bool core_dumped = false;
-    bool timed_out = false;  // killed by wait()'s timeout
+    bool timed_out = false;  // killed by wait()'s timeout, or supervise()'s timeout fired
+    bool killed_after_timeout = false;  // supervise() had to send SIGKILL after kill_after
     struct rusage usage {};
     std::chrono::nanoseconds wall{};  // from spawn to exit
     // Shell convention: status, or 128+signal.
@@ -236,7 +237,9 @@ struct Supervision {
 };
 
 // Waits for the child while forwarding signals and enforcing the timeout,
-// then reaps it. Exit::timed_out says whether the timeout fired.
+// then reaps it. Exit::timed_out says whether the timeout fired,
+// killed_after_timeout whether SIGKILL was needed. Forwarded signals still
+// queued when the child is gone are consumed, so the caller may unblock them.
 Result<Child::Exit> supervise(Child& child, const Supervision& how);
 
 // Removes cgroup directories (innermost first); ENOENT is not an error.

@@ -27,15 +27,21 @@ std::vector<std::string> edited_environment(bool clear, const std::vector<std::s
   return env;
 }
 
-std::optional<std::string> command_path(const exec::Request& req, std::string* why) {
-  if (req.path.find('/') != std::string::npos) return req.path;
+Result<exec::Request> command_request(const exec::Request& req) {
+  if (req.path.find('/') != std::string::npos) return req;
   exec::Request r = req;
   r.explain = false;
   exec::PathSearch search;
   auto p = exec::predict_command(r, exec::SystemFacts::probe(), &search);
-  if (p && search.chosen >= 0) return search.candidates[static_cast<std::size_t>(search.chosen)];
-  if (why) *why = p ? p->diagnosis : p.error().message;
-  return std::nullopt;
+  if (!p) return p.error();
+  if (search.chosen < 0) return Error{ENOENT, p->diagnosis};
+  exec::Request out = req;
+  out.path = search.candidates[static_cast<std::size_t>(search.chosen)];
+  if (!search.shell_argv.empty()) {
+    out.path = "/bin/sh";
+    out.argv = search.shell_argv;
+  }
+  return out;
 }
 
 std::string exec_failure_words(exec::Request req, int err) {

@@ -16,8 +16,11 @@ std::vector<std::string> edited_environment(bool clear, const std::vector<std::s
 
 // The file execvp(req.path, ...) settles on in req.envp's PATH (the exec
 // model's prediction of each candidate, exec::predict_command()); req.path
-// itself when it has a '/'. Nullopt, with *why, when no element holds it.
-std::optional<std::string> command_path(const exec::Request& req, std::string* why);
+// itself when it has a '/'. An Error with ENOENT and the search's diagnosis
+// when no element holds it, or the model's own error when it cannot tell.
+// With the /bin/sh retry of a file the kernel cannot run, req's path and argv
+// become /bin/sh's.
+Result<exec::Request> command_request(const exec::Request& req);
 
 // After an exec of REQ failed with ERR: explain's why and fix for it, as
 // "  why  ...\n  fix  ...\n" ("" when the model does not predict ERR).

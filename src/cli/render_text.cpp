@@ -103,7 +103,8 @@ nlohmann::json path_search_json(const exec::PathSearch& search) {
           {"path", search.path_value},
           {"element", search.chosen >= 0 ? nlohmann::json(search.entry) : nlohmann::json(nullptr)},
           {"found", search.chosen >= 0 ? nlohmann::json(search.candidates[static_cast<std::size_t>(search.chosen)])
-                                       : nlohmann::json(nullptr)}};
+                                       : nlohmann::json(nullptr)},
+          {"via_shell", !search.shell_argv.empty()}};
 }
 
 std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v,
@@ -116,7 +117,8 @@ std::string render_text(const exec::Request& req, const exec::Prediction& p, con
   if (!v.fix.empty()) o << "  fix     " << v.fix << "\n";
   if (!search.path_value.empty() && search.chosen >= 0)
     o << "  found   " << search.name << " in PATH element " << (search.entry.empty() ? "\"\" (the working directory)" : search.entry)
-      << " (" << search.chosen + 1 << " of " << search.candidates.size() << ")\n";
+      << " (" << search.chosen + 1 << " of " << search.candidates.size() << ")"
+      << (search.shell_argv.empty() ? "" : "; it has no format the kernel runs, so execvp runs it with /bin/sh") << "\n";
   if (!p.chain.empty()) {
     o << "  chain   ";
     for (std::size_t i = 0; i < p.chain.size(); ++i) {

@@ -350,13 +350,17 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     loader::Options lo;
     lo.for_child = true;
     lo.request = exec_request(opts, command);
-    std::string why;
-    if (auto found = command_path(lo.request, &why)) {
-      lo.request.path = *found;
-    } else {
-      std::cerr << "procforge run: execve " << command.front() << ": ENOENT (No such file or directory)\n  why  " << why << "\n";
+    auto found = command_request(lo.request);
+    if (!found && found.error().err != ENOENT) {
+      std::cerr << "procforge run: " << found.error().message << "\n";
+      return kExitCannot;
+    }
+    if (!found) {
+      std::cerr << "procforge run: execve " << command.front() << ": ENOENT (No such file or directory)\n  why  "
+                << found.error().message << "\n";
       return kExitNotFound;
     }
+    lo.request = *found;
     // Take the identity last, in the stub, after the exe link is set.
     lo.become_uid = opts.uid;
     lo.become_gid = opts.gid;
@@ -387,14 +391,18 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
   sigemptyset(&forwarded);
   for (int sig : {SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) sigaddset(&forwarded, sig);
   sigprocmask(SIG_BLOCK, &forwarded, &old_mask);
-  if (!opts.reset_signal_mask) opts.signal_mask = old_mask;
+  if (!opts.reset_signal_mask) {  // --inherit-signals: our mask as it was, not with the forwarded ones blocked
+    opts.reset_signal_mask = true;
+    opts.signal_mask = old_mask;
+  }
 
   RunReport rep;
   rep.program = command.front();
   auto child = spawn::spawn(opts);
   if (shared_output >= 0) close(shared_output);
+  // The mask is not restored: procforge only reports and exits from here, and
+  // a signal still pending would end it before the report.
   if (!child) {
-    sigprocmask(SIG_SETMASK, &old_mask, nullptr);
     const Error& e = child.error();
     rep.error = e;
     rep.status = !spawn::exec_failed(e) ? kExitSetupFailed : e.err == ENOENT ? kExitNotFound : kExitNotExecutable;
@@ -415,7 +423,6 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     if (!o.kill_after.empty()) how.kill_after = parse_duration(o.kill_after);
   }
   auto exit = spawn::supervise(*child, how);
-  sigprocmask(SIG_SETMASK, &old_mask, nullptr);
   auto created = child->cgroups_created;
   if (auto st = spawn::remove_cgroups(created); !st) std::cerr << "procforge run: " << st.error().message << "\n";
   if (!exit) {
@@ -428,10 +435,14 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
   rep.exit = *exit;
   rep.status = exit->shell_status();
   if (exit->timed_out) {
-    // timeout(1)'s status, whatever the signal did to the program.
-    rep.status = kExitTimedOut;
-    std::cerr << "procforge run: timed out after " << o.timeout << "; sent SIG" << sigabbrev_np(how.timeout_signal)
-              << (child->leads_group() ? " to its process group" : "") << "\n";
+    // timeout(1)'s statuses, whatever the signal did to the program: 124, or
+    // 128+9 when SIGKILL was needed after --kill-after.
+    rep.status = exit->killed_after_timeout ? 128 + SIGKILL : kExitTimedOut;
+    const char* abbrev = sigabbrev_np(how.timeout_signal);  // null for real-time signals
+    std::cerr << "procforge run: timed out after " << o.timeout << "; sent "
+              << (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(how.timeout_signal))
+              << (child->leads_group() ? " to its process group" : "")
+              << (exit->killed_after_timeout ? ", then SIGKILL after " + o.kill_after : "") << "\n";
   }
   emit_report(o, rep);
   return rep.status;

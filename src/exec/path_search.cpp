@@ -64,6 +64,22 @@ Result<Prediction> predict_command(const Request& req, const SystemFacts& facts,
     r.path = s.candidates[i];
     auto p = predict(r, facts);
     if (!p) return p;
+    if (p->outcome == Outcome::error && p->err == ENOEXEC) {
+      // A file the kernel cannot run: execvp runs it with /bin/sh as a script
+      // (execvpe.c maybe_script_execute()), as shells do.
+      Request sh = r;
+      sh.path = "/bin/sh";
+      sh.argv = {"/bin/sh", r.path};
+      if (req.argv.size() > 1) sh.argv.insert(sh.argv.end(), req.argv.begin() + 1, req.argv.end());
+      auto viash = predict(sh, facts);
+      if (!viash) return viash;
+      if (viash->outcome != Outcome::error) {
+        s.chosen = static_cast<int>(i);
+        s.entry = element_of(s.candidates[i], s.name);
+        s.shell_argv = sh.argv;
+        return viash;
+      }
+    }
     if (p->outcome == Outcome::error && p->err == EACCES) {
       if (!eacces) eacces = std::move(*p), eacces_at = static_cast<int>(i);
       continue;

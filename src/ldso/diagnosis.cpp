@@ -5,6 +5,7 @@
 // elf/dl-version.c match_symbol() "version `%s' not found (required by %s)",
 // sysdeps/x86/dl-prop.h "CPU ISA level is lower than required".
 #include <cstdio>
+#include <utility>
 
 #include "procforge/ldso.hpp"
 
@@ -71,7 +72,11 @@ Diagnosis missing_version(const Prediction& p, const LoaderError& e, const Syste
   const std::string name = lib ? lib->name : e.object.substr(e.object.rfind('/') + 1);
   const std::string path = lib && lib->path ? *lib->path : e.object;
   int major = 0, minor = 0;
-  if (version.rfind("GLIBC_", 0) == 0 && std::sscanf(version.c_str() + 6, "%d.%d", &major, &minor) == 2) {
+  // Only a version newer than the system's glibc means "built on a newer
+  // system"; an older one missing means an older libc.so.6 was found first
+  // (LD_LIBRARY_PATH, RPATH), which the generic words below say.
+  if (version.rfind("GLIBC_", 0) == 0 && std::sscanf(version.c_str() + 6, "%d.%d", &major, &minor) == 2 &&
+      std::make_pair(major, minor) > std::make_pair(sys.glibc_major, sys.glibc_minor)) {
     const std::string ours = std::to_string(sys.glibc_major) + "." + std::to_string(sys.glibc_minor);
     const std::string needed = std::to_string(major) + "." + std::to_string(minor);
     return {requirer + " needs glibc " + needed + " or newer (symbol version " + version + " of " + name +

@@ -90,8 +90,17 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how) {
   clock::time_point next = start + how.timeout.value_or(std::chrono::nanoseconds{});
   bool timed_out = false, killed = false;
 
+  // Passes on every signal queued so far (the signalfd is non-blocking).
+  auto pass_on = [&](bool to_group) {
+    signalfd_siginfo si;
+    if (sfd < 0) return;
+    while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+      if (to_group) (void)child.kill(static_cast<int>(si.ssi_signo), true);
+      else forward(child, si);
+    }
+  };
+
   for (;;) {
-    if (child.pidfd() < 0 && exited_without_reaping(child)) break;
     int wait_ms = -1;
     if (step_due) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(next - clock::now()).count();
@@ -105,11 +114,8 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how) {
       if (sfd >= 0) close(sfd);
       return e;
     }
-    if (n > 0 && (pfd[1].revents & POLLIN)) {
-      signalfd_siginfo si;
-      while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) forward(child, si);
-    }
-    if (n > 0 && (pfd[0].revents & POLLIN)) break;
+    if (n > 0 && (pfd[1].revents & POLLIN)) pass_on(false);
+    if (child.pidfd() >= 0 ? n > 0 && (pfd[0].revents & POLLIN) : exited_without_reaping(child)) break;
     if (step_due && clock::now() >= next) {
       step_due = false;
       if (!timed_out) {
@@ -122,16 +128,32 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how) {
       }
     }
   }
-  if (sfd >= 0) close(sfd);
-  // The leader went first: the rest of its group gets until kill_after too.
-  // The leader stays unreaped meanwhile, so its pid, the group's id, cannot
-  // be given to another process.
+  // The leader went first: the rest of its group gets until kill_after too,
+  // and the signals that arrive meanwhile go to it. The leader stays
+  // unreaped, so its pid, the group's id, cannot be given to another process.
   if (timed_out && !killed && step_due && child.leads_group()) {
-    while (group_has_others(child.pid()) && clock::now() < next) usleep(5000);
-    if (group_has_others(child.pid())) (void)child.kill(SIGKILL, true);
+    while (group_has_others(child.pid()) && clock::now() < next) {
+      struct pollfd pfd {sfd, POLLIN, 0};
+      if (poll(&pfd, sfd >= 0 ? 1 : 0, 5) > 0) pass_on(true);
+    }
+    if (group_has_others(child.pid())) {
+      (void)child.kill(SIGKILL, true);
+      killed = true;
+    }
   }
   auto exit = child.wait();
-  if (exit) exit->timed_out = timed_out;
+  // What arrives once the child is gone has no one to go to: it is taken
+  // from the queue here, so that the caller can unblock the signals.
+  if (sfd >= 0) {
+    signalfd_siginfo si;
+    while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    }
+    close(sfd);
+  }
+  if (exit) {
+    exit->timed_out = timed_out;
+    exit->killed_after_timeout = killed;
+  }
   return exit;
 }
 

@@ -20,7 +20,8 @@ using procforge::testsupport::run_command;
 struct Layout {
   const char* name;
   // Per directory a, b, c of PATH=a:b:c: what holds "pf-tool" there.
-  // 'x' an executable script, 'r' a file without x bits, 'd' a directory, '-' nothing.
+  // 'x' an executable script, 'r' a file without x bits, 'd' a directory,
+  // 'n' an executable without a #! line (execvp runs it with /bin/sh), '-' nothing.
   const char* dirs;
   const char* path;  // PATH, with a b c for the directories ("" element: the working directory)
 };
@@ -42,6 +43,7 @@ class PathSearch : public procforge::testing::TempDirTest, public ::testing::Wit
         case 'x': write(std::string(1, static_cast<char>('a' + i)) + "/pf-tool", "#!/bin/sh\necho \"$0\"\n", 0755); break;
         case 'r': write(std::string(1, static_cast<char>('a' + i)) + "/pf-tool", "#!/bin/sh\necho \"$0\"\n", 0644); break;
         case 'd': mkdir(f.c_str(), 0755); break;
+        case 'n': write(std::string(1, static_cast<char>('a' + i)) + "/pf-tool", "echo \"$0\"\n", 0755); break;
         default: break;
       }
     }
@@ -93,7 +95,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Layout{"only_not_executable_is_eacces", "r--", "a:b"},
                       Layout{"a_directory_is_passed_over", "dx-", "a:b"}, Layout{"nowhere_is_enoent", "---", "a:b"},
                       Layout{"empty_element_is_the_working_directory", "--x", "a::b"},
-                      Layout{"trailing_colon_is_the_working_directory", "--x", "a:"}),
+                      Layout{"trailing_colon_is_the_working_directory", "--x", "a:"},
+                      Layout{"no_format_is_run_by_sh", "n--", "a:b"}, Layout{"no_format_before_a_script", "nx-", "a:b"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(PathSearchCli, no_path_search_asks_the_literal_execve_question) {

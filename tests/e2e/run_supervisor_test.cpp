@@ -93,7 +93,9 @@ TEST_F(RunSupervisor, kill_after_kills_a_group_that_ignores_the_timeout_signal) 
   int status = run({"run", "--timeout", "200ms", "--kill-after", "300ms", "--", "/bin/sh", "-c",
                     "trap '' TERM; sleep 30 & echo $! > " + pidfile + "; wait; sleep 30"});
   const auto took = std::chrono::steady_clock::now() - t0;
-  EXPECT_EQ(status, 124) << err();
+  // As timeout(1) -k: 128+9 when SIGKILL was needed.
+  EXPECT_EQ(status, 128 + SIGKILL) << err();
+  EXPECT_NE(err().find("sent SIGTERM to its process group, then SIGKILL after 300ms"), std::string::npos) << err();
   EXPECT_GE(took, 500ms);
   pid_t bg = std::stoi(slurp(pidfile));
   EXPECT_TRUE(process_gone(bg)) << "the background sleep " << bg << " survived --kill-after";
@@ -105,6 +107,20 @@ TEST_F(RunSupervisor, kill_signal_chooses_the_timeout_signal) {
                     "trap 'echo got USR1; exit 5' USR1; sleep 30 & wait"});
   EXPECT_EQ(status, 124) << err();
   EXPECT_EQ(out(), "got USR1\n");
+}
+
+TEST_F(RunSupervisor, inherit_signals_gives_the_program_procforges_mask_not_the_forwarded_set) {
+  // procforge starts here with an empty mask (spawn's default); its forwarded
+  // signals are blocked only in procforge itself.
+  EXPECT_EQ(run({"run", "--inherit-signals", "--", "/bin/sh", "-c", "grep SigBlk /proc/self/status"}), 0) << err();
+  EXPECT_EQ(out(), "SigBlk:\t0000000000000000\n");
+  EXPECT_EQ(run({"run", "--inherit-signals", "--timeout", "300ms", "--", "/bin/sleep", "30"}), 124) << err();
+}
+
+TEST_F(RunSupervisor, a_real_time_timeout_signal_is_named_by_number_and_the_report_follows) {
+  EXPECT_EQ(run({"run", "--report", "--timeout", "200ms", "--kill-signal", "40", "--", "/bin/sleep", "30"}), 124);
+  EXPECT_NE(err().find("timed out after 200ms; sent signal 40 to its process group\n"), std::string::npos) << err();
+  EXPECT_NE(err().find("strategy"), std::string::npos) << "the report after the message: " << err();
 }
 
 TEST_F(RunSupervisor, foreground_signals_the_program_only) {
