@@ -1,6 +1,7 @@
 #include "cli/env.hpp"
 
 #include <cstring>
+#include <iostream>
 
 extern char** environ;
 
@@ -55,6 +56,21 @@ std::string loader_failure(const exec::Request& req, const Error& e) {
   const std::string words = e.err ? exec_failure_words(req, e.err) : "";
   if (words.empty()) return e.message + "\n";
   return "execve " + req.path + ": " + errno_name(e.err) + " (" + std::strerror(e.err) + ")\n" + words;
+}
+
+std::optional<int> resolve_command(const std::string& subcommand, exec::Request& req) {
+  auto found = command_request(req);
+  if (found) {
+    req = *found;
+    return std::nullopt;
+  }
+  if (found.error().err != ENOENT) {
+    std::cerr << "procforge " << subcommand << ": " << found.error().message << "\n";
+    return 2;
+  }
+  std::cerr << "procforge " << subcommand << ": execve " << req.path << ": ENOENT (No such file or directory)\n  why  "
+            << found.error().message << "\n";
+  return 127;
 }
 
 }  // namespace procforge::cli

@@ -21,6 +21,10 @@ std::vector<std::string> edited_environment(bool clear, const std::vector<std::s
 // With the /bin/sh retry of a file the kernel cannot run, req's path and argv
 // become /bin/sh's.
 Result<exec::Request> command_request(const exec::Request& req);
+// command_request() for SUBCOMMAND: REQ becomes the exec to make, or the
+// failure is printed ("procforge SUBCOMMAND: ...") and its exit status
+// returned: 127 not found, 2 when the question could not be answered.
+std::optional<int> resolve_command(const std::string& subcommand, exec::Request& req);
 
 // After an exec of REQ failed with ERR: explain's why and fix for it, as
 // "  why  ...\n  fix  ...\n" ("" when the model does not predict ERR).

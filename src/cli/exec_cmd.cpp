@@ -42,17 +42,7 @@ int run_exec(const ExecOptions& o, std::vector<std::string> command) {
   }
   lo.request.path = command.front();
   lo.request.argv = command;
-  auto found = command_request(lo.request);
-  if (!found && found.error().err != ENOENT) {
-    std::cerr << "procforge exec: " << found.error().message << "\n";
-    return kExitCannot;
-  }
-  if (!found) {
-    std::cerr << "procforge exec: execve " << command.front() << ": ENOENT (No such file or directory)\n  why  "
-              << found.error().message << "\n";
-    return 127;
-  }
-  lo.request = *found;
+  if (auto failed = resolve_command("exec", lo.request)) return *failed;
   lo.randomize = !o.no_aslr;
   lo.set_mm = !o.no_set_mm;
   const bool color = o.steps && isatty(STDERR_FILENO);

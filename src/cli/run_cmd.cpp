@@ -350,17 +350,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     loader::Options lo;
     lo.for_child = true;
     lo.request = exec_request(opts, command);
-    auto found = command_request(lo.request);
-    if (!found && found.error().err != ENOENT) {
-      std::cerr << "procforge run: " << found.error().message << "\n";
-      return kExitCannot;
-    }
-    if (!found) {
-      std::cerr << "procforge run: execve " << command.front() << ": ENOENT (No such file or directory)\n  why  "
-                << found.error().message << "\n";
-      return kExitNotFound;
-    }
-    lo.request = *found;
+    if (auto failed = resolve_command("run", lo.request)) return *failed;
     // Take the identity last, in the stub, after the exe link is set.
     lo.become_uid = opts.uid;
     lo.become_gid = opts.gid;
