@@ -101,15 +101,17 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
 // same "loader" object as explain --json gives for one file. Relocations are
 // not counted here: a batch must stay as cheap as the search.
 struct BatchLoader {
+  bool ran = false;  // the program starts through ld.so
   std::string columns = "-\t-";
-  nlohmann::json json = nullptr;
+  nlohmann::json json = nullptr;  // only when asked for
   std::optional<ldso::Prediction> prediction;
 };
 
-BatchLoader batch_loader(const exec::Request& req, const exec::Prediction& p) {
+BatchLoader batch_loader(const exec::Request& req, const exec::Prediction& p, bool json) {
   BatchLoader b;
   auto lreq = loader_request(req, p, /*relocations=*/false);
   if (!lreq) return b;
+  b.ran = true;
   auto lp = ldso::resolve(*lreq, loader_system());
   if (!lp) {
     b.columns = "-\tloader: not predicted: " + lp.error().message;
@@ -118,7 +120,7 @@ BatchLoader batch_loader(const exec::Request& req, const exec::Prediction& p) {
   }
   const std::string count = std::to_string(lp->objects.size()) + " objects";
   b.columns = count + (lp->error ? "\tloader: " + lp->error->object + ": " + lp->error->message : "\tloader: ok");
-  b.json = render_loader_json(lreq->program, *lp);
+  if (json) b.json = render_loader_json(lreq->program, *lp);
   b.prediction = std::move(*lp);
   return b;
 }
@@ -159,9 +161,9 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
       out = line + "\terror\t" + r.error().message;
       if (o.json) out = nlohmann::json{{"path", line}, {"error", r.error().message}}.dump();
     } else {
-      const BatchLoader loader = batch_loader(req, *r);
+      const BatchLoader loader = batch_loader(req, *r, o.json);
       const Verdict v = start_verdict(*r, loader.prediction ? &*loader.prediction : nullptr);
-      loaded += !loader.json.is_null();
+      loaded += loader.ran;
       loader_fails += v.outcome == "ldso_fails";
       fails += v.fails();
       if (o.json) {
