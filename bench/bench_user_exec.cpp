@@ -164,10 +164,11 @@ class RatioReporter : public benchmark::ConsoleReporter {
     for (auto& [target, p] : pairs_) {
       // The ratio of the two medians shown (the "ratio" counter is per repetition).
       std::printf("ratio user_exec/kernel_exec %s %.2fx  (kernel %.0f us, user %.0f us; spawn's fork strategy both)\n",
-                  target.c_str(), p["kernel_us"] > 0 ? p["user_us"] / p["kernel_us"] : 0.0, p["kernel_us"], p["user_us"]);
+                  target.c_str(), p["kernel_us"] > 0 ? p["user_us"] / p["kernel_us"] : 0.0, p["kernel_us"],
+                  p["user_us"]);
       if (auto c = clone3_.find(target); c != clone3_.end() && c->second > 0)
-        std::printf("  contrast: execve from spawn's default clone3 %.0f us (the user side is %.2fx that)\n",
-                    c->second, p["user_us"] / c->second);
+        std::printf("  contrast: execve from spawn's default clone3 %.0f us (the user side is %.2fx that)\n", c->second,
+                    p["user_us"] / c->second);
     }
   }
 
@@ -183,8 +184,7 @@ int main(int argc, char** argv) {
                               {"bin_true", "/bin/true", {"true"}}};
   if (::access("/usr/bin/appstreamcli", X_OK) == 0)
     targets.push_back({"libs56_appstreamcli", "/usr/bin/appstreamcli", {"appstreamcli", "--version"}});
-  else
-    std::fprintf(stderr, "skipping the 40+ library target: /usr/bin/appstreamcli not installed\n");
+  else std::fprintf(stderr, "skipping the 40+ library target: /usr/bin/appstreamcli not installed\n");
   if (devnull() < 0) {
     std::fprintf(stderr, "opening /dev/null failed\n");
     return 1;
@@ -195,7 +195,9 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("kernel_exec_clone3" + n).c_str(), kernel_exec_clone3, t)
         ->Unit(benchmark::kMicrosecond)
         ->UseRealTime();
-    benchmark::RegisterBenchmark(("prepare_only" + n).c_str(), prepare_only, t)->Unit(benchmark::kMicrosecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("prepare_only" + n).c_str(), prepare_only, t)
+        ->Unit(benchmark::kMicrosecond)
+        ->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);
   RatioReporter reporter;

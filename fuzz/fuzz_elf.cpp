@@ -30,8 +30,8 @@ std::span<const std::uint8_t> g_input;  // the bytes under test
 
 // [off, off + len) names bytes of the input.
 void check_in_file(std::uint64_t off, std::uint64_t len, const char* what) {
-  FUZZ_CHECK(range_fits(off, len, g_input.size()), "{} at {:#x}+{:#x} is outside the {:#x}-byte file", what, off,
-             len, g_input.size());
+  FUZZ_CHECK(range_fits(off, len, g_input.size()), "{} at {:#x}+{:#x} is outside the {:#x}-byte file", what, off, len,
+             g_input.size());
 }
 
 // Folds a view the reader returned into a checksum, after checking that it
@@ -41,8 +41,8 @@ std::uint64_t touch(std::span<const std::uint8_t> s) {
     const auto begin = reinterpret_cast<std::uintptr_t>(g_input.data());
     const auto at = reinterpret_cast<std::uintptr_t>(s.data());
     FUZZ_CHECK(at >= begin && at - begin <= g_input.size() && s.size() <= g_input.size() - (at - begin),
-               "a returned view of {} bytes at input+{:#x} is outside the {:#x}-byte input", s.size(),
-               at - begin, g_input.size());
+               "a returned view of {} bytes at input+{:#x} is outside the {:#x}-byte input", s.size(), at - begin,
+               g_input.size());
   }
   std::uint64_t h = s.size();
   for (auto b : s) h = h * 31 + b;
@@ -68,8 +68,8 @@ std::uint64_t status(const procforge::Result<T>& r) {
 
 auto fields(const Header& h) {
   return std::tie(h.ei_class, h.ei_data, h.ei_version, h.ei_osabi, h.ei_abiversion, h.is64, h.big_endian, h.type,
-                  h.machine, h.version, h.entry, h.phoff, h.shoff, h.flags, h.ehsize, h.phentsize, h.phnum,
-                  h.shentsize, h.shnum, h.shstrndx);
+                  h.machine, h.version, h.entry, h.phoff, h.shoff, h.flags, h.ehsize, h.phentsize, h.phnum, h.shentsize,
+                  h.shnum, h.shstrndx);
 }
 
 template <class T>
@@ -126,8 +126,8 @@ void check_header(std::span<const std::uint8_t> bytes, const procforge::Result<F
   FUZZ_CHECK(fields(got) == fields(expected),
              "header differs from <elf.h>'s: e_type {:#x}/{:#x} e_phoff {:#x}/{:#x} e_phnum {}/{} e_shnum {}/{} "
              "e_shstrndx {}/{}",
-             got.type, expected.type, got.phoff, expected.phoff, got.phnum, expected.phnum, got.shnum,
-             expected.shnum, got.shstrndx, expected.shstrndx);
+             got.type, expected.type, got.phoff, expected.phoff, got.phnum, expected.phnum, got.shnum, expected.shnum,
+             got.shstrndx, expected.shstrndx);
 }
 
 }  // namespace

@@ -42,27 +42,24 @@ void check_mappings(const Prediction& p) {
   std::vector<const Mapping*> known;
   for (const auto& m : p.plan->mappings) {
     if (!m.address_known) continue;
-    FUZZ_CHECK(m.start % kPage == 0 && m.end % kPage == 0, "{} [{:#x}, {:#x}) is not page aligned", m.object,
-               m.start, m.end);
-    FUZZ_CHECK(m.start <= m.end && m.end <= task_size, "{} [{:#x}, {:#x}) is outside [0, {:#x})", m.object,
-               m.start, m.end, task_size);
+    FUZZ_CHECK(m.start % kPage == 0 && m.end % kPage == 0, "{} [{:#x}, {:#x}) is not page aligned", m.object, m.start,
+               m.end);
+    FUZZ_CHECK(m.start <= m.end && m.end <= task_size, "{} [{:#x}, {:#x}) is outside [0, {:#x})", m.object, m.start,
+               m.end, task_size);
     if (m.start < m.end) known.push_back(&m);
   }
   std::sort(known.begin(), known.end(), [](auto* a, auto* b) { return a->start < b->start; });
   for (std::size_t i = 1; i < known.size(); ++i)
-    FUZZ_CHECK(known[i]->start >= known[i - 1]->end, "{} [{:#x}, {:#x}) overlaps {} [{:#x}, {:#x})",
-               known[i]->object, known[i]->start, known[i]->end, known[i - 1]->object, known[i - 1]->start,
-               known[i - 1]->end);
+    FUZZ_CHECK(known[i]->start >= known[i - 1]->end, "{} [{:#x}, {:#x}) overlaps {} [{:#x}, {:#x})", known[i]->object,
+               known[i]->start, known[i]->end, known[i - 1]->object, known[i - 1]->start, known[i - 1]->end);
 }
 
 void check(const Prediction& p) {
   switch (p.outcome) {
-    case Outcome::ok:
-      check_mappings(p);
-      break;
+    case Outcome::ok: check_mappings(p); break;
     case Outcome::error:
-      FUZZ_CHECK(p.err > 0 && p.err < 4096 && strerrorname_np(p.err) != nullptr,
-                 "an error with errno {} (step \"{}\")", p.err, p.failed_step);
+      FUZZ_CHECK(p.err > 0 && p.err < 4096 && strerrorname_np(p.err) != nullptr, "an error with errno {} (step \"{}\")",
+                 p.err, p.failed_step);
       break;
     case Outcome::killed:
       FUZZ_CHECK(p.signal > 0 && p.signal < NSIG, "a kill by signal {} (step \"{}\")", p.signal, p.failed_step);

@@ -16,7 +16,7 @@ template <class... Args>
 }
 
 // Checks COND; on failure reports the condition's text and WHAT.
-#define FUZZ_CHECK(cond, ...)                                              \
-  do {                                                                     \
-    if (!(cond)) violated("{}: {}", #cond, fmt::format(__VA_ARGS__));      \
+#define FUZZ_CHECK(cond, ...)                                         \
+  do {                                                                \
+    if (!(cond)) violated("{}: {}", #cond, fmt::format(__VA_ARGS__)); \
   } while (0)

@@ -20,13 +20,13 @@
 namespace procforge::bench {
 
 enum class SpawnMethod {
-  procforge,       // spawn::spawn() with default Options (automatic strategy)
+  procforge,               // spawn::spawn() with default Options (automatic strategy)
   procforge_keep_ignored,  // the same with reset_signal_dispositions = false: what the exact reset costs
-  posix_spawn,     // glibc posix_spawn(), called directly
-  fork_exec,       // fork(); execve() in the child
-  vfork_exec,      // vfork(); execve() in the child
-  clone_baseline,  // clone(CLONE_VM|CLONE_VFORK) on a static stack; execve + _exit(127)
-  clone_pidfd_baseline,  // the same with CLONE_PIDFD, waitid(P_PIDFD) and close: the floor with a pidfd handle
+  posix_spawn,             // glibc posix_spawn(), called directly
+  fork_exec,               // fork(); execve() in the child
+  vfork_exec,              // vfork(); execve() in the child
+  clone_baseline,          // clone(CLONE_VM|CLONE_VFORK) on a static stack; execve + _exit(127)
+  clone_pidfd_baseline,    // the same with CLONE_PIDFD, waitid(P_PIDFD) and close: the floor with a pidfd handle
 };
 const char* method_name(SpawnMethod m);  // "procforge", "posix_spawn", "fork+exec", ...
 
@@ -36,14 +36,14 @@ struct SpawnTarget {
 };
 
 struct SpawnBenchConfig {
-  std::vector<SpawnMethod> methods{SpawnMethod::procforge,  SpawnMethod::procforge_keep_ignored,
-                                   SpawnMethod::posix_spawn, SpawnMethod::fork_exec,
-                                   SpawnMethod::vfork_exec, SpawnMethod::clone_baseline,
+  std::vector<SpawnMethod> methods{SpawnMethod::procforge,           SpawnMethod::procforge_keep_ignored,
+                                   SpawnMethod::posix_spawn,         SpawnMethod::fork_exec,
+                                   SpawnMethod::vfork_exec,          SpawnMethod::clone_baseline,
                                    SpawnMethod::clone_pidfd_baseline};
   std::vector<SpawnTarget> targets;
   std::vector<std::uint64_t> parent_rss_mib{0, 1024, 8192};  // measured in this order
-  int runs = 101;    // timed runs per (method, target, parent size)
-  int warmup = 3;    // untimed runs per (method, target) before each parent size
+  int runs = 101;                                            // timed runs per (method, target, parent size)
+  int warmup = 3;  // untimed runs per (method, target) before each parent size
   // fork+exec copies the parent's page tables: at parent_rss_mib >= this it
   // gets fork_runs(runs, rss) runs instead of `runs`.
   std::uint64_t fork_reduce_from_mib = 128;

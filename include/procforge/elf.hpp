@@ -38,8 +38,7 @@ class ByteView {
   [[nodiscard]] std::optional<std::span<const std::uint8_t>> sub(std::uint64_t off, std::uint64_t len) const;
   // NUL-terminated string starting at off, at most max_len bytes before the NUL;
   // nullopt when no NUL is found inside the view within max_len.
-  [[nodiscard]] std::optional<std::string_view> cstr(std::uint64_t off,
-                                                     std::size_t max_len = SIZE_MAX) const;
+  [[nodiscard]] std::optional<std::string_view> cstr(std::uint64_t off, std::size_t max_len = SIZE_MAX) const;
 
  private:
   std::span<const std::uint8_t> b_;
@@ -153,13 +152,13 @@ struct DynamicInfo {
   std::optional<std::string_view> soname;
   std::optional<std::string_view> rpath;
   std::optional<std::string_view> runpath;
-  std::vector<std::string_view> filters;     // DT_FILTER
-  std::vector<std::string_view> auxiliary;   // DT_AUXILIARY
-  std::vector<std::string_view> audit;       // DT_AUDIT / DT_DEPAUDIT
-  std::uint64_t flags = 0;                   // DT_FLAGS
-  std::uint64_t flags_1 = 0;                 // DT_FLAGS_1
-  bool bind_now = false;                     // DT_BIND_NOW or DF_BIND_NOW or DF_1_NOW
-  bool textrel = false;                      // DT_TEXTREL or DF_TEXTREL
+  std::vector<std::string_view> filters;    // DT_FILTER
+  std::vector<std::string_view> auxiliary;  // DT_AUXILIARY
+  std::vector<std::string_view> audit;      // DT_AUDIT / DT_DEPAUDIT
+  std::uint64_t flags = 0;                  // DT_FLAGS
+  std::uint64_t flags_1 = 0;                // DT_FLAGS_1
+  bool bind_now = false;                    // DT_BIND_NOW or DF_BIND_NOW or DF_1_NOW
+  bool textrel = false;                     // DT_TEXTREL or DF_TEXTREL
 };
 
 enum class SymbolTable { dynsym, symtab };
@@ -214,8 +213,7 @@ class File {
 Result<Header> parse_header(std::span<const std::uint8_t> first_bytes);
 
 // Decodes a program header table already read into memory.
-Result<std::vector<ProgramHeader>> parse_program_headers(std::span<const std::uint8_t> table,
-                                                         const Header& h,
+Result<std::vector<ProgramHeader>> parse_program_headers(std::span<const std::uint8_t> table, const Header& h,
                                                          std::uint64_t table_file_offset);
 
 // Names for printing: "ET_DYN", "EM_X86_64", "PT_LOAD", "DT_NEEDED"...; "0x<hex>" when unknown.

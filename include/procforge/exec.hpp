@@ -56,7 +56,7 @@ struct SystemFacts {
   bool vdso = true;                      // AT_SYSINFO_EHDR present in our own auxv
   std::uint64_t vdso_size = 0;           // bytes of the [vdso] mapping (plus [vvar] before it)
   std::uint64_t vvar_size = 0;
-  bool ia32_emulation = true;            // CONFIG_IA32_EMULATION: compat_binfmt_elf runs i386 ELF files
+  bool ia32_emulation = true;  // CONFIG_IA32_EMULATION: compat_binfmt_elf runs i386 ELF files
   bool binfmt_misc_mounted = false;
   std::string binfmt_misc_dir = "/proc/sys/fs/binfmt_misc";
 
@@ -68,12 +68,12 @@ struct SystemFacts {
 // The random values the kernel draws during an exec. With them a prediction
 // under ASLR is exact: the user-space loader throws them itself.
 struct Dice {
-  std::uint64_t pie_rnd_pages = 0;    // arch_mmap_rnd() added to ELF_ET_DYN_BASE for a PIE
-  std::uint64_t mmap_rnd_pages = 0;   // arch_rnd() subtracted in mmap_base()
-  std::uint64_t stack_rnd_pages = 0;  // randomize_stack_top()
-  std::uint32_t setup_align = 0;      // arch_align_stack() in setup_arg_pages(), < 8192
-  std::uint32_t tables_align = 0;     // arch_align_stack() in create_elf_tables(), < 8192
-  std::uint64_t brk_rnd_pages = 0;    // randomize_page() for brk
+  std::uint64_t pie_rnd_pages = 0;              // arch_mmap_rnd() added to ELF_ET_DYN_BASE for a PIE
+  std::uint64_t mmap_rnd_pages = 0;             // arch_rnd() subtracted in mmap_base()
+  std::uint64_t stack_rnd_pages = 0;            // randomize_stack_top()
+  std::uint32_t setup_align = 0;                // arch_align_stack() in setup_arg_pages(), < 8192
+  std::uint32_t tables_align = 0;               // arch_align_stack() in create_elf_tables(), < 8192
+  std::uint64_t brk_rnd_pages = 0;              // randomize_page() for brk
   std::array<std::uint8_t, 16> random_bytes{};  // AT_RANDOM
   std::optional<std::uint64_t> vdso_base;       // keep this existing vDSO instead of mapping one
   std::optional<std::uint64_t> mmap_base;       // use this mmap base (the process's own) instead of drawing one
@@ -83,14 +83,14 @@ struct Dice {
 };
 
 struct Request {
-  std::string path;                // as passed to execve
-  std::vector<std::string> argv;   // as passed; may be empty
-  bool argv_null = false;          // execve(path, NULL, ...) (same effect as empty)
+  std::string path;               // as passed to execve
+  std::vector<std::string> argv;  // as passed; may be empty
+  bool argv_null = false;         // execve(path, NULL, ...) (same effect as empty)
   std::vector<std::string> envp;
-  std::string cwd;                 // empty = the caller's cwd
+  std::string cwd;  // empty = the caller's cwd
   Credentials creds = Credentials::current();
   std::uint64_t rlimit_stack = 8ull << 20;  // soft RLIMIT_STACK in bytes (RLIM_INFINITY allowed)
-  bool addr_no_randomize = false;  // personality(ADDR_NO_RANDOMIZE)
+  bool addr_no_randomize = false;           // personality(ADDR_NO_RANDOMIZE)
   // Files open for writing (ETXTBSY). Null: scanned from /proc when first
   // needed. A batch of predictions shares one scan.
   const OpenWriters* writers = nullptr;
@@ -134,51 +134,51 @@ struct ChainLink {
 };
 
 struct Mapping {
-  std::string object;           // file path, "[bss]", "[heap]", "[stack]", "[vdso]"
-  std::uint64_t start = 0;      // absolute when address_known, else relative to base_symbol
+  std::string object;       // file path, "[bss]", "[heap]", "[stack]", "[vdso]"
+  std::uint64_t start = 0;  // absolute when address_known, else relative to base_symbol
   std::uint64_t end = 0;
-  int prot = 0;                 // PROT_READ | PROT_WRITE | PROT_EXEC
+  int prot = 0;  // PROT_READ | PROT_WRITE | PROT_EXEC
   std::uint64_t file_offset = 0;
   bool file_backed = false;
-  bool address_known = false;   // false: start/end are offsets from base_symbol
-  std::string base_symbol;      // "exec_base", "interp_base", "stack_top", "mmap area"
-  std::string note;             // "bss: zero-filled from 0x...", "tail of last file page zeroed"
+  bool address_known = false;  // false: start/end are offsets from base_symbol
+  std::string base_symbol;     // "exec_base", "interp_base", "stack_top", "mmap area"
+  std::string note;            // "bss: zero-filled from 0x...", "tail of last file page zeroed"
 };
 
 struct AuxvEntry {
   std::uint64_t type = 0;
-  std::string name;                     // "AT_PHDR"
-  std::optional<std::uint64_t> value;   // when predictable with the given randomisation
-  std::string describe;                 // "exec_base + 0x40", "random", "vDSO base"
+  std::string name;                    // "AT_PHDR"
+  std::optional<std::uint64_t> value;  // when predictable with the given randomisation
+  std::string describe;                // "exec_base + 0x40", "random", "vDSO base"
 };
 
 // Where the new image's bits go; addresses known when randomisation is off
 // (or for ET_EXEC segments, which never move).
 struct Plan {
-  std::string exe;            // the ELF the kernel loads (final link of the chain)
-  std::uint16_t exe_type = 0; // ET_EXEC / ET_DYN
+  std::string exe;             // the ELF the kernel loads (final link of the chain)
+  std::uint16_t exe_type = 0;  // ET_EXEC / ET_DYN
   std::optional<std::string> interp;
   bool exe_randomized = false, interp_randomized = false, stack_randomized = false;
   std::optional<std::uint64_t> exe_base;     // load bias
   std::optional<std::uint64_t> interp_base;  // AT_BASE
   std::uint64_t exe_align = 4096;
-  std::uint64_t entry_offset = 0;            // entry relative to the base of the object it is in
+  std::uint64_t entry_offset = 0;  // entry relative to the base of the object it is in
   bool entry_in_interp = false;
-  std::optional<std::uint64_t> entry;        // first instruction executed
-  std::optional<std::uint64_t> brk;          // start_brk when known
+  std::optional<std::uint64_t> entry;  // first instruction executed
+  std::optional<std::uint64_t> brk;    // start_brk when known
   std::string brk_rule;
   bool executable_stack = false;
-  std::uint64_t stack_top = 0;               // before randomisation: 0x7ffffffff000
+  std::uint64_t stack_top = 0;  // before randomisation: 0x7ffffffff000
   std::vector<Mapping> mappings;
   std::vector<AuxvEntry> auxv;
   // Initial stack, from the top: bytes used by strings and by the pointer area.
   std::uint64_t stack_strings_bytes = 0;
   std::uint64_t stack_pointers_bytes = 0;
   std::string execfn;
-  std::vector<std::string> stack_layout;     // human-readable top-down description
+  std::vector<std::string> stack_layout;  // human-readable top-down description
   // Exact only when addresses are known (no ASLR, or Request::dice):
-  std::optional<std::uint64_t> rsp;          // stack pointer at entry (points at argc)
-  std::uint64_t stack_vma_start = 0;         // the [stack] mapping is [stack_vma_start, stack_top)
+  std::optional<std::uint64_t> rsp;   // stack pointer at entry (points at argc)
+  std::uint64_t stack_vma_start = 0;  // the [stack] mapping is [stack_vma_start, stack_top)
   // create_elf_tables()'s bytes when Request::want_stack_image, in the two
   // pieces the kernel writes: [rsp, rsp + stack_tables.size()) (argc, the
   // pointer arrays, auxv, AT_RANDOM's bytes, the platform string) and
@@ -198,19 +198,19 @@ struct Plan {
 
 struct Prediction {
   Outcome outcome = Outcome::ok;
-  int err = 0;                      // errno when outcome == error
-  int signal = 0;                   // SIGSEGV when outcome == killed
+  int err = 0;                               // errno when outcome == error
+  int signal = 0;                            // SIGSEGV when outcome == killed
   bool killed_at_first_instruction = false;  // exec succeeded but the entry faults
-  std::string failed_step;          // the step that decided a failure
+  std::string failed_step;                   // the step that decided a failure
   std::string failed_object;
-  std::string diagnosis;            // plain words: what is wrong
-  std::string fix;                  // what to do
-  std::vector<std::string> argv;    // what the final image receives (also on failure: as far as built)
+  std::string diagnosis;          // plain words: what is wrong
+  std::string fix;                // what to do
+  std::vector<std::string> argv;  // what the final image receives (also on failure: as far as built)
   std::vector<ChainLink> chain;
   std::vector<Check> checks;
   std::vector<std::string> rules_applied;  // version-dependent rules: "phdr table limit 65536 (>= 6.13)"
-  std::optional<Plan> plan;         // when the kernel gets to loading an ELF
-  std::optional<elf::Header> elf_header;                 // of the final ELF
+  std::optional<Plan> plan;                // when the kernel gets to loading an ELF
+  std::optional<elf::Header> elf_header;   // of the final ELF
   std::vector<elf::ProgramHeader> elf_phdrs;
 };
 

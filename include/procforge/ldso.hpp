@@ -29,17 +29,18 @@ namespace procforge::ldso {
 struct SystemInfo {
   std::string ldso_path = "/lib64/ld-linux-x86-64.so.2";
   int glibc_major = 2, glibc_minor = 36;
-  std::vector<std::string> system_dirs;         // /lib/x86_64-linux-gnu/, /usr/lib/x86_64-linux-gnu/, /lib/, /usr/lib/ (with the trailing '/')
-  std::string lib = "lib";                      // $LIB (dl_dst_lib)
-  std::string platform = "x86_64";              // $PLATFORM (AT_PLATFORM, or glibc's own choice such as "haswell")
-  std::vector<std::string> hwcaps_subdirs;      // active glibc-hwcaps names, best first: x86-64-v3, x86-64-v2
-  int isa_level = 1;                            // x86-64 ISA level of this CPU (cpuid): 1 baseline .. 4 v4
-  std::uint64_t hwcap = 2;                      // GLRO(dl_hwcap): legacy hwcap bits (HWCAP_X86_64 = 2, AVX512_1 = 4)
-  std::uint64_t hwcap_mask = 6;                 // glibc.cpu.hwcap_mask (HWCAP_IMPORTANT by default)
-  std::string vdso_name = "linux-vdso.so.1";    // the vDSO's SONAME, a name DT_NEEDED could match
+  std::vector<std::string>
+      system_dirs;  // /lib/x86_64-linux-gnu/, /usr/lib/x86_64-linux-gnu/, /lib/, /usr/lib/ (with the trailing '/')
+  std::string lib = "lib";                    // $LIB (dl_dst_lib)
+  std::string platform = "x86_64";            // $PLATFORM (AT_PLATFORM, or glibc's own choice such as "haswell")
+  std::vector<std::string> hwcaps_subdirs;    // active glibc-hwcaps names, best first: x86-64-v3, x86-64-v2
+  int isa_level = 1;                          // x86-64 ISA level of this CPU (cpuid): 1 baseline .. 4 v4
+  std::uint64_t hwcap = 2;                    // GLRO(dl_hwcap): legacy hwcap bits (HWCAP_X86_64 = 2, AVX512_1 = 4)
+  std::uint64_t hwcap_mask = 6;               // glibc.cpu.hwcap_mask (HWCAP_IMPORTANT by default)
+  std::string vdso_name = "linux-vdso.so.1";  // the vDSO's SONAME, a name DT_NEEDED could match
   std::string cache_path = "/etc/ld.so.cache";
   std::string preload_path = "/etc/ld.so.preload";
-  bool from_ldso = false;                       // true when the facts came from the real ld.so
+  bool from_ldso = false;  // true when the facts came from the real ld.so
 
   static SystemInfo probe();
   // Built-in facts (Debian/Ubuntu multiarch x86_64) with this CPU's ISA level;
@@ -107,11 +108,11 @@ int cache_libcmp(std::string_view a, std::string_view b);
 
 // The object a DST is expanded for.
 struct DstContext {
-  std::optional<std::string> origin;  // $ORIGIN; nullopt when unknown
-  std::string lib;                    // $LIB
-  std::string platform;               // $PLATFORM
-  bool secure = false;                // AT_SECURE
-  bool is_executable = false;         // the main program (secure $ORIGIN must lie in a trusted dir)
+  std::optional<std::string> origin;      // $ORIGIN; nullopt when unknown
+  std::string lib;                        // $LIB
+  std::string platform;                   // $PLATFORM
+  bool secure = false;                    // AT_SECURE
+  bool is_executable = false;             // the main program (secure $ORIGIN must lie in a trusted dir)
   std::vector<std::string> trusted_dirs;  // system dirs, for the secure $ORIGIN check
 };
 
@@ -129,8 +130,7 @@ struct SearchDir {
 };
 // fillin_rpath(): split on any of SEPARATORS, expand DSTs, drop elements that
 // expand to nothing, keep empty elements (= cwd), remove duplicates.
-std::vector<SearchDir> split_search_path(std::string_view list, std::string_view separators,
-                                         const DstContext& ctx);
+std::vector<SearchDir> split_search_path(std::string_view list, std::string_view separators, const DstContext& ctx);
 // LD_LIBRARY_PATH (':' and ';'), expanded for the main program.
 std::vector<SearchDir> parse_library_path(std::string_view value, const DstContext& main_ctx);
 
@@ -139,16 +139,16 @@ std::vector<SearchDir> parse_library_path(std::string_view value, const DstConte
 // How an object was found (the rule that decided).
 enum class FoundBy {
   main_program,
-  interpreter,       // the dynamic linker itself (PT_INTERP)
-  preload_env,       // LD_PRELOAD
-  preload_file,      // /etc/ld.so.preload
-  slash_name,        // DT_NEEDED contains '/'
-  rpath,             // DT_RPATH of needed_by's loader chain
+  interpreter,   // the dynamic linker itself (PT_INTERP)
+  preload_env,   // LD_PRELOAD
+  preload_file,  // /etc/ld.so.preload
+  slash_name,    // DT_NEEDED contains '/'
+  rpath,         // DT_RPATH of needed_by's loader chain
   ld_library_path,
-  runpath,           // DT_RUNPATH of the object that needs it
+  runpath,  // DT_RUNPATH of the object that needs it
   ld_so_cache,
   default_dirs,
-  already_loaded,    // same name/SONAME already in the link map
+  already_loaded,  // same name/SONAME already in the link map
   not_found,
 };
 const char* found_by_name(FoundBy f);
@@ -157,21 +157,21 @@ const char* found_by_name(FoundBy f);
 // its dynamic section the way glibc 2.36 elf/do-rel.h walks it; the model is
 // src/ldso/relocations.hpp).
 struct Relocations {
-  std::uint64_t relative = 0;       // R_X86_64_RELATIVE entries plus DT_RELR addresses
-  std::uint64_t symbolic = 0;       // GLOB_DAT, R_X86_64_64... outside DT_JMPREL: each may need a symbol lookup
-  std::uint64_t plt = 0;            // JUMP_SLOT entries in DT_JMPREL (looked up at start-up only with bind_now)
-  std::uint64_t irelative = 0;      // IFUNC resolvers run at start-up
-  std::uint64_t tls = 0;            // DTPMOD64 / DTPOFF64 / TPOFF64 / TPOFF32
-  std::uint64_t copy = 0;           // R_X86_64_COPY
-  std::uint64_t symbol_lookups = 0; // _dl_lookup_symbol_x calls start-up makes for this object
-  bool textrel = false;             // DT_TEXTREL: text pages are made writable and relocated
-  bool bind_now = false;            // PLT bound eagerly (DT_BIND_NOW, DF_1_NOW or LD_BIND_NOW; always for ld.so)
-  std::uint64_t pages_dirtied = 0;  // distinct 4 KiB pages the relocations write (each a COW fault)
+  std::uint64_t relative = 0;        // R_X86_64_RELATIVE entries plus DT_RELR addresses
+  std::uint64_t symbolic = 0;        // GLOB_DAT, R_X86_64_64... outside DT_JMPREL: each may need a symbol lookup
+  std::uint64_t plt = 0;             // JUMP_SLOT entries in DT_JMPREL (looked up at start-up only with bind_now)
+  std::uint64_t irelative = 0;       // IFUNC resolvers run at start-up
+  std::uint64_t tls = 0;             // DTPMOD64 / DTPOFF64 / TPOFF64 / TPOFF32
+  std::uint64_t copy = 0;            // R_X86_64_COPY
+  std::uint64_t symbol_lookups = 0;  // _dl_lookup_symbol_x calls start-up makes for this object
+  bool textrel = false;              // DT_TEXTREL: text pages are made writable and relocated
+  bool bind_now = false;             // PLT bound eagerly (DT_BIND_NOW, DF_1_NOW or LD_BIND_NOW; always for ld.so)
+  std::uint64_t pages_dirtied = 0;   // distinct 4 KiB pages the relocations write (each a COW fault)
 };
 
 struct Object {
-  std::string name;                // as requested (DT_NEEDED string, preload entry)
-  std::optional<std::string> path; // where it was found; null when not found
+  std::string name;                 // as requested (DT_NEEDED string, preload entry)
+  std::optional<std::string> path;  // where it was found; null when not found
   FoundBy found_by = FoundBy::not_found;
   std::string found_via;           // the directory / cache entry / RPATH owner, for the explanation
   std::string needed_by;           // the object whose DT_NEEDED named it ("" for preloads)
@@ -212,10 +212,10 @@ Diagnosis diagnose(const struct Prediction& p, const SystemInfo& sys);
 std::string missing_object_fix(const std::string& name);
 
 struct Request {
-  std::string program;                  // path as the kernel would run it (already resolved)
-  std::vector<std::string> envp;        // LD_LIBRARY_PATH, LD_PRELOAD, ... come from here
-  std::string cwd;                      // empty = the caller's
-  bool secure = false;                  // AT_SECURE (setuid...): ignores unsafe env, restricts paths
+  std::string program;            // path as the kernel would run it (already resolved)
+  std::vector<std::string> envp;  // LD_LIBRARY_PATH, LD_PRELOAD, ... come from here
+  std::string cwd;                // empty = the caller's
+  bool secure = false;            // AT_SECURE (setuid...): ignores unsafe env, restricts paths
   // Models `LDSO PROGRAM` (ld.so run as a command; with
   // LD_TRACE_LOADED_OBJECTS=1 this is what ldd runs) instead of the kernel
   // starting PROGRAM with its PT_INTERP: the main program's $ORIGIN comes
@@ -241,7 +241,7 @@ struct Prediction {
   // lines other than the error, as ld.so prints them ("ARGV0: OBJECT: no
   // version information available (required by X)"), in the order printed.
   std::vector<std::string> warnings;
-  bool dynamic = true;               // false: the program has no PT_DYNAMIC (ld.so has nothing to do)
+  bool dynamic = true;                    // false: the program has no PT_DYNAMIC (ld.so has nothing to do)
   std::vector<std::string> library_path;  // LD_LIBRARY_PATH as ld.so uses it (after DSTs)
   // With Request::relocations: the main program's relocation work, and an
   // ESTIMATE of ld.so's start-up time for the whole link map (main program,

@@ -28,16 +28,16 @@
 namespace procforge::loader {
 
 struct Step {
-  std::string stage;   // "dispatch", "map", "stack", "auxv", "entry", ...
+  std::string stage;  // "dispatch", "map", "stack", "auxv", "entry", ...
   std::string detail;
 };
 
 struct Options {
   exec::Request request;
-  bool randomize = true;  // throw the kernel's dice; false: as under ADDR_NO_RANDOMIZE
-  bool set_mm = true;     // prctl(PR_SET_MM_MAP) for exe, brk, arg/env/auxv ranges when permitted
+  bool randomize = true;                     // throw the kernel's dice; false: as under ADDR_NO_RANDOMIZE
+  bool set_mm = true;                        // prctl(PR_SET_MM_MAP) for exe, brk, arg/env/auxv ranges when permitted
   std::function<void(const Step&)> on_step;  // called as each step is decided
-  bool record_steps = false;  // keep every step for steps() (on_step alone does not need it)
+  bool record_steps = false;                 // keep every step for steps() (on_step alone does not need it)
   // Keep the exec model's whole answer for prediction(). A caller that only
   // runs the program can drop it: prepare() then frees it before returning,
   // instead of the Prepared's destructor freeing it after the caller's

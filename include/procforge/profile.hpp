@@ -37,25 +37,25 @@ namespace procforge::profile {
 
 enum class Phase { spawn, exec, ldso_start, load_relocate, constructors, libc_init, main, exit_handlers, teardown };
 inline constexpr int kPhaseCount = 9;
-const char* phase_name(Phase p);         // "spawn", "exec", "ld.so start", "load+relocate", ...
-const char* phase_boundary(Phase p);     // what ends the phase: "PTRACE_EVENT_EXEC", "_dl_debug_state RT_ADD", ...
+const char* phase_name(Phase p);      // "spawn", "exec", "ld.so start", "load+relocate", ...
+const char* phase_boundary(Phase p);  // what ends the phase: "PTRACE_EVENT_EXEC", "_dl_debug_state RT_ADD", ...
 
 // What one run measured for one phase (deltas between the stop that starts
 // it and the stop that ends it).
 struct PhaseSample {
   Phase phase{};
-  bool present = false;      // the boundary exists for this program and was reached
-  std::string merged_into;   // non-empty: the boundary does not exist and the time is in that phase
-  double wall_us = 0;        // CLOCK_MONOTONIC, tracee running (tracer pauses excluded)
-  double cpu_us = 0;         // /proc/PID/schedstat sum_exec_runtime
+  bool present = false;                 // the boundary exists for this program and was reached
+  std::string merged_into;              // non-empty: the boundary does not exist and the time is in that phase
+  double wall_us = 0;                   // CLOCK_MONOTONIC, tracee running (tracer pauses excluded)
+  double cpu_us = 0;                    // /proc/PID/schedstat sum_exec_runtime
   std::int64_t minflt = 0, majflt = 0;  // /proc/PID/stat (teardown: wait4 rusage minus the last /proc value)
   std::int64_t vcsw = 0, nvcsw = 0;     // /proc/PID/status voluntary/nonvoluntary_ctxt_switches
 };
 
 // One object of the link map.
 struct LoadedObject {
-  std::string path;               // "" for the main program as ld.so names it; we put the exe path
-  std::uint64_t base = 0;         // l_addr
+  std::string path;                    // "" for the main program as ld.so names it; we put the exe path
+  std::uint64_t base = 0;              // l_addr
   std::optional<double> mapped_at_us;  // la_objopen, microseconds after la_activity(ADD) (audit)
   std::optional<double> load_us;       // la_objopen(this) - la_objopen(previous) (audit)
   // Relocation work read from the file (ldso::analyze_relocations) and the
@@ -69,17 +69,17 @@ enum class RunEnd { exited, killed, timed_out };
 struct Run {
   bool traced = true;
   std::vector<PhaseSample> phases;  // all kPhaseCount, pipeline order (traced runs)
-  double wall_us = 0;        // fork to reap, as the tracer saw it
-  double paused_us = 0;      // time the tracee sat in ptrace stops while the tracer worked
-  double tracee_wall_us = 0; // wall_us - paused_us
-  int stops = 0;             // ptrace stops taken
+  double wall_us = 0;               // fork to reap, as the tracer saw it
+  double paused_us = 0;             // time the tracee sat in ptrace stops while the tracer worked
+  double tracee_wall_us = 0;        // wall_us - paused_us
+  int stops = 0;                    // ptrace stops taken
   RunEnd end = RunEnd::exited;
-  int status = 0;            // exit status or signal
-  Phase last_phase = Phase::spawn;     // the phase running when the process ended
+  int status = 0;                                     // exit status or signal
+  Phase last_phase = Phase::spawn;                    // the phase running when the process ended
   std::int64_t rusage_minflt = 0, rusage_majflt = 0;  // wait4(), minus waited-for children's
-  std::int64_t child_minflt = 0;  // faults of children the program waited for (/proc cminflt)
+  std::int64_t child_minflt = 0;                      // faults of children the program waited for (/proc cminflt)
   double rusage_cpu_us = 0;
-  std::vector<LoadedObject> objects;   // traced runs with a dynamic linker
+  std::vector<LoadedObject> objects;  // traced runs with a dynamic linker
   // LD_AUDIT timestamps (CLOCK_MONOTONIC ns, absolute) when the module ran.
   std::optional<std::int64_t> audit_add_ns, audit_consistent_ns, audit_preinit_ns;
   // ptrace stop/resume times (CLOCK_MONOTONIC ns) at RT_ADD and RT_CONSISTENT,
@@ -104,11 +104,11 @@ Stats stats_of(std::vector<double> values);
 struct PhaseStats {
   Phase phase{};
   std::string name;
-  bool present = false;       // in at least one run
+  bool present = false;  // in at least one run
   std::string merged_into;
   Stats wall_us, cpu_us;
   double minflt = 0, majflt = 0, vcsw = 0, nvcsw = 0;  // medians
-  std::string mechanism;      // how the boundary that ends it was found
+  std::string mechanism;                               // how the boundary that ends it was found
 };
 
 struct LibraryStats {
@@ -125,12 +125,12 @@ struct Options {
   bool inherit_env = true;
   int runs = 10;
   int warmup = 1;
-  bool untraced = true;            // also time untraced runs, interleaved, for the tracer's overhead
-  bool audit = true;               // load the LD_AUDIT module (dynamic programs)
-  std::string audit_module;        // path of procforge_audit.so; empty: no audit
-  bool keep_output = false;        // false: stdin/stdout /dev/null, stderr captured for messages
+  bool untraced = true;                      // also time untraced runs, interleaved, for the tracer's overhead
+  bool audit = true;                         // load the LD_AUDIT module (dynamic programs)
+  std::string audit_module;                  // path of procforge_audit.so; empty: no audit
+  bool keep_output = false;                  // false: stdin/stdout /dev/null, stderr captured for messages
   std::chrono::milliseconds timeout{30000};  // per run; the tracee is killed (by pid) and reaped
-  std::string label;               // shown in progress and comparisons; default: the command line
+  std::string label;                         // shown in progress and comparisons; default: the command line
   // Drop the page cache before every measured run (sync, then
   // /proc/sys/vm/drop_caches = 1): a cold start. Needs root; it empties the
   // whole machine's page cache, so other programs slow down too.
@@ -144,19 +144,19 @@ struct Options {
 struct Profile {
   std::string label;
   std::vector<std::string> argv;
-  std::string program;              // resolved path of argv[0]
-  std::vector<std::string> chain;   // #! steps: script, interpreter (from exec::predict)
-  std::string image;                // the ELF actually running after exec (/proc/PID/exe)
-  std::string kind;                 // "dynamic (glibc ld.so)", "static", "static-pie", "dynamic (musl)", ...
-  std::string main_source;          // ".symtab main", "__libc_start_main %rdi", "not found"
-  std::vector<std::string> notes;   // merged phases, children not followed, killed runs ...
+  std::string program;             // resolved path of argv[0]
+  std::vector<std::string> chain;  // #! steps: script, interpreter (from exec::predict)
+  std::string image;               // the ELF actually running after exec (/proc/PID/exe)
+  std::string kind;                // "dynamic (glibc ld.so)", "static", "static-pie", "dynamic (musl)", ...
+  std::string main_source;         // ".symtab main", "__libc_start_main %rdi", "not found"
+  std::vector<std::string> notes;  // merged phases, children not followed, killed runs ...
   std::vector<Run> traced, untraced;
-  std::vector<PhaseStats> phases;   // kPhaseCount, pipeline order
-  Stats wall_us;                    // traced runs, fork to reap (raw)
-  Stats tracee_wall_us;             // traced runs minus the tracer's pauses
-  Stats untraced_wall_us;           // untraced runs (n == 0 when not asked)
-  double overhead_raw = 0;          // median traced raw / median untraced
-  double overhead_net = 0;          // median traced minus pauses / median untraced
+  std::vector<PhaseStats> phases;  // kPhaseCount, pipeline order
+  Stats wall_us;                   // traced runs, fork to reap (raw)
+  Stats tracee_wall_us;            // traced runs minus the tracer's pauses
+  Stats untraced_wall_us;          // untraced runs (n == 0 when not asked)
+  double overhead_raw = 0;         // median traced raw / median untraced
+  double overhead_net = 0;         // median traced minus pauses / median untraced
   std::vector<LibraryStats> libraries;
   double audit_load_relocate_us = 0;  // median of la_activity(ADD) -> la_activity(CONSISTENT), LD_AUDIT's own clock
 };

@@ -19,15 +19,13 @@ struct Error {
   Error(int e, std::string m) : err(e), message(std::move(m)) {}
 
   // Prefix the message with what the caller was doing ("reading /bin/ls: ...").
-  [[nodiscard]] Error with_context(const std::string& what) const {
-    return Error{err, what + ": " + message};
-  }
+  [[nodiscard]] Error with_context(const std::string& what) const { return Error{err, what + ": " + message}; }
 };
 
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}                   // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}                              // NOLINT: implicit by design
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   [[nodiscard]] bool ok() const { return v_.index() == 0; }

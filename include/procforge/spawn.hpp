@@ -57,10 +57,10 @@ struct Stdio {
 // fd actions run in order, after stdio and before close_other_fds.
 struct FdAction {
   enum class Kind { dup2, open, close } kind = Kind::dup2;
-  int fd = -1;          // target fd in the child
-  int source = -1;      // dup2: parent fd
-  std::string path;     // open
-  int flags = 0;        // open: open(2) flags (0 = O_RDONLY)
+  int fd = -1;       // target fd in the child
+  int source = -1;   // dup2: parent fd
+  std::string path;  // open
+  int flags = 0;     // open: open(2) flags (0 = O_RDONLY)
   mode_t mode = 0644;
 };
 
@@ -96,7 +96,7 @@ struct ExecResetsDone {
 };
 
 struct Options {
-  std::string path;               // program; searched in PATH when it has no '/' and search_path
+  std::string path;  // program; searched in PATH when it has no '/' and search_path
   bool search_path = true;
   std::vector<std::string> argv;  // argv[0] included; empty = {path}
   // Environment: the parent's (inherit_env) with edits, or exactly envp.
@@ -111,13 +111,13 @@ struct Options {
   bool close_other_fds = true;  // close_range(3, ~0) except keep_fds and fds set up above
   std::vector<int> keep_fds;    // inherited unchanged (close-on-exec cleared)
 
-  bool reset_signal_mask = true;           // empty mask unless signal_mask given
+  bool reset_signal_mask = true;  // empty mask unless signal_mask given
   std::optional<sigset_t> signal_mask;
-  bool reset_signal_dispositions = true;   // SIG_IGN -> SIG_DFL too (handlers always reset by exec)
-  std::vector<int> ignore_signals;         // set to SIG_IGN in the child
+  bool reset_signal_dispositions = true;  // SIG_IGN -> SIG_DFL too (handlers always reset by exec)
+  std::vector<int> ignore_signals;        // set to SIG_IGN in the child
 
   bool setsid = false;
-  std::optional<pid_t> process_group;  // 0 = own group
+  std::optional<pid_t> process_group;          // 0 = own group
   std::optional<std::string> controlling_tty;  // with setsid: open it and TIOCSCTTY
   std::optional<int> pdeathsig;
 
@@ -129,18 +129,19 @@ struct Options {
 
   std::optional<uid_t> uid;
   std::optional<gid_t> gid;
-  std::optional<std::vector<gid_t>> groups;  // default with uid/gid set: no supplementary groups
+  std::optional<std::vector<gid_t>> groups;             // default with uid/gid set: no supplementary groups
   std::optional<std::vector<int>> capability_bounding;  // keep only these in the bounding set
   std::vector<int> ambient_capabilities;
   bool no_new_privs = false;
   std::vector<std::uint64_t> seccomp_filter;  // struct sock_filter words, installed last before exec
 
-  int namespaces = 0;  // CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWTIME
+  int namespaces = 0;  // CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC |
+                       // CLONE_NEWCGROUP | CLONE_NEWTIME
   std::vector<IdMap> uid_map, gid_map;  // for CLONE_NEWUSER (default: current ids -> 0)
   bool mount_proc = true;               // with CLONE_NEWPID|CLONE_NEWNS: a fresh /proc
   std::string hostname;                 // with CLONE_NEWUTS
 
-  std::optional<std::string> cgroup;    // cgroup2 directory (created if missing) or v1 path
+  std::optional<std::string> cgroup;  // cgroup2 directory (created if missing) or v1 path
   CgroupLimits cgroup_limits;
 
   Strategy strategy = Strategy::automatic;
@@ -182,10 +183,10 @@ class Child {
   std::vector<std::string> cgroups_created;
 
   struct Exit {
-    bool exited = false;     // normal exit
-    int status = 0;          // exit status, or the signal number
+    bool exited = false;  // normal exit
+    int status = 0;       // exit status, or the signal number
     bool core_dumped = false;
-    bool timed_out = false;  // killed by wait()'s timeout, or supervise()'s timeout fired
+    bool timed_out = false;             // killed by wait()'s timeout, or supervise()'s timeout fired
     bool killed_after_timeout = false;  // supervise() had to send SIGKILL after kill_after
     struct rusage usage {};
     std::chrono::nanoseconds wall{};  // from spawn to exit

@@ -130,18 +130,22 @@ nlohmann::json render_bench_json(const bench::SpawnBenchReport& r, const bench::
 
 int bench_spawn(std::vector<std::string> args) {
   BenchOptions o;
-  CLI::App app{"Spawn+wait latency: procforge's default strategy against posix_spawn, fork, vfork and a clone "
-               "baseline",
-               "procforge bench spawn"};
+  CLI::App app{
+      "Spawn+wait latency: procforge's default strategy against posix_spawn, fork, vfork and a clone "
+      "baseline",
+      "procforge bench spawn"};
   app.add_flag("--json", o.json, "Machine-readable output");
-  app.add_option("--runs", o.runs, "Timed runs per strategy, target and parent size (fork+exec gets fewer at big "
-                                   "parents)")
+  app.add_option("--runs", o.runs,
+                 "Timed runs per strategy, target and parent size (fork+exec gets fewer at big "
+                 "parents)")
       ->check(CLI::PositiveNumber);
   app.add_option("--rss", o.rss, "Parent sizes in MiB of touched memory, comma-separated (default 0,1024,8192)");
-  app.add_option("--strategies", o.strategies, "Only these, comma-separated (procforge,procforge-keep-ign,posix_spawn,fork+exec,"
-                                               "vfork+exec,clone-baseline,clone+pidfd)");
-  app.add_option("--static-target", o.static_target, "The static target (default: the procforge-exit0 built "
-                                                      "with procforge)");
+  app.add_option("--strategies", o.strategies,
+                 "Only these, comma-separated (procforge,procforge-keep-ign,posix_spawn,fork+exec,"
+                 "vfork+exec,clone-baseline,clone+pidfd)");
+  app.add_option("--static-target", o.static_target,
+                 "The static target (default: the procforge-exit0 built "
+                 "with procforge)");
   app.add_option("--dynamic-target", o.dynamic_target, "The dynamic target (default /bin/true)");
   try {
     std::reverse(args.begin(), args.end());  // CLI11 takes a vector last-first
@@ -201,8 +205,9 @@ int bench_spawn(std::vector<std::string> args) {
 
 void add_bench(CLI::App& app, std::vector<Command>& commands) {
   auto* b = app.add_subcommand("bench", "Benchmarks: `procforge bench spawn [--json] [--runs N] [--rss LIST]`");
-  b->footer("Benchmarks:\n  spawn   spawn+wait latency by strategy, target and parent size "
-            "(`procforge bench spawn --help`)");
+  b->footer(
+      "Benchmarks:\n  spawn   spawn+wait latency by strategy, target and parent size "
+      "(`procforge bench spawn --help`)");
   commands.push_back({b, [b](std::vector<std::string> command) {
                         if (command.empty() || command.front() != "spawn") {
                           std::cerr << "procforge bench: name a benchmark: spawn\n" << b->help();

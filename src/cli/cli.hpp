@@ -12,9 +12,9 @@
 namespace procforge::cli {
 
 // Exit statuses of `procforge explain`.
-inline constexpr int kExitRuns = 0;      // execve would succeed and the image starts
-inline constexpr int kExitFails = 1;     // execve would fail, or the new image is killed
-inline constexpr int kExitCannot = 2;    // bad usage or the question cannot be answered
+inline constexpr int kExitRuns = 0;    // execve would succeed and the image starts
+inline constexpr int kExitFails = 1;   // execve would fail, or the new image is killed
+inline constexpr int kExitCannot = 2;  // bad usage or the question cannot be answered
 
 // The outcome of the whole start, the kernel's half and then ld.so's: the
 // headline of explain's text, the top-level "result" of its JSON and the
@@ -42,7 +42,6 @@ nlohmann::json render_json(const exec::Request& req, const exec::Prediction& p, 
 // status, chain; kBatchHeader names the columns (the loader's two follow).
 std::string render_line(const std::string& path, const exec::Prediction& p, const Verdict& v);
 inline constexpr const char* kBatchHeader = "# path\tresult\tdetail\tchain\tobjects\tloader";
-
 
 // The dynamic linker's half (render_loader.cpp): JSON "loader" and the text
 // section "dynamic linker".

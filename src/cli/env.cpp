@@ -13,7 +13,8 @@ std::vector<std::string> edited_environment(bool clear, const std::vector<std::s
   if (!clear)
     for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
   auto drop = [&](const std::string& key) {
-    std::erase_if(env, [&](const std::string& kv) { return kv.compare(0, key.size() + 1, key + "=") == 0 || kv == key; });
+    std::erase_if(env,
+                  [&](const std::string& kv) { return kv.compare(0, key.size() + 1, key + "=") == 0 || kv == key; });
   };
   for (const auto& k : unset) drop(k);
   for (const auto& kv : set) {

@@ -77,9 +77,10 @@ void add_exec(CLI::App& app, std::vector<Command>& commands) {
       ->allow_extra_args(false);
   ex->add_option("--unset", o->unset_env, "Remove KEY from the environment")->allow_extra_args(false);
   ex->add_flag("--clear-env", o->clear_env, "Start from an empty environment");
-  ex->footer("PROGRAM [ARG...] follows the options (or \"--\"); a PROGRAM without '/' is searched in PATH as execvp() "
-             "does. On failure before the point of no return: "
-             "127 if not found, 126 otherwise, with the kernel's errno.");
+  ex->footer(
+      "PROGRAM [ARG...] follows the options (or \"--\"); a PROGRAM without '/' is searched in PATH as execvp() "
+      "does. On failure before the point of no return: "
+      "127 if not found, 126 otherwise, with the kernel's errno.");
   commands.push_back({ex, [o](std::vector<std::string> command) { return run_exec(*o, std::move(command)); }});
 }
 

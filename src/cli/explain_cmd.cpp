@@ -170,8 +170,11 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
         auto j = render_json(req, *r);
         out = nlohmann::json{{"path", line},
                              {"result", verdict_json(v)},
-                             {"execve", {{"result", j["execve"]["result"]}, {"errno", j["execve"]["errno"]},
-                                         {"signal", j["execve"]["signal"]}, {"chain", j["execve"]["chain"]}}},
+                             {"execve",
+                              {{"result", j["execve"]["result"]},
+                               {"errno", j["execve"]["errno"]},
+                               {"signal", j["execve"]["signal"]},
+                               {"chain", j["execve"]["chain"]}}},
                              {"loader", loader.json}}
                   .dump();
       } else {
@@ -183,7 +186,8 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
   }
   fflush(stdout);
   std::cerr << "procforge explain: " << n << " files, " << errors << " could not be examined, " << fails
-            << " would not start; ld.so part for " << loaded << ", " << loader_fails << " of them would stop in ld.so\n";
+            << " would not start; ld.so part for " << loaded << ", " << loader_fails
+            << " of them would stop in ld.so\n";
   return errors || fails ? kExitFails : kExitRuns;
 }
 
@@ -198,7 +202,8 @@ int demo(const exec::SystemFacts& facts) {
   const std::string inner = d + "/greet", outer = d + "/hello";
   {
     std::ofstream(inner) << "#!/bin/sh -e\necho \"hello from $0, called with: $*\"\n";
-    std::ofstream(outer) << "#!" << inner << " --from-outer\nthis line is read by the inner script as an argument file\n";
+    std::ofstream(outer) << "#!" << inner
+                         << " --from-outer\nthis line is read by the inner script as an argument file\n";
   }
   chmod(inner.c_str(), 0755);
   chmod(outer.c_str(), 0755);
@@ -266,9 +271,10 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
   ex->add_flag("--no-path-search", o->no_path_search,
                "Take a PROGRAM without '/' as a file in the working directory, as execve() does, instead of "
                "searching PATH as execvp() and shells do");
-  ex->footer("PROGRAM [ARG...] follows the options (or \"--\"); a PROGRAM without '/' is searched in PATH (of the "
-             "environment given) as execvp() does.\nExit status: 0 the program would start, 1 execve or ld.so would "
-             "fail or the process would be killed, 2 bad usage or the question cannot be answered.");
+  ex->footer(
+      "PROGRAM [ARG...] follows the options (or \"--\"); a PROGRAM without '/' is searched in PATH (of the "
+      "environment given) as execvp() does.\nExit status: 0 the program would start, 1 execve or ld.so would "
+      "fail or the process would be killed, 2 bad usage or the question cannot be answered.");
   commands.push_back({ex, [o, ex](std::vector<std::string> command) {
                         const exec::SystemFacts facts = exec::SystemFacts::probe();
                         o->command = std::move(command);

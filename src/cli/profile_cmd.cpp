@@ -8,9 +8,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -203,12 +203,14 @@ void add_profile(CLI::App& app, std::vector<Command>& commands) {
           [](std::string& v) {
             char* end = nullptr;
             const double d = std::strtod(v.c_str(), &end);
-            return end != v.c_str() && !*end && d > 0 && d <= 86400 ? std::string()
-                                                                    : "seconds above 0, at most 86400 (got '" + v + "')";
+            return end != v.c_str() && !*end && d > 0 && d <= 86400
+                       ? std::string()
+                       : "seconds above 0, at most 86400 (got '" + v + "')";
           },
           "SECONDS"));
-  p->footer("Children the program starts are not traced: their time counts in the phase that waits for them.\n"
-            "For a #! script the script step is shown and its interpreter profiled.");
+  p->footer(
+      "Children the program starts are not traced: their time counts in the phase that waits for them.\n"
+      "For a #! script the script step is shown and its interpreter profiled.");
   commands.push_back({p, [o](std::vector<std::string> command) { return run_profile(*o, std::move(command)); }});
 }
 

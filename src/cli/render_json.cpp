@@ -7,8 +7,8 @@
 
 #include <cstring>
 
-#include "procforge/format.hpp"
 #include "cli/cli.hpp"
+#include "procforge/format.hpp"
 
 namespace procforge::cli {
 
@@ -25,8 +25,6 @@ const char* kind_name(exec::LinkKind k) {
   return "elf";
 }
 
-
-
 json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); }
 json opt_hex(const std::optional<std::uint64_t>& v) { return v ? json(hex(*v)) : json(nullptr); }
 
@@ -39,16 +37,23 @@ json render_json(const exec::Request& req, const exec::Prediction& p, bool show_
   const char* result = p.outcome == exec::Outcome::ok ? "ok" : p.outcome == exec::Outcome::error ? "errno" : "killed";
   json chain = json::array();
   for (const auto& c : p.chain)
-    chain.push_back({{"path", c.path}, {"kind", kind_name(c.kind)}, {"interpreter", opt(c.interpreter)},
-                     {"arg", opt(c.arg)}, {"misc_entry", c.misc_entry.empty() ? json(nullptr) : json(c.misc_entry)}});
+    chain.push_back({{"path", c.path},
+                     {"kind", kind_name(c.kind)},
+                     {"interpreter", opt(c.interpreter)},
+                     {"arg", opt(c.arg)},
+                     {"misc_entry", c.misc_entry.empty() ? json(nullptr) : json(c.misc_entry)}});
   json checks = json::array();
   for (const auto& c : p.checks)
-    checks.push_back({{"step", c.step}, {"object", c.object}, {"passed", c.passed}, {"detail", c.detail}, {"rule", c.rule}});
+    checks.push_back(
+        {{"step", c.step}, {"object", c.object}, {"passed", c.passed}, {"detail", c.detail}, {"rule", c.rule}});
   j["execve"] = {
       {"path", req.path},
       {"result", result},
       {"errno", p.outcome == exec::Outcome::error ? json(errno_name(p.err)) : json(nullptr)},
-      {"signal", p.outcome == exec::Outcome::killed ? json(sigabbrev_np(p.signal) ? std::string("SIG") + sigabbrev_np(p.signal) : std::to_string(p.signal)) : json(nullptr)},
+      {"signal",
+       p.outcome == exec::Outcome::killed
+           ? json(sigabbrev_np(p.signal) ? std::string("SIG") + sigabbrev_np(p.signal) : std::to_string(p.signal))
+           : json(nullptr)},
       {"killed_at_first_instruction", p.killed_at_first_instruction},
       {"argv", p.argv},
       {"envp", envp},  // keys only unless show_env
@@ -64,13 +69,23 @@ json render_json(const exec::Request& req, const exec::Prediction& p, bool show_
     const auto& h = *p.elf_header;
     json ph = json::array();
     for (const auto& s : p.elf_phdrs)
-      ph.push_back({{"type", elf::segment_type_name(s.type)}, {"flags", elf::segment_flags_string(s.flags)},
-                    {"offset", hex(s.offset)}, {"vaddr", hex(s.vaddr)}, {"filesz", hex(s.filesz)},
-                    {"memsz", hex(s.memsz)}, {"align", hex(s.align)}});
-    j["elf"] = {{"class", h.is64 ? 64 : 32}, {"ei_class", h.ei_class}, {"ei_data", h.ei_data},
-                {"type", elf::type_name(h.type)}, {"machine", elf::machine_name(h.machine)},
-                {"entry", hex(h.entry)}, {"phoff", hex(h.phoff)}, {"phnum", h.phnum},
-                {"phentsize", h.phentsize}, {"program_headers", ph}};
+      ph.push_back({{"type", elf::segment_type_name(s.type)},
+                    {"flags", elf::segment_flags_string(s.flags)},
+                    {"offset", hex(s.offset)},
+                    {"vaddr", hex(s.vaddr)},
+                    {"filesz", hex(s.filesz)},
+                    {"memsz", hex(s.memsz)},
+                    {"align", hex(s.align)}});
+    j["elf"] = {{"class", h.is64 ? 64 : 32},
+                {"ei_class", h.ei_class},
+                {"ei_data", h.ei_data},
+                {"type", elf::type_name(h.type)},
+                {"machine", elf::machine_name(h.machine)},
+                {"entry", hex(h.entry)},
+                {"phoff", hex(h.phoff)},
+                {"phnum", h.phnum},
+                {"phentsize", h.phentsize},
+                {"program_headers", ph}};
   } else {
     j["elf"] = nullptr;
   }
@@ -80,7 +95,8 @@ json render_json(const exec::Request& req, const exec::Prediction& p, bool show_
     for (const auto& m : pl.mappings)
       maps.push_back({{"object", m.object},
                       {"start", m.address_known ? json(hex(m.start)) : json(static_cast<std::int64_t>(m.start))},
-                      {"end", m.address_known ? json(hex(m.end)) : json(static_cast<std::int64_t>(m.end))}, {"prot", prot_string(m.prot)},
+                      {"end", m.address_known ? json(hex(m.end)) : json(static_cast<std::int64_t>(m.end))},
+                      {"prot", prot_string(m.prot)},
                       {"file_offset", m.file_backed ? json(hex(m.file_offset)) : json(nullptr)},
                       {"address_known", m.address_known},
                       {"relative_to", m.base_symbol.empty() ? json(nullptr) : json(m.base_symbol)},
@@ -108,6 +124,5 @@ json render_json(const exec::Request& req, const exec::Prediction& p, bool show_
   j["auxv"] = auxv;
   return j;
 }
-
 
 }  // namespace procforge::cli

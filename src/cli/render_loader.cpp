@@ -21,9 +21,15 @@ using nlohmann::json;
 
 json relocations_json(const std::optional<ldso::Relocations>& r) {
   if (!r) return nullptr;
-  return {{"relative", r->relative},   {"symbolic", r->symbolic},   {"plt", r->plt},
-          {"irelative", r->irelative}, {"tls", r->tls},             {"copy", r->copy},
-          {"textrel", r->textrel},     {"bind_now", r->bind_now},   {"pages_dirtied", r->pages_dirtied},
+  return {{"relative", r->relative},
+          {"symbolic", r->symbolic},
+          {"plt", r->plt},
+          {"irelative", r->irelative},
+          {"tls", r->tls},
+          {"copy", r->copy},
+          {"textrel", r->textrel},
+          {"bind_now", r->bind_now},
+          {"pages_dirtied", r->pages_dirtied},
           {"symbol_lookups", r->symbol_lookups}};
 }
 
@@ -83,10 +89,12 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
     for (const auto& w : p.warnings) o << "  " << w << "\n";
     return o.str();
   }
-  if (p.error) o << "  " << red("fails: " + p.error->object + ": " + p.error->message) << "\n"
-                << "  " << dim("ld.so prints: " + ldso::error_line(program, *p.error) + "  (exit status " +
-                               std::to_string(ldso::exit_status(*p.error)) + ")")
-                << "\n";
+  if (p.error)
+    o << "  " << red("fails: " + p.error->object + ": " + p.error->message) << "\n"
+      << "  "
+      << dim("ld.so prints: " + ldso::error_line(program, *p.error) + "  (exit status " +
+             std::to_string(ldso::exit_status(*p.error)) + ")")
+      << "\n";
   else o << "  all " << p.objects.size() << " objects found\n";
 
   // The tree: each object under the one whose DT_NEEDED first named it.
@@ -98,7 +106,8 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
   std::vector<std::size_t> roots;
   for (std::size_t i = 0; i < p.objects.size(); ++i) {
     const auto& ob = p.objects[i];
-    if (!ob.needed_by.empty() && ob.needed_by != program && is_parent.count(ob.needed_by)) children[ob.needed_by].push_back(i);
+    if (!ob.needed_by.empty() && ob.needed_by != program && is_parent.count(ob.needed_by))
+      children[ob.needed_by].push_back(i);
     else roots.push_back(i);
   }
   std::map<std::size_t, bool> shown;
@@ -121,8 +130,7 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
     // ("LD_LIBRARY_PATH: /x", "DT_RUNPATH of y: /z", "/etc/ld.so.cache: ...").
     const std::string rule = ldso::found_by_name(ob.found_by);
     const bool named = ob.found_via.substr(0, ob.found_via.find(':')).find(rule) != std::string::npos;
-    o << dim("  [" + (named ? ob.found_via : rule + (ob.found_via.empty() ? "" : ": " + ob.found_via)) + "]")
-      << "\n";
+    o << dim("  [" + (named ? ob.found_via : rule + (ob.found_via.empty() ? "" : ": " + ob.found_via)) + "]") << "\n";
     auto it = children.find(*ob.path);
     if (it != children.end())
       for (std::size_t c : it->second)

@@ -43,7 +43,6 @@ TracepointSummary tracepoint_summary(const profile::Profile& p) {
   return t;
 }
 
-
 std::string fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
@@ -80,8 +79,8 @@ double phase_total(const profile::Profile& p) {
 }
 
 nlohmann::json stats_json(const profile::Stats& s) {
-  return {{"median_us", s.median}, {"min_us", s.min}, {"max_us", s.max}, {"spread_us", s.spread},
-          {"outliers", s.outliers}, {"n", s.n}};
+  return {{"median_us", s.median}, {"min_us", s.min},        {"max_us", s.max},
+          {"spread_us", s.spread}, {"outliers", s.outliers}, {"n", s.n}};
 }
 
 }  // namespace
@@ -92,8 +91,7 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
   const char* off = color ? "\033[0m" : "";
   std::ostringstream o;
   o << bold << "procforge profile: " << p.label << off << "\n";
-  for (std::size_t i = 0; i < p.chain.size(); ++i)
-    o << "  " << (i ? "then " : "exec ") << p.chain[i] << "\n";
+  for (std::size_t i = 0; i < p.chain.size(); ++i) o << "  " << (i ? "then " : "exec ") << p.chain[i] << "\n";
   o << "  image " << p.image << ", " << p.kind << ", main: " << p.main_source << "\n";
   o << "  " << p.traced.size() << " traced runs";
   if (!p.untraced.empty()) o << " + " << p.untraced.size() << " untraced, interleaved";
@@ -106,17 +104,15 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
   for (const auto& ph : p.phases) {
     o << pad(ph.name, 15, false);
     if (!ph.present) {
-      std::string why = !ph.merged_into.empty() ? "  (no boundary: in " + ph.merged_into + ")"
+      std::string why = !ph.merged_into.empty()                     ? "  (no boundary: in " + ph.merged_into + ")"
                         : ph.phase == profile::Phase::exit_handlers ? "  (not reached: exit() not called, e.g. _exit)"
                                                                     : "  (not reached)";
-      o << dim << why << off
-        << "\n";
+      o << dim << why << off << "\n";
       continue;
     }
-    o << pad(us(ph.wall_us.median), 10, true) << pad(us(ph.wall_us.min), 10, true)
-      << pad(us(ph.wall_us.max), 10, true) << pad(fixed(ph.wall_us.spread, 1), 8, true)
-      << pad(std::to_string(ph.wall_us.outliers), 4, true) << pad(us(ph.cpu_us.median), 10, true)
-      << pad(fixed(ph.minflt, 0), 8, true) << pad(fixed(ph.majflt, 0), 7, true)
+    o << pad(us(ph.wall_us.median), 10, true) << pad(us(ph.wall_us.min), 10, true) << pad(us(ph.wall_us.max), 10, true)
+      << pad(fixed(ph.wall_us.spread, 1), 8, true) << pad(std::to_string(ph.wall_us.outliers), 4, true)
+      << pad(us(ph.cpu_us.median), 10, true) << pad(fixed(ph.minflt, 0), 8, true) << pad(fixed(ph.majflt, 0), 7, true)
       << pad(fixed(ph.vcsw, 0) + "/" + fixed(ph.nvcsw, 0), 9, true) << "  "
       << bar(total > 0 ? ph.wall_us.median / total : 0, 30) << " "
       << fixed(total > 0 ? 100.0 * ph.wall_us.median / total : 0, 1) << "%\n";
@@ -137,18 +133,21 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
           << ", ptrace " << us(ph.wall_us.median) << "\n";
   }
   if (const auto tps = tracepoint_summary(p); tps.any) {
-    o << "tracepoints (kernel view): sched_process_exec at " << us(tps.tp_exec_us) << " after fork, ptrace exec stop at "
-      << us(tps.ptrace_exec_us) << "; user-mode page faults per phase (page_fault_user / /proc minflt+majflt):";
+    o << "tracepoints (kernel view): sched_process_exec at " << us(tps.tp_exec_us)
+      << " after fork, ptrace exec stop at " << us(tps.ptrace_exec_us)
+      << "; user-mode page faults per phase (page_fault_user / /proc minflt+majflt):";
     for (int k = 0; k < profile::kPhaseCount; ++k)
       if (tps.tp_faults[k] || tps.proc_faults[k])
-        o << " " << profile::phase_name(static_cast<profile::Phase>(k)) << " " << tps.tp_faults[k] << "/" << tps.proc_faults[k];
+        o << " " << profile::phase_name(static_cast<profile::Phase>(k)) << " " << tps.tp_faults[k] << "/"
+          << tps.proc_faults[k];
     if (tps.lost) o << " (" << tps.lost << " samples lost)";
     o << "\n";
   }
 
   if (!p.libraries.empty()) {
     const bool timed = std::any_of(p.libraries.begin(), p.libraries.end(), [](const auto& l) { return l.load_us; });
-    o << "\n" << bold << "objects (" << p.libraries.size() << ")" << off
+    o << "\n"
+      << bold << "objects (" << p.libraries.size() << ")" << off
       << (timed ? "  load = la_objopen gap (LD_AUDIT); reloc~ = estimate: measured relocation time split by work\n"
                 : "  from the r_debug link map; no times without the LD_AUDIT module\n");
     o << pad("object", 44, false) << pad("at", 9, true) << pad("load", 9, true) << pad("reloc~", 9, true)
@@ -164,7 +163,8 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
   }
   o << "\n" << dim << "boundaries:\n";
   for (const auto& ph : p.phases)
-    if (ph.present && !ph.mechanism.empty()) o << "  " << pad(ph.name, 14, false) << " ends at " << ph.mechanism << "\n";
+    if (ph.present && !ph.mechanism.empty())
+      o << "  " << pad(ph.name, 14, false) << " ends at " << ph.mechanism << "\n";
   o << off;
   if (!p.notes.empty()) {
     o << "notes:\n";
@@ -182,8 +182,7 @@ std::string render_compare_text(const std::vector<profile::Profile>& ps, bool co
     o << "  " << static_cast<char>('A' + i) << " = " << ps[i].label << "  (" << ps[i].kind << ")\n";
   o << "\n" << pad("phase", 15, false);
   for (std::size_t i = 0; i < ps.size(); ++i) o << pad(std::string(1, static_cast<char>('A' + i)), 11, true);
-  for (std::size_t i = 1; i < ps.size(); ++i)
-    o << pad(std::string(1, static_cast<char>('A' + i)) + "/A", 8, true);
+  for (std::size_t i = 1; i < ps.size(); ++i) o << pad(std::string(1, static_cast<char>('A' + i)) + "/A", 8, true);
   o << "\n";
   auto row = [&](const std::string& name, auto get) {
     o << pad(name, 15, false);
@@ -193,7 +192,8 @@ std::string render_compare_text(const std::vector<profile::Profile>& ps, bool co
       v.push_back(x.value_or(0));
       o << pad(x ? us(*x) : "-", 11, true);
     }
-    for (std::size_t i = 1; i < v.size(); ++i) o << pad(v[0] > 0 && v[i] > 0 ? fixed(v[i] / v[0], 2) + "x" : "-", 8, true);
+    for (std::size_t i = 1; i < v.size(); ++i)
+      o << pad(v[0] > 0 && v[i] > 0 ? fixed(v[i] / v[0], 2) + "x" : "-", 8, true);
     o << "\n";
   };
   for (int k = 0; k < profile::kPhaseCount; ++k)

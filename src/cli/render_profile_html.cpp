@@ -72,8 +72,8 @@ std::string waterfall(const std::vector<Bar>& bars, const std::string& unit_note
     auto rect = [&](double s, double l, const std::string& c) {
       const double x = label_w + chart_w * s / end;
       const double w = std::max(1.0, chart_w * l / end);
-      o << "<rect x='" << num(x) << "' y='" << y + 3 << "' width='" << num(w) << "' height='" << row_h - 6
-        << "' fill='" << c << "'><title>" << esc(b.title) << "</title></rect>\n";
+      o << "<rect x='" << num(x) << "' y='" << y + 3 << "' width='" << num(w) << "' height='" << row_h - 6 << "' fill='"
+        << c << "'><title>" << esc(b.title) << "</title></rect>\n";
     };
     rect(b.start, b.len, b.color);
     if (b.len2 > 0) rect(b.start2, b.len2, "#fc8d62");
@@ -121,8 +121,8 @@ std::string one(const profile::Profile& p) {
       << "</td><td>" << num(ph.wall_us.spread) << "</td><td>" << num(ph.cpu_us.median) << "</td><td>"
       << num(ph.minflt, 0) << "</td><td>" << num(ph.majflt, 0) << "</td><td>" << esc(ph.mechanism) << "</td></tr>\n";
   }
-  o << "</table>\n<p>Wall, fork to reap: traced " << num(p.wall_us.median) << " µs raw, " << num(p.tracee_wall_us.median)
-    << " µs minus tracer pauses";
+  o << "</table>\n<p>Wall, fork to reap: traced " << num(p.wall_us.median) << " µs raw, "
+    << num(p.tracee_wall_us.median) << " µs minus tracer pauses";
   if (p.untraced_wall_us.n)
     o << "; untraced " << num(p.untraced_wall_us.median) << " µs; overhead " << num(p.overhead_net, 2) << "× net, "
       << num(p.overhead_raw, 2) << "× raw";
@@ -151,8 +151,8 @@ std::string one(const profile::Profile& p) {
           reloc_at += *l.reloc_us;
         }
         b.title = l.path + ": load " + (l.load_us ? num(*l.load_us) : std::string("-")) + " us (" + l.load_mechanism +
-                  "), relocation ~" + (l.reloc_us ? num(*l.reloc_us) : std::string("-")) + " us (" +
-                  l.reloc_mechanism + ")";
+                  "), relocation ~" + (l.reloc_us ? num(*l.reloc_us) : std::string("-")) + " us (" + l.reloc_mechanism +
+                  ")";
         lb.push_back(b);
       }
       o << "<p class='meta'>Blue: load (LD_AUDIT la_objopen gaps, from la_activity(ADD)). Orange: relocation, "

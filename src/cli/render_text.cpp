@@ -6,8 +6,8 @@
 #include <cstring>
 #include <sstream>
 
-#include "procforge/format.hpp"
 #include "cli/cli.hpp"
+#include "procforge/format.hpp"
 
 namespace procforge::cli {
 
@@ -20,7 +20,6 @@ struct Style {
   std::string red(const std::string& s) const { return on ? "\033[31m" + s + "\033[0m" : s; }
   std::string dim(const std::string& s) const { return on ? "\033[2m" + s + "\033[0m" : s; }
 };
-
 
 // Offsets from a base that lies above the object are negative.
 std::string signed_hex(std::uint64_t v) {
@@ -44,7 +43,6 @@ std::string quote(const std::string& s) {
   return o + "\"";
 }
 
-
 std::string pad(std::string s, std::size_t w) {
   if (s.size() < w) s.append(w - s.size(), ' ');
   return s;
@@ -53,12 +51,12 @@ std::string pad(std::string s, std::size_t w) {
 std::string verdict(const exec::Prediction& p) {
   switch (p.outcome) {
     case exec::Outcome::ok: return "runs: execve succeeds and the new image starts";
-    case exec::Outcome::error:
-      return "execve fails with " + errno_name(p.err) + " (" + strerror(p.err) + ")";
+    case exec::Outcome::error: return "execve fails with " + errno_name(p.err) + " (" + strerror(p.err) + ")";
     case exec::Outcome::killed:
       return std::string("execve succeeds but the process is killed by SIG") +
              (sigabbrev_np(p.signal) ? sigabbrev_np(p.signal) : "?") +
-             (p.killed_at_first_instruction ? " at its first instruction" : " during exec (after the point of no return)");
+             (p.killed_at_first_instruction ? " at its first instruction"
+                                            : " during exec (after the point of no return)");
   }
   return "";
 }
@@ -116,9 +114,11 @@ std::string render_text(const exec::Request& req, const exec::Prediction& p, con
   if (!v.why.empty()) o << "  why     " << v.why << "\n";
   if (!v.fix.empty()) o << "  fix     " << v.fix << "\n";
   if (!search.path_value.empty() && search.chosen >= 0)
-    o << "  found   " << search.name << " in PATH element " << (search.entry.empty() ? "\"\" (the working directory)" : search.entry)
-      << " (" << search.chosen + 1 << " of " << search.candidates.size() << ")"
-      << (search.shell_argv.empty() ? "" : "; it has no format the kernel runs, so execvp runs it with /bin/sh") << "\n";
+    o << "  found   " << search.name << " in PATH element "
+      << (search.entry.empty() ? "\"\" (the working directory)" : search.entry) << " (" << search.chosen + 1 << " of "
+      << search.candidates.size() << ")"
+      << (search.shell_argv.empty() ? "" : "; it has no format the kernel runs, so execvp runs it with /bin/sh")
+      << "\n";
   if (!p.chain.empty()) {
     o << "  chain   ";
     for (std::size_t i = 0; i < p.chain.size(); ++i) {
@@ -144,12 +144,13 @@ std::string render_text(const exec::Request& req, const exec::Prediction& p, con
   o << "\n" << st.bold("checks, in the kernel's order") << "\n";
   for (const auto& c : p.checks)
     o << "  " << (c.passed ? st.green("ok  ") : st.red("FAIL")) << " " << pad(c.step, 28) << " " << c.detail
-      << (c.object != req.path && !c.object.empty() ? st.dim("  [" + c.object + "]") : "") << "  "
-      << st.dim(c.rule) << "\n";
+      << (c.object != req.path && !c.object.empty() ? st.dim("  [" + c.object + "]") : "") << "  " << st.dim(c.rule)
+      << "\n";
 
   if (p.elf_header) {
     const auto& h = *p.elf_header;
-    o << "\n" << st.bold("ELF") << "  " << (h.is64 ? "ELF64 " : "ELF32 ") << elf::type_name(h.type) << " "
+    o << "\n"
+      << st.bold("ELF") << "  " << (h.is64 ? "ELF64 " : "ELF32 ") << elf::type_name(h.type) << " "
       << elf::machine_name(h.machine) << ", entry " << hex(h.entry) << ", " << h.phnum << " program headers\n";
     for (const auto& s : p.elf_phdrs)
       o << "  " << pad(elf::segment_type_name(s.type), 16) << " " << elf::segment_flags_string(s.flags) << "  off "
@@ -158,14 +159,20 @@ std::string render_text(const exec::Request& req, const exec::Prediction& p, con
   }
   if (p.plan) {
     const auto& pl = *p.plan;
-    o << "\n" << st.bold("exec plan") << (pl.stack_randomized ? st.dim("  (ASLR on: moving regions shown relative to their base)") : st.dim("  (ASLR off: exact addresses)")) << "\n";
+    o << "\n"
+      << st.bold("exec plan")
+      << (pl.stack_randomized ? st.dim("  (ASLR on: moving regions shown relative to their base)")
+                              : st.dim("  (ASLR off: exact addresses)"))
+      << "\n";
     for (const auto& m : pl.mappings) {
       std::string range = m.address_known ? hex(m.start) + "-" + hex(m.end)
                                           : m.base_symbol + signed_hex(m.start) + ".." + signed_hex(m.end);
       o << "  " << pad(range, 40) << " " << prot_string(m.prot) << "  " << m.object
         << (m.file_backed ? " @" + hex(m.file_offset) : "") << (m.note.empty() ? "" : st.dim("  " + m.note)) << "\n";
     }
-    o << "  entry   " << (pl.entry ? hex(*pl.entry) : std::string(pl.entry_in_interp ? "interp_base" : "exec_base") + "+" + hex(pl.entry_offset))
+    o << "  entry   "
+      << (pl.entry ? hex(*pl.entry)
+                   : std::string(pl.entry_in_interp ? "interp_base" : "exec_base") + "+" + hex(pl.entry_offset))
       << (pl.entry_in_interp ? " (the interpreter's entry)" : " (the program's entry)") << "\n";
     o << "  brk     " << (pl.brk ? hex(*pl.brk) : "random") << st.dim("  " + pl.brk_rule) << "\n";
     o << "\n" << st.bold("initial stack") << "\n";
@@ -178,7 +185,10 @@ std::string render_text(const exec::Request& req, const exec::Prediction& p, con
 }
 
 std::string render_line(const std::string& path, const exec::Prediction& p, const Verdict& v) {
-  const char* outcome = v.outcome == "runs" ? "ok" : v.outcome == "execve_fails" ? "errno" : v.outcome == "killed" ? "killed" : "ldso";
+  const char* outcome = v.outcome == "runs"           ? "ok"
+                        : v.outcome == "execve_fails" ? "errno"
+                        : v.outcome == "killed"       ? "killed"
+                                                      : "ldso";
   std::string r = path + "\t" + outcome + "\t" + v.detail;
   r += "\t";
   for (std::size_t i = 0; i < p.chain.size(); ++i) {

@@ -90,9 +90,12 @@ bool parse_limit(const std::string& s, std::uint64_t& out, bool sizes) {
   std::string digits = s;
   if (sizes && !s.empty()) {
     switch (s.back()) {
-      case 'k': case 'K': mult = 1ULL << 10; break;
-      case 'm': case 'M': mult = 1ULL << 20; break;
-      case 'g': case 'G': mult = 1ULL << 30; break;
+      case 'k':
+      case 'K': mult = 1ULL << 10; break;
+      case 'm':
+      case 'M': mult = 1ULL << 20; break;
+      case 'g':
+      case 'G': mult = 1ULL << 30; break;
       default: break;
     }
     if (mult != 1) digits.pop_back();
@@ -127,14 +130,16 @@ std::optional<std::chrono::nanoseconds> parse_duration(const std::string& s) {
 // A user or group as a number or a name (the passwd and group databases).
 std::optional<std::uint32_t> user_id(const std::string& s) {
   std::uint64_t v;
-  if (parse_u64(s, v)) return v < UINT32_MAX ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(v)) : std::nullopt;
+  if (parse_u64(s, v))
+    return v < UINT32_MAX ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(v)) : std::nullopt;
   if (const passwd* pw = getpwnam(s.c_str())) return pw->pw_uid;
   return std::nullopt;
 }
 
 std::optional<std::uint32_t> group_id(const std::string& s) {
   std::uint64_t v;
-  if (parse_u64(s, v)) return v < UINT32_MAX ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(v)) : std::nullopt;
+  if (parse_u64(s, v))
+    return v < UINT32_MAX ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(v)) : std::nullopt;
   if (const group* gr = getgrnam(s.c_str())) return gr->gr_gid;
   return std::nullopt;
 }
@@ -180,7 +185,8 @@ std::optional<std::string> plan_outputs(const RunOptions& o, spawn::Options& opt
   }
   const std::string& path = o.stdout_ == "null" ? "/dev/null" : o.stdout_;
   owned = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (o.append ? O_APPEND : O_TRUNC), 0666);
-  if (owned < 0) return "opening " + path + " for stdout and stderr: " + errno_name(errno) + " (" + strerror(errno) + ")";
+  if (owned < 0)
+    return "opening " + path + " for stdout and stderr: " + errno_name(errno) + " (" + strerror(errno) + ")";
   opts.stdout_.kind = opts.stderr_.kind = spawn::Stdio::Kind::fd;
   opts.stdout_.fd = opts.stderr_.fd = owned;
   return std::nullopt;
@@ -197,8 +203,10 @@ std::variant<spawn::Options, Usage> make_options(const RunOptions& o, const std:
   for (const auto& kv : o.set_env)
     if (kv.find('=') == std::string::npos || kv[0] == '=') return Usage{"--env takes KEY=VALUE, got '" + kv + "'"};
   opts.cwd = o.cwd;
-  if (!o.uid.empty() && !(opts.uid = user_id(o.uid))) return Usage{"--uid takes a user name or id, got '" + o.uid + "'"};
-  if (!o.gid.empty() && !(opts.gid = group_id(o.gid))) return Usage{"--gid takes a group name or id, got '" + o.gid + "'"};
+  if (!o.uid.empty() && !(opts.uid = user_id(o.uid)))
+    return Usage{"--uid takes a user name or id, got '" + o.uid + "'"};
+  if (!o.gid.empty() && !(opts.gid = group_id(o.gid)))
+    return Usage{"--gid takes a group name or id, got '" + o.gid + "'"};
   if (o.groups) {
     std::vector<gid_t> groups;
     for (const auto& g : split_list(*o.groups)) {
@@ -211,7 +219,10 @@ std::variant<spawn::Options, Usage> make_options(const RunOptions& o, const std:
   for (const auto& r : o.rlimits) {
     auto eq = r.find('=');
     auto res = eq == std::string::npos ? std::nullopt : spawn::rlimit_from_name(r.substr(0, eq));
-    if (!res) return Usage{"--rlimit takes NAME=SOFT[:HARD] (nofile, stack, as, core, nproc, cpu, fsize, data, memlock...), got '" + r + "'"};
+    if (!res)
+      return Usage{
+          "--rlimit takes NAME=SOFT[:HARD] (nofile, stack, as, core, nproc, cpu, fsize, data, memlock...), got '" + r +
+          "'"};
     std::string v = r.substr(eq + 1);
     auto colon = v.find(':');
     spawn::Rlimit rl;
@@ -270,12 +281,16 @@ std::variant<spawn::Options, Usage> make_options(const RunOptions& o, const std:
   if (!o.timeout.empty() && !parse_duration(o.timeout))
     return Usage{"--timeout takes a duration above zero with its unit: 500ms, 10s, 2m or 1h (got '" + o.timeout + "')"};
   if (!o.kill_after.empty() && !parse_duration(o.kill_after))
-    return Usage{"--kill-after takes a duration above zero with its unit: 500ms, 10s, 2m or 1h (got '" + o.kill_after + "')"};
-  if (!parse_signal(o.kill_signal)) return Usage{"--kill-signal takes a signal name or number, got '" + o.kill_signal + "'"};
+    return Usage{"--kill-after takes a duration above zero with its unit: 500ms, 10s, 2m or 1h (got '" + o.kill_after +
+                 "')"};
+  if (!parse_signal(o.kill_signal))
+    return Usage{"--kill-signal takes a signal name or number, got '" + o.kill_signal + "'"};
   if (o.timeout.empty() && (!o.kill_after.empty() || o.kill_signal != "TERM"))
     return Usage{"--kill-signal and --kill-after go with --timeout"};
   if (!o.cgroup && (!o.memory_max.empty() || !o.pids_max.empty() || o.cpu_max))
-    return Usage{std::string(!o.memory_max.empty() ? "--memory-max" : !o.pids_max.empty() ? "--pids-max" : "--cpu-max") +
+    return Usage{std::string(!o.memory_max.empty() ? "--memory-max"
+                             : !o.pids_max.empty() ? "--pids-max"
+                                                   : "--cpu-max") +
                  " needs --cgroup PATH (the cgroup the limit is set on)"};
   // timeout(1)'s rule: the program and what it starts form a process group
   // of their own, which the timeout ends as a whole; --foreground keeps the
@@ -443,15 +458,18 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
 void add_run(CLI::App& app, std::vector<Command>& commands) {
   auto o = std::make_shared<RunOptions>();
   auto* r = app.add_subcommand("run", "Spawn PROGRAM with the given controls and wait for it");
-  r->add_option("--env", o->set_env, "Set KEY=VALUE in the environment (one KEY=VALUE per --env)")->allow_extra_args(false);
+  r->add_option("--env", o->set_env, "Set KEY=VALUE in the environment (one KEY=VALUE per --env)")
+      ->allow_extra_args(false);
   r->add_option("--unset", o->unset_env, "Remove KEY from the environment")->allow_extra_args(false);
   r->add_flag("--clear-env", o->clear_env, "Start from an empty environment");
   r->add_option("-C,--cwd", o->cwd, "Working directory of the program");
   r->add_option("--uid", o->uid, "Run as this user (name or id)");
   r->add_option("--gid", o->gid, "Run with this group (name or id)");
-  r->add_option("--groups", o->groups, "Supplementary groups, names or ids, comma separated (default with --uid/--gid: none)");
-  r->add_option("--rlimit", o->rlimits, "NAME=SOFT[:HARD] (nofile, stack, as, core, nproc, cpu, fsize, ...; K, M, G "
-                                         "suffixes; 'unlimited')")
+  r->add_option("--groups", o->groups,
+                "Supplementary groups, names or ids, comma separated (default with --uid/--gid: none)");
+  r->add_option("--rlimit", o->rlimits,
+                "NAME=SOFT[:HARD] (nofile, stack, as, core, nproc, cpu, fsize, ...; K, M, G "
+                "suffixes; 'unlimited')")
       ->allow_extra_args(false);
   r->add_option("--keep-fd", o->keep_fds, "Keep this fd open in the program (others above 2 are closed)")
       ->allow_extra_args(false);
@@ -459,8 +477,9 @@ void add_run(CLI::App& app, std::vector<Command>& commands) {
   r->add_flag("--no-new-privs", o->no_new_privs, "Set PR_SET_NO_NEW_PRIVS");
   r->add_option("--ns", o->ns, "New namespaces: user,pid,mount,net,uts,ipc,cgroup,time");
   r->add_option("--hostname", o->hostname, "Hostname in the new uts namespace");
-  r->add_option("--cgroup", o->cgroup, "cgroup to run in: absolute, or relative to our own cgroup (created if missing, "
-                                       "removed afterwards when created)");
+  r->add_option("--cgroup", o->cgroup,
+                "cgroup to run in: absolute, or relative to our own cgroup (created if missing, "
+                "removed afterwards when created)");
   r->add_option("--memory-max", o->memory_max, "Memory limit in bytes (K, M, G), with --cgroup");
   r->add_option("--pids-max", o->pids_max, "Task limit, with --cgroup");
   r->add_option("--cpu-max", o->cpu_max, "CPU quota in microseconds per 100 ms, with --cgroup");
@@ -473,23 +492,29 @@ void add_run(CLI::App& app, std::vector<Command>& commands) {
   r->add_option("--nice", o->nice, "Nice value");
   r->add_option("--stdin", o->stdin_, "FILE or null");
   r->add_option("--stdout", o->stdout_, "FILE or null (FILE is truncated unless --append)");
-  r->add_option("--stderr", o->stderr_, "FILE, null, or stdout (2>&1); the same FILE as --stdout is opened once and shared");
+  r->add_option("--stderr", o->stderr_,
+                "FILE, null, or stdout (2>&1); the same FILE as --stdout is opened once and shared");
   r->add_flag("--append", o->append, "Open the --stdout and --stderr files with O_APPEND instead of truncating them");
   r->add_flag("--inherit-signals", o->inherit_signals, "Keep our signal mask and ignored signals");
-  r->add_option("--timeout", o->timeout, "After DURATION (500ms, 10s, 2m, 1h) send --kill-signal to the program's process "
-                                        "group and exit 124, as timeout(1)");
+  r->add_option("--timeout", o->timeout,
+                "After DURATION (500ms, 10s, 2m, 1h) send --kill-signal to the program's process "
+                "group and exit 124, as timeout(1)");
   r->add_option("--kill-signal", o->kill_signal, "Signal --timeout sends (default TERM)");
-  r->add_option("--kill-after", o->kill_after, "After --timeout's signal, SIGKILL the group once DURATION more has passed");
-  r->add_flag("--foreground", o->foreground, "With --timeout: keep the program in procforge's process group (it can "
-                                            "read the terminal), and signal the program only");
+  r->add_option("--kill-after", o->kill_after,
+                "After --timeout's signal, SIGKILL the group once DURATION more has passed");
+  r->add_flag("--foreground", o->foreground,
+              "With --timeout: keep the program in procforge's process group (it can "
+              "read the terminal), and signal the program only");
   r->add_flag("--report", o->report, "Print the strategy, timings and rusage on stderr after the run");
   r->add_flag("--json", o->json, "The report as JSON (on stderr, or in --report-file)");
   r->add_option("--report-file", o->report_file, "Write the JSON report to FILE");
-  r->add_option("--loader", o->loader, "Who replaces the image: kernel (execve, default) or user (procforge's user-space exec)");
-  r->footer("PROGRAM [ARG...] follows the options (or \"--\"). SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 and "
-            "SIGWINCH sent to procforge are passed on to the program (its process group when it has one of its own).\n"
-            "Exit status: the program's, 128+N when killed by signal N, 124 timed out, 127 not found, 126 not "
-            "executable, 125 a control could not be applied, 2 bad usage.");
+  r->add_option("--loader", o->loader,
+                "Who replaces the image: kernel (execve, default) or user (procforge's user-space exec)");
+  r->footer(
+      "PROGRAM [ARG...] follows the options (or \"--\"). SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 and "
+      "SIGWINCH sent to procforge are passed on to the program (its process group when it has one of its own).\n"
+      "Exit status: the program's, 128+N when killed by signal N, 124 timed out, 127 not found, 126 not "
+      "executable, 125 a control could not be applied, 2 bad usage.");
   commands.push_back({r, [o](std::vector<std::string> command) { return run(*o, command); }});
 }
 

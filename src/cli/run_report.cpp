@@ -36,10 +36,10 @@ std::string render_run_text(const RunReport& r) {
   else s += fmt::format("  exit:     killed by {}{}", signal_name(e.status), e.core_dumped ? " (core dumped)" : "");
   s += fmt::format("{}, wall {:.1f} us\n", e.timed_out ? " after the timeout" : "", us(e.wall));
   const auto& u = e.usage;
-  s += fmt::format("  rusage:   user {} us, sys {} us, max RSS {} KiB, page faults {} minor / {} major, "
-                   "context switches {} voluntary / {} involuntary\n",
-                   tv_us(u.ru_utime), tv_us(u.ru_stime), u.ru_maxrss, u.ru_minflt, u.ru_majflt, u.ru_nvcsw,
-                   u.ru_nivcsw);
+  s += fmt::format(
+      "  rusage:   user {} us, sys {} us, max RSS {} KiB, page faults {} minor / {} major, "
+      "context switches {} voluntary / {} involuntary\n",
+      tv_us(u.ru_utime), tv_us(u.ru_stime), u.ru_maxrss, u.ru_minflt, u.ru_majflt, u.ru_nvcsw, u.ru_nivcsw);
   return s;
 }
 
@@ -48,7 +48,8 @@ nlohmann::json render_run_json(const RunReport& r) {
   j["program"] = r.program;
   j["status"] = r.status;
   if (r.error) {
-    j["error"] = {{"message", r.error->message}, {"errno", errno_name(r.error->err)},
+    j["error"] = {{"message", r.error->message},
+                  {"errno", errno_name(r.error->err)},
                   {"exec_failed", spawn::exec_failed(*r.error)}};
     return j;
   }
@@ -67,7 +68,7 @@ nlohmann::json render_run_json(const RunReport& r) {
                  {"wall_ns", e.wall.count()}};
     const auto& u = e.usage;
     j["rusage"] = {{"user_us", tv_us(u.ru_utime)}, {"sys_us", tv_us(u.ru_stime)}, {"maxrss_kib", u.ru_maxrss},
-                   {"minflt", u.ru_minflt}, {"majflt", u.ru_majflt}, {"nvcsw", u.ru_nvcsw},
+                   {"minflt", u.ru_minflt},        {"majflt", u.ru_majflt},       {"nvcsw", u.ru_nvcsw},
                    {"nivcsw", u.ru_nivcsw}};
   }
   return j;

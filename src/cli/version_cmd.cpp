@@ -26,10 +26,11 @@ void add_version(CLI::App& app, std::vector<Command>& commands) {
                         uname(&u);
                         const std::string commit = PROCFORGE_GIT_COMMIT;
                         if (*json) {
-                          nlohmann::json j{{"procforge_version", PROCFORGE_VERSION},
-                                           {"git_commit", commit.empty() ? nlohmann::json(nullptr) : nlohmann::json(commit)},
-                                           {"kernel", u.release},
-                                           {"glibc", gnu_get_libc_version()}};
+                          nlohmann::json j{
+                              {"procforge_version", PROCFORGE_VERSION},
+                              {"git_commit", commit.empty() ? nlohmann::json(nullptr) : nlohmann::json(commit)},
+                              {"kernel", u.release},
+                              {"glibc", gnu_get_libc_version()}};
                           std::cout << j.dump(2) << "\n";
                         } else {
                           std::cout << version_line() << "\n"

@@ -36,17 +36,11 @@ std::optional<std::uint8_t> ByteView::u8(std::uint64_t off) const {
   return b_[off];
 }
 
-std::optional<std::uint16_t> ByteView::u16(std::uint64_t off) const {
-  return read_uint<std::uint16_t>(b_, off, be_);
-}
+std::optional<std::uint16_t> ByteView::u16(std::uint64_t off) const { return read_uint<std::uint16_t>(b_, off, be_); }
 
-std::optional<std::uint32_t> ByteView::u32(std::uint64_t off) const {
-  return read_uint<std::uint32_t>(b_, off, be_);
-}
+std::optional<std::uint32_t> ByteView::u32(std::uint64_t off) const { return read_uint<std::uint32_t>(b_, off, be_); }
 
-std::optional<std::uint64_t> ByteView::u64(std::uint64_t off) const {
-  return read_uint<std::uint64_t>(b_, off, be_);
-}
+std::optional<std::uint64_t> ByteView::u64(std::uint64_t off) const { return read_uint<std::uint64_t>(b_, off, be_); }
 
 std::optional<std::uint64_t> ByteView::word(std::uint64_t off, bool is64) const {
   if (is64) return u64(off);
@@ -54,8 +48,7 @@ std::optional<std::uint64_t> ByteView::word(std::uint64_t off, bool is64) const 
   return std::nullopt;
 }
 
-std::optional<std::span<const std::uint8_t>> ByteView::sub(std::uint64_t off,
-                                                           std::uint64_t len) const {
+std::optional<std::span<const std::uint8_t>> ByteView::sub(std::uint64_t off, std::uint64_t len) const {
   if (!range_fits(off, len, b_.size())) return std::nullopt;
   return b_.subspan(off, len);
 }

@@ -32,8 +32,7 @@ inline std::uint64_t sym_size(bool is64) { return is64 ? 24 : 16; }
 // Decodes count entries of entsize bytes at file offset off of v.
 // table_file_offset is added to each entry's position for ProgramHeader::table_offset
 // and for error messages (v may be a buffer holding only the table).
-Result<std::vector<ProgramHeader>> decode_program_headers(const ByteView& v, std::uint64_t off,
-                                                          std::uint64_t count,
+Result<std::vector<ProgramHeader>> decode_program_headers(const ByteView& v, std::uint64_t off, std::uint64_t count,
                                                           std::uint64_t entsize, bool is64,
                                                           std::uint64_t table_file_offset);
 
@@ -60,10 +59,8 @@ class AddressMap {
 };
 
 // The file bytes of a segment / section, or an error naming the entry.
-Result<std::span<const std::uint8_t>> segment_bytes(const ByteView& v, const ProgramHeader& ph,
-                                                    std::size_t index);
-Result<std::span<const std::uint8_t>> section_bytes(const ByteView& v, const SectionHeader& sh,
-                                                    std::size_t index);
+Result<std::span<const std::uint8_t>> segment_bytes(const ByteView& v, const ProgramHeader& ph, std::size_t index);
+Result<std::span<const std::uint8_t>> section_bytes(const ByteView& v, const SectionHeader& sh, std::size_t index);
 
 // A string table as a byte range of the file; strings must end with a NUL
 // inside that range.

@@ -20,8 +20,7 @@ using detail::malformed;
 namespace {
 
 // Where the dynamic array lives: PT_DYNAMIC, or SHT_DYNAMIC without phdrs.
-Result<std::optional<std::span<const std::uint8_t>>> dynamic_region(const File& f,
-                                                                    std::uint64_t& file_offset) {
+Result<std::optional<std::span<const std::uint8_t>>> dynamic_region(const File& f, std::uint64_t& file_offset) {
   using Region = std::optional<std::span<const std::uint8_t>>;
   auto phdrs = f.program_headers();
   if (!phdrs) return phdrs.error();
@@ -82,9 +81,10 @@ namespace detail {
 
 Result<std::uint64_t> table_offset(const TableRef& ref) {
   if (ref.offset) return *ref.offset;
-  return malformed(fmt::format("dynamic entry {} (offset {}): address {} is not backed by file "
-                               "bytes of any PT_LOAD segment",
-                               dynamic_tag_name(ref.tag), hex(ref.entry_offset), hex(ref.vaddr)));
+  return malformed(
+      fmt::format("dynamic entry {} (offset {}): address {} is not backed by file "
+                  "bytes of any PT_LOAD segment",
+                  dynamic_tag_name(ref.tag), hex(ref.entry_offset), hex(ref.vaddr)));
 }
 
 Result<DynamicTables> dynamic_tables(const File& f) {
@@ -92,9 +92,7 @@ Result<DynamicTables> dynamic_tables(const File& f) {
   if (!entries) return entries.error();
   DynamicTables t;
   const auto map = AddressMap::of(f);
-  auto ref = [&map](const DynamicEntry& e) {
-    return TableRef{e.tag, e.value, e.offset, map.translate(e.value)};
-  };
+  auto ref = [&map](const DynamicEntry& e) { return TableRef{e.tag, e.value, e.offset, map.translate(e.value)}; };
   for (const auto& e : *entries) {
     switch (e.tag) {
       case DT_STRTAB: t.strtab = ref(e); break;
@@ -138,13 +136,13 @@ Result<DynamicInfo> File::dynamic_info() const {
   auto str = [&](const DynamicEntry& e) -> Result<std::string_view> {
     if (!strtab) strtab = detail::dynamic_string_table(*this, *tables);
     if (!*strtab) {
-      return strtab->error().with_context(fmt::format("dynamic entry {} (offset {})",
-                                                      dynamic_tag_name(e.tag), hex(e.offset)));
+      return strtab->error().with_context(
+          fmt::format("dynamic entry {} (offset {})", dynamic_tag_name(e.tag), hex(e.offset)));
     }
     auto s = detail::read_string(v_, strtab->value(), e.value);
     if (!s) {
-      return s.error().with_context(fmt::format("dynamic entry {} (offset {})",
-                                                dynamic_tag_name(e.tag), hex(e.offset)));
+      return s.error().with_context(
+          fmt::format("dynamic entry {} (offset {})", dynamic_tag_name(e.tag), hex(e.offset)));
     }
     return *s;
   };

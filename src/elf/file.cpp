@@ -23,20 +23,20 @@ namespace detail {
 
 std::string hex(std::uint64_t v) { return fmt::format("{:#x}", v); }
 
-Result<std::vector<ProgramHeader>> decode_program_headers(const ByteView& v, std::uint64_t off,
-                                                          std::uint64_t count,
+Result<std::vector<ProgramHeader>> decode_program_headers(const ByteView& v, std::uint64_t off, std::uint64_t count,
                                                           std::uint64_t entsize, bool is64,
                                                           std::uint64_t table_file_offset) {
   if (entsize < phdr_size(is64)) {
-    return malformed(fmt::format("e_phentsize {} is smaller than an ELF{} program header ({})",
-                                 entsize, is64 ? 64 : 32, phdr_size(is64)));
+    return malformed(fmt::format("e_phentsize {} is smaller than an ELF{} program header ({})", entsize, is64 ? 64 : 32,
+                                 phdr_size(is64)));
   }
   // Checking the whole table up front caps count by the input size, so a
   // forged e_phnum cannot make us reserve more than the bytes we were given.
   if (count > 0 && (count > v.size() / entsize || !range_fits(off, count * entsize, v.size()))) {
-    return malformed(fmt::format("program header table (offset {}): {} entries of {} bytes run past "
-                                 "the end of the {}-byte buffer",
-                                 hex(table_file_offset), count, entsize, hex(v.size())));
+    return malformed(
+        fmt::format("program header table (offset {}): {} entries of {} bytes run past "
+                    "the end of the {}-byte buffer",
+                    hex(table_file_offset), count, entsize, hex(v.size())));
   }
   std::vector<ProgramHeader> out;
   out.reserve(count);
@@ -104,37 +104,35 @@ std::optional<std::uint64_t> AddressMap::translate(std::uint64_t vaddr) const {
   return std::nullopt;
 }
 
-Result<std::span<const std::uint8_t>> segment_bytes(const ByteView& v, const ProgramHeader& ph,
-                                                    std::size_t index) {
+Result<std::span<const std::uint8_t>> segment_bytes(const ByteView& v, const ProgramHeader& ph, std::size_t index) {
   if (auto s = v.sub(ph.offset, ph.filesz)) return *s;
-  return malformed(fmt::format("program header {} (offset {}): p_offset {} + p_filesz {} is past end "
-                               "of file (size {})",
-                               index, hex(ph.table_offset), hex(ph.offset), hex(ph.filesz),
-                               hex(v.size())));
+  return malformed(
+      fmt::format("program header {} (offset {}): p_offset {} + p_filesz {} is past end "
+                  "of file (size {})",
+                  index, hex(ph.table_offset), hex(ph.offset), hex(ph.filesz), hex(v.size())));
 }
 
-Result<std::span<const std::uint8_t>> section_bytes(const ByteView& v, const SectionHeader& sh,
-                                                    std::size_t index) {
+Result<std::span<const std::uint8_t>> section_bytes(const ByteView& v, const SectionHeader& sh, std::size_t index) {
   if (sh.type == SHT_NOBITS) return std::span<const std::uint8_t>{};
   if (auto s = v.sub(sh.offset, sh.size)) return *s;
-  return malformed(fmt::format("section {} ({}): sh_offset {} + sh_size {} is past end of file "
-                               "(size {})",
-                               index, sh.name.empty() ? "unnamed" : sh.name, hex(sh.offset),
-                               hex(sh.size), hex(v.size())));
+  return malformed(
+      fmt::format("section {} ({}): sh_offset {} + sh_size {} is past end of file "
+                  "(size {})",
+                  index, sh.name.empty() ? "unnamed" : sh.name, hex(sh.offset), hex(sh.size), hex(v.size())));
 }
 
 Result<std::string_view> read_string(const ByteView& v, const StringTable& t, std::uint64_t index) {
   if (index >= t.size) {
-    return malformed(fmt::format("{} (offset {}, size {}): string index {} is outside the table",
-                                 t.what, hex(t.offset), hex(t.size), hex(index)));
+    return malformed(fmt::format("{} (offset {}, size {}): string index {} is outside the table", t.what, hex(t.offset),
+                                 hex(t.size), hex(index)));
   }
   const std::uint64_t max_len = t.size - index - 1;
-  auto s = v.cstr(t.offset + index,
-                  max_len > SIZE_MAX ? SIZE_MAX : static_cast<std::size_t>(max_len));
+  auto s = v.cstr(t.offset + index, max_len > SIZE_MAX ? SIZE_MAX : static_cast<std::size_t>(max_len));
   if (!s || t.offset + index < t.offset) {
-    return malformed(fmt::format("{} (offset {}, size {}): string at index {} is not NUL-terminated "
-                                 "inside the table (file size {})",
-                                 t.what, hex(t.offset), hex(t.size), hex(index), hex(v.size())));
+    return malformed(
+        fmt::format("{} (offset {}, size {}): string at index {} is not NUL-terminated "
+                    "inside the table (file size {})",
+                    t.what, hex(t.offset), hex(t.size), hex(index), hex(v.size())));
   }
   return *s;
 }
@@ -184,8 +182,8 @@ Result<Header> parse_header(std::span<const std::uint8_t> first_bytes) {
   // The byte order is unknown until EI_DATA is read; the ident bytes are single bytes.
   const ByteView ident(first_bytes, false);
   if (first_bytes.size() < SELFMAG || std::memcmp(first_bytes.data(), ELFMAG, SELFMAG) != 0) {
-    return malformed(fmt::format("not an ELF file: no \\x7fELF magic at offset 0 (file size {})",
-                                 hex(first_bytes.size())));
+    return malformed(
+        fmt::format("not an ELF file: no \\x7fELF magic at offset 0 (file size {})", hex(first_bytes.size())));
   }
   Header h;
   h.ei_class = ident.u8(EI_CLASS).value_or(0);
@@ -197,9 +195,10 @@ Result<Header> parse_header(std::span<const std::uint8_t> first_bytes) {
   h.big_endian = h.ei_data == ELFDATA2MSB;
   const std::uint64_t need = detail::ehdr_size(h.is64);
   if (first_bytes.size() < need) {
-    return malformed(fmt::format("file header (offset 0): file size {} is smaller than an ELF{} "
-                                 "header ({})",
-                                 hex(first_bytes.size()), h.is64 ? 64 : 32, hex(need)));
+    return malformed(
+        fmt::format("file header (offset 0): file size {} is smaller than an ELF{} "
+                    "header ({})",
+                    hex(first_bytes.size()), h.is64 ? 64 : 32, hex(need)));
   }
   const ByteView v(first_bytes, h.big_endian);
   h.type = v.u16(16).value_or(0);
@@ -220,11 +219,10 @@ Result<Header> parse_header(std::span<const std::uint8_t> first_bytes) {
   return h;
 }
 
-Result<std::vector<ProgramHeader>> parse_program_headers(std::span<const std::uint8_t> table,
-                                                         const Header& h,
+Result<std::vector<ProgramHeader>> parse_program_headers(std::span<const std::uint8_t> table, const Header& h,
                                                          std::uint64_t table_file_offset) {
-  return detail::decode_program_headers(ByteView(table, h.big_endian), 0, h.phnum, h.phentsize,
-                                        h.is64, table_file_offset);
+  return detail::decode_program_headers(ByteView(table, h.big_endian), 0, h.phnum, h.phentsize, h.is64,
+                                        table_file_offset);
 }
 
 Result<File> File::parse(std::span<const std::uint8_t> bytes) {
@@ -238,24 +236,25 @@ Result<std::vector<ProgramHeader>> File::program_headers() const {
   if (count == PN_XNUM) {
     auto s0 = read_section0(v_, h_);
     if (!s0) {
-      return malformed(fmt::format("file header: e_phnum is PN_XNUM but section header 0 (e_shoff "
-                                   "{}) is unreadable",
-                                   hex(h_.shoff)));
+      return malformed(
+          fmt::format("file header: e_phnum is PN_XNUM but section header 0 (e_shoff "
+                      "{}) is unreadable",
+                      hex(h_.shoff)));
     }
     count = s0->info;
   }
   if (count == 0) return std::vector<ProgramHeader>{};
   if (h_.phentsize < detail::phdr_size(h_.is64)) {
-    return malformed(fmt::format("file header (offset {}): e_phentsize {} is smaller than an ELF{} "
-                                 "program header ({})",
-                                 hex(phentsize_field(h_.is64)),
-                                 h_.phentsize, h_.is64 ? 64 : 32, detail::phdr_size(h_.is64)));
+    return malformed(
+        fmt::format("file header (offset {}): e_phentsize {} is smaller than an ELF{} "
+                    "program header ({})",
+                    hex(phentsize_field(h_.is64)), h_.phentsize, h_.is64 ? 64 : 32, detail::phdr_size(h_.is64)));
   }
   if (!range_fits(h_.phoff, count * h_.phentsize, v_.size())) {
-    return malformed(fmt::format("file header (offset {}): e_phoff {} + e_phnum {} * e_phentsize {} "
-                                 "is past end of file (size {})",
-                                 hex(phoff_field(h_.is64)), hex(h_.phoff), count, h_.phentsize,
-                                 hex(v_.size())));
+    return malformed(
+        fmt::format("file header (offset {}): e_phoff {} + e_phnum {} * e_phentsize {} "
+                    "is past end of file (size {})",
+                    hex(phoff_field(h_.is64)), hex(h_.phoff), count, h_.phentsize, hex(v_.size())));
   }
   return detail::decode_program_headers(v_, h_.phoff, count, h_.phentsize, h_.is64, h_.phoff);
 }
@@ -269,17 +268,17 @@ Result<std::vector<SectionHeader>> File::section_headers() const {
   if (count == 0) return std::vector<SectionHeader>{};
   const std::uint64_t entsize = h_.shentsize;
   if (entsize < detail::shdr_size(h_.is64)) {
-    return malformed(fmt::format("file header (offset {}): e_shentsize {} is smaller than an "
-                                 "ELF{} section header ({})",
-                                 hex(shentsize_field(h_.is64)), entsize, h_.is64 ? 64 : 32,
-                                 detail::shdr_size(h_.is64)));
+    return malformed(
+        fmt::format("file header (offset {}): e_shentsize {} is smaller than an "
+                    "ELF{} section header ({})",
+                    hex(shentsize_field(h_.is64)), entsize, h_.is64 ? 64 : 32, detail::shdr_size(h_.is64)));
   }
   // The fit check bounds count (and the vector below) by the file size.
   if (count > v_.size() / entsize || !range_fits(h_.shoff, count * entsize, v_.size())) {
-    return malformed(fmt::format("file header (offset {}): e_shoff {} + e_shnum {} * e_shentsize {} "
-                                 "is past end of file (size {})",
-                                 hex(shoff_field(h_.is64)), hex(h_.shoff), count, entsize,
-                                 hex(v_.size())));
+    return malformed(
+        fmt::format("file header (offset {}): e_shoff {} + e_shnum {} * e_shentsize {} "
+                    "is past end of file (size {})",
+                    hex(shoff_field(h_.is64)), hex(h_.shoff), count, entsize, hex(v_.size())));
   }
   std::vector<SectionHeader> out;
   out.reserve(count);
@@ -345,13 +344,13 @@ Result<std::optional<std::string_view>> File::interpreter() const {
     // without any NUL there is no string at all (binfmt_elf.c rejects it).
     const void* nul = bytes->empty() ? nullptr : std::memchr(bytes->data(), 0, bytes->size());
     if (nul == nullptr) {
-      return malformed(fmt::format("program header {} (offset {}): PT_INTERP (p_offset {}, p_filesz "
-                                   "{}) has no NUL terminator",
-                                   i, hex(ph.table_offset), hex(ph.offset), hex(ph.filesz)));
+      return malformed(
+          fmt::format("program header {} (offset {}): PT_INTERP (p_offset {}, p_filesz "
+                      "{}) has no NUL terminator",
+                      i, hex(ph.table_offset), hex(ph.offset), hex(ph.filesz)));
     }
     const auto len = static_cast<std::size_t>(static_cast<const std::uint8_t*>(nul) - bytes->data());
-    return std::optional<std::string_view>(
-        std::string_view(reinterpret_cast<const char*>(bytes->data()), len));
+    return std::optional<std::string_view>(std::string_view(reinterpret_cast<const char*>(bytes->data()), len));
   }
   return std::optional<std::string_view>{};
 }

@@ -40,10 +40,10 @@ Status parse_notes(const ByteView& file, std::uint64_t base, std::uint64_t len, 
     // alone once the alignment is 8.
     const std::uint64_t desc_off = pos + align_up(12 + std::uint64_t{namesz}, align);
     if (!range_fits(name_off, namesz, len) || !range_fits(desc_off, descsz, len)) {
-      return malformed(fmt::format("{}: note at offset {}: n_namesz {} + n_descsz {} run past the "
-                                   "end of the notes (offset {})",
-                                   where, hex(base + pos), hex(namesz), hex(descsz),
-                                   hex(base + len)));
+      return malformed(
+          fmt::format("{}: note at offset {}: n_namesz {} + n_descsz {} run past the "
+                      "end of the notes (offset {})",
+                      where, hex(base + pos), hex(namesz), hex(descsz), hex(base + len)));
     }
     Note n;
     n.type = type;
@@ -79,9 +79,10 @@ Result<std::vector<GnuProperty>> parse_properties(const Note& n, bool is64, bool
     const std::uint32_t datasz = v.u32(pos + 4).value_or(0);
     auto data = v.sub(pos + 8, datasz);
     if (!data) {
-      return malformed(fmt::format("GNU property note (offset {}): property at descriptor offset {} "
-                                   "has pr_datasz {} past the descriptor's end ({})",
-                                   hex(n.offset), hex(pos), hex(datasz), hex(v.size())));
+      return malformed(
+          fmt::format("GNU property note (offset {}): property at descriptor offset {} "
+                      "has pr_datasz {} past the descriptor's end ({})",
+                      hex(n.offset), hex(pos), hex(datasz), hex(v.size())));
     }
     p.data = *data;
     out.push_back(p);
@@ -117,8 +118,8 @@ Result<std::vector<Note>> File::notes() const {
     if (sh.type != SHT_NOTE) continue;
     auto bytes = detail::section_bytes(v_, sh, i);
     if (!bytes) return bytes.error();
-    auto st = parse_notes(v_, sh.offset, sh.size, note_align(sh.addralign),
-                          fmt::format("section {} ({})", i, sh.name), out);
+    auto st =
+        parse_notes(v_, sh.offset, sh.size, note_align(sh.addralign), fmt::format("section {} ({})", i, sh.name), out);
     if (!st) return st.error();
   }
   return out;
@@ -136,8 +137,7 @@ Result<std::vector<GnuProperty>> File::gnu_properties() const {
     if (!bytes) return bytes.error();
     std::vector<Note> notes;
     auto st = parse_notes(v_, ph.offset, ph.filesz, h_.is64 ? 8 : 4,
-                          fmt::format("program header {} (offset {})", i, hex(ph.table_offset)),
-                          notes);
+                          fmt::format("program header {} (offset {})", i, hex(ph.table_offset)), notes);
     if (!st) return st.error();
     for (const auto& n : notes) {
       if (is_property_note(n)) return parse_properties(n, h_.is64, h_.big_endian);

@@ -41,8 +41,8 @@ Result<std::uint64_t> gnu_hash_count(const File& f, const TableRef& ref) {
   const ByteView& v = f.view();
   const bool is64 = f.header().is64;
   auto bad = [&](std::uint64_t at) {
-    return malformed(fmt::format("DT_GNU_HASH (offset {}): table truncated at offset {} (file size {})",
-                                 hex(*base), hex(at), hex(v.size())));
+    return malformed(fmt::format("DT_GNU_HASH (offset {}): table truncated at offset {} (file size {})", hex(*base),
+                                 hex(at), hex(v.size())));
   };
   const auto nbuckets = v.u32(*base);
   const auto symoffset = v.u32(*base + 4);
@@ -103,15 +103,15 @@ Result<std::vector<Symbol>> decode_symbols(const File& f, const SymTableLoc& loc
   const ByteView& v = f.view();
   const std::uint64_t es = loc.entsize ? loc.entsize : detail::sym_size(is64);
   if (es < detail::sym_size(is64)) {
-    return malformed(fmt::format("{} (offset {}): entry size {} is smaller than an ELF{} symbol ({})",
-                                 loc.what, hex(loc.offset), es, is64 ? 64 : 32,
-                                 detail::sym_size(is64)));
+    return malformed(fmt::format("{} (offset {}): entry size {} is smaller than an ELF{} symbol ({})", loc.what,
+                                 hex(loc.offset), es, is64 ? 64 : 32, detail::sym_size(is64)));
   }
   // Checking the whole table first caps count (and the allocation) by the file size.
   if (loc.count > v.size() / es || !range_fits(loc.offset, loc.count * es, v.size())) {
-    return malformed(fmt::format("{} (offset {}): {} symbols of {} bytes run past end of file "
-                                 "(size {})",
-                                 loc.what, hex(loc.offset), loc.count, es, hex(v.size())));
+    return malformed(
+        fmt::format("{} (offset {}): {} symbols of {} bytes run past end of file "
+                    "(size {})",
+                    loc.what, hex(loc.offset), loc.count, es, hex(v.size())));
   }
   std::vector<Symbol> out;
   out.reserve(loc.count);
@@ -135,8 +135,7 @@ Result<std::vector<Symbol>> decode_symbols(const File& f, const SymTableLoc& loc
     if (name != 0) {
       auto n = detail::read_string(v, loc.strings, name);
       if (!n) {
-        return n.error().with_context(
-            fmt::format("{} symbol {} (offset {})", loc.what, i, hex(e)));
+        return n.error().with_context(fmt::format("{} symbol {} (offset {})", loc.what, i, hex(e)));
       }
       s.name = *n;
     }
@@ -146,18 +145,17 @@ Result<std::vector<Symbol>> decode_symbols(const File& f, const SymTableLoc& loc
 }
 
 // The string table a section's sh_link names.
-Result<detail::StringTable> linked_strings(const std::vector<SectionHeader>& shdrs,
-                                           const SectionHeader& sh, std::size_t index) {
+Result<detail::StringTable> linked_strings(const std::vector<SectionHeader>& shdrs, const SectionHeader& sh,
+                                           std::size_t index) {
   if (sh.link == 0 || sh.link >= shdrs.size()) {
-    return malformed(fmt::format("section {} ({}): sh_link {} is not a section", index, sh.name,
-                                 sh.link));
+    return malformed(fmt::format("section {} ({}): sh_link {} is not a section", index, sh.name, sh.link));
   }
   const auto& st = shdrs[sh.link];
   return detail::StringTable{st.offset, st.type == SHT_NOBITS ? 0 : st.size, ".dynstr/.strtab"};
 }
 
-Result<std::optional<SymTableLoc>> section_symtab(const std::vector<SectionHeader>& shdrs,
-                                                  std::uint32_t type, bool is64) {
+Result<std::optional<SymTableLoc>> section_symtab(const std::vector<SectionHeader>& shdrs, std::uint32_t type,
+                                                  bool is64) {
   for (std::size_t i = 0; i < shdrs.size(); ++i) {
     const auto& sh = shdrs[i];
     if (sh.type != type) continue;
@@ -234,8 +232,8 @@ Result<std::vector<std::uint16_t>> File::version_symbols() const {
     what = fmt::format("section {}", secs[0].name);
   }
   if (count > v_.size() / 2 || !range_fits(off, count * 2, v_.size())) {
-    return malformed(fmt::format("{} (offset {}): {} entries run past end of file (size {})", what,
-                                 hex(off), count, hex(v_.size())));
+    return malformed(fmt::format("{} (offset {}): {} entries run past end of file (size {})", what, hex(off), count,
+                                 hex(v_.size())));
   }
   std::vector<std::uint16_t> out;
   out.reserve(count);
@@ -252,8 +250,7 @@ struct VersionLoc {
   detail::StringTable strings;
 };
 
-Result<std::optional<VersionLoc>> locate_versions(const File& f, std::int64_t tag,
-                                                  std::uint32_t sh_type) {
+Result<std::optional<VersionLoc>> locate_versions(const File& f, std::int64_t tag, std::uint32_t sh_type) {
   auto t = detail::dynamic_tables(f);
   if (t) {
     const auto& ref = tag == DT_VERNEED ? t->verneed : t->verdef;
@@ -262,8 +259,7 @@ Result<std::optional<VersionLoc>> locate_versions(const File& f, std::int64_t ta
       if (!off) return off.error();
       auto strings = detail::dynamic_string_table(f, *t);
       if (!strings) return strings.error();
-      return std::optional<VersionLoc>(
-          VersionLoc{*off, tag == DT_VERNEED ? t->verneednum : t->verdefnum, *strings});
+      return std::optional<VersionLoc>(VersionLoc{*off, tag == DT_VERNEED ? t->verneednum : t->verdefnum, *strings});
     }
   }
   auto shdrs = f.section_headers();
@@ -298,16 +294,18 @@ Result<std::vector<VersionNeed>> File::version_needs() const {
   std::uint64_t off = l.offset;
   for (std::uint64_t i = 0; !l.count || i < *l.count; ++i) {
     if (budget-- == 0) {
-      return malformed(fmt::format("version needs (offset {}): vn_next chain does not end within the file "
-                                   "(overlapping or cyclic entries)", hex(l.offset)));
+      return malformed(
+          fmt::format("version needs (offset {}): vn_next chain does not end within the file "
+                      "(overlapping or cyclic entries)",
+                      hex(l.offset)));
     }
     const auto cnt = v_.u16(off + 2);
     const auto file = v_.u32(off + 4);
     const auto aux = v_.u32(off + 8);
     const auto next = v_.u32(off + 12);
     if (!cnt || !file || !aux || !next) {
-      return malformed(fmt::format("version need {} (offset {}): entry past end of file (size {})", i,
-                                   hex(off), hex(v_.size())));
+      return malformed(
+          fmt::format("version need {} (offset {}): entry past end of file (size {})", i, hex(off), hex(v_.size())));
     }
     VersionNeed need;
     auto name = detail::read_string(v_, l.strings, *file);
@@ -316,8 +314,10 @@ Result<std::vector<VersionNeed>> File::version_needs() const {
     std::uint64_t a = off + *aux;
     for (std::uint16_t j = 0; j < *cnt; ++j) {
       if (budget-- == 0) {
-        return malformed(fmt::format("version need {} (offset {}): vna_next chain does not end within the file "
-                                   "(overlapping or cyclic entries)", i, hex(off)));
+        return malformed(
+            fmt::format("version need {} (offset {}): vna_next chain does not end within the file "
+                        "(overlapping or cyclic entries)",
+                        i, hex(off)));
       }
       VersionNeedAux e;
       const auto hash = v_.u32(a);
@@ -326,8 +326,10 @@ Result<std::vector<VersionNeed>> File::version_needs() const {
       const auto vname = v_.u32(a + 8);
       const auto vnext = v_.u32(a + 12);
       if (!hash || !flags || !other || !vname || !vnext) {
-        return malformed(fmt::format("version need {} aux {} (offset {}): entry past end of file "
-                                     "(size {})", i, j, hex(a), hex(v_.size())));
+        return malformed(
+            fmt::format("version need {} aux {} (offset {}): entry past end of file "
+                        "(size {})",
+                        i, j, hex(a), hex(v_.size())));
       }
       e.hash = *hash;
       e.flags = *flags;
@@ -357,8 +359,10 @@ Result<std::vector<VersionDef>> File::version_defs() const {
   std::uint64_t off = l.offset;
   for (std::uint64_t i = 0; !l.count || i < *l.count; ++i) {
     if (budget-- == 0) {
-      return malformed(fmt::format("version definitions (offset {}): vd_next chain does not end within the file "
-                                   "(overlapping or cyclic entries)", hex(l.offset)));
+      return malformed(
+          fmt::format("version definitions (offset {}): vd_next chain does not end within the file "
+                      "(overlapping or cyclic entries)",
+                      hex(l.offset)));
     }
     const auto flags = v_.u16(off + 2);
     const auto ndx = v_.u16(off + 4);
@@ -367,8 +371,10 @@ Result<std::vector<VersionDef>> File::version_defs() const {
     const auto aux = v_.u32(off + 12);
     const auto next = v_.u32(off + 16);
     if (!flags || !ndx || !cnt || !hash || !aux || !next) {
-      return malformed(fmt::format("version definition {} (offset {}): entry past end of file "
-                                   "(size {})", i, hex(off), hex(v_.size())));
+      return malformed(
+          fmt::format("version definition {} (offset {}): entry past end of file "
+                      "(size {})",
+                      i, hex(off), hex(v_.size())));
     }
     VersionDef d;
     d.flags = *flags;
@@ -377,17 +383,22 @@ Result<std::vector<VersionDef>> File::version_defs() const {
     std::uint64_t a = off + *aux;
     for (std::uint16_t j = 0; j < *cnt; ++j) {
       if (budget-- == 0) {
-        return malformed(fmt::format("version definition {} (offset {}): vda_next chain does not end within the "
-                                   "file (overlapping or cyclic entries)", i, hex(off)));
+        return malformed(
+            fmt::format("version definition {} (offset {}): vda_next chain does not end within the "
+                        "file (overlapping or cyclic entries)",
+                        i, hex(off)));
       }
       const auto vname = v_.u32(a);
       const auto vnext = v_.u32(a + 4);
       if (!vname || !vnext) {
-        return malformed(fmt::format("version definition {} aux {} (offset {}): entry past end of "
-                                     "file (size {})", i, j, hex(a), hex(v_.size())));
+        return malformed(
+            fmt::format("version definition {} aux {} (offset {}): entry past end of "
+                        "file (size {})",
+                        i, j, hex(a), hex(v_.size())));
       }
       auto n = detail::read_string(v_, l.strings, *vname);
-      if (!n) return n.error().with_context(fmt::format("version definition {} aux {} (offset {}) vda_name", i, j, hex(a)));
+      if (!n)
+        return n.error().with_context(fmt::format("version definition {} aux {} (offset {}) vda_name", i, j, hex(a)));
       d.names.push_back(*n);
       if (*vnext == 0) break;
       a += *vnext;

@@ -1,5 +1,5 @@
-#include "procforge/format.hpp"
 #include "exec/binfmt_elf.hpp"
+#include "procforge/format.hpp"
 
 #include <elf.h>
 
@@ -15,7 +15,6 @@ namespace procforge::exec {
 namespace {
 
 constexpr std::uint64_t kPathMax = 4096;
-
 
 // elf_check_arch(): EM_X86_64 for the native handler; EM_386 for compat
 // (compat_elf_check_arch() with ia32 emulation on, no x32).
@@ -93,8 +92,8 @@ elf::Header kernel_header(std::span<const std::uint8_t> buf, bool is64) {
 HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool compat) {
   const std::string& name = b.file.path;
   const std::string handler = compat ? "compat_binfmt_elf" : "binfmt_elf";
-  const std::string rule = compat ? "fs/compat_binfmt_elf.c -> fs/binfmt_elf.c load_elf_binary()"
-                                  : "fs/binfmt_elf.c load_elf_binary()";
+  const std::string rule =
+      compat ? "fs/compat_binfmt_elf.c -> fs/binfmt_elf.c load_elf_binary()" : "fs/binfmt_elf.c load_elf_binary()";
   if (std::memcmp(buf.data(), ELFMAG, SELFMAG) != 0) return HandlerResult::declined;
 
   ElfImage img;
@@ -109,13 +108,13 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
   };
   if (h.type != ET_EXEC && h.type != ET_DYN)
     return decline("e_type", "e_type is " + elf::type_name(h.type) +
-                                 (h.type == ET_REL ? " (an object file: link it first)"
+                                 (h.type == ET_REL    ? " (an object file: link it first)"
                                   : h.type == ET_CORE ? " (a core dump)"
                                                       : "") +
                                  "; only ET_EXEC and ET_DYN can be executed");
   if (!check_arch(h, compat))
-    return decline("e_machine", "e_machine is " + elf::machine_name(h.machine) + ", not " +
-                                    (compat ? "EM_386" : "EM_X86_64"));
+    return decline("e_machine",
+                   "e_machine is " + elf::machine_name(h.machine) + ", not " + (compat ? "EM_386" : "EM_X86_64"));
   ctx.check(handler + ": header", name, true,
             elf::type_name(h.type) + " " + elf::machine_name(h.machine) +
                 " (e_ident class, data, version and OS ABI are not checked)",
@@ -131,8 +130,9 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
   ctx.check(handler + ": program headers", name, true, std::to_string(h.phnum) + " entries at " + hex(h.phoff),
             "fs/binfmt_elf.c load_elf_phdrs()");
   if (h.phnum * (h.is64 ? 56u : 32u) > 4096u)
-    ctx.out.rules_applied.push_back("program header table over 4096 bytes accepted (limit 65536 since ~6.13; "
-                                    "6.12 and older refuse it with ENOEXEC)");
+    ctx.out.rules_applied.push_back(
+        "program header table over 4096 bytes accepted (limit 65536 since ~6.13; "
+        "6.12 and older refuse it with ENOEXEC)");
 
   // PT_INTERP: only the first one counts (the loop breaks after it).
   std::optional<ExecFile> interp_file;
@@ -172,8 +172,7 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
     auto f = open_exec(ctx, interp_name, "ELF interpreter");
     if (!f) {
       ctx.out.chain.push_back({name, LinkKind::elf, interp_name, std::nullopt, ""});
-      return ctx.fail(f.error().err, "open interpreter", interp_name, f.error().message, ""),
-             HandlerResult::failed;
+      return ctx.fail(f.error().err, "open interpreter", interp_name, f.error().message, ""), HandlerResult::failed;
     }
     if (!*f) {
       ctx.out.chain.push_back({name, LinkKind::elf, interp_name, std::nullopt, ""});
@@ -190,8 +189,8 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
       ctx.fail(EIO, "interpreter header read", interp_name,
                "the ELF interpreter " + interp_name + " is only " + std::to_string(*got) +
                    " bytes, shorter than an ELF header",
-               "point PT_INTERP at a real dynamic linker (" + std::string(compat ? "/lib/ld-linux.so.2" :
-               "/lib64/ld-linux-x86-64.so.2") + ")");
+               "point PT_INTERP at a real dynamic linker (" +
+                   std::string(compat ? "/lib/ld-linux.so.2" : "/lib64/ld-linux-x86-64.so.2") + ")");
       return HandlerResult::failed;
     }
     interp.file = &*interp_file;
@@ -200,8 +199,8 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
     break;
   }
 
-  ctx.out.chain.push_back({name, LinkKind::elf,
-                           interp_file ? std::optional<std::string>(interp_name) : std::nullopt, std::nullopt, ""});
+  ctx.out.chain.push_back(
+      {name, LinkKind::elf, interp_file ? std::optional<std::string>(interp_name) : std::nullopt, std::nullopt, ""});
 
   bool exec_stack = false;
   for (const auto& p : img.ph)

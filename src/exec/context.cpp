@@ -45,7 +45,8 @@ Result<std::size_t> ExecFile::read_at(void* buf, std::size_t len, std::uint64_t 
 }
 
 void Context::check(std::string step, std::string object, bool passed, std::string detail, std::string rule) {
-  if (req.explain) out.checks.push_back({std::move(step), std::move(object), passed, std::move(detail), std::move(rule)});
+  if (req.explain)
+    out.checks.push_back({std::move(step), std::move(object), passed, std::move(detail), std::move(rule)});
 }
 
 void Context::fail(int err, std::string step, std::string object, std::string diagnosis, std::string fix) {
@@ -57,8 +58,8 @@ void Context::fail(int err, std::string step, std::string object, std::string di
   out.fix = std::move(fix);
 }
 
-void Context::kill(int sig, bool at_first_instruction, std::string step, std::string object,
-                   std::string diagnosis, std::string fix) {
+void Context::kill(int sig, bool at_first_instruction, std::string step, std::string object, std::string diagnosis,
+                   std::string fix) {
   out.outcome = Outcome::killed;
   out.signal = sig;
   out.killed_at_first_instruction = at_first_instruction;

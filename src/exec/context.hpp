@@ -7,8 +7,8 @@
 #include <memory>
 #include <string>
 
-#include "procforge/open_writers.hpp"
 #include "procforge/exec.hpp"
+#include "procforge/open_writers.hpp"
 
 namespace procforge::exec {
 
@@ -43,8 +43,8 @@ struct Context {
   // Record the kernel's failure: execve returns err.
   void fail(int err, std::string step, std::string object, std::string diagnosis, std::string fix);
   // Record a kill after the point of no return (or at the first instruction).
-  void kill(int sig, bool at_first_instruction, std::string step, std::string object,
-            std::string diagnosis, std::string fix);
+  void kill(int sig, bool at_first_instruction, std::string step, std::string object, std::string diagnosis,
+            std::string fix);
   const OpenWriters& writers();
 };
 

@@ -41,10 +41,10 @@ Credentials Credentials::current() {
     c.groups.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
   }
   const std::uint64_t caps = effective_caps();
-  c.cap_dac_override = caps & (1ull << 1);     // CAP_DAC_OVERRIDE
-  c.cap_dac_read_search = caps & (1ull << 2);  // CAP_DAC_READ_SEARCH
-  c.cap_sys_rawio = caps & (1ull << 17);       // CAP_SYS_RAWIO
-  c.cap_sys_admin = caps & (1ull << 21);       // CAP_SYS_ADMIN
+  c.cap_dac_override = caps & (1ull << 1);         // CAP_DAC_OVERRIDE
+  c.cap_dac_read_search = caps & (1ull << 2);      // CAP_DAC_READ_SEARCH
+  c.cap_sys_rawio = caps & (1ull << 17);           // CAP_SYS_RAWIO
+  c.cap_sys_admin = caps & (1ull << 21);           // CAP_SYS_ADMIN
   c.cap_checkpoint_restore = caps & (1ull << 40);  // CAP_CHECKPOINT_RESTORE
   c.no_new_privs = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1;
   return c;

@@ -1,5 +1,5 @@
-#include "procforge/format.hpp"
 #include "exec/layout.hpp"
+#include "procforge/format.hpp"
 
 #include <elf.h>
 #include <fcntl.h>
@@ -18,15 +18,15 @@ namespace procforge::exec {
 namespace {
 
 constexpr std::uint64_t kPage = 4096;
-constexpr std::uint64_t kTaskSize64 = (1ull << 47) - kPage;         // TASK_SIZE_MAX, 4-level paging
-constexpr std::uint64_t kTaskSizeIa32 = 0xFFFFe000;                  // IA32_PAGE_OFFSET
-constexpr std::uint64_t kEtDynBase64 = kTaskSize64 / 3 * 2;          // ELF_ET_DYN_BASE, asm/elf.h
+constexpr std::uint64_t kTaskSize64 = (1ull << 47) - kPage;  // TASK_SIZE_MAX, 4-level paging
+constexpr std::uint64_t kTaskSizeIa32 = 0xFFFFe000;          // IA32_PAGE_OFFSET
+constexpr std::uint64_t kEtDynBase64 = kTaskSize64 / 3 * 2;  // ELF_ET_DYN_BASE, asm/elf.h
 // COMPAT_ELF_ET_DYN_BASE = TASK_UNMAPPED_BASE + 16 MiB, where the 32-bit
 // TASK_UNMAPPED_BASE is PAGE_ALIGN(IA32_PAGE_OFFSET / 3) (asm/elf.h, asm/processor.h).
 constexpr std::uint64_t kEtDynBaseIa32 = ((0xFFFFe000ull / 3 + 0xfff) & ~0xfffull) + 0x1000000;
 constexpr std::uint64_t kTopPad = 8;  // __bprm_mm_init(): sizeof(void *) of the kernel, whatever the image
-constexpr std::uint64_t kStackGuardGap = 256 * kPage;                // mm/mmap.c stack_guard_gap
-constexpr std::uint64_t kStackExpand = 128 * 1024;                   // setup_arg_pages() stack_expand
+constexpr std::uint64_t kStackGuardGap = 256 * kPage;  // mm/mmap.c stack_guard_gap
+constexpr std::uint64_t kStackExpand = 128 * 1024;     // setup_arg_pages() stack_expand
 constexpr std::uint64_t kThpSize = 2ull << 20;
 constexpr std::uint64_t kStackRoomMin = 512;  // below this the first calls of any program fault (heuristic)
 
@@ -37,7 +37,6 @@ std::uint64_t page_align(std::uint64_t a) { return (a + kPage - 1) & ~(kPage - 1
 int prot_of(std::uint32_t pf) {
   return ((pf & PF_R) ? PROT_READ : 0) | ((pf & PF_W) ? PROT_WRITE : 0) | ((pf & PF_X) ? PROT_EXEC : 0);
 }
-
 
 struct Vma {
   std::uint64_t start, end;
@@ -150,8 +149,9 @@ struct Loader {
     dead = true;
     ctx.check(step, object, false, why, "fs/binfmt_elf.c (after begin_new_exec: failure = SIGSEGV)");
     ctx.kill(SIGSEGV, false, step, object,
-             why + "; the failure comes after the point of no return, so execve does not return an error: the "
-                   "new process is killed with SIGSEGV",
+             why +
+                 "; the failure comes after the point of no return, so execve does not return an error: the "
+                 "new process is killed with SIGSEGV",
              fix);
   }
 
@@ -192,8 +192,9 @@ struct Loader {
       if (!can_map_at(start, size, obj, "segment")) return false;
       if (noreplace && as.overlaps(start, start + size)) {
         segv("map segment", obj,
-             "segment at " + hex(start) + " collides with an existing mapping (MAP_FIXED_NOREPLACE: EEXIST; the "
-             "kernel logs \"Uhuuh, elf segment at ... requested but the memory is mapped already\")",
+             "segment at " + hex(start) +
+                 " collides with an existing mapping (MAP_FIXED_NOREPLACE: EEXIST; the "
+                 "kernel logs \"Uhuuh, elf segment at ... requested but the memory is mapped already\")",
              "relink the program at an address that does not overlap the stack");
         return false;
       }
@@ -289,8 +290,7 @@ NewCreds new_creds(const Context& ctx, const ExecFile& f) {
   if (may_suid && (f.st.st_mode & S_ISUID)) n.euid = f.st.st_uid, n.per_clear = true;
   if (may_suid && (f.st.st_mode & S_ISGID) && (f.st.st_mode & S_IXGRP)) n.egid = f.st.st_gid, n.per_clear = true;
   bool filecaps = false;
-  if (c.uid != 0 && may_suid)
-    filecaps = fgetxattr(f.fd, "security.capability", nullptr, 0) > 0;
+  if (c.uid != 0 && may_suid) filecaps = fgetxattr(f.fd, "security.capability", nullptr, 0) > 0;
   n.secure = n.euid != c.uid || n.egid != c.gid || filecaps;
   if (filecaps) n.per_clear = true;  // cap_bprm_creds_from_file(): privileges gained
   if (n.euid != c.euid) n.why = "set-user-ID file";
@@ -341,8 +341,10 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   // arch_pick_mmap_layout() keeps a 32-bit base too; a compat task uses it.
   const std::uint64_t mmap_task = main.ia32 ? kTaskSizeIa32 : kTaskSize64;
   gap = std::clamp<std::uint64_t>(gap, 128ull << 20, mmap_task / 6 * 5);
-  Loader L{ctx, b, lim, {}, randomize,
-           dice.mmap_base ? *dice.mmap_base : page_align(mmap_task - gap - (rnd(dice.mmap_rnd_pages) << 12)), false, {}};
+  Loader L{ctx,       b,
+           lim,       {},
+           randomize, dice.mmap_base ? *dice.mmap_base : page_align(mmap_task - gap - (rnd(dice.mmap_rnd_pages) << 12)),
+           false,     {}};
 
   // The stack VMA as setup_arg_pages() leaves it: strings at the top.
   const std::uint64_t strings_low = top - kTopPad - b.used;
@@ -351,8 +353,8 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
     std::uint64_t size = top - vm_start;
     std::uint64_t base = size + kStackExpand > rlim_stack ? top - rlim_stack : vm_start - kStackExpand;
     plan.stack_vma_start = base;
-    L.as.map_fixed({base, top, PROT_READ | PROT_WRITE | (exec_stack ? PROT_EXEC : 0), "[stack]", 0, false,
-                    "stack_top", ""});
+    L.as.map_fixed(
+        {base, top, PROT_READ | PROT_WRITE | (exec_stack ? PROT_EXEC : 0), "[stack]", 0, false, "stack_top", ""});
   }
   // A vDSO that stays where it is (the user-space loader keeps its own).
   if (dice.vdso_base && facts.vdso)
@@ -511,7 +513,8 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
       vdso_addr = *a + facts.vvar_size;
       have_vdso = true;
       L.as.map_fixed({*a, *a + facts.vvar_size, PROT_READ, "[vvar]", 0, false, "mmap_base", ""});
-      L.as.map_fixed({vdso_addr, vdso_addr + facts.vdso_size, PROT_READ | PROT_EXEC, "[vdso]", 0, false, "mmap_base", ""});
+      L.as.map_fixed(
+          {vdso_addr, vdso_addr + facts.vdso_size, PROT_READ | PROT_EXEC, "[vdso]", 0, false, "mmap_base", ""});
     }
   }
 
@@ -535,9 +538,9 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   }
 
   // create_elf_tables(): the initial stack.
-  std::uint64_t p = strings_low;  // bprm->p after all strings
+  std::uint64_t p = strings_low;                                   // bprm->p after all strings
   std::uint64_t align_p = (p - rnd(dice.tables_align)) & ~0xfull;  // arch_align_stack()
-  const std::string platform = main.ia32 ? "i686" : "x86_64";  // ELF_PLATFORM / COMPAT_ELF_PLATFORM
+  const std::string platform = main.ia32 ? "i686" : "x86_64";      // ELF_PLATFORM / COMPAT_ELF_PLATFORM
   std::uint64_t u_platform = align_p - (platform.size() + 1);
   std::uint64_t u_random = u_platform - 16;
   struct Aux {
@@ -558,11 +561,13 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   aux.push_back({AT_CLKTCK, 100, "CLOCKS_PER_SEC"});
   aux.push_back({AT_PHDR, known(exe_known && bias_known, phdr_addr),
                  !phdr_covered ? "no PT_LOAD covers e_phoff: 0 + load bias"
-                                        : "program headers as mapped (exec_base + " + hex(phdr_addr - load_bias) + ")"});
+                               : "program headers as mapped (exec_base + " + hex(phdr_addr - load_bias) + ")"});
   aux.push_back({AT_PHENT, main.ia32 ? 32u : 56u, "sizeof(Elf_Phdr), not e_phentsize"});
   aux.push_back({AT_PHNUM, main.h.phnum, ""});
-  aux.push_back({AT_BASE, interp ? known((exact || !plan.interp_randomized) && bias_known, interp_base) : std::optional<std::uint64_t>(0),
-                 interp ? "interpreter load address" : "no interpreter"});
+  aux.push_back(
+      {AT_BASE,
+       interp ? known((exact || !plan.interp_randomized) && bias_known, interp_base) : std::optional<std::uint64_t>(0),
+       interp ? "interpreter load address" : "no interpreter"});
   aux.push_back({AT_FLAGS, b.preserve_argv0 ? 1u : 0u, b.preserve_argv0 ? "AT_FLAGS_PRESERVE_ARGV0" : ""});
   aux.push_back({AT_ENTRY, known(exe_known && bias_known, e_entry), "the program's entry, even with an interpreter"});
   aux.push_back({AT_UID, nc.uid, ""});
@@ -592,8 +597,10 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   const std::uint64_t frame = top - rsp;
   if (frame > rlim_stack) {
     L.segv("initial stack", plan.exe,
-           "the initial stack frame (" + std::to_string(frame) + " bytes: strings, auxv and pointers) is larger than "
-           "RLIMIT_STACK (" + std::to_string(rlim_stack) + " bytes); writing it faults",
+           "the initial stack frame (" + std::to_string(frame) +
+               " bytes: strings, auxv and pointers) is larger than "
+               "RLIMIT_STACK (" +
+               std::to_string(rlim_stack) + " bytes); writing it faults",
            "raise the stack limit (ulimit -s) or pass fewer/shorter arguments");
     ctx.out.plan = std::move(plan);
     return;
@@ -603,30 +610,33 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   plan.stack_pointers_bytes = sp - rsp + ei_words * lim.word;
   plan.execfn = b.filename;
   auto at = [&](std::uint64_t a) { return stack_known ? hex(a) : "stack_top-" + hex(top - a); };
-  if (req.explain) plan.stack_layout = {
-      at(top - kTopPad) + "  8 zero bytes",
-      at(top - kTopPad - (b.filename.size() + 1)) + "  execfn \"" + b.filename + "\"",
-      at(strings_low) + "  argv strings (" + std::to_string(argc) + "), then envp strings (" + std::to_string(envc) +
-          ")",
-      at(align_p) + "  " + (stack_known ? std::to_string(strings_low - align_p) + " bytes" : std::string("up to 8 KiB")) +
-          " of arch_align_stack() gap, never written",
-      at(u_platform) + "  platform string",
-      at(u_random) + "  16 random bytes (AT_RANDOM)",
-      at(rsp + items * lim.word) + "  auxv: " + std::to_string(aux.size()) + " entries",
-      at(rsp + 8) + "  argv[] and envp[] pointers",
-      at(rsp) + "  argc = " + std::to_string(argc) + "   <- rsp at entry (16-byte aligned)",
-  };
+  if (req.explain)
+    plan.stack_layout = {
+        at(top - kTopPad) + "  8 zero bytes",
+        at(top - kTopPad - (b.filename.size() + 1)) + "  execfn \"" + b.filename + "\"",
+        at(strings_low) + "  argv strings (" + std::to_string(argc) + "), then envp strings (" + std::to_string(envc) +
+            ")",
+        at(align_p) + "  " +
+            (stack_known ? std::to_string(strings_low - align_p) + " bytes" : std::string("up to 8 KiB")) +
+            " of arch_align_stack() gap, never written",
+        at(u_platform) + "  platform string",
+        at(u_random) + "  16 random bytes (AT_RANDOM)",
+        at(rsp + items * lim.word) + "  auxv: " + std::to_string(aux.size()) + " entries",
+        at(rsp + 8) + "  argv[] and envp[] pointers",
+        at(rsp) + "  argc = " + std::to_string(argc) + "   <- rsp at entry (16-byte aligned)",
+    };
   if (req.explain && randomize && !exact)
-    plan.stack_layout.push_back("stack_top is 0x7ffffffff000 minus up to 16 GiB (random), then up to 8 KiB of "
-                                "random padding below the strings");
+    plan.stack_layout.push_back(
+        "stack_top is 0x7ffffffff000 minus up to 16 GiB (random), then up to 8 KiB of "
+        "random padding below the strings");
   for (auto& a : aux)
     plan.auxv.push_back({a.type, req.explain ? auxv_name(a.type) : std::string(), a.value,
                          req.explain ? std::move(a.describe) : std::string()});
 
   // What the first instruction meets.
-  plan.entry = known((exact || !(plan.entry_in_interp ? plan.interp_randomized : (main.h.type == ET_DYN && randomize))) &&
-                         bias_known,
-                     entry);
+  plan.entry = known(
+      (exact || !(plan.entry_in_interp ? plan.interp_randomized : (main.h.type == ET_DYN && randomize))) && bias_known,
+      entry);
   plan.brk = known((exact || (!brk_random && main.h.type == ET_EXEC)) && bias_known, brk);
   plan.stack_randomized = randomize && !exact;
   plan.zero_ranges = L.zero_ranges;
@@ -641,7 +651,8 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
     // create_elf_tables() output, byte for byte, without the gap it skips.
     std::vector<std::uint8_t> tables(align_p - rsp, 0), strings(top - strings_low, 0);
     auto put64 = [&](std::uint64_t addr, std::uint64_t v) {
-      for (int i = 0; i < 8; ++i) tables[addr - rsp + static_cast<std::uint64_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
+      for (int i = 0; i < 8; ++i)
+        tables[addr - rsp + static_cast<std::uint64_t>(i)] = static_cast<std::uint8_t>(v >> (8 * i));
     };
     auto put_str = [](std::vector<std::uint8_t>& piece, std::uint64_t offset, const std::string& str) {
       std::copy(str.begin(), str.end(), piece.begin() + static_cast<long>(offset));
@@ -675,9 +686,9 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
                                     " bytes is predicted to fault at once (how much a program needs is its own "
                                     "business; this is a heuristic)");
   } else if (!at_entry || !(at_entry->prot & PROT_EXEC)) {
-    const std::string where = at_entry ? "a non-executable mapping (" + prot_string(at_entry->prot) + " " +
-                                             at_entry->object + ")"
-                                       : "no mapping at all";
+    const std::string where =
+        at_entry ? "a non-executable mapping (" + prot_string(at_entry->prot) + " " + at_entry->object + ")"
+                 : "no mapping at all";
     ctx.kill(SIGSEGV, true, "entry point", plan.entry_in_interp ? *plan.interp : plan.exe,
              "execve succeeds, but the entry point " + hex(entry) + " is in " + where +
                  ", so the process dies with SIGSEGV at its first instruction",
@@ -687,8 +698,9 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
     const ExecFile& ef = plan.entry_in_interp ? *interp->file : *main.file;
     if (off >= page_align(static_cast<std::uint64_t>(ef.st.st_size)))
       ctx.kill(SIGBUS, true, "entry point", ef.path,
-               "execve succeeds, but the entry point " + hex(entry) + " is in a page past the end of the file, so "
-               "the first instruction fetch raises SIGBUS",
+               "execve succeeds, but the entry point " + hex(entry) +
+                   " is in a page past the end of the file, so "
+                   "the first instruction fetch raises SIGBUS",
                "the file is truncated");
   }
 
@@ -707,10 +719,10 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
     m.file_offset = v.off;
     m.file_backed = v.file;
     m.note = v.note;
-    const bool moves = (!exact && ((v.region == "exec_base" && randomize) ||
-                                   (v.region == "interp_base" && plan.interp_randomized) ||
-                                   (v.region == "mmap_base" && randomize) || (v.region == "stack_top" && randomize))) ||
-                       ((v.region == "interp_base" || v.region == "mmap_base" || v.region == "exec_base") && !bias_known);
+    const bool moves =
+        (!exact && ((v.region == "exec_base" && randomize) || (v.region == "interp_base" && plan.interp_randomized) ||
+                    (v.region == "mmap_base" && randomize) || (v.region == "stack_top" && randomize))) ||
+        ((v.region == "interp_base" || v.region == "mmap_base" || v.region == "exec_base") && !bias_known);
     m.address_known = !moves;
     m.start = v.start;
     m.end = v.end;
@@ -728,7 +740,8 @@ void build_layout(Context& ctx, Bprm& b, const ElfImage& main, const ElfImage* i
   if (!exact && (brk_random || (main.h.type == ET_DYN && randomize)))
     plan.mappings.push_back({"[heap]", 0, 0, PROT_READ | PROT_WRITE, 0, false, false, "brk", "grows from brk"});
   else
-    plan.mappings.push_back({"[heap]", brk, brk, PROT_READ | PROT_WRITE, 0, false, true, "", "empty until brk() grows it"});
+    plan.mappings.push_back(
+        {"[heap]", brk, brk, PROT_READ | PROT_WRITE, 0, false, true, "", "empty until brk() grows it"});
   ctx.out.plan = std::move(plan);
 }
 

@@ -51,9 +51,7 @@ std::string parent_of(const std::string& dir) {
   return slash == 0 ? "/" : dir.substr(0, slash);
 }
 
-std::string join(const std::string& dir, const std::string& name) {
-  return dir == "/" ? "/" + name : dir + "/" + name;
-}
+std::string join(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
 
 bool on_procfs(const std::string& path) {
   struct statfs sf {};
@@ -94,8 +92,7 @@ bool may_search_dir(const struct stat& st, const Credentials& c) {
   return c.cap_dac_override || c.cap_dac_read_search;
 }
 
-LookupResult path_lookup(const std::string& path, const std::string& cwd, const Credentials& creds,
-                         bool from_kernel) {
+LookupResult path_lookup(const std::string& path, const std::string& cwd, const Credentials& creds, bool from_kernel) {
   LookupResult r;
   if (path.empty() && from_kernel) {
     // open_exec("") of a kernel-held name (an empty #! interpreter or
@@ -186,11 +183,10 @@ LookupResult path_lookup(const std::string& path, const std::string& cwd, const 
       bool magic = false;
       if (on_procfs(cur)) {
         struct stat via_text {};
-        magic = target.empty() || target[0] != '/' ? (target.find(':') != std::string::npos)
-                                                   : (stat(target.c_str(), &via_text) != 0 ||
-                                                      stat(next.c_str(), &real) != 0 ||
-                                                      via_text.st_ino != real.st_ino ||
-                                                      via_text.st_dev != real.st_dev);
+        magic = target.empty() || target[0] != '/'
+                    ? (target.find(':') != std::string::npos)
+                    : (stat(target.c_str(), &via_text) != 0 || stat(next.c_str(), &real) != 0 ||
+                       via_text.st_ino != real.st_ino || via_text.st_dev != real.st_dev);
       }
       if (magic) {
         if (stat(next.c_str(), &real) != 0) {
@@ -260,8 +256,7 @@ Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name,
     ctx.fail(lr.err, "path lookup", name, d.first, d.second);
     return std::optional<ExecFile>{};
   }
-  ctx.check("path lookup", name, true,
-            lr.resolved == name ? "found" : "resolves to " + lr.resolved, rule_walk);
+  ctx.check("path lookup", name, true, lr.resolved == name ? "found" : "resolves to " + lr.resolved, rule_walk);
 
   const mode_t m = lr.st.st_mode;
   const std::string rule_open = "fs/namei.c may_open()";
@@ -309,8 +304,7 @@ Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name,
     ctx.check("x permission", name, false, std::string("mode ") + mode, "fs/namei.c generic_permission()");
     ctx.fail(EACCES, "x permission", name,
              "the " + role + " " + name + " (mode " + mode + ") is not executable by uid " +
-                 std::to_string(ctx.req.creds.fsuid) +
-                 (none ? "; it has no x bit at all, which even root needs" : ""),
+                 std::to_string(ctx.req.creds.fsuid) + (none ? "; it has no x bit at all, which even root needs" : ""),
              "chmod +x " + name);
     return std::optional<ExecFile>{};
   }

@@ -53,13 +53,12 @@ bool copy_strings(Context& ctx, Bprm& b, const Request& req) {
       e2big(ctx, b,
             one ? std::string("one ") + kind + " string is " + std::to_string(s.size()) +
                       " bytes; the kernel's limit for a single string is 131071 bytes (MAX_ARG_STRLEN)"
-                : b.used > b.limit
-                      ? "the argument and environment strings (" + std::to_string(b.used) +
-                            " bytes so far) exceed the limit of " + std::to_string(b.limit) +
-                            " bytes for this RLIMIT_STACK"
-                      : "the argument and environment strings (" + std::to_string(b.used) +
-                            " bytes so far) need more stack pages than RLIMIT_STACK (" +
-                            std::to_string(b.rlimit_stack) + " bytes) allows");
+            : b.used > b.limit
+                ? "the argument and environment strings (" + std::to_string(b.used) +
+                      " bytes so far) exceed the limit of " + std::to_string(b.limit) + " bytes for this RLIMIT_STACK"
+                : "the argument and environment strings (" + std::to_string(b.used) +
+                      " bytes so far) need more stack pages than RLIMIT_STACK (" + std::to_string(b.rlimit_stack) +
+                      " bytes) allows");
       return false;
     }
     return true;
@@ -89,14 +88,16 @@ Step load_script(Context& ctx, Bprm& b, const Shebang& sh) {
             "interpreter \"" + sh.interpreter + "\"" + (sh.arg ? ", argument \"" + *sh.arg + "\"" : ", no argument"),
             "fs/binfmt_script.c load_script()");
   if (sh.line_truncated)
-    ctx.out.rules_applied.push_back("#! line of " + script + " has no newline within 256 bytes: bytes past 255 ignored");
+    ctx.out.rules_applied.push_back("#! line of " + script +
+                                    " has no newline within 256 bytes: bytes past 255 ignored");
   ctx.out.chain.push_back({script, LinkKind::script, sh.interpreter, sh.arg, ""});
   // Argv rewrite: drop argv[0], then push script path, argument, interpreter.
   b.remove_arg_zero();
   bool ok = b.push_front(b.interp);
   if (ok && sh.arg) ok = b.push_front(*sh.arg);
   if (ok) ok = b.push_front(sh.interpreter);
-  if (!ok) return e2big(ctx, b, "the strings added for the #! interpreter push the arguments over the limit"), Step::failed;
+  if (!ok)
+    return e2big(ctx, b, "the strings added for the #! interpreter push the arguments over the limit"), Step::failed;
   b.interp = sh.interpreter;  // bprm_change_interp()
   auto f = open_exec(ctx, sh.interpreter, "#! interpreter");
   if (!f) return ctx.fail(f.error().err, "open interpreter", sh.interpreter, f.error().message, ""), Step::failed;
@@ -149,14 +150,16 @@ Step search_binary_handler(Context& ctx, Bprm& b, const MiscRegistry& misc) {
   }
 
   // No handler accepted the file.
-  std::string why = b.enoexec_reason.value_or(*n == 0 ? "the file is empty" : "it is neither an ELF file nor a #! script");
-  const bool text = *n > 0 && !sh.is_script && std::all_of(buf.begin(), buf.begin() + static_cast<long>(*n), [](std::uint8_t c) {
-    return c == '\t' || c == '\n' || c == '\r' || (c >= 0x20 && c < 0x7f) || c >= 0x80;
-  });
+  std::string why =
+      b.enoexec_reason.value_or(*n == 0 ? "the file is empty" : "it is neither an ELF file nor a #! script");
+  const bool text =
+      *n > 0 && !sh.is_script && std::all_of(buf.begin(), buf.begin() + static_cast<long>(*n), [](std::uint8_t c) {
+        return c == '\t' || c == '\n' || c == '\r' || (c >= 0x20 && c < 0x7f) || c >= 0x80;
+      });
   std::string fix = text ? "add a #! line (e.g. #!/bin/sh) as the first line; shells run such files themselves, "
                            "but execve() does not"
-                         : sh.is_script ? "fix the #! line: #!/path/to/interpreter [one argument]"
-                                        : "check that the file is a program for x86_64 Linux";
+                    : sh.is_script ? "fix the #! line: #!/path/to/interpreter [one argument]"
+                                   : "check that the file is a program for x86_64 Linux";
   ctx.check("format", b.file.path, false, why, "fs/exec.c search_binary_handler()");
   ctx.fail(ENOEXEC, "format", b.file.path, b.file.path + ": the kernel cannot execute it: " + why, fix);
   return Step::failed;

@@ -19,13 +19,13 @@ using BinprmBuf = std::array<std::uint8_t, kBinprmBufSize>;
 BinprmBuf make_binprm_buf(std::span<const std::uint8_t> first_bytes);
 
 struct Shebang {
-  bool is_script = false;         // buf starts with "#!"
-  std::string interpreter;        // i_name, up to the first blank or NUL
-  std::optional<std::string> arg; // i_arg: one argument, inner blanks kept
+  bool is_script = false;          // buf starts with "#!"
+  std::string interpreter;         // i_name, up to the first blank or NUL
+  std::optional<std::string> arg;  // i_arg: one argument, inner blanks kept
   // When is_script but unusable: why the kernel returns ENOEXEC.
   std::optional<std::string> enoexec_reason;
-  bool line_truncated = false;    // no newline in 256 bytes: bytes past buf[254] ignored
-  bool has_cr = false;            // the interpreter or argument ends in '\r' (a CRLF line)
+  bool line_truncated = false;  // no newline in 256 bytes: bytes past buf[254] ignored
+  bool has_cr = false;          // the interpreter or argument ends in '\r' (a CRLF line)
 };
 
 Shebang parse_shebang(const BinprmBuf& buf);

@@ -38,7 +38,7 @@ void apply_version_rules(SystemFacts& f) {
   // bytes, 73 entries); 6.18 accepts up to 65536 bytes. The change lies
   // between 6.12 and 6.18; we assume 6.13.
   f.phdr_table_max = at_least(f, 6, 13) ? 65536 : 4096;
-  f.rseq_auxv = at_least(f, 6, 3);        // AT_RSEQ_FEATURE_SIZE/ALIGN, create_elf_tables()
+  f.rseq_auxv = at_least(f, 6, 3);         // AT_RSEQ_FEATURE_SIZE/ALIGN, create_elf_tables()
   f.argc_zero_fixup = at_least(f, 5, 18);  // dcd46d897adb, do_execveat_common()
 }
 
@@ -92,8 +92,8 @@ SystemFacts SystemFacts::probe() {
       (void)n;
       close(fd);
     }
-    f.ia32_emulation = !strstr(cmd, "ia32_emulation=0") && !strstr(cmd, "ia32_emulation=false") &&
-                       !strstr(cmd, "ia32_emulation=off");
+    f.ia32_emulation =
+        !strstr(cmd, "ia32_emulation=0") && !strstr(cmd, "ia32_emulation=false") && !strstr(cmd, "ia32_emulation=off");
   }
   f.binfmt_misc_mounted = access((f.binfmt_misc_dir + "/register").c_str(), F_OK) == 0;
   return f;

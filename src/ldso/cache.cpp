@@ -36,7 +36,7 @@ constexpr std::string_view kMagicNew = "glibc-ld.so.cache1.1";
 constexpr std::uint64_t kOldHeader = 16;  // char magic[11] + pad + unsigned nlibs
 constexpr std::uint64_t kOldEntry = 12;   // int32 flags, uint32 key, value
 constexpr std::uint64_t kNewHeader = 48;
-constexpr std::uint64_t kNewEntry = 24;   // + uint32 osversion, uint64 hwcap
+constexpr std::uint64_t kNewEntry = 24;                 // + uint32 osversion, uint64 hwcap
 constexpr std::uint32_t kExtensionMagic = 0xEAA42174u;  // (uint32_t) -358342284
 constexpr std::uint32_t kTagGenerator = 0, kTagHwcaps = 1;
 constexpr std::uint64_t kHwcapExtension = 1ull << 62;
@@ -47,9 +47,7 @@ bool starts_with(std::span<const std::uint8_t> b, std::uint64_t off, std::string
   return elf::range_fits(off, magic.size(), b.size()) && std::memcmp(b.data() + off, magic.data(), magic.size()) == 0;
 }
 
-bool is_hwcap_extension(std::uint64_t hwcap) {
-  return ((hwcap >> 32) & ~kIsaLevelMask) == (kHwcapExtension >> 32);
-}
+bool is_hwcap_extension(std::uint64_t hwcap) { return ((hwcap >> 32) & ~kIsaLevelMask) == (kHwcapExtension >> 32); }
 
 // The x86_64 _dl_cache_check_flags().
 bool flags_ok(std::int32_t flags) { return flags == kDefaultFlags; }
@@ -73,7 +71,9 @@ CacheEntry decode_entry(const elf::ByteView& entries, std::uint64_t e, const elf
 
 int cache_libcmp(std::string_view a, std::string_view b) {
   std::size_t i = 0, j = 0;
-  auto at = [](std::string_view s, std::size_t k) -> int { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0; };
+  auto at = [](std::string_view s, std::size_t k) -> int {
+    return k < s.size() ? static_cast<unsigned char>(s[k]) : 0;
+  };
   auto digit = [](int c) { return c >= '0' && c <= '9'; };
   while (at(a, i) != 0) {
     const int c1 = at(a, i), c2 = at(b, j);

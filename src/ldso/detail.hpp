@@ -32,8 +32,8 @@ struct DepEntry {
 struct FileFacts {
   enum class Verify { ok, skip, fatal };
   Verify verify = Verify::ok;
-  bool other_class = false;       // skipped for EI_CLASS (not e_machine)
-  std::string verify_message;     // open_verify()'s errstring when fatal
+  bool other_class = false;    // skipped for EI_CLASS (not e_machine)
+  std::string verify_message;  // open_verify()'s errstring when fatal
   int verify_errno = 0;
   // _dl_map_object_from_fd() refusals for an object loaded as a library
   // (not for the main program, which is opened with __RTLD_OPENEXEC).
@@ -43,11 +43,11 @@ struct FileFacts {
   mode_t mode = 0;
   std::uint16_t type = 0;
   bool has_dynamic = false;
-  std::vector<DepEntry> deps;     // DT_NEEDED / DT_AUXILIARY / DT_FILTER in dynamic-section order
+  std::vector<DepEntry> deps;  // DT_NEEDED / DT_AUXILIARY / DT_FILTER in dynamic-section order
   std::optional<std::string> soname, rpath, runpath, interp;
   std::uint64_t flags_1 = 0;
-  std::uint32_t isa_1_needed = 0; // GNU_PROPERTY_X86_ISA_1_NEEDED
-  std::string read_problem;       // the dynamic section could not be decoded (treated as empty)
+  std::uint32_t isa_1_needed = 0;  // GNU_PROPERTY_X86_ISA_1_NEEDED
+  std::string read_problem;        // the dynamic section could not be decoded (treated as empty)
   // DT_VERNEED / DT_VERDEF for the version check; null with a problem when
   // they could not be decoded (the object is then not checked).
   std::shared_ptr<const VersionTables> versions;
@@ -55,8 +55,8 @@ struct FileFacts {
 };
 
 struct Opened {
-  int err = 0;                              // open()'s errno when the file could not be opened
-  std::shared_ptr<const FileFacts> facts;   // set when it could
+  int err = 0;                             // open()'s errno when the file could not be opened
+  std::shared_ptr<const FileFacts> facts;  // set when it could
 };
 
 // Opens PATH read-only (relative to CWD_FD when relative), reads what ld.so
@@ -66,24 +66,24 @@ Opened open_file(int cwd_fd, const std::string& path);
 // ------------------------------------------------------------ link map
 
 struct Map {
-  std::string l_name;                    // the path it was opened as ("" for the main program)
-  std::vector<std::string> libnames;     // names it was requested by (first = the one ldd prints)
+  std::string l_name;                 // the path it was opened as ("" for the main program)
+  std::vector<std::string> libnames;  // names it was requested by (first = the one ldd prints)
   std::shared_ptr<const FileFacts> facts;
-  int loader = -1;                       // l_loader: whose DT_NEEDED first caused the load
-  std::optional<std::string> origin;     // $ORIGIN
-  bool faked = false;                    // trace mode's "not found" placeholder
+  int loader = -1;                    // l_loader: whose DT_NEEDED first caused the load
+  std::optional<std::string> origin;  // $ORIGIN
+  bool faked = false;                 // trace mode's "not found" placeholder
   bool is_main = false, is_rtld = false, is_vdso = false;
-  bool reserved = false;                 // l_reserved: already in the breadth-first list
+  bool reserved = false;  // l_reserved: already in the breadth-first list
   bool soname_added = false;
   // cache_rpath(): decomposed once per object.
   std::optional<std::vector<SearchDir>> rpath_dirs, runpath_dirs;
-  Object report;                         // what Prediction::objects shows for it
+  Object report;  // what Prediction::objects shows for it
 };
 
 // Search results for one name.
 struct Found {
   bool ok = false;
-  std::string path;                      // realname
+  std::string path;  // realname
   std::shared_ptr<const FileFacts> facts;
   FoundBy by = FoundBy::not_found;
   std::string via;
@@ -98,15 +98,15 @@ struct Found {
 // Everything one prediction shares: facts, the cache, directory status.
 struct State {
   const SystemInfo* sys = nullptr;
-  std::vector<std::string> capstrs;      // SystemInfo::subdirs()
+  std::vector<std::string> capstrs;  // SystemInfo::subdirs()
   int cwd_fd = -1;
   bool secure = false;
-  std::shared_ptr<const Cache> cache;    // parsed once per cache file version, shared by predictions
-  std::vector<SearchDir> library_path;   // LD_LIBRARY_PATH (empty in secure mode)
+  std::shared_ptr<const Cache> cache;      // parsed once per cache file version, shared by predictions
+  std::vector<SearchDir> library_path;     // LD_LIBRARY_PATH (empty in secure mode)
   std::map<std::string, bool> dir_exists;  // open_path()'s r_dir_status per dir + '\0' + capstr index
   std::vector<Map> maps;
   int main = 0;
-  std::vector<std::string> tried;        // places tried by the current search
+  std::vector<std::string> tried;  // places tried by the current search
   // ld.so's errno, carried from search to search as in the real process: an
   // open() that fails sets it, open_verify() accepting a file clears it, a
   // search that tries nothing leaves it. A name not found is reported with

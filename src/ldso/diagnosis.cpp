@@ -36,7 +36,8 @@ std::string places(const std::vector<std::string>& tried, const std::string& nam
   if (tried.empty()) return "no place (no search path applies)";
   std::vector<std::string> dirs;
   for (const auto& t : tried) {
-    const bool path = t.size() > name.size() + 1 && t.compare(t.size() - name.size() - 1, std::string::npos, "/" + name) == 0;
+    const bool path =
+        t.size() > name.size() + 1 && t.compare(t.size() - name.size() - 1, std::string::npos, "/" + name) == 0;
     dirs.push_back(path ? t.substr(0, t.size() - name.size() - 1) : t);
   }
   // D is a hwcap subdirectory of BASE: glibc-hwcaps/NAME, or the legacy
@@ -84,8 +85,8 @@ Diagnosis missing_version(const Prediction& p, const LoaderError& e, const Syste
             "run it where glibc " + needed + " or newer is installed, or rebuild it against glibc " + ours +
                 " (on this system, or on the oldest system it must run on)"};
   }
-  return {requirer + " needs symbol version " + version + " of " + name + ", which the " + name + " found here (" + path +
-              ") does not define: it is older than the one " + requirer + " was built against",
+  return {requirer + " needs symbol version " + version + " of " + name + ", which the " + name + " found here (" +
+              path + ") does not define: it is older than the one " + requirer + " was built against",
           "install the newer " + name + " (the package that provides it), or rebuild " + requirer +
               " against the installed one"};
 }

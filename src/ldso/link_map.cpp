@@ -247,8 +247,8 @@ class Linker {
                std::vector<int>& preloads) {
     MapResult r = map_object(st_.main, fname, /*secure_load=*/true, /*trace=*/false);
     if (r.error) {
-      warnings.push_back("ERROR: ld.so: object '" + fname + "' from " + where + " cannot be preloaded (" +
-                         r.errstring + "): ignored.");
+      warnings.push_back("ERROR: ld.so: object '" + fname + "' from " + where + " cannot be preloaded (" + r.errstring +
+                         "): ignored.");
       return;
     }
     if (!r.loaded_new) return;  // a duplicate
@@ -393,7 +393,8 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   if (prog.facts->verify != detail::FileFacts::Verify::ok)
     return Error(ENOEXEC, req.program + ": not an x86-64 ELF file ld.so can load (" +
                               (prog.facts->verify_message.empty() ? std::string("wrong ELF class or machine")
-                                                                  : prog.facts->verify_message) + ")");
+                                                                  : prog.facts->verify_message) +
+                              ")");
   if (!prog.facts->read_problem.empty()) p.warnings.push_back(req.program + ": " + prog.facts->read_problem);
   const bool explicit_mode = !req.explicit_loader.empty();
   if (!prog.facts->has_dynamic) {
@@ -466,11 +467,13 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   }
   for (const auto& d : st.library_path) p.library_path.push_back(d.dir);
   if (env_value(req.envp, "GLIBC_TUNABLES"))
-    p.warnings.emplace_back("GLIBC_TUNABLES is set: tunables that change the search (glibc.cpu.hwcaps, "
-                            "glibc.cpu.hwcap_mask) are not modelled");
+    p.warnings.emplace_back(
+        "GLIBC_TUNABLES is set: tunables that change the search (glibc.cpu.hwcaps, "
+        "glibc.cpu.hwcap_mask) are not modelled");
   if (env_value(req.envp, "LD_AUDIT"))
-    p.warnings.emplace_back("LD_AUDIT is set: audit modules are loaded (and run) before the program's "
-                            "dependencies; their effect on the search is not modelled");
+    p.warnings.emplace_back(
+        "LD_AUDIT is set: audit modules are loaded (and run) before the program's "
+        "dependencies; their effect on the search is not modelled");
   if (auto c = detail::shared_cache(sys.cache_path)) st.cache = std::move(*c);
   else if (c.error().err != ENOENT) p.warnings.push_back(c.error().message + " (ld.so ignores it)");
 
@@ -574,8 +577,8 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
       inserted = true;
     }
     if (stop) break;
-    if (runp->done)
-      do ++runp;
+    if (runp->done) do
+        ++runp;
       while (runp != known.end() && runp->done);
   }
 

@@ -35,8 +35,8 @@ namespace procforge::ldso::detail {
 
 namespace {
 
-constexpr std::size_t kFilebuf = 832;            // FILEBUF_SIZE for ELF64
-constexpr std::uint64_t kMaxImage = 1ull << 36;  // refuse absurd sizes rather than reserve them
+constexpr std::size_t kFilebuf = 832;              // FILEBUF_SIZE for ELF64
+constexpr std::uint64_t kMaxImage = 1ull << 36;    // refuse absurd sizes rather than reserve them
 constexpr std::uint32_t kIsa1Needed = 0xc0008002;  // GNU_PROPERTY_X86_ISA_1_NEEDED
 
 using Image = SparseImage;
@@ -64,8 +64,8 @@ bool verify(FileFacts& f, const Image& img, std::size_t len, int read_errno) {
     return false;
   }
   const std::uint8_t* e = img.p;
-  static const std::uint8_t kExpected[EI_NIDENT] = {ELFMAG0, ELFMAG1, ELFMAG2, ELFMAG3, ELFCLASS64, ELFDATA2LSB,
-                                                    EV_CURRENT, ELFOSABI_SYSV, 0};
+  static const std::uint8_t kExpected[EI_NIDENT] = {ELFMAG0,     ELFMAG1,    ELFMAG2,       ELFMAG3, ELFCLASS64,
+                                                    ELFDATA2LSB, EV_CURRENT, ELFOSABI_SYSV, 0};
   // sysdeps/gnu/ldsodefs.h: ELFOSABI_GNU is accepted too, with an ABI
   // version below LIBC_ABI_MAX (4 in 2.36).
   const bool osabi_ok = e[EI_OSABI] == ELFOSABI_SYSV || e[EI_OSABI] == ELFOSABI_GNU;
@@ -287,7 +287,8 @@ Opened open_file(int cwd_fd, const std::string& path) {
     ::close(fd);
     return o;
   }
-  const Key key{st.st_dev, st.st_ino, st.st_size, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+  const Key key{st.st_dev, st.st_ino, st.st_size,
+                static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
                 static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec};
   {
     std::lock_guard<std::mutex> lock(g_mutex);

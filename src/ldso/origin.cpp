@@ -122,13 +122,13 @@ std::string dst_substitute(std::string_view input, const DstContext& ctx) {
   return out;
 }
 
-std::vector<SearchDir> split_search_path(std::string_view list, std::string_view separators,
-                                         const DstContext& ctx) {
+std::vector<SearchDir> split_search_path(std::string_view list, std::string_view separators, const DstContext& ctx) {
   std::vector<SearchDir> out;
   std::size_t start = 0;
   while (true) {
     const std::size_t sep = list.find_first_of(separators, start);
-    const std::string_view elem = list.substr(start, sep == std::string_view::npos ? std::string_view::npos : sep - start);
+    const std::string_view elem =
+        list.substr(start, sep == std::string_view::npos ? std::string_view::npos : sep - start);
     std::string dir;
     bool keep = true;
     if (!elem.empty()) {

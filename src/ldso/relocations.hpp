@@ -20,7 +20,7 @@
 namespace procforge::ldso {
 
 struct RelocationWork {
-  bool rela = true;                    // DT_RELA (x86_64) rather than DT_REL
+  bool rela = true;  // DT_RELA (x86_64) rather than DT_REL
   // Relative relocations.
   std::uint64_t relative_count_tag = 0;  // DT_RELACOUNT / DT_RELCOUNT: what LD_DEBUG=statistics sums
   std::uint64_t relative = 0;            // R_X86_64_RELATIVE entries in DT_RELA / DT_REL (and DT_JMPREL)
@@ -36,14 +36,14 @@ struct RelocationWork {
   std::uint64_t other = 0;      // any other type
   std::uint64_t entries = 0;    // every REL/RELA entry (DT_RELA range + DT_JMPREL), as readelf -r counts them
   // Flags.
-  bool textrel = false;         // DT_TEXTREL / DF_TEXTREL: text pages are made writable, relocated, protected again
-  bool bind_now_flag = false;   // DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW
-  bool lazy = true;             // PLT slots bound on first call (neither the flag nor LD_BIND_NOW)
+  bool textrel = false;        // DT_TEXTREL / DF_TEXTREL: text pages are made writable, relocated, protected again
+  bool bind_now_flag = false;  // DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW
+  bool lazy = true;            // PLT slots bound on first call (neither the flag nor LD_BIND_NOW)
   // What start-up costs.
-  std::uint64_t symbol_lookups = 0;      // _dl_lookup_symbol_x calls ("number of relocations")
-  std::uint64_t lookup_cache_hits = 0;   // reused the one-entry cache ("relocations from cache")
-  std::uint64_t pages_dirtied = 0;       // distinct 4 KiB pages written by start-up relocation
-  std::vector<std::string> problems;     // tables that could not be read (the counts are partial)
+  std::uint64_t symbol_lookups = 0;     // _dl_lookup_symbol_x calls ("number of relocations")
+  std::uint64_t lookup_cache_hits = 0;  // reused the one-entry cache ("relocations from cache")
+  std::uint64_t pages_dirtied = 0;      // distinct 4 KiB pages written by start-up relocation
+  std::vector<std::string> problems;    // tables that could not be read (the counts are partial)
 };
 
 // BIND_NOW from the environment: LD_BIND_NOW set to a non-empty value

@@ -127,7 +127,8 @@ Found search(State& st, int loader, const std::string& name, bool secure_load) {
   if (name.find('/') != std::string::npos) {
     // Names with a slash: DSTs expanded for the loader, no search.
     std::string real = name;
-    if (loader >= 0 && dst_count(name)) real = dst_substitute(name, st.dst_for(st.maps[static_cast<std::size_t>(loader)]));
+    if (loader >= 0 && dst_count(name))
+      real = dst_substitute(name, st.dst_for(st.maps[static_cast<std::size_t>(loader)]));
     Attempt a;
     if (try_open(st, real, a, out)) take(a, FoundBy::slash_name, "the name contains '/'");
     if (!out.ok) out.err = st.last_errno;
@@ -165,7 +166,8 @@ Found search(State& st, int loader, const std::string& name, bool secure_load) {
     Attempt a = open_path(st, name, st.library_path, secure_load, out);
     if (out.fatal) return out;
     if (a.found) {
-      take(a, FoundBy::ld_library_path, "LD_LIBRARY_PATH: " + (a.dir.empty() ? std::string("(current directory)") : a.dir));
+      take(a, FoundBy::ld_library_path,
+           "LD_LIBRARY_PATH: " + (a.dir.empty() ? std::string("(current directory)") : a.dir));
       return out;
     }
   }

@@ -145,8 +145,8 @@ std::vector<VersionDiagnostic> check_all_versions(const std::vector<LoadedObject
       if (n == objects.size()) {
         // glibc asserts here (needed != NULL); it cannot happen for a link
         // map built from the same DT_NEEDED strings.
-        if (problems) problems->push_back(required_by + ": version needs name " + need.file +
-                                          ", which is not in the link map");
+        if (problems)
+          problems->push_back(required_by + ": version needs name " + need.file + ", which is not in the link map");
         continue;
       }
       const LoadedObject& needed = objects[n];
@@ -168,8 +168,7 @@ std::vector<VersionDiagnostic> check_all_versions(const std::vector<LoadedObject
         if (found) continue;
         if (v.weak)
           out.push_back({objname, "weak version `" + v.name + "' not found (required by " + required_by + ")", false});
-        else
-          out.push_back({objname, "version `" + v.name + "' not found (required by " + required_by + ")", true});
+        else out.push_back({objname, "version `" + v.name + "' not found (required by " + required_by + ")", true});
       }
     }
   }

@@ -26,20 +26,20 @@ namespace procforge::ldso {
 // (DT_VERNEED / DT_VERDEF; ld.so never looks at section headers).
 struct VersionTables {
   struct Requirement {
-    std::string name;          // vna_name, "GLIBC_2.34"
-    std::uint32_t hash = 0;    // vna_hash (match_symbol compares it before the name)
-    bool weak = false;         // VER_FLG_WEAK: a miss is not fatal
+    std::string name;        // vna_name, "GLIBC_2.34"
+    std::uint32_t hash = 0;  // vna_hash (match_symbol compares it before the name)
+    bool weak = false;       // VER_FLG_WEAK: a miss is not fatal
   };
   struct Need {
-    std::string file;          // vn_file, "libc.so.6"
+    std::string file;  // vn_file, "libc.so.6"
     std::vector<Requirement> versions;
   };
   struct Definition {
-    std::uint32_t hash = 0;    // vd_hash
-    std::string name;          // the first Elf_Verdaux name (the version itself)
+    std::uint32_t hash = 0;  // vd_hash
+    std::string name;        // the first Elf_Verdaux name (the version itself)
   };
   std::vector<Need> needs;
-  bool has_verdef = false;     // DT_VERDEF present
+  bool has_verdef = false;  // DT_VERDEF present
   std::vector<Definition> defs;
 
   static Result<VersionTables> from_file(const elf::File& file);
@@ -51,10 +51,10 @@ struct VersionTables {
 // program first, then what ld.so loaded, including ld.so itself and the vDSO
 // where the link map has them (find_needed() walks the whole namespace).
 struct LoadedObject {
-  std::string l_name;                // the path it was opened as; "" for the main program of a normal run
-  std::vector<std::string> libnames; // every name it is known by (requested names, SONAME once matched)
-  std::string path;                  // the file to read when tables is not set ("" = unreadable: not checked)
-  bool faked = false;                // trace mode's "not found" placeholder: neither checked nor matched
+  std::string l_name;                 // the path it was opened as; "" for the main program of a normal run
+  std::vector<std::string> libnames;  // every name it is known by (requested names, SONAME once matched)
+  std::string path;                   // the file to read when tables is not set ("" = unreadable: not checked)
+  bool faked = false;                 // trace mode's "not found" placeholder: neither checked nor matched
   std::shared_ptr<const VersionTables> tables;  // pre-read tables; read from path when null
 };
 

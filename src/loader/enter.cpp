@@ -77,8 +77,8 @@ void close_on_exec(const Region& r, const spawn::ExecResetsDone& done) {
 // kernel a dentry and an inode, made here and dropped when the task is
 // reaped, which is why a spawn child's knowledge is used when there is one.
 void close_on_exec(const Region& r) {
-  const int dir = static_cast<int>(raw(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/fd"),
-                                       O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  const int dir = static_cast<int>(
+      raw(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/fd"), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir < 0) return;
   for (;;) {
     const long n = raw(SYS_getdents64, dir, reinterpret_cast<long>(r.dents), static_cast<long>(r.dents_size));

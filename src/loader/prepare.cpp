@@ -27,8 +27,8 @@
 #include <tuple>
 #include <utility>
 
-#include "procforge/format.hpp"
 #include "loader/impl.hpp"
+#include "procforge/format.hpp"
 
 namespace procforge::loader {
 
@@ -37,8 +37,6 @@ namespace {
 constexpr std::size_t kPage = 4096;
 constexpr std::size_t kXsaveSize = 16384;  // ample for any XSAVE layout (AMX included)
 constexpr std::size_t kDentsSize = 16384;
-
-
 
 struct Range {
   std::uint64_t start, end;
@@ -206,15 +204,16 @@ Result<Prepared> prepare(const Options& opts) {
   };
 
   if (!opts.for_child && count_threads() > 1)
-    return Error(EBUSY, "user-space exec: this process has other threads; the kernel's exec would kill them "
-                        "(de_thread()), user space cannot: run it in a fresh child (procforge run --loader=user)");
+    return Error(EBUSY,
+                 "user-space exec: this process has other threads; the kernel's exec would kill them "
+                 "(de_thread()), user space cannot: run it in a fresh child (procforge run --loader=user)");
 
   // 1. The kernel's exec model, with our dice: every address exact.
   exec::Request req = opts.request;
   exec::Dice dice = exec::Dice::roll();
-  dice.vdso_base = getauxval(AT_SYSINFO_EHDR);  // the vDSO stays where it is
+  dice.vdso_base = getauxval(AT_SYSINFO_EHDR);                            // the vDSO stays where it is
   static const std::optional<std::uint64_t> mmap_base = own_mmap_base();  // fixed for the process's life
-  dice.mmap_base = mmap_base;                    // and so does the mmap area
+  dice.mmap_base = mmap_base;                                             // and so does the mmap area
   // ETXTBSY is checked below by the kernel; skip the /proc scan.
   static const exec::OpenWriters no_writers;
   req.writers = &no_writers;
@@ -276,12 +275,12 @@ Result<Prepared> prepare(const Options& opts) {
   const exec::Prediction& p = im.pred;
   for (const auto& c : p.chain) {
     if (tracing)
-      step("dispatch", c.path + (c.kind == exec::LinkKind::script
-                                     ? " is a #! script: interpreter " + c.interpreter.value_or("") +
-                                           (c.arg ? " arg \"" + *c.arg + "\"" : "")
-                                 : c.kind == exec::LinkKind::misc
-                                     ? " matches binfmt_misc " + c.misc_entry + ": " + c.interpreter.value_or("")
-                                     : " is ELF" + (c.interpreter ? ", PT_INTERP " + *c.interpreter : std::string(", static"))));
+      step("dispatch",
+           c.path + (c.kind == exec::LinkKind::script ? " is a #! script: interpreter " + c.interpreter.value_or("") +
+                                                            (c.arg ? " arg \"" + *c.arg + "\"" : "")
+                     : c.kind == exec::LinkKind::misc
+                         ? " matches binfmt_misc " + c.misc_entry + ": " + c.interpreter.value_or("")
+                         : " is ELF" + (c.interpreter ? ", PT_INTERP " + *c.interpreter : std::string(", static"))));
   }
   if (p.outcome == exec::Outcome::error)
     return Error(p.err, "execve " + req.path + ": " + errno_name(p.err) + " (" + p.diagnosis + ")");
@@ -300,9 +299,8 @@ Result<Prepared> prepare(const Options& opts) {
   if (p.elf_header && !p.elf_header->is64)
     return Error(EOPNOTSUPP, "user-space exec of " + plan.exe + ": 32-bit (ia32) images are not supported");
   const bool dies_in_exec = killed_in_exec(p);
-  const bool all_known = std::all_of(plan.mappings.begin(), plan.mappings.end(), [](const exec::Mapping& m) {
-    return m.address_known || m.object == "[heap]";
-  });
+  const bool all_known = std::all_of(plan.mappings.begin(), plan.mappings.end(),
+                                     [](const exec::Mapping& m) { return m.address_known || m.object == "[heap]"; });
   if (!dies_in_exec && (!plan.rsp || plan.stack_tables.empty() || !all_known || !plan.entry))
     return Error(EINVAL, "user-space exec of " + plan.exe + ": the layout is not fully known");
 
@@ -315,8 +313,9 @@ Result<Prepared> prepare(const Options& opts) {
     int fd = above_floor(open(path.c_str(), O_RDONLY | O_CLOEXEC), opts.descriptor_floor);
     if (fd < 0) {
       int e = errno;
-      return Error(e, "user-space exec: opening " + m.object + " to map it: " + errno_name(e) +
-                          (e == EACCES ? " (the kernel maps files it may only execute; user space must read them)" : ""));
+      return Error(e,
+                   "user-space exec: opening " + m.object + " to map it: " + errno_name(e) +
+                       (e == EACCES ? " (the kernel maps files it may only execute; user space must read them)" : ""));
     }
     im.fds.push_back(fd);
     fds[m.object] = fd;
@@ -334,20 +333,20 @@ Result<Prepared> prepare(const Options& opts) {
   // identity, closes, resets, the end), about 20 today.
   const std::size_t n_ops =
       old.size() + plan.mappings.size() + plan.zero_ranges.size() + im.fds.size() + 2 * vdso_pieces.size() + 32;
-  std::size_t size = kPage;                                  // code
+  std::size_t size = kPage;  // code
   // What this prepare() writes comes first, right after the code page, so
   // that it spans few pages: after a fork() in the caller, each page written
   // costs a copy-on-write fault. The XSAVE area and the dents buffer (written
   // by the child alone) go last, at offsets from the region's end that stay
   // the same for as long as the region lives: the XSAVE area is written once.
-  std::size_t off_header = size;                             // zero word, saved mask
+  std::size_t off_header = size;  // zero word, saved mask
   std::size_t off_keep = off_header + 64;
   std::size_t off_mm = off_keep + 64 * sizeof(int);
   std::size_t off_mm_exe = off_mm + sizeof(MmMap);
   std::size_t off_comm = off_mm_exe + sizeof(MmMap);
   std::size_t off_groups = off_comm + 16;
-  std::size_t off_auxv = (off_groups + sizeof(gid_t) * (opts.become_groups ? opts.become_groups->size() : 0) + 15) &
-                         ~std::size_t{15};
+  std::size_t off_auxv =
+      (off_groups + sizeof(gid_t) * (opts.become_groups ? opts.become_groups->size() : 0) + 15) & ~std::size_t{15};
   std::size_t off_ops = (off_auxv + plan.auxv.size() * 16 + 63) & ~std::size_t{63};
   std::size_t off_stack = off_ops + n_ops * sizeof(Op);
   const std::size_t off_strings = off_stack + plan.stack_tables.size();
@@ -401,8 +400,9 @@ Result<Prepared> prepare(const Options& opts) {
       if (r.end > self_hi) ops.push_back(syscall_op(kOpSyscall, SYS_munmap, {self_hi, r.end - self_hi}));
     }
   }
-  if (tracing) step("unmap", "everything of the old image (program, libraries, heap, stack) in " + std::to_string(ops.size()) +
-                    " munmap calls; the vDSO stays");
+  if (tracing)
+    step("unmap", "everything of the old image (program, libraries, heap, stack) in " + std::to_string(ops.size()) +
+                      " munmap calls; the vDSO stays");
   if (moved_vdso) {
     // Through a spot next to the stub region (free once the old image is
     // unmapped), since mremap() refuses overlapping source and target.
@@ -413,11 +413,13 @@ Result<Prepared> prepare(const Options& opts) {
     for (const std::uint64_t dst : {spot, to}) {
       const std::uint64_t src = dst == spot ? from : spot;
       for (const auto& v : vdso_pieces)
-        ops.push_back(syscall_op(kOpSyscall, SYS_mremap, {src + (v.start - from), v.end - v.start, v.end - v.start,
-                                                          MREMAP_MAYMOVE | MREMAP_FIXED, dst + (v.start - from)}));
+        ops.push_back(syscall_op(kOpSyscall, SYS_mremap,
+                                 {src + (v.start - from), v.end - v.start, v.end - v.start,
+                                  MREMAP_MAYMOVE | MREMAP_FIXED, dst + (v.start - from)}));
     }
-    if (tracing) step("vdso", "move the vDSO from " + hex(*dice.vdso_base) + " to " + hex(*moved_vdso) +
-                      ": the new image is mapped where it is (the kernel maps the vDSO after the image)");
+    if (tracing)
+      step("vdso", "move the vDSO from " + hex(*dice.vdso_base) + " to " + hex(*moved_vdso) +
+                       ": the new image is mapped where it is (the kernel maps the vDSO after the image)");
   }
 
   if (dies_in_exec) {
@@ -433,12 +435,15 @@ Result<Prepared> prepare(const Options& opts) {
                                  {m.start, len, static_cast<std::uint64_t>(m.prot), MAP_PRIVATE | MAP_FIXED,
                                   static_cast<std::uint64_t>(fds[m.object]), m.file_offset}));
       } else {
-        const std::uint64_t flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | (m.object == "[stack]" ? MAP_GROWSDOWN : 0);
-        ops.push_back(syscall_op(kOpSyscall, SYS_mmap, {m.start, len, static_cast<std::uint64_t>(m.prot), flags,
-                                                         static_cast<std::uint64_t>(-1), 0}));
+        const std::uint64_t flags =
+            MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | (m.object == "[stack]" ? MAP_GROWSDOWN : 0);
+        ops.push_back(
+            syscall_op(kOpSyscall, SYS_mmap,
+                       {m.start, len, static_cast<std::uint64_t>(m.prot), flags, static_cast<std::uint64_t>(-1), 0}));
       }
-      if (tracing) step("map", hex(m.start) + "-" + hex(m.end) + " " + prot_string(m.prot) + " " + m.object +
-                      (m.file_backed ? " @" + hex(m.file_offset) : "") + (m.note.empty() ? "" : " (" + m.note + ")"));
+      if (tracing)
+        step("map", hex(m.start) + "-" + hex(m.end) + " " + prot_string(m.prot) + " " + m.object +
+                        (m.file_backed ? " @" + hex(m.file_offset) : "") + (m.note.empty() ? "" : " (" + m.note + ")"));
     }
     for (const auto& [start, len] : plan.zero_ranges) {
       Op z;
@@ -447,7 +452,8 @@ Result<Prepared> prepare(const Options& opts) {
       z.a[0] = start;
       z.a[1] = len;
       ops.push_back(z);
-      if (tracing) step("bss", "zero " + std::to_string(len) + " bytes at " + hex(start) + " (tail of the last file page)");
+      if (tracing)
+        step("bss", "zero " + std::to_string(len) + " bytes at " + hex(start) + " (tail of the last file page)");
     }
     // The initial stack, byte for byte, in the kernel's two pieces (the gap
     // between them stays untouched, as under the kernel).
@@ -465,7 +471,8 @@ Result<Prepared> prepare(const Options& opts) {
     if (tracing) {
       for (const auto& l : plan.stack_layout) step("stack", l);
       for (const auto& a : plan.auxv)
-        step("auxv", a.name + " = " + (a.value ? hex(*a.value) : std::string("?")) + (a.describe.empty() ? "" : "  " + a.describe));
+        step("auxv", a.name + " = " + (a.value ? hex(*a.value) : std::string("?")) +
+                         (a.describe.empty() ? "" : "  " + a.describe));
     }
 
     // mm fields: what /proc/PID/{exe,cmdline,environ,auxv} and brk() see.
@@ -475,9 +482,19 @@ Result<Prepared> prepare(const Options& opts) {
       auxv[2 * i] = plan.auxv[i].type;
       auxv[2 * i + 1] = plan.auxv[i].value.value_or(0);
     }
-    *mm = MmMap{plan.start_code, plan.end_code, plan.start_data, plan.end_data, plan.brk.value_or(0),
-                plan.brk.value_or(0), *plan.rsp, plan.arg_start, plan.arg_end, plan.env_start, plan.env_end,
-                reinterpret_cast<std::uint64_t>(auxv), static_cast<std::uint32_t>(plan.auxv.size() * 16),
+    *mm = MmMap{plan.start_code,
+                plan.end_code,
+                plan.start_data,
+                plan.end_data,
+                plan.brk.value_or(0),
+                plan.brk.value_or(0),
+                *plan.rsp,
+                plan.arg_start,
+                plan.arg_end,
+                plan.env_start,
+                plan.env_end,
+                reinterpret_cast<std::uint64_t>(auxv),
+                static_cast<std::uint32_t>(plan.auxv.size() * 16),
                 static_cast<std::uint32_t>(fds.count(plan.exe) ? fds[plan.exe] : -1)};
     // PR_SET_MM_MAP needs no capability, except for the exe link
     // (checkpoint_restore_ns_capable(): CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE),
@@ -495,27 +512,34 @@ Result<Prepared> prepare(const Options& opts) {
       const bool late_ids = opts.become_uid || opts.become_gid || opts.become_groups;
       const exec::Credentials who = late_ids ? exec::Credentials::current() : req.creds;
       if (who.cap_sys_admin || who.cap_checkpoint_restore)
-        ops.push_back(syscall_op(kOpSyscallIgnore, SYS_prctl,
-                                 {PR_SET_MM, PR_SET_MM_MAP, reinterpret_cast<std::uint64_t>(mm_exe), sizeof(MmMap), 0}));
+        ops.push_back(
+            syscall_op(kOpSyscallIgnore, SYS_prctl,
+                       {PR_SET_MM, PR_SET_MM_MAP, reinterpret_cast<std::uint64_t>(mm_exe), sizeof(MmMap), 0}));
       else
-        im.differences.push_back("no CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE: /proc/PID/exe keeps pointing at the old program");
+        im.differences.push_back(
+            "no CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE: /proc/PID/exe keeps pointing at the old program");
     } else {
-      im.differences.push_back("--no-set-mm: /proc/PID/exe, cmdline, environ and auxv keep the old process's values and "
-                               "brk() starts from the old heap");
+      im.differences.push_back(
+          "--no-set-mm: /proc/PID/exe, cmdline, environ and auxv keep the old process's values and "
+          "brk() starts from the old heap");
     }
     // comm = basename of the execve path, 15 bytes (__set_task_comm(kbasename(bprm->filename))).
     std::string base_name = req.path.substr(req.path.rfind('/') == std::string::npos ? 0 : req.path.rfind('/') + 1);
     std::strncpy(reinterpret_cast<char*>(R.base + off_comm), base_name.c_str(), 15);
-    ops.push_back(syscall_op(kOpSyscallIgnore, SYS_prctl, {PR_SET_NAME, reinterpret_cast<std::uint64_t>(R.base + off_comm)}));
+    ops.push_back(
+        syscall_op(kOpSyscallIgnore, SYS_prctl, {PR_SET_NAME, reinterpret_cast<std::uint64_t>(R.base + off_comm)}));
     // The identity to end with (Options::become_*), raw system calls: they
     // must succeed, or the process dies as after any failure past this point.
     if (opts.become_groups) {
       auto* g = reinterpret_cast<gid_t*>(R.base + off_groups);
       std::copy(opts.become_groups->begin(), opts.become_groups->end(), g);
-      ops.push_back(syscall_op(kOpSyscall, SYS_setgroups, {opts.become_groups->size(), reinterpret_cast<std::uint64_t>(g)}));
+      ops.push_back(
+          syscall_op(kOpSyscall, SYS_setgroups, {opts.become_groups->size(), reinterpret_cast<std::uint64_t>(g)}));
     }
-    if (opts.become_gid) ops.push_back(syscall_op(kOpSyscall, SYS_setresgid, {*opts.become_gid, *opts.become_gid, *opts.become_gid}));
-    if (opts.become_uid) ops.push_back(syscall_op(kOpSyscall, SYS_setresuid, {*opts.become_uid, *opts.become_uid, *opts.become_uid}));
+    if (opts.become_gid)
+      ops.push_back(syscall_op(kOpSyscall, SYS_setresgid, {*opts.become_gid, *opts.become_gid, *opts.become_gid}));
+    if (opts.become_uid)
+      ops.push_back(syscall_op(kOpSyscall, SYS_setresuid, {*opts.become_uid, *opts.become_uid, *opts.become_uid}));
     // commit_creds() made the process non-dumpable when the ids changed; exec
     // makes it dumpable again for a plain (not set-id) program
     // (begin_new_exec(): set_dumpable(SUID_DUMP_USER)).
@@ -527,8 +551,10 @@ Result<Prepared> prepare(const Options& opts) {
     ops.push_back(syscall_op(kOpSyscallIgnore, SYS_set_robust_list, {0, 24}));
     ops.push_back(syscall_op(kOpSyscallIgnore, SYS_set_tid_address, {0}));
     ops.push_back(syscall_op(kOpRestoreMask, SYS_rt_sigprocmask, {}));  // the mask enter() found
-    if (tracing) step("entry", "jump to " + hex(plan.entry.value_or(0)) + (plan.entry_in_interp ? " (the interpreter's entry)" : "") +
-                      " with rsp " + hex(*plan.rsp) + ", every other register 0, rflags 0x202, FPU reset");
+    if (tracing)
+      step("entry", "jump to " + hex(plan.entry.value_or(0)) +
+                        (plan.entry_in_interp ? " (the interpreter's entry)" : "") + " with rsp " + hex(*plan.rsp) +
+                        ", every other register 0, rflags 0x202, FPU reset");
   }
   if (dies_in_exec) {
     ops.push_back(Op{});
@@ -552,7 +578,8 @@ Result<Prepared> prepare(const Options& opts) {
   // executable at all (SELinux execmem, PaX MPROTECT) is asked once per new
   // region, so that a refusal is an error here and not a dead child.
   auto code = stub_code();
-  if (!reused && (mprotect(R.code, kPage, PROT_READ | PROT_EXEC) != 0 || mprotect(R.code, kPage, PROT_READ | PROT_WRITE) != 0)) {
+  if (!reused &&
+      (mprotect(R.code, kPage, PROT_READ | PROT_EXEC) != 0 || mprotect(R.code, kPage, PROT_READ | PROT_WRITE) != 0)) {
     int e = errno;
     munmap(R.base, R.size);  // not kept as the spare: a region taken again is not asked
     R.base = nullptr;
@@ -574,7 +601,8 @@ Result<Prepared> prepare(const Options& opts) {
     for (const auto& a : p.plan->auxv)
       if (a.type == AT_EUID || a.type == AT_EGID)
         if (a.value && *a.value != (a.type == AT_EUID ? geteuid() : getegid()))
-          im.differences.push_back("set-user-ID / set-group-ID bits are not applied: user space cannot gain privileges");
+          im.differences.push_back(
+              "set-user-ID / set-group-ID bits are not applied: user space cannot gain privileges");
   }
   if (!opts.keep_prediction) im.pred = exec::Prediction{};
   return out;

@@ -18,8 +18,8 @@ namespace procforge::loader {
 struct Op {
   std::uint64_t kind = 0, nr = 0, a[6] = {};
 };
-inline constexpr std::uint64_t kOpEnd = 0, kOpSyscall = 1, kOpSyscallIgnore = 2, kOpZero = 3, kOpCopy = 4, kOpEndUnmap = 5,
-                                 kOpRestoreMask = 6;
+inline constexpr std::uint64_t kOpEnd = 0, kOpSyscall = 1, kOpSyscallIgnore = 2, kOpZero = 3, kOpCopy = 4,
+                               kOpEndUnmap = 5, kOpRestoreMask = 6;
 
 // The stub's machine code and where its two patchable slots sit in it.
 std::span<const std::uint8_t> stub_code();

@@ -14,9 +14,9 @@
 #include <sys/types.h>
 
 #include <array>
-#include <functional>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -36,15 +36,15 @@ struct Launch {
   std::vector<std::string> argv, envp;
   std::string audit_module;  // empty: no LD_AUDIT
   bool keep_output = false;
-  int stderr_memfd = -1;     // captured stderr (when !keep_output)
+  int stderr_memfd = -1;  // captured stderr (when !keep_output)
 };
 
 struct Started {
   pid_t pid = -1;
   int pidfd = -1;
-  std::int64_t t0_ns = 0;    // just before fork()
-  int error_pipe = -1;       // read end: {step, errno} from the child, EOF at exec
-  int audit_pipe = -1;       // read end of the audit records, -1 without audit
+  std::int64_t t0_ns = 0;  // just before fork()
+  int error_pipe = -1;     // read end: {step, errno} from the child, EOF at exec
+  int audit_pipe = -1;     // read end of the audit records, -1 without audit
   std::uint64_t audit_pipe_ino = 0;
 };
 
@@ -87,6 +87,7 @@ class ProcCounters {
   bool open(pid_t pid);
   bool read(Counters& c) const;
   void close();
+
  private:
   int stat_ = -1, schedstat_ = -1, status_ = -1;
 };
@@ -98,7 +99,7 @@ struct ImageFacts {
   std::uint64_t entry = 0;
   std::optional<std::string> interp;
   bool has_symtab = false;
-  std::map<std::string, std::uint64_t> symbols;  // the few names profiling needs, st_value
+  std::map<std::string, std::uint64_t> symbols;     // the few names profiling needs, st_value
   std::map<std::string, std::string> symbol_table;  // name -> ".symtab" / ".dynsym"
 };
 // Reads (and caches by path, device, inode, mtime and size) the facts of FILE.
@@ -116,6 +117,7 @@ class Breakpoints {
   [[nodiscard]] std::optional<int> tag_at(std::uint64_t addr) const;
   [[nodiscard]] std::optional<std::uint64_t> original(std::uint64_t addr) const;
   void clear() { bps_.clear(); }
+
  private:
   struct Bp {
     std::uint64_t orig = 0;
@@ -126,8 +128,19 @@ class Breakpoints {
 
 // ---- tracer.cpp / phases.cpp
 // Marks: the stops that bound phases; phase i runs from mark i to mark i+1.
-enum MarkId { m_fork, m_spawned, m_exec, m_rt_add, m_rt_consistent, m_entry, m_main, m_exit_call, m_exit_group,
-              m_reaped, kMarkCount };
+enum MarkId {
+  m_fork,
+  m_spawned,
+  m_exec,
+  m_rt_add,
+  m_rt_consistent,
+  m_entry,
+  m_main,
+  m_exit_call,
+  m_exit_group,
+  m_reaped,
+  kMarkCount
+};
 struct Mark {
   bool present = false;
   std::int64_t stop_ns = 0, resume_ns = 0;

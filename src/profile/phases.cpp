@@ -15,12 +15,17 @@ namespace procforge::profile::detail {
 
 namespace {
 
-constexpr const char* kNames[kPhaseCount] = {"spawn", "exec", "ld.so start", "load+relocate", "constructors",
-                                              "libc init", "main", "exit handlers", "teardown+reap"};
-constexpr const char* kBoundaries[kPhaseCount] = {
-    "child's SIGSTOP",       "PTRACE_EVENT_EXEC", "_dl_debug_state RT_ADD", "_dl_debug_state RT_CONSISTENT",
-    "AT_ENTRY breakpoint",   "main breakpoint",   "exit() breakpoint",      "PTRACE_EVENT_EXIT",
-    "wait4()"};
+constexpr const char* kNames[kPhaseCount] = {"spawn",     "exec", "ld.so start",   "load+relocate", "constructors",
+                                             "libc init", "main", "exit handlers", "teardown+reap"};
+constexpr const char* kBoundaries[kPhaseCount] = {"child's SIGSTOP",
+                                                  "PTRACE_EVENT_EXEC",
+                                                  "_dl_debug_state RT_ADD",
+                                                  "_dl_debug_state RT_CONSISTENT",
+                                                  "AT_ENTRY breakpoint",
+                                                  "main breakpoint",
+                                                  "exit() breakpoint",
+                                                  "PTRACE_EVENT_EXIT",
+                                                  "wait4()"};
 
 }  // namespace
 

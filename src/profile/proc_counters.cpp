@@ -1,6 +1,7 @@
 // Per-stop counters of the tracee, read while it sits in a ptrace stop:
 //   /proc/PID/schedstat  sum_exec_runtime in ns (kernel/sched/stats.c; finer than stat's utime/stime ticks)
-//   /proc/PID/stat       minflt (field 10) and majflt (field 12) (11 and 13: of waited-for children), counted by mm_account_fault() only for
+//   /proc/PID/stat       minflt (field 10) and majflt (field 12) (11 and 13: of waited-for children), counted by
+//   mm_account_fault() only for
 //                        faults with user registers: ptrace's own PEEK/POKE (GUP) faults are not counted
 //   /proc/PID/status     voluntary_ctxt_switches / nonvoluntary_ctxt_switches
 // The files are opened once per run at the first stop and re-read with pread:

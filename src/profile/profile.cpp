@@ -38,7 +38,6 @@ Status drop_page_cache() {
   return ok_status();
 }
 
-
 using namespace detail;
 
 struct Command {
@@ -67,8 +66,7 @@ std::vector<std::string> script_chain(const Command& c) {
     std::string s = link.path;
     if (link.kind == exec::LinkKind::script && link.interpreter)
       s += " (#! " + *link.interpreter + (link.arg ? " " + *link.arg : "") + ")";
-    else if (link.kind == exec::LinkKind::misc)
-      s += " (binfmt_misc " + link.misc_entry + ")";
+    else if (link.kind == exec::LinkKind::misc) s += " (binfmt_misc " + link.misc_entry + ")";
     out.push_back(s);
   }
   return out;
@@ -97,8 +95,9 @@ Result<Command> prepare(const Options& o) {
 }
 
 std::string describe_end(const Run& r) {
-  if (r.end == RunEnd::killed) return "was killed by " + std::string(sigabbrev_np(r.status) ? "SIG" : "signal ") +
-                                      (sigabbrev_np(r.status) ? sigabbrev_np(r.status) : std::to_string(r.status));
+  if (r.end == RunEnd::killed)
+    return "was killed by " + std::string(sigabbrev_np(r.status) ? "SIG" : "signal ") +
+           (sigabbrev_np(r.status) ? sigabbrev_np(r.status) : std::to_string(r.status));
   return "exited with status " + std::to_string(r.status);
 }
 
@@ -165,8 +164,8 @@ Result<Run> traced_once(Command& c, Watchdog& wd) {
   }
   const bool reached_main = raw->marks[m_main].present;
   if (raw->facts.applicable[m_main] && !reached_main && (run.end == RunEnd::killed || run.status != 0)) {
-    std::string msg = c.p.label + " did not start: it " + describe_end(run) + " during " +
-                      phase_name(run.last_phase) + ", before main";
+    std::string msg = c.p.label + " did not start: it " + describe_end(run) + " during " + phase_name(run.last_phase) +
+                      ", before main";
     std::string tail = stderr_tail(c.launch.stderr_memfd);
     if (!tail.empty()) msg += "; it said: " + tail;
     return Error{ENOEXEC, msg};
@@ -200,8 +199,9 @@ void aggregate(Command& c) {
                       " page faults of theirs): children are not traced; their time is inside the phase that waited "
                       "for them, their faults are excluded");
   if (!c.launch.audit_module.empty() && !p.chain.empty())
-    p.notes.push_back("LD_AUDIT is inherited by the programs the interpreter starts; only the traced process writes "
-                      "records");
+    p.notes.push_back(
+        "LD_AUDIT is inherited by the programs the interpreter starts; only the traced process writes "
+        "records");
 
   for (int i = 0; i < kPhaseCount; ++i) {
     PhaseStats ps;
@@ -336,8 +336,7 @@ Result<std::vector<Profile>> compare(const std::vector<Options>& commands, const
             break;
           }
         }
-        if (progress)
-          progress((warm ? "warm-up " : traced ? "traced " : "untraced ") + c.p.label, done, total);
+        if (progress) progress((warm ? "warm-up " : traced ? "traced " : "untraced ") + c.p.label, done, total);
         if (traced) {
           auto r = traced_once(c, wd);
           if (!r) failure = r.error().with_context("profiling " + c.p.label);

@@ -78,8 +78,7 @@ TracepointSamples read_tracepoints(TracepointSession& s) {
       std::uint64_t tail = meta->data_tail;
       while (tail + sizeof(perf_event_header) <= head) {
         perf_event_header h{};
-        for (std::size_t k = 0; k < sizeof h; ++k)
-          reinterpret_cast<std::uint8_t*>(&h)[k] = data[(tail + k) % size];
+        for (std::size_t k = 0; k < sizeof h; ++k) reinterpret_cast<std::uint8_t*>(&h)[k] = data[(tail + k) % size];
         if (h.size < sizeof h) break;
         auto field = [&](std::size_t off) {
           std::uint64_t v = 0;

@@ -116,8 +116,9 @@ Status Tracer::loop() {
       r.present = true;
       r.stop_ns = r.resume_ns = t;
       r.paused_before_ns = raw_.paused_ns;
-      r.c.cpu_ns = (static_cast<std::int64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
-                    ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+      r.c.cpu_ns = (static_cast<std::int64_t>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+                    ru.ru_stime.tv_usec) *
+                   1000;
       r.c.minflt = ru.ru_minflt;
       r.c.majflt = ru.ru_majflt;
       r.c.vcsw = ru.ru_nvcsw;
@@ -176,7 +177,7 @@ void Tracer::on_stop(int status, std::optional<MarkId>& mark, int& deliver) {
   }
   siginfo_t si{};
   if (ptrace(PTRACE_GETSIGINFO, pid_, nullptr, &si) != 0 && errno == EINVAL) return;  // group-stop: resume
-  deliver = sig;  // the program's own signal
+  deliver = sig;                                                                      // the program's own signal
 }
 
 void Tracer::on_exec() {

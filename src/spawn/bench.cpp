@@ -203,8 +203,7 @@ class Ballast {
   std::uint64_t mib_ = 0;
 };
 
-SpawnSample summarize(SpawnMethod m, const std::string& target, std::uint64_t rss, std::vector<double> us,
-                      int asked) {
+SpawnSample summarize(SpawnMethod m, const std::string& target, std::uint64_t rss, std::vector<double> us, int asked) {
   SpawnSample s;
   s.method = m;
   s.target = target;
@@ -278,7 +277,8 @@ Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config) {
   int rounds_done = 0;
   Ballast ballast;
   for (std::uint64_t rss : config.parent_rss_mib) {
-    if (config.progress) config.progress("touching " + std::to_string(rss) + " MiB of parent memory", rounds_done, rounds_total);
+    if (config.progress)
+      config.progress("touching " + std::to_string(rss) + " MiB of parent memory", rounds_done, rounds_total);
     if (auto st = ballast.resize(rss); !st) return st.error();
 
     auto planned = [&](SpawnMethod m) { return m == SpawnMethod::fork_exec ? fork_runs(config, rss) : config.runs; };
@@ -349,8 +349,8 @@ std::vector<SpawnRatio> spawn_bench_ratios(const std::vector<SpawnSample>& resul
     const bool goals = std::string(target) == "static";
     add(std::string("procforge / posix_spawn (") + target + ", " + at_small + ")", find(M::procforge, target, small),
         find(M::posix_spawn, target, small), goals ? 0.9 : 0);
-    add(std::string("procforge / clone-baseline (") + target + ", " + at_small + ")",
-        find(M::procforge, target, small), find(M::clone_baseline, target, small), goals ? 1.05 : 0);
+    add(std::string("procforge / clone-baseline (") + target + ", " + at_small + ")", find(M::procforge, target, small),
+        find(M::clone_baseline, target, small), goals ? 1.05 : 0);
     add(std::string("procforge-keep-ign / clone-baseline (") + target + ", " + at_small + ")",
         find(M::procforge_keep_ignored, target, small), find(M::clone_baseline, target, small), 0);
     add(std::string("clone+pidfd / clone-baseline (") + target + ", " + at_small + ")",

@@ -134,12 +134,16 @@ struct Limit {
 std::vector<Limit> limits_of(const CgroupLimits& l) {
   std::vector<Limit> out;
   if (l.memory_max)
-    out.push_back({"memory", "memory.max", std::to_string(*l.memory_max),
+    out.push_back({"memory",
+                   "memory.max",
+                   std::to_string(*l.memory_max),
                    {{"memory.limit_in_bytes", std::to_string(*l.memory_max)}}});
   if (l.pids_max)
     out.push_back({"pids", "pids.max", std::to_string(*l.pids_max), {{"pids.max", std::to_string(*l.pids_max)}}});
   if (l.cpu_max_us)
-    out.push_back({"cpu", "cpu.max", std::to_string(*l.cpu_max_us) + " 100000",
+    out.push_back({"cpu",
+                   "cpu.max",
+                   std::to_string(*l.cpu_max_us) + " 100000",
                    {{"cpu.cfs_period_us", "100000"}, {"cpu.cfs_quota_us", std::to_string(*l.cpu_max_us)}}});
   return out;
 }

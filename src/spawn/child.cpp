@@ -25,11 +25,11 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <termios.h>
-#include <sys/ioctl.h>
 
 #include "spawn/plan.hpp"
 #include "spawn/sys.hpp"
@@ -209,8 +209,7 @@ PF_CHILD_INLINE void descriptors(Block* b) {
     }
     close_fds(b, lo, ~0U, flags);
   }
-  for (int i = 0; i < b->nkeep_fds; ++i)
-    check(b, sys::call(SYS_fcntl, b->keep_fds[i], F_SETFD, 0), Step::keep_fd, i);
+  for (int i = 0; i < b->nkeep_fds; ++i) check(b, sys::call(SYS_fcntl, b->keep_fds[i], F_SETFD, 0), Step::keep_fd, i);
 }
 
 PF_CHILD_INLINE void limits(Block* b) {
@@ -303,11 +302,12 @@ PF_CHILD_INLINE void restrictions(Block* b) {
       case -EACCES:
         if (eacces < 0) eacces = i;
         continue;
-      case -ENOENT: case -ENOTDIR: case -ESTALE: case -ENODEV: case -ETIMEDOUT:
-        last_err = r;
-        continue;
-      default:
-        die(b, Step::execve, r, i);
+      case -ENOENT:
+      case -ENOTDIR:
+      case -ESTALE:
+      case -ENODEV:
+      case -ETIMEDOUT: last_err = r; continue;
+      default: die(b, Step::execve, r, i);
     }
   }
   if (eacces >= 0) die(b, Step::execve, -EACCES, eacces);

@@ -247,8 +247,7 @@ Result<Launched> run_shared(Plan& p, Strategy s) {
   }
   if (a.r < 0) {
     int err = static_cast<int>(-a.r);
-    if (ran == Strategy::clone3 && p.cgroup.v2_fd >= 0)
-      return call_error(err, "clone3 into cgroup " + p.cgroup.v2_dir);
+    if (ran == Strategy::clone3 && p.cgroup.v2_fd >= 0) return call_error(err, "clone3 into cgroup " + p.cgroup.v2_dir);
     return call_error(err, ran == Strategy::clone3 ? "clone3" : ran == Strategy::clone_vfork ? "clone" : "vfork");
   }
   Launched l{static_cast<pid_t>(a.r), a.pidfd, ran};
@@ -340,7 +339,8 @@ Result<Launched> run_forked(Plan& p) {
   close(errp[0]);
   if (n == static_cast<ssize_t>(sizeof rep)) {
     reap(l.pid, l.pidfd);
-    if (rep.step == static_cast<int>(Step::sync)) return Error{ECANCELED, "the parent could not set up the user namespace"};
+    if (rep.step == static_cast<int>(Step::sync))
+      return Error{ECANCELED, "the parent could not set up the user namespace"};
     return describe(p, rep);
   }
   return l;
@@ -377,14 +377,17 @@ Result<Launched> run_posix_spawn(Plan& p) {
       return describe(p, Report{static_cast<int>(Step::fd_dup), errno, static_cast<int>(i)});
     }
   for (std::size_t i = 0; i < p.keep_fds.size(); ++i)
-    if (fcntl(p.keep_fds[i], F_GETFD) < 0) return describe(p, Report{static_cast<int>(Step::keep_fd), errno, static_cast<int>(i)});
+    if (fcntl(p.keep_fds[i], F_GETFD) < 0)
+      return describe(p, Report{static_cast<int>(Step::keep_fd), errno, static_cast<int>(i)});
   // Likewise the working directory: its chdir() failure would come back as
   // posix_spawn's errno with no step. (The child may still fail it if the
   // directory changes in between; then the exec's step is named.)
   if (!p.opts.cwd.empty()) {
     struct stat st {};
-    int err = stat(p.opts.cwd.c_str(), &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR
-                                                      : access(p.opts.cwd.c_str(), X_OK) != 0 ? errno : 0;
+    int err = stat(p.opts.cwd.c_str(), &st) != 0      ? errno
+              : !S_ISDIR(st.st_mode)                  ? ENOTDIR
+              : access(p.opts.cwd.c_str(), X_OK) != 0 ? errno
+                                                      : 0;
     if (err) return describe(p, Report{static_cast<int>(Step::chdir), err, -1});
   }
   const Options& o = p.opts;
@@ -485,15 +488,12 @@ Result<Launched> launch(Plan& p, Strategy s) {
   switch (s) {
     case Strategy::automatic:
     case Strategy::clone3:
-    case Strategy::clone_vfork:
-      return run_shared(p, s);
+    case Strategy::clone_vfork: return run_shared(p, s);
     case Strategy::vfork:
       if (ns) return Error{EINVAL, "the vfork strategy cannot create namespaces (use clone3)"};
       return run_shared(p, s);
-    case Strategy::fork:
-      return run_forked(p);
-    case Strategy::posix_spawn:
-      return run_posix_spawn(p);
+    case Strategy::fork: return run_forked(p);
+    case Strategy::posix_spawn: return run_posix_spawn(p);
   }
   return Error{EINVAL, "unknown strategy"};
 }

@@ -25,10 +25,8 @@ std::string fd_op_text(const Plan& p, int index) {
     case FdOp::dup:
       return op.source == op.fd ? fmt::format("keeping fd {} open", op.fd)
                                 : fmt::format("duplicating fd {} onto fd {}", op.source, op.fd);
-    case FdOp::open:
-      return fmt::format("opening {} onto fd {}", op.path, op.fd);
-    case FdOp::close:
-      return fmt::format("closing fd {}", op.fd);
+    case FdOp::open: return fmt::format("opening {} onto fd {}", op.path, op.fd);
+    case FdOp::close: return fmt::format("closing fd {}", op.fd);
   }
   return "setting up fds";
 }
@@ -93,7 +91,8 @@ std::string step_text(const Plan& p, Step step, int index) {
     case Step::sigmask: return "setting the signal mask";
     case Step::execve:
       // After a PATH search that found nothing, name the program as asked.
-      if (index < 0) return "execve " + (p.searched || p.candidates.empty() ? p.opts.path : std::string(p.candidates[0]));
+      if (index < 0)
+        return "execve " + (p.searched || p.candidates.empty() ? p.opts.path : std::string(p.candidates[0]));
       return "execve " + std::string(ux < p.candidates.size() ? p.candidates[ux] : p.opts.path.c_str());
   }
   return "spawning";

@@ -19,23 +19,28 @@ struct Named {
 };
 
 constexpr Named kStrategies[] = {
-    {"automatic", static_cast<int>(Strategy::automatic)}, {"clone3", static_cast<int>(Strategy::clone3)},
-    {"clone_vfork", static_cast<int>(Strategy::clone_vfork)}, {"posix_spawn", static_cast<int>(Strategy::posix_spawn)},
-    {"fork", static_cast<int>(Strategy::fork)}, {"vfork", static_cast<int>(Strategy::vfork)},
+    {"automatic", static_cast<int>(Strategy::automatic)},
+    {"clone3", static_cast<int>(Strategy::clone3)},
+    {"clone_vfork", static_cast<int>(Strategy::clone_vfork)},
+    {"posix_spawn", static_cast<int>(Strategy::posix_spawn)},
+    {"fork", static_cast<int>(Strategy::fork)},
+    {"vfork", static_cast<int>(Strategy::vfork)},
 };
 
 constexpr Named kNamespaces[] = {
-    {"user", CLONE_NEWUSER}, {"pid", CLONE_NEWPID}, {"mount", CLONE_NEWNS}, {"net", CLONE_NEWNET},
+    {"user", CLONE_NEWUSER}, {"pid", CLONE_NEWPID}, {"mount", CLONE_NEWNS},      {"net", CLONE_NEWNET},
     {"uts", CLONE_NEWUTS},   {"ipc", CLONE_NEWIPC}, {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME},
 };
 
 constexpr Named kRlimits[] = {
-    {"cpu", RLIMIT_CPU},         {"fsize", RLIMIT_FSIZE},       {"data", RLIMIT_DATA},
-    {"stack", RLIMIT_STACK},     {"core", RLIMIT_CORE},         {"rss", RLIMIT_RSS},
-    {"nproc", RLIMIT_NPROC},     {"nofile", RLIMIT_NOFILE},     {"memlock", RLIMIT_MEMLOCK},
-    {"as", RLIMIT_AS},           {"locks", RLIMIT_LOCKS},       {"sigpending", RLIMIT_SIGPENDING},
-    {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},       {"rtprio", RLIMIT_RTPRIO},
-    {"rttime", RLIMIT_RTTIME},
+    {"cpu", RLIMIT_CPU},           {"fsize", RLIMIT_FSIZE},
+    {"data", RLIMIT_DATA},         {"stack", RLIMIT_STACK},
+    {"core", RLIMIT_CORE},         {"rss", RLIMIT_RSS},
+    {"nproc", RLIMIT_NPROC},       {"nofile", RLIMIT_NOFILE},
+    {"memlock", RLIMIT_MEMLOCK},   {"as", RLIMIT_AS},
+    {"locks", RLIMIT_LOCKS},       {"sigpending", RLIMIT_SIGPENDING},
+    {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
+    {"rtprio", RLIMIT_RTPRIO},     {"rttime", RLIMIT_RTTIME},
 };
 
 template <std::size_t N>

@@ -50,9 +50,7 @@ Status plan_env(Plan& p) {
   } else {
     env.assign(o.envp.begin(), o.envp.end());
   }
-  auto drop = [&](std::string_view key) {
-    std::erase_if(env, [&](std::string_view kv) { return key_of(kv) == key; });
-  };
+  auto drop = [&](std::string_view key) { std::erase_if(env, [&](std::string_view kv) { return key_of(kv) == key; }); };
   for (const auto& k : o.unset_env) drop(k);
   for (const auto& kv : o.set_env) {
     auto eq = kv.find('=');
@@ -84,7 +82,8 @@ void add_candidates(Plan& p) {
     return;
   }
   const char* from_env = env_path(p.block.envp);
-  const std::string_view path = from_env ? from_env : "/bin:/usr/bin";  // confstr(_CS_PATH), what execvp uses without PATH
+  const std::string_view path =
+      from_env ? from_env : "/bin:/usr/bin";  // confstr(_CS_PATH), what execvp uses without PATH
   p.searched = true;
   std::size_t start = 0;
   for (;;) {
@@ -133,8 +132,7 @@ Status plan_stdio(Plan& p, int fd, const Stdio& s) {
   FdOp op;
   op.fd = fd;
   switch (s.kind) {
-    case Stdio::Kind::inherit:
-      return ok_status();
+    case Stdio::Kind::inherit: return ok_status();
     case Stdio::Kind::null:
       op.kind = FdOp::open;
       op.path = "/dev/null";
@@ -177,7 +175,8 @@ Status plan_fds(Plan& p) {
     op.fd = a.fd;
     switch (a.kind) {
       case FdAction::Kind::dup2:
-        if (a.source < 0) return Error{EBADF, "dup2 onto fd " + std::to_string(a.fd) + " from fd " + std::to_string(a.source)};
+        if (a.source < 0)
+          return Error{EBADF, "dup2 onto fd " + std::to_string(a.fd) + " from fd " + std::to_string(a.source)};
         op.kind = FdOp::dup;
         op.source = a.source;
         break;
@@ -187,9 +186,7 @@ Status plan_fds(Plan& p) {
         op.flags = a.flags;
         op.mode = a.mode;
         break;
-      case FdAction::Kind::close:
-        op.kind = FdOp::close;
-        break;
+      case FdAction::Kind::close: op.kind = FdOp::close; break;
     }
     p.fd_ops.push_back(op);
   }
@@ -202,9 +199,11 @@ Status plan_fds(Plan& p) {
     if (fd < 0) return Error{EBADF, "keeping fd " + std::to_string(fd)};
     // A replacement's own files (a user-space exec maps them) must not be
     // overwritten by an fd action on the same number.
-    if (o.exec_replacement && std::any_of(p.fd_ops.begin(), p.fd_ops.end(), [&](const FdOp& op) { return op.fd == fd; }))
-      return Error{EINVAL, "fd " + std::to_string(fd) + " is kept for the exec replacement and is also the target of an "
-                           "fd action (open its files above every target: loader::Options::descriptor_floor)"};
+    if (o.exec_replacement &&
+        std::any_of(p.fd_ops.begin(), p.fd_ops.end(), [&](const FdOp& op) { return op.fd == fd; }))
+      return Error{EINVAL, "fd " + std::to_string(fd) +
+                               " is kept for the exec replacement and is also the target of an "
+                               "fd action (open its files above every target: loader::Options::descriptor_floor)"};
     p.keep_fds.push_back(fd);
     if (fd >= 3) p.kept.push_back(static_cast<unsigned>(fd));
   }
@@ -234,7 +233,8 @@ Status plan_credentials(Plan& p) {
     }
   }
   for (int cap : o.ambient_capabilities) {
-    if (cap < 0 || cap > b.cap_last) return Error{EINVAL, "ambient capability " + std::to_string(cap) + " out of range"};
+    if (cap < 0 || cap > b.cap_last)
+      return Error{EINVAL, "ambient capability " + std::to_string(cap) + " out of range"};
     b.ambient |= std::uint64_t{1} << cap;
   }
   b.no_new_privs = o.no_new_privs;
@@ -343,13 +343,15 @@ Status make_plan(Plan& p) {
   }
   if (opts.controlling_tty) b.ctty = opts.controlling_tty->c_str();
   if (opts.pdeathsig) {
-    if (*opts.pdeathsig <= 0 || *opts.pdeathsig > 64) return Error{EINVAL, "parent-death signal " + std::to_string(*opts.pdeathsig)};
+    if (*opts.pdeathsig <= 0 || *opts.pdeathsig > 64)
+      return Error{EINVAL, "parent-death signal " + std::to_string(*opts.pdeathsig)};
     b.pdeathsig = *opts.pdeathsig;
     // In a new pid namespace the parent is outside it: getppid() is 0.
     b.expected_ppid = (opts.namespaces & CLONE_NEWPID) ? 0 : getpid();
   }
   for (const auto& rl : opts.rlimits) {
-    if (rl.resource < 0 || rl.resource >= RLIM_NLIMITS) return Error{EINVAL, "unknown rlimit " + std::to_string(rl.resource)};
+    if (rl.resource < 0 || rl.resource >= RLIM_NLIMITS)
+      return Error{EINVAL, "unknown rlimit " + std::to_string(rl.resource)};
     p.rlimits.push_back({rl.resource, rl.soft, rl.hard});
   }
   if (opts.umask) b.umask = static_cast<int>(*opts.umask & 0777);

@@ -7,12 +7,12 @@
 #include <linux/filter.h>
 #include <sys/types.h>
 
-#include <cstdint>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <forward_list>
-#include <memory_resource>
 #include <memory>
+#include <memory_resource>
 #include <string>
 #include <vector>
 
@@ -23,13 +23,13 @@ namespace procforge::spawn {
 // What the child was doing when it failed. errors.cpp turns it into words.
 enum class Step : int {
   none = 0,
-  sync,             // waiting for the parent (user namespace id maps)
-  signals,          // resetting dispositions
-  unshare_time,     // entering a new time namespace
-  hostname,         // sethostname
-  mount_private,    // mount --make-rprivate /
-  mount_proc,       // mount proc on /proc
-  cgroup_join,      // writing 0 to cgroup.procs
+  sync,           // waiting for the parent (user namespace id maps)
+  signals,        // resetting dispositions
+  unshare_time,   // entering a new time namespace
+  hostname,       // sethostname
+  mount_private,  // mount --make-rprivate /
+  mount_proc,     // mount proc on /proc
+  cgroup_join,    // writing 0 to cgroup.procs
   setsid,
   setpgid,
   controlling_tty,  // TIOCSCTTY
@@ -37,21 +37,21 @@ enum class Step : int {
   fd_dup,
   fd_open,
   fd_close,
-  close_fds,        // close_range
-  keep_fd,          // clearing FD_CLOEXEC
+  close_fds,  // close_range
+  keep_fd,    // clearing FD_CLOEXEC
   rlimit,
   nice,
   sched,
-  capbset,          // PR_CAPBSET_DROP
-  keepcaps,         // PR_SET_KEEPCAPS
+  capbset,   // PR_CAPBSET_DROP
+  keepcaps,  // PR_SET_KEEPCAPS
   setgroups,
   setgid,
   setuid,
   capset,
-  ambient,          // PR_CAP_AMBIENT_RAISE
+  ambient,  // PR_CAP_AMBIENT_RAISE
   chdir,
   pdeathsig,
-  parent_died,      // getppid() changed before PR_SET_PDEATHSIG took effect
+  parent_died,  // getppid() changed before PR_SET_PDEATHSIG took effect
   no_new_privs,
   seccomp,
   sigmask,
@@ -68,9 +68,9 @@ struct Report {
 
 struct FdOp {
   enum Kind : int { dup, open, close } kind = dup;
-  int fd = -1;        // target
-  int source = -1;    // dup: parent fd
-  int moved = -1;     // dup: the child's copy of source above fd_floor (written by the child)
+  int fd = -1;      // target
+  int source = -1;  // dup: parent fd
+  int moved = -1;   // dup: the child's copy of source above fd_floor (written by the child)
   const char* path = nullptr;
   int flags = 0;
   mode_t mode = 0;
@@ -95,7 +95,7 @@ struct Block {
   // Descriptors.
   FdOp* fd_ops = nullptr;
   int nfd_ops = 0;
-  int fd_floor = 3;  // moved dup2 sources go at or above this (above every target)
+  int fd_floor = 3;               // moved dup2 sources go at or above this (above every target)
   const int* keep_fds = nullptr;  // close-on-exec cleared
   int nkeep_fds = 0;
   bool close_other_fds = false;
@@ -151,17 +151,17 @@ struct Block {
   bool born_in_cgroup = false;
 
   // Channels.
-  int sync_fd = -1;  // read end: the parent writes one byte when the id maps are in place
+  int sync_fd = -1;       // read end: the parent writes one byte when the id maps are in place
   int sync_peer_fd = -1;  // the write end's copy the child inherited: closed first, or EOF never comes
-  int err_fd = -1;   // write end of the close-on-exec error pipe (fork)
+  int err_fd = -1;        // write end of the close-on-exec error pipe (fork)
 
   volatile Report report;
 };
 
 // The cgroup directories to place the child in (cgroup.cpp).
 struct CgroupPlan {
-  std::string v2_dir;              // cgroup2 directory, empty when none
-  int v2_fd = -1;                  // O_PATH|O_DIRECTORY, for CLONE_INTO_CGROUP
+  std::string v2_dir;                // cgroup2 directory, empty when none
+  int v2_fd = -1;                    // O_PATH|O_DIRECTORY, for CLONE_INTO_CGROUP
   std::vector<std::string> v1_dirs;  // v1 cgroups the child joins (for limits v2 cannot hold)
   std::vector<std::string> created;  // directories this spawn made, outermost first
 };
@@ -192,12 +192,12 @@ struct Plan {
   std::pmr::vector<const char*> cgroup_procs{&arena};
   CgroupPlan cgroup;
 
-  bool searched = false;           // candidates come from PATH
-  int clone_flags = 0;             // CLONE_NEW* passed to clone
-  bool needs_fork = false;         // a control that cannot run in a shared address space
-  std::string fork_reason;         // which one, for messages
-  bool deny_setgroups = false;     // user namespace: "deny" written to /proc/PID/setgroups
-  bool block_signals = true;       // block every signal around clone3 too (see make_plan)
+  bool searched = false;                                    // candidates come from PATH
+  int clone_flags = 0;                                      // CLONE_NEW* passed to clone
+  bool needs_fork = false;                                  // a control that cannot run in a shared address space
+  std::string fork_reason;                                  // which one, for messages
+  bool deny_setgroups = false;                              // user namespace: "deny" written to /proc/PID/setgroups
+  bool block_signals = true;                                // block every signal around clone3 too (see make_plan)
   int parent_pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};  // Stdio::Kind::pipe, [child end, parent end]
 
   explicit Plan(const Options& o) : opts(o) {}

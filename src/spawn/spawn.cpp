@@ -40,7 +40,8 @@ Result<Child> spawn(const Options& opts) {
   child.pidfd_ = launched->pidfd;
   child.strategy_ = launched->ran;
   child.started_ = t1;
-  child.leads_group_ = opts.setsid || (opts.process_group && (*opts.process_group == 0 || *opts.process_group == child.pid_));
+  child.leads_group_ =
+      opts.setsid || (opts.process_group && (*opts.process_group == 0 || *opts.process_group == child.pid_));
   int* ends[3] = {&child.stdin_fd, &child.stdout_fd, &child.stderr_fd};
   for (int fd = 0; fd < 3; ++fd) std::swap(*ends[fd], plan.parent_pipes[fd][1]);
   child.cgroups_created = plan.cgroup.created;

@@ -68,7 +68,8 @@ bool group_has_others(pid_t pgid) {
     if (paren == std::string::npos) continue;
     char state = 0;
     long ppid = 0, pgrp = 0;
-    if (std::sscanf(stat.c_str() + paren + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3 && pgrp == pgid && state != 'Z') {
+    if (std::sscanf(stat.c_str() + paren + 1, " %c %ld %ld", &state, &ppid, &pgrp) == 3 && pgrp == pgid &&
+        state != 'Z') {
       found = true;
       break;
     }
@@ -133,7 +134,9 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how) {
   // unreaped, so its pid, the group's id, cannot be given to another process.
   if (timed_out && !killed && step_due && child.leads_group()) {
     while (group_has_others(child.pid()) && clock::now() < next) {
-      struct pollfd pfd {sfd, POLLIN, 0};
+      struct pollfd pfd {
+        sfd, POLLIN, 0
+      };
       if (poll(&pfd, sfd >= 0 ? 1 : 0, 5) > 0) pass_on(true);
     }
     if (group_has_others(child.pid())) {

@@ -100,7 +100,9 @@ Result<Child::Exit> Child::wait(std::optional<std::chrono::milliseconds> timeout
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now()).count();
       if (left < 0) break;
       if (pidfd_ >= 0) {
-        struct pollfd pfd {pidfd_, POLLIN, 0};
+        struct pollfd pfd {
+          pidfd_, POLLIN, 0
+        };
         int n = poll(&pfd, 1, static_cast<int>(std::min<long long>(left + 1, 1 << 30)));
         if (n > 0) exited = true;
         else if (n < 0 && errno != EINTR) return call_error(errno, "polling pidfd of pid " + std::to_string(pid_));
@@ -108,8 +110,7 @@ Result<Child::Exit> Child::wait(std::optional<std::chrono::milliseconds> timeout
         siginfo_t info{};
         if (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_)
           exited = true;
-        else
-          usleep(1000);
+        else usleep(1000);
       }
     }
     if (!exited) {

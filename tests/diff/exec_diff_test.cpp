@@ -23,11 +23,11 @@
 #include <optional>
 #include <sstream>
 
+#include "procforge/exec.hpp"
+#include "procforge/format.hpp"
 #include "support/exec_corpus.hpp"
 #include "support/image_check.hpp"
 #include "support/oracle.hpp"
-#include "procforge/exec.hpp"
-#include "procforge/format.hpp"
 
 namespace procforge::testsupport {
 namespace {
@@ -67,8 +67,7 @@ class SummaryEnvironment : public ::testing::Environment {
   }
 };
 
-[[maybe_unused]] ::testing::Environment* const kSummary =
-    ::testing::AddGlobalTestEnvironment(new SummaryEnvironment);
+[[maybe_unused]] ::testing::Environment* const kSummary = ::testing::AddGlobalTestEnvironment(new SummaryEnvironment);
 
 // SystemFacts depend on mounts (binfmt_misc) that cases may add: re-probe
 // whenever the shared environment changed.
@@ -107,8 +106,7 @@ std::string show_argv(const std::vector<std::string>& v) {
 
 std::string describe(const exec::Prediction& p) {
   switch (p.outcome) {
-    case exec::Outcome::ok:
-      return "ok";
+    case exec::Outcome::ok: return "ok";
     case exec::Outcome::error:
       return "error " + errno_name(p.err) + (p.failed_step.empty() ? "" : " at " + p.failed_step);
     case exec::Outcome::killed:
@@ -121,12 +119,9 @@ std::string describe(const exec::Prediction& p) {
 
 exec::Outcome as_model(OracleOutcome o) {
   switch (o) {
-    case OracleOutcome::ok:
-      return exec::Outcome::ok;
-    case OracleOutcome::error:
-      return exec::Outcome::error;
-    case OracleOutcome::killed:
-      return exec::Outcome::killed;
+    case OracleOutcome::ok: return exec::Outcome::ok;
+    case OracleOutcome::error: return exec::Outcome::error;
+    case OracleOutcome::killed: return exec::Outcome::killed;
   }
   return exec::Outcome::error;
 }
@@ -232,7 +227,8 @@ TEST_P(ExecDiff, KernelAndModelAgree) {
   c.build(b);
   ASSERT_TRUE(b.setup_error().empty()) << c.name << ": harness failure: " << b.setup_error();
   const bool root = ::geteuid() == 0;
-  if (b.skip_reason().empty() && b.as_root && !root) b.skip("needs root (case runs with the caller's root credentials)");
+  if (b.skip_reason().empty() && b.as_root && !root)
+    b.skip("needs root (case runs with the caller's root credentials)");
   if (!b.skip_reason().empty()) {
     ++tally().skipped;
     GTEST_SKIP() << b.skip_reason();
@@ -292,7 +288,8 @@ TEST_P(ExecDiff, KernelAndModelAgree) {
   } else {
     tally().disagreements.push_back(c.name + ": kernel " + testsupport::describe(k) + ", model " + model + joined);
   }
-  EXPECT_TRUE(diffs.empty()) << c.name << "\n  path:   " << short_str(b.path) << "\n  kernel: " << testsupport::describe(k)
+  EXPECT_TRUE(diffs.empty()) << c.name << "\n  path:   " << short_str(b.path)
+                             << "\n  kernel: " << testsupport::describe(k)
                              << (k.probe.ran ? " argv " + show_argv(k.probe.argv) : "") << "\n  model:  " << model
                              << (pred.ok() && !pred->diagnosis.empty() ? " (" + pred->diagnosis + ")" : "")
                              << "\n  differ: " << joined.substr(joined.empty() ? 0 : 2);

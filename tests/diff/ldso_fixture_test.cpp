@@ -33,9 +33,9 @@
 #include <optional>
 #include <sstream>
 
+#include "procforge/ldso.hpp"
 #include "support/ldso_fixtures.hpp"
 #include "support/ldso_stderr.hpp"
-#include "procforge/ldso.hpp"
 
 namespace procforge::testsupport {
 namespace {
@@ -119,10 +119,10 @@ std::map<std::string, std::vector<std::string>> tried_by_model(const ldso::Predi
 }
 
 // A case the machine cannot run skips; a fixture that does not build fails.
-#define BUILD_CASE_OR_RETURN(var, name, dir)                                                    \
-  auto var##_built = build_ldso_case(name, dir);                                                \
+#define BUILD_CASE_OR_RETURN(var, name, dir)                                                         \
+  auto var##_built = build_ldso_case(name, dir);                                                     \
   if (!var##_built && var##_built.error().err == EPERM) GTEST_SKIP() << var##_built.error().message; \
-  ASSERT_TRUE(var##_built.ok()) << "building the fixture failed: " << var##_built.error().message; \
+  ASSERT_TRUE(var##_built.ok()) << "building the fixture failed: " << var##_built.error().message;   \
   const LdsoCase& var = *var##_built
 
 TEST_P(LdsoFixture, agrees_with_real_ldso) {
@@ -178,8 +178,8 @@ TEST_P(LdsoFixture, agrees_with_real_ldso) {
     opts.env.emplace_back("LD_TRACE_LOADED_OBJECTS=1");
     const CommandResult listed = run_command({sys().ldso_path, c.program}, opts);
     ASSERT_TRUE(listed.started);
-    EXPECT_EQ(parse_trace(listed.out), render_trace(*listed_p)) << "LD_TRACE_LOADED_OBJECTS=1 ld.so, stderr: "
-                                                                << listed.err;
+    EXPECT_EQ(parse_trace(listed.out), render_trace(*listed_p))
+        << "LD_TRACE_LOADED_OBJECTS=1 ld.so, stderr: " << listed.err;
     EXPECT_TRUE(stderr_matches(listed.err, expected_stderr(*listed_p, lreq, true)))
         << "LD_TRACE_LOADED_OBJECTS=1 ld.so stderr";
     // `ld.so --list` differs (glibc 2.36, observed): a library that is not

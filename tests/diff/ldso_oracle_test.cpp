@@ -30,8 +30,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstddef>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -52,10 +52,10 @@ namespace fs = std::filesystem;
 using namespace procforge;
 using testsupport::CommandOptions;
 using testsupport::CommandResult;
+using testsupport::expected_version_lines;
 using testsupport::run_command;
 using testsupport::split_lines;
 using testsupport::stderr_matches;
-using testsupport::expected_version_lines;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kLdso = "/lib64/ld-linux-x86-64.so.2";
@@ -248,8 +248,7 @@ void compare(const ldso::Request& req, const CommandResult& real, const Result<l
     // ld.so refused the file itself (e.g. "only ET_DYN and ET_EXEC can be
     // loaded"): the model must refuse it for the same reason.
     const std::string own = path + ": ";
-    if (!pred && what.rfind(own, 0) == 0 &&
-        pred.error().message.find(what.substr(own.size())) != std::string::npos)
+    if (!pred && what.rfind(own, 0) == 0 && pred.error().message.find(what.substr(own.size())) != std::string::npos)
       refused = what.substr(own.size());
     else if (!pred) diff = "model error: " + pred.error().message + "\n    ld.so: " + what;
     else if (!pred->error) diff = "ld.so stops with: " + what + "\n    model: no error";
@@ -330,8 +329,8 @@ TEST(LdsoOracle, every_elf_file_lists_like_the_real_ldso) {
         continue;
       }
       if (real.signal) {
-        differ("ld.so's trace run was killed by signal " + std::to_string(real.signal) + " (" +
-               strsignal(real.signal) + "), stderr: " + real.err);
+        differ("ld.so's trace run was killed by signal " + std::to_string(real.signal) + " (" + strsignal(real.signal) +
+               "), stderr: " + real.err);
         continue;
       }
       std::string diff, refused;
@@ -361,7 +360,8 @@ TEST(LdsoOracle, every_elf_file_lists_like_the_real_ldso) {
               std::chrono::duration<double>(t_collect - t0).count(),
               std::chrono::duration<double>(t_end - t_collect).count(), n_threads);
   std::printf("  %zu static ET_EXEC files: not run through ld.so, the model says not dynamic\n", static_execs.load());
-  for (const auto& [why, n] : refused_by_both) std::printf("  refused by ld.so and the model %zu: %s\n", n, why.c_str());
+  for (const auto& [why, n] : refused_by_both)
+    std::printf("  refused by ld.so and the model %zu: %s\n", n, why.c_str());
   for (const auto& [why, n] : skipped) std::printf("  skipped %zu: %s\n", n, why.c_str());
   for (const auto& d : differences) std::printf("  DIFF %s\n", d.c_str());
   EXPECT_TRUE(differences.empty()) << differences.size() << " files differ (listed above)";
@@ -380,7 +380,8 @@ TEST(LdsoOracle, hand_built_cases_list_like_the_real_ldso) {
   ASSERT_TRUE(mkdtemp(tmpl));
   const std::string d = tmpl;
   const std::string script =
-      "set -e; cd " + d + "; mkdir -p a/tls b/glibc-hwcaps/x86-64-v2 w bad;"
+      "set -e; cd " + d +
+      "; mkdir -p a/tls b/glibc-hwcaps/x86-64-v2 w bad;"
       "echo 'int b(void){return 2;}' > b.c; echo 'int b(void); int a(void){return b();}' > a.c;"
       "echo 'int a(void); int main(void){return a();}' > m.c;"
       "cc -shared -fPIC b.c -o b/libb.so; cc -shared -fPIC b.c -o b/glibc-hwcaps/x86-64-v2/libb.so;"

@@ -17,8 +17,8 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "support/cpu_contention.hpp"
 #include "procforge/profile.hpp"
+#include "support/cpu_contention.hpp"
 
 namespace {
 
@@ -83,14 +83,16 @@ TEST(ProfileConsistency, load_relocate_agrees_with_ld_audit) {
     if (agree) break;
     const double difference = std::abs(lr.wall_us.median - r->audit_load_relocate_us);
     if (!machine.disturbed && machine.stall_us < difference) {
-      std::printf("the machine was quiet (tasks waited %.0f us for a CPU in all, less than the %.1f us difference): "
-                  "the disagreement stands\n",
-                  machine.stall_us, difference);
+      std::printf(
+          "the machine was quiet (tasks waited %.0f us for a CPU in all, less than the %.1f us difference): "
+          "the disagreement stands\n",
+          machine.stall_us, difference);
       break;
     }
     if (attempt < 5)
-      std::printf("the machine was busy (tasks waited %.0f us for a CPU, the medians differ by %.1f us): measuring again\n",
-                  machine.stall_us, difference);
+      std::printf(
+          "the machine was busy (tasks waited %.0f us for a CPU, the medians differ by %.1f us): measuring again\n",
+          machine.stall_us, difference);
   }
   const auto& lr = r->phases[static_cast<int>(Phase::load_relocate)];
   RecordProperty("ptrace_load_relocate_us", std::to_string(lr.wall_us.median));

@@ -27,9 +27,9 @@
 #include <map>
 #include <string>
 
+#include "procforge/profile.hpp"
 #include "support/cpu_contention.hpp"
 #include "support/ldso_fixtures.hpp"
-#include "procforge/profile.hpp"
 
 namespace {
 
@@ -94,16 +94,20 @@ std::string library_source() {
 
 std::string program_source() {
   return "#include <stdlib.h>\n#include \"spend.h\"\n"
-         "static void exit_handler(void) { " + spend_call(kExitHandler) + " }\n"
-         "__attribute__((constructor)) static void program_constructor(void) { " + spend_call(kProgramConstructor) +
+         "static void exit_handler(void) { " +
+         spend_call(kExitHandler) +
          " }\n"
-         "int main(void) { atexit(exit_handler); " + spend_call(kMain) + " return 0; }\n";
+         "__attribute__((constructor)) static void program_constructor(void) { " +
+         spend_call(kProgramConstructor) +
+         " }\n"
+         "int main(void) { atexit(exit_handler); " +
+         spend_call(kMain) + " return 0; }\n";
 }
 
 // The programs, built once for every test of the suite.
 struct Programs {
   FixtureDir dir;
-  std::string error;  // the gcc command and its output when a build failed
+  std::string error;                            // the gcc command and its output when a build failed
   std::map<std::string, std::string> by_build;  // "dynamic" -> path
 
   Programs() {
@@ -161,7 +165,7 @@ const Measured& measured(const std::string& build, std::string* error) {
 // What a phase should hold for one build: a cost, nothing planted, or
 // nothing at all because the boundary does not exist.
 struct Expected {
-  Cost cost;                // zero: no planted cost
+  Cost cost;  // zero: no planted cost
   const char* merged_into = nullptr;
 };
 
@@ -198,8 +202,10 @@ class ProfilePhaseCosts : public ::testing::TestWithParam<std::string> {
 TEST_P(ProfilePhaseCosts, the_profile_names_the_kind_of_program_that_ran) {
   const std::string& build = GetParam();
   const Profile& p = m_->profile;
-  const std::map<std::string, std::string> kind = {
-      {"dynamic", "dynamic (glibc)"}, {"static", "static"}, {"static_pie", "static-pie"}, {"script", "dynamic (glibc)"}};
+  const std::map<std::string, std::string> kind = {{"dynamic", "dynamic (glibc)"},
+                                                   {"static", "static"},
+                                                   {"static_pie", "static-pie"},
+                                                   {"script", "dynamic (glibc)"}};
   EXPECT_EQ(p.kind, kind.at(build));
   EXPECT_EQ(p.main_source, ".symtab main");
   // A #! script: the kernel runs its interpreter, which is what is profiled.
@@ -210,8 +216,8 @@ TEST_P(ProfilePhaseCosts, the_profile_names_the_kind_of_program_that_ran) {
 TEST_P(ProfilePhaseCosts, each_phase_holds_the_cpu_time_spent_in_it) {
   for (const auto& [phase, want] : expected_for(GetParam())) {
     const PhaseStats& ps = m_->profile.phases[static_cast<int>(phase)];
-    std::printf("%-14s cpu %8.1f us  wall %8.1f us  minflt %6.0f  (planted %d us)\n", ps.name.c_str(),
-                ps.cpu_us.median, ps.wall_us.median, ps.minflt, want.cost.cpu_us);
+    std::printf("%-14s cpu %8.1f us  wall %8.1f us  minflt %6.0f  (planted %d us)\n", ps.name.c_str(), ps.cpu_us.median,
+                ps.wall_us.median, ps.minflt, want.cost.cpu_us);
     if (want.merged_into) {
       EXPECT_FALSE(ps.present) << ps.name << " exists for this build";
       EXPECT_EQ(ps.merged_into, want.merged_into) << ps.name;
@@ -236,8 +242,7 @@ TEST_P(ProfilePhaseCosts, each_phase_holds_the_pages_first_touched_in_it) {
 TEST_P(ProfilePhaseCosts, each_phase_lasts_at_least_its_cost_and_on_an_idle_machine_not_much_longer) {
   const auto& machine = m_->machine;
   std::printf("while profiling, %s\n", machine.what.c_str());
-  if (machine.disturbed)
-    std::printf("wall upper bounds not checked: other work competed for the CPUs\n");
+  if (machine.disturbed) std::printf("wall upper bounds not checked: other work competed for the CPUs\n");
   for (const auto& [phase, want] : expected_for(GetParam())) {
     const PhaseStats& ps = m_->profile.phases[static_cast<int>(phase)];
     if (want.merged_into) continue;

@@ -92,8 +92,7 @@ TEST(ProfileTracepoints, kernel_exec_and_faults_agree_with_ptrace_and_proc) {
       const int e = probe.error().err;
       if (e == ENOENT || e == EACCES || e == EPERM || e == ENODEV || e == EOPNOTSUPP)
         unavailable = probe.error().message;
-      else
-        r = probe.error();
+      else r = probe.error();
       return;
     }
     detail::read_tracepoints(*probe);
@@ -118,8 +117,7 @@ TEST(ProfileTracepoints, kernel_exec_and_faults_agree_with_ptrace_and_proc) {
     // exec_binprm(): trace_sched_process_exec() precedes ptrace_event(PTRACE_EVENT_EXEC).
     EXPECT_LE(*run.tp_exec_us, *run.ptrace_exec_us);
     wake_up.push_back(*run.ptrace_exec_us - *run.tp_exec_us);
-    std::printf("exec tracepoint %.1f us, ptrace exec stop %.1f us after fork\n", *run.tp_exec_us,
-                *run.ptrace_exec_us);
+    std::printf("exec tracepoint %.1f us, ptrace exec stop %.1f us after fork\n", *run.tp_exec_us, *run.ptrace_exec_us);
     ASSERT_EQ(run.tp_user_faults.size(), static_cast<std::size_t>(kPhaseCount));
     EXPECT_EQ(run.tp_lost, 0u);
     for (int k = 0; k < kPhaseCount; ++k) {

@@ -24,8 +24,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -98,7 +98,10 @@ std::string file_kind(const std::string& path, const struct stat& st) {
     ::close(fd);
   }
   if (n >= 2 && head[0] == '#' && head[1] == '!') return kind + "script";
-  if (n >= 18 && std::memcmp(head, "\x7f" "ELF", 4) == 0) {
+  if (n >= 18 && std::memcmp(head,
+                             "\x7f"
+                             "ELF",
+                             4) == 0) {
     const bool shared = path.find(".so") != std::string::npos && head[16] == 3 /* ET_DYN */;
     if (head[4] == 1 /* ELFCLASS32 */) kind += "32-bit ";
     return kind + (shared ? "ELF shared library" : "ELF");
@@ -482,8 +485,8 @@ std::vector<std::string> compare_maps(const std::vector<exec::Mapping>& placed, 
   std::vector<Range> model, kernel;
   for (const auto& m : placed) {
     if (m.start == m.end) continue;  // the empty [heap]: no VMA until brk() grows it
-    model.push_back({m.start, m.end, m.prot, m.file_backed, m.file_offset, m.file_backed ? inode_of(m.object) : 0,
-                     m.object});
+    model.push_back(
+        {m.start, m.end, m.prot, m.file_backed, m.file_offset, m.file_backed ? inode_of(m.object) : 0, m.object});
   }
   for (const auto& e : k.maps) {
     if (e.name == "[vsyscall]") continue;  // fixed kernel page, not part of the exec
@@ -538,7 +541,8 @@ std::optional<std::uint64_t> kernel_program_bias(const exec::Prediction& p, cons
 std::optional<std::uint64_t> entry_of(const exec::Prediction& p, const ExecStopResult& k,
                                       const std::optional<std::uint64_t>& program_bias) {
   if (p.plan->entry) return p.plan->entry;
-  if (!p.plan->entry_in_interp) return program_bias ? std::optional(*program_bias + p.plan->entry_offset) : std::nullopt;
+  if (!p.plan->entry_in_interp)
+    return program_bias ? std::optional(*program_bias + p.plan->entry_offset) : std::nullopt;
   for (const auto& [type, value] : k.auxv)
     if (type == 7 /* AT_BASE */) return value + p.plan->entry_offset;
   return std::nullopt;
@@ -626,10 +630,10 @@ TEST(SystemSweep, kernel_agrees_on_a_sample_stopped_at_exec) {
   std::ostringstream out;
   out << "kernel sample: " << t.checked << " checked (first instruction stepped in each image), " << t.result_agree
       << " agree on result+errno, " << t.auxv_agree << " agree on auxv, " << t.maps_agree << " agree on mappings ("
-      << t.rebased.size() << " with objects rebased on the kernel's base), " << t.entry_agree << " of " << t.entry_checked
-      << " agree on entry point, " << t.mm_agree << " agree on rsp and mm fields, " << t.stack_agree << " of "
-      << t.stack_checked << " on the stack bytes (of " << t.auxv_checked << " images the kernel loaded; " << ms(took)
-      << " ms)\n";
+      << t.rebased.size() << " with objects rebased on the kernel's base), " << t.entry_agree << " of "
+      << t.entry_checked << " agree on entry point, " << t.mm_agree << " agree on rsp and mm fields, " << t.stack_agree
+      << " of " << t.stack_checked << " on the stack bytes (of " << t.auxv_checked << " images the kernel loaded; "
+      << ms(took) << " ms)\n";
   out << "  sampled groups:";
   for (const auto& [group, n] : kinds) out << " [" << group << "] " << n << ";";
   out << "\n";

@@ -65,8 +65,7 @@ class UserCorpusSummary : public ::testing::Environment {
   }
 };
 
-[[maybe_unused]] ::testing::Environment* const kSummary =
-    ::testing::AddGlobalTestEnvironment(new UserCorpusSummary);
+[[maybe_unused]] ::testing::Environment* const kSummary = ::testing::AddGlobalTestEnvironment(new UserCorpusSummary);
 
 std::string show_argv(const std::vector<std::string>& v) {
   std::string out = "[";

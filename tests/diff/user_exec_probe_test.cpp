@@ -164,8 +164,8 @@ TEST(UserExecProbe, WithAslrOffAFixedAddressImageGetsTheKernelsAuxvAndRsp) {
 // mm fields the kernel randomises (the stack, hence the argument and
 // environment ranges, and brk).
 std::string state_masked(const std::string& out, bool aslr_off) {
-  static const std::vector<std::string> random_with_aslr{"mm.start_stack=", "mm.start_brk=", "mm.arg_start=",
-                                                          "mm.arg_end=",     "mm.env_start=",  "mm.env_end="};
+  static const std::vector<std::string> random_with_aslr{
+      "mm.start_stack=", "mm.start_brk=", "mm.arg_start=", "mm.arg_end=", "mm.env_start=", "mm.env_end="};
   std::istringstream in(out);
   std::string line, res;
   static const std::regex pipe_ino(R"(pipe:\[\d+\])");
@@ -189,7 +189,8 @@ void expect_same_state(const OracleRequest& req) {
   for (const char* key : {"\nmm.arg_end=", "\ncmdline=", "\nenviron="}) {
     const auto at = b.kernel.out.find(key);
     ASSERT_NE(at, std::string::npos) << key << " missing:\n" << b.kernel.out;
-    ASSERT_NE(b.kernel.out[at + std::strlen(key)], '!') << "the kernel side could not read " << key << "\n" << b.kernel.out;
+    ASSERT_NE(b.kernel.out[at + std::strlen(key)], '!') << "the kernel side could not read " << key << "\n"
+                                                        << b.kernel.out;
   }
   EXPECT_EQ(state_masked(b.kernel.out, req.addr_no_randomize), state_masked(b.user.out, req.addr_no_randomize));
 }
@@ -229,8 +230,8 @@ TEST(UserExecProbe, RegisterStateAtEntryIsTheKernels) {
   // What the kernel documents, on both sides.
   for (auto* side : {&k, &u}) {
     const char* who = side == &k ? "kernel" : "user";
-    for (const char* r : {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13", "r14",
-                          "r15", "fsbase", "gsbase", "fs", "gs"})
+    for (const char* r : {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "r8", "r9", "r10", "r11", "r12", "r13",
+                          "r14", "r15", "fsbase", "gsbase", "fs", "gs"})
       EXPECT_EQ((*side)[r], "0x0") << who << " " << r;
     EXPECT_EQ((*side)["rflags"], "0x202") << who;
     EXPECT_EQ((*side)["mxcsr"], "0x1f80") << who;
@@ -300,14 +301,17 @@ void expect_same_shape(const std::string& label, const OracleRequest& req, const
   const auto b = run_both(req);
   ASSERT_EQ(b.kernel.outcome, OracleOutcome::ok) << label << ": " << describe(b.kernel);
   ASSERT_EQ(b.user.outcome, OracleOutcome::ok) << label << ": " << describe(b.user) << " " << b.detail.prepare_error;
-  auto cut = [&](const std::string& out) { return marker.empty() ? out : out.substr(out.find(marker) + marker.size()); };
+  auto cut = [&](const std::string& out) {
+    return marker.empty() ? out : out.substr(out.find(marker) + marker.size());
+  };
   const auto k = maps_of(cut(b.kernel.out));
   const auto u = without_stub(maps_of(cut(b.user.out)), b.detail);
   ASSERT_FALSE(k.empty()) << b.kernel.out;
   const bool addresses = req.addr_no_randomize;
-  EXPECT_EQ(shape(k, addresses), shape(u, addresses))
-      << label << ": /proc/self/maps (" << (addresses ? "start, " : "") << "size, perms, object in address order)\nkernel:\n"
-      << cut(b.kernel.out) << "user:\n" << cut(b.user.out);
+  EXPECT_EQ(shape(k, addresses), shape(u, addresses)) << label << ": /proc/self/maps (" << (addresses ? "start, " : "")
+                                                      << "size, perms, object in address order)\nkernel:\n"
+                                                      << cut(b.kernel.out) << "user:\n"
+                                                      << cut(b.user.out);
 }
 
 TEST(UserExecProbe, MapsShapeOfAStaticImageDiffersOnlyByTheStubPage) {

@@ -42,13 +42,15 @@ const std::vector<std::string> kEnv{"PATH=/usr/bin:/bin", "LC_ALL=C", "HOME=/non
 
 // Substrings of names never run, whatever the arguments.
 const std::vector<std::string> kDeny{
-    "rm", "kill", "mkfs", "shutdown", "reboot", "halt", "poweroff", "init", "dd", "shred", "wipe", "fdisk",
-    "parted", "swap", "mount", "format", "passwd", "su", "login", "chsh", "chfn", "newgrp", "wall", "write",
-    "crontab", "systemctl", "service", "update", "dpkg", "apt", "debconf", "install", "pip", "reset", "clear",
-    "setterm", "chvt", "openvt", "deallocvt", "logger", "sync", "truncate", "unlink", "del", "purge", "remove",
-    "xdg", "sensible", "editor", "pager", "vi", "emacs", "nano", "ed", "top", "watch", "nohup", "timeout",
-    "setsid", "nsenter", "unshare", "chroot", "sudo", "pkexec", "runuser", "mesg", "script", "screen", "tmux",
-    "flock", "yes", "sleep", "tail", "less", "more", "strace", "gdb", "perf", "ltrace", "valgrind"};
+    "rm",     "kill",    "mkfs",      "shutdown", "reboot",  "halt",     "poweroff", "init",      "dd",
+    "shred",  "wipe",    "fdisk",     "parted",   "swap",    "mount",    "format",   "passwd",    "su",
+    "login",  "chsh",    "chfn",      "newgrp",   "wall",    "write",    "crontab",  "systemctl", "service",
+    "update", "dpkg",    "apt",       "debconf",  "install", "pip",      "reset",    "clear",     "setterm",
+    "chvt",   "openvt",  "deallocvt", "logger",   "sync",    "truncate", "unlink",   "del",       "purge",
+    "remove", "xdg",     "sensible",  "editor",   "pager",   "vi",       "emacs",    "nano",      "ed",
+    "top",    "watch",   "nohup",     "timeout",  "setsid",  "nsenter",  "unshare",  "chroot",    "sudo",
+    "pkexec", "runuser", "mesg",      "script",   "screen",  "tmux",     "flock",    "yes",       "sleep",
+    "tail",   "less",    "more",      "strace",   "gdb",     "perf",     "ltrace",   "valgrind"};
 
 // Programs whose output is not a fact to compare: groff --version prints its
 // own lines and those of the troff/grotty children it starts, all on one
@@ -57,7 +59,8 @@ const std::vector<std::string> kDeny{
 const std::vector<std::string> kRacy{"groff"};
 
 bool denied(const std::string& name) {
-  return std::any_of(kDeny.begin(), kDeny.end(), [&](const std::string& d) { return name.find(d) != std::string::npos; }) ||
+  return std::any_of(kDeny.begin(), kDeny.end(),
+                     [&](const std::string& d) { return name.find(d) != std::string::npos; }) ||
          std::find(kRacy.begin(), kRacy.end(), name) != kRacy.end();
 }
 
@@ -89,8 +92,10 @@ class ProgramsSummary : public ::testing::Environment {
     const Tally& t = tally();
     if (!t.programs) return;
     char line[200];
-    std::snprintf(line, sizeof line, "user exec programs: %d programs, %d identical (%.1f%%), %zu set aside (the kernel's own runs differed)",
-                  t.programs, t.identical, 100.0 * t.identical / t.programs, t.nondeterministic.size());
+    std::snprintf(
+        line, sizeof line,
+        "user exec programs: %d programs, %d identical (%.1f%%), %zu set aside (the kernel's own runs differed)",
+        t.programs, t.identical, 100.0 * t.identical / t.programs, t.nondeterministic.size());
     std::string s = std::string(line) + "\n";
     for (const auto& d : t.differences) s += "  differ " + d + "\n";
     for (const auto& d : t.nondeterministic) s += "  set aside " + d + "\n";
@@ -139,7 +144,8 @@ std::vector<std::string> compare_one(const std::string& label, const OracleReque
     d.push_back("status: kernel " + describe(k) + ", user " + describe(u) +
                 (detail.prepared ? "" : " (prepare: " + detail.prepare_error + ")"));
   if (k.out != u.out) d.push_back("stdout: kernel \"" + clip(k.out) + "\", user \"" + clip(u.out) + "\"");
-  if (k.err_out != u.err_out) d.push_back("stderr: kernel \"" + clip(k.err_out) + "\", user \"" + clip(u.err_out) + "\"");
+  if (k.err_out != u.err_out)
+    d.push_back("stderr: kernel \"" + clip(k.err_out) + "\", user \"" + clip(u.err_out) + "\"");
   if (!d.empty()) {
     // Some programs race their own children on one pipe (groff): run the
     // kernel a few times more. Only when the kernel's own runs differ from
@@ -202,7 +208,8 @@ TEST(UserExecPrograms, UsrBinVersionAndHelpMatchTheKernel) {
       const OracleRequest req = request(path, {name, flag}, cwd.path, 2000);
       const auto t0 = std::chrono::steady_clock::now();
       const OracleResult k1 = run_exec(req);
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+      const auto ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
       if (!k1.setup_error.empty() || k1.outcome != OracleOutcome::ok || k1.exit_status != 0 || k1.timed_out ||
           ms > 1000 || (k1.out.empty() && k1.err_out.empty()))
         continue;

@@ -4,14 +4,14 @@
 // explain flags compared with what the kernel does (its maps under setarch -R,
 // its answer to an exec as another identity).
 #include <fcntl.h>
+#include <gnu/libc-version.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
-#include <gnu/libc-version.h>
-#include <grp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,10 +19,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <nlohmann/json.hpp>
-#include <string>
 #include <set>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "support/probe_copy.hpp"
@@ -186,7 +186,10 @@ TEST_F(Cli, fifo_is_refused_without_hanging) {
 }
 
 TEST_F(Cli, huge_sparse_file_is_answered_quickly) {
-  std::string p = write("huge", "\x7f" "ELF", 0755);
+  std::string p = write("huge",
+                        "\x7f"
+                        "ELF",
+                        0755);
   ASSERT_EQ(truncate(p.c_str(), 64ll << 30), 0);
   auto t0 = std::chrono::steady_clock::now();
   Outcome r = run({"explain", "--json", p});
@@ -217,8 +220,8 @@ TEST_F(Cli, bad_flag_exits_2_with_a_message) {
 }
 
 TEST_F(Cli, environment_flags_shape_the_new_environment) {
-  Outcome r = run({"explain", "--json", "--show-env", "--clear-env", "--env", "A=1", "--env", "B=2", "--env", "A=3",
-                   "/bin/true"});
+  Outcome r = run(
+      {"explain", "--json", "--show-env", "--clear-env", "--env", "A=1", "--env", "B=2", "--env", "A=3", "/bin/true"});
   ASSERT_EQ(r.status, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["execve"]["envp"], (std::vector<std::string>{"B=2", "A=3"}));
@@ -302,7 +305,8 @@ TEST_F(Cli, exec_steps_prints_every_step_and_the_program_replaces_procforge) {
   ASSERT_EQ(r.status, 0) << r.err;
   for (const char* stage : {"dispatch ", "unmap ", "map ", "stack ", "auxv ", "entry "})
     EXPECT_TRUE(r.err.rfind(stage, 0) == 0 || r.err.find(std::string("\n") + stage) != std::string::npos)
-        << "no '" << stage << "' step in:\n" << r.err;
+        << "no '" << stage << "' step in:\n"
+        << r.err;
   // The same process, now running the shell: its parent is still us.
   EXPECT_NE(r.out.find("ppid=" + std::to_string(getpid()) + "\n"), std::string::npos) << r.out;
   // Every file mapping a step announced is where the kernel shows one.
@@ -378,9 +382,8 @@ TEST_F(Cli, explain_uid_and_gid_predict_the_kernels_eacces_for_another_identity)
   struct Case {
     std::string file, uid, gid, errno_name;
   };
-  const Case cases[] = {{owner_only, "65534", "65534", "EACCES"},
-                        {group_x, "65534", "65534", "EACCES"},
-                        {group_x, "65534", "4242", ""}};
+  const Case cases[] = {
+      {owner_only, "65534", "65534", "EACCES"}, {group_x, "65534", "65534", "EACCES"}, {group_x, "65534", "4242", ""}};
   for (const auto& c : cases) {
     SCOPED_TRACE(c.file + " as " + c.uid + ":" + c.gid);
     Outcome e = run({"explain", "--json", "--uid", c.uid, "--gid", c.gid, c.file});
@@ -405,8 +408,7 @@ TEST_F(Cli, bench_spawn_runs_every_strategy_and_reports_json) {
   const fs::path exit0 = fs::path(PROCFORGE_BINARY).parent_path() / "bench" / "procforge-exit0";
   std::vector<std::string> args{"bench", "spawn", "--json", "--runs", "3", "--rss", "0"};
   if (!fs::exists(exit0)) {
-    std::printf("[ note     ] %s not built (PROCFORGE_BENCH=OFF): /bin/true is the static target\n",
-                exit0.c_str());
+    std::printf("[ note     ] %s not built (PROCFORGE_BENCH=OFF): /bin/true is the static target\n", exit0.c_str());
     args.insert(args.end(), {"--static-target", "/bin/true"});
   }
   auto r = run(args);

@@ -107,9 +107,11 @@ TEST_F(ExplainVerdict, a_missing_symbol_version_names_what_provides_it) {
   // ld.so names the library by its path.
   EXPECT_EQ(j["result"]["text"],
             "fails in ld.so: " + dir + "/libfoo.so: version `FOO_2' not found (required by " + prog + ") (exit 1)");
-  EXPECT_NE(j["result"]["why"].get<std::string>().find("needs symbol version FOO_2 of libfoo.so, which the libfoo.so found "
-                                                       "here (" + dir + "/libfoo.so) does not define"),
-            std::string::npos)
+  EXPECT_NE(
+      j["result"]["why"].get<std::string>().find("needs symbol version FOO_2 of libfoo.so, which the libfoo.so found "
+                                                 "here (" +
+                                                 dir + "/libfoo.so) does not define"),
+      std::string::npos)
       << j["result"];
   EXPECT_NE(j["result"]["fix"].get<std::string>().find("install the newer libfoo.so"), std::string::npos);
 }
@@ -136,9 +138,9 @@ TEST_F(ExplainVerdict, a_glibc_version_newer_than_the_systems_says_which_glibc) 
   EXPECT_NE(text.out.find("libc.so.6: version `GLIBC_9.99' not found (required by " + prog + ") (exit 1)\n"),
             std::string::npos)
       << text.out;
-  EXPECT_NE(text.out.find("  result  fails in ld.so: /"), std::string::npos)
-      << text.out;
-  EXPECT_NE(text.out.find("  why     " + prog + " needs glibc 9.99 or newer (symbol version GLIBC_9.99 of libc.so.6), "
+  EXPECT_NE(text.out.find("  result  fails in ld.so: /"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("  why     " + prog +
+                          " needs glibc 9.99 or newer (symbol version GLIBC_9.99 of libc.so.6), "
                           "and this system has glibc "),
             std::string::npos)
       << text.out;

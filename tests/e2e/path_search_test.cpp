@@ -40,8 +40,12 @@ class PathSearch : public procforge::testing::TempDirTest, public ::testing::Wit
       mkdir(d.c_str(), 0755);
       const std::string f = d + "/pf-tool";
       switch (l.dirs[i]) {
-        case 'x': write(std::string(1, static_cast<char>('a' + i)) + "/pf-tool", "#!/bin/sh\necho \"$0\"\n", 0755); break;
-        case 'r': write(std::string(1, static_cast<char>('a' + i)) + "/pf-tool", "#!/bin/sh\necho \"$0\"\n", 0644); break;
+        case 'x':
+          write(std::string(1, static_cast<char>('a' + i)) + "/pf-tool", "#!/bin/sh\necho \"$0\"\n", 0755);
+          break;
+        case 'r':
+          write(std::string(1, static_cast<char>('a' + i)) + "/pf-tool", "#!/bin/sh\necho \"$0\"\n", 0644);
+          break;
         case 'd': mkdir(f.c_str(), 0755); break;
         case 'n': write(std::string(1, static_cast<char>('a' + i)) + "/pf-tool", "echo \"$0\"\n", 0755); break;
         default: break;
@@ -60,7 +64,8 @@ class PathSearch : public procforge::testing::TempDirTest, public ::testing::Wit
 
 TEST_P(PathSearch, explain_settles_on_the_file_execvp_runs) {
   const CommandResult real = in_cwd({"/usr/bin/env", "PATH=" + path_value, "pf-tool"});
-  const CommandResult pf = in_cwd({PROCFORGE_BINARY, "explain", "--json", "--clear-env", "--env", "PATH=" + path_value, "pf-tool"});
+  const CommandResult pf =
+      in_cwd({PROCFORGE_BINARY, "explain", "--json", "--clear-env", "--env", "PATH=" + path_value, "pf-tool"});
   const auto j = nlohmann::json::parse(pf.out);
   const auto& search = j["execve"]["path_search"];
   ASSERT_TRUE(search.is_object()) << pf.out;
@@ -79,7 +84,8 @@ TEST_P(PathSearch, explain_settles_on_the_file_execvp_runs) {
 
 TEST_P(PathSearch, exec_runs_the_file_execvp_runs) {
   const CommandResult real = in_cwd({"/usr/bin/env", "PATH=" + path_value, "pf-tool"});
-  const CommandResult pf = in_cwd({PROCFORGE_BINARY, "exec", "--clear-env", "--env", "PATH=" + path_value, "--", "pf-tool"});
+  const CommandResult pf =
+      in_cwd({PROCFORGE_BINARY, "exec", "--clear-env", "--env", "PATH=" + path_value, "--", "pf-tool"});
   if (real.exit_code == 127) {
     EXPECT_EQ(pf.exit_code, 127) << pf.err;
   } else {
@@ -88,16 +94,18 @@ TEST_P(PathSearch, exec_runs_the_file_execvp_runs) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Layouts, PathSearch,
-    ::testing::Values(Layout{"first_element", "xx-", "a:b"}, Layout{"second_element", "-x-", "a:b"},
-                      Layout{"not_executable_is_passed_over", "rx-", "a:b"},
-                      Layout{"only_not_executable_is_eacces", "r--", "a:b"},
-                      Layout{"a_directory_is_passed_over", "dx-", "a:b"}, Layout{"nowhere_is_enoent", "---", "a:b"},
-                      Layout{"empty_element_is_the_working_directory", "--x", "a::b"},
-                      Layout{"trailing_colon_is_the_working_directory", "--x", "a:"},
-                      Layout{"no_format_is_run_by_sh", "n--", "a:b"}, Layout{"no_format_before_a_script", "nx-", "a:b"}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(Layouts, PathSearch,
+                         ::testing::Values(Layout{"first_element", "xx-", "a:b"},
+                                           Layout{"second_element", "-x-", "a:b"},
+                                           Layout{"not_executable_is_passed_over", "rx-", "a:b"},
+                                           Layout{"only_not_executable_is_eacces", "r--", "a:b"},
+                                           Layout{"a_directory_is_passed_over", "dx-", "a:b"},
+                                           Layout{"nowhere_is_enoent", "---", "a:b"},
+                                           Layout{"empty_element_is_the_working_directory", "--x", "a::b"},
+                                           Layout{"trailing_colon_is_the_working_directory", "--x", "a:"},
+                                           Layout{"no_format_is_run_by_sh", "n--", "a:b"},
+                                           Layout{"no_format_before_a_script", "nx-", "a:b"}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 TEST(PathSearchCli, no_path_search_asks_the_literal_execve_question) {
   CommandOptions o;

@@ -19,9 +19,9 @@
 #include <sstream>
 
 #include "procforge/spawn.hpp"
+#include "support/probe_copy.hpp"
 #include "support/procforge_cli.hpp"
 #include "support/temp_dir_test.hpp"
-#include "support/probe_copy.hpp"
 #include "unit/spawn_test_util.hpp"
 
 namespace {
@@ -304,7 +304,8 @@ TEST_F(RunCli, groups_sets_the_programs_supplementary_groups) {
 TEST_F(RunCli, cgroup_runs_the_program_in_a_cgroup_it_creates_and_removes_afterwards) {
   if (!spawn_test::is_root()) GTEST_SKIP() << "creating cgroups needs root";
   const std::string mount = spawn_test::cgroup2_mount();
-  if (mount.empty()) GTEST_SKIP() << "no cgroup2 hierarchy is mounted (neither /sys/fs/cgroup/unified nor /sys/fs/cgroup)";
+  if (mount.empty())
+    GTEST_SKIP() << "no cgroup2 hierarchy is mounted (neither /sys/fs/cgroup/unified nor /sys/fs/cgroup)";
   // Membership needs no controller; the test's own new directory holds procforge's.
   spawn_test::OwnCgroup parent(mount, /*create=*/true);
   ASSERT_FALSE(parent.path().empty()) << parent.why();
@@ -322,7 +323,8 @@ TEST_F(RunCli, pdeathsig_signals_the_program_when_procforge_dies) {
     ~Unadopt() { prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0); }
   } unadopt;
   auto pf = procforge::testing::start_procforge(
-      {"run", "--pdeathsig", "TERM", "--", "/bin/sh", "-c", "echo $$; exec /bin/sleep 30"}, dir + "/.out", dir + "/.err");
+      {"run", "--pdeathsig", "TERM", "--", "/bin/sh", "-c", "echo $$; exec /bin/sleep 30"}, dir + "/.out",
+      dir + "/.err");
   ASSERT_GT(pf.pid(), 0);
   // The pid appears once the program runs, its parent-death signal already set.
   pid_t program = 0;

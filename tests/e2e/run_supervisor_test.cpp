@@ -137,7 +137,8 @@ TEST_F(RunSupervisor, foreground_signals_the_program_only) {
 TEST_F(RunSupervisor, durations_that_make_no_sense_are_refused) {
   for (const char* bad : {"100", "-1s", "0s", "0", "5x", "s", "1e300s"}) {
     EXPECT_EQ(run({"run", "--timeout", bad, "--", "/bin/true"}), 2) << bad;
-    EXPECT_NE(err().find("--timeout takes a duration above zero with its unit"), std::string::npos) << bad << ": " << err();
+    EXPECT_NE(err().find("--timeout takes a duration above zero with its unit"), std::string::npos)
+        << bad << ": " << err();
   }
   EXPECT_EQ(run({"run", "--timeout", "1s", "--kill-after", "-3s", "--", "/bin/true"}), 2);
   EXPECT_NE(err().find("--kill-after takes a duration"), std::string::npos) << err();
@@ -187,7 +188,8 @@ TEST_F(RunSupervisor, stderr_onto_stdout_keeps_the_order_of_the_writes) {
   // The same file named twice is opened once: neither stream overwrites the other.
   EXPECT_EQ(run({"run", "--stdout", f, "--stderr", dir + "/./o.txt", "--", "/bin/sh", "-c", script}), 0) << err();
   EXPECT_EQ(slurp(f), "1\n2\n3\n4\n");
-  EXPECT_EQ(run({"run", "--append", "--stdout", f, "--stderr", "stdout", "--", "/bin/sh", "-c", "echo 5; echo 6 >&2"}), 0);
+  EXPECT_EQ(run({"run", "--append", "--stdout", f, "--stderr", "stdout", "--", "/bin/sh", "-c", "echo 5; echo 6 >&2"}),
+            0);
   EXPECT_EQ(slurp(f), "1\n2\n3\n4\n5\n6\n");
   // 2>&1 onto procforge's own stdout.
   EXPECT_EQ(run({"run", "--stderr", "stdout", "--", "/bin/sh", "-c", script}), 0);

@@ -37,8 +37,8 @@ CpuContention::Reading CpuContention::read() const {
     r.stall_us = static_cast<double>(now.stall_us - start_.stall_us);
     const double share = r.stall_us / wall_us;
     r.disturbed = share > kDisturbedShare;
-    std::snprintf(buf, sizeof buf, "a task waited for a CPU during %.0f%% of the %.2f s (PSI cpu some)",
-                  100.0 * share, wall_us / 1e6);
+    std::snprintf(buf, sizeof buf, "a task waited for a CPU during %.0f%% of the %.2f s (PSI cpu some)", 100.0 * share,
+                  wall_us / 1e6);
   } else {
     const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     r.disturbed = now.loadavg1 > static_cast<double>(cpus);

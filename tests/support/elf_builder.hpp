@@ -22,8 +22,8 @@ namespace procforge::testsupport {
 
 using Bytes = std::vector<std::uint8_t>;
 
-inline constexpr std::uint32_t kPtNull = 0, kPtLoad = 1, kPtDynamic = 2, kPtInterp = 3, kPtNote = 4,
-                               kPtPhdr = 6, kPtGnuStack = 0x6474e551;
+inline constexpr std::uint32_t kPtNull = 0, kPtLoad = 1, kPtDynamic = 2, kPtInterp = 3, kPtNote = 4, kPtPhdr = 6,
+                               kPtGnuStack = 0x6474e551;
 inline constexpr std::uint32_t kPfX = 1, kPfW = 2, kPfR = 4;
 inline constexpr std::uint16_t kEtNone = 0, kEtRel = 1, kEtExec = 2, kEtDyn = 3, kEtCore = 4;
 inline constexpr std::uint16_t kEm386 = 3, kEmX86_64 = 62, kEmAarch64 = 183;
@@ -66,8 +66,8 @@ struct ElfSpec {
     std::uint64_t offset;
     Bytes bytes;
   };
-  std::vector<Blob> blobs;              // written after the headers, in order (later wins)
-  std::uint64_t min_size = 0;           // zero-pad the file to at least this size
+  std::vector<Blob> blobs;                   // written after the headers, in order (later wins)
+  std::uint64_t min_size = 0;                // zero-pad the file to at least this size
   std::optional<std::uint64_t> truncate_to;  // cut the final file to this size
 
   // Convenience editors.
@@ -83,8 +83,8 @@ inline constexpr std::uint64_t kInterpOffset = 0x800;  // where with_interp() pu
 inline constexpr std::uint64_t kMinimalSize = 0x1000;
 
 // x86_64 machine code snippets.
-Bytes code_exit(int status);                         // exit_group(status)
-Bytes code_exit_with_byte_at(std::uint64_t addr);    // exit_group(*(uint8_t*)addr), addr < 2 GiB
+Bytes code_exit(int status);                       // exit_group(status)
+Bytes code_exit_with_byte_at(std::uint64_t addr);  // exit_group(*(uint8_t*)addr), addr < 2 GiB
 
 ElfSpec minimal_exec(int exit_status);
 ElfSpec minimal_pie(int exit_status);

@@ -304,7 +304,8 @@ std::string CaseBuilder::mknod(std::string_view name, unsigned mode, unsigned ma
 }
 
 void CaseBuilder::chown(const std::string& p, unsigned uid, unsigned gid) {
-  if (::chown(p.c_str(), uid, gid) != 0) unavailable("file owner", privileged_step_failed(errstr("chown " + p)));  // CAP_CHOWN
+  if (::chown(p.c_str(), uid, gid) != 0)
+    unavailable("file owner", privileged_step_failed(errstr("chown " + p)));  // CAP_CHOWN
 }
 
 void CaseBuilder::hold_open(const std::string& p, int flags) {
@@ -429,8 +430,7 @@ void row_a(Corpus& c) {
   c.add('A', "blk_dev_0755", [](B& b) { b.path = b.mknod("blk", S_IFBLK | 0755, 7, 0); });
   // Mode bits, as nobody on a root-owned file.
   for (unsigned mode : {0000u, 0100u, 0010u, 0001u, 0111u, 0644u, 0700u, 0755u, 0711u, 0500u, 0005u, 0004u}) {
-    c.add('A', "mode_" + mode_name(mode) + "_root_owned",
-          [mode](B& b) { b.path = exit_elf(b, "exe", 8, mode); });
+    c.add('A', "mode_" + mode_name(mode) + "_root_owned", [mode](B& b) { b.path = exit_elf(b, "exe", 8, mode); });
   }
   // ... on a file owned by nobody (owner class applies, even when "other" has x).
   for (unsigned mode : {0100u, 0600u, 0700u, 0010u, 0001u}) {
@@ -759,16 +759,12 @@ void row_c(Corpus& c) {
   });
   c.add('C', "interp_missing", [](B& b) { b.path = b.file("script", "#!" + b.at("missing") + "\n"); });
   c.add('C', "interp_directory", [](B& b) { b.path = b.file("script", "#!" + b.mkdir("d") + "\n"); });
-  c.add('C', "interp_not_executable", [](B& b) {
-    b.path = b.file("script", "#!" + b.probe_copy("probe", 0644) + "\n");
-  });
-  c.add('C', "interp_exec_only", [](B& b) {
-    b.path = b.file("script", "#!" + b.probe_copy("probe", 0111) + "\n");
-  });
+  c.add('C', "interp_not_executable",
+        [](B& b) { b.path = b.file("script", "#!" + b.probe_copy("probe", 0644) + "\n"); });
+  c.add('C', "interp_exec_only", [](B& b) { b.path = b.file("script", "#!" + b.probe_copy("probe", 0111) + "\n"); });
   c.add('C', "interp_symlink", [](B& b) { b.path = b.file("script", "#!" + b.symlink("ln", b.probe()) + "\n"); });
-  c.add('C', "interp_text_without_shebang", [](B& b) {
-    b.path = b.file("script", "#!" + b.file("text", "just text, no shebang\n") + "\n");
-  });
+  c.add('C', "interp_text_without_shebang",
+        [](B& b) { b.path = b.file("script", "#!" + b.file("text", "just text, no shebang\n") + "\n"); });
   c.add('C', "interp_zero_length", [](B& b) { b.path = b.file("script", "#!" + b.file("empty", "") + "\n"); });
   c.add('C', "interp_plain_elf", [](B& b) {
     std::string interp = exit_elf(b, "elf", 21);
@@ -818,7 +814,8 @@ void row_d(Corpus& c) {
   };
   std::vector<Mut> muts;
   for (int i = 0; i < 4; ++i)
-    muts.push_back({"magic_byte_" + std::to_string(i), [i](ElfSpec& s) { s.ident[static_cast<std::size_t>(i)] ^= 0x20; }});
+    muts.push_back(
+        {"magic_byte_" + std::to_string(i), [i](ElfSpec& s) { s.ident[static_cast<std::size_t>(i)] ^= 0x20; }});
   for (auto [name, t] : std::vector<std::pair<std::string, std::uint16_t>>{
            {"et_none", kEtNone}, {"et_rel", kEtRel}, {"et_core", kEtCore}, {"et_os_fe00", 0xfe00}, {"et_ffff", 0xffff}})
     muts.push_back({"type_" + name, [t](ElfSpec& s) { s.type = t; }});
@@ -830,15 +827,15 @@ void row_d(Corpus& c) {
   for (unsigned v : {0u, 2u, 0xffu})
     muts.push_back({"data_" + std::to_string(v), [v](ElfSpec& s) { s.ident[5] = static_cast<std::uint8_t>(v); }});
   for (unsigned v : {0u, 2u})
-    muts.push_back({"ident_version_" + std::to_string(v), [v](ElfSpec& s) { s.ident[6] = static_cast<std::uint8_t>(v); }});
+    muts.push_back(
+        {"ident_version_" + std::to_string(v), [v](ElfSpec& s) { s.ident[6] = static_cast<std::uint8_t>(v); }});
   for (unsigned v : {3u, 0xffu})
     muts.push_back({"osabi_" + std::to_string(v), [v](ElfSpec& s) { s.ident[7] = static_cast<std::uint8_t>(v); }});
   muts.push_back({"abiversion_ff", [](ElfSpec& s) { s.ident[8] = 0xff; }});
   muts.push_back({"ident_padding_garbage", [](ElfSpec& s) {
                     for (std::size_t i = 9; i < 16; ++i) s.ident[i] = 0xa5;
                   }});
-  for (unsigned v : {0u, 2u})
-    muts.push_back({"e_version_" + std::to_string(v), [v](ElfSpec& s) { s.version = v; }});
+  for (unsigned v : {0u, 2u}) muts.push_back({"e_version_" + std::to_string(v), [v](ElfSpec& s) { s.version = v; }});
   muts.push_back({"ehsize_0", [](ElfSpec& s) { s.ehsize = 0; }});
   muts.push_back({"shoff_garbage", [](ElfSpec& s) {
                     s.shoff = 0xdeadbeef;
@@ -848,7 +845,8 @@ void row_d(Corpus& c) {
                   }});
   muts.push_back({"flags_all_ones", [](ElfSpec& s) { s.flags = 0xffffffffu; }});
   for (unsigned v : {0u, 32u, 55u, 57u, 64u, 0xffffu})
-    muts.push_back({"phentsize_" + std::to_string(v), [v](ElfSpec& s) { s.phentsize = static_cast<std::uint16_t>(v); }});
+    muts.push_back(
+        {"phentsize_" + std::to_string(v), [v](ElfSpec& s) { s.phentsize = static_cast<std::uint16_t>(v); }});
   // phnum around the table-size limits (56 * n <= 4096 on <= 6.12, <= 65536 later).
   for (unsigned n : {0u, 72u, 73u, 74u, 1170u, 1171u, 0xffffu}) {
     muts.push_back({"phnum_" + std::to_string(n), [n](ElfSpec& s) {
@@ -945,9 +943,8 @@ void row_e(Corpus& c) {
   });
   c.add('E', "directory", [main_with](B& b) { b.path = main_with(b, b.mkdir("d")); });
   for (std::size_t size : {10u, 63u, 64u, 200u}) {
-    c.add('E', "interp_text_" + std::to_string(size) + "_bytes", [main_with, size](B& b) {
-      b.path = main_with(b, b.file("interp", std::string(size, 't')));
-    });
+    c.add('E', "interp_text_" + std::to_string(size) + "_bytes",
+          [main_with, size](B& b) { b.path = main_with(b, b.file("interp", std::string(size, 't'))); });
   }
   c.add('E', "interp_is_script", [main_with](B& b) {
     std::string text = "#!" + b.probe() + "\n" + std::string(100, '#') + "\n";
@@ -963,7 +960,8 @@ void row_e(Corpus& c) {
       {"interp_bad_magic", [](ElfSpec& s) { s.ident[1] = 'X'; }},
       {"interp_phentsize_32", [](ElfSpec& s) { s.phentsize = 32; }},
       {"interp_phnum_0", [](ElfSpec& s) { s.phnum = 0; }},
-      {"interp_phoff_past_eof", [](ElfSpec& s) {
+      {"interp_phoff_past_eof",
+       [](ElfSpec& s) {
          s.phoff = 0x100000;
          s.write_phdrs = false;
        }},
@@ -1020,9 +1018,8 @@ void row_e(Corpus& c) {
     interp_raw(s, b.probe() + std::string(1, '\0'), 0xc00);
     b.path = b.elf("exe", s);
   });
-  c.add('E', "embedded_nul", [main_raw](B& b) {
-    b.path = main_raw(b, b.probe() + std::string("\0garbage", 8) + std::string(1, '\0'));
-  });
+  c.add('E', "embedded_nul",
+        [main_raw](B& b) { b.path = main_raw(b, b.probe() + std::string("\0garbage", 8) + std::string(1, '\0')); });
   c.add('E', "relative_interp_cwd", [main_with](B& b) {
     b.probe_copy("probe");
     b.path = main_with(b, "probe");
@@ -1050,39 +1047,121 @@ void row_f(Corpus& c) {
   };
   constexpr std::uint64_t kTaskSize = 0x7ffffffff000ull;
   const std::vector<Mut> muts{
-      {"filesz_gt_memsz", [](ElfSpec& s) { s.phdrs[0].memsz = 0x10; s.phdrs[0].filesz = 0x1000; }},
-      {"offset_vaddr_misaligned", [](ElfSpec& s) { s.phdrs[0].vaddr += 0x10; s.entry += 0x10; }},
-      {"offset_vaddr_congruent_nonzero", [](ElfSpec& s) { s.phdrs[0].offset = 0x10; s.phdrs[0].vaddr += 0x10; s.phdrs[0].filesz = s.phdrs[0].memsz = 0xff0; }},
-      {"memsz_huge", [](ElfSpec& s) { s.phdrs[0].memsz = 1ull << 47; s.phdrs[0].filesz = 0x1000; }},
-      {"memsz_past_task_size", [kTaskSize](ElfSpec& s) { s.phdrs[0].memsz = kTaskSize - 0x400000 + 0x1000; s.phdrs[0].filesz = 0x1000; }},
-      {"vaddr_ge_task_size", [kTaskSize](ElfSpec& s) { s.phdrs.push_back(Phdr{kPtLoad, kPfR, 0, kTaskSize, 0, 0x100, 0x100, 0x1000}); }},
+      {"filesz_gt_memsz",
+       [](ElfSpec& s) {
+         s.phdrs[0].memsz = 0x10;
+         s.phdrs[0].filesz = 0x1000;
+       }},
+      {"offset_vaddr_misaligned",
+       [](ElfSpec& s) {
+         s.phdrs[0].vaddr += 0x10;
+         s.entry += 0x10;
+       }},
+      {"offset_vaddr_congruent_nonzero",
+       [](ElfSpec& s) {
+         s.phdrs[0].offset = 0x10;
+         s.phdrs[0].vaddr += 0x10;
+         s.phdrs[0].filesz = s.phdrs[0].memsz = 0xff0;
+       }},
+      {"memsz_huge",
+       [](ElfSpec& s) {
+         s.phdrs[0].memsz = 1ull << 47;
+         s.phdrs[0].filesz = 0x1000;
+       }},
+      {"memsz_past_task_size",
+       [kTaskSize](ElfSpec& s) {
+         s.phdrs[0].memsz = kTaskSize - 0x400000 + 0x1000;
+         s.phdrs[0].filesz = 0x1000;
+       }},
+      {"vaddr_ge_task_size",
+       [kTaskSize](ElfSpec& s) {
+         s.phdrs.push_back(Phdr{kPtLoad, kPfR, 0, kTaskSize, 0, 0x100, 0x100, 0x1000});
+       }},
       {"entry_ge_task_size", [](ElfSpec& s) { s.entry = 0x800000000000ull; }},
       {"entry_unmapped", [](ElfSpec& s) { s.entry = 0x10000000; }},
       {"entry_zero", [](ElfSpec& s) { s.entry = 0; }},
       {"no_pt_load_exec", [](ElfSpec& s) { s.phdrs[0].type = kPtNote; }},
-      {"no_pt_load_dyn", [](ElfSpec& s) { s.phdrs[0].type = kPtNote; s.type = kEtDyn; s.entry = kCodeOffset; s.phdrs[0].vaddr = 0; }},
+      {"no_pt_load_dyn",
+       [](ElfSpec& s) {
+         s.phdrs[0].type = kPtNote;
+         s.type = kEtDyn;
+         s.entry = kCodeOffset;
+         s.phdrs[0].vaddr = 0;
+       }},
       {"text_not_executable", [](ElfSpec& s) { s.phdrs[0].flags = kPfR; }},
       {"text_exec_only", [](ElfSpec& s) { s.phdrs[0].flags = kPfX; }},
       {"text_rwx", [](ElfSpec& s) { s.phdrs[0].flags = kPfR | kPfW | kPfX; }},
-      {"overlap_rw_over_text", [](ElfSpec& s) { Phdr p = s.phdrs[0]; p.flags = kPfR | kPfW; s.phdrs.push_back(p); }},
+      {"overlap_rw_over_text",
+       [](ElfSpec& s) {
+         Phdr p = s.phdrs[0];
+         p.flags = kPfR | kPfW;
+         s.phdrs.push_back(p);
+       }},
       {"overlap_duplicate_text", [](ElfSpec& s) { s.phdrs.push_back(s.phdrs[0]); }},
-      {"out_of_order_exec", [](ElfSpec& s) { s.phdrs.insert(s.phdrs.begin(), Phdr{kPtLoad, kPfR | kPfW, 0, 0x600000, 0x600000, 0x100, 0x2000, 0x1000}); }},
-      {"out_of_order_dyn", [](ElfSpec& s) {
-         s.type = kEtDyn; s.entry = kCodeOffset; s.phdrs[0].vaddr = 0;
-         s.phdrs.insert(s.phdrs.begin(), Phdr{kPtLoad, kPfR | kPfW, 0, 0x200000, 0, 0x100, 0x2000, 0x1000}); }},
-      {"filesz_zero_anon_segment", [](ElfSpec& s) { s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfW, 0, 0x600000, 0, 0, 0x3000, 0x1000}); }},
-      {"bss_rw_big", [](ElfSpec& s) { s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfW, 0, 0x600000, 0, 0x800, 0x100000, 0x1000}); }},
-      {"vaddr_zero_exec", [](ElfSpec& s) { s.phdrs[0].vaddr = 0; s.entry = kCodeOffset; }},
-      {"vaddr_zero_exec_root", [](ElfSpec& s) { s.phdrs[0].vaddr = 0; s.entry = kCodeOffset; }, true},
-      {"vaddr_below_mmap_min_addr", [](ElfSpec& s) { s.phdrs[0].vaddr = 0x0; s.phdrs.push_back(Phdr{kPtLoad, kPfR, 0, 0x400000, 0, 0x1000, 0x1000, 0x1000}); s.entry = 0x400000 + kCodeOffset; s.phdrs[0].filesz = s.phdrs[0].memsz = 0x100; }},
-      {"first_segment_over_stack", [kTaskSize](ElfSpec& s) {
-         s.phdrs.insert(s.phdrs.begin(), Phdr{kPtLoad, kPfR, 0, kTaskSize - 0x2000, 0, 0x1000, 0x1000, 0x1000}); }, false, true},
-      {"segment_over_stack", [kTaskSize](ElfSpec& s) { s.phdrs.push_back(Phdr{kPtLoad, kPfR, 0, kTaskSize - 0x2000, 0, 0x1000, 0x1000, 0x1000}); }, false, true},
-      {"gnu_stack_rwx", [](ElfSpec& s) { s.phdrs.push_back(Phdr{kPtGnuStack, kPfR | kPfW | kPfX, 0, 0, 0, 0, 0, 16}); }},
-      {"gnu_stack_rw", [](ElfSpec& s) { s.phdrs.push_back(Phdr{kPtGnuStack, kPfR | kPfW, 0, 0, 0, 0, 0, 16}); }},
+      {"out_of_order_exec",
+       [](ElfSpec& s) {
+         s.phdrs.insert(s.phdrs.begin(), Phdr{kPtLoad, kPfR | kPfW, 0, 0x600000, 0x600000, 0x100, 0x2000, 0x1000});
+       }},
+      {"out_of_order_dyn",
+       [](ElfSpec& s) {
+         s.type = kEtDyn;
+         s.entry = kCodeOffset;
+         s.phdrs[0].vaddr = 0;
+         s.phdrs.insert(s.phdrs.begin(), Phdr{kPtLoad, kPfR | kPfW, 0, 0x200000, 0, 0x100, 0x2000, 0x1000});
+       }},
+      {"filesz_zero_anon_segment",
+       [](ElfSpec& s) {
+         s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfW, 0, 0x600000, 0, 0, 0x3000, 0x1000});
+       }},
+      {"bss_rw_big",
+       [](ElfSpec& s) {
+         s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfW, 0, 0x600000, 0, 0x800, 0x100000, 0x1000});
+       }},
+      {"vaddr_zero_exec",
+       [](ElfSpec& s) {
+         s.phdrs[0].vaddr = 0;
+         s.entry = kCodeOffset;
+       }},
+      {"vaddr_zero_exec_root",
+       [](ElfSpec& s) {
+         s.phdrs[0].vaddr = 0;
+         s.entry = kCodeOffset;
+       },
+       true},
+      {"vaddr_below_mmap_min_addr",
+       [](ElfSpec& s) {
+         s.phdrs[0].vaddr = 0x0;
+         s.phdrs.push_back(Phdr{kPtLoad, kPfR, 0, 0x400000, 0, 0x1000, 0x1000, 0x1000});
+         s.entry = 0x400000 + kCodeOffset;
+         s.phdrs[0].filesz = s.phdrs[0].memsz = 0x100;
+       }},
+      {"first_segment_over_stack",
+       [kTaskSize](ElfSpec& s) {
+         s.phdrs.insert(s.phdrs.begin(), Phdr{kPtLoad, kPfR, 0, kTaskSize - 0x2000, 0, 0x1000, 0x1000, 0x1000});
+       },
+       false, true},
+      {"segment_over_stack",
+       [kTaskSize](ElfSpec& s) {
+         s.phdrs.push_back(Phdr{kPtLoad, kPfR, 0, kTaskSize - 0x2000, 0, 0x1000, 0x1000, 0x1000});
+       },
+       false, true},
+      {"gnu_stack_rwx",
+       [](ElfSpec& s) {
+         s.phdrs.push_back(Phdr{kPtGnuStack, kPfR | kPfW | kPfX, 0, 0, 0, 0, 0, 16});
+       }},
+      {"gnu_stack_rw",
+       [](ElfSpec& s) {
+         s.phdrs.push_back(Phdr{kPtGnuStack, kPfR | kPfW, 0, 0, 0, 0, 0, 16});
+       }},
       {"align_zero", [](ElfSpec& s) { s.phdrs[0].align = 0; }},
       {"align_not_power_of_two", [](ElfSpec& s) { s.phdrs[0].align = 0x3000; }},
-      {"pie_align_2m", [](ElfSpec& s) { s.type = kEtDyn; s.entry = kCodeOffset; s.phdrs[0].vaddr = 0; s.phdrs[0].align = 0x200000; }},
+      {"pie_align_2m",
+       [](ElfSpec& s) {
+         s.type = kEtDyn;
+         s.entry = kCodeOffset;
+         s.phdrs[0].vaddr = 0;
+         s.phdrs[0].align = 0x200000;
+       }},
       {"pie_vaddr_nonzero", [](ElfSpec& s) { s.type = kEtDyn; }},
   };
   for (const auto& m : muts) {
@@ -1121,49 +1200,58 @@ void row_g(Corpus& c) {
   };
   const std::vector<Var> vars{
       {"probe_direct", [](B& b) { b.path = b.probe(); }},
-      {"exec_with_probe_interp", [](B& b) {
+      {"exec_with_probe_interp",
+       [](B& b) {
          ElfSpec s = minimal_exec(61);
          b.path = b.elf("exe", with_interp(s, b.probe()));
        }},
-      {"pie_with_probe_interp", [](B& b) {
+      {"pie_with_probe_interp",
+       [](B& b) {
          ElfSpec s = minimal_pie(61);
          b.path = b.elf("exe", with_interp(s, b.probe()));
        }},
-      {"pie_with_pt_phdr", [](B& b) {
+      {"pie_with_pt_phdr",
+       [](B& b) {
          ElfSpec s = minimal_pie(61);
          with_interp(s, b.probe());
          s.phdrs.insert(s.phdrs.begin(), Phdr{kPtPhdr, kPfR, 64, 64, 64, 56 * 3, 56 * 3, 8});
          b.path = b.elf("exe", s);
        }},
-      {"phoff_not_in_any_load", [](B& b) {
+      {"phoff_not_in_any_load",
+       [](B& b) {
          ElfSpec s = minimal_exec(61);
          with_interp(s, b.probe());
          s.phoff = 0x1000;
          s.first(kPtLoad)->filesz = s.first(kPtLoad)->memsz = 0x1000;
          b.path = b.elf("exe", s);
        }},
-      {"phnum_7_with_null_padding", [](B& b) {
+      {"phnum_7_with_null_padding",
+       [](B& b) {
          ElfSpec s = minimal_exec(61);
          with_interp(s, b.probe());
          s.phdrs.resize(7, Phdr{kPtNull, 0, 0, 0, 0, 0, 0, 0});
          b.path = b.elf("exe", s);
        }},
-      {"pie_align_2m_with_interp", [](B& b) {
+      {"pie_align_2m_with_interp",
+       [](B& b) {
          ElfSpec s = minimal_pie(61);
          with_interp(s, b.probe());
          s.first(kPtLoad)->align = 0x200000;
          b.path = b.elf("exe", s);
        }},
       {"script_probe", [](B& b) { b.path = b.file("script", "#!" + b.probe() + " -g\n"); }},
-      {"relative_execfn", [](B& b) {
+      {"relative_execfn",
+       [](B& b) {
          b.probe_copy("probe");
          b.path = "./probe";
        }},
-      {"root_creds_probe", [](B& b) {
+      {"root_creds_probe",
+       [](B& b) {
          b.as_root = true;
          b.path = b.probe();
        }},
-      {"empty_env", [](B& b) {
+      {"empty_env",
+       [](B& b) {
          b.envp.clear();
          b.path = b.probe();
        }},

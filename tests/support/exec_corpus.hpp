@@ -26,7 +26,7 @@
 namespace procforge::testsupport {
 
 struct BinfmtEntries {
-  std::string plain_magic;   // files starting with this run probe_args (no flags)
+  std::string plain_magic;     // files starting with this run probe_args (no flags)
   std::string preserve_magic;  // ... with the P flag
   std::string missing_magic;   // ... with an interpreter that does not exist
   std::string extension;       // files named *.<extension> run probe_args
@@ -120,12 +120,12 @@ class CaseBuilder {
   std::optional<std::vector<std::string>> argv;
   bool argv_null = false;
   std::vector<std::string> envp{"PROCFORGE_DIFF=1"};
-  std::string cwd;  // defaults to dir()
-  bool as_root = false;             // exec with the caller's credentials (root) instead of nobody
+  std::string cwd;       // defaults to dir()
+  bool as_root = false;  // exec with the caller's credentials (root) instead of nobody
   bool addr_no_randomize = false;
   rlim_t rlimit_stack = 8ull << 20;
-  std::optional<int> expect_exit;   // exit status the final image is built to return
-  bool check_auxv = false;          // compare auxv types/values with the plan
+  std::optional<int> expect_exit;  // exit status the final image is built to return
+  bool check_auxv = false;         // compare auxv types/values with the plan
   // The final image exits with the byte at `address` of its memory, which the
   // file holds as `file_byte`: the exit status shows whether the kernel zeroed it.
   struct ExitByte {

@@ -108,7 +108,8 @@ std::vector<MapsEntry> parse_maps(const std::string& text) {
     e.offset = off;
     e.inode = inode;
     e.prot = (perms[0] == 'r' ? PROT_READ : 0) | (perms[1] == 'w' ? PROT_WRITE : 0) | (perms[2] == 'x' ? PROT_EXEC : 0);
-    if (name_at > 0 && static_cast<std::size_t>(name_at) <= line.size()) e.name = line.substr(static_cast<std::size_t>(name_at));
+    if (name_at > 0 && static_cast<std::size_t>(name_at) <= line.size())
+      e.name = line.substr(static_cast<std::size_t>(name_at));
     out.push_back(std::move(e));
   }
   return out;
@@ -171,8 +172,8 @@ std::string read_exec_image(pid_t pid, ExecImage* out) {
   iovec remote{reinterpret_cast<void*>(out->rsp), out->stack.size()};
   const ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
   if (n != static_cast<ssize_t>(out->stack.size()))
-    return "process_vm_readv of the stack (" + std::to_string(out->stack.size()) + " bytes): " +
-           (n < 0 ? errno_name(errno) : std::to_string(n) + " bytes read");
+    return "process_vm_readv of the stack (" + std::to_string(out->stack.size()) +
+           " bytes): " + (n < 0 ? errno_name(errno) : std::to_string(n) + " bytes read");
   return {};
 }
 

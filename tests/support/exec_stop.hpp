@@ -4,9 +4,9 @@
 // tracer regains control at PTRACE_EVENT_EXEC (fs/exec.c exec_binprm() ->
 // ptrace_event()), where the image is fully mapped and its stack and auxv are
 // built. There we read /proc/PID/maps, /proc/PID/auxv, the registers, the mm
-// fields of /proc/PID/stat and the initial stack's bytes, and kill the child. Nothing of the new program runs, so arbitrary system files
-// can be exec'd safely. Optionally one instruction is single-stepped to see
-// whether the entry point faults.
+// fields of /proc/PID/stat and the initial stack's bytes, and kill the child. Nothing of the new program runs, so
+// arbitrary system files can be exec'd safely. Optionally one instruction is single-stepped to see whether the entry
+// point faults.
 #pragma once
 
 #include <sys/types.h>
@@ -32,10 +32,10 @@ struct ExecStopRequest {
 };
 
 enum class ExecStopOutcome {
-  exec_failed,        // execve returned an error (err)
-  stopped_after_exec, // PTRACE_EVENT_EXEC seen: maps, auxv, registers valid
-  killed_during_exec, // the child died or got a fatal signal before the exec event (signal)
-  harness_error,      // fork, pipe, ptrace, timeout ... (setup_error)
+  exec_failed,         // execve returned an error (err)
+  stopped_after_exec,  // PTRACE_EVENT_EXEC seen: maps, auxv, registers valid
+  killed_during_exec,  // the child died or got a fatal signal before the exec event (signal)
+  harness_error,       // fork, pipe, ptrace, timeout ... (setup_error)
 };
 
 // A line of /proc/PID/maps.
@@ -59,7 +59,7 @@ struct MmFields {
 // The new image as the kernel left it at the exec stop.
 struct ExecImage {
   std::vector<MapsEntry> maps;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> auxv;    // up to and including AT_NULL
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> auxv;  // up to and including AT_NULL
   std::uint64_t rip = 0, rsp = 0;
   bool compat = false;  // the new image runs in 32-bit mode (ia32)
   MmFields mm;

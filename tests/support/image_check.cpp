@@ -87,7 +87,7 @@ std::vector<std::string> compare_stack_bytes(const exec::Plan& plan, const ExecI
   };
   for (std::size_t i = 0; i < plan.auxv.size(); ++i) {
     const auto& e = plan.auxv[i];
-    if (!e.value) unknown(plan.auxv_addr + 16 * i + 8, 8);  // written as 0 in the plan's image
+    if (!e.value) unknown(plan.auxv_addr + 16 * i + 8, 8);      // written as 0 in the plan's image
     if (e.type == AT_RANDOM && e.value) unknown(*e.value, 16);  // get_random_bytes(): random by design
   }
 

@@ -93,7 +93,8 @@ CommandResult run_command(const std::vector<std::string>& argv, const CommandOpt
   int open_fds = 2;
   char buf[4096];
   while (open_fds > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       r.timed_out = true;
       ::kill(pid, SIGKILL);
@@ -225,8 +226,8 @@ bool mark_version_weak(const std::string& program, const std::string& version, s
     std::ifstream in(program, std::ios::binary);
     bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
-  auto file = elf::File::parse(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()),
-                                                             bytes.size()));
+  auto file = elf::File::parse(
+      std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
   if (!file) return *why = program + ": " + file.error().message, false;
   auto sections = file->section_headers();
   if (!sections) return *why = program + ": " + sections.error().message, false;
@@ -308,8 +309,8 @@ class Builder {
     o.timeout_ms = 60000;
     const CommandResult r = run_command({"/sbin/ldconfig", "-X", "-C", d_.at(cache_rel), "-f", conf_path}, o);
     if (r.exit_code == 0 && fs::exists(d_.at(cache_rel))) return true;
-    *why_ = "/sbin/ldconfig -X -C " + d_.at(cache_rel) + " -f " + conf_path + " (exit " +
-            std::to_string(r.exit_code) + "): " + r.err;
+    *why_ = "/sbin/ldconfig -X -C " + d_.at(cache_rel) + " -f " + conf_path + " (exit " + std::to_string(r.exit_code) +
+            "): " + r.err;
     return false;
   }
 
@@ -412,8 +413,9 @@ std::optional<LdsoCase> build(const std::string& name, FixtureDir& d, std::strin
   } else if (name == "nodeflib" || name == "nodeflib_with_ld_library_path") {
     // libz comes from the cache and the default dirs only; -z nodefaultlib
     // refuses both (libc too).
-    const std::string src = d.write("src/z.c", "int zlibVersion(void);\nint main(int c, char** v) { (void)v; "
-                                                 "return c > 99 ? zlibVersion() != 0 : 0; }\n");
+    const std::string src = d.write("src/z.c",
+                                    "int zlibVersion(void);\nint main(int c, char** v) { (void)v; "
+                                    "return c > 99 ? zlibVersion() != 0 : 0; }\n");
     if (!b.run({"-o", d.at("bin/prog"), src, "-lz", "-Wl,-z,nodefaultlib"})) return fail();
     if (name == "nodeflib") c.run_for_real = true;
     else c.env = {"LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu:/lib/x86_64-linux-gnu"};
@@ -447,8 +449,9 @@ std::optional<LdsoCase> build(const std::string& name, FixtureDir& d, std::strin
     std::vector<std::string> runtime = {"-shared", "-fPIC", "-o", d.at("lib/libv.so"), src, "-Wl,-soname,libv.so"};
     if (name == "missing_symbol_version") runtime.push_back("-Wl,--version-script=" + v1);
     if (!b.run(runtime)) return fail();
-    const std::string psrc = d.write("src/vmain.c", "int v1_fn(void); int v2_fn(void);\nint main(int c, char** a) "
-                                                    "{ (void)a; return c > 99 ? v1_fn() + v2_fn() : 0; }\n");
+    const std::string psrc = d.write("src/vmain.c",
+                                     "int v1_fn(void); int v2_fn(void);\nint main(int c, char** a) "
+                                     "{ (void)a; return c > 99 ? v1_fn() + v2_fn() : 0; }\n");
     if (!b.run({"-o", d.at("bin/prog"), psrc, d.at("linktime/libv.so"), "-Wl,--disable-new-dtags",
                 "-Wl,-rpath,$ORIGIN/../lib"}))
       return fail();
@@ -488,8 +491,8 @@ std::optional<LdsoCase> build(const std::string& name, FixtureDir& d, std::strin
                 "-Wl,--version-script=" + v2}) ||
         !b.run({"-shared", "-fPIC", "-o", d.at("lib/libv.so"), src, "-Wl,-soname,libv.so",
                 "-Wl,--version-script=" + v1}) ||
-        !b.prog("bin/prog", {"v1", "v2"}, {d.at("linktime/libv.so"), "-Wl,--disable-new-dtags",
-                                           "-Wl,-rpath,$ORIGIN/../lib"}) ||
+        !b.prog("bin/prog", {"v1", "v2"},
+                {d.at("linktime/libv.so"), "-Wl,--disable-new-dtags", "-Wl,-rpath,$ORIGIN/../lib"}) ||
         !mark_version_weak(c.program, "V2", why))
       return fail();
     c.run_for_real = true;
@@ -499,8 +502,7 @@ std::optional<LdsoCase> build(const std::string& name, FixtureDir& d, std::strin
     // is in b/tls/ and b/x86_64/, libgone nowhere, so the trace and the
     // files ld.so tries for libgone (LD_DEBUG=libs) show the order.
     if (!b.lib("b/tls/liblegacy.so", "liblegacy.so", "legacy", {}) ||
-        !b.copy("b/tls/liblegacy.so", "b/x86_64/liblegacy.so") ||
-        !b.lib("gone/libgone.so", "libgone.so", "gone", {}))
+        !b.copy("b/tls/liblegacy.so", "b/x86_64/liblegacy.so") || !b.lib("gone/libgone.so", "libgone.so", "gone", {}))
       return fail();
     d.mkdirs("a/x86_64/x86_64");
     if (!b.prog("bin/prog", {"legacy", "gone"},
@@ -543,19 +545,21 @@ std::optional<LdsoCase> build(const std::string& name, FixtureDir& d, std::strin
         !b.lib("a/liba.so", "liba.so", "a", {"b"},
                {d.at(b_dir + "/libb.so"), "-Wl,--disable-new-dtags",
                 "-Wl,-rpath," + (first ? std::string("$ORIGIN/../b") : d.at("nest") + "$ORIGIN")}) ||
-        !b.prog("bin/prog", {"a"},
-                {d.at("a/liba.so"), "-Wl,-rpath-link," + d.at(b_dir), "-Wl,--disable-new-dtags",
-                 "-Wl,-rpath," + d.at("a")},
-                true) ||
+        !b.prog(
+            "bin/prog", {"a"},
+            {d.at("a/liba.so"), "-Wl,-rpath-link," + d.at(b_dir), "-Wl,--disable-new-dtags", "-Wl,-rpath," + d.at("a")},
+            true) ||
         !b.set_uid_root(c.program))
       return fail();
   } else if (name == "dt_audit") {
     // la_version() writes the canary: if anything runs this library, we see it.
     c.canary = d.at("canary");
-    const std::string src = d.write(
-        "src/canary.c", "#include <fcntl.h>\n#include <unistd.h>\nunsigned la_version(unsigned v) {\n"
-                        "  int fd = open(\"" + c.canary + "\", O_WRONLY | O_CREAT, 0644);\n"
-                        "  if (fd >= 0) close(fd);\n  return v;\n}\n");
+    const std::string src = d.write("src/canary.c",
+                                    "#include <fcntl.h>\n#include <unistd.h>\nunsigned la_version(unsigned v) {\n"
+                                    "  int fd = open(\"" +
+                                        c.canary +
+                                        "\", O_WRONLY | O_CREAT, 0644);\n"
+                                        "  if (fd >= 0) close(fd);\n  return v;\n}\n");
     if (!b.run({"-shared", "-fPIC", "-o", d.at("audit/libcanary.so"), src, "-Wl,-soname,libcanary.so"})) return fail();
     const std::string psrc = d.write("src/amain.c", "int main(void) { return 0; }\n");
     if (!b.run({"-o", d.at("bin/prog"), psrc, "-Wl,--audit=" + d.at("audit/libcanary.so")})) return fail();
@@ -575,9 +579,7 @@ std::optional<LdsoCase> build(const std::string& name, FixtureDir& d, std::strin
 }
 
 // Cases that run as another user, set-uid root or in a mount namespace.
-bool needs_root(const std::string& name) {
-  return name.rfind("secure_mode_", 0) == 0 || name.rfind("cache_", 0) == 0;
-}
+bool needs_root(const std::string& name) { return name.rfind("secure_mode_", 0) == 0 || name.rfind("cache_", 0) == 0; }
 
 }  // namespace
 

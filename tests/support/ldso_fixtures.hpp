@@ -26,16 +26,16 @@ struct CommandResult {
   // fork+exec worked (exit_code 127 from a failed exec otherwise); false with
   // the step in err when the child could not be set up (a mount, the uid).
   bool started = false;
-  int exit_code = -1;    // -1 when killed by a signal
+  int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
   bool timed_out = false;  // killed (SIGKILL) at CommandOptions::timeout_ms
   std::string out, err;
 };
 
 struct CommandOptions {
-  std::vector<std::string> env;   // the whole environment (not inherited)
-  std::string cwd;                // empty: inherit
-  std::optional<uid_t> uid;       // drop to this uid/gid (setgroups({gid})) before exec
+  std::vector<std::string> env;  // the whole environment (not inherited)
+  std::string cwd;               // empty: inherit
+  std::optional<uid_t> uid;      // drop to this uid/gid (setgroups({gid})) before exec
   gid_t gid = 65534;
   int timeout_ms = 10000;
   // {source, target} bind mounts made in a private mount namespace of the
@@ -78,18 +78,18 @@ class FixtureDir {
 // One fixture: a program plus how the oracle runs it.
 struct LdsoCase {
   std::string name;
-  std::string program;               // absolute path as executed (may be a symlink)
-  std::vector<std::string> env;      // extra environment (LD_LIBRARY_PATH=..., LD_PRELOAD=...)
-  std::string cwd;                   // the directory the program runs in
-  bool secure = false;               // set-uid root copy run as nobody (AT_SECURE)
-  bool run_for_real = false;         // the interesting part is a fatal error: run the program and read stderr
-  bool list_with_ldso = true;        // also compare `ld.so --list PROGRAM` (explicit-loader mode)
-  bool prints_link_map = false;      // a run prints every loaded object's l_name (dl_iterate_phdr), one a line
+  std::string program;           // absolute path as executed (may be a symlink)
+  std::vector<std::string> env;  // extra environment (LD_LIBRARY_PATH=..., LD_PRELOAD=...)
+  std::string cwd;               // the directory the program runs in
+  bool secure = false;           // set-uid root copy run as nobody (AT_SECURE)
+  bool run_for_real = false;     // the interesting part is a fatal error: run the program and read stderr
+  bool list_with_ldso = true;    // also compare `ld.so --list PROGRAM` (explicit-loader mode)
+  bool prints_link_map = false;  // a run prints every loaded object's l_name (dl_iterate_phdr), one a line
   // An ld.so.cache ldconfig generated for the case: the real ld.so sees it at
   // /etc/ld.so.cache (bind-mounted in a private mount namespace), the model
   // reads it from here (SystemInfo::cache_path).
   std::string cache;
-  std::string canary;                // audit cases: the file la_version() creates
+  std::string canary;  // audit cases: the file la_version() creates
 };
 
 // Names of every search case, in a fixed order. "dt_audit" (an executable

@@ -39,7 +39,8 @@ ExpectedStderr expected_version_lines(const ldso::Prediction& p, const ldso::Req
   const std::string argv0 = req.program;
   for (const auto& w : p.warnings)
     if (w.rfind(argv0 + ": ", 0) == 0 && w.find(" (required by ") != std::string::npos) e.lines.push_back(w);
-  if (p.error && p.error->stage == ldso::LoaderError::Stage::versions) e.version_error = ldso::error_line(argv0, *p.error);
+  if (p.error && p.error->stage == ldso::LoaderError::Stage::versions)
+    e.version_error = ldso::error_line(argv0, *p.error);
   return e;
 }
 
@@ -48,8 +49,9 @@ ExpectedStderr expected_version_lines(const ldso::Prediction& p, const ldso::Req
   if (e.version_error) {
     auto it = std::find(rest.begin(), rest.end(), *e.version_error);
     if (it == rest.end())
-      return ::testing::AssertionFailure() << "missing the version error line \"" << *e.version_error
-                                           << "\" in stderr:\n" << stderr_text;
+      return ::testing::AssertionFailure()
+             << "missing the version error line \"" << *e.version_error << "\" in stderr:\n"
+             << stderr_text;
     rest.erase(it);
   }
   if (rest != e.lines) {

@@ -35,9 +35,9 @@ struct ChildPlan {
   bool addr_no_randomize;
   rlim_t rlimit_stack;
   bool trace;
-  int out_fd;     // write end of the stdout pipe
-  int stderr_fd;  // write end of the stderr pipe, -1: /dev/null
-  int err_fd;     // write end of the CLOEXEC errno pipe
+  int out_fd;            // write end of the stdout pipe
+  int stderr_fd;         // write end of the stderr pipe, -1: /dev/null
+  int err_fd;            // write end of the CLOEXEC errno pipe
   ReplaceImage replace;  // null: execve
   const void* replace_ctx;
 };
@@ -288,8 +288,7 @@ OracleResult run_child(const OracleRequest& req, ReplaceImage replace, const voi
 std::string describe(const OracleResult& r) {
   if (!r.setup_error.empty()) return "harness failure: " + r.setup_error;
   switch (r.outcome) {
-    case OracleOutcome::error:
-      return "error " + errno_name(r.err);
+    case OracleOutcome::error: return "error " + errno_name(r.err);
     case OracleOutcome::killed: {
       std::string s = "killed ";
       s += r.signal == SIGSEGV ? "SIGSEGV" : ("signal " + std::to_string(r.signal));
@@ -297,8 +296,7 @@ std::string describe(const OracleResult& r) {
       if (r.exec_known) s += r.exec_succeeded ? " (after exec)" : " (during exec)";
       return s;
     }
-    case OracleOutcome::ok:
-      return "ok exit " + std::to_string(r.exit_status);
+    case OracleOutcome::ok: return "ok exit " + std::to_string(r.exit_status);
   }
   return "?";
 }

@@ -27,17 +27,17 @@ struct OracleRequest {
   std::vector<std::string> argv;
   bool argv_null = false;
   std::vector<std::string> envp;
-  std::string cwd;                   // empty: inherit
-  bool keep_credentials = false;     // true: exec as the caller (root); false: as uid/gid below
+  std::string cwd;                // empty: inherit
+  bool keep_credentials = false;  // true: exec as the caller (root); false: as uid/gid below
   uid_t uid = 65534;
   gid_t gid = 65534;
-  std::vector<gid_t> groups;         // supplementary groups after setgroups()
+  std::vector<gid_t> groups;  // supplementary groups after setgroups()
   bool addr_no_randomize = false;
   rlim_t rlimit_stack = 8ull << 20;  // soft limit set in the child (RLIM_INFINITY allowed)
   int timeout_ms = 5000;
-  bool trace = true;                 // use ptrace to see the exec event
-  bool capture_stderr = false;       // stderr to a pipe (OracleResult::err_out) instead of /dev/null
-  bool capture_image = false;        // read the new image at the exec stop (OracleResult::image; needs trace)
+  bool trace = true;            // use ptrace to see the exec event
+  bool capture_stderr = false;  // stderr to a pipe (OracleResult::err_out) instead of /dev/null
+  bool capture_image = false;   // read the new image at the exec stop (OracleResult::image; needs trace)
 };
 
 enum class OracleOutcome { ok, error, killed };

@@ -83,8 +83,8 @@ static void put_reg(const char* name, u64 v) {
 }
 
 __attribute__((used)) void probe_main(void) {
-  static const char* const names[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10",
-                                      "r11", "r12", "r13", "r14", "r15", "rflags"};
+  static const char* const names[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rbp", "rsp",   "r8",
+                                      "r9",  "r10", "r11", "r12", "r13", "r14", "r15", "rflags"};
   u64 fsbase = 0, gsbase = 0;
   i64 rf = sys3(158 /* arch_prctl */, 0x1003 /* ARCH_GET_FS */, (i64)&fsbase, 0);
   i64 rg = sys3(158, 0x1004 /* ARCH_GET_GS */, (i64)&gsbase, 0);
@@ -119,7 +119,7 @@ __attribute__((used)) void probe_main(void) {
     put_c('\n');
   }
   put_s("maps\n");
-  i64 fd = sys3(2 /* open */, (i64)"/proc/self/maps", 0, 0);
+  i64 fd = sys3(2 /* open */, (i64) "/proc/self/maps", 0, 0);
   if (fd >= 0) {
     for (;;) {
       if (out_len == sizeof out) flush();

@@ -18,16 +18,16 @@ typedef unsigned short u16;
 // The entry of a probe that needs nothing saved before C runs: clear the
 // frame pointer, pass the initial stack pointer (argc, argv, envp, auxv) to
 // probe_main(u64* sp), align the stack as the ABI wants at a call.
-#define PROBE_START                  \
-  __asm__(                           \
-      ".text\n"                      \
-      ".global _start\n"             \
-      ".type _start,@function\n"     \
-      "_start:\n"                    \
-      "  xor %ebp, %ebp\n"           \
-      "  mov %rsp, %rdi\n"           \
-      "  and $-16, %rsp\n"           \
-      "  call probe_main\n"          \
+#define PROBE_START              \
+  __asm__(                       \
+      ".text\n"                  \
+      ".global _start\n"         \
+      ".type _start,@function\n" \
+      "_start:\n"                \
+      "  xor %ebp, %ebp\n"       \
+      "  mov %rsp, %rdi\n"       \
+      "  and $-16, %rsp\n"       \
+      "  call probe_main\n"      \
       "  hlt\n")
 
 PROBE_RT i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e, i64 f) {

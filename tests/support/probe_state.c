@@ -225,7 +225,7 @@ static void sort_fds(void) {  // insertion sort: the list is usually tiny and ne
 static void print_fds(void) {
   // The walk's own directory fd is the lowest free fd at the time; find it
   // by opening the directory first, so it can be excluded.
-  i64 self_fd = sys4(SYS_openat, AT_FDCWD, (i64)"/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+  i64 self_fd = sys4(SYS_openat, AT_FDCWD, (i64) "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
   if (self_fd < 0) {
     put_s("fds=");
     put_err(self_fd);
@@ -277,16 +277,12 @@ static void print_fds(void) {
       }
     }
     put_key_idx("fdflags", fd);
-    if (have)
-      put_oct(flags);
-    else
-      put_err(r < 0 ? r : -5);
+    if (have) put_oct(flags);
+    else put_err(r < 0 ? r : -5);
     put_c('\n');
     put_key_idx("cloexec", fd);
-    if (have)
-      put_c((flags & O_CLOEXEC) ? '1' : '0');
-    else
-      put_err(r < 0 ? r : -5);
+    if (have) put_c((flags & O_CLOEXEC) ? '1' : '0');
+    else put_err(r < 0 ? r : -5);
     put_c('\n');
   }
 }
@@ -299,10 +295,8 @@ static void print_signals(void) {
   u64 mask = 0;
   i64 r = sys4(SYS_rt_sigprocmask, 0 /* SIG_BLOCK */, 0, (i64)&mask, 8);
   put_s("sigmask=");
-  if (r < 0)
-    put_err(r);
-  else
-    put_hex(mask);
+  if (r < 0) put_err(r);
+  else put_hex(mask);
   put_c('\n');
   for (u64 sig = 1; sig <= 64; ++sig) {
     struct k_sigaction sa;
@@ -325,10 +319,8 @@ static void print_rlimits(void) {
     } else {
       for (int k = 0; k < 2; ++k) {
         if (k) put_c(',');
-        if (lim[k] == (u64)-1)
-          put_s("inf");
-        else
-          put_dec(lim[k]);
+        if (lim[k] == (u64)-1) put_s("inf");
+        else put_dec(lim[k]);
       }
     }
     put_c('\n');
@@ -338,10 +330,8 @@ static void print_rlimits(void) {
 static void put_fact(const char* key, i64 v) {
   put_s(key);
   put_c('=');
-  if (v < 0 && v > -4096)
-    put_err(v);
-  else
-    put_sdec(v);
+  if (v < 0 && v > -4096) put_err(v);
+  else put_sdec(v);
   put_c('\n');
 }
 
@@ -407,9 +397,9 @@ static void print_stat_fields(int with_mm) {
   static const struct {
     const char* key;
     int field;
-  } wanted[] = {{"tty_nr", 7},          {"mm.start_code", 26}, {"mm.end_code", 27},  {"mm.start_stack", 28},
-                {"mm.start_data", 45},  {"mm.end_data", 46},   {"mm.start_brk", 47}, {"mm.arg_start", 48},
-                {"mm.arg_end", 49},     {"mm.env_start", 50},  {"mm.env_end", 51}};
+  } wanted[] = {{"tty_nr", 7},         {"mm.start_code", 26}, {"mm.end_code", 27},  {"mm.start_stack", 28},
+                {"mm.start_data", 45}, {"mm.end_data", 46},   {"mm.start_brk", 47}, {"mm.arg_start", 48},
+                {"mm.arg_end", 49},    {"mm.env_start", 50},  {"mm.env_end", 51}};
   const u64 count = with_mm ? sizeof wanted / sizeof wanted[0] : 1;
   i64 r = read_file("/proc/self/stat");
   char* after_comm = 0;
@@ -431,8 +421,7 @@ static void print_stat_fields(int with_mm) {
       if (f == wanted[k].field) break;
       while (*p && *p != ' ' && *p != '\n') ++p;
     }
-    if (!p)
-      put_err(r < 0 ? r : -5);
+    if (!p) put_err(r < 0 ? r : -5);
     else
       while (*p && *p != ' ' && *p != '\n') put_c(*p++);
     put_c('\n');
@@ -444,10 +433,8 @@ static void print_raw(const char* key, const char* path) {
   i64 r = read_file(path);
   put_s(key);
   put_c('=');
-  if (r < 0)
-    put_err(r);
-  else
-    put_escaped_bytes(fbuf, (u64)r);
+  if (r < 0) put_err(r);
+  else put_escaped_bytes(fbuf, (u64)r);
   put_c('\n');
 }
 
@@ -540,10 +527,8 @@ __attribute__((visibility("hidden"), used, noreturn)) void probe_main(u64* sp) {
 
   i64 r = sys2(SYS_getcwd, (i64)lbuf, sizeof lbuf);
   put_s("cwd=");
-  if (r < 0)
-    put_err(r);
-  else
-    put_escaped(lbuf);
+  if (r < 0) put_err(r);
+  else put_escaped(lbuf);
   put_c('\n');
 
   print_fds();
@@ -558,10 +543,8 @@ __attribute__((visibility("hidden"), used, noreturn)) void probe_main(u64* sp) {
 
   r = sys2(SYS_getpriority, 0 /* PRIO_PROCESS */, 0);
   put_s("nice=");
-  if (r < 0)
-    put_err(r);
-  else
-    put_sdec(20 - r);  // the raw syscall returns 20 - nice
+  if (r < 0) put_err(r);
+  else put_sdec(20 - r);  // the raw syscall returns 20 - nice
   put_c('\n');
   put_fact("sched", sys1(SYS_sched_getscheduler, 0));
 
@@ -587,10 +570,8 @@ __attribute__((visibility("hidden"), used, noreturn)) void probe_main(u64* sp) {
   static char uts[6 * 65];
   r = sys1(SYS_uname, (i64)uts);
   put_s("hostname=");
-  if (r < 0)
-    put_err(r);
-  else
-    put_escaped(uts + 65);  // struct utsname: sysname[65], nodename[65], ...
+  if (r < 0) put_err(r);
+  else put_escaped(uts + 65);  // struct utsname: sysname[65], nodename[65], ...
   put_c('\n');
 
   print_lines("uid_map", "/proc/self/uid_map");
@@ -598,10 +579,8 @@ __attribute__((visibility("hidden"), used, noreturn)) void probe_main(u64* sp) {
   print_lines("cgroup", "/proc/self/cgroup");
 
   r = walk_dir("/proc", count_pid);
-  if (r < 0)
-    put_fact("proc_pids", r);
-  else
-    put_fact("proc_pids", (i64)proc_pids);
+  if (r < 0) put_fact("proc_pids", r);
+  else put_fact("proc_pids", (i64)proc_pids);
 
   put_s("end=1\n");
   flush();

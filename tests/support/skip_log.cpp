@@ -53,8 +53,8 @@ class SkipLog : public testing::EmptyTestEventListener {
         reason = skip_message(suite->ad_hoc_test_result());
     }
     if (reason.empty()) reason = "(no reason given)";
-    const std::string line = one_line(program_invocation_short_name) + '\t' + one_line(info.test_suite_name()) +
-                             '\t' + one_line(info.name()) + '\t' + one_line(reason) + '\n';
+    const std::string line = one_line(program_invocation_short_name) + '\t' + one_line(info.test_suite_name()) + '\t' +
+                             one_line(info.name()) + '\t' + one_line(reason) + '\n';
     const int fd = ::open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     // A skip that cannot be recorded would escape the bound: fail loudly.
     if (fd < 0 || ::write(fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {

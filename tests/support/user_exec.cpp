@@ -78,7 +78,7 @@ OracleResult run_user_exec(const OracleRequest& req, UserExecDetail* detail) {
     return res;
   }
   OracleRequest child = req;
-  child.trace = false;  // no exec event to see
+  child.trace = false;            // no exec event to see
   child.keep_credentials = true;  // the stub takes req's identity (become_*)
   return run_child(child, enter_prepared, &*prepared);
 }

@@ -25,11 +25,11 @@
 namespace procforge::testsupport {
 
 struct UserExecDetail {
-  bool prepared = false;             // prepare() succeeded
-  std::string prepare_error;         // its message otherwise
-  exec::Prediction prediction;       // what the exec model decided (when prepared)
-  std::vector<std::string> differences;  // Prepared::differences()
-  std::vector<std::string> mapped_files; // files the loader maps (absolute where the plan named them so)
+  bool prepared = false;                  // prepare() succeeded
+  std::string prepare_error;              // its message otherwise
+  exec::Prediction prediction;            // what the exec model decided (when prepared)
+  std::vector<std::string> differences;   // Prepared::differences()
+  std::vector<std::string> mapped_files;  // files the loader maps (absolute where the plan named them so)
 };
 
 // outcome error: prepare()'s errno (before the point of no return);

@@ -27,11 +27,10 @@ class ElfDynamic : public testing::TestWithParam<Layout> {
 };
 
 INSTANTIATE_TEST_SUITE_P(AllLayouts, ElfDynamic,
-                         testing::Values(Layout{true, false}, Layout{true, true},
-                                         Layout{false, false}, Layout{false, true}),
+                         testing::Values(Layout{true, false}, Layout{true, true}, Layout{false, false},
+                                         Layout{false, true}),
                          [](const testing::TestParamInfo<Layout>& i) {
-                           return std::string(i.param.is64 ? "elf64" : "elf32") +
-                                  (i.param.be ? "_msb" : "_lsb");
+                           return std::string(i.param.is64 ? "elf64" : "elf32") + (i.param.be ? "_msb" : "_lsb");
                          });
 
 TEST_P(ElfDynamic, needed_soname_and_paths_are_read_through_dt_strtab) {
@@ -129,8 +128,7 @@ TEST_P(ElfDynamic, string_cut_by_dt_strsz_is_not_nul_terminated) {
   elftest::put_dyn(edit, DynImage::kDyn + elftest::dyn_size(GetParam().is64), DT_STRSZ, 5);
   auto info = File::parse(edit.span())->dynamic_info();
   ASSERT_FALSE(info);
-  EXPECT_NE(info.error().message.find("not NUL-terminated"), std::string::npos)
-      << info.error().message;
+  EXPECT_NE(info.error().message.find("not NUL-terminated"), std::string::npos) << info.error().message;
 }
 
 TEST_P(ElfDynamic, dt_strtab_outside_every_load_segment_is_error) {
@@ -138,8 +136,7 @@ TEST_P(ElfDynamic, dt_strtab_outside_every_load_segment_is_error) {
   img.dyn.emplace_back(DT_STRTAB, 0x7000000);  // overrides the first DT_STRTAB
   auto info = parse().dynamic_info();
   ASSERT_FALSE(info);
-  EXPECT_NE(info.error().message.find("address 0x7000000 is not backed"), std::string::npos)
-      << info.error().message;
+  EXPECT_NE(info.error().message.find("address 0x7000000 is not backed"), std::string::npos) << info.error().message;
 }
 
 TEST_P(ElfDynamic, dynamic_without_string_entries_needs_no_strtab) {

@@ -23,13 +23,12 @@ std::string layout_name(const testing::TestParamInfo<Layout>& i) {
 class ElfLayout : public testing::TestWithParam<Layout> {};
 
 INSTANTIATE_TEST_SUITE_P(AllLayouts, ElfLayout,
-                         testing::Values(Layout{true, false}, Layout{true, true},
-                                         Layout{false, false}, Layout{false, true}),
+                         testing::Values(Layout{true, false}, Layout{true, true}, Layout{false, false},
+                                         Layout{false, true}),
                          layout_name);
 
 // Header + n program headers right after it.
-Buf image_with_phdrs(bool is64, bool be, const std::vector<ProgramHeader>& ph,
-                     std::size_t size = 0x400) {
+Buf image_with_phdrs(bool is64, bool be, const std::vector<ProgramHeader>& ph, std::size_t size = 0x400) {
   Buf b(is64, be);
   b.resize(size);
   HeaderSpec h;
@@ -64,8 +63,7 @@ TEST(ElfHeader, truncated_elf64_header_names_both_sizes) {
   auto f = File::parse(b.span());
   ASSERT_FALSE(f);
   EXPECT_EQ(f.error().err, ENOEXEC);
-  EXPECT_EQ(f.error().message,
-            "file header (offset 0): file size 0x3f is smaller than an ELF64 header (0x40)");
+  EXPECT_EQ(f.error().message, "file header (offset 0): file size 0x3f is smaller than an ELF64 header (0x40)");
 }
 
 TEST(ElfHeader, elf32_header_needs_only_52_bytes) {
@@ -111,16 +109,16 @@ TEST(ElfHeader, elf32_big_endian_header_has_known_bytes) {
   // Spelled out by hand (not through the builder) so a shared mistake in the
   // builder and the reader cannot hide: a 32-bit big-endian MIPS executable.
   std::vector<std::uint8_t> b = {
-      0x7f, 'E', 'L', 'F', 1, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // e_ident
-      0x00, 0x02,                                                // e_type ET_EXEC
-      0x00, 0x08,                                                // e_machine EM_MIPS
-      0x00, 0x00, 0x00, 0x01,                                    // e_version
-      0x00, 0x40, 0x01, 0x20,                                    // e_entry
-      0x00, 0x00, 0x00, 0x34,                                    // e_phoff
-      0x00, 0x00, 0x10, 0x00,                                    // e_shoff
-      0x70, 0x00, 0x10, 0x07,                                    // e_flags
-      0x00, 0x34, 0x00, 0x20, 0x00, 0x03,                        // ehsize, phentsize, phnum
-      0x00, 0x28, 0x00, 0x11, 0x00, 0x10,                        // shentsize, shnum, shstrndx
+      0x7f, 'E',  'L',  'F',  1,    2,    1, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // e_ident
+      0x00, 0x02,                                                        // e_type ET_EXEC
+      0x00, 0x08,                                                        // e_machine EM_MIPS
+      0x00, 0x00, 0x00, 0x01,                                            // e_version
+      0x00, 0x40, 0x01, 0x20,                                            // e_entry
+      0x00, 0x00, 0x00, 0x34,                                            // e_phoff
+      0x00, 0x00, 0x10, 0x00,                                            // e_shoff
+      0x70, 0x00, 0x10, 0x07,                                            // e_flags
+      0x00, 0x34, 0x00, 0x20, 0x00, 0x03,                                // ehsize, phentsize, phnum
+      0x00, 0x28, 0x00, 0x11, 0x00, 0x10,                                // shentsize, shnum, shstrndx
   };
   auto h = parse_header(b);
   ASSERT_TRUE(h) << h.error().message;
@@ -501,8 +499,7 @@ TEST(ElfSectionHeaders, vaddr_to_offset_falls_back_to_alloc_sections_without_phd
 }
 
 TEST_P(ElfLayout, interpreter_is_cut_at_first_nul) {
-  auto b = image_with_phdrs(GetParam().is64, GetParam().be,
-                            {elftest::phdr(PT_INTERP, 0x200, 0x200, 0x20, 1)});
+  auto b = image_with_phdrs(GetParam().is64, GetParam().be, {elftest::phdr(PT_INTERP, 0x200, 0x200, 0x20, 1)});
   b.str(0x200, "/lib/ld.so");
   b.str(0x20b, "junk");
   auto interp = File::parse(b.span())->interpreter();
@@ -528,8 +525,7 @@ TEST(ElfProgramHeaders, interpreter_without_nul_is_error) {
 
 TEST(ElfProgramHeaders, interpreter_past_eof_names_entry_offset_and_sizes) {
   auto b = image_with_phdrs(true, false,
-                            {elftest::phdr(PT_LOAD, 0, 0, 0x100),
-                             elftest::phdr(PT_INTERP, 0x9000, 0x9000, 0x20, 1)});
+                            {elftest::phdr(PT_LOAD, 0, 0, 0x100), elftest::phdr(PT_INTERP, 0x9000, 0x9000, 0x20, 1)});
   auto interp = File::parse(b.span())->interpreter();
   ASSERT_FALSE(interp);
   EXPECT_EQ(interp.error().message,

@@ -121,8 +121,8 @@ std::vector<std::uint8_t> x86_feature_property(bool be) {
 }
 
 TEST(ElfGnuProperties, read_from_pt_gnu_property) {
-  Buf b = image(true, false, {elftest::phdr(PT_NOTE, 0x200, 0x200, 0x20, 8),
-                              elftest::phdr(PT_GNU_PROPERTY, 0x200, 0x200, 0x20, 8)});
+  Buf b = image(true, false,
+                {elftest::phdr(PT_NOTE, 0x200, 0x200, 0x20, 8), elftest::phdr(PT_GNU_PROPERTY, 0x200, 0x200, 0x20, 8)});
   put_note(b, 0x200, "GNU", NT_GNU_PROPERTY_TYPE_0, x86_feature_property(false), 8);
   auto p = File::parse(b.span())->gnu_properties();
   ASSERT_TRUE(p) << p.error().message;

@@ -23,8 +23,8 @@ constexpr std::uint64_t kVersym = 0x880;
 constexpr std::uint64_t kVerneed = 0x900;
 constexpr std::uint64_t kVerdef = 0xa00;
 
-void put_sym(elftest::Buf& b, std::uint64_t off, std::uint64_t name, std::uint64_t value,
-             std::uint64_t size, std::uint8_t info, std::uint16_t shndx) {
+void put_sym(elftest::Buf& b, std::uint64_t off, std::uint64_t name, std::uint64_t value, std::uint64_t size,
+             std::uint8_t info, std::uint16_t shndx) {
   b.u32(off, name);
   if (b.is64()) {
     b.u8(off + 4, info);
@@ -73,11 +73,10 @@ class ElfSymbols : public testing::TestWithParam<Layout> {
 };
 
 INSTANTIATE_TEST_SUITE_P(AllLayouts, ElfSymbols,
-                         testing::Values(Layout{true, false}, Layout{true, true},
-                                         Layout{false, false}, Layout{false, true}),
+                         testing::Values(Layout{true, false}, Layout{true, true}, Layout{false, false},
+                                         Layout{false, true}),
                          [](const testing::TestParamInfo<Layout>& i) {
-                           return std::string(i.param.is64 ? "elf64" : "elf32") +
-                                  (i.param.be ? "_msb" : "_lsb");
+                           return std::string(i.param.is64 ? "elf64" : "elf32") + (i.param.be ? "_msb" : "_lsb");
                          });
 
 TEST_P(ElfSymbols, dynsym_sized_by_dt_hash_nchain) {

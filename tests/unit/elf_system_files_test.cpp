@@ -36,9 +36,9 @@ std::unique_ptr<Loaded> load(const std::string& path) {
   return l;
 }
 
-#define LOAD_OR_SKIP(var, path)                                   \
-  auto var = load(path);                                          \
-  if (!var) GTEST_SKIP() << (path) << " is not on this system";  \
+#define LOAD_OR_SKIP(var, path)                                 \
+  auto var = load(path);                                        \
+  if (!var) GTEST_SKIP() << (path) << " is not on this system"; \
   ASSERT_TRUE(var->file)
 
 std::vector<std::string> all_matches(const std::string& text, const std::string& re) {
@@ -56,9 +56,7 @@ std::optional<std::string> first_match(const std::string& text, const std::strin
   return m[0];
 }
 
-std::vector<std::string> strings(const std::vector<std::string_view>& v) {
-  return {v.begin(), v.end()};
-}
+std::vector<std::string> strings(const std::vector<std::string_view>& v) { return {v.begin(), v.end()}; }
 
 TEST(ElfSystemFiles, bin_ls_is_a_dynamic_x86_64_executable) {
   LOAD_OR_SKIP(ls, "/bin/ls");
@@ -77,8 +75,7 @@ TEST(ElfSystemFiles, bin_ls_needs_glibc_versions_from_libc) {
   LOAD_OR_SKIP(ls, "/bin/ls");
   auto needs = ls->file->version_needs();
   ASSERT_TRUE(needs) << needs.error().message;
-  auto libc = std::find_if(needs->begin(), needs->end(),
-                           [](const VersionNeed& n) { return n.file == "libc.so.6"; });
+  auto libc = std::find_if(needs->begin(), needs->end(), [](const VersionNeed& n) { return n.file == "libc.so.6"; });
   ASSERT_NE(libc, needs->end());
   ASSERT_FALSE(libc->entries.empty());
   for (const auto& e : libc->entries) EXPECT_EQ(e.name.substr(0, 8), "GLIBC_2.") << e.name;
@@ -97,14 +94,13 @@ TEST(ElfSystemFiles, libc_has_soname_version_defs_dynsym_and_gnu_properties) {
   ASSERT_FALSE(defs->empty());
   EXPECT_EQ((*defs)[0].flags & VER_FLG_BASE, VER_FLG_BASE);
   EXPECT_EQ((*defs)[0].names.at(0), "libc.so.6");
-  EXPECT_TRUE(std::any_of(defs->begin(), defs->end(),
-                          [](const VersionDef& d) { return d.names.at(0) == "GLIBC_2.34"; }));
+  EXPECT_TRUE(
+      std::any_of(defs->begin(), defs->end(), [](const VersionDef& d) { return d.names.at(0) == "GLIBC_2.34"; }));
 
   auto dynsym = f.symbols(SymbolTable::dynsym);
   ASSERT_TRUE(dynsym) << dynsym.error().message;
   EXPECT_GT(dynsym->size(), 1000u);
-  EXPECT_TRUE(std::any_of(dynsym->begin(), dynsym->end(),
-                          [](const Symbol& s) { return s.name == "malloc"; }));
+  EXPECT_TRUE(std::any_of(dynsym->begin(), dynsym->end(), [](const Symbol& s) { return s.name == "malloc"; }));
   auto versym = f.version_symbols();
   ASSERT_TRUE(versym) << versym.error().message;
   EXPECT_EQ(versym->size(), dynsym->size());
@@ -129,8 +125,7 @@ TEST(ElfSystemFiles, relocatable_object_has_symtab_and_no_program_headers) {
   auto n = first_match(*out, R"(Symbol table '\.symtab' contains (\d+) entries)");
   ASSERT_TRUE(n);
   EXPECT_EQ(symtab->size(), std::stoul(*n));
-  EXPECT_TRUE(std::any_of(symtab->begin(), symtab->end(),
-                          [](const Symbol& s) { return s.name == "_start"; }));
+  EXPECT_TRUE(std::any_of(symtab->begin(), symtab->end(), [](const Symbol& s) { return s.name == "_start"; }));
 }
 
 TEST(ElfSystemFiles, header_prefix_is_enough_for_parse_header) {
@@ -145,10 +140,17 @@ TEST(ElfSystemFiles, header_prefix_is_enough_for_parse_header) {
 // --- Differential tests against readelf --------------------------------------
 
 const std::vector<std::string> kCorpus = {
-    "/bin/ls",          "/usr/bin/bash",   "/usr/bin/cmake",
-    "/usr/bin/perl",    "/usr/bin/python3", "/usr/bin/git",
-    "/usr/bin/readelf", kLibc,             "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
-    "/usr/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libm.so.6",
+    "/bin/ls",
+    "/usr/bin/bash",
+    "/usr/bin/cmake",
+    "/usr/bin/perl",
+    "/usr/bin/python3",
+    "/usr/bin/git",
+    "/usr/bin/readelf",
+    kLibc,
+    "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+    "/usr/lib/x86_64-linux-gnu/libz.so.1",
+    "/usr/lib/x86_64-linux-gnu/libm.so.6",
     "/usr/lib/x86_64-linux-gnu/crt1.o",
 };
 
@@ -197,10 +199,8 @@ TEST_P(ElfReadelfDiff, program_headers_match) {
   const std::regex row(R"(\n  (\w+)\s+(0x[0-9a-f]+) (0x[0-9a-f]+) 0x[0-9a-f]+ (0x[0-9a-f]+) (0x[0-9a-f]+) )");
   std::vector<std::string> want;
   for (auto it = std::sregex_iterator(out.begin(), out.end(), row); it != std::sregex_iterator(); ++it) {
-    want.push_back(fmt::format("{} {:#x} {:#x} {:#x} {:#x}", (*it)[1].str(),
-                               std::stoull((*it)[2].str(), nullptr, 16),
-                               std::stoull((*it)[3].str(), nullptr, 16),
-                               std::stoull((*it)[4].str(), nullptr, 16),
+    want.push_back(fmt::format("{} {:#x} {:#x} {:#x} {:#x}", (*it)[1].str(), std::stoull((*it)[2].str(), nullptr, 16),
+                               std::stoull((*it)[3].str(), nullptr, 16), std::stoull((*it)[4].str(), nullptr, 16),
                                std::stoull((*it)[5].str(), nullptr, 16)));
   }
   auto ph = file().program_headers();

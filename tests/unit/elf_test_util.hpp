@@ -77,7 +77,10 @@ struct HeaderSpec {
 
 inline void put_header(Buf& b, const HeaderSpec& h) {
   const bool w = b.is64();
-  b.u8(0, 0x7f); b.u8(1, 'E'); b.u8(2, 'L'); b.u8(3, 'F');
+  b.u8(0, 0x7f);
+  b.u8(1, 'E');
+  b.u8(2, 'L');
+  b.u8(3, 'F');
   b.u8(EI_CLASS, h.ei_class ? h.ei_class : (w ? ELFCLASS64 : ELFCLASS32));
   b.u8(EI_DATA, b.be() ? ELFDATA2MSB : ELFDATA2LSB);
   b.u8(EI_VERSION, EV_CURRENT);
@@ -149,9 +152,8 @@ inline void put_dyn(Buf& b, std::uint64_t off, std::int64_t tag, std::uint64_t v
   b.word(off + (b.is64() ? 8 : 4), value);
 }
 
-inline procforge::elf::ProgramHeader phdr(std::uint32_t type, std::uint64_t offset,
-                                          std::uint64_t vaddr, std::uint64_t filesz,
-                                          std::uint64_t align = 8) {
+inline procforge::elf::ProgramHeader phdr(std::uint32_t type, std::uint64_t offset, std::uint64_t vaddr,
+                                          std::uint64_t filesz, std::uint64_t align = 8) {
   procforge::elf::ProgramHeader p;
   p.type = type;
   p.flags = PF_R;

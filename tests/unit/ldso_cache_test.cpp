@@ -160,8 +160,8 @@ TEST_F(LdsoGeneratedCache, old_format_has_no_hwcaps_and_returns_the_first_entry)
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_EQ(c->format(), Cache::Format::old_only);
   EXPECT_EQ(entries_of(*c), ldconfig_p(file));
-  const auto first = std::find_if(c->entries().begin(), c->entries().end(),
-                                  [](const CacheEntry& e) { return e.key == "libq.so.1"; });
+  const auto first =
+      std::find_if(c->entries().begin(), c->entries().end(), [](const CacheEntry& e) { return e.key == "libq.so.1"; });
   ASSERT_NE(first, c->entries().end());
   EXPECT_EQ(c->lookup("libq.so.1", cpu_with({}, 1)).value_or(""), first->value);
 }

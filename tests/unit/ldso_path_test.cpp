@@ -56,7 +56,7 @@ TEST(LdsoDst, secure_mode_allows_origin_only_first_and_in_trusted_dirs_for_the_e
   c.is_executable = true;
   EXPECT_EQ(dst_substitute("$ORIGIN/plugins", c), "/usr/lib/x86_64-linux-gnu/app/plugins");
   EXPECT_EQ(dst_substitute("$ORIGIN/../../../../tmp", c), "");  // normalises outside the trusted dirs
-  EXPECT_EQ(dst_substitute("/x/$ORIGIN", c), "");                // not the first component
+  EXPECT_EQ(dst_substitute("/x/$ORIGIN", c), "");               // not the first component
   c.origin = "/home/user/bin";
   EXPECT_EQ(dst_substitute("$ORIGIN/lib", c), "");
   EXPECT_EQ(dst_substitute("/usr/$LIB", c), "/usr/lib/x86_64-linux-gnu");  // $LIB is always fine
@@ -66,11 +66,9 @@ TEST(LdsoDst, secure_mode_allows_origin_only_first_and_in_trusted_dirs_for_the_e
 
 TEST(LdsoSearchPath, rpath_elements_are_normalised_and_deduplicated) {
   EXPECT_EQ(dirs(split_search_path("/a:/b///:/a/:/", ":", ctx())), (std::vector<std::string>{"/a/", "/b/", "/"}));
-  EXPECT_EQ(dirs(split_search_path("$ORIGIN/../lib", ":", ctx())),
-            (std::vector<std::string>{"/opt/app/bin/../lib/"}));
+  EXPECT_EQ(dirs(split_search_path("$ORIGIN/../lib", ":", ctx())), (std::vector<std::string>{"/opt/app/bin/../lib/"}));
   // An element whose DST has no value disappears; an empty one is the cwd.
-  EXPECT_EQ(dirs(split_search_path("$ORIGIN/lib::/c", ":", ctx(std::nullopt))),
-            (std::vector<std::string>{"", "/c/"}));
+  EXPECT_EQ(dirs(split_search_path("$ORIGIN/lib::/c", ":", ctx(std::nullopt))), (std::vector<std::string>{"", "/c/"}));
   EXPECT_EQ(dirs(split_search_path("rel/dir", ":", ctx())), (std::vector<std::string>{"rel/dir/"}));
 }
 
@@ -94,8 +92,7 @@ TEST(LdsoSystemInfo, subdirs_are_hwcaps_then_the_legacy_power_set_then_the_dir) 
   // order with LD_DEBUG=libs on every run.
   EXPECT_EQ(s.subdirs(), (std::vector<std::string>{"glibc-hwcaps/x86-64-v4/", "glibc-hwcaps/x86-64-v3/",
                                                    "glibc-hwcaps/x86-64-v2/", "tls/x86_64/x86_64/", "tls/x86_64/",
-                                                   "tls/x86_64/", "tls/", "x86_64/x86_64/", "x86_64/", "x86_64/",
-                                                   ""}));
+                                                   "tls/x86_64/", "tls/", "x86_64/x86_64/", "x86_64/", "x86_64/", ""}));
   s.glibc_minor = 37;  // legacy subdirectories are gone in 2.37
   EXPECT_EQ(s.subdirs(), (std::vector<std::string>{"glibc-hwcaps/x86-64-v4/", "glibc-hwcaps/x86-64-v3/",
                                                    "glibc-hwcaps/x86-64-v2/", ""}));

@@ -26,7 +26,7 @@ struct Readelf {
   std::map<std::string, std::uint64_t> by_type;  // "R_X86_64_RELATIVE" -> entries (REL/RELA sections)
   std::uint64_t entries = 0;
   std::uint64_t relr_offsets = 0;
-  std::uint64_t plt_entries = 0;                 // entries of .rela.plt
+  std::uint64_t plt_entries = 0;  // entries of .rela.plt
   std::set<std::uint64_t> pages;
   std::uint64_t relacount = 0;
   bool bind_now = false, textrel = false;
@@ -103,9 +103,9 @@ void expect_matches_readelf(const std::string& path) {
 }
 
 TEST(LdsoRelocations, system_libraries_match_readelf) {
-  for (const char* lib : {"/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libm.so.6",
-                          "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/lib64/ld-linux-x86-64.so.2",
-                          "/usr/bin/cmake"}) {
+  for (const char* lib :
+       {"/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libm.so.6",
+        "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/lib64/ld-linux-x86-64.so.2", "/usr/bin/cmake"}) {
     if (!std::filesystem::exists(lib)) {
       ADD_FAILURE() << lib << " is missing: the differential check cannot run";
       continue;
@@ -154,20 +154,23 @@ TEST(LdsoRelocations, sparse_read_counts_like_the_whole_file) {
 
 TEST(LdsoRelocations, fixtures_with_every_kind_match_readelf) {
   testsupport::FixtureDir d;
-  const std::string relr = d.write("relr.c", "static int a, b, c; int *p[] = {&a, &b, &c, &a, &b, &c, &a, &a, &a};\n"
-                                             "extern int ext; int *q = &ext; int f(void) { return ext; }\n");
+  const std::string relr = d.write("relr.c",
+                                   "static int a, b, c; int *p[] = {&a, &b, &c, &a, &b, &c, &a, &a, &a};\n"
+                                   "extern int ext; int *q = &ext; int f(void) { return ext; }\n");
   ASSERT_TRUE(d.gcc({"-shared", "-fPIC", "-o", d.at("librelr.so"), relr, "-Wl,-z,pack-relative-relocs"})) << d.error();
   expect_matches_readelf(d.at("librelr.so"));
   ASSERT_TRUE(d.gcc({"-shared", "-fPIC", "-o", d.at("libnow.so"), relr, "-Wl,-z,now"})) << d.error();
   expect_matches_readelf(d.at("libnow.so"));
-  const std::string tls = d.write("tls.c", "__thread int t1; static __thread int t2; extern __thread int t3;\n"
-                                           "int get(void) { return t1 + t2 + t3; }\n");
+  const std::string tls = d.write("tls.c",
+                                  "__thread int t1; static __thread int t2; extern __thread int t3;\n"
+                                  "int get(void) { return t1 + t2 + t3; }\n");
   ASSERT_TRUE(d.gcc({"-shared", "-fPIC", "-o", d.at("libtls.so"), tls})) << d.error();
   expect_matches_readelf(d.at("libtls.so"));
-  const std::string ifunc = d.write("ifunc.c", "static int impl(void) { return 1; }\n"
-                                               "static int (*resolve(void))(void) { return impl; }\n"
-                                               "int f(void) __attribute__((ifunc(\"resolve\")));\n"
-                                               "int g(void) { return f(); }\n");
+  const std::string ifunc = d.write("ifunc.c",
+                                    "static int impl(void) { return 1; }\n"
+                                    "static int (*resolve(void))(void) { return impl; }\n"
+                                    "int f(void) __attribute__((ifunc(\"resolve\")));\n"
+                                    "int g(void) { return f(); }\n");
   ASSERT_TRUE(d.gcc({"-shared", "-fPIC", "-o", d.at("libifunc.so"), ifunc})) << d.error();
   expect_matches_readelf(d.at("libifunc.so"));
   // A non-PIE program taking a library variable by value: R_X86_64_COPY.
@@ -262,9 +265,9 @@ TEST(LdsoRelocations, lookups_and_relative_counts_match_ld_debug_statistics) {
     std::cout << "[ lookups  ] predicted " << predicted << ", LD_DEBUG=statistics " << s.lookups << "\n";
     const auto est = estimate_startup(works);
     std::cout << "[ calib    ] " << prog << (bind_now ? " bind-now" : " lazy") << ": ld.so relocation "
-              << s.reloc_cycles << " cycles; model: " << sum.symbol_lookups << " lookups, "
-              << sum.relative_count_tag << " relative, " << sum.pages_dirtied << " pages -> relocation "
-              << est.relocation_ns / 1000 << " us + faults " << est.fault_ns / 1000 << " us\n";
+              << s.reloc_cycles << " cycles; model: " << sum.symbol_lookups << " lookups, " << sum.relative_count_tag
+              << " relative, " << sum.pages_dirtied << " pages -> relocation " << est.relocation_ns / 1000
+              << " us + faults " << est.fault_ns / 1000 << " us\n";
   }
 }
 

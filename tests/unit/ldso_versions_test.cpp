@@ -166,8 +166,8 @@ TEST(LdsoVersions, tables_read_sparsely_equal_tables_read_whole) {
 }
 
 TEST(LdsoVersions, system_tables_match_readelf) {
-  for (const char* path : {"/usr/bin/cmake", "/lib/x86_64-linux-gnu/libc.so.6",
-                           "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"}) {
+  for (const char* path :
+       {"/usr/bin/cmake", "/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"}) {
     SCOPED_TRACE(path);
     auto t = VersionTables::read(path);
     ASSERT_TRUE(t.ok()) << t.error().message;

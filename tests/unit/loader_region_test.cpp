@@ -2,12 +2,12 @@
 // the stub region a destroyed Prepared leaves is taken by the next prepare()
 // (same address, and the program exec'd from it still runs as from a fresh
 // one), and the steps in words are made only for someone who reads them.
-#include <gtest/gtest.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <signal.h>
+#include <gtest/gtest.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -133,10 +133,11 @@ TEST(LoaderRegion, a_process_that_may_not_make_memory_executable_gets_an_error) 
     struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
     // A spare region, checked before the filter, for the second half.
     { auto warm = prepare(probe_options()); }
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) _exit(10);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+      _exit(10);
     auto reused = prepare(probe_options());  // takes the spare: no check
     if (!reused.ok()) _exit(11);
-    auto fresh = prepare(probe_options());   // a new region: checked, refused
+    auto fresh = prepare(probe_options());  // a new region: checked, refused
     if (fresh.ok() || fresh.error().err != EACCES) _exit(12);
     if (fresh.error().message.find("making the stub executable") == std::string::npos) _exit(13);
     int status = 0;
@@ -147,8 +148,9 @@ TEST(LoaderRegion, a_process_that_may_not_make_memory_executable_gets_an_error) 
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: no seccomp; 11: prepare on the spare failed; 12/13: the new region "
-                                       "was not refused with EACCES and a message; 14: enter() did not die with SIGSEGV";
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "10: no seccomp; 11: prepare on the spare failed; 12/13: the new region "
+         "was not refused with EACCES and a message; 14: enter() did not die with SIGSEGV";
 }
 
 // The documented difference: the kernel executes a file its caller may only

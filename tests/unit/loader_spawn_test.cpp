@@ -4,15 +4,15 @@
 // execve, then with the user exec, and probe_state's fd list compared; with
 // close_other_fds off the /proc/self/fd scan runs, and must agree too. Also
 // the signal mask, which the stub reinstalls last.
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
-#include <sstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 

@@ -74,8 +74,8 @@ TEST(ProfileErrors, missing_library_is_a_program_that_fails_to_start) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("did not start"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find("status 127"), std::string::npos) << r.error().message;
-  EXPECT_NE(r.error().message.find("libQ.so.6"), std::string::npos) << "ld.so's message is quoted: "
-                                                                     << r.error().message;
+  EXPECT_NE(r.error().message.find("libQ.so.6"), std::string::npos)
+      << "ld.so's message is quoted: " << r.error().message;
   fs::remove(exe);
   expect_no_children();
 }

@@ -33,7 +33,7 @@ TEST(ProfileStats, empty_gives_zeroes) {
 }
 
 TEST(ProfilePhases, names_are_in_pipeline_order) {
-  const char* want[] = {"spawn", "exec", "ld.so start", "load+relocate", "constructors",
+  const char* want[] = {"spawn",     "exec", "ld.so start",   "load+relocate", "constructors",
                         "libc init", "main", "exit handlers", "teardown+reap"};
   for (int i = 0; i < kPhaseCount; ++i) EXPECT_STREQ(phase_name(static_cast<Phase>(i)), want[i]);
   EXPECT_STREQ(phase_boundary(Phase::exec), "PTRACE_EVENT_EXEC");

@@ -4,14 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
-#include <poll.h>
 #include <linux/filter.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <poll.h>
 #include <stddef.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -229,8 +229,8 @@ TEST(SpawnBasic, environment_edits) {
 
 TEST(SpawnBasic, rusage_counts_the_childs_cpu) {
   auto r = run(command({"/bin/sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"}));
-  auto cpu = r.exit.usage.ru_utime.tv_sec * 1000000 + r.exit.usage.ru_utime.tv_usec + r.exit.usage.ru_stime.tv_sec * 1000000 +
-             r.exit.usage.ru_stime.tv_usec;
+  auto cpu = r.exit.usage.ru_utime.tv_sec * 1000000 + r.exit.usage.ru_utime.tv_usec +
+             r.exit.usage.ru_stime.tv_sec * 1000000 + r.exit.usage.ru_stime.tv_usec;
   EXPECT_GT(cpu, 10000);  // 10 ms at least
   EXPECT_GT(r.exit.usage.ru_maxrss, 0);
   EXPECT_GT(r.exit.usage.ru_minflt, 0);
@@ -267,8 +267,8 @@ TEST_P(SpawnBasicStrategy, reports_a_failed_control_with_its_step) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, SpawnBasicStrategy,
-                         ::testing::Values(Strategy::automatic, Strategy::clone3, Strategy::clone_vfork, Strategy::vfork,
-                                           Strategy::fork, Strategy::posix_spawn),
+                         ::testing::Values(Strategy::automatic, Strategy::clone3, Strategy::clone_vfork,
+                                           Strategy::vfork, Strategy::fork, Strategy::posix_spawn),
                          [](const auto& info) { return std::string(strategy_name(info.param)); });
 
 // Runs body in a child process whose seccomp filter refuses clone3 with
@@ -287,7 +287,9 @@ std::string with_clone3_refused(std::string (*body)()) {
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
-    struct sock_fprog prog {4, f};
+    struct sock_fprog prog {
+      4, f
+    };
     std::string msg = "helper could not install the filter";
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0)
       msg = body();
@@ -334,8 +336,9 @@ const Refusal kRefusals[] = {
        o.namespaces = CLONE_NEWUSER;
        o.never_fork = true;
      },
-     EPERM, "a user namespace needs the fork strategy (the parent writes the id maps while the child waits) and "
-            "never_fork is set"},
+     EPERM,
+     "a user namespace needs the fork strategy (the parent writes the id maps while the child waits) and "
+     "never_fork is set"},
     {"a_user_namespace_with_a_shared_memory_strategy",
      [](spawn::Options& o) {
        o.namespaces = CLONE_NEWUSER;
@@ -355,15 +358,17 @@ const Refusal kRefusals[] = {
      },
      ENOTSUP, "the posix_spawn strategy cannot set rlimits"},
     {"an_fd_action_onto_a_negative_fd",
-     [](spawn::Options& o) { o.fd_actions.push_back(FdAction{FdAction::Kind::open, -1, -1, "/dev/null", 0, 0644}); },
+     [](spawn::Options& o) {
+       o.fd_actions.push_back(FdAction{FdAction::Kind::open, -1, -1, "/dev/null", 0, 0644});
+     },
      EBADF, "fd action with target fd -1"},
     {"ignoring_sigkill", [](spawn::Options& o) { o.ignore_signals = {SIGKILL}; }, EINVAL, "cannot ignore signal 9"},
     {"a_hostname_without_a_uts_namespace", [](spawn::Options& o) { o.hostname = "pf-refused"; }, EINVAL,
      "setting the hostname needs a new uts namespace"},
     {"cgroup_limits_without_a_cgroup", [](spawn::Options& o) { o.cgroup_limits.pids_max = 10; }, EINVAL,
      "cgroup limits need a cgroup path"},
-    {"a_cgroup_outside_every_cgroup_mount", [](spawn::Options& o) { o.cgroup = "/tmp/procforge-not-a-cgroup"; },
-     ENOENT, "cgroup /tmp/procforge-not-a-cgroup is not inside a mounted cgroup hierarchy"},
+    {"a_cgroup_outside_every_cgroup_mount", [](spawn::Options& o) { o.cgroup = "/tmp/procforge-not-a-cgroup"; }, ENOENT,
+     "cgroup /tmp/procforge-not-a-cgroup is not inside a mounted cgroup hierarchy"},
     {"a_cgroup_path_that_climbs_out_of_its_hierarchy", [](spawn::Options& o) { o.cgroup = "../procforge-escape"; },
      EINVAL, "/../procforge-escape leaves its hierarchy"},
 };
@@ -420,7 +425,9 @@ TEST(SpawnBasic, timeout_kills_the_whole_process_group) {
   auto e = c->wait(100ms);
   ASSERT_TRUE(e.ok());
   EXPECT_TRUE(e->timed_out);
-  struct pollfd p {c->stdout_fd, POLLIN, 0};
+  struct pollfd p {
+    c->stdout_fd, POLLIN, 0
+  };
   ASSERT_EQ(poll(&p, 1, 5000), 1) << "the grandchild kept the pipe open";
   char b;
   EXPECT_EQ(read(c->stdout_fd, &b, 1), 0);
@@ -513,11 +520,10 @@ std::string mask_changes(spawn::Options o) {
       const std::uint64_t after = thread_mask();
       set_thread_mask(saved);
       if (c) (void)c->wait();
-      if (c.ok() == fails)
-        return std::string(fails ? "spawn did not fail" : "spawn failed: " + c.error().message);
+      if (c.ok() == fails) return std::string(fails ? "spawn did not fail" : "spawn failed: " + c.error().message);
       if (after != caller && changed.empty())
-        changed = "caller mask " + hex(caller) + " is " + hex(after) + " after a spawn that " +
-                  (fails ? "failed" : "ran");
+        changed =
+            "caller mask " + hex(caller) + " is " + hex(after) + " after a spawn that " + (fails ? "failed" : "ran");
     }
   }
   return changed;

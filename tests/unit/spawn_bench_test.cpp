@@ -31,9 +31,9 @@ const SpawnRatio* find(const std::vector<SpawnRatio>& rs, const std::string& nam
 TEST(SpawnBench, ratios_are_medians_divided_with_the_goals_of_the_issue) {
   using M = SpawnMethod;
   std::vector<SpawnSample> in{
-      sample(M::procforge, "static", 0, 90), sample(M::posix_spawn, "static", 0, 100),
-      sample(M::clone_baseline, "static", 0, 80), sample(M::procforge_keep_ignored, "static", 0, 84),
-      sample(M::procforge, "static", 8192, 117), sample(M::fork_exec, "static", 0, 200),
+      sample(M::procforge, "static", 0, 90),        sample(M::posix_spawn, "static", 0, 100),
+      sample(M::clone_baseline, "static", 0, 80),   sample(M::procforge_keep_ignored, "static", 0, 84),
+      sample(M::procforge, "static", 8192, 117),    sample(M::fork_exec, "static", 0, 200),
       sample(M::fork_exec, "static", 8192, 300000), sample(M::clone_pidfd_baseline, "static", 0, 82),
   };
   auto out = spawn_bench_ratios(in);

@@ -18,8 +18,8 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -290,11 +290,13 @@ TEST(SpawnControls, open_action_creates_file_on_requested_fd) {
   TempDir dir;
   auto o = probe_options();
   o.umask = 022;
-  o.fd_actions.push_back(FdAction{FdAction::Kind::open, 5, -1, dir.file("created"), O_WRONLY | O_CREAT | O_TRUNC, 0640});
+  o.fd_actions.push_back(
+      FdAction{FdAction::Kind::open, 5, -1, dir.file("created"), O_WRONLY | O_CREAT | O_TRUNC, 0640});
   auto r = run(o);
   ASSERT_RAN(r);
   EXPECT_EQ(r.facts.get("fd[5]"), dir.file("created"));
-  EXPECT_EQ(std::strtoul(r.facts.get("fdflags[5]").c_str(), nullptr, 8) & O_ACCMODE, static_cast<unsigned long>(O_WRONLY));
+  EXPECT_EQ(std::strtoul(r.facts.get("fdflags[5]").c_str(), nullptr, 8) & O_ACCMODE,
+            static_cast<unsigned long>(O_WRONLY));
   EXPECT_EQ(r.facts.get("cloexec[5]"), "0");
   struct stat st {};
   ASSERT_EQ(::stat(dir.file("created").c_str(), &st), 0);
@@ -309,7 +311,8 @@ TEST(SpawnControls, open_action_with_zero_flags_opens_read_only) {
   auto r = run(o);
   ASSERT_RAN(r);
   EXPECT_EQ(r.facts.get("fd[9]"), dir.file("ro"));
-  EXPECT_EQ(std::strtoul(r.facts.get("fdflags[9]").c_str(), nullptr, 8) & O_ACCMODE, static_cast<unsigned long>(O_RDONLY));
+  EXPECT_EQ(std::strtoul(r.facts.get("fdflags[9]").c_str(), nullptr, 8) & O_ACCMODE,
+            static_cast<unsigned long>(O_RDONLY));
 }
 
 TEST(SpawnControls, close_action_closes_a_standard_fd) {
@@ -323,8 +326,8 @@ TEST(SpawnControls, close_action_closes_a_standard_fd) {
 
 TEST(SpawnControls, close_other_fds_keeps_only_stdio_and_keep_list) {
   TempDir dir;
-  int a = open_file(dir.file("a"));                       // inheritable, not kept
-  int b = open_file(dir.file("b"));                       // inheritable, kept
+  int a = open_file(dir.file("a"));                                // inheritable, not kept
+  int b = open_file(dir.file("b"));                                // inheritable, kept
   int c = open_file(dir.file("c"), O_RDWR | O_CREAT | O_CLOEXEC);  // close-on-exec, kept
   ASSERT_GE(a, 0);
   ASSERT_GE(b, 0);
@@ -398,7 +401,8 @@ TEST(SpawnControls, stdin_file_opens_read_only_by_default) {
   auto r = run(o);
   ASSERT_RAN(r);
   EXPECT_EQ(r.facts.get("fd[0]"), dir.file("in"));
-  EXPECT_EQ(std::strtoul(r.facts.get("fdflags[0]").c_str(), nullptr, 8) & O_ACCMODE, static_cast<unsigned long>(O_RDONLY));
+  EXPECT_EQ(std::strtoul(r.facts.get("fdflags[0]").c_str(), nullptr, 8) & O_ACCMODE,
+            static_cast<unsigned long>(O_RDONLY));
 }
 
 TEST(SpawnControls, stderr_pipe_gives_parent_the_read_end) {
@@ -659,16 +663,16 @@ TEST_P(SpawnRlimit, limit_is_set_in_child) {
 
 INSTANTIATE_TEST_SUITE_P(
     EveryResource, SpawnRlimit,
-    ::testing::Values(RlimitCase{RLIMIT_CPU, "cpu", 1000, 2000}, RlimitCase{RLIMIT_FSIZE, "fsize", 1ull << 30, 1ull << 31},
-                      RlimitCase{RLIMIT_DATA, "data", 1ull << 30, 1ull << 31},
-                      RlimitCase{RLIMIT_STACK, "stack", 4ull << 20, 16ull << 20},
-                      RlimitCase{RLIMIT_CORE, "core", 4096, 8192}, RlimitCase{RLIMIT_RSS, "rss", 1ull << 30, 1ull << 31},
-                      RlimitCase{RLIMIT_NPROC, "nproc", 500, 1000}, RlimitCase{RLIMIT_NOFILE, "nofile", 64, 128},
-                      RlimitCase{RLIMIT_MEMLOCK, "memlock", 65536, 131072},
-                      RlimitCase{RLIMIT_AS, "as", 1ull << 30, 1ull << 31}, RlimitCase{RLIMIT_LOCKS, "locks", 100, 200},
-                      RlimitCase{RLIMIT_SIGPENDING, "sigpending", 100, 200},
-                      RlimitCase{RLIMIT_MSGQUEUE, "msgqueue", 4096, 8192}, RlimitCase{RLIMIT_NICE, "nice", 5, 10},
-                      RlimitCase{RLIMIT_RTPRIO, "rtprio", 1, 2}, RlimitCase{RLIMIT_RTTIME, "rttime", 1000000, 2000000}),
+    ::testing::Values(
+        RlimitCase{RLIMIT_CPU, "cpu", 1000, 2000}, RlimitCase{RLIMIT_FSIZE, "fsize", 1ull << 30, 1ull << 31},
+        RlimitCase{RLIMIT_DATA, "data", 1ull << 30, 1ull << 31},
+        RlimitCase{RLIMIT_STACK, "stack", 4ull << 20, 16ull << 20}, RlimitCase{RLIMIT_CORE, "core", 4096, 8192},
+        RlimitCase{RLIMIT_RSS, "rss", 1ull << 30, 1ull << 31}, RlimitCase{RLIMIT_NPROC, "nproc", 500, 1000},
+        RlimitCase{RLIMIT_NOFILE, "nofile", 64, 128}, RlimitCase{RLIMIT_MEMLOCK, "memlock", 65536, 131072},
+        RlimitCase{RLIMIT_AS, "as", 1ull << 30, 1ull << 31}, RlimitCase{RLIMIT_LOCKS, "locks", 100, 200},
+        RlimitCase{RLIMIT_SIGPENDING, "sigpending", 100, 200}, RlimitCase{RLIMIT_MSGQUEUE, "msgqueue", 4096, 8192},
+        RlimitCase{RLIMIT_NICE, "nice", 5, 10}, RlimitCase{RLIMIT_RTPRIO, "rtprio", 1, 2},
+        RlimitCase{RLIMIT_RTTIME, "rttime", 1000000, 2000000}),
     [](const ::testing::TestParamInfo<RlimitCase>& p) { return std::string(p.param.name); });
 
 TEST(SpawnControls, rlimit_infinity_is_passed_as_infinity) {
@@ -784,7 +788,8 @@ TEST(SpawnControls, capability_bounding_set_keeps_only_listed) {
   auto r = run(o);
   ASSERT_RAN(r);
   EXPECT_EQ(r.facts.get("CapBnd"), "0000000000000420");
-  EXPECT_EQ(r.facts.get("CapEff"), "0000000000000420") << "root's effective set after exec is limited by the bounding set";
+  EXPECT_EQ(r.facts.get("CapEff"), "0000000000000420")
+      << "root's effective set after exec is limited by the bounding set";
 }
 
 TEST(SpawnControls, ambient_capability_survives_switch_to_non_root) {
@@ -1237,10 +1242,12 @@ TEST_P(SpawnStrategy, fd_actions_onto_the_librarys_own_fd_numbers_still_land) {
 
 TEST_P(SpawnStrategy, namespaces_work_with_this_strategy) {
   SKIP_UNLESS_ROOT("namespaces");
-  if (GetParam() == Strategy::posix_spawn) GTEST_SKIP() << "posix_spawn cannot create namespaces (refusal tested elsewhere)";
+  if (GetParam() == Strategy::posix_spawn)
+    GTEST_SKIP() << "posix_spawn cannot create namespaces (refusal tested elsewhere)";
   auto o = probe_options();
   o.strategy = GetParam();
-  o.namespaces = CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWTIME | CLONE_NEWPID | CLONE_NEWNS;
+  o.namespaces =
+      CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWTIME | CLONE_NEWPID | CLONE_NEWNS;
   o.hostname = "pf-strategy-host";
   auto r = run(o);
   if (GetParam() == Strategy::vfork) {
@@ -1403,9 +1410,9 @@ TEST(SpawnStrategyNames, names_round_trip_and_unknown_is_rejected) {
 }
 
 TEST(SpawnNames, namespaces_are_spelled_as_unshare_does) {
-  const std::pair<const char*, int> names[] = {{"user", CLONE_NEWUSER}, {"pid", CLONE_NEWPID},   {"mnt", CLONE_NEWNS},
-                                               {"net", CLONE_NEWNET},   {"uts", CLONE_NEWUTS},   {"ipc", CLONE_NEWIPC},
-                                               {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME}};
+  const std::pair<const char*, int> names[] = {
+      {"user", CLONE_NEWUSER}, {"pid", CLONE_NEWPID}, {"mnt", CLONE_NEWNS},        {"net", CLONE_NEWNET},
+      {"uts", CLONE_NEWUTS},   {"ipc", CLONE_NEWIPC}, {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME}};
   for (const auto& [name, flag] : names) {
     EXPECT_EQ(ps::namespace_from_name(name), flag) << name;
     ASSERT_NE(ps::namespace_name(flag), nullptr) << name;
@@ -1416,10 +1423,12 @@ TEST(SpawnNames, namespaces_are_spelled_as_unshare_does) {
 
 TEST(SpawnNames, rlimits_are_spelled_as_prlimit_does) {
   const std::pair<const char*, int> names[] = {
-      {"as", RLIMIT_AS},         {"core", RLIMIT_CORE},     {"cpu", RLIMIT_CPU},         {"data", RLIMIT_DATA},
-      {"fsize", RLIMIT_FSIZE},   {"locks", RLIMIT_LOCKS},   {"memlock", RLIMIT_MEMLOCK}, {"msgqueue", RLIMIT_MSGQUEUE},
-      {"nice", RLIMIT_NICE},     {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC},     {"rss", RLIMIT_RSS},
-      {"rtprio", RLIMIT_RTPRIO}, {"rttime", RLIMIT_RTTIME}, {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK}};
+      {"as", RLIMIT_AS},           {"core", RLIMIT_CORE},         {"cpu", RLIMIT_CPU},
+      {"data", RLIMIT_DATA},       {"fsize", RLIMIT_FSIZE},       {"locks", RLIMIT_LOCKS},
+      {"memlock", RLIMIT_MEMLOCK}, {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
+      {"nofile", RLIMIT_NOFILE},   {"nproc", RLIMIT_NPROC},       {"rss", RLIMIT_RSS},
+      {"rtprio", RLIMIT_RTPRIO},   {"rttime", RLIMIT_RTTIME},     {"sigpending", RLIMIT_SIGPENDING},
+      {"stack", RLIMIT_STACK}};
   for (const auto& [name, res] : names) {
     EXPECT_EQ(ps::rlimit_from_name(name), res) << name;
     ASSERT_NE(ps::rlimit_name(res), nullptr) << name;
@@ -1545,7 +1554,8 @@ TEST(SpawnErrors, setting_uid_without_privilege_is_eperm) {
   if (helper == 0) {
     ::close(p[0]);
     std::string msg;
-    if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+        ::setresuid(65534, 65534, 65534) != 0) {
       msg = "0\nhelper could not drop privileges";
     } else {
       auto o = probe_options();

@@ -30,8 +30,8 @@ using ps::Options;
 using ps::Stdio;
 using ps::Strategy;
 
-const Strategy kAll[] = {Strategy::automatic, Strategy::clone3, Strategy::clone_vfork,
-                         Strategy::posix_spawn, Strategy::fork, Strategy::vfork};
+const Strategy kAll[] = {Strategy::automatic,   Strategy::clone3, Strategy::clone_vfork,
+                         Strategy::posix_spawn, Strategy::fork,   Strategy::vfork};
 
 // Sets RLIMIT_NOFILE for the scope and restores it.
 class NofileGuard {
@@ -44,7 +44,9 @@ class NofileGuard {
   bool set(rlim_t soft) {
     struct rlimit cur {};
     ::getrlimit(RLIMIT_NOFILE, &cur);
-    struct rlimit want {soft, std::max(cur.rlim_max, soft)};
+    struct rlimit want {
+      soft, std::max(cur.rlim_max, soft)
+    };
     return ::setrlimit(RLIMIT_NOFILE, &want) == 0;
   }
   [[nodiscard]] rlim_t old_hard() const { return old_.rlim_max; }
@@ -130,15 +132,15 @@ TEST_P(SpawnHygiene, spawn_time_does_not_grow_with_rlimit_nofile) {
   // An O(limit) close loop costs ~0.1 us per fd: at 16x1024 that is already
   // several times a ~100-500 us spawn, so 16x is enough to see it.
   if (high < 16 * low)
-    GTEST_SKIP() << "RLIMIT_NOFILE can only reach " << high << " here (hard limit, no CAP_SYS_RESOURCE); need >= "
-                 << 16 * low;
+    GTEST_SKIP() << "RLIMIT_NOFILE can only reach " << high
+                 << " here (hard limit, no CAP_SYS_RESOURCE); need >= " << 16 * low;
   // A few fds above 3 in both runs, the same ones.
   int extra = ::open("/dev/null", O_RDONLY);
   int extra_high = ::fcntl(extra, F_DUPFD, 900);
   constexpr int kRounds = 15, kPerRound = 12;  // short rounds: the best one dodges bursts of load
   std::vector<double> at_low, at_high;
   ASSERT_TRUE(guard.set(low));
-  (void)spawn_us(GetParam(), 10);  // warm up: page cache, dentries
+  (void)spawn_us(GetParam(), 10);                  // warm up: page cache, dentries
   for (int round = 0; round < kRounds; ++round) {  // interleaved, so drift hits both alike
     ASSERT_TRUE(guard.set(low));
     at_low.push_back(spawn_us(GetParam(), kPerRound));
@@ -151,19 +153,19 @@ TEST_P(SpawnHygiene, spawn_time_does_not_grow_with_rlimit_nofile) {
   std::sort(at_high.begin(), at_high.end());
   // Best round of each: other load on the machine only ever adds time.
   double lo = at_low.front(), hi = at_high.front();
-  std::printf("[ spawn    ] %-12s RLIMIT_NOFILE %7llu: %7.1f us/spawn (median %7.1f)   %7llu: %7.1f us/spawn "
-              "(median %7.1f)   ratio %.2f\n",
-              ps::strategy_name(GetParam()), static_cast<unsigned long long>(low), lo, at_low[kRounds / 2],
-              static_cast<unsigned long long>(high), hi, at_high[kRounds / 2], hi / lo);
+  std::printf(
+      "[ spawn    ] %-12s RLIMIT_NOFILE %7llu: %7.1f us/spawn (median %7.1f)   %7llu: %7.1f us/spawn "
+      "(median %7.1f)   ratio %.2f\n",
+      ps::strategy_name(GetParam()), static_cast<unsigned long long>(low), lo, at_low[kRounds / 2],
+      static_cast<unsigned long long>(high), hi, at_high[kRounds / 2], hi / lo);
   ASSERT_GT(lo, 0);
   ASSERT_GT(hi, 0);
   EXPECT_LT(hi / lo, 3.0) << "spawn cost grows with RLIMIT_NOFILE: an O(limit) close loop?";
 }
 
-INSTANTIATE_TEST_SUITE_P(All, SpawnHygiene, ::testing::ValuesIn(kAll),
-                         [](const ::testing::TestParamInfo<Strategy>& p) {
-                           return std::string(ps::strategy_name(p.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(All, SpawnHygiene, ::testing::ValuesIn(kAll), [](const ::testing::TestParamInfo<Strategy>& p) {
+  return std::string(ps::strategy_name(p.param));
+});
 
 // Children of this process that still exist (any state, zombies included).
 std::vector<std::string> own_children() {
@@ -219,9 +221,9 @@ class Watchdog {
 TEST(SpawnStress, eight_threads_thousand_spawns_each_while_others_allocate_and_lock) {
   constexpr int kThreads = 8, kPerThread = 1000;
   // Spread the strategies over the spawning threads; automatic twice.
-  const Strategy by_thread[kThreads] = {Strategy::automatic, Strategy::clone3, Strategy::clone_vfork,
-                                        Strategy::posix_spawn, Strategy::fork,  Strategy::vfork,
-                                        Strategy::automatic, Strategy::clone3};
+  const Strategy by_thread[kThreads] = {Strategy::automatic,   Strategy::clone3, Strategy::clone_vfork,
+                                        Strategy::posix_spawn, Strategy::fork,   Strategy::vfork,
+                                        Strategy::automatic,   Strategy::clone3};
   const int fds_before = count_open_fds();
   std::atomic<bool> stop{false};
   std::atomic<long> failures{0}, churn{0};
@@ -299,13 +301,15 @@ TEST(SpawnStress, eight_threads_thousand_spawns_each_while_others_allocate_and_l
   }
 
   const int total = kThreads * kPerThread;
-  std::printf("[ spawn    ] %d spawns (8 threads, 3 noise threads) in %.2f s: %.0f spawns/s, %.1f us each; "
-              "noise iterations %ld\n",
-              total, elapsed.count(), total / elapsed.count(), elapsed.count() * 1e6 / total, churn.load());
+  std::printf(
+      "[ spawn    ] %d spawns (8 threads, 3 noise threads) in %.2f s: %.0f spawns/s, %.1f us each; "
+      "noise iterations %ld\n",
+      total, elapsed.count(), total / elapsed.count(), elapsed.count() * 1e6 / total, churn.load());
   EXPECT_EQ(failures.load(), 0) << "first failure: " << first_failure;
   EXPECT_EQ(count_open_fds(), fds_before) << "fds leaked by concurrent spawns";
   auto children = own_children();
-  EXPECT_TRUE(children.empty()) << children.size() << " child(ren) left, e.g. " << (children.empty() ? "" : children[0]);
+  EXPECT_TRUE(children.empty()) << children.size() << " child(ren) left, e.g. "
+                                << (children.empty() ? "" : children[0]);
   errno = 0;
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a child was left to reap";
   EXPECT_EQ(errno, ECHILD);

@@ -108,16 +108,14 @@ inline bool read_all(int fd, std::string* out, std::chrono::milliseconds timeout
 
 struct ProbeRun {
   bool spawned = false;
-  std::string error;      // spawn error message, or the harness problem
-  int err = 0;            // spawn error errno
+  std::string error;  // spawn error message, or the harness problem
+  int err = 0;        // spawn error errno
   ps::Strategy strategy = ps::Strategy::automatic;
   std::vector<std::string> cgroups_created;
   ps::Child::Exit exit;
   Facts facts;
   [[nodiscard]] bool ok() const { return spawned && error.empty(); }
-  [[nodiscard]] std::string describe() const {
-    return error + "\n--- probe output ---\n" + facts.raw;
-  }
+  [[nodiscard]] std::string describe() const { return error + "\n--- probe output ---\n" + facts.raw; }
 };
 
 // Options that run the probe with stdout to a pipe; the test adds its control.
@@ -143,7 +141,8 @@ inline ProbeRun run(const ps::Options& o) {
   r.strategy = child->strategy();
   r.cgroups_created = child->cgroups_created;
   std::string text;
-  if (child->stdout_fd >= 0 && !read_all(child->stdout_fd, &text)) r.error = "reading the probe's stdout timed out or failed";
+  if (child->stdout_fd >= 0 && !read_all(child->stdout_fd, &text))
+    r.error = "reading the probe's stdout timed out or failed";
   auto ex = child->wait(std::chrono::milliseconds(20000));
   if (!ex.ok()) {
     r.error += "wait failed: " + ex.error().message;
@@ -217,8 +216,7 @@ inline bool has_cap(int cap) {
   std::stringstream ss(read_text("/proc/self/status"));
   std::string line;
   while (std::getline(ss, line))
-    if (line.rfind("CapEff:", 0) == 0)
-      return (std::strtoull(line.c_str() + 7, nullptr, 16) >> cap) & 1;
+    if (line.rfind("CapEff:", 0) == 0) return (std::strtoull(line.c_str() + 7, nullptr, 16) >> cap) & 1;
   return false;
 }
 

@@ -38,7 +38,9 @@ static long sys3(long n, long a, long b, long c) {
 }
 
 static int64_t now_ns(void) {
-  struct { long sec, nsec; } ts = {0, 0};
+  struct {
+    long sec, nsec;
+  } ts = {0, 0};
   sys3(228 /* clock_gettime */, 1 /* CLOCK_MONOTONIC */, (long)&ts, 0);
   return (int64_t)ts.sec * 1000000000 + ts.nsec;
 }
@@ -60,8 +62,14 @@ static int find_fd(void) {
       char c = buf[i];
       if (field >= 0) {
         if (c == 0) goto done;
-        if (c == ':' && field == 0) { field = 1; continue; }
-        if (c < '0' || c > '9' || value[field] > 100000000000000L) { field = -1; goto done; }
+        if (c == ':' && field == 0) {
+          field = 1;
+          continue;
+        }
+        if (c < '0' || c > '9' || value[field] > 100000000000000L) {
+          field = -1;
+          goto done;
+        }
         value[field] = value[field] * 10 + (c - '0');
       } else if (c == 0) {
         pos = 0, matching = 1;
