@@ -17,6 +17,8 @@
 
 #include "procforge/result.hpp"
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge::bench {
 
 enum class SpawnMethod {
@@ -92,3 +94,5 @@ Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config);
 std::vector<SpawnRatio> spawn_bench_ratios(const std::vector<SpawnSample>& results);
 
 }  // namespace procforge::bench
+
+#pragma GCC visibility pop

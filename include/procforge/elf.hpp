@@ -16,6 +16,8 @@
 
 #include "procforge/result.hpp"
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge::elf {
 
 // Bounds- and overflow-checked reads of fixed-width integers and strings.
@@ -224,3 +226,5 @@ std::string dynamic_tag_name(std::int64_t d_tag);
 std::string segment_flags_string(std::uint32_t p_flags);  // "R-X"
 
 }  // namespace procforge::elf
+
+#pragma GCC visibility pop

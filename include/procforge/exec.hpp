@@ -19,6 +19,8 @@
 #include "procforge/open_writers.hpp"
 #include "procforge/result.hpp"
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge::exec {
 
 // Who asks. Permission checks follow fs/namei.c generic_permission() and
@@ -251,3 +253,5 @@ Result<Prediction> predict_command(const Request& req, const SystemFacts& facts,
 std::string auxv_name(std::uint64_t type);
 
 }  // namespace procforge::exec
+
+#pragma GCC visibility pop

@@ -22,6 +22,8 @@
 
 #include "procforge/result.hpp"
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge::ldso {
 
 // Facts about the system's ld.so, from `ld.so --list-diagnostics` (runs
@@ -258,3 +260,5 @@ struct Prediction {
 Result<Prediction> resolve(const Request& req, const SystemInfo& sys);
 
 }  // namespace procforge::ldso
+
+#pragma GCC visibility pop

@@ -25,6 +25,8 @@
 #include "procforge/result.hpp"
 #include "procforge/spawn.hpp"
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge::loader {
 
 struct Step {
@@ -101,3 +103,5 @@ class Prepared {
 Result<Prepared> prepare(const Options& opts);
 
 }  // namespace procforge::loader
+
+#pragma GCC visibility pop

@@ -12,6 +12,8 @@
 #include <set>
 #include <utility>
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge::exec {
 
 class OpenWriters {
@@ -25,3 +27,5 @@ class OpenWriters {
 };
 
 }  // namespace procforge::exec
+
+#pragma GCC visibility pop

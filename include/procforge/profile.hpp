@@ -33,6 +33,8 @@
 
 #include "procforge/result.hpp"
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge::profile {
 
 enum class Phase { spawn, exec, ldso_start, load_relocate, constructors, libc_init, main, exit_handlers, teardown };
@@ -174,3 +176,5 @@ Result<std::vector<Profile>> compare(const std::vector<Options>& commands, const
 std::string find_audit_module(const std::string& exe_dir);
 
 }  // namespace procforge::profile
+
+#pragma GCC visibility pop

@@ -9,6 +9,8 @@
 #include <utility>
 #include <variant>
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge {
 
 struct Error {
@@ -54,3 +56,5 @@ inline Status ok_status() { return Unit{}; }
 std::string errno_name(int err);
 
 }  // namespace procforge
+
+#pragma GCC visibility pop

@@ -26,6 +26,8 @@
 
 #include "procforge/result.hpp"
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge::spawn {
 
 enum class Strategy {
@@ -247,3 +249,5 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how);
 Status remove_cgroups(const std::vector<std::string>& dirs);
 
 }  // namespace procforge::spawn
+
+#pragma GCC visibility pop

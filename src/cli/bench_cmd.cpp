@@ -42,7 +42,7 @@ std::string find_exit0() {
   if (ec) return {};
   const auto dir = self.parent_path();
   for (const auto& c : {dir / "procforge-exit0", dir / "bench" / "procforge-exit0",
-                        dir / ".." / "libexec" / "procforge" / "procforge-exit0"})
+                        dir / ".." / "lib" / "procforge" / "procforge-exit0"})
     if (executable(c.string())) return std::filesystem::weakly_canonical(c, ec).string();
   return {};
 }

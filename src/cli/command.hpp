@@ -22,6 +22,9 @@ void add_exec(CLI::App& app, std::vector<Command>& commands);
 void add_profile(CLI::App& app, std::vector<Command>& commands);
 void add_version(CLI::App& app, std::vector<Command>& commands);
 void add_demo(CLI::App& app, std::vector<Command>& commands);
+// `procforge manpage` and `procforge completion`, generated from the other subcommands' definitions.
+void add_manual(CLI::App& app, std::vector<Command>& commands);
+bool has_manual_page(const std::string& subcommand);
 
 // "procforge 0.1.0 (git 0123456789ab)".
 std::string version_line();

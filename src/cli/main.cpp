@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   add_profile(app, commands);
   add_version(app, commands);
   add_demo(app, commands);
+  add_manual(app, commands);
 
   std::vector<std::string> program;
   std::vector<std::string> ours = split_command(argc, argv, commands, program);

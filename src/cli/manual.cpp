@@ -1,0 +1,279 @@
+// Manual pages and shell completions, generated from the CLI's own option
+// definitions (the CLI::App tree) so that they cannot drift from what the
+// parser accepts. The prose a page adds to the options (what the subcommand
+// is for, its exit statuses, examples) is kept here, next to the
+// definitions; a test checks that every subcommand has it.
+//   procforge manpage [SUBCOMMAND]     roff for procforge(1) or procforge-SUBCOMMAND(1)
+//   procforge completion bash|zsh      a completion script for the shell
+#include <cctype>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "cli/cli.hpp"
+#include "cli/command.hpp"
+
+namespace procforge::cli {
+
+namespace {
+
+struct Page {
+  std::string synopsis;     // after "procforge NAME "
+  std::string description;  // paragraphs separated by blank lines
+  std::string exit_status;  // one "N\twhat" a line
+  std::string examples;     // one "command\twhat it shows" a line
+};
+
+// The one table of exit statuses; procforge(1) shows all of them.
+const std::map<std::string, Page>& pages() {
+  static const std::map<std::string, Page> p{
+      {"explain",
+       {"[OPTIONS] [--] PROGRAM [ARG...]",
+        "Says what execve(2) and the dynamic linker would do with PROGRAM, and why the start would fail, without "
+        "running anything: the #! chain and binfmt_misc entries the kernel would follow, the kernel's checks in "
+        "its order with the errno each would give, the memory layout, initial stack and auxiliary vector of the "
+        "new image, and ld.so's search for every library with the rule that found it.\n\n"
+        "A PROGRAM without '/' is searched in PATH as execvp(3) does (--no-path-search asks the literal execve "
+        "question). --batch FILE explains every path listed in FILE, one line each.",
+        "0\tthe program would start\n1\texecve or ld.so would fail, or the new process would be killed\n2\tbad "
+        "usage, or the question cannot be answered",
+        "procforge explain /usr/bin/ls\tthe verdict, the exec chain and the libraries\n"
+        "procforge explain --json ./script.sh\tthe same as JSON\n"
+        "find /usr/bin -type f | procforge explain --batch -\tone verdict a file"}},
+      {"run",
+       {"[OPTIONS] [--] PROGRAM [ARG...]",
+        "Creates a process running PROGRAM with explicit control over what it inherits (fds, environment, "
+        "credentials, rlimits, namespaces, cgroup, signal state) and waits for it, as a supervisor: signals sent "
+        "to procforge are passed on, --timeout ends the whole process group as timeout(1) does.\n\n"
+        "--loader=user replaces the kernel's execve with procforge's user-space exec.",
+        "N\tthe program's exit status\n128+N\tthe program was killed by signal N\n124\t--timeout expired\n"
+        "125\ta control could not be applied\n126\tPROGRAM was found but could not be executed\n127\tPROGRAM "
+        "was not found\n2\tbad usage",
+        "procforge run --timeout 10s -- make\ta build that cannot hang\n"
+        "procforge run --clear-env --env PATH=/usr/bin --uid nobody -- id\ta clean environment and identity"}},
+      {"exec",
+       {"[OPTIONS] [--] PROGRAM [ARG...]",
+        "Replaces procforge with PROGRAM by a user-space exec: the ELF file and its interpreter are mapped, the "
+        "stack and auxiliary vector built and the entry point entered without execve(2). --steps shows each "
+        "step.",
+        "N\tPROGRAM's own status, once it runs\n126\tthe exec failed before the point of no return\n127\tPROGRAM "
+        "was not found\n2\tbad usage",
+        "procforge exec --steps -- /usr/bin/true\tthe steps of a user-space exec"}},
+      {"profile",
+       {"[OPTIONS] [--] PROGRAM [ARG...]",
+        "Runs PROGRAM under ptrace and says where its start-up time goes, phase by phase: fork, execve, ld.so's "
+        "loading and relocation of each library, constructors, libc initialisation and main.",
+        "0\tthe profile was taken\n1\tthe program could not be started or profiled\n2\tbad usage",
+        "procforge profile -n 20 -- /usr/bin/cmake --version\tmedian phases over 20 runs\n"
+        "procforge profile --html report.html -- python3 -c pass\tthe same as an HTML page"}},
+      {"bench",
+       {"[OPTIONS] SUITE",
+        "Measures the cost of process creation on this machine, side by side with the baselines (fork+exec, "
+        "vfork, posix_spawn, clone3), and reports ratios.",
+        "0\tthe benchmark ran\n1\ta measurement failed\n2\tbad usage",
+        "procforge bench spawn\tspawn+wait latency by strategy"}},
+      {"version",
+       {"[--json]", "Prints the version built, its git commit, and the kernel and glibc procforge runs on.",
+        "0\talways", "procforge version --json\tfor a bug report"}},
+      {"demo",
+       {"", "Explains /usr/bin/ls and a two-level #! chain made for the demo.", "0\tthe demo ran",
+        "procforge demo\ta first look"}},
+      {"completion",
+       {"bash|zsh", "Prints a completion script for the shell, generated from the option definitions.",
+        "0\tthe script was printed\n2\tbad usage",
+        "source <(procforge completion bash)\tcompletion in the running bash"}},
+      {"manpage",
+       {"[SUBCOMMAND]",
+        "Prints the manual page of procforge or of one subcommand as roff, generated from the option "
+        "definitions (the installed pages are made this way).",
+        "0\tthe page was printed\n2\tbad usage", "procforge manpage run | man -l -\tread a page"}},
+  };
+  return p;
+}
+
+// roff text: a backslash is \e, a hyphen in an option name \-, and a line
+// must not start with a control character.
+std::string roff(const std::string& s) {
+  std::string out;
+  bool line_start = true;
+  for (char c : s) {
+    if (line_start && (c == '.' || c == '\'')) out += "\\&";
+    if (c == '\\') out += "\\e";
+    else if (c == '-') out += "\\-";
+    else out += c;
+    line_start = c == '\n';
+  }
+  return out;
+}
+
+std::string option_words(const CLI::Option* o) {
+  std::string s;
+  for (const auto& n : o->get_snames()) s += (s.empty() ? "-" : ", -") + n;
+  for (const auto& n : o->get_lnames()) s += (s.empty() ? "--" : ", --") + n;
+  if (o->get_items_expected_min() > 0) s += " " + (o->get_type_name().empty() ? "VALUE" : o->get_type_name());
+  return s;
+}
+
+std::vector<const CLI::Option*> named_options(const CLI::App& app) {
+  return app.get_options([](const CLI::Option* o) { return o->nonpositional() && !o->get_group().empty(); });
+}
+
+void table(std::ostream& o, const std::string& rows) {
+  std::istringstream in(rows);
+  for (std::string line; std::getline(in, line);) {
+    auto tab = line.find('\t');
+    o << ".TP\n"
+      << roff(line.substr(0, tab)) << "\n"
+      << roff(tab == std::string::npos ? "" : line.substr(tab + 1)) << "\n";
+  }
+}
+
+void paragraphs(std::ostream& o, const std::string& text) {
+  std::size_t at = 0;
+  while (at <= text.size()) {
+    auto end = text.find("\n\n", at);
+    o << ".PP\n" << roff(text.substr(at, end - at)) << "\n";
+    if (end == std::string::npos) break;
+    at = end + 2;
+  }
+}
+
+const char* kDate = "2026";
+
+void subcommand_page(std::ostream& o, const CLI::App& sub, const Page& page) {
+  const std::string name = sub.get_name();
+  std::string upper = name;
+  for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  o << ".TH PROCFORGE\\-" << roff(upper) << " 1 " << kDate << " \"procforge " << PROCFORGE_VERSION
+    << "\" \"procforge manual\"\n.SH NAME\nprocforge\\-" << roff(name) << " \\- " << roff(sub.get_description())
+    << "\n.SH SYNOPSIS\n.B procforge " << roff(name) << "\n"
+    << roff(page.synopsis) << "\n.SH DESCRIPTION\n";
+  paragraphs(o, page.description);
+  o << ".SH OPTIONS\n";
+  for (const CLI::Option* opt : named_options(sub))
+    o << ".TP\n.B " << roff(option_words(opt)) << "\n" << roff(opt->get_description()) << "\n";
+  if (!sub.get_footer().empty()) paragraphs(o, sub.get_footer());
+  o << ".SH EXIT STATUS\n";
+  table(o, page.exit_status);
+  o << ".SH EXAMPLES\n";
+  table(o, page.examples);
+  o << ".SH SEE ALSO\n.BR procforge (1)\n";
+}
+
+void main_page(std::ostream& o, const CLI::App& app) {
+  o << ".TH PROCFORGE 1 " << kDate << " \"procforge " << PROCFORGE_VERSION
+    << "\" \"procforge manual\"\n.SH NAME\nprocforge \\- " << roff(app.get_description())
+    << "\n.SH SYNOPSIS\n.B procforge\nSUBCOMMAND [OPTIONS] [\\-\\-] [PROGRAM [ARG...]]\n.br\n.B procforge "
+       "\\-\\-version\n.SH DESCRIPTION\n.PP\nprocforge models and runs the Linux process-creation pipeline "
+       "stage by stage: fork and clone, execve with its #! and binfmt_misc dispatch, the ELF loader, and glibc's "
+       "dynamic linker. Each subcommand has its own page.\n.SH SUBCOMMANDS\n";
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    o << ".TP\n.BR procforge\\-" << roff(sub->get_name()) << " (1)\n" << roff(sub->get_description()) << "\n";
+  o << ".SH EXIT STATUS\nEvery subcommand's statuses, in one table:\n";
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    auto p = pages().find(sub->get_name());
+    if (p == pages().end()) continue;
+    o << ".SS " << roff(sub->get_name()) << "\n";
+    table(o, p->second.exit_status);
+  }
+  o << ".SH ENVIRONMENT\n.TP\nNO_COLOR\nWhen set and not empty, no colours.\n.TP\nPROCFORGE_AUDIT_MODULE\nThe "
+       "LD_AUDIT module profile loads (by default found next to the procforge binary or in "
+       "../lib/procforge/).\n.SH SEE ALSO\n.BR execve (2),\n.BR ld.so (8),\n.BR ldd (1)\n";
+}
+
+// Words bash offers after "procforge SUB": its options, and for the PROGRAM a command or a file.
+void bash_completion(std::ostream& o, const CLI::App& app) {
+  o << "# bash completion for procforge, generated by `procforge completion bash`\n_procforge() {\n"
+       "  local cur=${COMP_WORDS[COMP_CWORD]} sub=${COMP_WORDS[1]}\n"
+       "  if [ \"$COMP_CWORD\" -eq 1 ]; then\n    COMPREPLY=($(compgen -W \"";
+  std::string subs;
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    subs += (subs.empty() ? "" : " ") + sub->get_name();
+  o << subs << " --version --help\" -- \"$cur\"))\n    return\n  fi\n  local opts\n  case $sub in\n";
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    std::string words;
+    for (const CLI::Option* opt : named_options(*sub)) {
+      for (const auto& n : opt->get_snames()) words += " -" + n;
+      for (const auto& n : opt->get_lnames()) words += " --" + n;
+    }
+    o << "    " << sub->get_name() << ") opts=\"" << words.substr(words.empty() ? 0 : 1) << "\" ;;\n";
+  }
+  o << "    *) return ;;\n  esac\n"
+       "  if [[ $cur == -* ]]; then\n    COMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
+       "  else\n    COMPREPLY=($(compgen -c -- \"$cur\") $(compgen -f -- \"$cur\"))\n  fi\n}\n"
+       "complete -F _procforge procforge\n";
+}
+
+std::string zsh_quote(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else if (c == '[' || c == ']' || c == ':') out += std::string("\\") + c;
+    else out += c;
+  }
+  return out;
+}
+
+void zsh_completion(std::ostream& o, const CLI::App& app) {
+  o << "#compdef procforge\n# zsh completion for procforge, generated by `procforge completion zsh`\n"
+       "_procforge() {\n  local -a subcommands\n  subcommands=(\n";
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+    o << "    '" << sub->get_name() << ":" << zsh_quote(sub->get_description()) << "'\n";
+  o << "  )\n  if (( CURRENT == 2 )); then\n    _describe subcommand subcommands\n    return\n  fi\n"
+       "  local sub=${words[2]}\n  shift words; (( CURRENT-- ))\n  case $sub in\n";
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
+    o << "    " << sub->get_name() << ")\n      _arguments -S";
+    for (const CLI::Option* opt : named_options(*sub)) {
+      const bool value = opt->get_items_expected_min() > 0;
+      for (const auto& n : opt->get_lnames())
+        o << " \\\n        '--" << n << (value ? "=" : "") << "[" << zsh_quote(opt->get_description()) << "]"
+          << (value ? ":value:_default" : "") << "'";
+      for (const auto& n : opt->get_snames())
+        o << " \\\n        '-" << n << "[" << zsh_quote(opt->get_description()) << "]"
+          << (value ? ":value:_default" : "") << "'";
+    }
+    o << " \\\n        '*::command:_normal'\n      ;;\n";
+  }
+  o << "  esac\n}\n_procforge \"$@\"\n";
+}
+
+}  // namespace
+
+bool has_manual_page(const std::string& subcommand) { return pages().count(subcommand) != 0; }
+
+void add_manual(CLI::App& app, std::vector<Command>& commands) {
+  // The argument comes after the options, where the other subcommands take PROGRAM.
+  auto* m = app.add_subcommand("manpage", "Print a manual page (roff) generated from the option definitions");
+  m->footer("procforge manpage [SUBCOMMAND]: procforge(1), or procforge-SUBCOMMAND(1).");
+  commands.push_back({m, [&app](std::vector<std::string> rest) {
+                        if (rest.empty()) {
+                          main_page(std::cout, app);
+                          return 0;
+                        }
+                        const CLI::App* sub = nullptr;
+                        for (const CLI::App* s : app.get_subcommands([](const CLI::App*) { return true; }))
+                          if (s->get_name() == rest[0]) sub = s;
+                        auto p = pages().find(rest[0]);
+                        if (rest.size() > 1 || !sub || p == pages().end()) {
+                          std::cerr << "procforge manpage: takes one subcommand name, got '" << rest.back() << "'\n";
+                          return kExitCannot;
+                        }
+                        subcommand_page(std::cout, *sub, p->second);
+                        return 0;
+                      }});
+
+  auto* c = app.add_subcommand("completion", "Print a bash or zsh completion script");
+  c->footer("procforge completion bash|zsh");
+  commands.push_back({c, [&app](std::vector<std::string> rest) {
+                        if (rest.size() != 1 || (rest[0] != "bash" && rest[0] != "zsh")) {
+                          std::cerr << "procforge completion: takes bash or zsh\n";
+                          return kExitCannot;
+                        }
+                        if (rest[0] == "bash") bash_completion(std::cout, app);
+                        else zsh_completion(std::cout, app);
+                        return 0;
+                      }});
+}
+
+}  // namespace procforge::cli
