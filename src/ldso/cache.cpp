@@ -23,6 +23,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "common/unique_fd.hpp"
 #include "ldso/detail.hpp"
 #include "procforge/elf.hpp"
 #include "procforge/ldso.hpp"
@@ -192,18 +193,17 @@ Result<Cache> Cache::parse(std::span<const std::uint8_t> bytes) {
 }
 
 Result<Cache> Cache::load(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error(errno, "opening " + path + ": " + errno_name(errno));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error(errno, "opening " + path + ": " + errno_name(errno));
   struct stat st {};
   std::vector<std::uint8_t> buf;
-  if (fstat(fd, &st) == 0 && st.st_size > 0) buf.resize(static_cast<std::size_t>(st.st_size));
+  if (fstat(fd.get(), &st) == 0 && st.st_size > 0) buf.resize(static_cast<std::size_t>(st.st_size));
   std::size_t got = 0;
   while (got < buf.size()) {
-    const ssize_t r = pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(got));
+    const ssize_t r = pread(fd.get(), buf.data() + got, buf.size() - got, static_cast<off_t>(got));
     if (r <= 0) break;
     got += static_cast<std::size_t>(r);
   }
-  ::close(fd);
   buf.resize(got);
   auto c = parse(buf);
   if (!c) return c.error().with_context(path);

@@ -30,6 +30,7 @@
 #include <cstring>
 #include <list>
 
+#include "common/unique_fd.hpp"
 #include "ldso/detail.hpp"
 #include "ldso/relocations.hpp"
 #include "ldso/versions.hpp"
@@ -285,13 +286,12 @@ std::vector<std::string> split_preload_env(const std::string& v, bool secure) {
 std::vector<std::string> read_preload_file(const std::string& path) {
   std::vector<std::string> out;
   if (::access(path.c_str(), R_OK) != 0) return out;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return out;
   std::string text;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
   bool comment = false;
   std::string cur;
   for (char c : text) {
@@ -365,21 +365,16 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
 
   // The working directory everything relative is opened from.
   std::string cwd;
-  int cwd_fd = AT_FDCWD;
+  UniqueFd cwd_dir;
   if (!req.cwd.empty()) {
-    cwd_fd = ::open(req.cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (cwd_fd < 0) return Error(errno, "opening the working directory " + req.cwd + ": " + errno_name(errno));
+    cwd_dir.reset(::open(req.cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!cwd_dir) return Error(errno, "opening the working directory " + req.cwd + ": " + errno_name(errno));
     cwd = req.cwd;
   } else {
     char buf[PATH_MAX];
     if (getcwd(buf, sizeof buf)) cwd = buf;
   }
-  struct CloseFd {
-    int fd;
-    ~CloseFd() {
-      if (fd >= 0) ::close(fd);
-    }
-  } close_cwd{cwd_fd};
+  const int cwd_fd = cwd_dir ? cwd_dir.get() : AT_FDCWD;
   st.cwd_fd = cwd_fd;
   if (!cwd.empty() && cwd[0] != '/') {
     char buf[PATH_MAX];

@@ -27,6 +27,7 @@
 #include <optional>
 #include <tuple>
 
+#include "common/unique_fd.hpp"
 #include "ldso/detail.hpp"
 #include "ldso/sparse_image.hpp"
 #include "procforge/elf.hpp"
@@ -276,15 +277,10 @@ bool same_file(const FileFacts& a, const FileFacts& b) { return a.dev == b.dev &
 Opened open_file(int cwd_fd, const std::string& path) {
   Opened o;
   // open("") fails with ENOENT, as in ld.so.
-  const int fd = ::openat(cwd_fd, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    o.err = errno;
-    return o;
-  }
+  const UniqueFd fd(::openat(cwd_fd, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
+  if (!fd || fstat(fd.get(), &st) != 0) {
     o.err = errno;
-    ::close(fd);
     return o;
   }
   const Key key{st.st_dev, st.st_ino, st.st_size,
@@ -294,13 +290,11 @@ Opened open_file(int cwd_fd, const std::string& path) {
     std::lock_guard<std::mutex> lock(g_mutex);
     auto it = g_cache.find(key);
     if (it != g_cache.end()) {
-      ::close(fd);
       o.facts = it->second;
       return o;
     }
   }
-  o.facts = inspect(fd, st);
-  ::close(fd);
+  o.facts = inspect(fd.get(), st);
   if (S_ISREG(st.st_mode)) {
     std::lock_guard<std::mutex> lock(g_mutex);
     if (g_cache.size() > 20000) g_cache.clear();
