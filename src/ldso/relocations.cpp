@@ -391,16 +391,25 @@ Result<RelocationWork> analyze_relocations(const std::string& path, bool ld_bind
   return analyze_relocations(*file, ld_bind_now);
 }
 
-StartupEstimate estimate_startup(const std::vector<RelocationWork>& objects, const CostModel& m) {
+StartupEstimate estimate_object(const RelocationWork& w, const CostModel& m) {
   StartupEstimate e;
-  for (const auto& w : objects) {
-    e.relocation_ns += static_cast<double>(w.relative + w.relr_relative) * m.ns_per_relative +
-                       static_cast<double>(w.symbol_lookups) * m.ns_per_lookup +
-                       static_cast<double>(w.irelative) * m.ns_per_irelative;
-    e.fault_ns += static_cast<double>(w.pages_dirtied) * m.ns_per_page;
-    e.loading_ns += m.ns_per_object;
-  }
+  e.relocation_ns = static_cast<double>(w.relative + w.relr_relative) * m.ns_per_relative +
+                    static_cast<double>(w.symbol_lookups) * m.ns_per_lookup +
+                    static_cast<double>(w.irelative) * m.ns_per_irelative;
+  e.fault_ns = static_cast<double>(w.pages_dirtied) * m.ns_per_page;
+  e.loading_ns = m.ns_per_object;
   return e;
+}
+
+StartupEstimate estimate_startup(const std::vector<RelocationWork>& objects, const CostModel& m) {
+  StartupEstimate sum;
+  for (const auto& w : objects) {
+    const StartupEstimate e = estimate_object(w, m);
+    sum.relocation_ns += e.relocation_ns;
+    sum.fault_ns += e.fault_ns;
+    sum.loading_ns += e.loading_ns;
+  }
+  return sum;
 }
 
 Relocations summarize(const RelocationWork& w) {

@@ -8,7 +8,7 @@
 // ld.so has no per-object relocation hook (and Debian strips the internal
 // _dl_relocate_object symbol), so the relocation time is split between
 // objects in proportion to their relocation work read from the files
-// (ldso::analyze_relocations and its CostModel): an estimate, and labelled so.
+// (ldso::analyze_relocations, weighed by ldso::estimate_object()): an estimate, and labelled so.
 // Without records (static program, no module) the objects come from the
 // r_debug link map read at RT_CONSISTENT, with counts and no times.
 #include <fcntl.h>
@@ -40,13 +40,6 @@ std::optional<ldso::RelocationWork> relocation_work(const std::string& path) {
   if (w) v = *w;
   work_cache[path] = v;
   return v;
-}
-
-double cost(const ldso::RelocationWork& w) {
-  const ldso::CostModel m;
-  return static_cast<double>(w.relative + w.relr_relative) * m.ns_per_relative +
-         static_cast<double>(w.symbol_lookups) * m.ns_per_lookup +
-         static_cast<double>(w.pages_dirtied) * m.ns_per_page + static_cast<double>(w.irelative) * m.ns_per_irelative;
 }
 
 }  // namespace
@@ -116,7 +109,7 @@ void attribute_libraries(const std::vector<AuditRecord>& recs, const RawRun& raw
     objs[i].symbol_lookups = w->symbol_lookups;
     objs[i].pages_dirtied = w->pages_dirtied;
     objs[i].irelative = w->irelative;
-    costs[i] = cost(*w);
+    costs[i] = ldso::estimate_object(*w).relocating_ns();
     total_cost += costs[i];
   }
   if (consistent && last_open && total_cost > 0) {
