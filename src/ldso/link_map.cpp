@@ -602,10 +602,10 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   // order, main program first. Only a run that loaded everything gets here;
   // it prints every line and then exits with 1 if one was fatal.
   if (!p.error && !stop) {
-    std::vector<LoadedObject> objects;
+    std::vector<LinkMapObject> objects;
     for (int l : lk.chain) {
       const Map& m = st.maps[static_cast<std::size_t>(l)];
-      LoadedObject o;
+      LinkMapObject o;
       o.l_name = m.l_name;
       o.libnames = m.libnames;
       o.faked = m.faked;
