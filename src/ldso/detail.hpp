@@ -113,6 +113,8 @@ struct State {
   // it, and with no errno text when it is 0 (_dl_signal_error).
   int last_errno = 0;
 
+  Map& map(int l) { return maps[static_cast<std::size_t>(l)]; }
+  [[nodiscard]] const Map& map(int l) const { return maps[static_cast<std::size_t>(l)]; }
   DstContext dst_for(const Map& m) const;
   const std::vector<SearchDir>& rpath_of(int l);
   const std::vector<SearchDir>& runpath_of(int l);
