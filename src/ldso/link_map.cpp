@@ -251,8 +251,9 @@ bool ldso_has_work(const Request& req, const detail::FileFacts& prog, Prediction
 
 // rtld.c process_envvars() and _dl_init_paths(): the search inputs that come
 // from the environment, and the ld.so.cache (_dl_load_cache_lookup() maps it
-// on first use; read here up front, as one search needs it anyway).
-void read_environment(const Request& req, State& st, Prediction& p) {
+// at its first lookup; taken here up front from the process-wide parse, and
+// a file ld.so would ignore is named in the warnings).
+void read_search_inputs(const Request& req, State& st, Prediction& p) {
   const DstContext main_ctx = st.dst_for(st.map(st.main));
   if (auto llp = env_value(req.envp, "LD_LIBRARY_PATH")) {
     if (req.secure) p.warnings.emplace_back("LD_LIBRARY_PATH is ignored in secure mode (AT_SECURE)");
@@ -758,7 +759,9 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   link_map.add_main_program(req, *prog);
   link_map.add_rtld(req);
   link_map.add_vdso();
-  read_environment(req, st, p);
+  // process_envvars: LD_LIBRARY_PATH (its DSTs need the main program's
+  // $ORIGIN), and the ld.so.cache.
+  read_search_inputs(req, st, p);
 
   // 2. Preloads; 3-4. the breadth-first walk over DT_NEEDED, deduplicated;
   // 5. ld.so's own place in the list.
