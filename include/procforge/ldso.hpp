@@ -4,10 +4,29 @@
 // glibc 2.36 elf/dl-load.c _dl_map_object(), elf/dl-deps.c and elf/rtld.c,
 // version-gated where glibc changed the rules.
 //
+//   const auto sys = procforge::ldso::SystemInfo::probe();  // once per process
+//   procforge::ldso::Request req;
+//   req.program = "/usr/bin/ls";                            // as the kernel would run it
+//   req.envp = {"LD_LIBRARY_PATH=/opt/lib"};
+//   auto p = procforge::ldso::resolve(req, sys);
+//   if (!p) return p.error();                               // unreadable, or not ELF
+//   for (const auto& o : p->objects)                        // ldd's order
+//     fmt::print("{} => {} ({})\n", o.name, o.path.value_or("not found"), found_by_name(o.found_by));
+//   if (p->error) fmt::print("{}\n", error_line("ls", *p->error));  // what ld.so would print
+//
 // Nothing here maps, dlopen()s or executes the program, its libraries or its
 // audit modules: files are opened read-only and read with pread(). The only
 // program ever run is the system's own ld.so with --list-diagnostics
 // (SystemInfo::probe), which loads nothing of the user's.
+//
+// Threads and process-wide state: resolve() keeps its link map on its own
+// stack, so threads may call it at once (with one SystemInfo, read only).
+// Two caches are process-wide, as ld.so reads each file once per process: the
+// parsed ld.so.cache (one per version of the file) and what was read from
+// each object file (keyed by device, inode, size and times, so a changed file
+// is read again); both are locked, and shared by every prediction the
+// process makes. A Request without a cwd uses the process's working
+// directory, which another thread may change.
 #pragma once
 
 #include <sys/types.h>

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "common/unique_fd.hpp"
 #include "ldso/detail.hpp"
 #include "procforge/elf.hpp"
 #include "procforge/ldso.hpp"
@@ -67,6 +68,131 @@ CacheEntry decode_entry(const elf::ByteView& entries, std::uint64_t e, const elf
   return ce;
 }
 
+// Where the table ld.so searches lies, from the file's magic(s), with the
+// size checks _dl_load_cache_lookup() makes before it uses the file.
+struct Layout {
+  Cache::Format format = Cache::Format::new_only;
+  std::uint64_t new_base = 0;   // where the new header starts (new tables)
+  std::uint32_t old_count = 0;  // nlibs of the old table (old_only)
+};
+
+Result<Layout> find_layout(std::span<const std::uint8_t> bytes) {
+  const elf::ByteView v(bytes, false);
+  Layout l;
+  if (starts_with(bytes, 0, kMagicNew)) {
+    // dl-cache.c: cachesize > sizeof *cache_new and the entries fit.
+    if (bytes.size() <= kNewHeader) return Error(EINVAL, "ld.so.cache: file too short for its header");
+    const std::uint32_t n = *v.u32(20);
+    if ((bytes.size() - kNewHeader) / kNewEntry < n)
+      return Error(EINVAL, "ld.so.cache: nlibs " + std::to_string(n) + " does not fit in the file");
+    l.format = Cache::Format::new_only;
+    return l;
+  }
+  if (!starts_with(bytes, 0, kMagicOld))
+    return Error(EINVAL, "ld.so.cache: unknown magic (neither glibc-ld.so.cache1.1 nor ld.so-1.7.0)");
+  if (bytes.size() <= kOldHeader) return Error(EINVAL, "ld.so.cache: file too short for its header");
+  const std::uint32_t n = *v.u32(12);
+  if ((bytes.size() - kOldHeader) / kOldEntry < n)
+    return Error(EINVAL, "ld.so.cache: nlibs " + std::to_string(n) + " does not fit in the file");
+  // ALIGN_CACHE: aligned to alignof(struct cache_file_new) = 8.
+  const std::uint64_t off = (kOldHeader + std::uint64_t{n} * kOldEntry + 7) & ~std::uint64_t{7};
+  if (elf::range_fits(off, kNewHeader, bytes.size()) && starts_with(bytes, off, kMagicNew)) {
+    l.format = Cache::Format::old_with_new;
+    l.new_base = off;
+  } else {
+    l.format = Cache::Format::old_only;
+    l.old_count = n;
+  }
+  return l;
+}
+
+// The old format's entries: string offsets count from after the entries.
+std::vector<CacheEntry> read_old_entries(std::span<const std::uint8_t> bytes, std::uint32_t n) {
+  const elf::ByteView v(bytes, false);
+  const std::uint64_t strings = kOldHeader + std::uint64_t{n} * kOldEntry;
+  const elf::ByteView sv(*v.sub(strings, bytes.size() - strings), false);
+  std::vector<CacheEntry> entries;
+  for (std::uint32_t i = 0; i < n; ++i)
+    entries.push_back(decode_entry(v, kOldHeader + std::uint64_t{i} * kOldEntry, sv));
+  return entries;
+}
+
+struct NewTable {
+  std::vector<CacheEntry> entries;
+  std::uint32_t extension_offset = 0;  // from the file start; 0: none
+};
+
+// The new table at L.new_base; string offsets count from its header. Its
+// flags byte says the byte order: 0 unset, 2 little (this machine), 3 big;
+// only "big" is refused (cache_file_new_matches_endian).
+Result<NewTable> read_new_table(std::span<const std::uint8_t> bytes, const Layout& l) {
+  const auto hdr = *elf::ByteView(bytes, false).sub(l.new_base, bytes.size() - l.new_base);
+  const elf::ByteView hv(hdr, false);
+  const bool embedded = l.format == Cache::Format::old_with_new;
+  if (embedded && !elf::range_fits(kNewHeader, 0, hdr.size()))
+    return Error(EINVAL, "ld.so.cache: embedded new table is truncated");
+  const std::uint8_t endian = *hv.u8(28) & 3;
+  if (endian == 1 || endian == 3)
+    return Error(EINVAL, "ld.so.cache: byte order flag " + std::to_string(endian) + " does not match this machine");
+  const std::uint32_t n = *hv.u32(20);
+  if (embedded && (hdr.size() - kNewHeader) / kNewEntry < n)
+    return Error(EINVAL, "ld.so.cache: embedded table nlibs does not fit in the file");
+  NewTable t;
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::uint64_t e = kNewHeader + std::uint64_t{i} * kNewEntry;
+    CacheEntry ce = decode_entry(hv, e, hv);
+    ce.hwcap = *hv.u64(e + 16);
+    t.entries.push_back(std::move(ce));
+  }
+  t.extension_offset = *hv.u32(32);
+  return t;
+}
+
+struct Extensions {
+  std::string generator;
+  std::vector<std::string> hwcaps_names;
+};
+
+// The extension directory at EXT (cache_extension_load): offsets relative to
+// the file start. A bad directory disables it; it does not make the cache
+// unusable.
+Extensions read_extensions(std::span<const std::uint8_t> bytes, std::uint32_t ext) {
+  const elf::ByteView v(bytes, false);
+  Extensions x;
+  if (ext == 0 || ext % 4 != 0 || !elf::range_fits(ext, 8, bytes.size()) || *v.u32(ext) != kExtensionMagic) return x;
+  const std::uint32_t count = *v.u32(ext + 4);
+  if (!elf::range_fits(ext + 8ull, std::uint64_t{count} * 16, bytes.size())) return x;
+  std::optional<std::pair<std::uint32_t, std::uint32_t>> hw, gen;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::uint64_t s = ext + 8ull + std::uint64_t{i} * 16;
+    const std::uint32_t tag = *v.u32(s), off = *v.u32(s + 8), size = *v.u32(s + 12);
+    if (!elf::range_fits(off, size, bytes.size())) return x;
+    if (tag == kTagHwcaps) hw = {off, size};
+    else if (tag == kTagGenerator) gen = {off, size};
+  }
+  if (gen) x.generator = std::string(reinterpret_cast<const char*>(bytes.data()) + gen->first, gen->second);
+  // cache_extension_verify: non-empty, 4-aligned, a multiple of 4.
+  if (hw && hw->second != 0 && hw->first % 4 == 0 && hw->second % 4 == 0) {
+    for (std::uint32_t k = 0; k < hw->second / 4; ++k) {
+      auto name = v.cstr(*v.u32(hw->first + 4ull * k));
+      x.hwcaps_names.push_back(name ? std::string(*name) : std::string());
+    }
+  }
+  return x;
+}
+
+// A glibc-hwcaps entry names its subdirectory by index into NAMES, with its
+// ISA level in the 10 bits above the index.
+void name_hwcaps_entries(std::vector<CacheEntry>& entries, const std::vector<std::string>& names) {
+  for (auto& ce : entries) {
+    if (!is_hwcap_extension(ce.hwcap)) continue;
+    ce.isa_level = static_cast<unsigned>((ce.hwcap >> 32) & kIsaLevelMask);
+    const auto idx = static_cast<std::uint32_t>(ce.hwcap);
+    if (idx < names.size()) ce.hwcaps_subdir = names[idx];
+    else ce.hwcaps_subdir = std::string();  // index without a name: priority 0, never used
+  }
+}
+
 }  // namespace
 
 int cache_libcmp(std::string_view a, std::string_view b) {
@@ -98,112 +224,37 @@ int cache_libcmp(std::string_view a, std::string_view b) {
 }
 
 Result<Cache> Cache::parse(std::span<const std::uint8_t> bytes) {
-  const elf::ByteView v(bytes, false);
+  auto layout = find_layout(bytes);
+  if (!layout) return layout.error();
   Cache c;
-  std::uint64_t new_base = 0;  // where the new header starts
-  bool have_new = false;
-  if (starts_with(bytes, 0, kMagicNew)) {
-    // dl-cache.c: cachesize > sizeof *cache_new and the entries fit.
-    if (bytes.size() <= kNewHeader) return Error(EINVAL, "ld.so.cache: file too short for its header");
-    const std::uint32_t n = *v.u32(20);
-    if ((bytes.size() - kNewHeader) / kNewEntry < n)
-      return Error(EINVAL, "ld.so.cache: nlibs " + std::to_string(n) + " does not fit in the file");
-    c.format_ = Format::new_only;
-    have_new = true;
-  } else if (starts_with(bytes, 0, kMagicOld)) {
-    if (bytes.size() <= kOldHeader) return Error(EINVAL, "ld.so.cache: file too short for its header");
-    const std::uint32_t n = *v.u32(12);
-    if ((bytes.size() - kOldHeader) / kOldEntry < n)
-      return Error(EINVAL, "ld.so.cache: nlibs " + std::to_string(n) + " does not fit in the file");
-    // ALIGN_CACHE: aligned to alignof(struct cache_file_new) = 8.
-    const std::uint64_t off = (kOldHeader + std::uint64_t{n} * kOldEntry + 7) & ~std::uint64_t{7};
-    if (elf::range_fits(off, kNewHeader, bytes.size()) && starts_with(bytes, off, kMagicNew)) {
-      c.format_ = Format::old_with_new;
-      new_base = off;
-      have_new = true;
-    } else {
-      c.format_ = Format::old_only;
-      c.entries_have_hwcap_ = false;
-      const std::uint64_t strings = kOldHeader + std::uint64_t{n} * kOldEntry;
-      const auto table = *v.sub(strings, bytes.size() - strings);
-      const elf::ByteView sv(table, false);
-      for (std::uint32_t i = 0; i < n; ++i) {
-        c.entries_.push_back(decode_entry(v, kOldHeader + std::uint64_t{i} * kOldEntry, sv));
-      }
-      return c;
-    }
-  } else {
-    return Error(EINVAL, "ld.so.cache: unknown magic (neither glibc-ld.so.cache1.1 nor ld.so-1.7.0)");
+  c.format_ = layout->format;
+  if (c.format_ == Format::old_only) {
+    c.entries_have_hwcap_ = false;
+    c.entries_ = read_old_entries(bytes, layout->old_count);
+    return c;
   }
-
-  if (!have_new) return c;
-  // The new table. Its flags byte says the byte order: 0 unset, 2 little
-  // (this machine), 3 big; only "big" is refused (cache_file_new_matches_endian).
-  const auto hdr = *v.sub(new_base, bytes.size() - new_base);
-  const elf::ByteView hv(hdr, false);
-  if (c.format_ == Format::old_with_new && !elf::range_fits(kNewHeader, 0, hdr.size()))
-    return Error(EINVAL, "ld.so.cache: embedded new table is truncated");
-  const std::uint8_t endian = *hv.u8(28) & 3;
-  if (endian == 1 || endian == 3)
-    return Error(EINVAL, "ld.so.cache: byte order flag " + std::to_string(endian) + " does not match this machine");
-  const std::uint32_t n = *hv.u32(20);
-  if (c.format_ == Format::old_with_new && (hdr.size() - kNewHeader) / kNewEntry < n)
-    return Error(EINVAL, "ld.so.cache: embedded table nlibs does not fit in the file");
-  for (std::uint32_t i = 0; i < n; ++i) {
-    const std::uint64_t e = kNewHeader + std::uint64_t{i} * kNewEntry;
-    CacheEntry ce = decode_entry(hv, e, hv);
-    ce.hwcap = *hv.u64(e + 16);
-    c.entries_.push_back(std::move(ce));
-  }
-
-  // Extension directory (cache_extension_load): offsets relative to the file
-  // start. A bad directory disables it; it does not make the cache unusable.
-  const std::uint32_t ext = *hv.u32(32);
-  if (ext != 0 && ext % 4 == 0 && elf::range_fits(ext, 8, bytes.size()) && *v.u32(ext) == kExtensionMagic) {
-    const std::uint32_t count = *v.u32(ext + 4);
-    if (elf::range_fits(ext + 8ull, std::uint64_t{count} * 16, bytes.size())) {
-      bool ok = true;
-      std::optional<std::pair<std::uint32_t, std::uint32_t>> hw, gen;
-      for (std::uint32_t i = 0; i < count && ok; ++i) {
-        const std::uint64_t s = ext + 8ull + std::uint64_t{i} * 16;
-        const std::uint32_t tag = *v.u32(s), off = *v.u32(s + 8), size = *v.u32(s + 12);
-        if (!elf::range_fits(off, size, bytes.size())) ok = false;
-        else if (tag == kTagHwcaps) hw = {off, size};
-        else if (tag == kTagGenerator) gen = {off, size};
-      }
-      if (ok && gen) c.generator_ = std::string(reinterpret_cast<const char*>(bytes.data()) + gen->first, gen->second);
-      // cache_extension_verify: non-empty, 4-aligned, a multiple of 4.
-      if (ok && hw && hw->second != 0 && hw->first % 4 == 0 && hw->second % 4 == 0) {
-        for (std::uint32_t k = 0; k < hw->second / 4; ++k) {
-          auto name = v.cstr(*v.u32(hw->first + 4ull * k));
-          c.hwcaps_names_.push_back(name ? std::string(*name) : std::string());
-        }
-      }
-    }
-  }
-  for (auto& ce : c.entries_) {
-    if (!is_hwcap_extension(ce.hwcap)) continue;
-    ce.isa_level = static_cast<unsigned>((ce.hwcap >> 32) & kIsaLevelMask);
-    const auto idx = static_cast<std::uint32_t>(ce.hwcap);
-    if (idx < c.hwcaps_names_.size()) ce.hwcaps_subdir = c.hwcaps_names_[idx];
-    else ce.hwcaps_subdir = std::string();  // index without a name: priority 0, never used
-  }
+  auto table = read_new_table(bytes, *layout);
+  if (!table) return table.error();
+  c.entries_ = std::move(table->entries);
+  Extensions x = read_extensions(bytes, table->extension_offset);
+  c.generator_ = std::move(x.generator);
+  c.hwcaps_names_ = std::move(x.hwcaps_names);
+  name_hwcaps_entries(c.entries_, c.hwcaps_names_);
   return c;
 }
 
 Result<Cache> Cache::load(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error(errno, "opening " + path + ": " + errno_name(errno));
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Error(errno, "opening " + path + ": " + errno_name(errno));
   struct stat st {};
   std::vector<std::uint8_t> buf;
-  if (fstat(fd, &st) == 0 && st.st_size > 0) buf.resize(static_cast<std::size_t>(st.st_size));
+  if (fstat(fd.get(), &st) == 0 && st.st_size > 0) buf.resize(static_cast<std::size_t>(st.st_size));
   std::size_t got = 0;
   while (got < buf.size()) {
-    const ssize_t r = pread(fd, buf.data() + got, buf.size() - got, static_cast<off_t>(got));
+    const ssize_t r = pread(fd.get(), buf.data() + got, buf.size() - got, static_cast<off_t>(got));
     if (r <= 0) break;
     got += static_cast<std::size_t>(r);
   }
-  ::close(fd);
   buf.resize(got);
   auto c = parse(buf);
   if (!c) return c.error().with_context(path);

@@ -28,7 +28,8 @@ struct DepEntry {
 
 // What ld.so learns from a file: open_verify() (elf/dl-load.c), the checks of
 // _dl_map_object_from_fd() and the dynamic section. Immutable once built;
-// shared between predictions (keyed by device, inode, size and mtime).
+// cached process-wide and shared between predictions and threads (keyed by
+// device, inode, size, mtime and ctime).
 struct FileFacts {
   enum class Verify { ok, skip, fatal };
   Verify verify = Verify::ok;
@@ -61,6 +62,8 @@ struct Opened {
 
 // Opens PATH read-only (relative to CWD_FD when relative), reads what ld.so
 // would read with read()/pread(), and closes it. Never maps or runs anything.
+// The facts come from the process-wide cache when this version of the file
+// was read before.
 Opened open_file(int cwd_fd, const std::string& path);
 
 // ------------------------------------------------------------ link map
@@ -95,7 +98,8 @@ struct Found {
   std::optional<LoaderError> fatal;
 };
 
-// Everything one prediction shares: facts, the cache, directory status.
+// Everything one prediction shares: facts, the cache, directory status. One
+// per resolve() call; only FileFacts and the Cache behind it are process-wide.
 struct State {
   const SystemInfo* sys = nullptr;
   std::vector<std::string> capstrs;  // SystemInfo::subdirs()
@@ -113,6 +117,8 @@ struct State {
   // it, and with no errno text when it is 0 (_dl_signal_error).
   int last_errno = 0;
 
+  Map& map(int l) { return maps[static_cast<std::size_t>(l)]; }
+  [[nodiscard]] const Map& map(int l) const { return maps[static_cast<std::size_t>(l)]; }
   DstContext dst_for(const Map& m) const;
   const std::vector<SearchDir>& rpath_of(int l);
   const std::vector<SearchDir>& runpath_of(int l);

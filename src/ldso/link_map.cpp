@@ -1,26 +1,30 @@
-// The link map ld.so builds at start-up, in glibc 2.36's order:
-//   1. the main program, ld.so itself (named by PT_INTERP and its SONAME)
-//      and the vDSO are on the list before anything is searched
-//      (elf/rtld.c dl_main);
-//   2. LD_PRELOAD, then /etc/ld.so.preload, each loaded with the executable
-//      as loader and __RTLD_SECURE; a failing preload is reported and
-//      ignored (rtld.c do_preload, handle_preload_list);
-//   3. a breadth-first walk of DT_NEEDED in dynamic-section order, each
-//      object once (l_reserved); DT_FILTER/DT_AUXILIARY objects go before the
-//      object that names them; a DT_AUXILIARY that fails is ignored
-//      (elf/dl-deps.c _dl_map_object_deps);
-//   4. dedup before searching by name, path or SONAME of a loaded object,
-//      after opening by device and inode (dl-load.c _dl_map_object,
-//      _dl_map_object_from_fd); trace mode fakes a "not found" entry and goes
-//      on, a real run stops at the first one;
-//   5. ld.so itself is taken off the list and put back after the object
-//      that precedes it in the search list, if anything needed it (rtld.c
-//      "Remove _dl_rtld_map from the chain");
-//   6. the symbol-version check over the finished list (elf/dl-version.c,
-//      versions.cpp), then the x86 ISA-level check;
-//   7. on request, each object's start-up relocation work (relocations.cpp).
+// The link map ld.so builds at start-up, in glibc 2.36's order. resolve() is
+// elf/rtld.c dl_main as a list of these stages (LinkMap's methods):
+//   1. add_main_program, add_rtld, add_vdso: the main program, ld.so itself
+//      (named by PT_INTERP and its SONAME) and the vDSO are on the list
+//      before anything is searched (rtld.c dl_main, setup_vdso);
+//   2. load_preloads: LD_PRELOAD, then /etc/ld.so.preload, each loaded with
+//      the executable as loader and __RTLD_SECURE; a failing preload is
+//      reported and ignored (rtld.c do_preload, handle_preload_list);
+//   3. map_dependencies: a breadth-first walk of DT_NEEDED in dynamic-section
+//      order, each object once (l_reserved); DT_FILTER/DT_AUXILIARY objects go
+//      before the object that names them; a DT_AUXILIARY that fails is
+//      ignored (elf/dl-deps.c _dl_map_object_deps);
+//   4. map_object: dedup before searching by name, path or SONAME of a loaded
+//      object, after opening by device and inode (elf/dl-load.c
+//      _dl_map_object, _dl_map_object_from_fd); trace mode fakes a "not
+//      found" entry and goes on, a real run stops at the first one;
+//   5. put_back_rtld: ld.so itself is taken off the list and put back after
+//      the object that precedes it in the search list, if anything needed it
+//      (rtld.c "Remove _dl_rtld_map from the chain");
+//   6. check_versions, check_isa_levels: the symbol-version check over the
+//      finished list (elf/dl-version.c, versions.cpp), then the x86 ISA-level
+//      check;
+//   7. count_relocations, on request: each object's start-up relocation work
+//      (relocations.cpp).
 // The trace list (LD_TRACE_LOADED_OBJECTS, ldd) is that list without the main
-// program and the vDSO.
+// program and the vDSO. Where ld.so looks for one name is search.cpp; what it
+// reads from one file is object_file.cpp.
 #include <elf.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -30,6 +34,7 @@
 #include <cstring>
 #include <list>
 
+#include "common/unique_fd.hpp"
 #include "ldso/detail.hpp"
 #include "ldso/relocations.hpp"
 #include "ldso/versions.hpp"
@@ -68,7 +73,7 @@ DstContext State::dst_for(const Map& m) const {
 }
 
 const std::vector<SearchDir>& State::rpath_of(int l) {
-  Map& m = maps[static_cast<std::size_t>(l)];
+  Map& m = map(l);
   if (!m.rpath_dirs) {
     m.rpath_dirs.emplace();
     // The executable's DT_RPATH is ignored when it has DT_RUNPATH
@@ -80,7 +85,7 @@ const std::vector<SearchDir>& State::rpath_of(int l) {
 }
 
 const std::vector<SearchDir>& State::runpath_of(int l) {
-  Map& m = maps[static_cast<std::size_t>(l)];
+  Map& m = map(l);
   if (!m.runpath_dirs) {
     m.runpath_dirs.emplace();
     if (m.facts && !m.faked && m.facts->runpath && !m.facts->runpath->empty())
@@ -90,7 +95,7 @@ const std::vector<SearchDir>& State::runpath_of(int l) {
 }
 
 std::string State::display(int l) const {
-  const Map& m = maps[static_cast<std::size_t>(l)];
+  const Map& m = map(l);
   if (m.is_main) return m.report.path.value_or(m.l_name);
   return m.l_name.empty() ? m.libnames.front() : m.l_name;
 }
@@ -143,127 +148,6 @@ struct MapResult {
   std::string errstring;             // the error without errno text (for preload warnings)
 };
 
-class Linker {
- public:
-  Linker(State& st, std::string cwd) : st_(st), cwd_(std::move(cwd)) {}
-
-  std::list<int> chain;  // the namespace list (l_next order)
-
-  int add_map(Map m) {
-    st_.maps.push_back(std::move(m));
-    const int idx = static_cast<int>(st_.maps.size()) - 1;
-    chain.push_back(idx);
-    return idx;
-  }
-
-  // _dl_map_object(): by name first, then search, then by file identity.
-  MapResult map_object(int loader, const std::string& name, bool secure_load, bool trace) {
-    MapResult r;
-    for (int l : chain) {
-      Map& m = st_.maps[static_cast<std::size_t>(l)];
-      if (m.faked) continue;
-      bool match = name == m.l_name;
-      for (const auto& n : m.libnames) match |= n == name;
-      if (!match && !m.soname_added && m.facts && m.facts->soname && *m.facts->soname == name) {
-        m.libnames.push_back(name);
-        m.soname_added = true;
-        match = true;
-      }
-      if (match) {
-        r.map = l;
-        return r;
-      }
-    }
-    Found f = detail::search(st_, loader, name, secure_load);
-    if (f.fatal) {
-      r.error = f.fatal;
-      r.fatal = true;
-      r.errstring = f.fatal->message;
-      return r;
-    }
-    if (!f.ok) {
-      if (f.other_class) {
-        r.errstring = "wrong ELF class: ELFCLASS32";
-        r.error = LoaderError{name, r.errstring};
-      } else {
-        // _dl_signal_error(errno, ...): the errno text only when errno is
-        // not 0, as when nothing at all was tried (DF_1_NODEFLIB, no paths).
-        r.errstring = "cannot open shared object file";
-        r.error = LoaderError{name, f.err ? r.errstring + ": " + std::strerror(f.err) : r.errstring};
-      }
-      if (trace) {
-        Map m;
-        m.l_name = name;
-        m.libnames = {name};
-        m.loader = loader;
-        m.faked = true;
-        m.report.name = name;
-        m.report.found_by = FoundBy::not_found;
-        m.report.needed_by = loader >= 0 ? st_.display(loader) : "";
-        m.report.tried = st_.tried;
-        r.map = add_map(std::move(m));
-        r.loaded_new = true;
-      }
-      return r;
-    }
-    // _dl_map_object_from_fd(): the same file already loaded under another
-    // name. ld.so's own map and the main program's carry no file identity.
-    for (int l : chain) {
-      Map& m = st_.maps[static_cast<std::size_t>(l)];
-      if (m.faked || m.is_main || m.is_rtld || m.is_vdso || !m.facts) continue;
-      if (detail::same_file(*m.facts, *f.facts)) {
-        bool known = false;
-        for (const auto& n : m.libnames) known |= n == name;
-        if (!known) m.libnames.push_back(name);
-        r.map = l;
-        return r;
-      }
-    }
-    if (!f.facts->map_message.empty()) {
-      r.errstring = f.facts->map_message;
-      r.error = LoaderError{name, r.errstring};
-      r.fatal = true;
-      return r;
-    }
-    Map m;
-    m.l_name = f.path;
-    m.libnames = {name};
-    m.facts = f.facts;
-    m.loader = loader;
-    m.origin = origin_of(f.path, cwd_);
-    m.report.name = name;
-    m.report.path = f.path;
-    m.report.found_by = f.by;
-    m.report.found_via = f.via;
-    m.report.hwcaps_subdir = f.in_subdir;
-    m.report.needed_by = loader >= 0 ? st_.display(loader) : "";
-    r.map = add_map(std::move(m));
-    r.loaded_new = true;
-    return r;
-  }
-
-  // rtld.c do_preload(): errors are printed and ignored.
-  void preload(const std::string& fname, const char* where, FoundBy by, std::vector<std::string>& warnings,
-               std::vector<int>& preloads) {
-    MapResult r = map_object(st_.main, fname, /*secure_load=*/true, /*trace=*/false);
-    if (r.error) {
-      warnings.push_back("ERROR: ld.so: object '" + fname + "' from " + where + " cannot be preloaded (" + r.errstring +
-                         "): ignored.");
-      return;
-    }
-    if (!r.loaded_new) return;  // a duplicate
-    Map& m = st_.maps[static_cast<std::size_t>(r.map)];
-    m.report.found_by = by;
-    m.report.needed_by.clear();
-    m.report.found_via = std::string(where) + (m.report.found_via.empty() ? "" : ", " + m.report.found_via);
-    preloads.push_back(r.map);
-  }
-
- private:
-  State& st_;
-  std::string cwd_;
-};
-
 // LD_PRELOAD: split at ' ' and ':' (handle_preload_list), with the secure
 // mode filter of dso_name_valid_for_suid().
 std::vector<std::string> split_preload_env(const std::string& v, bool secure) {
@@ -285,13 +169,12 @@ std::vector<std::string> split_preload_env(const std::string& v, bool secure) {
 std::vector<std::string> read_preload_file(const std::string& path) {
   std::vector<std::string> out;
   if (::access(path.c_str(), R_OK) != 0) return out;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return out;
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return out;
   std::string text;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) text.append(buf, static_cast<std::size_t>(n));
   bool comment = false;
   std::string cur;
   for (char c : text) {
@@ -309,22 +192,521 @@ std::vector<std::string> read_preload_file(const std::string& path) {
   return out;
 }
 
-struct Node {
-  int map;
-  bool done;
+// The directory everything relative is opened from: Request::cwd, or the
+// caller's. PATH is absolute when it can be (l_origin of relative names).
+struct WorkingDir {
+  UniqueFd dir;  // none: the caller's (AT_FDCWD)
+  std::string path;
+  [[nodiscard]] int at() const { return dir ? dir.get() : AT_FDCWD; }
 };
 
-// Fills Object::relocations, Prediction::program_relocations and the
-// start-up estimate. ld.so relocates itself eagerly in every mode.
-void count_relocations(const Request& req, const State& st, const std::list<int>& chain, int rtld,
-                       const std::string& cwd, Prediction& p) {
+Result<WorkingDir> open_working_dir(const std::string& requested) {
+  WorkingDir wd;
+  if (!requested.empty()) {
+    wd.dir.reset(::open(requested.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!wd.dir) return Error(errno, "opening the working directory " + requested + ": " + errno_name(errno));
+    wd.path = requested;
+  } else {
+    char buf[PATH_MAX];
+    if (getcwd(buf, sizeof buf)) wd.path = buf;
+  }
+  if (!wd.path.empty() && wd.path[0] != '/') {
+    char buf[PATH_MAX];
+    if (getcwd(buf, sizeof buf)) wd.path = join(buf, wd.path);
+  }
+  return wd;
+}
+
+// What ld.so learns of the main program: the kernel mapped it (or ld.so,
+// run as a command, opened it with __RTLD_OPENEXEC). An Error when the
+// question cannot be answered.
+Result<std::shared_ptr<const detail::FileFacts>> read_main_program(const Request& req, int cwd_fd, Prediction& p) {
+  detail::Opened prog = detail::open_file(cwd_fd, req.program);
+  if (!prog.facts) return Error(prog.err, "opening " + req.program + ": " + errno_name(prog.err));
+  const detail::FileFacts& f = *prog.facts;
+  if (f.verify != detail::FileFacts::Verify::ok)
+    return Error(ENOEXEC,
+                 req.program + ": not an x86-64 ELF file ld.so can load (" +
+                     (f.verify_message.empty() ? std::string("wrong ELF class or machine") : f.verify_message) + ")");
+  if (!f.read_problem.empty()) p.warnings.push_back(req.program + ": " + f.read_problem);
+  return prog.facts;
+}
+
+// Whether ld.so runs at all: a program without PT_DYNAMIC gives it nothing
+// to do, and one without PT_INTERP is started by the kernel without it
+// (unless ld.so is run as a command). Says why in P when not.
+bool ldso_has_work(const Request& req, const detail::FileFacts& prog, Prediction& p) {
+  if (!prog.has_dynamic) {
+    p.dynamic = false;
+    p.warnings.emplace_back("not a dynamic executable: no PT_DYNAMIC, ld.so loads nothing");
+    return false;
+  }
+  if (req.explicit_loader.empty() && !prog.interp) {
+    p.dynamic = false;
+    p.warnings.emplace_back("no PT_INTERP: the kernel starts the program without ld.so");
+    return false;
+  }
+  return true;
+}
+
+// rtld.c process_envvars() and _dl_init_paths(): the search inputs that come
+// from the environment, and the ld.so.cache (_dl_load_cache_lookup() maps it
+// at its first lookup; taken here up front from the process-wide parse, and
+// a file ld.so would ignore is named in the warnings).
+void read_search_inputs(const Request& req, State& st, Prediction& p) {
+  const DstContext main_ctx = st.dst_for(st.map(st.main));
+  if (auto llp = env_value(req.envp, "LD_LIBRARY_PATH")) {
+    if (req.secure) p.warnings.emplace_back("LD_LIBRARY_PATH is ignored in secure mode (AT_SECURE)");
+    else st.library_path = parse_library_path(*llp, main_ctx);
+  }
+  for (const auto& d : st.library_path) p.library_path.push_back(d.dir);
+  if (env_value(req.envp, "GLIBC_TUNABLES"))
+    p.warnings.emplace_back(
+        "GLIBC_TUNABLES is set: tunables that change the search (glibc.cpu.hwcaps, "
+        "glibc.cpu.hwcap_mask) are not modelled");
+  if (env_value(req.envp, "LD_AUDIT"))
+    p.warnings.emplace_back(
+        "LD_AUDIT is set: audit modules are loaded (and run) before the program's "
+        "dependencies; their effect on the search is not modelled");
+  if (auto c = detail::shared_cache(st.sys->cache_path)) st.cache = std::move(*c);
+  else if (c.error().err != ENOENT) p.warnings.push_back(c.error().message + " (ld.so ignores it)");
+}
+
+// The first error is the one a real run stops with.
+void note_error(Prediction& p, const LoaderError& e) {
+  if (!p.error) p.error = e;
+}
+
+// The link map of one prediction, built in dl_main's order. Two lists, as in
+// glibc: CHAIN_ is the namespace list (l_next order: what ldd prints and the
+// version check walks), SEARCH_LIST_ the breadth-first list
+// _dl_map_object_deps() builds (the main program's l_searchlist).
+class LinkMap {
+ public:
+  LinkMap(State& st, std::string cwd) : st_(st), cwd_(std::move(cwd)) {}
+
+  void add_main_program(const Request& req, std::shared_ptr<const detail::FileFacts> facts);
+  void add_rtld(const Request& req);
+  void add_vdso();
+  void load_preloads(const Request& req, Prediction& p);
+  void map_dependencies(const Request& req, Prediction& p);
+  void put_back_rtld();
+  void check_versions(const Request& req, Prediction& p) const;
+  void check_isa_levels(const Request& req, Prediction& p) const;
+  [[nodiscard]] std::vector<Object> trace_list() const;
+  void count_relocations(const Request& req, Prediction& p) const;
+
+ private:
+  // struct list of _dl_map_object_deps(): an object and whether its
+  // dependencies have been mapped.
+  struct Pending {
+    int map;
+    bool done;
+  };
+  using PendingIt = std::list<Pending>::iterator;
+
+  int add_map(Map m);
+  MapResult map_object(int loader, const std::string& name, bool secure_load, bool trace);
+  int find_by_name(const std::string& name);
+  int find_by_file(const std::string& name, const detail::FileFacts& facts);
+  Map new_map(int loader, const std::string& name) const;
+  void preload(const std::string& fname, const char* where, FoundBy by, Prediction& p);
+  PendingIt map_deps_of(PendingIt node, const Request& req, Prediction& p);
+  std::optional<std::string> expand_dep_name(int l, const DepEntry& d, bool secure, Prediction& p);
+  void add_needed(int l, const MapResult& r, Prediction& p);
+  std::optional<PendingIt> add_filtee(int l, PendingIt l_node, DepEntry::Kind kind, const MapResult& r, Prediction& p);
+  void move_in_chain_before(int what, int before);
+  void stop_with(Prediction& p, const LoaderError& e) {
+    note_error(p, e);
+    stopped_ = true;
+  }
+
+  State& st_;
+  std::string cwd_;
+  std::list<int> chain_;
+  std::list<Pending> search_list_;
+  std::vector<int> preloads_;
+  int rtld_ = -1, vdso_ = -1;
+  bool stopped_ = false;  // a fatal error ended the walk
+};
+
+int LinkMap::add_map(Map m) {
+  st_.maps.push_back(std::move(m));
+  const int idx = static_cast<int>(st_.maps.size()) - 1;
+  chain_.push_back(idx);
+  return idx;
+}
+
+// dl_main: the main program heads the list; its l_name is "" unless ld.so
+// runs as a command.
+void LinkMap::add_main_program(const Request& req, std::shared_ptr<const detail::FileFacts> facts) {
+  const bool explicit_mode = !req.explicit_loader.empty();
+  Map m;
+  m.is_main = true;
+  m.facts = std::move(facts);
+  m.l_name = explicit_mode ? req.program : "";
+  m.libnames = {m.l_name};
+  if (explicit_mode) {
+    m.origin = origin_of(req.program, cwd_);
+  } else {
+    // _dl_get_origin(): readlink("/proc/self/exe"), i.e. the resolved path.
+    char real[PATH_MAX];
+    if (::realpath(join(cwd_, req.program).c_str(), real)) m.origin = origin_of(real, "/");
+  }
+  m.report.name = req.program;
+  m.report.path = req.program;
+  m.report.found_by = FoundBy::main_program;
+  m.reserved = true;
+  st_.main = add_map(std::move(m));
+}
+
+// dl_main: ld.so's own map, named by PT_INTERP and known by its SONAME too,
+// so a DT_NEEDED of either finds it loaded.
+void LinkMap::add_rtld(const Request& req) {
+  const bool explicit_mode = !req.explicit_loader.empty();
+  const std::string interp = st_.map(st_.main).facts->interp.value_or("");
+  Map m;
+  m.is_rtld = true;
+  const std::string file = explicit_mode ? req.explicit_loader : interp;
+  m.l_name = file;
+  m.libnames = {interp.empty() ? file : interp};
+  detail::Opened o = detail::open_file(st_.cwd_fd, file);
+  if (!o.facts) o = detail::open_file(AT_FDCWD, st_.sys->ldso_path);
+  if (o.facts) m.facts = o.facts;
+  if (m.facts && m.facts->soname && *m.facts->soname != m.libnames.front()) m.libnames.push_back(*m.facts->soname);
+  if (!m.facts || !m.facts->soname) m.libnames.emplace_back("ld-linux-x86-64.so.2");
+  m.soname_added = true;
+  m.report.name = m.libnames.front();
+  m.report.path = file;
+  m.report.found_by = FoundBy::interpreter;
+  m.report.found_via = explicit_mode ? "ld.so run as a command: " + file : "PT_INTERP of " + req.program;
+  rtld_ = add_map(std::move(m));
+}
+
+// setup_vdso(): the vDSO is on the list by its SONAME before any search.
+void LinkMap::add_vdso() {
+  Map m;
+  m.is_vdso = true;
+  m.l_name = st_.sys->vdso_name;
+  m.libnames = {st_.sys->vdso_name};
+  m.report.name = st_.sys->vdso_name;
+  vdso_ = add_map(std::move(m));
+}
+
+// _dl_map_object(): a loaded object matched by name, path or (once) SONAME,
+// before any search (_dl_name_match_p). -1: none.
+int LinkMap::find_by_name(const std::string& name) {
+  for (int l : chain_) {
+    Map& m = st_.map(l);
+    if (m.faked) continue;
+    bool match = name == m.l_name;
+    for (const auto& n : m.libnames) match |= n == name;
+    if (!match && !m.soname_added && m.facts && m.facts->soname && *m.facts->soname == name) {
+      m.libnames.push_back(name);
+      m.soname_added = true;
+      match = true;
+    }
+    if (match) return l;
+  }
+  return -1;
+}
+
+// _dl_map_object_from_fd(): the same file already loaded under another name
+// (device and inode), which then answers to NAME too. ld.so's own map and the
+// main program's carry no file identity. -1: none.
+int LinkMap::find_by_file(const std::string& name, const detail::FileFacts& facts) {
+  for (int l : chain_) {
+    Map& m = st_.map(l);
+    if (m.faked || m.is_main || m.is_rtld || m.is_vdso || !m.facts) continue;
+    if (detail::same_file(*m.facts, facts)) {
+      bool known = false;
+      for (const auto& n : m.libnames) known |= n == name;
+      if (!known) m.libnames.push_back(name);
+      return l;
+    }
+  }
+  return -1;
+}
+
+// _dl_new_object(): a map for NAME, requested by LOADER.
+Map LinkMap::new_map(int loader, const std::string& name) const {
+  Map m;
+  m.l_name = name;
+  m.libnames = {name};
+  m.loader = loader;
+  m.report.name = name;
+  m.report.needed_by = loader >= 0 ? st_.display(loader) : "";
+  return m;
+}
+
+// _dl_map_object(): by name first, then search, then by file identity.
+// TRACE: a name not found gets a "not found" placeholder, as in trace mode
+// (LD_TRACE_LOADED_OBJECTS), and the caller goes on.
+MapResult LinkMap::map_object(int loader, const std::string& name, bool secure_load, bool trace) {
+  MapResult r;
+  if ((r.map = find_by_name(name)) >= 0) return r;
+  Found f = detail::search(st_, loader, name, secure_load);
+  if (f.fatal) {
+    r.error = f.fatal;
+    r.fatal = true;
+    r.errstring = f.fatal->message;
+    return r;
+  }
+  if (!f.ok) {
+    if (f.other_class) {
+      r.errstring = "wrong ELF class: ELFCLASS32";
+      r.error = LoaderError{name, r.errstring};
+    } else {
+      // _dl_signal_error(errno, ...): the errno text only when errno is
+      // not 0, as when nothing at all was tried (DF_1_NODEFLIB, no paths).
+      r.errstring = "cannot open shared object file";
+      r.error = LoaderError{name, f.err ? r.errstring + ": " + std::strerror(f.err) : r.errstring};
+    }
+    if (trace) {
+      Map m = new_map(loader, name);
+      m.faked = true;
+      m.report.found_by = FoundBy::not_found;
+      m.report.tried = st_.tried;
+      r.map = add_map(std::move(m));
+      r.loaded_new = true;
+    }
+    return r;
+  }
+  if ((r.map = find_by_file(name, *f.facts)) >= 0) return r;
+  if (!f.facts->map_message.empty()) {
+    r.errstring = f.facts->map_message;
+    r.error = LoaderError{name, r.errstring};
+    r.fatal = true;
+    return r;
+  }
+  Map m = new_map(loader, name);
+  m.l_name = f.path;
+  m.facts = f.facts;
+  m.origin = origin_of(f.path, cwd_);
+  m.report.path = f.path;
+  m.report.found_by = f.by;
+  m.report.found_via = f.via;
+  m.report.hwcaps_subdir = f.in_subdir;
+  r.map = add_map(std::move(m));
+  r.loaded_new = true;
+  return r;
+}
+
+// rtld.c do_preload(): errors are printed and ignored.
+void LinkMap::preload(const std::string& fname, const char* where, FoundBy by, Prediction& p) {
+  MapResult r = map_object(st_.main, fname, /*secure_load=*/true, /*trace=*/false);
+  if (r.error) {
+    p.warnings.push_back("ERROR: ld.so: object '" + fname + "' from " + where + " cannot be preloaded (" + r.errstring +
+                         "): ignored.");
+    return;
+  }
+  if (!r.loaded_new) return;  // a duplicate
+  Map& m = st_.map(r.map);
+  m.report.found_by = by;
+  m.report.needed_by.clear();
+  m.report.found_via = std::string(where) + (m.report.found_via.empty() ? "" : ", " + m.report.found_via);
+  preloads_.push_back(r.map);
+}
+
+// dl_main: LD_PRELOAD (handle_preload_list), then /etc/ld.so.preload, each
+// loaded with the executable as loader and __RTLD_SECURE.
+void LinkMap::load_preloads(const Request& req, Prediction& p) {
+  if (auto pre = env_value(req.envp, "LD_PRELOAD"))
+    for (const auto& name : split_preload_env(*pre, req.secure)) preload(name, "LD_PRELOAD", FoundBy::preload_env, p);
+  const std::string& file = st_.sys->preload_path;
+  for (const auto& name : read_preload_file(file)) preload(name, file.c_str(), FoundBy::preload_file, p);
+}
+
+// elf/dl-deps.c _dl_map_object_deps(): a breadth-first walk from the main
+// program and the preloads, each object's DT_NEEDED in dynamic-section order,
+// each object once (l_reserved). Trace mode goes on past a name not found; a
+// fatal error ends the walk.
+void LinkMap::map_dependencies(const Request& req, Prediction& p) {
+  search_list_.push_back({st_.main, false});
+  for (int l : preloads_) {
+    search_list_.push_back({l, false});
+    st_.map(l).reserved = true;
+  }
+  for (auto runp = search_list_.begin(); runp != search_list_.end();) {
+    runp = map_deps_of(runp, req, p);
+    if (stopped_) break;
+    while (runp != search_list_.end() && runp->done) ++runp;
+  }
+}
+
+// The dependencies of one object. Returns where the walk goes on: the first
+// filtee put before this object (it is walked next), else this object.
+LinkMap::PendingIt LinkMap::map_deps_of(PendingIt node, const Request& req, Prediction& p) {
+  const int l = node->map;
+  node->done = true;
+  PendingIt next = node;
+  bool inserted = false;
+  const Map& lm = st_.map(l);
+  const auto deps = (lm.facts && !lm.faked) ? lm.facts->deps : std::vector<DepEntry>{};
+  for (const auto& d : deps) {
+    const auto name = expand_dep_name(l, d, req.secure, p);
+    if (stopped_) break;
+    if (!name) continue;
+    MapResult r = map_object(l, *name, false, /*trace=*/true);
+    if (d.kind == DepEntry::Kind::needed) {
+      add_needed(l, r, p);
+    } else if (auto it = add_filtee(l, node, d.kind, r, p); it && !inserted) {
+      next = *it;
+      inserted = true;
+    }
+    if (stopped_) break;
+  }
+  return next;
+}
+
+// dl-deps.c expand_dst(): DSTs in DT_NEEDED and filter names, for the object
+// that names them. Nullopt: the entry is skipped, or (stopped_) the walk ends.
+std::optional<std::string> LinkMap::expand_dep_name(int l, const DepEntry& d, bool secure, Prediction& p) {
+  if (!dst_count(d.name)) return d.name;
+  if (secure) {
+    stop_with(p, {d.name, "DST not allowed in SUID/SGID programs"});
+    return std::nullopt;
+  }
+  std::string name = dst_substitute(d.name, st_.dst_for(st_.map(l)));
+  if (!name.empty()) return name;
+  if (d.kind == DepEntry::Kind::auxiliary) {
+    stop_with(p, {d.name, "empty dynamic string token substitution"});
+    return std::nullopt;
+  }
+  p.warnings.push_back(st_.display(l) + ": " + d.name + " expands to nothing and is skipped");
+  return std::nullopt;
+}
+
+// A DT_NEEDED object goes to the end of the search list, once.
+void LinkMap::add_needed(int l, const MapResult& r, Prediction& p) {
+  if (r.fatal) return stop_with(p, *r.error);
+  if (r.error) note_error(p, *r.error);  // not found: a real run stops here, trace mode goes on
+  Map& dep = st_.map(r.map);
+  if (dep.report.needed_by.empty() && !dep.is_main && dep.report.found_by != FoundBy::preload_env &&
+      dep.report.found_by != FoundBy::preload_file)
+    dep.report.needed_by = st_.display(l);
+  if (!dep.reserved) {
+    search_list_.push_back({r.map, false});
+    dep.reserved = true;
+  }
+}
+
+// A DT_FILTER / DT_AUXILIARY object (the filtee) goes before the object L
+// that names it, in both lists; one already in the search list is moved
+// there if it is behind L. The failure of an auxiliary is ignored. Returns
+// the filtee's new node.
+std::optional<LinkMap::PendingIt> LinkMap::add_filtee(int l, PendingIt l_node, DepEntry::Kind kind, const MapResult& r,
+                                                      Prediction& p) {
+  if (r.fatal) {
+    if (kind != DepEntry::Kind::auxiliary) stop_with(p, *r.error);
+    return std::nullopt;
+  }
+  if (r.error && kind == DepEntry::Kind::filter) note_error(p, *r.error);
+  if (r.map < 0) return std::nullopt;
+  Map& filtee = st_.map(r.map);
+  filtee.report.filter = true;
+  if (filtee.report.needed_by.empty() && !filtee.is_main) filtee.report.needed_by = st_.display(l);
+  if (filtee.reserved) {
+    auto late = std::next(l_node);
+    while (late != search_list_.end() && late->map != r.map) ++late;
+    if (late == search_list_.end()) return std::nullopt;  // already before L: left where it is
+    search_list_.erase(late);
+  }
+  auto it = search_list_.insert(l_node, {r.map, false});
+  filtee.reserved = true;
+  move_in_chain_before(r.map, l);
+  return it;
+}
+
+void LinkMap::move_in_chain_before(int what, int before) {
+  chain_.remove(what);
+  for (auto it = chain_.begin(); it != chain_.end(); ++it)
+    if (*it == before) {
+      chain_.insert(it, what);
+      return;
+    }
+  chain_.push_back(what);
+}
+
+// rtld.c "Remove _dl_rtld_map from the chain": ld.so leaves the namespace
+// list and goes back after the object that precedes it in the search list,
+// if anything needed it.
+void LinkMap::put_back_rtld() {
+  chain_.remove(rtld_);
+  int prev = -1;
+  bool found = false;
+  // Trace mode leaves its "not found" placeholders out of the search list.
+  for (const auto& n : search_list_) {
+    if (st_.map(n.map).faked) continue;
+    if (n.map == rtld_ && prev >= 0) {
+      found = true;
+      break;
+    }
+    prev = n.map;
+  }
+  if (!found) return;
+  auto it = chain_.begin();
+  while (it != chain_.end() && *it != prev) ++it;
+  if (it != chain_.end()) chain_.insert(std::next(it), rtld_);
+}
+
+// Symbol versions (versions.cpp), over the complete link map in l_next
+// order, main program first. Only a run that loaded everything gets here;
+// it prints every line and then exits with 1 if one was fatal.
+void LinkMap::check_versions(const Request& req, Prediction& p) const {
+  std::vector<LinkMapObject> objects;
+  for (int l : chain_) {
+    const Map& m = st_.map(l);
+    LinkMapObject o;
+    o.l_name = m.l_name;
+    o.libnames = m.libnames;
+    o.faked = m.faked;
+    // Tables come with the facts read during the search; the vDSO has no
+    // file to read: matched by name, never checked.
+    if (m.facts && m.facts->versions) o.tables = m.facts->versions;
+    else if (m.facts && !m.facts->versions_problem.empty())
+      p.warnings.push_back("version check skipped for " + st_.display(l) + ": " + m.facts->versions_problem);
+    else if (!m.faked && !m.is_vdso) o.path = join(cwd_, m.is_main ? req.program : m.l_name);
+    objects.push_back(std::move(o));
+  }
+  if (auto e = ldso::check_versions(objects, req.program, p.warnings)) p.error = std::move(*e);
+}
+
+// x86 ISA level (sysdeps/x86/dl-prop.h dl_isa_level_check): a real run
+// refuses an object that needs a higher level than the CPU has.
+void LinkMap::check_isa_levels(const Request& req, Prediction& p) const {
+  const std::uint32_t cpu = (1u << st_.sys->isa_level) - 1;
+  for (auto it = search_list_.rbegin(); it != search_list_.rend(); ++it) {
+    const Map& m = st_.map(it->map);
+    if (m.is_rtld || m.faked || !m.facts) continue;
+    if ((m.facts->isa_1_needed & cpu) != m.facts->isa_1_needed) {
+      p.error = LoaderError{m.is_main ? req.program : m.l_name, "CPU ISA level is lower than required"};
+      return;
+    }
+  }
+}
+
+// What trace mode lists: the namespace list without the main program and the vDSO.
+std::vector<Object> LinkMap::trace_list() const {
+  std::vector<Object> out;
+  for (int l : chain_) {
+    if (l == st_.main || l == vdso_) continue;
+    out.push_back(st_.map(l).report);
+  }
+  return out;
+}
+
+// Fills Object::relocations (P.objects must be trace_list()),
+// Prediction::program_relocations and the start-up estimate. ld.so
+// relocates itself eagerly in every mode.
+void LinkMap::count_relocations(const Request& req, Prediction& p) const {
   const bool bind_now = env_bind_now(req.envp);
   std::vector<RelocationWork> works;
   bool complete = true;
   auto count = [&](const Map& m) -> std::optional<Relocations> {
     if (m.faked || m.is_vdso || !m.report.path) return std::nullopt;
     const std::string& shown = *m.report.path;
-    auto w = analyze_relocations(join(cwd, shown), bind_now || m.is_rtld);
+    auto w = analyze_relocations(join(cwd_, shown), bind_now || m.is_rtld);
     if (!w) {
       p.warnings.push_back("relocations of " + shown + " not counted: " + w.error().message);
       complete = false;
@@ -339,8 +721,8 @@ void count_relocations(const Request& req, const State& st, const std::list<int>
   };
   std::size_t i = 0;
   bool rtld_counted = false;
-  for (int l : chain) {
-    const Map& m = st.maps[static_cast<std::size_t>(l)];
+  for (int l : chain_) {
+    const Map& m = st_.map(l);
     if (m.is_vdso) continue;
     if (m.is_main) {
       p.program_relocations = count(m);
@@ -350,303 +732,51 @@ void count_relocations(const Request& req, const State& st, const std::list<int>
     if (i < p.objects.size()) p.objects[i++].relocations = count(m);
   }
   // Off the search list when nothing needed it, but it still relocates itself.
-  if (!rtld_counted && rtld >= 0) count(st.maps[static_cast<std::size_t>(rtld)]);
+  if (!rtld_counted && rtld_ >= 0) count(st_.map(rtld_));
   if (!p.error && complete) p.startup_estimate_us = estimate_startup(works).total_ns() / 1000.0;
 }
 
 }  // namespace
 
+// elf/rtld.c dl_main, as a list of its stages (the numbers of the file's
+// opening comment).
 Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   Prediction p;
+  auto wd = open_working_dir(req.cwd);
+  if (!wd) return wd.error();
   State st;
   st.sys = &sys;
   st.capstrs = sys.subdirs();
   st.secure = req.secure;
+  st.cwd_fd = wd->at();
 
-  // The working directory everything relative is opened from.
-  std::string cwd;
-  int cwd_fd = AT_FDCWD;
-  if (!req.cwd.empty()) {
-    cwd_fd = ::open(req.cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (cwd_fd < 0) return Error(errno, "opening the working directory " + req.cwd + ": " + errno_name(errno));
-    cwd = req.cwd;
-  } else {
-    char buf[PATH_MAX];
-    if (getcwd(buf, sizeof buf)) cwd = buf;
-  }
-  struct CloseFd {
-    int fd;
-    ~CloseFd() {
-      if (fd >= 0) ::close(fd);
-    }
-  } close_cwd{cwd_fd};
-  st.cwd_fd = cwd_fd;
-  if (!cwd.empty() && cwd[0] != '/') {
-    char buf[PATH_MAX];
-    if (getcwd(buf, sizeof buf)) cwd = join(buf, cwd);
-  }
+  // 1. The main program, ld.so and the vDSO are on the list before any
+  // search; nothing more when ld.so has no work.
+  auto prog = read_main_program(req, st.cwd_fd, p);
+  if (!prog) return prog.error();
+  if (!ldso_has_work(req, **prog, p)) return p;
+  LinkMap link_map(st, wd->path);
+  link_map.add_main_program(req, *prog);
+  link_map.add_rtld(req);
+  link_map.add_vdso();
+  // process_envvars: LD_LIBRARY_PATH (its DSTs need the main program's
+  // $ORIGIN), and the ld.so.cache.
+  read_search_inputs(req, st, p);
 
-  // 1. The main program: the kernel mapped it (or ld.so opened it with
-  // __RTLD_OPENEXEC when run as a command).
-  detail::Opened prog = detail::open_file(cwd_fd, req.program);
-  if (!prog.facts) return Error(prog.err, "opening " + req.program + ": " + errno_name(prog.err));
-  if (prog.facts->verify != detail::FileFacts::Verify::ok)
-    return Error(ENOEXEC, req.program + ": not an x86-64 ELF file ld.so can load (" +
-                              (prog.facts->verify_message.empty() ? std::string("wrong ELF class or machine")
-                                                                  : prog.facts->verify_message) +
-                              ")");
-  if (!prog.facts->read_problem.empty()) p.warnings.push_back(req.program + ": " + prog.facts->read_problem);
-  const bool explicit_mode = !req.explicit_loader.empty();
-  if (!prog.facts->has_dynamic) {
-    p.dynamic = false;
-    p.warnings.emplace_back("not a dynamic executable: no PT_DYNAMIC, ld.so loads nothing");
-    return p;
-  }
-  if (!explicit_mode && !prog.facts->interp) {
-    p.dynamic = false;
-    p.warnings.emplace_back("no PT_INTERP: the kernel starts the program without ld.so");
-    return p;
-  }
-  const std::string interp = prog.facts->interp.value_or("");
+  // 2. Preloads; 3-4. the breadth-first walk over DT_NEEDED, deduplicated;
+  // 5. ld.so's own place in the list.
+  link_map.load_preloads(req, p);
+  link_map.map_dependencies(req, p);
+  link_map.put_back_rtld();
 
-  Linker lk(st, cwd);
-  {
-    Map m;
-    m.is_main = true;
-    m.facts = prog.facts;
-    m.l_name = explicit_mode ? req.program : "";
-    m.libnames = {m.l_name};
-    if (explicit_mode) {
-      m.origin = origin_of(req.program, cwd);
-    } else {
-      // _dl_get_origin(): readlink("/proc/self/exe"), i.e. the resolved path.
-      char real[PATH_MAX];
-      if (::realpath(join(cwd, req.program).c_str(), real)) m.origin = origin_of(real, "/");
-    }
-    m.report.name = req.program;
-    m.report.path = req.program;
-    m.report.found_by = FoundBy::main_program;
-    m.reserved = true;
-    st.main = lk.add_map(std::move(m));
-  }
-  int rtld = -1;
-  {
-    Map m;
-    m.is_rtld = true;
-    const std::string file = explicit_mode ? req.explicit_loader : interp;
-    m.l_name = file;
-    m.libnames = {interp.empty() ? file : interp};
-    detail::Opened o = detail::open_file(cwd_fd, file);
-    if (!o.facts) o = detail::open_file(AT_FDCWD, sys.ldso_path);
-    if (o.facts) m.facts = o.facts;
-    if (m.facts && m.facts->soname && *m.facts->soname != m.libnames.front()) m.libnames.push_back(*m.facts->soname);
-    if (!m.facts || !m.facts->soname) m.libnames.emplace_back("ld-linux-x86-64.so.2");
-    m.soname_added = true;
-    m.report.name = m.libnames.front();
-    m.report.path = file;
-    m.report.found_by = FoundBy::interpreter;
-    m.report.found_via = explicit_mode ? "ld.so run as a command: " + file : "PT_INTERP of " + req.program;
-    rtld = lk.add_map(std::move(m));
-  }
-  int vdso = -1;
-  {
-    Map m;
-    m.is_vdso = true;
-    m.l_name = sys.vdso_name;
-    m.libnames = {sys.vdso_name};
-    m.report.name = sys.vdso_name;
-    vdso = lk.add_map(std::move(m));
-  }
+  // 6. The checks of a run that loaded everything: symbol versions, then ISA levels.
+  if (!p.error) link_map.check_versions(req, p);
+  if (!p.error) link_map.check_isa_levels(req, p);
+  p.objects = link_map.trace_list();
 
-  // The environment ld.so reads (rtld.c process_envvars).
-  const Map& main_map = st.maps[static_cast<std::size_t>(st.main)];
-  const DstContext main_ctx = st.dst_for(main_map);
-  if (auto llp = env_value(req.envp, "LD_LIBRARY_PATH")) {
-    if (req.secure) p.warnings.emplace_back("LD_LIBRARY_PATH is ignored in secure mode (AT_SECURE)");
-    else st.library_path = parse_library_path(*llp, main_ctx);
-  }
-  for (const auto& d : st.library_path) p.library_path.push_back(d.dir);
-  if (env_value(req.envp, "GLIBC_TUNABLES"))
-    p.warnings.emplace_back(
-        "GLIBC_TUNABLES is set: tunables that change the search (glibc.cpu.hwcaps, "
-        "glibc.cpu.hwcap_mask) are not modelled");
-  if (env_value(req.envp, "LD_AUDIT"))
-    p.warnings.emplace_back(
-        "LD_AUDIT is set: audit modules are loaded (and run) before the program's "
-        "dependencies; their effect on the search is not modelled");
-  if (auto c = detail::shared_cache(sys.cache_path)) st.cache = std::move(*c);
-  else if (c.error().err != ENOENT) p.warnings.push_back(c.error().message + " (ld.so ignores it)");
-
-  // 2. Preloads.
-  std::vector<int> preloads;
-  if (auto pre = env_value(req.envp, "LD_PRELOAD"))
-    for (const auto& name : split_preload_env(*pre, req.secure))
-      lk.preload(name, "LD_PRELOAD", FoundBy::preload_env, p.warnings, preloads);
-  for (const auto& name : read_preload_file(sys.preload_path))
-    lk.preload(name, sys.preload_path.c_str(), FoundBy::preload_file, p.warnings, preloads);
-
-  // 3. Breadth-first over DT_NEEDED (elf/dl-deps.c).
-  std::list<Node> known;
-  known.push_back({st.main, false});
-  for (int l : preloads) {
-    known.push_back({l, false});
-    st.maps[static_cast<std::size_t>(l)].reserved = true;
-  }
-  auto move_in_chain_before = [&](int what, int before) {
-    lk.chain.remove(what);
-    for (auto it = lk.chain.begin(); it != lk.chain.end(); ++it)
-      if (*it == before) {
-        lk.chain.insert(it, what);
-        return;
-      }
-    lk.chain.push_back(what);
-  };
-  auto note_error = [&](const LoaderError& e) {
-    if (!p.error) p.error = e;
-  };
-  bool stop = false;
-  for (auto runp = known.begin(); runp != known.end() && !stop;) {
-    const int l = runp->map;
-    runp->done = true;
-    Map* lm = &st.maps[static_cast<std::size_t>(l)];
-    const auto l_node = runp;
-    bool inserted = false;
-    const auto deps = (lm->facts && !lm->faked) ? lm->facts->deps : std::vector<DepEntry>{};
-    for (const auto& d : deps) {
-      lm = &st.maps[static_cast<std::size_t>(l)];
-      // expand_dst(): DSTs in DT_NEEDED and filters.
-      std::string name = d.name;
-      if (dst_count(name)) {
-        if (req.secure) {
-          note_error({d.name, "DST not allowed in SUID/SGID programs"});
-          stop = true;
-          break;
-        }
-        name = dst_substitute(name, st.dst_for(*lm));
-        if (name.empty()) {
-          if (d.kind == DepEntry::Kind::auxiliary) {
-            note_error({d.name, "empty dynamic string token substitution"});
-            stop = true;
-            break;
-          }
-          p.warnings.push_back(st.display(l) + ": " + d.name + " expands to nothing and is skipped");
-          continue;
-        }
-      }
-      MapResult r = lk.map_object(l, name, false, /*trace=*/true);
-      if (d.kind == DepEntry::Kind::needed) {
-        if (r.fatal) {
-          note_error(*r.error);
-          stop = true;
-          break;
-        }
-        if (r.error) note_error(*r.error);  // not found: a real run stops here, trace mode goes on
-        Map& dep = st.maps[static_cast<std::size_t>(r.map)];
-        if (dep.report.needed_by.empty() && !dep.is_main && dep.report.found_by != FoundBy::preload_env &&
-            dep.report.found_by != FoundBy::preload_file)
-          dep.report.needed_by = st.display(l);
-        if (!dep.reserved) {
-          known.push_back({r.map, false});
-          dep.reserved = true;
-        }
-        continue;
-      }
-      // DT_AUXILIARY / DT_FILTER: failures of an auxiliary are ignored.
-      if (r.fatal) {
-        if (d.kind == DepEntry::Kind::auxiliary) continue;
-        note_error(*r.error);
-        stop = true;
-        break;
-      }
-      if (r.error && d.kind == DepEntry::Kind::filter) note_error(*r.error);
-      if (r.map < 0) continue;
-      Map& aux = st.maps[static_cast<std::size_t>(r.map)];
-      aux.report.filter = true;
-      if (aux.report.needed_by.empty() && !aux.is_main) aux.report.needed_by = st.display(l);
-      if (aux.reserved) {
-        // Already in the list: moved before L if it is behind it, else left.
-        auto late = std::next(l_node);
-        while (late != known.end() && late->map != r.map) ++late;
-        if (late == known.end()) continue;
-        known.erase(late);
-      }
-      auto it = known.insert(l_node, {r.map, false});
-      aux.reserved = true;
-      move_in_chain_before(r.map, l);
-      if (!inserted) runp = it;
-      inserted = true;
-    }
-    if (stop) break;
-    if (runp->done) do
-        ++runp;
-      while (runp != known.end() && runp->done);
-  }
-
-  // 5. ld.so goes back after its predecessor in the search list, if needed.
-  lk.chain.remove(rtld);
-  {
-    int prev = -1;
-    bool found = false;
-    // Trace mode leaves its "not found" placeholders out of the search list.
-    for (const auto& n : known) {
-      if (st.maps[static_cast<std::size_t>(n.map)].faked) continue;
-      if (n.map == rtld && prev >= 0) {
-        found = true;
-        break;
-      }
-      prev = n.map;
-    }
-    if (found) {
-      auto it = lk.chain.begin();
-      while (it != lk.chain.end() && *it != prev) ++it;
-      if (it != lk.chain.end()) lk.chain.insert(std::next(it), rtld);
-    }
-  }
-
-  // 6. Symbol versions (versions.cpp), over the complete link map in l_next
-  // order, main program first. Only a run that loaded everything gets here;
-  // it prints every line and then exits with 1 if one was fatal.
-  if (!p.error && !stop) {
-    std::vector<LoadedObject> objects;
-    for (int l : lk.chain) {
-      const Map& m = st.maps[static_cast<std::size_t>(l)];
-      LoadedObject o;
-      o.l_name = m.l_name;
-      o.libnames = m.libnames;
-      o.faked = m.faked;
-      // Tables come with the facts read during the search; the vDSO has no
-      // file to read: matched by name, never checked.
-      if (m.facts && m.facts->versions) o.tables = m.facts->versions;
-      else if (m.facts && !m.facts->versions_problem.empty())
-        p.warnings.push_back("version check skipped for " + st.display(l) + ": " + m.facts->versions_problem);
-      else if (!m.faked && !m.is_vdso) o.path = join(cwd, m.is_main ? req.program : m.l_name);
-      objects.push_back(std::move(o));
-    }
-    if (auto e = check_versions(objects, req.program, p.warnings)) p.error = std::move(*e);
-  }
-
-  // x86 ISA level (sysdeps/x86/dl-prop.h dl_isa_level_check): a real run
-  // refuses an object that needs a higher level than the CPU has.
-  if (!p.error && !stop) {
-    const std::uint32_t cpu = (1u << sys.isa_level) - 1;
-    for (auto it = known.rbegin(); it != known.rend(); ++it) {
-      const Map& m = st.maps[static_cast<std::size_t>(it->map)];
-      if (m.is_rtld || m.faked || !m.facts) continue;
-      if ((m.facts->isa_1_needed & cpu) != m.facts->isa_1_needed) {
-        p.error = LoaderError{m.is_main ? req.program : m.l_name, "CPU ISA level is lower than required"};
-        break;
-      }
-    }
-  }
-
-  for (int l : lk.chain) {
-    if (l == st.main || l == vdso) continue;
-    p.objects.push_back(st.maps[static_cast<std::size_t>(l)].report);
-  }
-
-  // 7. On request, the relocation work each object gives ld.so at start-up
-  // (relocations.cpp), and the cost model's estimate when the run gets there.
-  if (req.relocations) count_relocations(req, st, lk.chain, rtld, cwd, p);
+  // 7. On request, each object's start-up relocation work and the cost
+  // model's estimate when the run gets there.
+  if (req.relocations) link_map.count_relocations(req, p);
   return p;
 }
 

@@ -27,6 +27,7 @@
 #include <optional>
 #include <tuple>
 
+#include "common/unique_fd.hpp"
 #include "ldso/detail.hpp"
 #include "ldso/sparse_image.hpp"
 #include "procforge/elf.hpp"
@@ -154,19 +155,11 @@ void read_versions(int fd, Image& img, const elf::File& file, const std::vector<
   else f.versions_problem = tables.error().message;
 }
 
-std::shared_ptr<const FileFacts> inspect(int fd, const struct stat& st) {
-  auto f = std::make_shared<FileFacts>();
-  f->dev = st.st_dev;
-  f->ino = st.st_ino;
-  f->mode = st.st_mode;
-  const std::uint64_t size = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
-  if (size > kMaxImage) {
-    fatal(*f, "cannot read file data", EFBIG);
-    return f;
-  }
-  Image img(static_cast<std::size_t>(std::max<std::uint64_t>(size, kFilebuf)));
-  // The header: read() until at least an Ehdr is there, as open_verify does
-  // (a directory fails here with EISDIR: "cannot read file data").
+// open_verify(): read() until at least an Ehdr is there (a directory fails
+// here with EISDIR: "cannot read file data"), check it, then read the
+// program headers. SIZE: the file's, 0 when it is not a regular file. False
+// when the file is refused or skipped (F says which).
+bool read_headers(int fd, std::uint64_t size, FileFacts& f, Image& img) {
   std::size_t len = 0;
   int read_errno = 0;
   while (len < 64) {
@@ -176,20 +169,26 @@ std::shared_ptr<const FileFacts> inspect(int fd, const struct stat& st) {
     if (r <= 0) break;
     len += static_cast<std::size_t>(r);
   }
-  if (!verify(*f, img, len, read_errno)) return f;
-  if (size < len) img.size = len;  // a FIFO or special file: what was read is all there is
+  if (!verify(f, img, len, read_errno)) return false;
   const std::uint64_t phoff = le64(img.p + 32);
-  const std::uint16_t phnum = le16(img.p + 56);
-  const std::uint64_t phlen = std::uint64_t{phnum} * sizeof(Elf64_Phdr);
+  const std::uint64_t phlen = std::uint64_t{le16(img.p + 56)} * sizeof(Elf64_Phdr);
+  if (size < len) img.size = len;  // a FIFO or special file: what was read is all there is
   if (!elf::range_fits(phoff, phlen, img.size) ||
       (phoff + phlen > len && read_range(fd, img, phoff, phlen) != static_cast<ssize_t>(phlen))) {
-    fatal(*f, "cannot read file data");
-    return f;
+    fatal(f, "cannot read file data");
+    return false;
   }
+  return true;
+}
 
-  // _dl_map_object_from_fd()'s walk over the program headers.
+// _dl_map_object_from_fd()'s walk over the program headers: the refusals of
+// a file loaded as a library (the first one wins, as the loop stops there)
+// and PT_DYNAMIC. Returns the file ranges the rest of the reading needs.
+std::vector<std::pair<std::uint64_t, std::uint64_t>> check_program_headers(FileFacts& f, const Image& img) {
+  const std::uint64_t phoff = le64(img.p + 32);
+  const std::uint16_t phnum = le16(img.p + 56);
   bool any_load = false, misaligned = false, dyn = false, empty_dyn = false;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;  // what else to read
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
   for (std::uint16_t i = 0; i < phnum; ++i) {
     const std::uint8_t* ph = img.p + phoff + std::uint64_t{i} * sizeof(Elf64_Phdr);
     const std::uint32_t type = le32(ph);
@@ -209,27 +208,58 @@ std::shared_ptr<const FileFacts> inspect(int fd, const struct stat& st) {
       case PT_GNU_PROPERTY: ranges.emplace_back(off, filesz); break;
       default: break;
     }
-    // The first error wins, as the loop stops there.
-    if (misaligned && f->map_message.empty()) f->map_message = "ELF load command address/offset not page-aligned";
+    if (misaligned && f.map_message.empty()) f.map_message = "ELF load command address/offset not page-aligned";
   }
-  if (f->map_message.empty()) {
-    if (!any_load) f->map_message = "object file has no loadable segments";
-    else if (f->type != ET_DYN) f->map_message = "cannot dynamically load executable";
-    else if (!dyn || empty_dyn) f->map_message = "object file has no dynamic section";
+  if (f.map_message.empty()) {
+    if (!any_load) f.map_message = "object file has no loadable segments";
+    else if (f.type != ET_DYN) f.map_message = "cannot dynamically load executable";
+    else if (!dyn || empty_dyn) f.map_message = "object file has no dynamic section";
   }
-  f->has_dynamic = dyn;
-  for (const auto& [off, len2] : ranges) read_range(fd, img, off, len2);
+  f.has_dynamic = dyn;
+  return ranges;
+}
 
+// DT_NEEDED / DT_AUXILIARY / DT_FILTER in dynamic-section order, DT_SONAME,
+// DT_RPATH, DT_RUNPATH, DT_FLAGS_1 (then the DF_1_PIE refusal).
+void read_dynamic_info(const elf::File& file, const std::vector<elf::DynamicEntry>& entries, FileFacts& f) {
+  auto info = file.dynamic_info();
+  if (!info) {
+    f.read_problem = info.error().message;
+  } else {
+    std::size_t n = 0, a = 0, fl = 0;
+    for (const auto& e : entries) {
+      if (e.tag == DT_NEEDED && n < info->needed.size())
+        f.deps.push_back({DepEntry::Kind::needed, std::string(info->needed[n++])});
+      else if (e.tag == DT_AUXILIARY && a < info->auxiliary.size())
+        f.deps.push_back({DepEntry::Kind::auxiliary, std::string(info->auxiliary[a++])});
+      else if (e.tag == DT_FILTER && fl < info->filters.size())
+        f.deps.push_back({DepEntry::Kind::filter, std::string(info->filters[fl++])});
+    }
+    if (info->soname) f.soname = std::string(*info->soname);
+    if (info->rpath) f.rpath = std::string(*info->rpath);
+    if (info->runpath) f.runpath = std::string(*info->runpath);
+    f.flags_1 = info->flags_1;
+  }
+  // DF_1_PIE comes after the dynamic section is read.
+  if (f.map_message.empty() && (f.flags_1 & DF_1_PIE))
+    f.map_message = "cannot dynamically load position-independent executable";
+}
+
+// What ld.so reads of the segments: PT_INTERP, the dynamic section with its
+// string table and version tables, the x86 ISA-level property. A part that
+// cannot be decoded is a read_problem (the object is then treated as having
+// no dynamic section), not a refusal.
+void read_segments(int fd, Image& img, FileFacts& f) {
   auto file = elf::File::parse(std::span<const std::uint8_t>(img.p, img.size));
   if (!file) {
-    f->read_problem = file.error().message;
-    return f;
+    f.read_problem = file.error().message;
+    return;
   }
-  if (auto interp = file->interpreter(); interp && *interp) f->interp = std::string(**interp);
+  if (auto interp = file->interpreter(); interp && *interp) f.interp = std::string(**interp);
   auto entries = file->dynamic();
   if (!entries) {
-    f->read_problem = entries.error().message;
-    return f;
+    f.read_problem = entries.error().message;
+    return;
   }
   // The string table: read where DT_STRTAB points (DT_STRSZ bytes).
   std::optional<std::uint64_t> strtab, strsz;
@@ -240,32 +270,29 @@ std::shared_ptr<const FileFacts> inspect(int fd, const struct stat& st) {
   if (strtab) {
     if (auto off = file->vaddr_to_offset(*strtab)) read_range(fd, img, *off, strsz.value_or(1u << 20));
   }
-  read_versions(fd, img, *file, *entries, *f);
-  auto info = file->dynamic_info();
-  if (!info) {
-    f->read_problem = info.error().message;
-  } else {
-    std::size_t n = 0, a = 0, fl = 0;
-    for (const auto& e : *entries) {
-      if (e.tag == DT_NEEDED && n < info->needed.size())
-        f->deps.push_back({DepEntry::Kind::needed, std::string(info->needed[n++])});
-      else if (e.tag == DT_AUXILIARY && a < info->auxiliary.size())
-        f->deps.push_back({DepEntry::Kind::auxiliary, std::string(info->auxiliary[a++])});
-      else if (e.tag == DT_FILTER && fl < info->filters.size())
-        f->deps.push_back({DepEntry::Kind::filter, std::string(info->filters[fl++])});
-    }
-    if (info->soname) f->soname = std::string(*info->soname);
-    if (info->rpath) f->rpath = std::string(*info->rpath);
-    if (info->runpath) f->runpath = std::string(*info->runpath);
-    f->flags_1 = info->flags_1;
-  }
-  // DF_1_PIE comes after the dynamic section is read.
-  if (f->map_message.empty() && (f->flags_1 & DF_1_PIE))
-    f->map_message = "cannot dynamically load position-independent executable";
+  read_versions(fd, img, *file, *entries, f);
+  read_dynamic_info(*file, *entries, f);
   if (auto props = file->gnu_properties()) {
     for (const auto& p : *props)
-      if (p.type == kIsa1Needed && p.data.size() >= 4) f->isa_1_needed = le32(p.data.data());
+      if (p.type == kIsa1Needed && p.data.size() >= 4) f.isa_1_needed = le32(p.data.data());
   }
+}
+
+// Everything ld.so would read from the open file FD, in its order.
+std::shared_ptr<const FileFacts> inspect(int fd, const struct stat& st) {
+  auto f = std::make_shared<FileFacts>();
+  f->dev = st.st_dev;
+  f->ino = st.st_ino;
+  f->mode = st.st_mode;
+  const std::uint64_t size = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
+  if (size > kMaxImage) {
+    fatal(*f, "cannot read file data", EFBIG);
+    return f;
+  }
+  Image img(static_cast<std::size_t>(std::max<std::uint64_t>(size, kFilebuf)));
+  if (!read_headers(fd, size, *f, img)) return f;
+  for (const auto& [off, range_len] : check_program_headers(*f, img)) read_range(fd, img, off, range_len);
+  read_segments(fd, img, *f);
   return f;
 }
 
@@ -276,15 +303,10 @@ bool same_file(const FileFacts& a, const FileFacts& b) { return a.dev == b.dev &
 Opened open_file(int cwd_fd, const std::string& path) {
   Opened o;
   // open("") fails with ENOENT, as in ld.so.
-  const int fd = ::openat(cwd_fd, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    o.err = errno;
-    return o;
-  }
+  const UniqueFd fd(::openat(cwd_fd, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
+  if (!fd || fstat(fd.get(), &st) != 0) {
     o.err = errno;
-    ::close(fd);
     return o;
   }
   const Key key{st.st_dev, st.st_ino, st.st_size,
@@ -294,13 +316,11 @@ Opened open_file(int cwd_fd, const std::string& path) {
     std::lock_guard<std::mutex> lock(g_mutex);
     auto it = g_cache.find(key);
     if (it != g_cache.end()) {
-      ::close(fd);
       o.facts = it->second;
       return o;
     }
   }
-  o.facts = inspect(fd, st);
-  ::close(fd);
+  o.facts = inspect(fd.get(), st);
   if (S_ISREG(st.st_mode)) {
     std::lock_guard<std::mutex> lock(g_mutex);
     if (g_cache.size() > 20000) g_cache.clear();

@@ -42,6 +42,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "common/unique_fd.hpp"
 #include "ldso/sparse_image.hpp"
 
 #ifndef DT_RELRSZ
@@ -264,18 +265,12 @@ class Walker {
 // An object file open for reading, a regular file, with its stat; closed
 // when this goes.
 struct RegularFile {
-  int fd = -1;
+  UniqueFd fd;
   struct stat st {};
-  RegularFile() = default;
-  RegularFile(const RegularFile&) = delete;
-  RegularFile& operator=(const RegularFile&) = delete;
-  ~RegularFile() {
-    if (fd >= 0) ::close(fd);
-  }
   Status open(const std::string& path) {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return Error(errno, "opening " + path + ": " + errno_name(errno));
-    if (::fstat(fd, &st) != 0) return Error(errno, "fstat " + path + ": " + errno_name(errno));
+    fd.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+    if (!fd) return Error(errno, "opening " + path + ": " + errno_name(errno));
+    if (::fstat(fd.get(), &st) != 0) return Error(errno, "fstat " + path + ": " + errno_name(errno));
     if (!S_ISREG(st.st_mode)) return Error(EINVAL, path + ": not a regular file");
     return ok_status();
   }
@@ -335,7 +330,7 @@ RelocationWork analyze_relocations(const elf::File& file, bool ld_bind_now) {
 Result<std::vector<std::uint8_t>> read_object_bytes(const std::string& path, struct stat* info) {
   RegularFile f;
   if (auto opened = f.open(path); !opened) return opened.error();
-  const int fd = f.fd;
+  const int fd = f.fd.get();
   const struct stat& st = f.st;
   if (info) *info = st;
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(st.st_size));
@@ -357,7 +352,7 @@ Result<RelocationWork> analyze_relocations(const std::string& path, bool ld_bind
   // index they name. libLLVM is 100 MiB; its relocation tables are not.
   RegularFile f;
   if (auto opened = f.open(path); !opened) return opened.error();
-  const int fd = f.fd;
+  const int fd = f.fd.get();
   const struct stat& st = f.st;
   detail::SparseImage img(static_cast<std::size_t>(st.st_size));
   if (img.size != static_cast<std::size_t>(st.st_size)) return Error(ENOMEM, path + ": no memory for its image");
@@ -396,16 +391,25 @@ Result<RelocationWork> analyze_relocations(const std::string& path, bool ld_bind
   return analyze_relocations(*file, ld_bind_now);
 }
 
-StartupEstimate estimate_startup(const std::vector<RelocationWork>& objects, const CostModel& m) {
+StartupEstimate estimate_object(const RelocationWork& w, const CostModel& m) {
   StartupEstimate e;
-  for (const auto& w : objects) {
-    e.relocation_ns += static_cast<double>(w.relative + w.relr_relative) * m.ns_per_relative +
-                       static_cast<double>(w.symbol_lookups) * m.ns_per_lookup +
-                       static_cast<double>(w.irelative) * m.ns_per_irelative;
-    e.fault_ns += static_cast<double>(w.pages_dirtied) * m.ns_per_page;
-    e.loading_ns += m.ns_per_object;
-  }
+  e.relocation_ns = static_cast<double>(w.relative + w.relr_relative) * m.ns_per_relative +
+                    static_cast<double>(w.symbol_lookups) * m.ns_per_lookup +
+                    static_cast<double>(w.irelative) * m.ns_per_irelative;
+  e.fault_ns = static_cast<double>(w.pages_dirtied) * m.ns_per_page;
+  e.loading_ns = m.ns_per_object;
   return e;
+}
+
+StartupEstimate estimate_startup(const std::vector<RelocationWork>& objects, const CostModel& m) {
+  StartupEstimate sum;
+  for (const auto& w : objects) {
+    const StartupEstimate e = estimate_object(w, m);
+    sum.relocation_ns += e.relocation_ns;
+    sum.fault_ns += e.fault_ns;
+    sum.loading_ns += e.loading_ns;
+  }
+  return sum;
 }
 
 Relocations summarize(const RelocationWork& w) {

@@ -106,113 +106,121 @@ Attempt open_path(State& st, const std::string& name, const std::vector<SearchDi
 }
 
 bool has_nodeflib(const State& st, int l) {
-  const Map& m = st.maps[static_cast<std::size_t>(l)];
+  const Map& m = st.map(l);
   return m.facts && (m.facts->flags_1 & DF_1_NODEFLIB);
 }
+
+// One search for NAME. Each stage, in _dl_map_object()'s order, returns true
+// when the search is over: found (OUT.ok), or a fatal open_verify() error
+// (OUT.fatal).
+class Search {
+ public:
+  Search(State& st, const std::string& name, bool secure_load, Found& out)
+      : st_(st), name_(name), secure_load_(secure_load), out_(out) {}
+
+  // A name with a '/' is opened as it is (DSTs expanded for the loader).
+  void slash_name(int loader) {
+    std::string real = name_;
+    if (loader >= 0 && dst_count(name_)) real = dst_substitute(name_, st_.dst_for(st_.map(loader)));
+    Attempt a;
+    if (try_open(st_, real, a, out_)) take(a, FoundBy::slash_name, "the name contains '/'");
+  }
+
+  // DT_RPATH of the loader, of its loader and so on up, then of the
+  // executable; none of it when the loader has DT_RUNPATH.
+  bool rpaths(int loader) {
+    if (loader >= 0 && st_.map(loader).facts && st_.map(loader).facts->runpath) return false;
+    bool did_main = false;
+    for (int l = loader; l >= 0; l = st_.map(l).loader) {
+      const auto& dirs = st_.rpath_of(l);
+      if (dirs.empty()) continue;
+      if (in_dirs(dirs, FoundBy::rpath, "DT_RPATH of " + st_.display(l) + ": ")) return true;
+      did_main |= l == st_.main;
+    }
+    return !did_main && in_dirs(st_.rpath_of(st_.main), FoundBy::rpath, "DT_RPATH of " + st_.display(st_.main) + ": ");
+  }
+
+  bool library_path() { return in_dirs(st_.library_path, FoundBy::ld_library_path, "LD_LIBRARY_PATH: "); }
+
+  // DT_RUNPATH of the loader only (no chain).
+  bool runpath(int loader) {
+    return loader >= 0 &&
+           in_dirs(st_.runpath_of(loader), FoundBy::runpath, "DT_RUNPATH of " + st_.display(loader) + ": ");
+  }
+
+  // /etc/ld.so.cache, not for __RTLD_SECURE loads in secure mode; a hit under
+  // a system directory is refused when the loader (else the executable) has
+  // DF_1_NODEFLIB.
+  bool cache(int nodeflib_owner) {
+    if ((secure_load_ && st_.secure) || !st_.cache) return false;
+    std::optional<std::string> cached = st_.cache->lookup(name_, *st_.sys);
+    if (!cached) st_.tried.push_back(st_.sys->cache_path + ": no entry for " + name_);
+    if (cached && has_nodeflib(st_, nodeflib_owner)) {
+      for (const auto& d : st_.sys->system_dirs)
+        if (cached->compare(0, d.size(), d) == 0) {
+          st_.tried.push_back(*cached + " (ld.so.cache; refused: DF_1_NODEFLIB)");
+          cached.reset();
+          break;
+        }
+    }
+    if (!cached) return false;
+    Attempt a;
+    if (try_open(st_, *cached, a, out_)) {
+      take(a, FoundBy::ld_so_cache, st_.sys->cache_path + ": " + name_ + " => " + *cached);
+      return true;
+    }
+    return out_.fatal.has_value();
+  }
+
+  // The system directories, unless DF_1_NODEFLIB.
+  bool default_dirs(int nodeflib_owner) {
+    if (has_nodeflib(st_, nodeflib_owner)) return false;
+    std::vector<SearchDir> sysdirs;
+    for (const auto& d : st_.sys->system_dirs) sysdirs.push_back({d, d});
+    return in_dirs(sysdirs, FoundBy::default_dirs, "system search path: ");
+  }
+
+ private:
+  // open_path() over one list; VIA names the rule for the explanation.
+  bool in_dirs(const std::vector<SearchDir>& dirs, FoundBy by, const std::string& via) {
+    if (dirs.empty()) return false;
+    Attempt a = open_path(st_, name_, dirs, secure_load_, out_);
+    if (out_.fatal) return true;
+    if (!a.found) return false;
+    const bool cwd = a.dir.empty() && by == FoundBy::ld_library_path;
+    take(a, by, via + (cwd ? std::string("(current directory)") : a.dir));
+    return true;
+  }
+
+  void take(const Attempt& a, FoundBy by, std::string via) {
+    out_.ok = true;
+    out_.path = a.path;
+    out_.facts = a.facts;
+    out_.by = by;
+    out_.via = std::move(via);
+    out_.in_subdir = a.in_subdir;
+  }
+
+  State& st_;
+  const std::string& name_;
+  const bool secure_load_;
+  Found& out_;
+};
 
 }  // namespace
 
 Found search(State& st, int loader, const std::string& name, bool secure_load) {
   Found out;
   st.tried.clear();
-  auto take = [&](const Attempt& a, FoundBy by, std::string via) {
-    out.ok = true;
-    out.path = a.path;
-    out.facts = a.facts;
-    out.by = by;
-    out.via = std::move(via);
-    out.in_subdir = a.in_subdir;
-  };
-
+  Search s(st, name, secure_load, out);
+  const int nodeflib_owner = loader >= 0 ? loader : st.main;
   if (name.find('/') != std::string::npos) {
-    // Names with a slash: DSTs expanded for the loader, no search.
-    std::string real = name;
-    if (loader >= 0 && dst_count(name))
-      real = dst_substitute(name, st.dst_for(st.maps[static_cast<std::size_t>(loader)]));
-    Attempt a;
-    if (try_open(st, real, a, out)) take(a, FoundBy::slash_name, "the name contains '/'");
-    if (!out.ok) out.err = st.last_errno;
+    s.slash_name(loader);
+  } else if (s.rpaths(loader) || s.library_path() || s.runpath(loader) || s.cache(nodeflib_owner) ||
+             s.default_dirs(nodeflib_owner)) {
     return out;
   }
-
-  const int fallback = loader >= 0 ? loader : st.main;
-  const Map* lm = loader >= 0 ? &st.maps[static_cast<std::size_t>(loader)] : nullptr;
-  if (!lm || !lm->facts || !lm->facts->runpath) {
-    bool did_main = false;
-    for (int l = loader; l >= 0; l = st.maps[static_cast<std::size_t>(l)].loader) {
-      const auto& dirs = st.rpath_of(l);
-      if (dirs.empty()) continue;
-      Attempt a = open_path(st, name, dirs, secure_load, out);
-      if (out.fatal) return out;
-      if (a.found) {
-        take(a, FoundBy::rpath, "DT_RPATH of " + st.display(l) + ": " + a.dir);
-        return out;
-      }
-      did_main |= l == st.main;
-    }
-    if (!did_main) {
-      const auto& dirs = st.rpath_of(st.main);
-      if (!dirs.empty()) {
-        Attempt a = open_path(st, name, dirs, secure_load, out);
-        if (out.fatal) return out;
-        if (a.found) {
-          take(a, FoundBy::rpath, "DT_RPATH of " + st.display(st.main) + ": " + a.dir);
-          return out;
-        }
-      }
-    }
-  }
-  if (!st.library_path.empty()) {
-    Attempt a = open_path(st, name, st.library_path, secure_load, out);
-    if (out.fatal) return out;
-    if (a.found) {
-      take(a, FoundBy::ld_library_path,
-           "LD_LIBRARY_PATH: " + (a.dir.empty() ? std::string("(current directory)") : a.dir));
-      return out;
-    }
-  }
-  if (loader >= 0) {
-    const auto& dirs = st.runpath_of(loader);
-    if (!dirs.empty()) {
-      Attempt a = open_path(st, name, dirs, secure_load, out);
-      if (out.fatal) return out;
-      if (a.found) {
-        take(a, FoundBy::runpath, "DT_RUNPATH of " + st.display(loader) + ": " + a.dir);
-        return out;
-      }
-    }
-  }
-  if (!(secure_load && st.secure) && st.cache) {
-    std::optional<std::string> cached = st.cache->lookup(name, *st.sys);
-    if (!cached) st.tried.push_back(st.sys->cache_path + ": no entry for " + name);
-    if (cached && has_nodeflib(st, fallback)) {
-      for (const auto& d : st.sys->system_dirs)
-        if (cached->compare(0, d.size(), d) == 0) {
-          st.tried.push_back(*cached + " (ld.so.cache; refused: DF_1_NODEFLIB)");
-          cached.reset();
-          break;
-        }
-    }
-    if (cached) {
-      Attempt a;
-      if (try_open(st, *cached, a, out)) {
-        take(a, FoundBy::ld_so_cache, st.sys->cache_path + ": " + name + " => " + *cached);
-        return out;
-      }
-      if (out.fatal) return out;
-    }
-  }
-  if (!has_nodeflib(st, fallback)) {
-    std::vector<SearchDir> sysdirs;
-    for (const auto& d : st.sys->system_dirs) sysdirs.push_back({d, d});
-    Attempt a = open_path(st, name, sysdirs, secure_load, out);
-    if (out.fatal) return out;
-    if (a.found) {
-      take(a, FoundBy::default_dirs, "system search path: " + a.dir);
-      return out;
-    }
-  }
-  out.err = st.last_errno;
+  if (!out.ok) out.err = st.last_errno;
   return out;
 }
 

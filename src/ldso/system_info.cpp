@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "common/unique_fd.hpp"
 #include "procforge/ldso.hpp"
 
 namespace procforge::ldso {
@@ -64,9 +65,11 @@ std::vector<std::string> hwcaps_for_level(int level) {
 std::string run_diagnostics(const std::string& ldso) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return "";
+  const UniqueFd read_end(fds[0]);
+  UniqueFd write_end(fds[1]);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, write_end.get(), STDOUT_FILENO);
   posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   std::string arg0 = ldso, arg1 = "--list-diagnostics";
   char* argv[] = {arg0.data(), arg1.data(), nullptr};
@@ -74,15 +77,12 @@ std::string run_diagnostics(const std::string& ldso) {
   pid_t pid = -1;
   const int rc = posix_spawn(&pid, ldso.c_str(), &fa, nullptr, argv, envp);
   posix_spawn_file_actions_destroy(&fa);
-  ::close(fds[1]);
-  std::string out;
-  if (rc == 0) {
-    char buf[8192];
-    ssize_t n;
-    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
+  write_end.reset();  // the child holds the only write end: read() sees its EOF
   if (rc != 0) return "";
+  std::string out;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::read(read_end.get(), buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }

@@ -63,7 +63,7 @@ Result<std::shared_ptr<const VersionTables>> tables_for(const std::string& path)
 }
 
 // _dl_name_match_p().
-bool name_matches(std::string_view name, const LoadedObject& o) {
+bool name_matches(std::string_view name, const LinkMapObject& o) {
   if (name == o.l_name) return true;
   for (const auto& n : o.libnames)
     if (name == n) return true;
@@ -111,10 +111,10 @@ std::string version_line(std::string_view argv0, const VersionDiagnostic& d) {
   return s;
 }
 
-std::vector<VersionDiagnostic> check_all_versions(const std::vector<LoadedObject>& objects, std::string_view argv0,
+std::vector<VersionDiagnostic> check_all_versions(const std::vector<LinkMapObject>& objects, std::string_view argv0,
                                                   bool trace_mode, std::vector<std::string>* problems) {
   std::vector<VersionDiagnostic> out;
-  auto dso_filename = [&](const LoadedObject& o) { return o.l_name.empty() ? std::string(argv0) : o.l_name; };
+  auto dso_filename = [&](const LinkMapObject& o) { return o.l_name.empty() ? std::string(argv0) : o.l_name; };
   // Tables, read at most once per object and only when needed.
   std::vector<std::shared_ptr<const VersionTables>> tables(objects.size());
   std::vector<bool> tried(objects.size(), false);
@@ -133,7 +133,7 @@ std::vector<VersionDiagnostic> check_all_versions(const std::vector<LoadedObject
   };
 
   for (std::size_t i = 0; i < objects.size(); ++i) {
-    const LoadedObject& map = objects[i];
+    const LinkMapObject& map = objects[i];
     if (map.faked) continue;
     const VersionTables* mine = tables_of(i);
     if (!mine) continue;
@@ -149,7 +149,7 @@ std::vector<VersionDiagnostic> check_all_versions(const std::vector<LoadedObject
           problems->push_back(required_by + ": version needs name " + need.file + ", which is not in the link map");
         continue;
       }
-      const LoadedObject& needed = objects[n];
+      const LinkMapObject& needed = objects[n];
       if (trace_mode && needed.faked) continue;
       const VersionTables* theirs = tables_of(n);
       if (!theirs) continue;  // unknown (e.g. the vDSO without a file): nothing to predict
@@ -175,7 +175,7 @@ std::vector<VersionDiagnostic> check_all_versions(const std::vector<LoadedObject
   return out;
 }
 
-std::optional<LoaderError> check_versions(const std::vector<LoadedObject>& objects, std::string_view argv0,
+std::optional<LoaderError> check_versions(const std::vector<LinkMapObject>& objects, std::string_view argv0,
                                           std::vector<std::string>& warnings) {
   std::optional<LoaderError> error;
   for (const auto& d : check_all_versions(objects, argv0, false, &warnings)) {

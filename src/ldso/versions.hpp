@@ -47,10 +47,12 @@ struct VersionTables {
   static Result<VersionTables> read(const std::string& path);
 };
 
-// One object of the link map, in l_next (search-list) order: the main
-// program first, then what ld.so loaded, including ld.so itself and the vDSO
-// where the link map has them (find_needed() walks the whole namespace).
-struct LoadedObject {
+// One object of the link map as the version check reads it (glibc's struct
+// link_map; not profile::LoadedObject, a traced run's object), in l_next
+// (search-list) order: the main program first, then what ld.so loaded,
+// including ld.so itself and the vDSO where the link map has them
+// (find_needed() walks the whole namespace).
+struct LinkMapObject {
   std::string l_name;                 // the path it was opened as; "" for the main program of a normal run
   std::vector<std::string> libnames;  // every name it is known by (requested names, SONAME once matched)
   std::string path;                   // the file to read when tables is not set ("" = unreadable: not checked)
@@ -72,7 +74,7 @@ std::string version_line(std::string_view argv0, const VersionDiagnostic& d);
 // ARGV0 is _dl_argv[0] (the program as named on the command line); it names
 // the main program wherever its l_name is empty. Objects whose tables cannot
 // be read are skipped and named in PROBLEMS (when given).
-std::vector<VersionDiagnostic> check_all_versions(const std::vector<LoadedObject>& objects, std::string_view argv0,
+std::vector<VersionDiagnostic> check_all_versions(const std::vector<LinkMapObject>& objects, std::string_view argv0,
                                                   bool trace_mode = false,
                                                   std::vector<std::string>* problems = nullptr);
 
@@ -80,7 +82,7 @@ std::vector<VersionDiagnostic> check_all_versions(const std::vector<LoadedObject
 // ({object, message}; render it as version_line(), not as "error while loading
 // shared libraries"), every other diagnostic line appended to WARNINGS (as
 // full version_line() text).
-std::optional<LoaderError> check_versions(const std::vector<LoadedObject>& objects, std::string_view argv0,
+std::optional<LoaderError> check_versions(const std::vector<LinkMapObject>& objects, std::string_view argv0,
                                           std::vector<std::string>& warnings);
 
 }  // namespace procforge::ldso

@@ -1,5 +1,5 @@
 // Per-library attribution from the LD_AUDIT module's records
-// (src/profile/audit/procforge_audit.c): la_objopen is called right after
+// (src/profile/audit/procforge_audit.c, format in records.h): la_objopen is called right after
 // each object is mapped, la_activity(ADD) before the first dependency is
 // looked for and la_activity(CONSISTENT) after all of them are relocated
 // (glibc 2.36 elf/rtld.c dl_main). So
@@ -8,24 +8,24 @@
 // ld.so has no per-object relocation hook (and Debian strips the internal
 // _dl_relocate_object symbol), so the relocation time is split between
 // objects in proportion to their relocation work read from the files
-// (ldso::analyze_relocations and its CostModel): an estimate, and labelled so.
+// (ldso::analyze_relocations, weighed by ldso::estimate_object()): an estimate, and labelled so.
 // Without records (static program, no module) the objects come from the
 // r_debug link map read at RT_CONSISTENT, with counts and no times.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstring>
 #include <map>
 #include <mutex>
 
 #include "ldso/relocations.hpp"
+#include "profile/audit/records.h"
 #include "profile/detail.hpp"
 
 namespace procforge::profile::detail {
 
 namespace {
-
-constexpr std::size_t kHeader = 32;  // u32 kind, u32 name_len, i64 ns, u64 addr, i64 lmid
 
 std::mutex work_mutex;
 std::map<std::string, std::optional<ldso::RelocationWork>> work_cache;
@@ -42,13 +42,6 @@ std::optional<ldso::RelocationWork> relocation_work(const std::string& path) {
   return v;
 }
 
-double cost(const ldso::RelocationWork& w) {
-  const ldso::CostModel m;
-  return static_cast<double>(w.relative + w.relr_relative) * m.ns_per_relative +
-         static_cast<double>(w.symbol_lookups) * m.ns_per_lookup +
-         static_cast<double>(w.pages_dirtied) * m.ns_per_page + static_cast<double>(w.irelative) * m.ns_per_irelative;
-}
-
 }  // namespace
 
 std::vector<AuditRecord> read_audit_records(int fd) {
@@ -62,15 +55,21 @@ std::vector<AuditRecord> read_audit_records(int fd) {
     if (n <= 0) break;
     buf.append(chunk, static_cast<std::size_t>(n));
   }
+  // Field by field from the bytes (records are packed back to back, so
+  // unaligned): the layout is records.h's.
+  constexpr std::size_t kHeader = PF_AUDIT_HEADER_BYTES;
+  auto field = [&](std::size_t at, std::size_t member, auto& value) {
+    std::memcpy(&value, buf.data() + at + member, sizeof value);
+  };
   std::size_t off = 0;
   while (off + kHeader <= buf.size()) {
     AuditRecord r;
     std::uint32_t len = 0;
-    std::memcpy(&r.kind, buf.data() + off, 4);
-    std::memcpy(&len, buf.data() + off + 4, 4);
-    std::memcpy(&r.ns, buf.data() + off + 8, 8);
-    std::memcpy(&r.addr, buf.data() + off + 16, 8);
-    if (len > 256 || off + kHeader + len > buf.size()) break;
+    field(off, offsetof(pf_audit_record, kind), r.kind);
+    field(off, offsetof(pf_audit_record, name_len), len);
+    field(off, offsetof(pf_audit_record, ns), r.ns);
+    field(off, offsetof(pf_audit_record, addr), r.addr);
+    if (len > PF_AUDIT_NAME_MAX || off + kHeader + len > buf.size()) break;
     r.name.assign(buf.data() + off + kHeader, len);
     out.push_back(std::move(r));
     off += kHeader + len;
@@ -88,10 +87,10 @@ void attribute_libraries(const std::vector<AuditRecord>& recs, const RawRun& raw
   std::optional<std::int64_t> add, consistent, last_open;
   std::vector<LoadedObject> objs;
   for (const auto& r : recs) {
-    if (r.kind == 2 && !add) add = r.ns;
-    else if (r.kind == 3 && add && !consistent) consistent = r.ns;
-    else if (r.kind == 5 && !run.audit_preinit_ns) run.audit_preinit_ns = r.ns;
-    else if (r.kind == 1 && !consistent) {
+    if (r.kind == PF_AUDIT_ACT_ADD && !add) add = r.ns;
+    else if (r.kind == PF_AUDIT_ACT_CONSISTENT && add && !consistent) consistent = r.ns;
+    else if (r.kind == PF_AUDIT_PREINIT && !run.audit_preinit_ns) run.audit_preinit_ns = r.ns;
+    else if (r.kind == PF_AUDIT_OBJOPEN && !consistent) {
       LoadedObject o;
       o.path = r.name.empty() ? raw.facts.image : r.name;
       o.base = r.addr;
@@ -116,7 +115,7 @@ void attribute_libraries(const std::vector<AuditRecord>& recs, const RawRun& raw
     objs[i].symbol_lookups = w->symbol_lookups;
     objs[i].pages_dirtied = w->pages_dirtied;
     objs[i].irelative = w->irelative;
-    costs[i] = cost(*w);
+    costs[i] = ldso::estimate_object(*w).relocating_ns();
     total_cost += costs[i];
   }
   if (consistent && last_open && total_cost > 0) {

@@ -175,7 +175,7 @@ void fill_phases(const RawRun& raw, Run& run);
 
 // ---- audit_records.cpp
 struct AuditRecord {
-  std::uint32_t kind = 0;  // 1 objopen, 2 ADD, 3 CONSISTENT, 4 DELETE, 5 preinit
+  std::uint32_t kind = 0;  // enum pf_audit_kind (profile/audit/records.h)
   std::int64_t ns = 0;
   std::uint64_t addr = 0;
   std::string name;

@@ -24,8 +24,8 @@ using testsupport::elf_hash;
 VersionTables::Requirement req(const std::string& v, bool weak = false) { return {v, elf_hash(v), weak}; }
 VersionTables::Definition def(const std::string& v) { return {elf_hash(v), v}; }
 
-LoadedObject object(std::string l_name, std::vector<std::string> names, VersionTables t) {
-  LoadedObject o;
+LinkMapObject object(std::string l_name, std::vector<std::string> names, VersionTables t) {
+  LinkMapObject o;
   o.l_name = std::move(l_name);
   o.libnames = std::move(names);
   o.tables = std::make_shared<const VersionTables>(std::move(t));
@@ -46,8 +46,8 @@ VersionTables needs(const std::string& file, std::vector<VersionTables::Requirem
 }
 
 TEST(LdsoVersions, missing_version_is_fatal_and_names_main_program_by_argv0) {
-  std::vector<LoadedObject> map = {object("", {""}, needs("libv.so", {req("V1"), req("V2")})),
-                                   object("/x/libv.so", {"libv.so"}, provides({"libv.so", "V1"}))};
+  std::vector<LinkMapObject> map = {object("", {""}, needs("libv.so", {req("V1"), req("V2")})),
+                                    object("/x/libv.so", {"libv.so"}, provides({"libv.so", "V1"}))};
   const auto d = check_all_versions(map, "./prog");
   ASSERT_EQ(d.size(), 1u);
   EXPECT_TRUE(d[0].fatal);
@@ -60,8 +60,8 @@ TEST(LdsoVersions, missing_version_is_fatal_and_names_main_program_by_argv0) {
 }
 
 TEST(LdsoVersions, weak_version_missing_is_a_warning) {
-  std::vector<LoadedObject> map = {object("", {""}, needs("libv.so", {req("V9", true)})),
-                                   object("/x/libv.so", {"libv.so"}, provides({"V1"}))};
+  std::vector<LinkMapObject> map = {object("", {""}, needs("libv.so", {req("V9", true)})),
+                                    object("/x/libv.so", {"libv.so"}, provides({"V1"}))};
   std::vector<std::string> warnings;
   EXPECT_FALSE(check_versions(map, "p", warnings));
   ASSERT_EQ(warnings.size(), 1u);
@@ -69,8 +69,8 @@ TEST(LdsoVersions, weak_version_missing_is_a_warning) {
 }
 
 TEST(LdsoVersions, no_verdef_warns_once_per_required_version) {
-  std::vector<LoadedObject> map = {object("/l/liba.so", {"liba.so"}, needs("libv.so", {req("V1"), req("V2")})),
-                                   object("/x/libv.so", {"libv.so"}, VersionTables{})};
+  std::vector<LinkMapObject> map = {object("/l/liba.so", {"liba.so"}, needs("libv.so", {req("V1"), req("V2")})),
+                                    object("/x/libv.so", {"libv.so"}, VersionTables{})};
   const auto d = check_all_versions(map, "p");
   ASSERT_EQ(d.size(), 2u);
   for (const auto& x : d) {
@@ -82,31 +82,31 @@ TEST(LdsoVersions, no_verdef_warns_once_per_required_version) {
 TEST(LdsoVersions, hash_must_match_as_well_as_the_name) {
   VersionTables lib = provides({"V1"});
   lib.defs[0].hash ^= 1;
-  std::vector<LoadedObject> map = {object("", {""}, needs("libv.so", {req("V1")})),
-                                   object("/x/libv.so", {"libv.so"}, lib)};
+  std::vector<LinkMapObject> map = {object("", {""}, needs("libv.so", {req("V1")})),
+                                    object("/x/libv.so", {"libv.so"}, lib)};
   EXPECT_EQ(check_all_versions(map, "p").size(), 1u);
 }
 
 TEST(LdsoVersions, needed_object_found_by_l_name_or_any_libname_first_in_order) {
   // vn_file "libv.so.1" matches the second object's alias; the third (same
   // name, full versions) is never consulted.
-  std::vector<LoadedObject> map = {object("", {""}, needs("libv.so.1", {req("V2")})),
-                                   object("/a/libv.so", {"libv.so", "libv.so.1"}, provides({"V1"})),
-                                   object("/b/libv.so.1", {"libv.so.1"}, provides({"V1", "V2"}))};
+  std::vector<LinkMapObject> map = {object("", {""}, needs("libv.so.1", {req("V2")})),
+                                    object("/a/libv.so", {"libv.so", "libv.so.1"}, provides({"V1"})),
+                                    object("/b/libv.so.1", {"libv.so.1"}, provides({"V1", "V2"}))};
   const auto d = check_all_versions(map, "p");
   ASSERT_EQ(d.size(), 1u);
   EXPECT_EQ(d[0].object, "/a/libv.so");
 }
 
 TEST(LdsoVersions, trace_mode_skips_faked_objects_and_all_lines_are_kept_in_order) {
-  LoadedObject faked;
+  LinkMapObject faked;
   faked.l_name = "libgone.so";
   faked.libnames = {"libgone.so"};
   faked.faked = true;
   VersionTables main_needs = needs("libgone.so", {req("G1")});
   main_needs.needs.push_back({"libv.so", {req("V3"), req("V4")}});
-  std::vector<LoadedObject> map = {object("", {""}, main_needs), faked,
-                                   object("/x/libv.so", {"libv.so"}, provides({"V1"}))};
+  std::vector<LinkMapObject> map = {object("", {""}, main_needs), faked,
+                                    object("/x/libv.so", {"libv.so"}, provides({"V1"}))};
   const auto d = check_all_versions(map, "p", true);
   ASSERT_EQ(d.size(), 2u);
   EXPECT_NE(d[0].message.find("V3"), std::string::npos);

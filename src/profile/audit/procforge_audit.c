@@ -16,17 +16,7 @@
 #include <link.h>
 #include <stdint.h>
 
-enum { REC_OBJOPEN = 1, REC_ACT_ADD = 2, REC_ACT_CONSISTENT = 3, REC_ACT_DELETE = 4, REC_PREINIT = 5 };
-enum { NAME_MAX_BYTES = 256 };
-
-struct record {
-  uint32_t kind;
-  uint32_t name_len;
-  int64_t ns;
-  uint64_t addr;
-  int64_t lmid;
-  char name[NAME_MAX_BYTES];
-};
+#include "records.h"
 
 static int out_fd = -1;
 static uintptr_t base_head; /* the main program's link_map: la_activity for LM_ID_BASE names it */
@@ -89,17 +79,17 @@ done:
 
 static void emit(uint32_t kind, const char* name, uint64_t addr, int64_t lmid) {
   if (out_fd < 0) return;
-  struct record r;
+  struct pf_audit_record r;
   r.kind = kind;
   r.ns = now_ns();
   r.addr = addr;
   r.lmid = lmid;
   uint32_t len = 0;
   if (name)
-    for (; name[len] && len < NAME_MAX_BYTES; ++len) r.name[len] = name[len];
+    for (; name[len] && len < PF_AUDIT_NAME_MAX; ++len) r.name[len] = name[len];
   r.name_len = len;
   /* One write below PIPE_BUF: atomic, never interleaved. */
-  sys3(1 /* write */, out_fd, (long)&r, (long)(sizeof r - NAME_MAX_BYTES + len));
+  sys3(1 /* write */, out_fd, (long)&r, (long)(PF_AUDIT_HEADER_BYTES + len));
 }
 
 unsigned int la_version(unsigned int version) {
@@ -111,19 +101,21 @@ unsigned int la_objopen(struct link_map* map, Lmid_t lmid, uintptr_t* cookie) {
   (void)cookie;
   if (lmid != LM_ID_BASE) return 0;
   if (!base_head) base_head = (uintptr_t)map;
-  emit(REC_OBJOPEN, map->l_name, map->l_addr, lmid);
+  emit(PF_AUDIT_OBJOPEN, map->l_name, map->l_addr, lmid);
   return 0; /* no symbol binding callbacks: they cost a call per binding */
 }
 
 void la_activity(uintptr_t* cookie, unsigned int flag) {
   if (*cookie != base_head) return;
-  uint32_t kind = flag == LA_ACT_ADD ? REC_ACT_ADD : flag == LA_ACT_CONSISTENT ? REC_ACT_CONSISTENT : REC_ACT_DELETE;
+  uint32_t kind = flag == LA_ACT_ADD          ? PF_AUDIT_ACT_ADD
+                  : flag == LA_ACT_CONSISTENT ? PF_AUDIT_ACT_CONSISTENT
+                                              : PF_AUDIT_ACT_DELETE;
   emit(kind, 0, 0, 0);
 }
 
 void la_preinit(uintptr_t* cookie) {
   (void)cookie;
-  emit(REC_PREINIT, 0, 0, 0);
+  emit(PF_AUDIT_PREINIT, 0, 0, 0);
   if (out_fd >= 0) sys3(3 /* close */, out_fd, 0, 0);
   out_fd = -1;
 }
