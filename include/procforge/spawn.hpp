@@ -148,7 +148,7 @@ struct Options {
   bool never_fork = false;  // fail instead of falling back to fork
 
   // Instead of execve(), call this in the child once every control is
-  // applied; it must not return (a user-space exec: loader::Prepared::enter).
+  // applied; it must not return (a user-space exec: user_exec::Prepared::enter).
   // It replaces the whole address space, so the child needs its own: fork.
   // `done` says which of execve's resets the child already has (see
   // ExecResetsDone), so that the replacement can skip them.

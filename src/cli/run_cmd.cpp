@@ -23,7 +23,7 @@
 #include "cli/command.hpp"
 #include "cli/env.hpp"
 #include "cli/run_report.hpp"
-#include "procforge/loader.hpp"
+#include "procforge/user_exec.hpp"
 
 namespace procforge::cli {
 
@@ -360,9 +360,9 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
 
   // --loader=user: everything up to the point of no return happens here; the
   // child applies the controls, then enters the prepared image.
-  std::optional<loader::Prepared> prepared;
+  std::optional<user_exec::Prepared> prepared;
   if (o.loader == "user") {
-    loader::Options lo;
+    user_exec::Options lo;
     lo.for_child = true;
     lo.request = exec_request(opts, command);
     if (auto failed = resolve_command("run", lo.request)) return *failed;
@@ -371,7 +371,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     lo.become_gid = opts.gid;
     if (opts.uid || opts.gid) lo.become_groups = opts.groups.value_or(std::vector<gid_t>{});
     lo.keep_prediction = false;  // only the program is run
-    auto p = loader::prepare(lo);
+    auto p = user_exec::prepare(lo);
     if (!p) {
       std::cerr << "procforge run: " << loader_failure(lo.request, p.error());
       return p.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;

@@ -4,10 +4,10 @@
 
 #include <vector>
 
-#include "loader/region.hpp"
-#include "procforge/loader.hpp"
+#include "procforge/user_exec.hpp"
+#include "user_exec/region.hpp"
 
-namespace procforge::loader {
+namespace procforge::user_exec {
 
 // prepare.cpp: gives a Prepared's region back; the next prepare() may take it.
 void release_region(Region& r);
@@ -29,4 +29,4 @@ struct Prepared::Impl {
   }
 };
 
-}  // namespace procforge::loader
+}  // namespace procforge::user_exec

@@ -14,10 +14,10 @@
 
 #include <cstring>
 
-#include "loader/impl.hpp"
 #include "spawn/sys.hpp"
+#include "user_exec/impl.hpp"
 
-namespace procforge::loader {
+namespace procforge::user_exec {
 
 namespace {
 
@@ -57,7 +57,7 @@ struct LinuxDirent64 {
   char d_name[1];
 };
 
-// fs/file.c do_close_on_exec(), for one fd: the loader's own files stay
+// fs/file.c do_close_on_exec(), for one fd: the user-space exec's own files stay
 // (the stub maps, then closes them).
 void close_if_cloexec(const Region& r, int fd) {
   for (std::size_t i = 0; i < r.keep_count; ++i)
@@ -159,4 +159,4 @@ const std::vector<Step>& Prepared::steps() const { return impl_->steps; }
 const std::vector<std::string>& Prepared::differences() const { return impl_->differences; }
 const std::vector<int>& Prepared::descriptors() const { return impl_->fds; }
 
-}  // namespace procforge::loader
+}  // namespace procforge::user_exec

@@ -27,10 +27,10 @@
 #include <tuple>
 #include <utility>
 
-#include "loader/impl.hpp"
 #include "procforge/format.hpp"
+#include "user_exec/impl.hpp"
 
-namespace procforge::loader {
+namespace procforge::user_exec {
 
 namespace {
 
@@ -608,4 +608,4 @@ Result<Prepared> prepare(const Options& opts) {
   return out;
 }
 
-}  // namespace procforge::loader
+}  // namespace procforge::user_exec
