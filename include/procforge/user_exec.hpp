@@ -27,6 +27,10 @@
 
 namespace procforge::user_exec {
 
+namespace detail {
+struct PreparedImpl;  // src/user_exec/impl.hpp
+}  // namespace detail
+
 struct Step {
   std::string stage;  // "dispatch", "map", "stack", "auxv", "entry", ...
   std::string detail;
@@ -92,8 +96,7 @@ class Prepared {
 
  private:
   friend Result<Prepared> prepare(const Options&);
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::unique_ptr<detail::PreparedImpl> impl_;
 };
 
 // Everything up to the point of no return. An Error carries the errno the

@@ -150,10 +150,10 @@ void Prepared::enter(const spawn::ExecResetsDone& done) const {
   run_stub(r.code, r.ops, r.zero_word, r.xsave, restore);
 }
 
-Prepared::Prepared() : impl_(std::make_unique<Impl>()) {}
+Prepared::Prepared() : impl_(std::make_unique<detail::PreparedImpl>()) {}
 Prepared::Prepared(Prepared&&) noexcept = default;
 Prepared& Prepared::operator=(Prepared&&) noexcept = default;
-Prepared::~Prepared() = default;  // Impl gives back the region and closes the files
+Prepared::~Prepared() = default;  // the PreparedImpl gives back the region and closes the files
 const exec::Prediction& Prepared::prediction() const { return impl_->pred; }
 const std::vector<Step>& Prepared::steps() const { return impl_->steps; }
 const std::vector<std::string>& Prepared::differences() const { return impl_->differences; }

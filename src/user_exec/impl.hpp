@@ -12,18 +12,18 @@ namespace procforge::user_exec {
 // prepare.cpp: gives a Prepared's region back; the next prepare() may take it.
 void release_region(Region& r);
 
-struct Prepared::Impl {
+struct detail::PreparedImpl {
   exec::Prediction pred;
   std::vector<Step> steps;
   std::vector<std::string> differences;
   std::vector<int> fds;  // files to map, closed by the stub
   Region region;
 
-  Impl() = default;
-  Impl(const Impl&) = delete;
-  Impl& operator=(const Impl&) = delete;
+  PreparedImpl() = default;
+  PreparedImpl(const PreparedImpl&) = delete;
+  PreparedImpl& operator=(const PreparedImpl&) = delete;
   // What enter() would have consumed: the region and the files.
-  ~Impl() {
+  ~PreparedImpl() {
     release_region(region);
     for (int fd : fds) ::close(fd);
   }
