@@ -78,11 +78,11 @@ class Prepared {
   [[nodiscard]] const std::vector<std::string>& differences() const;
   // Descriptors of the files to map: whoever runs enter() in a child must
   // keep them open until then (the stub closes them).
-  [[nodiscard]] const std::vector<int>& descriptors() const;
+  [[nodiscard]] std::vector<int> descriptors() const;
   // Makes a spawn with `o` run this image instead of execve(): sets
   // Options::exec_replacement (enter() with what the spawn child already
   // reset) and its argument, and adds descriptors() to keep_fds. The
-  // Prepared must outlive that spawn() call.
+  // Prepared must outlive that spawn() call (it may be moved meanwhile).
   void attach_to(spawn::Options& o) const;
 
   // The point of no return. Never returns: the new image runs, or the

@@ -1,9 +1,8 @@
 #pragma once
 
-#include <unistd.h>
-
 #include <vector>
 
+#include "common/unique_fd.hpp"
 #include "procforge/user_exec.hpp"
 #include "user_exec/region.hpp"
 
@@ -16,17 +15,14 @@ struct detail::PreparedImpl {
   exec::Prediction pred;
   std::vector<Step> steps;
   std::vector<std::string> differences;
-  std::vector<int> fds;  // files to map, closed by the stub
+  std::vector<UniqueFd> fds;  // files to map: the stub closes them; if enter() is never called, this
   Region region;
 
   PreparedImpl() = default;
   PreparedImpl(const PreparedImpl&) = delete;
   PreparedImpl& operator=(const PreparedImpl&) = delete;
-  // What enter() would have consumed: the region and the files.
-  ~PreparedImpl() {
-    release_region(region);
-    for (int fd : fds) ::close(fd);
-  }
+  // What enter() would have consumed: the region (the files close themselves).
+  ~PreparedImpl() { release_region(region); }
 };
 
 }  // namespace procforge::user_exec

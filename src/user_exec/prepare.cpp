@@ -160,14 +160,10 @@ int count_threads() {
 }
 
 // fd itself when it is at or above floor, else a close-on-exec copy there
-// (the original closed); -1 with errno when that fails.
-int above_floor(int fd, int floor) {
-  if (fd < 0 || fd >= floor) return fd;
-  const int moved = fcntl(fd, F_DUPFD_CLOEXEC, floor);
-  const int err = errno;
-  close(fd);
-  errno = err;
-  return moved;
+// (the original closed); invalid, with errno, when that fails.
+UniqueFd above_floor(UniqueFd fd, int floor) {
+  if (!fd || fd.get() >= floor) return fd;
+  return UniqueFd(fcntl(fd.get(), F_DUPFD_CLOEXEC, floor));
 }
 
 Op syscall_op(std::uint64_t kind, long nr, std::initializer_list<std::uint64_t> args) {
@@ -242,10 +238,16 @@ void roll_dice(Bprm& b) {
   b.facts.binfmt_misc_mounted = access((b.facts.binfmt_misc_dir + "/register").c_str(), F_OK) == 0;
 }
 
-using ModelFiles = std::vector<std::pair<std::string, int>>;
+using ModelFiles = std::vector<std::pair<std::string, UniqueFd>>;
 
-void close_all(const ModelFiles& files) {
-  for (const auto& f : files) close(f.second);
+// exec::predict(), taking ownership of the files the model hands over.
+Result<exec::Prediction> predict_keeping_files(exec::Request& req, const exec::SystemFacts& facts, ModelFiles& files) {
+  std::vector<std::pair<std::string, int>> handed;
+  req.mapped_files = &handed;
+  auto pred = exec::predict(req, facts);
+  req.mapped_files = nullptr;
+  for (auto& [path, fd] : handed) files.emplace_back(std::move(path), UniqueFd(fd));
+  return pred;
 }
 
 // The kernel maps the new vDSO only after the image (load_elf_binary():
@@ -262,17 +264,12 @@ Result<exec::Prediction> place_vdso(Bprm& b, Result<exec::Prediction> pred, Mode
   exec::Request moved = b.req;
   moved.dice->vdso_base.reset();
   ModelFiles moved_files;
-  moved.mapped_files = &moved_files;
-  auto alt = exec::predict(moved, b.facts);
+  auto alt = predict_keeping_files(moved, b.facts, moved_files);
   std::optional<std::uint64_t> at;
   if (alt && !killed_in_exec(*alt) && alt->plan)
     for (const auto& a : alt->plan->auxv)
       if (a.type == AT_SYSINFO_EHDR) at = a.value;
-  if (!at) {
-    close_all(moved_files);
-    return pred;
-  }
-  close_all(files);
+  if (!at) return pred;  // moved_files close here
   files = std::move(moved_files);
   b.moved_vdso = at;
   b.vdso_pieces = vdso_mappings(*b.dice.vdso_base - b.facts.vvar_size, *b.dice.vdso_base + b.facts.vdso_size);
@@ -297,15 +294,13 @@ void trace_dispatch(Bprm& b) {
 Status predict_image(Bprm& b) {
   roll_dice(b);
   ModelFiles model_files;
-  b.req.mapped_files = &model_files;
-  auto pred = exec::predict(b.req, b.facts);
-  b.req.mapped_files = nullptr;
+  auto pred = predict_keeping_files(b.req, b.facts, model_files);
   if (pred && killed_in_exec(*pred) && b.dice.vdso_base) pred = place_vdso(b, std::move(pred), model_files);
-  for (auto [path, fd] : model_files) {
-    fd = above_floor(fd, b.opts.descriptor_floor);
-    if (fd < 0) continue;  // open_mapped_files() opens it again, and names the error
-    b.im.fds.push_back(fd);
-    b.fds.emplace(path, fd);
+  for (auto& [path, fd] : model_files) {
+    UniqueFd kept = above_floor(std::move(fd), b.opts.descriptor_floor);
+    if (!kept) continue;  // open_mapped_files() opens it again, and names the error
+    b.fds.emplace(path, kept.get());
+    b.im.fds.push_back(std::move(kept));
   }
   if (!pred) return pred.error();
   b.im.pred = std::move(*pred);
@@ -348,15 +343,15 @@ Status open_mapped_files(Bprm& b) {
   for (const auto& m : b.plan().mappings) {
     if (!m.file_backed || b.fds.count(m.object)) continue;
     std::string path = m.object[0] == '/' || cwd.empty() ? m.object : cwd + "/" + m.object;
-    int fd = above_floor(open(path.c_str(), O_RDONLY | O_CLOEXEC), b.opts.descriptor_floor);
-    if (fd < 0) {
+    UniqueFd fd = above_floor(UniqueFd(open(path.c_str(), O_RDONLY | O_CLOEXEC)), b.opts.descriptor_floor);
+    if (!fd) {
       int e = errno;
       return Error(e,
                    "user-space exec: opening " + m.object + " to map it: " + errno_name(e) +
                        (e == EACCES ? " (the kernel maps files it may only execute; user space must read them)" : ""));
     }
-    b.im.fds.push_back(fd);
-    b.fds[m.object] = fd;
+    b.fds[m.object] = fd.get();
+    b.im.fds.push_back(std::move(fd));
   }
   return ok_status();
 }
@@ -430,7 +425,7 @@ Status reserve_region(Bprm& b, bool& reused) {
   R.dents_size = kDentsSize;
   R.keep_fds = reinterpret_cast<int*>(R.base + b.at.keep);
   R.keep_count = std::min<std::size_t>(b.im.fds.size(), 64);
-  std::copy_n(b.im.fds.begin(), R.keep_count, R.keep_fds);
+  for (std::size_t i = 0; i < R.keep_count; ++i) R.keep_fds[i] = b.im.fds[i].get();
   R.ops = reinterpret_cast<Op*>(R.base + b.at.ops);
   // XSAVE legacy area: MXCSR (offset 24) = 0x1f80, its mask (28) = all; header XSTATE_BV = 0.
   const std::uint32_t mxcsr = 0x1f80, mxcsr_mask = 0xffff;
@@ -615,7 +610,8 @@ void take_identity(Bprm& b) {
 // mapped, the TLS bases, the robust futex list and clear_child_tid
 // (exec_mm_release()), then the signal mask enter() found; start_thread().
 void start_thread(Bprm& b) {
-  for (int fd : b.im.fds) b.ops.push_back(syscall_op(kOpSyscallIgnore, SYS_close, {static_cast<std::uint64_t>(fd)}));
+  for (const UniqueFd& fd : b.im.fds)
+    b.ops.push_back(syscall_op(kOpSyscallIgnore, SYS_close, {static_cast<std::uint64_t>(fd.get())}));
   b.ops.push_back(syscall_op(kOpSyscallIgnore, SYS_arch_prctl, {0x1002 /* ARCH_SET_FS */, 0}));
   b.ops.push_back(syscall_op(kOpSyscallIgnore, SYS_arch_prctl, {0x1001 /* ARCH_SET_GS */, 0}));
   b.ops.push_back(syscall_op(kOpSyscallIgnore, SYS_set_robust_list, {0, 24}));
