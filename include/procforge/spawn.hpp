@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "procforge/result.hpp"
@@ -214,6 +215,11 @@ class Child {
 // ("setting uid 1000: EPERM", "execve /x/y: ENOENT") and err is the errno.
 // Safe to call from many threads at once.
 Result<Child> spawn(const Options& opts);
+
+// The environment the child gets: the parent's (inherit_env) or envp, then
+// unset_env and set_env applied (procforge/environment.hpp). Views into
+// environ and into o's strings.
+Result<std::vector<std::string_view>> child_environment(const Options& o);
 
 // Whether a spawn failed at execve itself (the program could not be run, as
 // opposed to a control that could not be applied): shells answer those with
