@@ -1,5 +1,23 @@
-// A user-space execve(): replace the calling process's image without the
-// kernel's exec, doing what fs/exec.c and binfmt_elf do, step by step.
+// A user-space execve(): replace a process's image without the kernel's
+// exec, doing what fs/exec.c and binfmt_elf do, step by step.
+//
+//   // This process becomes ls (it must have no other threads):
+//   procforge::user_exec::Options o;
+//   o.request.path = "/bin/ls";
+//   o.request.argv = {"ls", "-l"};
+//   o.request.envp = {"PATH=/bin:/usr/bin"};
+//   auto p = procforge::user_exec::prepare(o);
+//   if (!p) return p.error();  // the errno the kernel's execve would return
+//   p->enter();                // never returns
+//
+//   // A spawned child ends in ls instead of execve(), after every control:
+//   procforge::spawn::Options s;
+//   s.path = "ls";  // searched in PATH, as spawn would
+//   s.argv = {"ls", "-l"};
+//   s.uid = 65534;  // taken over: the stub takes it last
+//   auto a = procforge::user_exec::attach(s);
+//   if (!a.prepared) return a.prepared.error();
+//   auto child = procforge::spawn::spawn(s);  // keep `a` until spawn() returns
 //
 // prepare() runs the kernel's exec model (procforge/exec.hpp) with random
 // draws thrown here (Dice), so every address is known; it opens the files,
@@ -12,6 +30,15 @@
 // permitted, restores the signal mask, loads the registers as the kernel
 // leaves them and jumps to the entry point. enter() makes raw system calls
 // only and allocates nothing, so it may run in a child right after fork().
+//
+// Thread safety: prepare() and attach() may run in several threads at once
+// (for_child: the exec happens in a child; otherwise prepare() refuses a
+// process with other threads, whose exec the kernel would kill them for).
+// A Prepared is not shared: one thread uses it at a time. Process-wide: one
+// spare stub region, which a destroyed Prepared leaves and the next
+// prepare() takes (a lock-free slot, so a fork() never inherits it held);
+// the mmap base, the vDSO's place and the kernel's facts are read once per
+// process.
 #pragma once
 
 #include <cstdint>
@@ -102,5 +129,33 @@ class Prepared {
 // Everything up to the point of no return. An Error carries the errno the
 // kernel's execve would return (e.g. ENOENT for a missing #! interpreter).
 Result<Prepared> prepare(const Options& opts);
+
+// The exec a spawn with `o` makes, as the exec model's request: o.path and
+// o.argv as given (no PATH search), the environment spawn gives the child
+// (spawn::child_environment()), o.cwd, the identity o sets and the
+// RLIMIT_STACK the child will have. EINVAL for an environment edit that is
+// not KEY=VALUE.
+Result<exec::Request> spawn_request(const spawn::Options& o);
+
+// A user-space exec attached to a spawn, and what it was made from.
+struct Attached {
+  // The exec the child makes: spawn_request(), with the program after
+  // execvp's PATH search (when o.search_path and o.path has no '/').
+  exec::Request request;
+  // The PATH search failed: ENOENT when no element holds the program (the
+  // error says where it looked), else the model could not tell.
+  bool search_failed = false;
+  // Keep it until spawn() returns (it may be moved meanwhile).
+  Result<Prepared> prepared = Error{};
+};
+
+// Makes a spawn with `o` end in a user-space exec of the program it would
+// execve(): the same PATH search, the same environment edits, the identity.
+// On success `o` is changed: its uid, gid and groups are taken over (the
+// stub takes them last, after the exe link is set, which the dropped
+// identity could not do; the spawn child keeps the caller's), and the exec
+// is attached (Prepared::attach_to()). opts.request, for_child and become_*
+// are set from `o`; the rest of `opts` is used as given.
+Attached attach(spawn::Options& o, Options opts = {});
 
 }  // namespace procforge::user_exec

@@ -30,7 +30,7 @@ std::string exec_failure_words(exec::Request req, int err) {
   return "  why  " + p->diagnosis + "\n" + (p->fix.empty() ? "" : "  fix  " + p->fix + "\n");
 }
 
-std::string loader_failure(const exec::Request& req, const Error& e) {
+std::string user_exec_failure(const exec::Request& req, const Error& e) {
   const std::string words = e.err ? exec_failure_words(req, e.err) : "";
   if (words.empty()) return e.message + "\n";
   return "execve " + req.path + ": " + errno_name(e.err) + " (" + std::strerror(e.err) + ")\n" + words;

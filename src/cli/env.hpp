@@ -32,10 +32,10 @@ int search_failure(const std::string& subcommand, const std::string& name, const
 // Computed only after a failure, so that the fast path pays nothing.
 std::string exec_failure_words(exec::Request req, int err);
 
-// How a command reports an exec the user-space loader refused: the errno on
+// How a command reports an exec the user-space exec refused: the errno on
 // the first line and explain's why and fix below it, as run and profile do
-// after execve; the loader's own message when the model has no
+// after execve; the user-space exec's own message when the model has no
 // words for it.
-std::string loader_failure(const exec::Request& req, const Error& e);
+std::string user_exec_failure(const exec::Request& req, const Error& e);
 
 }  // namespace procforge::cli

@@ -54,7 +54,7 @@ int run_exec(const ExecOptions& o, std::vector<std::string> command) {
     };
   auto prepared = user_exec::prepare(lo);
   if (!prepared) {
-    std::cerr << "procforge exec: " << loader_failure(lo.request, prepared.error());
+    std::cerr << "procforge exec: " << user_exec_failure(lo.request, prepared.error());
     // As a shell reports an exec failure.
     return prepared.error().err == ENOENT ? 127 : 126;
   }
