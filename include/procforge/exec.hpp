@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -238,6 +239,12 @@ struct PathSearch {
 };
 // The candidates for NAME in ENVP's PATH (no search: NAME has a '/').
 PathSearch path_candidates(const std::string& name, const std::vector<std::string>& envp);
+// What execvp searches when the environment has no PATH: confstr(_CS_PATH)
+// (glibc posix/execvpe.c: `if (!path) path = CS_PATH;`).
+inline constexpr std::string_view kDefaultPath = "/bin:/usr/bin";
+// NAME joined with each element of PATH, in order (an empty element: NAME
+// alone, in the current directory); the one list every PATH search walks.
+std::vector<std::string> path_candidates(const std::string& name, std::string_view path);
 
 // predict() of the exec that execvp(req.path, ...) ends with: without a '/'
 // in req.path, each PATH candidate is predicted in turn and the search stops
@@ -248,6 +255,14 @@ PathSearch path_candidates(const std::string& name, const std::vector<std::strin
 // candidate is found the prediction is execve's ENOENT for the name, with
 // the search as its diagnosis.
 Result<Prediction> predict_command(const Request& req, const SystemFacts& facts, PathSearch* search = nullptr);
+// REQ as the exec the search settled on: path the chosen candidate, or
+// /bin/sh with the shell's argv; REQ itself when nothing was chosen.
+Request searched_request(const Request& req, const PathSearch& search);
+// The exec execvp(req.path, ...) settles on (predict_command()): req itself
+// when its path has a '/'. An Error with ENOENT and the search's diagnosis
+// when no element holds the program, or the model's own error when it
+// cannot tell.
+Result<Request> command_request(const Request& req, const SystemFacts& facts);
 
 // Name of an auxv type ("AT_PHDR").
 std::string auxv_name(std::uint64_t type);

@@ -1,107 +1,17 @@
-// A user-space execve(): replace the calling process's image without the
-// kernel's exec, doing what fs/exec.c and binfmt_elf do, step by step.
-//
-// prepare() runs the kernel's exec model (procforge/exec.hpp) with random
-// draws thrown here (Dice), so every address is known; it opens the files,
-// builds the initial stack byte for byte and a list of raw system calls. It
-// allocates freely and may fail with the errno the kernel would return.
-// enter() is the point of no return: it resets what exec resets (signal
-// handlers, the alternate stack, close-on-exec fds, rseq), then jumps to a
-// small position-independent stub that unmaps everything of the old image,
-// maps the new one, zeroes bss, copies the stack, sets the mm fields when
-// permitted, restores the signal mask, loads the registers as the kernel
-// leaves them and jumps to the entry point. enter() makes raw system calls
-// only and allocates nothing, so it may run in a child right after fork().
+// The user-space exec's former name. "Loader" now means ld.so everywhere in
+// procforge (explain's "loader" JSON, the ldso model); the user-space exec is
+// procforge/user_exec.hpp. This header keeps code written against
+// procforge::loader compiling: the same types and functions, found through a
+// using-directive rather than a namespace alias, because code may also reopen
+// the namespace (`namespace procforge::loader { ... }`), which an alias forbids.
 #pragma once
 
-#include <cstdint>
-#include <functional>
-#include <memory>
-#include <optional>
-#include <string>
-#include <vector>
-
-#include "procforge/exec.hpp"
-#include "procforge/result.hpp"
-#include "procforge/spawn.hpp"
+#include "procforge/user_exec.hpp"
 
 #pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
 
 namespace procforge::loader {
-
-struct Step {
-  std::string stage;  // "dispatch", "map", "stack", "auxv", "entry", ...
-  std::string detail;
-};
-
-struct Options {
-  exec::Request request;
-  bool randomize = true;                     // throw the kernel's dice; false: as under ADDR_NO_RANDOMIZE
-  bool set_mm = true;                        // prctl(PR_SET_MM_MAP) for exe, brk, arg/env/auxv ranges when permitted
-  std::function<void(const Step&)> on_step;  // called as each step is decided
-  bool record_steps = false;                 // keep every step for steps() (on_step alone does not need it)
-  // Keep the exec model's whole answer for prediction(). A caller that only
-  // runs the program can drop it: prepare() then frees it before returning,
-  // instead of the Prepared's destructor freeing it after the caller's
-  // fork(), when every heap page it touches costs a copy-on-write fault.
-  bool keep_prediction = true;
-  // The files to map get descriptors at or above this number: above every
-  // fd a spawn's actions set up (spawn refuses a kept fd that is also the
-  // target of an action).
-  int descriptor_floor = 0;
-  // enter() will run in a child made by fork() (single-threaded). Otherwise
-  // prepare() refuses a process with other threads: the kernel would kill
-  // them (de_thread()), user space cannot.
-  bool for_child = false;
-  // An identity to take at the very end, after the exe link is set: the
-  // kernel lets only CAP_SYS_ADMIN / CAP_CHECKPOINT_RESTORE set it, which a
-  // dropped identity no longer has. (setgroups, setresgid, setresuid)
-  std::optional<uid_t> become_uid;
-  std::optional<gid_t> become_gid;
-  std::optional<std::vector<gid_t>> become_groups;
-};
-
-class Prepared {
- public:
-  Prepared();
-  Prepared(Prepared&&) noexcept;
-  Prepared& operator=(Prepared&&) noexcept;
-  ~Prepared();  // unmaps the stub region when enter() was not called
-
-  [[nodiscard]] const exec::Prediction& prediction() const;  // empty without Options::keep_prediction
-  [[nodiscard]] const std::vector<Step>& steps() const;
-  // What will differ from the kernel's exec, in plain words (e.g. "the
-  // stub's page stays mapped", "no CAP_SYS_RESOURCE: /proc/PID/exe, cmdline
-  // and auxv keep the old values").
-  [[nodiscard]] const std::vector<std::string>& differences() const;
-  // Descriptors of the files to map: whoever runs enter() in a child must
-  // keep them open until then (the stub closes them).
-  [[nodiscard]] const std::vector<int>& descriptors() const;
-  // Makes a spawn with `o` run this image instead of execve(): sets
-  // Options::exec_replacement (enter() with what the spawn child already
-  // reset) and its argument, and adds descriptors() to keep_fds. The
-  // Prepared must outlive that spawn() call.
-  void attach_to(spawn::Options& o) const;
-
-  // The point of no return. Never returns: the new image runs, or the
-  // process dies with SIGSEGV as under the kernel. `done`: what the caller
-  // knows is already as execve leaves it (a spawn child passes it to
-  // Options::exec_replacement). With signal_handlers_flushed the 62
-  // rt_sigaction calls of the handler flush are skipped; with
-  // other_fds_closed the close-on-exec pass asks about 0-2 and the kept fds
-  // only, instead of listing /proc/self/fd.
-  [[noreturn]] void enter(const spawn::ExecResetsDone& done = {}) const;
-
- private:
-  friend Result<Prepared> prepare(const Options&);
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
-// Everything up to the point of no return. An Error carries the errno the
-// kernel's execve would return (e.g. ENOENT for a missing #! interpreter).
-Result<Prepared> prepare(const Options& opts);
-
+using namespace user_exec;
 }  // namespace procforge::loader
 
 #pragma GCC visibility pop

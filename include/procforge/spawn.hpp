@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "procforge/result.hpp"
@@ -150,7 +151,7 @@ struct Options {
   bool never_fork = false;  // fail instead of falling back to fork
 
   // Instead of execve(), call this in the child once every control is
-  // applied; it must not return (a user-space exec: loader::Prepared::enter).
+  // applied; it must not return (a user-space exec: user_exec::Prepared::enter).
   // It replaces the whole address space, so the child needs its own: fork.
   // `done` says which of execve's resets the child already has (see
   // ExecResetsDone), so that the replacement can skip them.
@@ -216,6 +217,11 @@ class Child {
 // ("setting uid 1000: EPERM", "execve /x/y: ENOENT") and err is the errno.
 // Safe to call from many threads at once.
 Result<Child> spawn(const Options& opts);
+
+// The environment the child gets: the parent's (inherit_env) or envp, then
+// unset_env and set_env applied (procforge/environment.hpp). Views into
+// environ and into o's strings.
+Result<std::vector<std::string_view>> child_environment(const Options& o);
 
 // Whether a spawn failed at execve itself (the program could not be run, as
 // opposed to a control that could not be applied): shells answer those with

@@ -9,7 +9,7 @@
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
 #include "cli/env.hpp"
-#include "procforge/loader.hpp"
+#include "procforge/user_exec.hpp"
 
 namespace procforge::cli {
 
@@ -30,7 +30,7 @@ int run_exec(const ExecOptions& o, std::vector<std::string> command) {
     return kExitCannot;
   }
   std::string bad;
-  loader::Options lo;
+  user_exec::Options lo;
   lo.request.envp = edited_environment(o.clear_env, o.set_env, o.unset_env, &bad);
   if (!bad.empty()) {
     std::cerr << "procforge exec: " << bad << "\n";
@@ -47,14 +47,14 @@ int run_exec(const ExecOptions& o, std::vector<std::string> command) {
   lo.set_mm = !o.no_set_mm;
   const bool color = o.steps && isatty(STDERR_FILENO);
   if (o.steps)
-    lo.on_step = [color](const loader::Step& s) {
+    lo.on_step = [color](const user_exec::Step& s) {
       std::string stage = s.stage;
       stage.resize(9, ' ');
       std::cerr << (color ? "\033[1m" : "") << stage << (color ? "\033[0m" : "") << s.detail << "\n";
     };
-  auto prepared = loader::prepare(lo);
+  auto prepared = user_exec::prepare(lo);
   if (!prepared) {
-    std::cerr << "procforge exec: " << loader_failure(lo.request, prepared.error());
+    std::cerr << "procforge exec: " << user_exec_failure(lo.request, prepared.error());
     // As a shell reports an exec failure.
     return prepared.error().err == ENOENT ? 127 : 126;
   }

@@ -43,8 +43,7 @@ Result<exec::Prediction> predict_as_asked(const ExplainOptions& o, exec::Request
                                           exec::PathSearch& search) {
   if (o.no_path_search) return exec::predict(req, facts);
   auto r = exec::predict_command(req, facts, &search);
-  if (r && search.chosen >= 0) req.path = search.candidates[static_cast<std::size_t>(search.chosen)];
-  if (r && !search.shell_argv.empty()) req.path = "/bin/sh", req.argv = search.shell_argv;
+  if (r) req = exec::searched_request(req, search);
   return r;
 }
 

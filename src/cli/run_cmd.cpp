@@ -23,7 +23,8 @@
 #include "cli/command.hpp"
 #include "cli/env.hpp"
 #include "cli/run_report.hpp"
-#include "procforge/loader.hpp"
+#include "common/unique_fd.hpp"
+#include "procforge/user_exec.hpp"
 
 namespace procforge::cli {
 
@@ -63,7 +64,7 @@ struct RunOptions {
   bool foreground = false;
   bool report = false, json = false;
   std::string report_file;
-  std::string loader;
+  std::string exec, loader;
 };
 
 struct Usage {
@@ -170,7 +171,7 @@ spawn::Stdio stdio_of(const std::string& v, int fd, bool append) {
 // one open file description (one offset) and neither overwrites the other.
 // The shared file is opened here, by the parent, before the spawn; OWNED
 // keeps it open until the child has it. Returns what failed, if anything.
-std::optional<std::string> plan_outputs(const RunOptions& o, spawn::Options& opts, int& owned) {
+std::optional<std::string> plan_outputs(const RunOptions& o, spawn::Options& opts, UniqueFd& owned) {
   if (o.stderr_ != "stdout") {
     namespace fs = std::filesystem;
     std::error_code e1, e2;
@@ -184,11 +185,10 @@ std::optional<std::string> plan_outputs(const RunOptions& o, spawn::Options& opt
     return std::nullopt;
   }
   const std::string& path = o.stdout_ == "null" ? "/dev/null" : o.stdout_;
-  owned = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (o.append ? O_APPEND : O_TRUNC), 0666);
-  if (owned < 0)
-    return "opening " + path + " for stdout and stderr: " + errno_name(errno) + " (" + strerror(errno) + ")";
+  owned.reset(open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (o.append ? O_APPEND : O_TRUNC), 0666));
+  if (!owned) return "opening " + path + " for stdout and stderr: " + errno_name(errno) + " (" + strerror(errno) + ")";
   opts.stdout_.kind = opts.stderr_.kind = spawn::Stdio::Kind::fd;
-  opts.stdout_.fd = opts.stderr_.fd = owned;
+  opts.stdout_.fd = opts.stderr_.fd = owned.get();
   return std::nullopt;
 }
 
@@ -200,8 +200,7 @@ std::variant<spawn::Options, Usage> make_options(const RunOptions& o, const std:
   opts.inherit_env = !o.clear_env;
   opts.set_env = o.set_env;
   opts.unset_env = o.unset_env;
-  for (const auto& kv : o.set_env)
-    if (kv.find('=') == std::string::npos || kv[0] == '=') return Usage{"--env takes KEY=VALUE, got '" + kv + "'"};
+  if (auto bad = bad_env_assignment(o.set_env)) return Usage{*bad};
   opts.cwd = o.cwd;
   if (!o.uid.empty() && !(opts.uid = user_id(o.uid)))
     return Usage{"--uid takes a user name or id, got '" + o.uid + "'"};
@@ -312,36 +311,32 @@ void emit_report(const RunOptions& o, const RunReport& rep) {
   std::cerr << text;
 }
 
-// The execve the spawn child will make, as the exec model's request: the
-// program searched in PATH as execvp does, the environment the spawn library
-// builds (inherited or explicit, then edited), the identity and stack limit.
-exec::Request exec_request(const spawn::Options& opts, const std::vector<std::string>& command) {
-  exec::Request req;
-  std::string bad;
-  req.envp = edited_environment(!opts.inherit_env, opts.set_env, opts.unset_env, &bad);
-  if (!opts.inherit_env) {
-    std::vector<std::string> base = opts.envp;
-    for (auto& kv : req.envp) {
-      std::erase_if(base, [&](const std::string& b) { return b.substr(0, b.find('=')) == kv.substr(0, kv.find('=')); });
-      base.push_back(kv);
-    }
-    req.envp = std::move(base);
-  }
-  req.path = command.front();
-  req.argv = opts.argv.empty() ? command : opts.argv;
-  req.cwd = opts.cwd;
-  if (opts.uid || opts.gid)
-    req.creds = exec::Credentials::unprivileged(opts.uid.value_or(getuid()), opts.gid.value_or(getgid()));
-  struct rlimit rl {};
-  if (getrlimit(RLIMIT_STACK, &rl) == 0) req.rlimit_stack = rl.rlim_cur;
-  for (const auto& r : opts.rlimits)
-    if (r.resource == RLIMIT_STACK) req.rlimit_stack = r.soft;
-  return req;
+// After the spawn child's execve failed: explain's why and fix.
+std::string kernel_exec_failure_words(const spawn::Options& opts, int err) {
+  auto req = user_exec::spawn_request(opts);
+  return req ? exec_failure_words(*req, err) : "";
+}
+
+// --exec=user: everything up to the point of no return happens here; the
+// child applies the controls, then enters the prepared image. nullopt when
+// ready, else the exit status after saying why not.
+std::optional<int> attach_user_exec(spawn::Options& opts, std::optional<user_exec::Attached>& attached) {
+  user_exec::Options uo;
+  uo.keep_prediction = false;  // only the program is run
+  attached = user_exec::attach(opts, uo);
+  if (attached->prepared) return std::nullopt;
+  const Error& e = attached->prepared.error();
+  if (attached->search_failed) return search_failure("run", attached->request.path, e);
+  std::cerr << "procforge run: " << user_exec_failure(attached->request, e);
+  return e.err == ENOENT ? kExitNotFound : kExitNotExecutable;
 }
 
 int run(const RunOptions& o, const std::vector<std::string>& command) {
-  if (!o.loader.empty() && o.loader != "kernel" && o.loader != "user") {
-    std::cerr << "procforge run: --loader takes kernel or user, not " << o.loader << "\n";
+  // --exec, or --loader, its former name.
+  const std::string& mode = o.exec.empty() ? o.loader : o.exec;
+  if (!mode.empty() && mode != "kernel" && mode != "user") {
+    std::cerr << "procforge run: " << (o.exec.empty() ? "--loader" : "--exec") << " takes kernel or user, not " << mode
+              << "\n";
     return kExitCannot;
   }
   if (command.empty()) {
@@ -358,32 +353,11 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     std::cerr << "procforge run: warning: --uid without --gid keeps the group id " << getgid()
               << " (add --gid to change it)\n";
 
-  // --loader=user: everything up to the point of no return happens here; the
-  // child applies the controls, then enters the prepared image.
-  std::optional<loader::Prepared> prepared;
-  if (o.loader == "user") {
-    loader::Options lo;
-    lo.for_child = true;
-    lo.request = exec_request(opts, command);
-    if (auto failed = resolve_command("run", lo.request)) return *failed;
-    // Take the identity last, in the stub, after the exe link is set.
-    lo.become_uid = opts.uid;
-    lo.become_gid = opts.gid;
-    if (opts.uid || opts.gid) lo.become_groups = opts.groups.value_or(std::vector<gid_t>{});
-    lo.keep_prediction = false;  // only the program is run
-    auto p = loader::prepare(lo);
-    if (!p) {
-      std::cerr << "procforge run: " << loader_failure(lo.request, p.error());
-      return p.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
-    }
-    prepared.emplace(std::move(*p));
-    opts.uid.reset();
-    opts.gid.reset();
-    opts.groups.reset();
-    prepared->attach_to(opts);
-  }
+  std::optional<user_exec::Attached> attached;  // kept until spawn() returns
+  if (mode == "user")
+    if (auto failed = attach_user_exec(opts, attached)) return *failed;
 
-  int shared_output = -1;
+  UniqueFd shared_output;
   if (auto failed = plan_outputs(o, opts, shared_output)) {
     std::cerr << "procforge run: " << *failed << "\n";
     return kExitSetupFailed;
@@ -404,7 +378,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
   RunReport rep;
   rep.program = command.front();
   auto child = spawn::spawn(opts);
-  if (shared_output >= 0) close(shared_output);
+  shared_output.reset();
   // The mask is not restored: procforge only reports and exits from here, and
   // a signal still pending would end it before the report.
   if (!child) {
@@ -412,7 +386,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     rep.error = e;
     rep.status = !spawn::exec_failed(e) ? kExitSetupFailed : e.err == ENOENT ? kExitNotFound : kExitNotExecutable;
     std::cerr << "procforge run: " << e.message << " (" << strerror(e.err) << ")\n";
-    if (spawn::exec_failed(e)) std::cerr << exec_failure_words(exec_request(opts, command), e.err);
+    if (spawn::exec_failed(e)) std::cerr << kernel_exec_failure_words(opts, e.err);
     emit_report(o, rep);
     return rep.status;
   }
@@ -508,8 +482,9 @@ void add_run(CLI::App& app, std::vector<Command>& commands) {
   r->add_flag("--report", o->report, "Print the strategy, timings and rusage on stderr after the run");
   r->add_flag("--json", o->json, "The report as JSON (on stderr, or in --report-file)");
   r->add_option("--report-file", o->report_file, "Write the JSON report to FILE");
-  r->add_option("--loader", o->loader,
+  r->add_option("--exec", o->exec,
                 "Who replaces the image: kernel (execve, default) or user (procforge's user-space exec)");
+  r->add_option("--loader", o->loader, "The former name of --exec (kernel or user); --exec wins when both are given");
   r->footer(
       "PROGRAM [ARG...] follows the options (or \"--\"). SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 and "
       "SIGWINCH sent to procforge are passed on to the program (its process group when it has one of its own).\n"

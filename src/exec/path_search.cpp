@@ -5,12 +5,28 @@
 // on each in order. ENOENT, ENOTDIR, ESTALE, ENODEV and ETIMEDOUT move on to
 // the next; EACCES is remembered and moves on (the call fails with EACCES if
 // nothing better turns up); any other outcome ends the search. Each
-// candidate's execve is the exec model's prediction.
+// candidate's execve is the exec model's prediction. The candidates are the
+// ones spawn's child tries (spawn/plan.cpp) and profile checks, so that
+// every caller searches the same list.
 #include <cerrno>
 
+#include "procforge/environment.hpp"
 #include "procforge/exec.hpp"
 
 namespace procforge::exec {
+
+std::vector<std::string> path_candidates(const std::string& name, std::string_view path) {
+  if (name.empty() || name.find('/') != std::string::npos) return {name};
+  std::vector<std::string> out;
+  for (std::size_t start = 0;;) {
+    const std::size_t colon = path.find(':', start);
+    const std::string_view dir = path.substr(start, colon == std::string_view::npos ? colon : colon - start);
+    out.push_back(dir.empty() ? name : std::string(dir) + (dir.back() == '/' ? "" : "/") + name);
+    if (colon == std::string_view::npos) break;
+    start = colon + 1;
+  }
+  return out;
+}
 
 PathSearch path_candidates(const std::string& name, const std::vector<std::string>& envp) {
   PathSearch s;
@@ -19,20 +35,30 @@ PathSearch path_candidates(const std::string& name, const std::vector<std::strin
     s.candidates.push_back(name);
     return s;
   }
-  s.path_value = "/bin:/usr/bin";
-  for (const auto& kv : envp)
-    if (kv.rfind("PATH=", 0) == 0) {
-      s.path_value = kv.substr(5);
-      break;  // the first PATH=, as getenv() finds it
-    }
-  for (std::size_t start = 0;;) {
-    const std::size_t colon = s.path_value.find(':', start);
-    const std::string dir = s.path_value.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-    s.candidates.push_back(dir.empty() ? name : dir + (dir.back() == '/' ? "" : "/") + name);
-    if (colon == std::string::npos) break;
-    start = colon + 1;
-  }
+  s.path_value = env::lookup(envp, "PATH").value_or(kDefaultPath);  // the first PATH=, as getenv() finds it
+  s.candidates = path_candidates(name, s.path_value);
   return s;
+}
+
+Request searched_request(const Request& req, const PathSearch& search) {
+  Request out = req;
+  if (search.chosen >= 0) out.path = search.candidates[static_cast<std::size_t>(search.chosen)];
+  if (!search.shell_argv.empty()) {
+    out.path = "/bin/sh";
+    out.argv = search.shell_argv;
+  }
+  return out;
+}
+
+Result<Request> command_request(const Request& req, const SystemFacts& facts) {
+  if (req.path.find('/') != std::string::npos) return req;
+  Request r = req;
+  r.explain = false;
+  PathSearch search;
+  auto p = predict_command(r, facts, &search);
+  if (!p) return p.error();
+  if (search.chosen < 0) return Error{ENOENT, p->diagnosis};
+  return searched_request(req, search);
 }
 
 namespace {

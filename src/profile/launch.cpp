@@ -21,6 +21,7 @@
 
 #include <cstring>
 
+#include "procforge/exec.hpp"
 #include "profile/detail.hpp"
 
 namespace procforge::profile::detail {
@@ -38,13 +39,6 @@ struct ChildReport {
   ChildReport r{step, errno};
   (void)!::write(fd, &r, sizeof r);
   _exit(127);
-}
-
-std::string env_value(const std::vector<std::string>& envp, const std::string& key) {
-  for (const auto& e : envp)
-    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
-      return e.substr(key.size() + 1);
-  return {};
 }
 
 }  // namespace
@@ -68,21 +62,16 @@ Result<std::string> resolve_program(const std::string& name, const std::vector<s
     if (int e = check(name)) return Error{e, "execve " + name + ": " + errno_name(e)};
     return name;
   }
-  std::string path = env_value(envp, "PATH");
-  if (path.empty()) path = "/usr/local/bin:/usr/bin:/bin";
+  // execvp's candidates (exec::path_candidates()); the first one that is an
+  // executable file wins.
+  const exec::PathSearch search = exec::path_candidates(name, envp);
   int first_err = ENOENT;
-  std::size_t pos = 0;
-  while (pos <= path.size()) {
-    std::size_t colon = path.find(':', pos);
-    if (colon == std::string::npos) colon = path.size();
-    std::string dir = path.substr(pos, colon - pos);
-    std::string cand = (dir.empty() ? "." : dir) + "/" + name;
+  for (const auto& cand : search.candidates) {
     int e = check(cand);
     if (e == 0) return cand;
     if (e != ENOENT && e != ENOTDIR && first_err == ENOENT) first_err = e;
-    pos = colon + 1;
   }
-  return Error{first_err, name + ": command not found in PATH (" + path + ")"};
+  return Error{first_err, name + ": command not found in PATH (" + search.path_value + ")"};
 }
 
 Result<Started> start(const Launch& l, bool traced) {

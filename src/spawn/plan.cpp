@@ -20,6 +20,8 @@
 #include <fstream>
 #include <string_view>
 
+#include "procforge/environment.hpp"
+#include "procforge/exec.hpp"
 #include "spawn/plan.hpp"
 
 extern char** environ;
@@ -30,8 +32,6 @@ namespace {
 
 constexpr int kKnownNamespaces = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWUTS |
                                  CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWTIME;
-
-std::string_view key_of(std::string_view kv) { return kv.substr(0, kv.find('=')); }
 
 // The child's environment. The parent's, unedited, is passed as it is
 // (environ itself, as posix_spawn callers do): nothing is copied, which is
@@ -44,57 +44,27 @@ Status plan_env(Plan& p) {
     p.block.envp = environ;
     return ok_status();
   }
-  std::vector<std::string_view> env;
-  if (o.inherit_env) {
-    for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
-  } else {
-    env.assign(o.envp.begin(), o.envp.end());
-  }
-  auto drop = [&](std::string_view key) { std::erase_if(env, [&](std::string_view kv) { return key_of(kv) == key; }); };
-  for (const auto& k : o.unset_env) drop(k);
-  for (const auto& kv : o.set_env) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) return Error{EINVAL, "environment entry '" + kv + "' is not KEY=VALUE"};
-    drop(std::string_view(kv).substr(0, eq));
-    env.emplace_back(kv);
-  }
+  auto env = child_environment(o);
+  if (!env) return env.error();
   // Every view starts a NUL-terminated string: an entry of environ or a
   // caller's std::string.
-  for (std::string_view kv : env) p.envp.push_back(const_cast<char*>(kv.data()));
+  for (std::string_view kv : *env) p.envp.push_back(const_cast<char*>(kv.data()));
   p.envp.push_back(nullptr);
   p.block.envp = p.envp.data();
   return ok_status();
 }
 
-// PATH in the child's environment: the first PATH= entry, the one getenv()
-// would return there.
-const char* env_path(char* const* envp) {
-  for (char* const* e = envp; e && *e; ++e)
-    if (std::strncmp(*e, "PATH=", 5) == 0) return *e + 5;
-  return nullptr;
-}
-
-// The files execve() will be tried on, in order.
+// The files execve() will be tried on, in order: execvp's candidates
+// (exec::path_candidates(), in the PATH of the child's environment).
 void add_candidates(Plan& p) {
   const std::string& name = p.opts.path;
   if (!p.opts.search_path || name.empty() || name.find('/') != std::string::npos) {
     p.candidates.push_back(name.c_str());
     return;
   }
-  const char* from_env = env_path(p.block.envp);
-  const std::string_view path =
-      from_env ? from_env : "/bin:/usr/bin";  // confstr(_CS_PATH), what execvp uses without PATH
   p.searched = true;
-  std::size_t start = 0;
-  for (;;) {
-    std::size_t colon = path.find(':', start);
-    std::string_view dir = path.substr(start, colon == std::string_view::npos ? std::string_view::npos : colon - start);
-    // An empty element is the current directory.
-    std::string file = dir.empty() ? name : std::string(dir) + (dir.back() == '/' ? "" : "/") + name;
+  for (auto& file : exec::path_candidates(name, env::lookup(p.block.envp, "PATH").value_or(exec::kDefaultPath)))
     if (file.size() < PATH_MAX) p.candidates.push_back(p.keep(std::move(file)));
-    if (colon == std::string_view::npos) break;
-    start = colon + 1;
-  }
   if (p.candidates.empty()) p.candidates.push_back(name.c_str());
 }
 
@@ -387,6 +357,13 @@ void finish_kept(Plan& p, int extra_fd) {
   }
   p.block.kept = p.kept.data();
   p.block.nkept = static_cast<int>(p.kept.size());
+}
+
+Result<std::vector<std::string_view>> child_environment(const Options& o) {
+  std::vector<std::string_view> env =
+      o.inherit_env ? env::views(environ) : std::vector<std::string_view>(o.envp.begin(), o.envp.end());
+  if (auto st = env::apply_edits(env, o.unset_env, o.set_env); !st) return st.error();
+  return env;
 }
 
 }  // namespace procforge::spawn

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "loader/stub.hpp"
+#include "user_exec/stub.hpp"
 
-namespace procforge::loader {
+namespace procforge::user_exec {
 
 struct MmMap {  // struct prctl_mm_map, include/uapi/linux/prctl.h
   std::uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
@@ -43,4 +43,4 @@ struct Region {
   }
 };
 
-}  // namespace procforge::loader
+}  // namespace procforge::user_exec

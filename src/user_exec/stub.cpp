@@ -9,7 +9,7 @@
 // ELF_PLAT_INIT, arch/x86/kernel/process_64.c start_thread_common()): every
 // general register 0 except rsp, rflags 0x202, FPU/SSE/AVX in their initial
 // state (fpu_flush_thread()).
-#include "loader/stub.hpp"
+#include "user_exec/stub.hpp"
 
 #include <sys/syscall.h>
 
@@ -130,7 +130,7 @@ procforge_stub_end:
     .popsection
 )");
 
-namespace procforge::loader {
+namespace procforge::user_exec {
 
 std::span<const std::uint8_t> stub_code() {
   return {procforge_stub_begin, static_cast<std::size_t>(procforge_stub_end - procforge_stub_begin)};
@@ -145,4 +145,4 @@ void run_stub(const void* code, const Op* ops, const std::uint64_t* zero_word, c
   __builtin_unreachable();
 }
 
-}  // namespace procforge::loader
+}  // namespace procforge::user_exec

@@ -14,10 +14,10 @@
 
 #include <cstring>
 
-#include "loader/impl.hpp"
 #include "spawn/sys.hpp"
+#include "user_exec/impl.hpp"
 
-namespace procforge::loader {
+namespace procforge::user_exec {
 
 namespace {
 
@@ -57,7 +57,7 @@ struct LinuxDirent64 {
   char d_name[1];
 };
 
-// fs/file.c do_close_on_exec(), for one fd: the loader's own files stay
+// fs/file.c do_close_on_exec(), for one fd: the user-space exec's own files stay
 // (the stub maps, then closes them).
 void close_if_cloexec(const Region& r, int fd) {
   for (std::size_t i = 0; i < r.keep_count; ++i)
@@ -114,20 +114,8 @@ void unregister_rseq() {
     if (raw(SYS_rseq, reinterpret_cast<long>(area), len, 1 /* RSEQ_FLAG_UNREGISTER */, 0x53053053) == 0) break;
 }
 
-void enter_replacement(const void* prepared, const spawn::ExecResetsDone& done) {
-  static_cast<const Prepared*>(prepared)->enter(done);
-}
-
-}  // namespace
-
-void Prepared::attach_to(spawn::Options& o) const {
-  o.exec_replacement = enter_replacement;
-  o.exec_replacement_arg = this;
-  o.keep_fds.insert(o.keep_fds.end(), impl_->fds.begin(), impl_->fds.end());
-}
-
-void Prepared::enter(const spawn::ExecResetsDone& done) const {
-  const Region& r = impl_->region;
+[[noreturn]] void enter_image(const detail::PreparedImpl& im, const spawn::ExecResetsDone& done) {
+  const Region& r = im.region;
   std::uint64_t all = ~0ull, old = 0;
   raw(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
   // The stub reinstalls `old` at the end. The usual empty mask is the
@@ -150,13 +138,33 @@ void Prepared::enter(const spawn::ExecResetsDone& done) const {
   run_stub(r.code, r.ops, r.zero_word, r.xsave, restore);
 }
 
-Prepared::Prepared() : impl_(std::make_unique<Impl>()) {}
+// The spawn child's way in. Its argument is the PreparedImpl, which stays
+// where it is when the Prepared that owns it is moved.
+void enter_replacement(const void* image, const spawn::ExecResetsDone& done) {
+  enter_image(*static_cast<const detail::PreparedImpl*>(image), done);
+}
+
+}  // namespace
+
+void Prepared::attach_to(spawn::Options& o) const {
+  o.exec_replacement = enter_replacement;
+  o.exec_replacement_arg = impl_.get();
+  for (const UniqueFd& fd : impl_->fds) o.keep_fds.push_back(fd.get());
+}
+
+void Prepared::enter(const spawn::ExecResetsDone& done) const { enter_image(*impl_, done); }
+
+Prepared::Prepared() : impl_(std::make_unique<detail::PreparedImpl>()) {}
 Prepared::Prepared(Prepared&&) noexcept = default;
 Prepared& Prepared::operator=(Prepared&&) noexcept = default;
-Prepared::~Prepared() = default;  // Impl gives back the region and closes the files
+Prepared::~Prepared() = default;  // the PreparedImpl gives back the region and closes the files
 const exec::Prediction& Prepared::prediction() const { return impl_->pred; }
 const std::vector<Step>& Prepared::steps() const { return impl_->steps; }
 const std::vector<std::string>& Prepared::differences() const { return impl_->differences; }
-const std::vector<int>& Prepared::descriptors() const { return impl_->fds; }
+std::vector<int> Prepared::descriptors() const {
+  std::vector<int> out;
+  for (const UniqueFd& fd : impl_->fds) out.push_back(fd.get());
+  return out;
+}
 
-}  // namespace procforge::loader
+}  // namespace procforge::user_exec

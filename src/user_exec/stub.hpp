@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <span>
 
-namespace procforge::loader {
+namespace procforge::user_exec {
 
 // One operation: 8 words. kind 1: system call nr(a0..a5) that must succeed
 // (else the process dies with SIGSEGV, as after the kernel's point of no
@@ -32,4 +32,4 @@ std::size_t stub_rsp_slot();    // 8 bytes: the stack pointer at entry
 [[noreturn]] void run_stub(const void* code, const Op* ops, const std::uint64_t* zero_word, const void* xsave_area,
                            const std::uint64_t* mask);
 
-}  // namespace procforge::loader
+}  // namespace procforge::user_exec
