@@ -20,6 +20,8 @@
 
 #include "procforge/result.hpp"
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge::env {
 
 // KEY of an entry: up to its first '=', the whole entry when it has none.
@@ -48,3 +50,5 @@ Result<std::vector<std::string>> edited(bool clear, const std::vector<std::strin
                                         const std::vector<std::string>& set);
 
 }  // namespace procforge::env
+
+#pragma GCC visibility pop

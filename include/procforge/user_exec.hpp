@@ -52,6 +52,8 @@
 #include "procforge/result.hpp"
 #include "procforge/spawn.hpp"
 
+#pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
+
 namespace procforge::user_exec {
 
 namespace detail {
@@ -159,3 +161,5 @@ struct Attached {
 Attached attach(spawn::Options& o, Options opts = {});
 
 }  // namespace procforge::user_exec
+
+#pragma GCC visibility pop
