@@ -371,21 +371,19 @@ std::string render_compare_text(const std::vector<profile::Profile>& ps, bool co
                      for (const auto& ph : p.phases) t += ph.present ? ph.minflt : 0;
                      return t;
                    }});
-  // One unit per command's column, from its time rows.
-  std::vector<Unit> units;
-  for (const auto& p : ps) {
-    std::vector<double> col;
+  // One unit for every command's column, so that cells side by side compare at a glance.
+  std::vector<double> times;
+  for (const auto& p : ps)
     for (const auto& l : lines)
-      if (auto x = l.get(p); l.time && x) col.push_back(*x);
-    units.push_back(unit_for(col));
-  }
+      if (auto x = l.get(p); l.time && x) times.push_back(*x);
+  const Unit unit = unit_for(times);
   o << bold << "procforge profile --compare" << off << " (runs interleaved; medians; counts for minflt)\n";
   for (std::size_t i = 0; i < ps.size(); ++i)
     o << "  " << static_cast<char>('A' + i) << " = " << ps[i].label << "  (" << ps[i].kind << ")\n";
   o << "\n" << pad("phase", 15, false);
   for (std::size_t i = 0; i < ps.size(); ++i)
-    o << pad(std::string(1, static_cast<char>('A' + i)) + " " + units[i].name(), 11, true);
-  for (std::size_t i = 1; i < ps.size(); ++i) o << pad(std::string(1, static_cast<char>('A' + i)) + "/A", 8, true);
+    o << pad(std::string(1, static_cast<char>('A' + i)) + " " + unit.name(), 11, true);
+  for (std::size_t i = 1; i < ps.size(); ++i) o << pad(std::string(1, static_cast<char>('A' + i)) + "/A", 10, true);
   o << "\n";
   for (const auto& l : lines) {
     o << pad(l.name, 15, false);
@@ -393,10 +391,10 @@ std::string render_compare_text(const std::vector<profile::Profile>& ps, bool co
     for (std::size_t i = 0; i < ps.size(); ++i) {
       auto x = l.get(ps[i]);
       v.push_back(x.value_or(0));
-      o << pad(!x ? "-" : l.time ? units[i].cell(*x) : fixed(*x, 0), 11, true);
+      o << pad(!x ? "-" : l.time ? unit.cell(*x) : fixed(*x, 0), 11, true);
     }
     for (std::size_t i = 1; i < v.size(); ++i)
-      o << pad(v[0] > 0 && v[i] > 0 ? fixed(v[i] / v[0], 2) + "x" : "-", 8, true);
+      o << pad(v[0] > 0 && v[i] > 0 ? fixed(v[i] / v[0], 2) + "x" : "-", 10, true);
     o << "\n";
   }
   for (const auto& p : ps) {
