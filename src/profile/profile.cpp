@@ -139,14 +139,21 @@ void count_notes(Command& c, const RawRun& raw) {
 // Tracepoint samples against the ptrace marks: a fault at time t belongs to
 // the phase that was running then (the first present phase from the last
 // boundary before t).
+// In an exec chain the phases are the final program's and the process's
+// spawn: faults of the programs before it belong to no such phase.
 void attribute_tracepoints(const TracepointSamples& tp, const RawRun& raw, Run& run) {
-  const auto& m = raw.marks;
+  auto m = raw.marks;
+  const RawSegment& first = raw.earlier.empty() ? raw : raw.earlier.front();
+  m[m_fork] = first.marks[m_fork];
+  m[m_spawned] = first.marks[m_spawned];
   const std::int64_t t0 = m[m_fork].stop_ns;
   if (tp.exec_ns) run.tp_exec_us = static_cast<double>(*tp.exec_ns - t0) / 1000.0;
-  if (m[m_exec].present) run.ptrace_exec_us = static_cast<double>(m[m_exec].stop_ns - t0) / 1000.0;
+  // The tracepoint session keeps the first exec: compare it with the first program's exec stop.
+  if (first.marks[m_exec].present) run.ptrace_exec_us = static_cast<double>(first.marks[m_exec].stop_ns - t0) / 1000.0;
   run.tp_user_faults.assign(kPhaseCount, 0);
   run.tp_lost = tp.lost;
   for (std::int64_t t : tp.user_fault_ns) {
+    if (!raw.earlier.empty() && m[m_spawned].present && t >= m[m_spawned].stop_ns && t < m[m_exec].stop_ns) continue;
     int cur = m_fork;
     for (int k = m_fork; k < m_reaped; ++k)
       if (m[k].present && m[k].stop_ns <= t) cur = k;
