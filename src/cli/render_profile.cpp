@@ -194,23 +194,9 @@ nlohmann::json libraries_json(const std::vector<profile::LibraryStats>& librarie
 
 }  // namespace
 
-std::string render_profile_text(const profile::Profile& p, bool color) {
-  const char* dim = color ? "\033[2m" : "";
-  const char* bold = color ? "\033[1m" : "";
-  const char* off = color ? "\033[0m" : "";
-  std::ostringstream o;
-  o << bold << "procforge profile: " << p.label << off << "\n";
-  for (std::size_t i = 0; i < p.chain.size(); ++i) o << "  " << (i ? "then " : "exec ") << p.chain[i] << "\n";
-  o << "  image " << p.image << ", " << p.kind << ", main: " << p.main_source;
-  if (p.segments.size() > 1) o << " (program " << p.segments.size() << " of " << p.segments.size() << ")";
-  o << "\n";
-  o << "  " << p.traced.size() << " traced runs";
-  if (!p.untraced.empty()) o << " + " << p.untraced.size() << " untraced, interleaved";
-  o << "; median over runs; phases exclude the tracer's own pauses\n";
-  if (!p.exits.empty()) o << "  " << exits_text(p) << "\n";
-  render_earlier(o, p);
-  o << "\n";
-
+// The phases table: spawn, one row per earlier program (its phases summed),
+// then the final program's phases; one unit per time column, named in the header.
+void render_phases_table(std::ostringstream& o, const profile::Profile& p, const char* dim, const char* off) {
   // Rows: spawn, one per earlier program (its phases summed), the final program's phases.
   struct Row {
     std::string name;
@@ -281,6 +267,51 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
   if (!p.segments.empty() && p.segments.back().audit_in_ldso_start)
     o << dim << "ld.so start includes loading the LD_AUDIT module procforge_audit.so, which times ld.so's steps "
       << "(--no-audit leaves it out)" << off << "\n";
+}
+
+// The final program's objects, with LD_AUDIT load times when its module wrote them.
+void render_objects(std::ostringstream& o, const profile::Profile& p, const char* bold, const char* off) {
+  const bool timed = std::any_of(p.libraries.begin(), p.libraries.end(), [](const auto& l) { return l.load_us; });
+  // The module writes in the first program only: it closes its pipe before that program's main.
+  const bool earlier_timed = std::any_of(p.segments.begin(), p.segments.end(), [](const auto& s) {
+    return !s.final && std::any_of(s.libraries.begin(), s.libraries.end(), [](const auto& l) { return l.load_us; });
+  });
+  o << "\n"
+    << bold << "objects of " << p.image << " (" << p.libraries.size() << ")" << off
+    << (timed ? "  load = la_objopen gap (LD_AUDIT); reloc~ = estimate: measured relocation time split by work\n"
+        : earlier_timed ? "  from the r_debug link map; no times: the LD_AUDIT module reports for the first program "
+                          "only\n"
+                        : "  from the r_debug link map; no times without the LD_AUDIT module\n");
+  o << pad("object", 44, false) << pad("at us", 9, true) << pad("load us", 9, true) << pad("reloc~ us", 10, true)
+    << pad("relative", 9, true) << pad("lookups", 9, true) << pad("pages", 7, true) << "\n";
+  for (const auto& l : p.libraries) {
+    std::string name = l.path;
+    if (name.size() > 43) name = "…" + name.substr(name.size() - 42);
+    o << pad(name, 44, false) << pad(l.mapped_at_us ? fixed(*l.mapped_at_us, 1) : "-", 9, true)
+      << pad(l.load_us ? fixed(*l.load_us, 1) : "-", 9, true) << pad(l.reloc_us ? fixed(*l.reloc_us, 1) : "-", 10, true)
+      << pad(std::to_string(l.relative), 9, true) << pad(std::to_string(l.symbol_lookups), 9, true)
+      << pad(std::to_string(l.pages_dirtied), 7, true) << "\n";
+  }
+}
+
+std::string render_profile_text(const profile::Profile& p, bool color) {
+  const char* dim = color ? "\033[2m" : "";
+  const char* bold = color ? "\033[1m" : "";
+  const char* off = color ? "\033[0m" : "";
+  std::ostringstream o;
+  o << bold << "procforge profile: " << p.label << off << "\n";
+  for (std::size_t i = 0; i < p.chain.size(); ++i) o << "  " << (i ? "then " : "exec ") << p.chain[i] << "\n";
+  o << "  image " << p.image << ", " << p.kind << ", main: " << p.main_source;
+  if (p.segments.size() > 1) o << " (program " << p.segments.size() << " of " << p.segments.size() << ")";
+  o << "\n";
+  o << "  " << p.traced.size() << " traced runs";
+  if (!p.untraced.empty()) o << " + " << p.untraced.size() << " untraced, interleaved";
+  o << "; median over runs; phases exclude the tracer's own pauses\n";
+  if (!p.exits.empty()) o << "  " << exits_text(p) << "\n";
+  render_earlier(o, p);
+  o << "\n";
+
+  render_phases_table(o, p, dim, off);
   o << "\n";
   o << "wall, fork to reap: traced " << us(p.wall_us.median) << " raw (min " << us(p.wall_us.min) << ", max "
     << us(p.wall_us.max) << ", IQR " << us(p.wall_us.spread) << ", " << p.wall_us.outliers << " outliers), "
@@ -308,29 +339,7 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
     o << "\n";
   }
 
-  if (!p.libraries.empty()) {
-    const bool timed = std::any_of(p.libraries.begin(), p.libraries.end(), [](const auto& l) { return l.load_us; });
-    // The module writes in the first program only: it closes its pipe before that program's main.
-    const bool earlier_timed = std::any_of(p.segments.begin(), p.segments.end(), [](const auto& s) {
-      return !s.final && std::any_of(s.libraries.begin(), s.libraries.end(), [](const auto& l) { return l.load_us; });
-    });
-    o << "\n"
-      << bold << "objects of " << p.image << " (" << p.libraries.size() << ")" << off
-      << (timed ? "  load = la_objopen gap (LD_AUDIT); reloc~ = estimate: measured relocation time split by work\n"
-          : earlier_timed ? "  from the r_debug link map; no times: the LD_AUDIT module reports for the first program "
-                            "only\n"
-                          : "  from the r_debug link map; no times without the LD_AUDIT module\n");
-    o << pad("object", 44, false) << pad("at us", 9, true) << pad("load us", 9, true) << pad("reloc~ us", 10, true)
-      << pad("relative", 9, true) << pad("lookups", 9, true) << pad("pages", 7, true) << "\n";
-    for (const auto& l : p.libraries) {
-      std::string name = l.path;
-      if (name.size() > 43) name = "…" + name.substr(name.size() - 42);
-      o << pad(name, 44, false) << pad(l.mapped_at_us ? fixed(*l.mapped_at_us, 1) : "-", 9, true)
-        << pad(l.load_us ? fixed(*l.load_us, 1) : "-", 9, true)
-        << pad(l.reloc_us ? fixed(*l.reloc_us, 1) : "-", 10, true) << pad(std::to_string(l.relative), 9, true)
-        << pad(std::to_string(l.symbol_lookups), 9, true) << pad(std::to_string(l.pages_dirtied), 7, true) << "\n";
-    }
-  }
+  if (!p.libraries.empty()) render_objects(o, p, bold, off);
   o << "\n" << dim << "boundaries:\n";
   for (const auto& ph : p.phases)
     if (ph.present && !ph.mechanism.empty())
