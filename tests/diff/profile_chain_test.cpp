@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "procforge/profile.hpp"
 #include "support/ldso_fixtures.hpp"
 
 namespace {
@@ -113,6 +114,35 @@ TEST(ProfileChain, env_script_gives_env_and_the_final_program_each_their_own_obj
       << text.out;
   EXPECT_NE(text.out.find("\nobjects of " + segs[1]["image"].get<std::string>()), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("\n1. env "), std::string::npos) << "env's row in the phases table\n" << text.out;
+}
+
+TEST(ProfileChain, the_programs_phases_add_up_to_the_run_without_a_gap_or_an_overlap) {
+  namespace pp = procforge::profile;
+  FixtureDir dir;
+  // env, then dash, then ls: three programs in one process.
+  const std::string script = dir.write("chain", "#!/usr/bin/env sh\nexec /bin/ls / >/dev/null\n", 0755);
+  pp::Options o;
+  o.argv = {script};
+  o.envp = kEnv;
+  o.runs = 3;
+  o.untraced = false;
+  o.audit_module = pp::find_audit_module("");
+  auto r = pp::profile(o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->segments.size(), 3u);
+  for (const auto& run : r->traced) {
+    ASSERT_EQ(run.segments.size(), 3u);
+    double sum = 0;
+    for (const auto& seg : run.segments)
+      for (const auto& ph : seg.phases)
+        if (ph.present) sum += ph.wall_us;
+    // Each stop ends one phase and starts the next, across programs too.
+    EXPECT_NEAR(sum, run.tracee_wall_us, 0.01 * run.tracee_wall_us + 1) << "wall " << run.wall_us << " us";
+    // The final program's phases are the run's, with the process's spawn.
+    for (int k = 1; k < pp::kPhaseCount; ++k)
+      EXPECT_EQ(run.phases[k].wall_us, run.segments.back().phases[k].wall_us) << pp::phase_name(run.phases[k].phase);
+    EXPECT_EQ(run.phases[0].wall_us, run.segments.front().phases[0].wall_us);
+  }
 }
 
 TEST(ProfileChain, the_exit_status_is_the_one_the_real_run_ends_with) {
