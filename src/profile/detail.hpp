@@ -153,7 +153,7 @@ struct Mark {
 struct RunFacts {  // what the exec stop learned; the same for every run of a command
   std::string image, kind, main_source;
   std::string interp, libc;   // PT_INTERP; the libc found in the link map at RT_CONSISTENT
-  bool audit_mapped = false;  // the LD_AUDIT module was mapped by the RT_ADD stop (see Tracer::on_rt_add)
+  bool audit_mapped = false;  // the LD_AUDIT module was mapped by the RT_ADD stop (tracer.cpp, at that stop)
   std::array<bool, kMarkCount> applicable{};
   std::array<std::string, kMarkCount> mechanism;
   std::vector<std::string> notes;
@@ -168,7 +168,6 @@ struct RawSegment {
   RunFacts facts;
   std::vector<LoadedObject> link_map;  // r_debug at RT_CONSISTENT
   bool r_brk_matches = false;
-  bool left_by_exec = false;
 };
 // The run; its own segment fields are the final program's, the programs
 // before it (`#!/usr/bin/env`, shims) are in `earlier`, in exec order.
@@ -186,9 +185,8 @@ Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::millisecond
                          const std::function<void(pid_t)>& before_exec = {});
 Result<Run> untraced_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout);
 
-// Turns the marks of one segment into its kPhaseCount samples; `first`
-// holds the fork and spawn marks (the first segment).
-std::vector<PhaseSample> segment_phases(const RawSegment& seg, const RawSegment& first);
+// Turns the marks of one segment into its kPhaseCount samples.
+std::vector<PhaseSample> segment_phases(const RawSegment& seg);
 // The run's process-wide fields and Run::phases (the final program's, with
 // the process's spawn) from the raw marks.
 void fill_phases(const RawRun& raw, Run& run);

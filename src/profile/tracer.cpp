@@ -222,7 +222,6 @@ void Tracer::on_stop(int status, std::optional<MarkId>& mark, int& deliver) {
 
 void Tracer::next_segment() {
   RawSegment done = raw_;
-  done.left_by_exec = true;
   done.facts.mechanism[m_exit_group] = "PTRACE_EVENT_EXEC of the next program (its execve() included)";
   raw_.earlier.push_back(std::move(done));
   static_cast<RawSegment&>(raw_) = RawSegment{};
