@@ -67,6 +67,18 @@ struct LoadedObject {
 };
 
 enum class RunEnd { exited, killed, timed_out };
+// "exit status 3", "killed by SIGSEGV", "timed out (killed)".
+std::string end_words(RunEnd end, int status);
+
+// One program the traced process ran. Every execve() that succeeds
+// (PTRACE_EVENT_EXEC) starts one: `#!/usr/bin/env python3` runs /usr/bin/env,
+// then python3 in the same process; a pyenv shim runs several more.
+struct RunSegment {
+  std::string image;                  // /proc/PID/exe after its exec
+  std::vector<PhaseSample> phases;    // kPhaseCount; spawn in the first only; a later one's exec is in the
+                                      // phase of the program before it, which called execve()
+  std::vector<LoadedObject> objects;  // its own link map (LD_AUDIT timing when its module wrote records)
+};
 
 struct Run {
   bool traced = true;
@@ -93,6 +105,10 @@ struct Run {
   std::optional<double> tp_exec_us, ptrace_exec_us;
   std::vector<std::int64_t> tp_user_faults;  // kPhaseCount entries
   std::uint64_t tp_lost = 0;
+  // Every program of the exec chain, in exec order; the last is the final
+  // program, whose phases and objects are also `phases` (with the process's
+  // spawn) and `objects`.
+  std::vector<RunSegment> segments;
 };
 
 struct Stats {
@@ -111,6 +127,7 @@ struct PhaseStats {
   Stats wall_us, cpu_us;
   double minflt = 0, majflt = 0, vcsw = 0, nvcsw = 0;  // medians
   std::string mechanism;                               // how the boundary that ends it was found
+  std::string program;  // the program it measured (/proc/PID/exe); spawn: the first one, which it started
 };
 
 struct LibraryStats {
@@ -119,6 +136,30 @@ struct LibraryStats {
   std::uint64_t relative = 0, symbol_lookups = 0, pages_dirtied = 0, irelative = 0;
   std::string load_mechanism;   // "LD_AUDIT la_objopen" or "r_debug link map (no timing)"
   std::string reloc_mechanism;  // "estimate: measured relocation time apportioned by ..."
+};
+
+// One program of the exec chain, over the runs that ran it at that place.
+struct Segment {
+  std::string image;        // /proc/PID/exe after its exec
+  std::string kind;         // as Profile::kind
+  std::string interpreter;  // PT_INTERP; empty for a static program
+  std::string libc;         // the glibc libc.so found in its link map; empty when none
+  std::string main_source;
+  bool final = false;  // the profiled program: the top-level fields describe it
+  // The LD_AUDIT module was already mapped at _dl_debug_state(RT_ADD): ld.so
+  // loaded it, and ran its la_version, inside "ld.so start".
+  bool audit_in_ldso_start = false;
+  std::vector<PhaseStats> phases;  // kPhaseCount, pipeline order
+  std::vector<LibraryStats> libraries;
+  Stats wall_us;  // per run, its phases but spawn: from its exec until the next exec or the end
+  int runs = 0;   // traced runs that ran this program at this place of the chain
+};
+
+// How runs ended: one entry per distinct (end, status).
+struct ExitCount {
+  RunEnd end = RunEnd::exited;
+  int status = 0;
+  int runs = 0;  // traced and untraced
 };
 
 struct Options {
@@ -161,6 +202,11 @@ struct Profile {
   double overhead_net = 0;         // median traced minus pauses / median untraced
   std::vector<LibraryStats> libraries;
   double audit_load_relocate_us = 0;  // median of la_activity(ADD) -> la_activity(CONSISTENT), LD_AUDIT's own clock
+  // Every program of the exec chain (one process), in exec order; the last
+  // is the final program, which the fields above describe.
+  std::vector<Segment> segments;
+  std::vector<ExitCount> exits;  // most frequent first
+  int all_runs = 0;              // traced + untraced, for "all N runs"
 };
 
 using Progress = std::function<void(const std::string& what, int done, int total)>;

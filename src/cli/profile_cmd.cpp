@@ -210,7 +210,8 @@ void add_profile(CLI::App& app, std::vector<Command>& commands) {
           "SECONDS"));
   p->footer(
       "Children the program starts are not traced: their time counts in the phase that waits for them.\n"
-      "For a #! script the script step is shown and its interpreter profiled.");
+      "For a #! script the script step is shown and its interpreter profiled. When the process execs again\n"
+      "(#!/usr/bin/env, shims) each program gets its own phases and objects; the last one is profiled in full.");
   commands.push_back({p, [o](std::vector<std::string> command) { return run_profile(*o, std::move(command)); }});
 }
 

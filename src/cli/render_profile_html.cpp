@@ -3,7 +3,8 @@
 // waterfall of the phases (each bar starts where the previous one ended) and
 // a waterfall of the objects ld.so mapped (bar = load time from la_objopen,
 // placed at its offset after la_activity(ADD); the estimated relocation share
-// drawn after the last load), plus the numbers as tables.
+// drawn after the last load), plus the numbers as tables. An exec chain
+// (#!/usr/bin/env, shims) gets a table of the programs before the final one.
 #include <algorithm>
 #include <cstdio>
 #include <sstream>
@@ -84,6 +85,34 @@ std::string waterfall(const std::vector<Bar>& bars, const std::string& unit_note
   return o.str();
 }
 
+// The programs the process ran before the final one (#!/usr/bin/env, shims),
+// one row each: what it was, its objects, and its phases' medians.
+std::string chain_table(const profile::Profile& p) {
+  if (p.segments.size() < 2) return {};
+  std::ostringstream o;
+  o << "<h3>Exec chain: " << p.segments.size() << " programs in one process</h3>\n<table><tr><th>#</th><th>program</th>"
+    << "<th>kind</th><th>objects</th>";
+  for (int k = 1; k < profile::kPhaseCount; ++k)
+    o << "<th>" << esc(profile::phase_name(static_cast<profile::Phase>(k))) << " µs</th>";
+  o << "</tr>\n";
+  for (std::size_t i = 0; i < p.segments.size(); ++i) {
+    const auto& s = p.segments[i];
+    o << "<tr><td>" << i + 1 << "</td><td>" << esc(s.image) << (s.final ? " (profiled below)" : "") << "</td><td>"
+      << esc(s.kind) << "</td><td>";
+    for (std::size_t k = 0; k < s.libraries.size(); ++k) o << (k ? "<br>" : "") << esc(s.libraries[k].path);
+    o << "</td>";
+    for (std::size_t k = 1; k < s.phases.size(); ++k) {
+      const auto& ph = s.phases[k];
+      o << "<td>" << (ph.present ? num(ph.wall_us.median) : "-")
+        << (ph.present && ph.phase == profile::Phase::ldso_start && s.audit_in_ldso_start ? " (with LD_AUDIT)" : "")
+        << "</td>";
+    }
+    o << "</tr>\n";
+  }
+  o << "</table>\n";
+  return o.str();
+}
+
 std::string one(const profile::Profile& p) {
   std::ostringstream o;
   o << "<section><h2>" << esc(p.label) << "</h2>\n<p class='meta'>" << esc(p.image) << " &middot; " << esc(p.kind)
@@ -95,7 +124,11 @@ std::string one(const profile::Profile& p) {
     for (std::size_t i = 0; i < p.chain.size(); ++i) o << (i ? " &rarr; " : "") << esc(p.chain[i]);
     o << "</p>\n";
   }
-  o << "<h3>Phases (median, tracer pauses excluded)</h3>\n";
+  for (const auto& e : p.exits)
+    o << "<p class='meta'>" << esc(profile::end_words(e.end, e.status)) << ": " << e.runs << " of " << p.all_runs
+      << " runs</p>\n";
+  o << chain_table(p);
+  o << "<h3>Phases of " << esc(p.image) << " (median, tracer pauses excluded)</h3>\n";
   std::vector<Bar> bars;
   double at = 0;
   for (std::size_t i = 0; i < p.phases.size(); ++i) {
@@ -127,6 +160,9 @@ std::string one(const profile::Profile& p) {
     o << "; untraced " << num(p.untraced_wall_us.median) << " µs; overhead " << num(p.overhead_net, 2) << "× net, "
       << num(p.overhead_raw, 2) << "× raw";
   o << ".</p>\n";
+  if (!p.segments.empty() && p.segments.back().audit_in_ldso_start)
+    o << "<p class='meta'>ld.so start includes loading the LD_AUDIT module procforge_audit.so, which times ld.so's "
+         "steps (--no-audit leaves it out).</p>\n";
 
   bool timed = std::any_of(p.libraries.begin(), p.libraries.end(), [](const auto& l) { return l.load_us.has_value(); });
   if (!p.libraries.empty()) {

@@ -64,6 +64,11 @@ bool Breakpoints::remove(pid_t pid, std::uint64_t addr) {
   return ok;
 }
 
+void Breakpoints::restore_in_copy(pid_t pid) const {
+  for (const auto& [addr, bp] : bps_)
+    if (auto w = peek(pid, addr)) poke(pid, addr, (*w & ~std::uint64_t{0xff}) | (bp.orig & 0xff));
+}
+
 std::optional<int> Breakpoints::tag_at(std::uint64_t addr) const {
   auto it = bps_.find(addr);
   if (it == bps_.end()) return std::nullopt;

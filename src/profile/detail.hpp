@@ -116,6 +116,9 @@ class Breakpoints {
   bool remove(pid_t pid, std::uint64_t addr);
   [[nodiscard]] std::optional<int> tag_at(std::uint64_t addr) const;
   [[nodiscard]] std::optional<std::uint64_t> original(std::uint64_t addr) const;
+  // Puts the original bytes back in PID, a forked copy of the tracee, and
+  // keeps the breakpoints of the tracee itself.
+  void restore_in_copy(pid_t pid) const;
   void clear() { bps_.clear(); }
 
  private:
@@ -149,28 +152,43 @@ struct Mark {
 };
 struct RunFacts {  // what the exec stop learned; the same for every run of a command
   std::string image, kind, main_source;
+  std::string interp, libc;   // PT_INTERP; the libc found in the link map at RT_CONSISTENT
+  bool audit_mapped = false;  // the LD_AUDIT module was mapped by the RT_ADD stop (tracer.cpp, at that stop)
   std::array<bool, kMarkCount> applicable{};
   std::array<std::string, kMarkCount> mechanism;
   std::vector<std::string> notes;
 };
-struct RawRun {
+// One program image of the traced process, from its PTRACE_EVENT_EXEC to the
+// next one or to the end. A segment that was left by execve() holds the next
+// image's exec stop in its m_exit_group slot: the phase it was in runs until
+// the next program is in place, its execve() included (ptrace has no stop at
+// the start of execve without stopping at every system call).
+struct RawSegment {
   std::array<Mark, kMarkCount> marks;
+  RunFacts facts;
+  std::vector<LoadedObject> link_map;  // r_debug at RT_CONSISTENT
+  bool r_brk_matches = false;
+};
+// The run; its own segment fields are the final program's, the programs
+// before it (`#!/usr/bin/env`, shims) are in `earlier`, in exec order.
+struct RawRun : RawSegment {
+  std::vector<RawSegment> earlier;
   std::int64_t paused_ns = 0;
   int stops = 0;
   RunEnd end = RunEnd::exited;
   int status = 0;
   struct rusage ru {};
   std::int64_t end_ns = 0;
-  RunFacts facts;
-  std::vector<LoadedObject> link_map;  // r_debug at RT_CONSISTENT
-  bool r_brk_matches = false;
 };
 // before_exec(pid) runs while the child waits in its first stop, before exec.
 Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout, Started& started,
                          const std::function<void(pid_t)>& before_exec = {});
 Result<Run> untraced_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout);
 
-// Turns marks into the kPhaseCount samples of a run.
+// Turns the marks of one segment into its kPhaseCount samples.
+std::vector<PhaseSample> segment_phases(const RawSegment& seg);
+// The run's process-wide fields and Run::phases (the final program's, with
+// the process's spawn) from the raw marks.
 void fill_phases(const RawRun& raw, Run& run);
 
 // ---- audit_records.cpp

@@ -9,6 +9,9 @@
 // start-up code of a static program lands in "libc init". A boundary that
 // should exist but was not reached means the process ended there: the time
 // goes to the phase it ended in and the rest are "not reached".
+// Each program of an exec chain (env, then the program it runs) has its own
+// phases: a program left by execve() ends at the next one's exec stop, and
+// that time, its execve() included, goes to the phase it was in.
 #include "profile/detail.hpp"
 
 namespace procforge::profile::detail {
@@ -40,44 +43,28 @@ const char* phase_boundary(Phase p) { return detail::kBoundaries[static_cast<int
 
 namespace procforge::profile::detail {
 
-void fill_phases(const RawRun& raw, Run& run) {
-  const auto& m = raw.marks;
-  run.phases.assign(kPhaseCount, PhaseSample{});
-  for (int p = 0; p < kPhaseCount; ++p) run.phases[p].phase = static_cast<Phase>(p);
-  run.wall_us = static_cast<double>(raw.end_ns - m[m_fork].stop_ns) / 1000.0;
-  run.paused_us = static_cast<double>(raw.paused_ns) / 1000.0;
-  run.tracee_wall_us = run.wall_us - run.paused_us;
-  run.stops = raw.stops;
-  run.end = raw.end;
-  run.status = raw.status;
-  // The process's own faults: wait4's rusage minus its waited-for children's.
-  const Mark& before_end = m[m_exit_group].present ? m[m_exit_group] : m[m_fork];
-  run.rusage_minflt = raw.ru.ru_minflt - before_end.c.cminflt;
-  run.rusage_majflt = raw.ru.ru_majflt - before_end.c.cmajflt;
-  run.child_minflt = before_end.c.cminflt;
-  run.rusage_cpu_us = static_cast<double>(m[m_reaped].c.cpu_ns) / 1000.0;
-  run.r_brk_matches = raw.r_brk_matches;
-
-  int last = m_fork;
-  for (int k = m_spawned; k < m_exit_group; ++k)
-    if (m[k].present) last = k;
-  run.last_phase = static_cast<Phase>(last);
-
+std::vector<PhaseSample> segment_phases(const RawSegment& seg) {
+  const auto& m = seg.marks;
+  std::vector<PhaseSample> phases(kPhaseCount);
+  for (int p = 0; p < kPhaseCount; ++p) phases[p].phase = static_cast<Phase>(p);
+  // A later program's first stop is its exec: the phases before it are the
+  // first program's (spawn) or the previous program's (the execve call).
   int cur = m_fork;
+  while (cur < m_reaped && !m[cur].present) ++cur;
   while (cur < m_reaped) {
     int next = cur + 1;
     while (next < m_reaped && !m[next].present) ++next;
     if (!m[next].present) break;
     bool cut_short = false;  // a boundary that should exist was not reached
     for (int k = cur + 1; k < next; ++k)
-      if (raw.facts.applicable[k]) cut_short = true;
+      if (seg.facts.applicable[k]) cut_short = true;
     int charged = next - 1;
     if (cut_short) charged = cur;
     else if (cur <= static_cast<int>(Phase::main) && static_cast<int>(Phase::main) < next)
       charged = static_cast<int>(Phase::main);
     for (int p = cur; p < next; ++p)
-      if (p != charged && !cut_short) run.phases[p].merged_into = kNames[charged];
-    PhaseSample& s = run.phases[charged];
+      if (p != charged && !cut_short) phases[p].merged_into = kNames[charged];
+    PhaseSample& s = phases[charged];
     const Mark& a = m[cur];
     const Mark& b = m[next];
     const std::int64_t paused_inside = b.paused_before_ns - (a.paused_before_ns + (a.resume_ns - a.stop_ns));
@@ -94,6 +81,52 @@ void fill_phases(const RawRun& raw, Run& run) {
     s.nvcsw = b.c.nvcsw - a.c.nvcsw;
     cur = next;
   }
+  return phases;
+}
+
+void fill_phases(const RawRun& raw, Run& run) {
+  const RawSegment& first = raw.earlier.empty() ? raw : raw.earlier.front();
+  const auto& m = raw.marks;
+  run.wall_us = static_cast<double>(raw.end_ns - first.marks[m_fork].stop_ns) / 1000.0;
+  run.paused_us = static_cast<double>(raw.paused_ns) / 1000.0;
+  run.tracee_wall_us = run.wall_us - run.paused_us;
+  run.stops = raw.stops;
+  run.end = raw.end;
+  run.status = raw.status;
+  // The process's own faults: wait4's rusage minus its waited-for children's.
+  const Mark& before_end = m[m_exit_group].present ? m[m_exit_group] : first.marks[m_fork];
+  run.rusage_minflt = raw.ru.ru_minflt - before_end.c.cminflt;
+  run.rusage_majflt = raw.ru.ru_majflt - before_end.c.cmajflt;
+  run.child_minflt = before_end.c.cminflt;
+  run.rusage_cpu_us = static_cast<double>(m[m_reaped].c.cpu_ns) / 1000.0;
+  run.r_brk_matches = raw.r_brk_matches;
+
+  int last = m_fork;
+  for (int k = m_spawned; k < m_exit_group; ++k)
+    if (m[k].present) last = k;
+  run.last_phase = static_cast<Phase>(last);
+
+  run.segments.clear();
+  const RawSegment* before = nullptr;
+  for (std::size_t i = 0; i <= raw.earlier.size(); ++i) {
+    const RawSegment& seg = i < raw.earlier.size() ? raw.earlier[i] : raw;
+    RunSegment rs;
+    rs.image = seg.facts.image;
+    rs.phases = segment_phases(seg);
+    if (before) {
+      rs.phases[static_cast<int>(Phase::spawn)].merged_into = std::string(kNames[0]) + " of " + first.facts.image;
+      const auto& prev = run.segments.back().phases;
+      int in = static_cast<int>(Phase::exec);
+      for (int p = 0; p < kPhaseCount; ++p)
+        if (prev[p].present) in = p;
+      rs.phases[static_cast<int>(Phase::exec)].merged_into = std::string(kNames[in]) + " of " + before->facts.image;
+    }
+    run.segments.push_back(std::move(rs));
+    before = &seg;
+  }
+  // The final program's phases, with the process's spawn.
+  run.phases = run.segments.back().phases;
+  run.phases[static_cast<int>(Phase::spawn)] = run.segments.front().phases[static_cast<int>(Phase::spawn)];
 }
 
 }  // namespace procforge::profile::detail

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "procforge/exec.hpp"
 #include "profile/detail.hpp"
@@ -45,7 +46,10 @@ struct Command {
   Launch launch;
   Profile p;
   bool have_facts = false;
-  RunFacts facts;
+  std::vector<RunFacts> facts;  // per program of the exec chain, from the first traced run
+  // Notes in the order first seen, and how many traced runs gave each.
+  std::vector<std::string> note_order;
+  std::map<std::string, int> note_runs;
 };
 
 std::string join(const std::vector<std::string>& v) {
@@ -95,10 +99,39 @@ Result<Command> prepare(const Options& o) {
 }
 
 std::string describe_end(const Run& r) {
-  if (r.end == RunEnd::killed)
-    return "was killed by " + std::string(sigabbrev_np(r.status) ? "SIG" : "signal ") +
-           (sigabbrev_np(r.status) ? sigabbrev_np(r.status) : std::to_string(r.status));
+  if (r.end == RunEnd::killed) return "was " + end_words(r.end, r.status);
   return "exited with status " + std::to_string(r.status);
+}
+
+// The LD_AUDIT records of each program of the chain are those stamped before
+// the next program's exec stop: a module writes only while its program runs.
+void attribute_segment_libraries(const std::vector<AuditRecord>& recs, const RawRun& raw, Run& run) {
+  auto from = recs.begin();
+  for (std::size_t i = 0; i < raw.earlier.size(); ++i) {
+    const RawSegment& next = i + 1 < raw.earlier.size() ? raw.earlier[i + 1] : raw;
+    auto to = std::find_if(from, recs.end(), [&](const AuditRecord& r) { return r.ns >= next.marks[m_exec].stop_ns; });
+    RawRun view;
+    static_cast<RawSegment&>(view) = raw.earlier[i];
+    Run part;
+    attribute_libraries({from, to}, view, part);
+    run.segments[i].objects = std::move(part.objects);
+    from = to;
+  }
+  attribute_libraries({from, recs.end()}, raw, run);
+  run.segments.back().objects = run.objects;
+}
+
+// Counts each note once per run; a later program's notes name it.
+void count_notes(Command& c, const RawRun& raw) {
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i <= raw.earlier.size(); ++i) {
+    const RunFacts& f = (i < raw.earlier.size() ? raw.earlier[i] : raw).facts;
+    for (const auto& n : f.notes) {
+      std::string note = raw.earlier.empty() ? n : f.image + ": " + n;
+      if (!seen.insert(note).second) continue;
+      if (c.note_runs[note]++ == 0) c.note_order.push_back(note);
+    }
+  }
 }
 
 // One traced run, turned into a Run; errors for a program that cannot be
@@ -106,14 +139,21 @@ std::string describe_end(const Run& r) {
 // Tracepoint samples against the ptrace marks: a fault at time t belongs to
 // the phase that was running then (the first present phase from the last
 // boundary before t).
+// In an exec chain the phases are the final program's and the process's
+// spawn: faults of the programs before it belong to no such phase.
 void attribute_tracepoints(const TracepointSamples& tp, const RawRun& raw, Run& run) {
-  const auto& m = raw.marks;
+  auto m = raw.marks;
+  const RawSegment& first = raw.earlier.empty() ? raw : raw.earlier.front();
+  m[m_fork] = first.marks[m_fork];
+  m[m_spawned] = first.marks[m_spawned];
   const std::int64_t t0 = m[m_fork].stop_ns;
   if (tp.exec_ns) run.tp_exec_us = static_cast<double>(*tp.exec_ns - t0) / 1000.0;
-  if (m[m_exec].present) run.ptrace_exec_us = static_cast<double>(m[m_exec].stop_ns - t0) / 1000.0;
+  // The tracepoint session keeps the first exec: compare it with the first program's exec stop.
+  if (first.marks[m_exec].present) run.ptrace_exec_us = static_cast<double>(first.marks[m_exec].stop_ns - t0) / 1000.0;
   run.tp_user_faults.assign(kPhaseCount, 0);
   run.tp_lost = tp.lost;
   for (std::int64_t t : tp.user_fault_ns) {
+    if (!raw.earlier.empty() && m[m_spawned].present && t >= m[m_spawned].stop_ns && t < m[m_exec].stop_ns) continue;
     int cur = m_fork;
     for (int k = m_fork; k < m_reaped; ++k)
       if (m[k].present && m[k].stop_ns <= t) cur = k;
@@ -123,7 +163,7 @@ void attribute_tracepoints(const TracepointSamples& tp, const RawRun& raw, Run& 
   }
 }
 
-Result<Run> traced_once(Command& c, Watchdog& wd) {
+Result<Run> traced_once(Command& c, Watchdog& wd, bool warm) {
   Started s;
   std::optional<TracepointSession> tp;
   std::optional<Error> tp_error;
@@ -151,7 +191,7 @@ Result<Run> traced_once(Command& c, Watchdog& wd) {
   if (child_err) return *child_err;
   Run run;
   fill_phases(*raw, run);
-  attribute_libraries(recs, *raw, run);
+  attribute_segment_libraries(recs, *raw, run);
   if (samples) attribute_tracepoints(*samples, *raw, run);
   if (raw->end == RunEnd::timed_out)
     return Error{ETIMEDOUT, "timed out after " + std::to_string(c.o.timeout.count()) + " ms during " +
@@ -159,9 +199,11 @@ Result<Run> traced_once(Command& c, Watchdog& wd) {
                                 " with SIGKILL and reaped it"};
   if (!raw->marks[m_exec].present) return Error{ENOEXEC, "the program ended before its exec completed"};
   if (!c.have_facts) {
-    c.facts = raw->facts;
+    for (const auto& seg : raw->earlier) c.facts.push_back(seg.facts);
+    c.facts.push_back(raw->facts);
     c.have_facts = true;
   }
+  if (!warm) count_notes(c, *raw);
   const bool reached_main = raw->marks[m_main].present;
   if (raw->facts.applicable[m_main] && !reached_main && (run.end == RunEnd::killed || run.status != 0)) {
     std::string msg = c.p.label + " did not start: it " + describe_end(run) + " during " + phase_name(run.last_phase) +
@@ -181,19 +223,160 @@ double median_of(const std::vector<Run>& runs, F f) {
   return stats_of(v).median;
 }
 
+// The statistics of phase I over RUNS (one sample vector per run); FACTS
+// name the stop that ends it.
+PhaseStats phase_stats(int i, const std::vector<const std::vector<PhaseSample>*>& runs, const RunFacts& facts) {
+  PhaseStats ps;
+  ps.phase = static_cast<Phase>(i);
+  ps.name = phase_name(ps.phase);
+  ps.program = facts.image;
+  std::vector<double> wall, cpu, minf, majf, vcs, nvcs;
+  for (const auto* r : runs) {
+    const auto& s = (*r)[i];
+    if (!s.present) {
+      if (ps.merged_into.empty()) ps.merged_into = s.merged_into;
+      continue;
+    }
+    ps.present = true;
+    wall.push_back(s.wall_us);
+    cpu.push_back(s.cpu_us);
+    minf.push_back(static_cast<double>(s.minflt));
+    majf.push_back(static_cast<double>(s.majflt));
+    vcs.push_back(static_cast<double>(s.vcsw));
+    nvcs.push_back(static_cast<double>(s.nvcsw));
+  }
+  if (ps.present) ps.merged_into.clear();
+  ps.wall_us = stats_of(wall);
+  ps.cpu_us = stats_of(cpu);
+  ps.minflt = stats_of(minf).median;
+  ps.majflt = stats_of(majf).median;
+  ps.vcsw = stats_of(vcs).median;
+  ps.nvcsw = stats_of(nvcs).median;
+  if (ps.present) {
+    // The stop that ends this phase, or for a merged group the next one that exists.
+    for (int k = i + 1; k < kMarkCount; ++k)
+      if (facts.applicable[k] && !facts.mechanism[k].empty()) {
+        ps.mechanism = facts.mechanism[k];
+        break;
+      }
+  }
+  return ps;
+}
+
+// The objects of one program, in the order of the first run, with medians
+// over RUNS (one object list per run).
+std::vector<LibraryStats> library_stats(const std::vector<const std::vector<LoadedObject>*>& runs, bool audited) {
+  std::vector<LibraryStats> out;
+  if (runs.empty()) return out;
+  for (const auto& first : *runs.front()) {
+    LibraryStats ls;
+    ls.path = first.path;
+    ls.relative = first.relative;
+    ls.symbol_lookups = first.symbol_lookups;
+    ls.pages_dirtied = first.pages_dirtied;
+    ls.irelative = first.irelative;
+    std::vector<double> at, load, reloc;
+    for (const auto* r : runs)
+      for (const auto& o : *r)
+        if (o.path == first.path) {
+          if (o.mapped_at_us) at.push_back(*o.mapped_at_us);
+          if (o.load_us) load.push_back(*o.load_us);
+          if (o.reloc_us) reloc.push_back(*o.reloc_us);
+          break;
+        }
+    if (!at.empty()) ls.mapped_at_us = stats_of(at).median;
+    if (!load.empty()) ls.load_us = stats_of(load).median;
+    if (!reloc.empty()) ls.reloc_us = stats_of(reloc).median;
+    ls.load_mechanism = audited ? (ls.load_us ? "LD_AUDIT la_objopen - previous la_objopen/la_activity(ADD)"
+                                              : "mapped by the kernel before ld.so ran")
+                                : "r_debug link map (no timing without the audit module)";
+    ls.reloc_mechanism = ls.reloc_us ? "estimate: LD_AUDIT (CONSISTENT - last la_objopen) split by relocation work "
+                                       "read from the file (ldso::CostModel)"
+                                     : "relocation counts read from the file";
+    out.push_back(ls);
+  }
+  return out;
+}
+
+// Program I of the chain over the traced runs that ran the same programs
+// (a run whose chain differs is left out, and a note says so).
+Segment segment_stats(const Command& c, std::size_t i) {
+  const Profile& p = c.p;
+  const RunFacts& f = c.facts[i];
+  Segment seg;
+  seg.image = f.image;
+  seg.kind = f.kind;
+  seg.interpreter = f.interp;
+  seg.libc = f.libc;
+  seg.main_source = f.main_source.empty() ? "not found" : f.main_source;
+  seg.final = i + 1 == c.facts.size();
+  seg.audit_in_ldso_start = f.audit_mapped;
+  std::vector<const std::vector<PhaseSample>*> phases;
+  std::vector<const std::vector<LoadedObject>*> objects;
+  std::vector<double> wall;
+  bool audited = false;
+  for (const auto& r : p.traced) {
+    if (r.segments.size() != c.facts.size() || r.segments[i].image != f.image) continue;
+    phases.push_back(&r.segments[i].phases);
+    objects.push_back(&r.segments[i].objects);
+    double t = 0;
+    for (const auto& s : r.segments[i].phases)
+      if (s.present && s.phase != Phase::spawn) t += s.wall_us;
+    wall.push_back(t);
+    for (const auto& o : r.segments[i].objects) audited |= o.load_us.has_value();
+  }
+  seg.runs = static_cast<int>(phases.size());
+  for (int k = 0; k < kPhaseCount; ++k) seg.phases.push_back(phase_stats(k, phases, f));
+  seg.libraries = library_stats(objects, audited);
+  seg.wall_us = stats_of(wall);
+  return seg;
+}
+
+// Exit statuses over all runs, most frequent first.
+std::vector<ExitCount> exit_counts(const Profile& p) {
+  std::map<std::pair<int, int>, int> n;
+  for (const auto* runs : {&p.traced, &p.untraced})
+    for (const auto& r : *runs) ++n[{static_cast<int>(r.end), r.status}];
+  std::vector<ExitCount> out;
+  for (const auto& [k, runs] : n) out.push_back({static_cast<RunEnd>(k.first), k.second, runs});
+  std::stable_sort(out.begin(), out.end(), [](const ExitCount& a, const ExitCount& b) { return a.runs > b.runs; });
+  return out;
+}
+
+// A note from every run is said once; one from some runs says how many.
+void add_run_notes(Command& c) {
+  const int n = static_cast<int>(c.p.traced.size());
+  for (const auto& note : c.note_order) {
+    const int k = c.note_runs[note];
+    if (n <= 1) c.p.notes.push_back(note);
+    else if (k >= n) c.p.notes.push_back(note + " (all " + std::to_string(n) + " runs)");
+    else c.p.notes.push_back(note + " (" + std::to_string(k) + " of " + std::to_string(n) + " runs)");
+  }
+}
+
 void aggregate(Command& c) {
   Profile& p = c.p;
-  p.image = c.facts.image;
-  p.kind = c.facts.kind;
-  p.main_source = c.facts.main_source.empty() ? "not found" : c.facts.main_source;
-  for (const auto& n : c.facts.notes) p.notes.push_back(n);
+  if (c.facts.empty()) c.facts.emplace_back();
+  const RunFacts& final_facts = c.facts.back();
+  p.image = final_facts.image;
+  p.kind = final_facts.kind;
+  p.main_source = final_facts.main_source.empty() ? "not found" : final_facts.main_source;
+  add_run_notes(c);
   std::map<std::string, int> ends;
   std::int64_t child_faults = 0;
+  int other_chains = 0;
   for (const auto& r : p.traced) {
     if (r.end == RunEnd::killed) ++ends[describe_end(r) + " during " + phase_name(r.last_phase)];
     child_faults = std::max(child_faults, r.child_minflt);
+    bool same = r.segments.size() == c.facts.size();
+    for (std::size_t i = 0; same && i < c.facts.size(); ++i) same = r.segments[i].image == c.facts[i].image;
+    other_chains += !same;
   }
   for (const auto& [what, n] : ends) p.notes.push_back(std::to_string(n) + " run(s) " + what);
+  if (other_chains)
+    p.notes.push_back(std::to_string(other_chains) +
+                      " run(s) ran other programs than the first one's exec chain: they are left out of the "
+                      "per-program numbers");
   if (child_faults > 0)
     p.notes.push_back("the program started child processes (" + std::to_string(child_faults) +
                       " page faults of theirs): children are not traced; their time is inside the phase that waited "
@@ -202,43 +385,18 @@ void aggregate(Command& c) {
     p.notes.push_back(
         "LD_AUDIT is inherited by the programs the interpreter starts; only the traced process writes "
         "records");
+  if (c.facts.size() > 1)
+    p.notes.push_back(
+        "the process ran " + std::to_string(c.facts.size()) +
+        " programs, one execve() after another: each has its own phases; the execve() of a later one is in the phase "
+        "of the program that called it (ptrace has no stop at the start of execve() short of stopping at every "
+        "system call)");
 
-  for (int i = 0; i < kPhaseCount; ++i) {
-    PhaseStats ps;
-    ps.phase = static_cast<Phase>(i);
-    ps.name = phase_name(ps.phase);
-    std::vector<double> wall, cpu, minf, majf, vcs, nvcs;
-    for (const auto& r : p.traced) {
-      const auto& s = r.phases[i];
-      if (!s.present) {
-        if (ps.merged_into.empty()) ps.merged_into = s.merged_into;
-        continue;
-      }
-      ps.present = true;
-      wall.push_back(s.wall_us);
-      cpu.push_back(s.cpu_us);
-      minf.push_back(static_cast<double>(s.minflt));
-      majf.push_back(static_cast<double>(s.majflt));
-      vcs.push_back(static_cast<double>(s.vcsw));
-      nvcs.push_back(static_cast<double>(s.nvcsw));
-    }
-    if (ps.present) ps.merged_into.clear();
-    ps.wall_us = stats_of(wall);
-    ps.cpu_us = stats_of(cpu);
-    ps.minflt = stats_of(minf).median;
-    ps.majflt = stats_of(majf).median;
-    ps.vcsw = stats_of(vcs).median;
-    ps.nvcsw = stats_of(nvcs).median;
-    if (ps.present) {
-      // The stop that ends this phase, or for a merged group the next one that exists.
-      for (int k = i + 1; k < kMarkCount; ++k)
-        if (c.facts.applicable[k] && !c.facts.mechanism[k].empty()) {
-          ps.mechanism = c.facts.mechanism[k];
-          break;
-        }
-    }
-    p.phases.push_back(ps);
-  }
+  std::vector<const std::vector<PhaseSample>*> phases;
+  for (const auto& r : p.traced) phases.push_back(&r.phases);
+  for (int i = 0; i < kPhaseCount; ++i) p.phases.push_back(phase_stats(i, phases, final_facts));
+  // spawn: fork until the child's SIGSTOP, before any program: the first one's facts.
+  p.phases[static_cast<int>(Phase::spawn)] = phase_stats(static_cast<int>(Phase::spawn), phases, c.facts.front());
 
   std::vector<double> wall, net, unt;
   for (const auto& r : p.traced) wall.push_back(r.wall_us), net.push_back(r.tracee_wall_us);
@@ -260,38 +418,28 @@ void aggregate(Command& c) {
 
   // Libraries, in the order of the first traced run.
   const bool audited = std::any_of(p.traced.begin(), p.traced.end(), [](const Run& r) { return r.audit_add_ns; });
-  if (!p.traced.empty()) {
-    for (const auto& first : p.traced.front().objects) {
-      LibraryStats ls;
-      ls.path = first.path;
-      ls.relative = first.relative;
-      ls.symbol_lookups = first.symbol_lookups;
-      ls.pages_dirtied = first.pages_dirtied;
-      ls.irelative = first.irelative;
-      std::vector<double> at, load, reloc;
-      for (const auto& r : p.traced)
-        for (const auto& o : r.objects)
-          if (o.path == first.path) {
-            if (o.mapped_at_us) at.push_back(*o.mapped_at_us);
-            if (o.load_us) load.push_back(*o.load_us);
-            if (o.reloc_us) reloc.push_back(*o.reloc_us);
-            break;
-          }
-      if (!at.empty()) ls.mapped_at_us = stats_of(at).median;
-      if (!load.empty()) ls.load_us = stats_of(load).median;
-      if (!reloc.empty()) ls.reloc_us = stats_of(reloc).median;
-      ls.load_mechanism = audited ? (ls.load_us ? "LD_AUDIT la_objopen - previous la_objopen/la_activity(ADD)"
-                                                : "mapped by the kernel before ld.so ran")
-                                  : "r_debug link map (no timing without the audit module)";
-      ls.reloc_mechanism = ls.reloc_us ? "estimate: LD_AUDIT (CONSISTENT - last la_objopen) split by relocation work "
-                                         "read from the file (ldso::CostModel)"
-                                       : "relocation counts read from the file";
-      p.libraries.push_back(ls);
-    }
-  }
+  std::vector<const std::vector<LoadedObject>*> objects;
+  for (const auto& r : p.traced) objects.push_back(&r.objects);
+  p.libraries = library_stats(objects, audited);
+
+  for (std::size_t i = 0; i < c.facts.size(); ++i) p.segments.push_back(segment_stats(c, i));
+  p.exits = exit_counts(p);
+  p.all_runs = static_cast<int>(p.traced.size() + p.untraced.size());
 }
 
 }  // namespace
+
+std::string end_words(RunEnd end, int status) {
+  switch (end) {
+    case RunEnd::exited: return "exit status " + std::to_string(status);
+    case RunEnd::killed: {
+      const char* abbrev = sigabbrev_np(status);
+      return "killed by " + (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(status));
+    }
+    case RunEnd::timed_out: return "timed out (killed)";
+  }
+  return {};
+}
 
 std::string find_audit_module(const std::string& exe_dir) {
   namespace fs = std::filesystem;
@@ -338,7 +486,7 @@ Result<std::vector<Profile>> compare(const std::vector<Options>& commands, const
         }
         if (progress) progress((warm ? "warm-up " : traced ? "traced " : "untraced ") + c.p.label, done, total);
         if (traced) {
-          auto r = traced_once(c, wd);
+          auto r = traced_once(c, wd, warm);
           if (!r) failure = r.error().with_context("profiling " + c.p.label);
           else if (!warm) c.p.traced.push_back(std::move(*r));
         } else {

@@ -15,19 +15,27 @@
 // filled in after ld.so has started, too late for the RT_ADD stop. At
 // RT_CONSISTENT the run checks that r_brk names the same address. Other
 // namespaces (an LD_AUDIT module's) call _dl_debug_state too; only the base
-// namespace's _r_debug state counts. Breakpoints are all gone before main
-// runs, so children and threads started by the program never meet one.
-// Children are not followed: their time counts only where the program waits.
+// namespace's _r_debug state counts. Breakpoints are gone before main runs,
+// but for libc's exit(); a child the program forks gets a copy of it, so
+// PTRACE_O_TRACEFORK stops each child once to put the original bytes back in
+// its copy before letting it go (release_child()). Children are not
+// followed: their time counts only where the program waits.
+// Every PTRACE_EVENT_EXEC after the first starts a new segment (env, then the
+// program it runs): the old address space and its breakpoints are gone, so the
+// stops are placed afresh in the new image (fs/exec.c begin_new_exec()).
 #include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 
 #include "profile/detail.hpp"
 
@@ -66,9 +74,29 @@ std::string read_link(const std::string& p) {
   return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
+// Whether the file FILE is mapped in PID (same device and inode in
+// /proc/PID/maps): the LD_AUDIT module, by the time of the RT_ADD stop.
+bool is_mapped(pid_t pid, const std::string& file) {
+  struct stat st {};
+  if (file.empty() || ::stat(file.c_str(), &st) != 0) return false;
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/maps").c_str(), "re");
+  if (!f) return false;
+  char line[4096];
+  bool found = false;
+  while (!found && std::fgets(line, sizeof line, f)) {
+    unsigned dev_major = 0, dev_minor = 0;
+    unsigned long long ino = 0;
+    if (std::sscanf(line, "%*s %*s %*s %x:%x %llu", &dev_major, &dev_minor, &ino) == 3)
+      found = ino == st.st_ino && dev_major == major(st.st_dev) && dev_minor == minor(st.st_dev);
+  }
+  std::fclose(f);
+  return found;
+}
+
 class Tracer {
  public:
-  Tracer(pid_t pid, RawRun& raw) : pid_(pid), raw_(raw) {}
+  Tracer(pid_t pid, RawRun& raw, std::string audit_module)
+      : pid_(pid), raw_(raw), audit_module_(std::move(audit_module)) {}
 
   Status loop();
 
@@ -76,6 +104,8 @@ class Tracer {
   // One stop: what it marks (if anything), and the signal to deliver.
   void on_stop(int status, std::optional<MarkId>& mark, int& deliver);
   void on_exec();
+  void next_segment();
+  void release_child();
   void on_breakpoint(std::optional<MarkId>& mark, int& deliver);
   void on_consistent();
   // Leaves the breakpoint at ADDR in place and moves past it.
@@ -84,7 +114,8 @@ class Tracer {
   void note(const std::string& s) { raw_.facts.notes.push_back(s); }
 
   pid_t pid_;
-  RawRun& raw_;
+  RawRun& raw_;  // its RawSegment part is the program running now
+  std::string audit_module_;
   Breakpoints bps_;
   ProcCounters counters_;
   bool spawned_ = false, exited_early_ = false;
@@ -140,6 +171,9 @@ Status Tracer::loop() {
       k.resume_ns = resume;
       k.paused_before_ns = raw_.paused_ns;
       k.c = c;
+      // The program that called execve() ends where the new one is in place.
+      if (*mark == m_exec && !raw_.earlier.empty() && !raw_.earlier.back().marks[m_exit_group].present)
+        raw_.earlier.back().marks[m_exit_group] = k;
     }
     raw_.paused_ns += resume - t;
     ptrace(PTRACE_CONT, pid_, nullptr, reinterpret_cast<void*>(static_cast<long>(deliver)));
@@ -157,17 +191,23 @@ void Tracer::on_stop(int status, std::optional<MarkId>& mark, int& deliver) {
     spawned_ = true;
     counters_.open(pid_);
     ptrace(PTRACE_SETOPTIONS, pid_, nullptr,
-           reinterpret_cast<void*>(static_cast<long>(PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL)));
+           reinterpret_cast<void*>(
+               static_cast<long>(PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK)));
     mark = m_spawned;
     return;
   }
   if (event == PTRACE_EVENT_EXEC) {
+    if (raw_.marks[m_exec].present) next_segment();
     on_exec();
     mark = m_exec;
     return;
   }
   if (event == PTRACE_EVENT_EXIT) {
     mark = m_exit_group;
+    return;
+  }
+  if (event == PTRACE_EVENT_FORK) {
+    release_child();
     return;
   }
   if (event != 0) return;
@@ -178,6 +218,29 @@ void Tracer::on_stop(int status, std::optional<MarkId>& mark, int& deliver) {
   siginfo_t si{};
   if (ptrace(PTRACE_GETSIGINFO, pid_, nullptr, &si) != 0 && errno == EINVAL) return;  // group-stop: resume
   deliver = sig;                                                                      // the program's own signal
+}
+
+void Tracer::next_segment() {
+  RawSegment done = raw_;
+  done.facts.mechanism[m_exit_group] = "PTRACE_EVENT_EXEC of the next program (its execve() included)";
+  raw_.earlier.push_back(std::move(done));
+  static_cast<RawSegment&>(raw_) = RawSegment{};
+  bps_.clear();  // they went with the old address space
+  debug_state_ = r_debug_ = 0;
+  main_bp_ = false;
+}
+
+void Tracer::release_child() {
+  unsigned long child = 0;
+  if (ptrace(PTRACE_GETEVENTMSG, pid_, nullptr, &child) != 0 || child == 0) return;
+  const auto c = static_cast<pid_t>(child);
+  int status = 0;
+  // A child traced through PTRACE_O_TRACEFORK starts with a SIGSTOP stop.
+  while (waitpid(c, &status, __WALL) < 0 && errno == EINTR) {
+  }
+  if (!WIFSTOPPED(status)) return;
+  bps_.restore_in_copy(c);
+  ptrace(PTRACE_DETACH, c, nullptr, nullptr);
 }
 
 void Tracer::on_exec() {
@@ -201,6 +264,7 @@ void Tracer::on_exec() {
   const std::uint64_t bias = aux.entry - exe.entry;
   if (exe.interp) {
     f.kind = "dynamic";
+    f.interp = *exe.interp;
     auto ld = image_facts(*exe.interp);
     if (ld && (*ld)->symbols.count("_dl_debug_state") && (*ld)->symbols.count("_r_debug") && aux.base) {
       debug_state_ = aux.base + (*ld)->symbols.at("_dl_debug_state");
@@ -259,6 +323,9 @@ void Tracer::on_breakpoint(std::optional<MarkId>& mark, int& deliver) {
       const int state = st ? static_cast<int>(*st & 0xffffffff) : -1;
       if (state == kRtAdd && !raw_.marks[m_rt_add].present) {
         mark = m_rt_add;
+        // ld.so maps LD_AUDIT modules before the first RT_ADD (glibc elf/rtld.c
+        // dl_main: load_audit_modules), so their loading is in "ld.so start".
+        raw_.facts.audit_mapped = is_mapped(pid_, audit_module_);
         step_over_kept(regs, addr);
       } else if (state == kRtConsistent && raw_.marks[m_rt_add].present) {
         mark = m_rt_consistent;
@@ -322,6 +389,7 @@ void Tracer::on_consistent() {
   }
   if (libc) {
     f.kind = "dynamic (glibc)";
+    f.libc = libc->path;
     if (libc->symbols.count("exit") && bps_.insert(pid_, libc_base + libc->symbols.at("exit"), bp_exit)) {
       f.applicable[m_exit_call] = true;
       f.mechanism[m_exit_call] = "breakpoint libc exit() (" + libc->symbol_table.at("exit") + ")";
@@ -387,7 +455,7 @@ Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::millisecond
   raw.marks[m_fork].present = true;
   raw.marks[m_fork].stop_ns = raw.marks[m_fork].resume_ns = s.t0_ns;
   wd.arm(s.pidfd, timeout);
-  Tracer tracer(s.pid, raw);
+  Tracer tracer(s.pid, raw, l.audit_module);
   Status looped = tracer.loop();
   const bool fired = wd.disarm();
   if (!looped) {
