@@ -211,14 +211,22 @@ class Child {
 };
 
 // Spawns. On failure the Error's message names the step and the object
-// ("setting uid 1000: EPERM", "execve /x/y: ENOENT") and err is the errno.
-// Safe to call from many threads at once.
+// ("setting uid 1000: EPERM", "execve /x/y: ENOENT"), err is the errno,
+// step is ErrorStep::execve when the program could not be run (object: the
+// program), spawn_setup or cgroup for a control the child could not apply,
+// clone for the creation of the child, options for a request refused before
+// any system call. Safe to call from many threads at once.
 Result<Child> spawn(const Options& opts);
 
 // Whether a spawn failed at execve itself (the program could not be run, as
-// opposed to a control that could not be applied): shells answer those with
-// 127 (ENOENT) or 126 (anything else).
+// opposed to a control that could not be applied): Error::step is
+// ErrorStep::execve, whatever context the message gained since.
 bool exec_failed(const Error& e);
+// The status a shell gives a command that could not be started: 127 when
+// execve found no program (ENOENT), 126 when it could not run it, and 125
+// when something else failed (a control, the clone), as env(1) and
+// timeout(1) report their own failures.
+int failure_status(const Error& e);
 
 // Supervising a child as a shell and timeout(1) do (supervise.cpp).
 struct Supervision {

@@ -410,7 +410,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
   if (!child) {
     const Error& e = child.error();
     rep.error = e;
-    rep.status = !spawn::exec_failed(e) ? kExitSetupFailed : e.err == ENOENT ? kExitNotFound : kExitNotExecutable;
+    rep.status = spawn::failure_status(e);
     std::cerr << "procforge run: " << e.message << " (" << strerror(e.err) << ")\n";
     if (spawn::exec_failed(e)) std::cerr << exec_failure_words(exec_request(opts, command), e.err);
     emit_report(o, rep);

@@ -215,7 +215,7 @@ Result<Launched> run_shared(Plan& p, Strategy s) {
   if (st.error()) {
     const int err = st.error();
     cached.reset();
-    return call_error(err, "mapping the child's stack");
+    return Error::call(ErrorStep::clone, err, "mapping the child's stack");
   }
   p.block.report.step = 0;
   p.block.report.err = 0;
@@ -247,8 +247,12 @@ Result<Launched> run_shared(Plan& p, Strategy s) {
   }
   if (a.r < 0) {
     int err = static_cast<int>(-a.r);
-    if (ran == Strategy::clone3 && p.cgroup.v2_fd >= 0) return call_error(err, "clone3 into cgroup " + p.cgroup.v2_dir);
-    return call_error(err, ran == Strategy::clone3 ? "clone3" : ran == Strategy::clone_vfork ? "clone" : "vfork");
+    if (ran == Strategy::clone3 && p.cgroup.v2_fd >= 0)
+      return Error::call(ErrorStep::clone, err, "clone3 into cgroup", p.cgroup.v2_dir);
+    return Error::call(ErrorStep::clone, err,
+                       ran == Strategy::clone3        ? "clone3"
+                       : ran == Strategy::clone_vfork ? "clone"
+                                                      : "vfork");
   }
   Launched l{static_cast<pid_t>(a.r), a.pidfd, ran};
   Report rep;
@@ -269,13 +273,13 @@ Result<Launched> run_shared(Plan& p, Strategy s) {
 // writes its id maps.
 Result<Launched> run_forked(Plan& p) {
   int errp[2];
-  if (pipe2(errp, O_CLOEXEC) != 0) return call_error(errno, "creating the error pipe");
+  if (pipe2(errp, O_CLOEXEC) != 0) return Error::call(ErrorStep::clone, errno, "creating the error pipe");
   // The write end goes above every fd the child sets up, so no fd action hits it.
   int w = fcntl(errp[1], F_DUPFD_CLOEXEC, p.block.fd_floor);
   close(errp[1]);
   if (w < 0) {
     close(errp[0]);
-    return call_error(errno, "moving the error pipe");
+    return Error::call(ErrorStep::clone, errno, "moving the error pipe");
   }
   int syncp[2] = {-1, -1};
   if (p.opts.namespaces & CLONE_NEWUSER) {
@@ -283,7 +287,7 @@ Result<Launched> run_forked(Plan& p) {
       int err = errno;
       close(errp[0]);
       close(w);
-      return call_error(err, "creating the sync pipe");
+      return Error::call(ErrorStep::clone, err, "creating the sync pipe");
     }
   }
   p.block.err_fd = w;
@@ -318,13 +322,14 @@ Result<Launched> run_forked(Plan& p) {
   if (pid < 0) {
     close(errp[0]);
     if (syncp[1] >= 0) close(syncp[1]);
-    return call_error(static_cast<int>(-pid), "clone (fork)");
+    return Error::call(ErrorStep::clone, static_cast<int>(-pid), "clone (fork)");
   }
   Launched l{static_cast<pid_t>(pid), pidfd, Strategy::fork};
 
   if (syncp[1] >= 0) {
     Status maps = write_id_maps(p, l.pid);
-    if (maps.ok() && write(syncp[1], "g", 1) != 1) maps = call_error(errno, "releasing the child");
+    if (maps.ok() && write(syncp[1], "g", 1) != 1)
+      maps = Error::call(ErrorStep::spawn_setup, errno, "releasing the child");
     close(syncp[1]);  // on failure, EOF tells the child to give up
     if (!maps) {
       close(errp[0]);
@@ -340,7 +345,7 @@ Result<Launched> run_forked(Plan& p) {
   if (n == static_cast<ssize_t>(sizeof rep)) {
     reap(l.pid, l.pidfd);
     if (rep.step == static_cast<int>(Step::sync))
-      return Error{ECANCELED, "the parent could not set up the user namespace"};
+      return Error{ErrorStep::spawn_setup, ECANCELED, {}, "the parent could not set up the user namespace"};
     return describe(p, rep);
   }
   return l;
@@ -351,7 +356,7 @@ Result<Launched> run_forked(Plan& p) {
 Status posix_spawn_refuses(const Plan& p) {
   const Options& o = p.opts;
   auto no = [](const std::string& what) {
-    return Error{ENOTSUP, "the posix_spawn strategy cannot " + what + "; use the automatic strategy"};
+    return options_error(ENOTSUP, "the posix_spawn strategy cannot " + what + "; use the automatic strategy");
   };
   if (o.namespaces) return no("create namespaces");
   if (o.cgroup) return no("place the child in a cgroup (glibc 2.36 has no POSIX_SPAWN_SETCGROUP)");
@@ -478,11 +483,11 @@ Result<Launched> run_posix_spawn(Plan& p) {
 Result<Launched> launch(Plan& p, Strategy s) {
   const bool ns = p.clone_flags != 0 || p.block.unshare_time;
   if (p.opts.never_fork && s == Strategy::fork)
-    return Error{EPERM, "never_fork is set and the fork strategy was asked for"};
+    return options_error(EPERM, "never_fork is set and the fork strategy was asked for");
   if (p.needs_fork) {
     if (s != Strategy::automatic && s != Strategy::fork)
-      return Error{EINVAL, p.fork_reason + ", not " + strategy_name(s)};
-    if (p.opts.never_fork) return Error{EPERM, p.fork_reason + " and never_fork is set"};
+      return options_error(EINVAL, p.fork_reason + ", not " + strategy_name(s));
+    if (p.opts.never_fork) return options_error(EPERM, p.fork_reason + " and never_fork is set");
     return run_forked(p);
   }
   switch (s) {
@@ -490,12 +495,12 @@ Result<Launched> launch(Plan& p, Strategy s) {
     case Strategy::clone3:
     case Strategy::clone_vfork: return run_shared(p, s);
     case Strategy::vfork:
-      if (ns) return Error{EINVAL, "the vfork strategy cannot create namespaces (use clone3)"};
+      if (ns) return options_error(EINVAL, "the vfork strategy cannot create namespaces (use clone3)");
       return run_shared(p, s);
     case Strategy::fork: return run_forked(p);
     case Strategy::posix_spawn: return run_posix_spawn(p);
   }
-  return Error{EINVAL, "unknown strategy"};
+  return options_error(EINVAL, "unknown strategy");
 }
 
 }  // namespace procforge::spawn

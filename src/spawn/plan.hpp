@@ -224,9 +224,12 @@ Status write_id_maps(const Plan& plan, pid_t pid);
 [[noreturn]] void child_main(Block* b);
 int child_entry(void* block);  // for clone(): calls child_main
 
-// errors.cpp: a child report or a failed call, in words.
+// A request spawn refuses before any system call: the options contradict
+// themselves or what the strategy can do.
+inline Error options_error(int err, std::string what) { return Error{ErrorStep::options, err, {}, std::move(what)}; }
+
+// errors.cpp: a child report in words, with its step and object.
 Error describe(const Plan& plan, const Report& r);
-Error call_error(int err, const std::string& what);
 
 // The result of starting the child.
 struct Launched {

@@ -84,7 +84,7 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how) {
   int sfd = -1;
   if (!sigisemptyset(&how.forward)) {
     sfd = signalfd(-1, &how.forward, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) return call_error(errno, "creating a signalfd to forward signals");
+    if (sfd < 0) return Error::call(ErrorStep::wait, errno, "creating a signalfd to forward signals");
   }
   const auto start = clock::now();
   bool step_due = how.timeout.has_value();  // a timeout step is still to come, at `next`
@@ -111,7 +111,7 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how) {
     struct pollfd pfd[2] = {{child.pidfd(), POLLIN, 0}, {sfd, POLLIN, 0}};
     int n = poll(pfd, 2, wait_ms);
     if (n < 0 && errno != EINTR) {
-      Error e = call_error(errno, "waiting for pid " + std::to_string(child.pid()));
+      Error e = Error::call(ErrorStep::wait, errno, "waiting for pid", std::to_string(child.pid()));
       if (sfd >= 0) close(sfd);
       return e;
     }
