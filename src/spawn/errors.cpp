@@ -2,14 +2,18 @@
 // "execve /x/y: ENOENT". The step says what the child was doing, the index
 // which object (an fd action, an rlimit, a PATH candidate); the errno is the
 // kernel's, unchanged, and common refusals get a sentence saying what to do.
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <span>
+#include <string_view>
 
+#include "common/unique_fd.hpp"
 #include "spawn/plan.hpp"
 
 namespace procforge::spawn {
@@ -107,14 +111,26 @@ std::string step_text(const Plan& p, Step step, int index) {
   return "spawning";
 }
 
-// What to do about the refusals people meet most.
+// Whether setgroups(2) is refused in the child's user namespace whatever its
+// capabilities: "deny" in /proc/PID/setgroups (kernel/user_namespace.c
+// userns_may_setgroups()). A new namespace's file is the parent's to write
+// (namespaces.cpp); otherwise the child shares the caller's namespace.
+bool setgroups_denied(const Plan& p) {
+  if (p.clone_flags & CLONE_NEWUSER) return p.deny_setgroups;
+  char buf[8] = {};
+  const UniqueFd fd(open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC));
+  return fd && read(fd.get(), buf, sizeof buf - 1) >= 4 && std::string_view(buf).starts_with("deny");
+}
+
+// What to do about the refusals people meet most. The specific sentence comes
+// before the general one for the same {step, errno}.
 std::string hint(const Plan& p, Step step, int err) {
   if (step == Step::seccomp && err == EACCES && !p.opts.no_new_privs)
     return " (a seccomp filter needs no_new_privs or CAP_SYS_ADMIN: set no_new_privs)";
+  if (step == Step::setgroups && err == EPERM && setgroups_denied(p))
+    return " (setgroups is denied in this user namespace)";
   if ((step == Step::setuid || step == Step::setgid || step == Step::setgroups) && err == EPERM)
     return " (changing ids needs CAP_SETUID/CAP_SETGID: run as root, or inside a user namespace)";
-  if (step == Step::setgroups && err == EPERM && p.deny_setgroups)
-    return " (setgroups is denied in this user namespace)";
   if (step == Step::ambient && err == EPERM)
     return " (an ambient capability must be in the permitted and inheritable sets, and not dropped from the "
            "bounding set)";

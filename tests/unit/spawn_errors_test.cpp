@@ -1,9 +1,12 @@
 // The structured error: spawn's failures carry the step, the errno and the
 // object, callers decide (exec_failed, failure_status) from those fields, and
-// context added on the way up changes the text only.
+// context added on the way up changes the text only. Also the hints that
+// turn a refusal into a sentence, each reached by a real refusal.
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -106,6 +109,54 @@ TEST(SpawnErrors, contradictory_options_are_step_options) {
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().step, ErrorStep::options);
   EXPECT_EQ(c.error().err, EINVAL);
+}
+
+// In a user namespace whose setgroups file says "deny", even its root (with
+// CAP_SETGID there) gets EPERM from setgroups(2) (kernel/user_namespace.c
+// userns_may_setgroups()): the hint must say so, not ask for CAP_SETGID.
+// unshare(CLONE_NEWUSER) needs a single-threaded caller, so a forked child
+// does the spawn and writes its message back.
+TEST(SpawnErrors, setgroups_denied_in_the_user_namespace_gets_its_own_hint) {
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  const uid_t uid = geteuid();
+  const gid_t gid = getegid();
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(p[0]);
+    auto say = [&](const std::string& s) {
+      (void)!write(p[1], s.data(), s.size());
+      _exit(0);
+    };
+    if (unshare(CLONE_NEWUSER) != 0) say("skip: unshare(CLONE_NEWUSER): " + errno_name(errno));
+    auto put = [](const char* file, const std::string& text) {
+      const int fd = open(file, O_WRONLY | O_CLOEXEC);
+      const bool ok = fd >= 0 && write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+      if (fd >= 0) close(fd);
+      return ok;
+    };
+    if (!put("/proc/self/setgroups", "deny") || !put("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1\n") ||
+        !put("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1\n"))
+      say("skip: cannot write the id maps of the new user namespace: " + errno_name(errno));
+    auto o = command({"/bin/true"});
+    o.groups = std::vector<gid_t>{};
+    auto c = spawn::spawn(o);
+    if (c.ok()) say("spawned: setgroups was not refused");
+    say(std::to_string(c.error().err) + "\n" + c.error().message);
+  }
+  close(p[1]);
+  std::string got;
+  char buf[512];
+  for (ssize_t n; (n = read(p[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+  close(p[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  if (got.rfind("skip: ", 0) == 0) GTEST_SKIP() << "user namespaces unavailable: " << got.substr(6);
+  ASSERT_NE(got.find('\n'), std::string::npos) << got;
+  EXPECT_EQ(got.substr(0, got.find('\n')), std::to_string(EPERM));
+  EXPECT_EQ(got.substr(got.find('\n') + 1),
+            "setting supplementary groups none: EPERM (setgroups is denied in this user namespace)");
 }
 
 }  // namespace
