@@ -222,8 +222,8 @@ Status prepare_cgroup(Plan& plan) {
 
   Block& b = plan.block;
   if (!cg.v2_dir.empty()) {
-    cg.v2_fd = open(cg.v2_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (cg.v2_fd < 0) return Error::call(ErrorStep::cgroup, errno, "opening cgroup", cg.v2_dir);
+    cg.v2_fd.reset(open(cg.v2_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!cg.v2_fd) return Error::call(ErrorStep::cgroup, errno, "opening cgroup", cg.v2_dir);
     b.v2_procs = plan.keep(join(cg.v2_dir, "cgroup.procs"));
   }
   for (const auto& u : v1_used) {

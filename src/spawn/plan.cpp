@@ -154,10 +154,10 @@ Status plan_stdio(Plan& p, int fd, const Stdio& s) {
       if (pipe2(ends, O_CLOEXEC) != 0)
         return Error::call(ErrorStep::clone, errno, "creating a pipe for fd", std::to_string(fd));
       // [0] read end, [1] write end; the child reads stdin and writes the others.
-      p.parent_pipes[fd][0] = fd == 0 ? ends[0] : ends[1];
-      p.parent_pipes[fd][1] = fd == 0 ? ends[1] : ends[0];
+      p.parent_pipes[fd][0].reset(fd == 0 ? ends[0] : ends[1]);
+      p.parent_pipes[fd][1].reset(fd == 0 ? ends[1] : ends[0]);
       op.kind = FdOp::dup;
-      op.source = p.parent_pipes[fd][0];
+      op.source = p.parent_pipes[fd][0].get();
       break;
     }
   }
@@ -287,13 +287,6 @@ Status plan_namespaces(Plan& p) {
 }
 
 }  // namespace
-
-Plan::~Plan() {
-  for (auto& ends : parent_pipes)
-    for (int fd : ends)
-      if (fd >= 0) close(fd);
-  if (cgroup.v2_fd >= 0) close(cgroup.v2_fd);
-}
 
 Status make_plan(Plan& p) {
   const Options& opts = p.opts;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/unique_fd.hpp"
 #include "procforge/spawn.hpp"
 
 namespace procforge::spawn {
@@ -161,7 +162,7 @@ struct Block {
 // The cgroup directories to place the child in (cgroup.cpp).
 struct CgroupPlan {
   std::string v2_dir;                // cgroup2 directory, empty when none
-  int v2_fd = -1;                    // O_PATH|O_DIRECTORY, for CLONE_INTO_CGROUP
+  UniqueFd v2_fd;                    // O_PATH|O_DIRECTORY, for CLONE_INTO_CGROUP
   std::vector<std::string> v1_dirs;  // v1 cgroups the child joins (for limits v2 cannot hold)
   std::vector<std::string> created;  // directories this spawn made, outermost first
 };
@@ -192,18 +193,17 @@ struct Plan {
   std::pmr::vector<const char*> cgroup_procs{&arena};
   CgroupPlan cgroup;
 
-  bool searched = false;                                    // candidates come from PATH
-  int clone_flags = 0;                                      // CLONE_NEW* passed to clone
-  bool needs_fork = false;                                  // a control that cannot run in a shared address space
-  std::string fork_reason;                                  // which one, for messages
-  bool deny_setgroups = false;                              // user namespace: "deny" written to /proc/PID/setgroups
-  bool block_signals = true;                                // block every signal around clone3 too (see make_plan)
-  int parent_pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};  // Stdio::Kind::pipe, [child end, parent end]
+  bool searched = false;        // candidates come from PATH
+  int clone_flags = 0;          // CLONE_NEW* passed to clone
+  bool needs_fork = false;      // a control that cannot run in a shared address space
+  std::string fork_reason;      // which one, for messages
+  bool deny_setgroups = false;  // user namespace: "deny" written to /proc/PID/setgroups
+  bool block_signals = true;    // block every signal around clone3 too (see make_plan)
+  UniqueFd parent_pipes[3][2];  // Stdio::Kind::pipe, [child end, parent end]
 
   explicit Plan(const Options& o) : opts(o) {}
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
-  ~Plan();
 
   const char* keep(std::string s) { return strings.emplace_front(std::move(s)).c_str(); }
 };
