@@ -1,5 +1,6 @@
 // Text and JSON renderings of a start-up profile (see render_profile.hpp).
 #include "cli/render_profile.hpp"
+#include "common/ansi.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -86,9 +87,8 @@ nlohmann::json stats_json(const profile::Stats& s) {
 }  // namespace
 
 std::string render_profile_text(const profile::Profile& p, bool color) {
-  const char* dim = color ? "\033[2m" : "";
-  const char* bold = color ? "\033[1m" : "";
-  const char* off = color ? "\033[0m" : "";
+  const Style st(color);
+  const char *dim = st.code(ansi::dim), *bold = st.code(ansi::bold), *off = st.code(ansi::reset);
   std::ostringstream o;
   o << bold << "procforge profile: " << p.label << off << "\n";
   for (std::size_t i = 0; i < p.chain.size(); ++i) o << "  " << (i ? "then " : "exec ") << p.chain[i] << "\n";
@@ -175,8 +175,8 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
 
 std::string render_compare_text(const std::vector<profile::Profile>& ps, bool color) {
   std::ostringstream o;
-  const char* bold = color ? "\033[1m" : "";
-  const char* off = color ? "\033[0m" : "";
+  const Style st(color);
+  const char *bold = st.code(ansi::bold), *off = st.code(ansi::reset);
   o << bold << "procforge profile --compare" << off << " (runs interleaved; medians, microseconds)\n";
   for (std::size_t i = 0; i < ps.size(); ++i)
     o << "  " << static_cast<char>('A' + i) << " = " << ps[i].label << "  (" << ps[i].kind << ")\n";
