@@ -22,7 +22,6 @@
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +33,7 @@
 #include <map>
 #include <utility>
 
+#include "common/kernel_release.hpp"
 #include "common/unique_fd.hpp"
 #include "procforge/spawn.hpp"
 
@@ -254,8 +254,7 @@ Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config) {
 
   SpawnBenchReport report;
   report.targets = config.targets;
-  struct utsname u {};
-  if (uname(&u) == 0) report.kernel = u.release;
+  report.kernel = kernel_release().text;
   report.thp = first_line("/sys/kernel/mm/transparent_hugepage/enabled");
 
   // Targets as every method needs them, built before any timing.

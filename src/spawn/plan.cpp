@@ -10,7 +10,6 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +19,7 @@
 #include <fstream>
 #include <string_view>
 
+#include "common/kernel_release.hpp"
 #include "spawn/plan.hpp"
 
 extern char** environ;
@@ -110,15 +110,7 @@ std::uint64_t kernel_sigset(const sigset_t& set) {
 // "coredump: Limit coredumps to a single thread group"); before, it killed
 // every task sharing the mm, so a CLONE_VM child dumping core during its
 // setup took the caller with it (fs/coredump.c zap_threads()).
-bool coredump_spares_mm_sharers() {
-  static const bool yes = [] {
-    struct utsname u {};
-    int major = 0, minor = 0;
-    if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
-    return major > 5 || (major == 5 && minor >= 16);
-  }();
-  return yes;
-}
+bool coredump_spares_mm_sharers() { return kernel_release().at_least(5, 16); }
 
 int cap_last_cap() {
   static const int last = [] {
