@@ -1,4 +1,8 @@
 // Small formatting helpers shared by the library and its renderers.
+//
+//   hex(4096) == "0x1000";  prot_string(PROT_READ | PROT_EXEC) == "r-x"
+//
+// Pure functions of their arguments: safe from any thread.
 #pragma once
 
 #include <cstdint>

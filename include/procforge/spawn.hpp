@@ -12,6 +12,33 @@
 // raw system calls only, allocates nothing, takes no lock and reports the
 // first failure as {step, errno} (shared memory for the vfork strategies, a
 // close-on-exec pipe for fork).
+//
+//   procforge::spawn::Options o;
+//   o.path = "ls";                        // searched in PATH, as execvp does
+//   o.argv = {"ls", "-l"};
+//   o.stdout_.kind = procforge::spawn::Stdio::Kind::pipe;
+//   auto child = procforge::spawn::spawn(o);
+//   if (!child) return procforge::spawn::failure_status(child.error());  // 127, 126 or 125
+//   read_all(child->stdout_fd);           // the parent's end, owned by the Child
+//   auto exit = child->wait();            // reaps; exit->shell_status() as a shell reports it
+//
+// Threads: spawn() may be called from many threads at once; a Child belongs
+// to one owner (move it; share it only under a lock). Per thread: the
+// signal mask the child starts from (reset_signal_mask = false passes on the
+// calling thread's) and the cached child stack of the shared-memory
+// strategies. Process-wide: the fds, cwd, rlimits and ids the child
+// inherits; supervise() reads the forwarded signals from the process's
+// queue (the caller blocks them in every thread); and every fd spawn()
+// opens is close-on-exec, so a spawn on another thread does not leak it.
+//
+// PR_SET_PDEATHSIG (Options::pdeathsig) fires when the *thread* that called
+// spawn() exits, not when the process does: the child's parent is that
+// thread, and the kernel sends the signal while it reparents the children of
+// any exiting task (kernel/exit.c exit_notify() -> forget_original_parent(),
+// which sends each child's pdeath_signal). prctl(2): "the 'parent' in this
+// case is considered to be the thread that created this process". Spawn
+// from a thread that lives as long as the child should, or the child is
+// signalled when, say, a worker thread of a pool ends.
 #pragma once
 
 #include <signal.h>
@@ -119,7 +146,7 @@ struct Options {
   bool setsid = false;
   std::optional<pid_t> process_group;          // 0 = own group
   std::optional<std::string> controlling_tty;  // with setsid: open it and TIOCSCTTY
-  std::optional<int> pdeathsig;
+  std::optional<int> pdeathsig;                // sent when the spawning *thread* exits (see the top of this file)
 
   std::vector<Rlimit> rlimits;
   std::optional<mode_t> umask;
