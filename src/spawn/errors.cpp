@@ -14,6 +14,7 @@
 #include <string_view>
 
 #include "common/unique_fd.hpp"
+#include "procforge/format.hpp"
 #include "spawn/plan.hpp"
 
 namespace procforge::spawn {
@@ -35,14 +36,7 @@ std::string fd_op_text(const Plan& p, int index) {
   return "setting up fds";
 }
 
-std::string ids_text(std::span<const gid_t> ids) {
-  std::string s;
-  for (auto id : ids) {
-    if (!s.empty()) s += ',';
-    s += std::to_string(id);
-  }
-  return s.empty() ? "none" : s;
-}
+std::string ids_text(std::span<const gid_t> ids) { return ids.empty() ? "none" : join(ids, ","); }
 
 // The program an execve report concerns.
 std::string execve_object(const Plan& p, int index) {
