@@ -8,6 +8,17 @@
 //
 // The library measures and computes ratios; it never prints. Progress is
 // reported through a callback so that a front end can show it.
+//
+//   procforge::bench::SpawnBenchConfig c;
+//   c.targets = {{"static", "/path/to/procforge-exit0"}};
+//   c.parent_rss_mib = {0};
+//   auto report = procforge::bench::run_spawn_bench(c);
+//   for (const auto& r : report->ratios) printf("%s %.2f\n", r.name.c_str(), r.value);
+//
+// Threads: run one benchmark at a time per process. It is process-wide by
+// nature: it grows the process's own memory (parent_rss_mib), runs children
+// on a static stack (clone_baseline) and reaps with waitpid, so other
+// threads spawning or waiting meanwhile disturb both them and the numbers.
 #pragma once
 
 #include <cstdint>

@@ -20,6 +20,15 @@
 // mechanism produced it. The rules and sources are in src/profile/.
 //
 // The library measures; it never prints. Progress goes through a callback.
+//
+//   procforge::profile::Options o;
+//   o.argv = {"/bin/true"};
+//   auto p = procforge::profile::profile(o);   // runs it, traced and untraced
+//   if (!p) std::cerr << p.error().message << "\n";
+//
+// Threads: one profile at a time per process. It is process-wide: the tracer
+// is the thread that forks (ptrace ties the tracee to it) and it waits for
+// its children, so a concurrent waitpid(-1) elsewhere can steal their status.
 #pragma once
 
 #include <sys/types.h>

@@ -1,10 +1,25 @@
 // Result<T>: a value or an Error, the library's only way to report failure.
-// The library never throws across its API, never prints and never exits; an
-// Error carries the errno the kernel would return plus a message that names the
-// step and the object, and gains context as it rises (with_context).
+// The library never throws across its API, never prints and never exits.
+//
+//   procforge::Result<Child> c = spawn::spawn(opts);
+//   if (!c) {
+//     const procforge::Error& e = c.error();
+//     if (e.step == procforge::ErrorStep::execve)  // decide from the fields...
+//       return e.err == ENOENT ? 127 : 126;
+//     std::cerr << e.message << "\n";              // ...and show the text
+//   }
+//
+// An Error carries the errno the kernel would return, the step that failed
+// and the object it concerned; its message is built from them ("execve /x/y:
+// ENOENT") and gains context as it rises (with_context), while the fields stay
+// as they were: callers branch on the fields, never on the text.
+//
+// Thread-safety: Error and Result are plain values; errno_name() and
+// step_name() are safe to call from any thread.
 #pragma once
 
 #include <cerrno>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
@@ -13,15 +28,48 @@
 
 namespace procforge {
 
+// What was being done when the failure happened: the part of an Error that
+// callers decide on (exit statuses, hints). Kept coarse on purpose: the
+// message names the detail; a step is added only when a caller needs to tell
+// it apart.
+enum class ErrorStep : std::uint8_t {
+  unspecified,  // Error{err, message}: no step named
+  options,      // the request itself is invalid, before any system call
+  open,         // opening a file or directory
+  read,
+  write,
+  parse,        // the bytes were read but make no sense
+  execve,       // the kernel's execve() of the program (spawn: the program could not be run)
+  exec_model,   // the exec model's prediction
+  ldso,         // the ld.so model
+  spawn_setup,  // a control the child applies between clone and execve
+  clone,        // creating the child (clone3, clone, vfork, fork, the pipes and stack it needs)
+  cgroup,       // creating, joining or removing a cgroup
+  wait,         // waiting for, signalling or supervising a child
+};
+// "execve", "spawn setup"...
+const char* step_name(ErrorStep step);
+
 struct Error {
-  int err = 0;          // errno value, 0 when the failure has no errno
+  int err = 0;  // errno value, 0 when the failure has no errno
+  ErrorStep step = ErrorStep::unspecified;
+  std::string object;   // what the step concerned: a path, "fd 3", a name; may be empty
   std::string message;  // "opening /x/y: ENOENT", "e_phoff 0x1000 past end of file"
 
   Error() = default;
   Error(int e, std::string m) : err(e), message(std::move(m)) {}
+  Error(ErrorStep s, int e, std::string obj, std::string m)
+      : err(e), step(s), object(std::move(obj)), message(std::move(m)) {}
 
-  // Prefix the message with what the caller was doing ("reading /bin/ls: ...").
-  [[nodiscard]] Error with_context(const std::string& what) const { return Error{err, what + ": " + message}; }
+  // The common shape of a failed call: "WHAT OBJECT: ENAME" ("opening cgroup
+  // /sys/fs/cgroup/x: EACCES"), or "WHAT: ENAME" when there is no object.
+  static Error call(ErrorStep s, int e, const std::string& what, std::string obj = {});
+
+  // Prefix the message with what the caller was doing ("reading /bin/ls: ...");
+  // the errno, step and object stay those of the failure itself.
+  [[nodiscard]] Error with_context(const std::string& what) const {
+    return Error{step, err, object, what + ": " + message};
+  }
 };
 
 template <class T>

@@ -12,6 +12,33 @@
 // raw system calls only, allocates nothing, takes no lock and reports the
 // first failure as {step, errno} (shared memory for the vfork strategies, a
 // close-on-exec pipe for fork).
+//
+//   procforge::spawn::Options o;
+//   o.path = "ls";                        // searched in PATH, as execvp does
+//   o.argv = {"ls", "-l"};
+//   o.stdout_.kind = procforge::spawn::Stdio::Kind::pipe;
+//   auto child = procforge::spawn::spawn(o);
+//   if (!child) return procforge::spawn::failure_status(child.error());  // 127, 126 or 125
+//   read_all(child->stdout_fd);           // the parent's end, owned by the Child
+//   auto exit = child->wait();            // reaps; exit->shell_status() as a shell reports it
+//
+// Threads: spawn() may be called from many threads at once; a Child belongs
+// to one owner (move it; share it only under a lock). Per thread: the
+// signal mask the child starts from (reset_signal_mask = false passes on the
+// calling thread's) and the cached child stack of the shared-memory
+// strategies. Process-wide: the fds, cwd, rlimits and ids the child
+// inherits; supervise() reads the forwarded signals from the process's
+// queue (the caller blocks them in every thread); and every fd spawn()
+// opens is close-on-exec, so a spawn on another thread does not leak it.
+//
+// PR_SET_PDEATHSIG (Options::pdeathsig) fires when the *thread* that called
+// spawn() exits, not when the process does: the child's parent is that
+// thread, and the kernel sends the signal while it reparents the children of
+// any exiting task (kernel/exit.c exit_notify() -> forget_original_parent(),
+// which sends each child's pdeath_signal). prctl(2): "the 'parent' in this
+// case is considered to be the thread that created this process". Spawn
+// from a thread that lives as long as the child should, or the child is
+// signalled when, say, a worker thread of a pool ends.
 #pragma once
 
 #include <signal.h>
@@ -122,7 +149,7 @@ struct Options {
   bool setsid = false;
   std::optional<pid_t> process_group;          // 0 = own group
   std::optional<std::string> controlling_tty;  // with setsid: open it and TIOCSCTTY
-  std::optional<int> pdeathsig;
+  std::optional<int> pdeathsig;                // sent when the spawning *thread* exits (see the top of this file)
 
   std::vector<Rlimit> rlimits;
   std::optional<mode_t> umask;
@@ -214,8 +241,11 @@ class Child {
 };
 
 // Spawns. On failure the Error's message names the step and the object
-// ("setting uid 1000: EPERM", "execve /x/y: ENOENT") and err is the errno.
-// Safe to call from many threads at once.
+// ("setting uid 1000: EPERM", "execve /x/y: ENOENT"), err is the errno,
+// step is ErrorStep::execve when the program could not be run (object: the
+// program), spawn_setup or cgroup for a control the child could not apply,
+// clone for the creation of the child, options for a request refused before
+// any system call. Safe to call from many threads at once.
 Result<Child> spawn(const Options& opts);
 
 // The environment the child gets: the parent's (inherit_env) or envp, then
@@ -224,9 +254,14 @@ Result<Child> spawn(const Options& opts);
 Result<std::vector<std::string_view>> child_environment(const Options& o);
 
 // Whether a spawn failed at execve itself (the program could not be run, as
-// opposed to a control that could not be applied): shells answer those with
-// 127 (ENOENT) or 126 (anything else).
+// opposed to a control that could not be applied): Error::step is
+// ErrorStep::execve, whatever context the message gained since.
 bool exec_failed(const Error& e);
+// The status a shell gives a command that could not be started: 127 when
+// execve found no program (ENOENT), 126 when it could not run it, and 125
+// when something else failed (a control, the clone), as env(1) and
+// timeout(1) report their own failures.
+int failure_status(const Error& e);
 
 // Supervising a child as a shell and timeout(1) do (supervise.cpp).
 struct Supervision {

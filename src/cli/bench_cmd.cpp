@@ -13,6 +13,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
+#include "common/ansi.hpp"
 #include "procforge/bench.hpp"
 
 namespace procforge::cli {
@@ -185,14 +186,14 @@ int bench_spawn(std::vector<std::string> args) {
   c.targets = {{"static", o.static_target}, {"dynamic", o.dynamic_target}};
   if (isatty(STDERR_FILENO))
     c.progress = [](const std::string& what, int done, int total) {
-      std::fprintf(stderr, "\r\033[K[%3d%%] %s", total ? done * 100 / total : 100, what.c_str());
-      if (done == total) std::fputs("\r\033[K", stderr);
+      std::fprintf(stderr, "%s[%3d%%] %s", ansi::clear_line, total ? done * 100 / total : 100, what.c_str());
+      if (done == total) std::fputs(ansi::clear_line, stderr);
       std::fflush(stderr);
     };
 
   auto r = bench::run_spawn_bench(c);
   if (!r) {
-    if (c.progress) std::fputs("\r\033[K", stderr);
+    if (c.progress) std::fputs(ansi::clear_line, stderr);
     std::cerr << "procforge bench spawn: " << r.error().message << "\n";
     return kExitCannot;
   }

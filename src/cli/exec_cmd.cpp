@@ -10,6 +10,7 @@
 #include "cli/command.hpp"
 #include "cli/env.hpp"
 #include "procforge/user_exec.hpp"
+#include "common/ansi.hpp"
 
 namespace procforge::cli {
 
@@ -50,7 +51,7 @@ int run_exec(const ExecOptions& o, std::vector<std::string> command) {
     lo.on_step = [color](const user_exec::Step& s) {
       std::string stage = s.stage;
       stage.resize(9, ' ');
-      std::cerr << (color ? "\033[1m" : "") << stage << (color ? "\033[0m" : "") << s.detail << "\n";
+      std::cerr << Style(color).bold(stage) << s.detail << "\n";
     };
   auto prepared = user_exec::prepare(lo);
   if (!prepared) {

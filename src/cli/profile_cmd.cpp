@@ -19,6 +19,7 @@
 #include "cli/command.hpp"
 #include "cli/env.hpp"
 #include "cli/render_profile.hpp"
+#include "common/ansi.hpp"
 #include "procforge/profile.hpp"
 
 namespace procforge::cli {
@@ -121,12 +122,12 @@ int run_profile(const ProfileCliOptions& o, std::vector<std::string> command) {
       const int filled = total ? done * width / total : width;
       std::string bar(static_cast<std::size_t>(filled), '#');
       bar += std::string(static_cast<std::size_t>(width - filled), '.');
-      std::fprintf(stderr, "\r\033[K[%s] %d/%d %s", bar.c_str(), done, total, what.substr(0, 40).c_str());
+      std::fprintf(stderr, "%s[%s] %d/%d %s", ansi::clear_line, bar.c_str(), done, total, what.substr(0, 40).c_str());
       std::fflush(stderr);
       drew = true;
     };
   auto r = profile::compare(cmds, progress);
-  if (drew) std::fputs("\r\033[K", stderr);
+  if (drew) std::fputs(ansi::clear_line, stderr);
   if (!r) {
     std::cerr << "procforge profile: " << r.error().message << "\n";
     if (r.error().err && cmds.size() == 1 && !cmds.front().argv.empty()) {

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/cli.hpp"
+#include "common/ansi.hpp"
 
 namespace procforge::cli {
 
@@ -80,20 +81,18 @@ json render_loader_json(const std::string& program, const ldso::Prediction& p) {
 }
 
 std::string render_loader_text(const std::string& program, const ldso::Prediction& p, bool color) {
-  auto bold = [&](const std::string& s) { return color ? "\033[1m" + s + "\033[0m" : s; };
-  auto red = [&](const std::string& s) { return color ? "\033[31m" + s + "\033[0m" : s; };
-  auto dim = [&](const std::string& s) { return color ? "\033[2m" + s + "\033[0m" : s; };
+  const Style st(color);
   std::ostringstream o;
-  o << "\n" << bold("dynamic linker") << dim("  (glibc ld.so, trace-mode order)") << "\n";
+  o << "\n" << st.bold("dynamic linker") << st.dim("  (glibc ld.so, trace-mode order)") << "\n";
   if (!p.dynamic) {
     for (const auto& w : p.warnings) o << "  " << w << "\n";
     return o.str();
   }
   if (p.error)
-    o << "  " << red("fails: " + p.error->object + ": " + p.error->message) << "\n"
+    o << "  " << st.red("fails: " + p.error->object + ": " + p.error->message) << "\n"
       << "  "
-      << dim("ld.so prints: " + ldso::error_line(program, *p.error) + "  (exit status " +
-             std::to_string(ldso::exit_status(*p.error)) + ")")
+      << st.dim("ld.so prints: " + ldso::error_line(program, *p.error) + "  (exit status " +
+                std::to_string(ldso::exit_status(*p.error)) + ")")
       << "\n";
   else o << "  all " << p.objects.size() << " objects found\n";
 
@@ -116,7 +115,7 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
     shown[i] = true;
     const std::string indent(2 + 2 * static_cast<std::size_t>(depth), ' ');
     if (!ob.path) {
-      o << indent << ob.name << " => " << red("not found") << "\n";
+      o << indent << ob.name << " => " << st.red("not found") << "\n";
       if (!ob.tried.empty()) {
         o << indent << "    tried, in order:\n";
         for (const auto& t : ob.tried) o << indent << "      " << t << "\n";
@@ -130,7 +129,8 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
     // ("LD_LIBRARY_PATH: /x", "DT_RUNPATH of y: /z", "/etc/ld.so.cache: ...").
     const std::string rule = ldso::found_by_name(ob.found_by);
     const bool named = ob.found_via.substr(0, ob.found_via.find(':')).find(rule) != std::string::npos;
-    o << dim("  [" + (named ? ob.found_via : rule + (ob.found_via.empty() ? "" : ": " + ob.found_via)) + "]") << "\n";
+    o << st.dim("  [" + (named ? ob.found_via : rule + (ob.found_via.empty() ? "" : ": " + ob.found_via)) + "]")
+      << "\n";
     auto it = children.find(*ob.path);
     if (it != children.end())
       for (std::size_t c : it->second)
@@ -146,7 +146,7 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
   bool any = p.program_relocations.has_value();
   for (const auto& ob : p.objects) any |= ob.relocations.has_value();
   if (any) {
-    o << "  " << bold("relocations at start-up") << dim("  (counted from each file's dynamic section)") << "\n";
+    o << "  " << st.bold("relocations at start-up") << st.dim("  (counted from each file's dynamic section)") << "\n";
     std::size_t width = program.size();
     for (const auto& ob : p.objects)
       if (ob.relocations) width = std::max(width, ob.name.size());
@@ -160,7 +160,8 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
       char us[32];
       std::snprintf(us, sizeof us, "%.0f", *p.startup_estimate_us);
       o << "    estimated ld.so start-up: ~" << us << " us  "
-        << dim("(ESTIMATE from the cost model in src/ldso/relocations.hpp, calibrated once on one VM: an order "
+        << st.dim(
+               "(ESTIMATE from the cost model in src/ldso/relocations.hpp, calibrated once on one VM: an order "
                "of magnitude, not a measurement)")
         << "\n";
     }

@@ -1,5 +1,6 @@
 // Text and JSON renderings of a start-up profile (see render_profile.hpp).
 #include "cli/render_profile.hpp"
+#include "common/ansi.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -295,9 +296,8 @@ void render_objects(std::ostringstream& o, const profile::Profile& p, const char
 }
 
 std::string render_profile_text(const profile::Profile& p, bool color) {
-  const char* dim = color ? "\033[2m" : "";
-  const char* bold = color ? "\033[1m" : "";
-  const char* off = color ? "\033[0m" : "";
+  const Style st(color);
+  const char *dim = st.code(ansi::dim), *bold = st.code(ansi::bold), *off = st.code(ansi::reset);
   std::ostringstream o;
   o << bold << "procforge profile: " << p.label << off << "\n";
   for (std::size_t i = 0; i < p.chain.size(); ++i) o << "  " << (i ? "then " : "exec ") << p.chain[i] << "\n";
@@ -354,8 +354,8 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
 
 std::string render_compare_text(const std::vector<profile::Profile>& ps, bool color) {
   std::ostringstream o;
-  const char* bold = color ? "\033[1m" : "";
-  const char* off = color ? "\033[0m" : "";
+  const Style st(color);
+  const char *bold = st.code(ansi::bold), *off = st.code(ansi::reset);
   using Get = std::function<std::optional<double>(const profile::Profile&)>;
   struct Line {
     std::string name;

@@ -7,19 +7,12 @@
 #include <sstream>
 
 #include "cli/cli.hpp"
+#include "common/ansi.hpp"
 #include "procforge/format.hpp"
 
 namespace procforge::cli {
 
 namespace {
-
-struct Style {
-  bool on;
-  std::string bold(const std::string& s) const { return on ? "\033[1m" + s + "\033[0m" : s; }
-  std::string green(const std::string& s) const { return on ? "\033[32m" + s + "\033[0m" : s; }
-  std::string red(const std::string& s) const { return on ? "\033[31m" + s + "\033[0m" : s; }
-  std::string dim(const std::string& s) const { return on ? "\033[2m" + s + "\033[0m" : s; }
-};
 
 // Offsets from a base that lies above the object are negative.
 std::string signed_hex(std::uint64_t v) {
@@ -107,7 +100,7 @@ nlohmann::json path_search_json(const exec::PathSearch& search) {
 
 std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v,
                         const exec::PathSearch& search, bool color) {
-  Style st{color};
+  const Style st(color);
   std::ostringstream o;
   o << st.bold("procforge explain " + req.path) << "\n";
   o << "  result  " << (v.fails() ? st.red(v.text) : st.green(v.text)) << "\n";

@@ -384,7 +384,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
   if (!child) {
     const Error& e = child.error();
     rep.error = e;
-    rep.status = !spawn::exec_failed(e) ? kExitSetupFailed : e.err == ENOENT ? kExitNotFound : kExitNotExecutable;
+    rep.status = spawn::failure_status(e);
     std::cerr << "procforge run: " << e.message << " (" << strerror(e.err) << ")\n";
     if (spawn::exec_failed(e)) std::cerr << kernel_exec_failure_words(opts, e.err);
     emit_report(o, rep);

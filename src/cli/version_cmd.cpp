@@ -2,13 +2,13 @@
 // version, the git commit when built from a checkout) and what it runs on
 // (the kernel's release, the glibc it was loaded with), for bug reports.
 #include <gnu/libc-version.h>
-#include <sys/utsname.h>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
+#include "common/kernel_release.hpp"
 
 namespace procforge::cli {
 
@@ -22,19 +22,18 @@ void add_version(CLI::App& app, std::vector<Command>& commands) {
   auto* v = app.add_subcommand("version", "The version built, its git commit, and the kernel and glibc it runs on");
   v->add_flag("--json", *json, "Machine-readable output");
   commands.push_back({v, [json](std::vector<std::string>) {
-                        utsname u{};
-                        uname(&u);
+                        const std::string& release = kernel_release().text;
                         const std::string commit = PROCFORGE_GIT_COMMIT;
                         if (*json) {
                           nlohmann::json j{
                               {"procforge_version", PROCFORGE_VERSION},
                               {"git_commit", commit.empty() ? nlohmann::json(nullptr) : nlohmann::json(commit)},
-                              {"kernel", u.release},
+                              {"kernel", release},
                               {"glibc", gnu_get_libc_version()}};
                           std::cout << j.dump(2) << "\n";
                         } else {
                           std::cout << version_line() << "\n"
-                                    << "kernel " << u.release << ", glibc " << gnu_get_libc_version() << "\n";
+                                    << "kernel " << release << ", glibc " << gnu_get_libc_version() << "\n";
                         }
                         return 0;
                       }});

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "procforge/format.hpp"
 #include "procforge/ldso.hpp"
 
 namespace procforge::ldso {
@@ -60,9 +61,7 @@ std::string places(const std::vector<std::string>& tried, const std::string& nam
     while (!kept.empty() && subdir_of(kept.back(), d)) kept.pop_back(), folded = true;
     kept.push_back(d);
   }
-  std::string s;
-  for (const auto& d : kept) s += (s.empty() ? "" : ", ") + d;
-  return s + (folded ? " (each with its hwcap subdirectories first)" : "");
+  return join(kept, ", ") + (folded ? " (each with its hwcap subdirectories first)" : "");
 }
 
 Diagnosis missing_version(const Prediction& p, const LoaderError& e, const SystemInfo& sys) {

@@ -22,7 +22,6 @@
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +33,8 @@
 #include <map>
 #include <utility>
 
+#include "common/kernel_release.hpp"
+#include "common/unique_fd.hpp"
 #include "procforge/spawn.hpp"
 
 extern char** environ;
@@ -129,13 +130,13 @@ Status via_clone_pidfd(const Prepared& t) {
   pid_t pid = clone(clone_child, clone_stack + sizeof clone_stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD,
                     const_cast<char**>(t.argv.data()), &pidfd);
   if (pid < 0) return failed(m, t, errno);
+  const UniqueFd owned(pidfd);
   siginfo_t info{};
   long r;
   do r = syscall(SYS_waitid, P_PIDFD, pidfd, &info, WEXITED, nullptr);
   while (r != 0 && errno == EINTR);
-  const int err = r != 0 ? errno : 0;
-  close(pidfd);
-  if (err) return Error{err, std::string("waitid after ") + method_name(m) + ": " + errno_name(err)};
+  if (const int err = r != 0 ? errno : 0)
+    return Error{err, std::string("waitid after ") + method_name(m) + ": " + errno_name(err)};
   return check_status(m, t, info.si_code == CLD_EXITED ? (info.si_status & 0xff) << 8 : info.si_status);
 }
 
@@ -253,8 +254,7 @@ Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config) {
 
   SpawnBenchReport report;
   report.targets = config.targets;
-  struct utsname u {};
-  if (uname(&u) == 0) report.kernel = u.release;
+  report.kernel = kernel_release().text;
   report.thp = first_line("/sys/kernel/mm/transparent_hugepage/enabled");
 
   // Targets as every method needs them, built before any timing.

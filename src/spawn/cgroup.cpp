@@ -24,6 +24,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/files.hpp"
 #include "spawn/plan.hpp"
 
 namespace procforge::spawn {
@@ -100,21 +101,16 @@ Status make_dirs(const std::string& mount_point, const std::string& dir, std::ve
   std::string cur = mount_point;
   for (const auto& part : split(dir.substr(mount_point.size()), '/')) {
     if (part.empty()) continue;
-    if (part == "..") return Error{EINVAL, "cgroup path " + dir + " leaves its hierarchy"};
+    if (part == "..") return options_error(EINVAL, "cgroup path " + dir + " leaves its hierarchy");
     cur = join(cur, part);
     if (mkdir(cur.c_str(), 0755) == 0) created.push_back(cur);
-    else if (errno != EEXIST) return call_error(errno, "creating cgroup " + cur);
+    else if (errno != EEXIST) return Error::call(ErrorStep::cgroup, errno, "creating cgroup", cur);
   }
   return ok_status();
 }
 
 Status write_file(const std::string& path, const std::string& value) {
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return call_error(errno, "writing " + value + " to " + path);
-  ssize_t n = write(fd, value.data(), value.size());
-  int err = errno;
-  close(fd);
-  if (n != static_cast<ssize_t>(value.size())) return call_error(n < 0 ? err : EIO, "writing " + value + " to " + path);
+  if (int err = write_whole(path, value)) return Error::call(ErrorStep::cgroup, err, "writing " + value + " to", path);
   return ok_status();
 }
 
@@ -154,11 +150,11 @@ Status prepare_cgroup(Plan& plan) {
   const Options& o = plan.opts;
   if (!o.cgroup) {
     if (o.cgroup_limits.memory_max || o.cgroup_limits.pids_max || o.cgroup_limits.cpu_max_us)
-      return Error{EINVAL, "cgroup limits need a cgroup path"};
+      return options_error(EINVAL, "cgroup limits need a cgroup path");
     return ok_status();
   }
   const std::string& want = *o.cgroup;
-  if (want.empty()) return Error{EINVAL, "empty cgroup path"};
+  if (want.empty()) return options_error(EINVAL, "empty cgroup path");
   CgroupPlan& cg = plan.cgroup;
   auto hierarchies = mounted_hierarchies();
 
@@ -168,7 +164,8 @@ Status prepare_cgroup(Plan& plan) {
   if (want.front() == '/') {
     for (const auto& h : hierarchies)
       if (inside(want, h.point) && (!named || h.point.size() > named->point.size())) named = &h;
-    if (!named) return Error{ENOENT, "cgroup " + want + " is not inside a mounted cgroup hierarchy"};
+    if (!named)
+      return Error{ErrorStep::cgroup, ENOENT, want, "cgroup " + want + " is not inside a mounted cgroup hierarchy"};
     hier_path = join(named->root, want.substr(named->point.size()));
   }
   auto dir_in = [&](const Hierarchy& h) {
@@ -210,8 +207,9 @@ Status prepare_cgroup(Plan& plan) {
       for (const auto& c : h.controllers)
         if (c == lim.controller) v1 = &h;
     if (!v1)
-      return Error{ENOTSUP, std::string("no ") + lim.controller + " controller in cgroup2 (" +
-                                (cg.v2_dir.empty() ? "not mounted" : cg.v2_dir) + ") nor in cgroup v1"};
+      return Error{ErrorStep::cgroup, ENOTSUP, lim.controller,
+                   std::string("no ") + lim.controller + " controller in cgroup2 (" +
+                       (cg.v2_dir.empty() ? "not mounted" : cg.v2_dir) + ") nor in cgroup v1"};
     if (auto st = use_v1(*v1); !st) return st;
     std::string dir;
     for (const auto& u : v1_used)
@@ -219,12 +217,13 @@ Status prepare_cgroup(Plan& plan) {
     for (const auto& [file, value] : lim.v1_files)
       if (auto st = write_file(join(dir, file), value); !st) return st;
   }
-  if (cg.v2_dir.empty() && v1_used.empty()) return Error{ENOENT, "no cgroup2 hierarchy is mounted for " + want};
+  if (cg.v2_dir.empty() && v1_used.empty())
+    return Error{ErrorStep::cgroup, ENOENT, want, "no cgroup2 hierarchy is mounted for " + want};
 
   Block& b = plan.block;
   if (!cg.v2_dir.empty()) {
-    cg.v2_fd = open(cg.v2_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (cg.v2_fd < 0) return call_error(errno, "opening cgroup " + cg.v2_dir);
+    cg.v2_fd.reset(open(cg.v2_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!cg.v2_fd) return Error::call(ErrorStep::cgroup, errno, "opening cgroup", cg.v2_dir);
     b.v2_procs = plan.keep(join(cg.v2_dir, "cgroup.procs"));
   }
   for (const auto& u : v1_used) {
@@ -245,7 +244,8 @@ void undo_cgroup(Plan& plan) {
 Status remove_cgroups(const std::vector<std::string>& dirs) {
   Status result = ok_status();
   for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
-    if (rmdir(it->c_str()) != 0 && errno != ENOENT && result.ok()) result = call_error(errno, "removing cgroup " + *it);
+    if (rmdir(it->c_str()) != 0 && errno != ENOENT && result.ok())
+      result = Error::call(ErrorStep::cgroup, errno, "removing cgroup", *it);
   return result;
 }
 

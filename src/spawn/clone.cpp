@@ -38,6 +38,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/unique_fd.hpp"
 #include "spawn/plan.hpp"
 #include "spawn/sys.hpp"
 
@@ -156,7 +157,9 @@ void reap(pid_t pid, int pidfd) {
 
 int open_pidfd(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 
-std::uint64_t cgroup_flag(const Plan& p) { return p.cgroup.v2_fd >= 0 ? CLONE_INTO_CGROUP : 0; }
+// clone3's CLONE_INTO_CGROUP, when the child is born in its cgroup2 directory.
+std::uint64_t cgroup_flag(const Plan& p) { return p.cgroup.v2_fd ? CLONE_INTO_CGROUP : 0; }
+std::uint64_t cgroup_fd(const Plan& p) { return p.cgroup.v2_fd ? static_cast<std::uint64_t>(p.cgroup.v2_fd.get()) : 0; }
 
 Attempt clone3_vm(Plan& p, const Stack& st) {
   Attempt a;
@@ -168,9 +171,9 @@ Attempt clone3_vm(Plan& p, const Stack& st) {
   args.exit_signal = SIGCHLD;
   args.stack = reinterpret_cast<std::uint64_t>(st.low());
   args.stack_size = st.size();
-  args.cgroup = p.cgroup.v2_fd >= 0 ? static_cast<std::uint64_t>(p.cgroup.v2_fd) : 0;
+  args.cgroup = cgroup_fd(p);
   p.block.handlers_cleared = true;
-  p.block.born_in_cgroup = p.cgroup.v2_fd >= 0;
+  p.block.born_in_cgroup = p.cgroup.v2_fd.valid();
   a.r = procforge_clone3(&args, sizeof args, child_entry, &p.block);
   return a;
 }
@@ -215,7 +218,7 @@ Result<Launched> run_shared(Plan& p, Strategy s) {
   if (st.error()) {
     const int err = st.error();
     cached.reset();
-    return call_error(err, "mapping the child's stack");
+    return Error::call(ErrorStep::clone, err, "mapping the child's stack");
   }
   p.block.report.step = 0;
   p.block.report.err = 0;
@@ -247,8 +250,12 @@ Result<Launched> run_shared(Plan& p, Strategy s) {
   }
   if (a.r < 0) {
     int err = static_cast<int>(-a.r);
-    if (ran == Strategy::clone3 && p.cgroup.v2_fd >= 0) return call_error(err, "clone3 into cgroup " + p.cgroup.v2_dir);
-    return call_error(err, ran == Strategy::clone3 ? "clone3" : ran == Strategy::clone_vfork ? "clone" : "vfork");
+    if (ran == Strategy::clone3 && p.cgroup.v2_fd)
+      return Error::call(ErrorStep::clone, err, "clone3 into cgroup", p.cgroup.v2_dir);
+    return Error::call(ErrorStep::clone, err,
+                       ran == Strategy::clone3        ? "clone3"
+                       : ran == Strategy::clone_vfork ? "clone"
+                                                      : "vfork");
   }
   Launched l{static_cast<pid_t>(a.r), a.pidfd, ran};
   Report rep;
@@ -268,28 +275,25 @@ Result<Launched> run_shared(Plan& p, Strategy s) {
 // user namespace the child first waits on a second pipe while the parent
 // writes its id maps.
 Result<Launched> run_forked(Plan& p) {
-  int errp[2];
-  if (pipe2(errp, O_CLOEXEC) != 0) return call_error(errno, "creating the error pipe");
+  int ends[2];
+  if (pipe2(ends, O_CLOEXEC) != 0) return Error::call(ErrorStep::clone, errno, "creating the error pipe");
+  UniqueFd err_read(ends[0]);
   // The write end goes above every fd the child sets up, so no fd action hits it.
-  int w = fcntl(errp[1], F_DUPFD_CLOEXEC, p.block.fd_floor);
-  close(errp[1]);
-  if (w < 0) {
-    close(errp[0]);
-    return call_error(errno, "moving the error pipe");
-  }
-  int syncp[2] = {-1, -1};
+  UniqueFd err_write(fcntl(ends[1], F_DUPFD_CLOEXEC, p.block.fd_floor));
+  close(ends[1]);
+  if (!err_write) return Error::call(ErrorStep::clone, errno, "moving the error pipe");
+  UniqueFd sync_read, sync_write;
   if (p.opts.namespaces & CLONE_NEWUSER) {
-    if (pipe2(syncp, O_CLOEXEC) != 0) {
-      int err = errno;
-      close(errp[0]);
-      close(w);
-      return call_error(err, "creating the sync pipe");
-    }
+    if (pipe2(ends, O_CLOEXEC) != 0) return Error::call(ErrorStep::clone, errno, "creating the sync pipe");
+    sync_read.reset(ends[0]);
+    sync_write.reset(ends[1]);
   }
-  p.block.err_fd = w;
-  p.block.sync_fd = syncp[0];
-  p.block.sync_peer_fd = syncp[1];
-  finish_kept(p, w);
+  // The child gets the raw numbers (it never returns, so these owners close
+  // nothing in it); the parent's copies close as their owners go.
+  p.block.err_fd = err_write.get();
+  p.block.sync_fd = sync_read.get();
+  p.block.sync_peer_fd = sync_write.get();
+  finish_kept(p, err_write.get());
 
   long pid;
   int pidfd = -1;
@@ -299,9 +303,9 @@ Result<Launched> run_forked(Plan& p) {
     args.flags = CLONE_PIDFD | CLONE_CLEAR_SIGHAND | cgroup_flag(p) | static_cast<std::uint64_t>(p.clone_flags);
     args.pidfd = reinterpret_cast<std::uint64_t>(&pidfd);
     args.exit_signal = SIGCHLD;
-    args.cgroup = p.cgroup.v2_fd >= 0 ? static_cast<std::uint64_t>(p.cgroup.v2_fd) : 0;
+    args.cgroup = cgroup_fd(p);
     p.block.handlers_cleared = true;
-    p.block.born_in_cgroup = p.cgroup.v2_fd >= 0;
+    p.block.born_in_cgroup = p.cgroup.v2_fd.valid();
     pid = syscall(SYS_clone3, &args, sizeof args);
     if (pid == 0) child_main(&p.block);
     if (pid < 0 && (errno == ENOSYS || errno == EPERM)) {
@@ -312,35 +316,30 @@ Result<Launched> run_forked(Plan& p) {
     }
     if (pid < 0) pid = -errno;
   }
-  close(w);
-  if (syncp[0] >= 0) close(syncp[0]);
+  err_write.reset();
+  sync_read.reset();
   p.block.err_fd = p.block.sync_fd = p.block.sync_peer_fd = -1;
-  if (pid < 0) {
-    close(errp[0]);
-    if (syncp[1] >= 0) close(syncp[1]);
-    return call_error(static_cast<int>(-pid), "clone (fork)");
-  }
+  if (pid < 0) return Error::call(ErrorStep::clone, static_cast<int>(-pid), "clone (fork)");
   Launched l{static_cast<pid_t>(pid), pidfd, Strategy::fork};
 
-  if (syncp[1] >= 0) {
+  if (sync_write) {
     Status maps = write_id_maps(p, l.pid);
-    if (maps.ok() && write(syncp[1], "g", 1) != 1) maps = call_error(errno, "releasing the child");
-    close(syncp[1]);  // on failure, EOF tells the child to give up
+    if (maps.ok() && write(sync_write.get(), "g", 1) != 1)
+      maps = Error::call(ErrorStep::spawn_setup, errno, "releasing the child");
+    sync_write.reset();  // on failure, EOF tells the child to give up
     if (!maps) {
-      close(errp[0]);
       reap(l.pid, l.pidfd);
       return maps.error();
     }
   }
   Report rep;
   ssize_t n;
-  do n = read(errp[0], &rep, sizeof rep);
+  do n = read(err_read.get(), &rep, sizeof rep);
   while (n < 0 && errno == EINTR);
-  close(errp[0]);
   if (n == static_cast<ssize_t>(sizeof rep)) {
     reap(l.pid, l.pidfd);
     if (rep.step == static_cast<int>(Step::sync))
-      return Error{ECANCELED, "the parent could not set up the user namespace"};
+      return Error{ErrorStep::spawn_setup, ECANCELED, {}, "the parent could not set up the user namespace"};
     return describe(p, rep);
   }
   return l;
@@ -351,7 +350,7 @@ Result<Launched> run_forked(Plan& p) {
 Status posix_spawn_refuses(const Plan& p) {
   const Options& o = p.opts;
   auto no = [](const std::string& what) {
-    return Error{ENOTSUP, "the posix_spawn strategy cannot " + what + "; use the automatic strategy"};
+    return options_error(ENOTSUP, "the posix_spawn strategy cannot " + what + "; use the automatic strategy");
   };
   if (o.namespaces) return no("create namespaces");
   if (o.cgroup) return no("place the child in a cgroup (glibc 2.36 has no POSIX_SPAWN_SETCGROUP)");
@@ -478,11 +477,11 @@ Result<Launched> run_posix_spawn(Plan& p) {
 Result<Launched> launch(Plan& p, Strategy s) {
   const bool ns = p.clone_flags != 0 || p.block.unshare_time;
   if (p.opts.never_fork && s == Strategy::fork)
-    return Error{EPERM, "never_fork is set and the fork strategy was asked for"};
+    return options_error(EPERM, "never_fork is set and the fork strategy was asked for");
   if (p.needs_fork) {
     if (s != Strategy::automatic && s != Strategy::fork)
-      return Error{EINVAL, p.fork_reason + ", not " + strategy_name(s)};
-    if (p.opts.never_fork) return Error{EPERM, p.fork_reason + " and never_fork is set"};
+      return options_error(EINVAL, p.fork_reason + ", not " + strategy_name(s));
+    if (p.opts.never_fork) return options_error(EPERM, p.fork_reason + " and never_fork is set");
     return run_forked(p);
   }
   switch (s) {
@@ -490,12 +489,12 @@ Result<Launched> launch(Plan& p, Strategy s) {
     case Strategy::clone3:
     case Strategy::clone_vfork: return run_shared(p, s);
     case Strategy::vfork:
-      if (ns) return Error{EINVAL, "the vfork strategy cannot create namespaces (use clone3)"};
+      if (ns) return options_error(EINVAL, "the vfork strategy cannot create namespaces (use clone3)");
       return run_shared(p, s);
     case Strategy::fork: return run_forked(p);
     case Strategy::posix_spawn: return run_posix_spawn(p);
   }
-  return Error{EINVAL, "unknown strategy"};
+  return options_error(EINVAL, "unknown strategy");
 }
 
 }  // namespace procforge::spawn

@@ -2,14 +2,19 @@
 // "execve /x/y: ENOENT". The step says what the child was doing, the index
 // which object (an fd action, an rlimit, a PATH candidate); the errno is the
 // kernel's, unchanged, and common refusals get a sentence saying what to do.
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
 #include <span>
+#include <string_view>
 
+#include "common/unique_fd.hpp"
+#include "procforge/format.hpp"
 #include "spawn/plan.hpp"
 
 namespace procforge::spawn {
@@ -31,13 +36,21 @@ std::string fd_op_text(const Plan& p, int index) {
   return "setting up fds";
 }
 
-std::string ids_text(std::span<const gid_t> ids) {
-  std::string s;
-  for (auto id : ids) {
-    if (!s.empty()) s += ',';
-    s += std::to_string(id);
-  }
-  return s.empty() ? "none" : s;
+std::string ids_text(std::span<const gid_t> ids) { return ids.empty() ? "none" : join(ids, ","); }
+
+// The program an execve report concerns.
+std::string execve_object(const Plan& p, int index) {
+  // After a PATH search that found nothing, name the program as asked.
+  if (index < 0) return p.searched || p.candidates.empty() ? p.opts.path : std::string(p.candidates[0]);
+  const auto ux = static_cast<std::size_t>(index);
+  return ux < p.candidates.size() ? p.candidates[ux] : p.opts.path;
+}
+
+// The cgroup a join report concerns: the cgroup2 directory (index -1) or a v1 one.
+std::string joined_cgroup(const Plan& p, int index) {
+  if (index < 0) return p.cgroup.v2_dir;
+  const auto ux = static_cast<std::size_t>(index);
+  return ux < p.cgroup.v1_dirs.size() ? p.cgroup.v1_dirs[ux] : "?";
 }
 
 std::string step_text(const Plan& p, Step step, int index) {
@@ -51,9 +64,7 @@ std::string step_text(const Plan& p, Step step, int index) {
     case Step::hostname: return "setting the hostname " + o.hostname;
     case Step::mount_private: return "making mounts private (mount --make-rprivate /)";
     case Step::mount_proc: return "mounting a new proc on /proc";
-    case Step::cgroup_join:
-      if (index < 0) return "joining cgroup " + p.cgroup.v2_dir;
-      return "joining cgroup " + (ux < p.cgroup.v1_dirs.size() ? p.cgroup.v1_dirs[ux] : std::string("?"));
+    case Step::cgroup_join: return "joining cgroup " + joined_cgroup(p, index);
     case Step::setsid: return "creating a session (setsid)";
     case Step::setpgid: return fmt::format("setting process group {}", p.block.pgid);
     case Step::controlling_tty: return "making " + o.controlling_tty.value_or("?") + " the controlling terminal";
@@ -89,38 +100,76 @@ std::string step_text(const Plan& p, Step step, int index) {
     case Step::no_new_privs: return "setting no_new_privs";
     case Step::seccomp: return "installing the seccomp filter";
     case Step::sigmask: return "setting the signal mask";
-    case Step::execve:
-      // After a PATH search that found nothing, name the program as asked.
-      if (index < 0)
-        return "execve " + (p.searched || p.candidates.empty() ? p.opts.path : std::string(p.candidates[0]));
-      return "execve " + std::string(ux < p.candidates.size() ? p.candidates[ux] : p.opts.path.c_str());
+    case Step::execve: return "execve " + execve_object(p, index);
   }
   return "spawning";
 }
 
-// What to do about the refusals people meet most.
+// Whether setgroups(2) is refused in the child's user namespace whatever its
+// capabilities: "deny" in /proc/PID/setgroups (kernel/user_namespace.c
+// userns_may_setgroups()). A new namespace's file is the parent's to write
+// (namespaces.cpp); otherwise the child shares the caller's namespace.
+bool setgroups_denied(const Plan& p) {
+  if (p.clone_flags & CLONE_NEWUSER) return p.deny_setgroups;
+  char buf[8] = {};
+  const UniqueFd fd(open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC));
+  return fd && read(fd.get(), buf, sizeof buf - 1) >= 4 && std::string_view(buf).starts_with("deny");
+}
+
+// What to do about the refusals people meet most. The specific sentence comes
+// before the general one for the same {step, errno}.
 std::string hint(const Plan& p, Step step, int err) {
   if (step == Step::seccomp && err == EACCES && !p.opts.no_new_privs)
     return " (a seccomp filter needs no_new_privs or CAP_SYS_ADMIN: set no_new_privs)";
+  if (step == Step::setgroups && err == EPERM && setgroups_denied(p))
+    return " (setgroups is denied in this user namespace)";
   if ((step == Step::setuid || step == Step::setgid || step == Step::setgroups) && err == EPERM)
     return " (changing ids needs CAP_SETUID/CAP_SETGID: run as root, or inside a user namespace)";
-  if (step == Step::setgroups && err == EPERM && p.deny_setgroups)
-    return " (setgroups is denied in this user namespace)";
   if (step == Step::ambient && err == EPERM)
     return " (an ambient capability must be in the permitted and inheritable sets, and not dropped from the "
            "bounding set)";
   return "";
 }
 
+// The object a child's step concerns, where one has a name callers may want.
+std::string step_object(const Plan& p, Step step, int index) {
+  const auto ux = static_cast<std::size_t>(index);
+  switch (step) {
+    case Step::execve: return execve_object(p, index);
+    case Step::chdir: return p.opts.cwd;
+    case Step::hostname: return p.opts.hostname;
+    case Step::controlling_tty: return p.opts.controlling_tty.value_or("");
+    case Step::cgroup_join: return joined_cgroup(p, index);
+    case Step::fd_open: return ux < p.fd_ops.size() && p.fd_ops[ux].path ? p.fd_ops[ux].path : "";
+    case Step::fd_move:
+    case Step::fd_dup:
+    case Step::fd_close: return ux < p.fd_ops.size() ? fmt::format("fd {}", p.fd_ops[ux].fd) : "";
+    case Step::keep_fd: return ux < p.keep_fds.size() ? fmt::format("fd {}", p.keep_fds[ux]) : "";
+    default: return "";
+  }
+}
+
+ErrorStep error_step(Step step) {
+  switch (step) {
+    case Step::execve: return ErrorStep::execve;
+    case Step::cgroup_join: return ErrorStep::cgroup;
+    default: return ErrorStep::spawn_setup;
+  }
+}
+
 }  // namespace
 
-bool exec_failed(const Error& e) { return e.message.rfind("execve ", 0) == 0; }
+bool exec_failed(const Error& e) { return e.step == ErrorStep::execve; }
 
-Error call_error(int err, const std::string& what) { return Error{err, what + ": " + errno_name(err)}; }
+int failure_status(const Error& e) {
+  if (!exec_failed(e)) return 125;
+  return e.err == ENOENT ? 127 : 126;
+}
 
 Error describe(const Plan& plan, const Report& r) {
   auto step = static_cast<Step>(r.step);
-  return Error{r.err, step_text(plan, step, r.index) + ": " + errno_name(r.err) + hint(plan, step, r.err)};
+  return Error{error_step(step), r.err, step_object(plan, step, r.index),
+               step_text(plan, step, r.index) + ": " + errno_name(r.err) + hint(plan, step, r.err)};
 }
 
 }  // namespace procforge::spawn

@@ -8,9 +8,9 @@
 // then uid_map and gid_map, each in a single write() as the kernel requires
 // (map_write(): a second write gets EPERM). Then one byte on the sync pipe
 // lets the child go on (clone.cpp).
-#include <fcntl.h>
 #include <unistd.h>
 
+#include "common/files.hpp"
 #include "spawn/plan.hpp"
 
 namespace procforge::spawn {
@@ -27,13 +27,9 @@ std::string map_text(const std::vector<IdMap>& maps, std::uint32_t self) {
 
 Status write_proc(pid_t pid, const char* file, const std::string& text) {
   std::string path = "/proc/" + std::to_string(pid) + "/" + file;
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return call_error(errno, std::string("writing ") + file + " of pid " + std::to_string(pid));
-  ssize_t n = write(fd, text.data(), text.size());
-  int err = errno;
-  close(fd);
-  if (n != static_cast<ssize_t>(text.size()))
-    return call_error(n < 0 ? err : EIO, std::string("writing ") + file + " of pid " + std::to_string(pid));
+  if (int err = write_whole(path, text))
+    return Error{ErrorStep::spawn_setup, err, std::move(path),
+                 std::string("writing ") + file + " of pid " + std::to_string(pid) + ": " + errno_name(err)};
   return ok_status();
 }
 

@@ -10,7 +10,6 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 
 #include "procforge/environment.hpp"
 #include "procforge/exec.hpp"
+#include "common/kernel_release.hpp"
 #include "spawn/plan.hpp"
 
 extern char** environ;
@@ -79,15 +79,7 @@ std::uint64_t kernel_sigset(const sigset_t& set) {
 // "coredump: Limit coredumps to a single thread group"); before, it killed
 // every task sharing the mm, so a CLONE_VM child dumping core during its
 // setup took the caller with it (fs/coredump.c zap_threads()).
-bool coredump_spares_mm_sharers() {
-  static const bool yes = [] {
-    struct utsname u {};
-    int major = 0, minor = 0;
-    if (uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
-    return major > 5 || (major == 5 && minor >= 16);
-  }();
-  return yes;
-}
+bool coredump_spares_mm_sharers() { return kernel_release().at_least(5, 16); }
 
 int cap_last_cap() {
   static const int last = [] {
@@ -120,12 +112,13 @@ Status plan_stdio(Plan& p, int fd, const Stdio& s) {
       break;
     case Stdio::Kind::pipe: {
       int ends[2];
-      if (pipe2(ends, O_CLOEXEC) != 0) return call_error(errno, "creating a pipe for fd " + std::to_string(fd));
+      if (pipe2(ends, O_CLOEXEC) != 0)
+        return Error::call(ErrorStep::clone, errno, "creating a pipe for fd", std::to_string(fd));
       // [0] read end, [1] write end; the child reads stdin and writes the others.
-      p.parent_pipes[fd][0] = fd == 0 ? ends[0] : ends[1];
-      p.parent_pipes[fd][1] = fd == 0 ? ends[1] : ends[0];
+      p.parent_pipes[fd][0].reset(fd == 0 ? ends[0] : ends[1]);
+      p.parent_pipes[fd][1].reset(fd == 0 ? ends[1] : ends[0]);
       op.kind = FdOp::dup;
-      op.source = p.parent_pipes[fd][0];
+      op.source = p.parent_pipes[fd][0].get();
       break;
     }
   }
@@ -140,13 +133,13 @@ Status plan_fds(Plan& p) {
     if (auto st = plan_stdio(p, fd, s); !st) return st;
   }
   for (const auto& a : o.fd_actions) {
-    if (a.fd < 0) return Error{EBADF, "fd action with target fd " + std::to_string(a.fd)};
+    if (a.fd < 0) return options_error(EBADF, "fd action with target fd " + std::to_string(a.fd));
     FdOp op;
     op.fd = a.fd;
     switch (a.kind) {
       case FdAction::Kind::dup2:
         if (a.source < 0)
-          return Error{EBADF, "dup2 onto fd " + std::to_string(a.fd) + " from fd " + std::to_string(a.source)};
+          return options_error(EBADF, "dup2 onto fd " + std::to_string(a.fd) + " from fd " + std::to_string(a.source));
         op.kind = FdOp::dup;
         op.source = a.source;
         break;
@@ -166,14 +159,15 @@ Status plan_fds(Plan& p) {
     if (op.kind != FdOp::close && op.fd >= 3) p.kept.push_back(static_cast<unsigned>(op.fd));
   }
   for (int fd : o.keep_fds) {
-    if (fd < 0) return Error{EBADF, "keeping fd " + std::to_string(fd)};
+    if (fd < 0) return options_error(EBADF, "keeping fd " + std::to_string(fd));
     // A replacement's own files (a user-space exec maps them) must not be
     // overwritten by an fd action on the same number.
     if (o.exec_replacement &&
         std::any_of(p.fd_ops.begin(), p.fd_ops.end(), [&](const FdOp& op) { return op.fd == fd; }))
-      return Error{EINVAL, "fd " + std::to_string(fd) +
+      return options_error(EINVAL,
+                           "fd " + std::to_string(fd) +
                                " is kept for the exec replacement and is also the target of an "
-                               "fd action (open its files above every target: loader::Options::descriptor_floor)"};
+                               "fd action (open its files above every target: loader::Options::descriptor_floor)");
     p.keep_fds.push_back(fd);
     if (fd >= 3) p.kept.push_back(static_cast<unsigned>(fd));
   }
@@ -190,7 +184,7 @@ Status plan_credentials(Plan& p) {
   } else if ((o.uid || o.gid) && !p.deny_setgroups) {
     b.set_groups = true;  // drop the caller's supplementary groups (as su, setpriv --clear-groups)
   }
-  if (p.groups.size() > 65536) return Error{EINVAL, "more than NGROUPS_MAX (65536) supplementary groups"};
+  if (p.groups.size() > 65536) return options_error(EINVAL, "more than NGROUPS_MAX (65536) supplementary groups");
   b.ngroups = static_cast<int>(p.groups.size());
   if (o.gid) b.set_gid = true, b.gid = *o.gid;
   if (o.uid) b.set_uid = true, b.uid = *o.uid;
@@ -198,18 +192,19 @@ Status plan_credentials(Plan& p) {
   if (o.capability_bounding) {
     b.drop_bounding = true;
     for (int cap : *o.capability_bounding) {
-      if (cap < 0 || cap > b.cap_last) return Error{EINVAL, "capability " + std::to_string(cap) + " out of range"};
+      if (cap < 0 || cap > b.cap_last)
+        return options_error(EINVAL, "capability " + std::to_string(cap) + " out of range");
       b.bounding_keep |= std::uint64_t{1} << cap;
     }
   }
   for (int cap : o.ambient_capabilities) {
     if (cap < 0 || cap > b.cap_last)
-      return Error{EINVAL, "ambient capability " + std::to_string(cap) + " out of range"};
+      return options_error(EINVAL, "ambient capability " + std::to_string(cap) + " out of range");
     b.ambient |= std::uint64_t{1} << cap;
   }
   b.no_new_privs = o.no_new_privs;
   if (o.seccomp_filter.size() > 4096)  // BPF_MAXINSNS
-    return Error{EINVAL, "seccomp filter longer than 4096 instructions"};
+    return options_error(EINVAL, "seccomp filter longer than 4096 instructions");
   for (std::uint64_t w : o.seccomp_filter) {
     // The word is struct sock_filter read as little-endian: code, jt, jf, k.
     struct sock_filter f {};
@@ -226,12 +221,12 @@ Status plan_credentials(Plan& p) {
 Status plan_namespaces(Plan& p) {
   const Options& o = p.opts;
   Block& b = p.block;
-  if (o.namespaces & ~kKnownNamespaces) return Error{EINVAL, "unknown namespace flags"};
+  if (o.namespaces & ~kKnownNamespaces) return options_error(EINVAL, "unknown namespace flags");
   p.clone_flags = o.namespaces & ~CLONE_NEWTIME;
   b.unshare_time = (o.namespaces & CLONE_NEWTIME) != 0;
   if (!o.hostname.empty()) {
     if (!(o.namespaces & CLONE_NEWUTS))
-      return Error{EINVAL, "setting the hostname needs a new uts namespace (or it would rename the host)"};
+      return options_error(EINVAL, "setting the hostname needs a new uts namespace (or it would rename the host)");
     b.hostname = o.hostname.c_str();
     b.hostname_len = o.hostname.size();
   }
@@ -253,13 +248,6 @@ Status plan_namespaces(Plan& p) {
 }
 
 }  // namespace
-
-Plan::~Plan() {
-  for (auto& ends : parent_pipes)
-    for (int fd : ends)
-      if (fd >= 0) close(fd);
-  if (cgroup.v2_fd >= 0) close(cgroup.v2_fd);
-}
 
 Status make_plan(Plan& p) {
   const Options& opts = p.opts;
@@ -293,7 +281,7 @@ Status make_plan(Plan& p) {
   b.reset_dispositions = opts.reset_signal_dispositions;
   for (int sig : opts.ignore_signals) {
     if (sig <= 0 || sig > 64 || sig == SIGKILL || sig == SIGSTOP)
-      return Error{EINVAL, "cannot ignore signal " + std::to_string(sig)};
+      return options_error(EINVAL, "cannot ignore signal " + std::to_string(sig));
     p.ignore.push_back(sig);
   }
   // Without blocking, the child of clone3 starts with the calling thread's
@@ -307,21 +295,21 @@ Status make_plan(Plan& p) {
   // Session, limits, scheduling.
   b.setsid = opts.setsid;
   if (opts.process_group) {
-    if (*opts.process_group < 0) return Error{EINVAL, "process group " + std::to_string(*opts.process_group)};
+    if (*opts.process_group < 0) return options_error(EINVAL, "process group " + std::to_string(*opts.process_group));
     b.setpgid = true;
     b.pgid = *opts.process_group;
   }
   if (opts.controlling_tty) b.ctty = opts.controlling_tty->c_str();
   if (opts.pdeathsig) {
     if (*opts.pdeathsig <= 0 || *opts.pdeathsig > 64)
-      return Error{EINVAL, "parent-death signal " + std::to_string(*opts.pdeathsig)};
+      return options_error(EINVAL, "parent-death signal " + std::to_string(*opts.pdeathsig));
     b.pdeathsig = *opts.pdeathsig;
     // In a new pid namespace the parent is outside it: getppid() is 0.
     b.expected_ppid = (opts.namespaces & CLONE_NEWPID) ? 0 : getpid();
   }
   for (const auto& rl : opts.rlimits) {
     if (rl.resource < 0 || rl.resource >= RLIM_NLIMITS)
-      return Error{EINVAL, "unknown rlimit " + std::to_string(rl.resource)};
+      return options_error(EINVAL, "unknown rlimit " + std::to_string(rl.resource));
     p.rlimits.push_back({rl.resource, rl.soft, rl.hard});
   }
   if (opts.umask) b.umask = static_cast<int>(*opts.umask & 0777);

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/unique_fd.hpp"
 #include "procforge/spawn.hpp"
 
 namespace procforge::spawn {
@@ -161,7 +162,7 @@ struct Block {
 // The cgroup directories to place the child in (cgroup.cpp).
 struct CgroupPlan {
   std::string v2_dir;                // cgroup2 directory, empty when none
-  int v2_fd = -1;                    // O_PATH|O_DIRECTORY, for CLONE_INTO_CGROUP
+  UniqueFd v2_fd;                    // O_PATH|O_DIRECTORY, for CLONE_INTO_CGROUP
   std::vector<std::string> v1_dirs;  // v1 cgroups the child joins (for limits v2 cannot hold)
   std::vector<std::string> created;  // directories this spawn made, outermost first
 };
@@ -192,18 +193,17 @@ struct Plan {
   std::pmr::vector<const char*> cgroup_procs{&arena};
   CgroupPlan cgroup;
 
-  bool searched = false;                                    // candidates come from PATH
-  int clone_flags = 0;                                      // CLONE_NEW* passed to clone
-  bool needs_fork = false;                                  // a control that cannot run in a shared address space
-  std::string fork_reason;                                  // which one, for messages
-  bool deny_setgroups = false;                              // user namespace: "deny" written to /proc/PID/setgroups
-  bool block_signals = true;                                // block every signal around clone3 too (see make_plan)
-  int parent_pipes[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};  // Stdio::Kind::pipe, [child end, parent end]
+  bool searched = false;        // candidates come from PATH
+  int clone_flags = 0;          // CLONE_NEW* passed to clone
+  bool needs_fork = false;      // a control that cannot run in a shared address space
+  std::string fork_reason;      // which one, for messages
+  bool deny_setgroups = false;  // user namespace: "deny" written to /proc/PID/setgroups
+  bool block_signals = true;    // block every signal around clone3 too (see make_plan)
+  UniqueFd parent_pipes[3][2];  // Stdio::Kind::pipe, [child end, parent end]
 
   explicit Plan(const Options& o) : opts(o) {}
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
-  ~Plan();
 
   const char* keep(std::string s) { return strings.emplace_front(std::move(s)).c_str(); }
 };
@@ -224,9 +224,12 @@ Status write_id_maps(const Plan& plan, pid_t pid);
 [[noreturn]] void child_main(Block* b);
 int child_entry(void* block);  // for clone(): calls child_main
 
-// errors.cpp: a child report or a failed call, in words.
+// A request spawn refuses before any system call: the options contradict
+// themselves or what the strategy can do.
+inline Error options_error(int err, std::string what) { return Error{ErrorStep::options, err, {}, std::move(what)}; }
+
+// errors.cpp: a child report in words, with its step and object.
 Error describe(const Plan& plan, const Report& r);
-Error call_error(int err, const std::string& what);
 
 // The result of starting the child.
 struct Launched {

@@ -43,7 +43,7 @@ Result<Child> spawn(const Options& opts) {
   child.leads_group_ =
       opts.setsid || (opts.process_group && (*opts.process_group == 0 || *opts.process_group == child.pid_));
   int* ends[3] = {&child.stdin_fd, &child.stdout_fd, &child.stderr_fd};
-  for (int fd = 0; fd < 3; ++fd) std::swap(*ends[fd], plan.parent_pipes[fd][1]);
+  for (int fd = 0; fd < 3; ++fd) *ends[fd] = plan.parent_pipes[fd][1].release();
   child.cgroups_created = plan.cgroup.created;
   child.timings_.prepare = t1 - t0;
   child.timings_.clone_to_exec = t2 - t1;

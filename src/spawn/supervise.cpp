@@ -22,6 +22,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "common/unique_fd.hpp"
 #include "procforge/spawn.hpp"
 #include "spawn/plan.hpp"
 
@@ -81,10 +82,10 @@ bool group_has_others(pid_t pgid) {
 }  // namespace
 
 Result<Child::Exit> supervise(Child& child, const Supervision& how) {
-  int sfd = -1;
+  UniqueFd signals;
   if (!sigisemptyset(&how.forward)) {
-    sfd = signalfd(-1, &how.forward, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) return call_error(errno, "creating a signalfd to forward signals");
+    signals.reset(signalfd(-1, &how.forward, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!signals) return Error::call(ErrorStep::wait, errno, "creating a signalfd to forward signals");
   }
   const auto start = clock::now();
   bool step_due = how.timeout.has_value();  // a timeout step is still to come, at `next`
@@ -94,8 +95,8 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how) {
   // Passes on every signal queued so far (the signalfd is non-blocking).
   auto pass_on = [&](bool to_group) {
     signalfd_siginfo si;
-    if (sfd < 0) return;
-    while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    if (!signals) return;
+    while (read(signals.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
       if (to_group) (void)child.kill(static_cast<int>(si.ssi_signo), true);
       else forward(child, si);
     }
@@ -108,13 +109,10 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how) {
       wait_ms = static_cast<int>(std::clamp<long long>(left, 0, 1 << 30));
     }
     if (child.pidfd() < 0) wait_ms = wait_ms < 0 ? 10 : std::min(wait_ms, 10);
-    struct pollfd pfd[2] = {{child.pidfd(), POLLIN, 0}, {sfd, POLLIN, 0}};
+    struct pollfd pfd[2] = {{child.pidfd(), POLLIN, 0}, {signals.get(), POLLIN, 0}};
     int n = poll(pfd, 2, wait_ms);
-    if (n < 0 && errno != EINTR) {
-      Error e = call_error(errno, "waiting for pid " + std::to_string(child.pid()));
-      if (sfd >= 0) close(sfd);
-      return e;
-    }
+    if (n < 0 && errno != EINTR)
+      return Error::call(ErrorStep::wait, errno, "waiting for pid", std::to_string(child.pid()));
     if (n > 0 && (pfd[1].revents & POLLIN)) pass_on(false);
     if (child.pidfd() >= 0 ? n > 0 && (pfd[0].revents & POLLIN) : exited_without_reaping(child)) break;
     if (step_due && clock::now() >= next) {
@@ -135,9 +133,9 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how) {
   if (timed_out && !killed && step_due && child.leads_group()) {
     while (group_has_others(child.pid()) && clock::now() < next) {
       struct pollfd pfd {
-        sfd, POLLIN, 0
+        signals.get(), POLLIN, 0
       };
-      if (poll(&pfd, sfd >= 0 ? 1 : 0, 5) > 0) pass_on(true);
+      if (poll(&pfd, signals ? 1 : 0, 5) > 0) pass_on(true);
     }
     if (group_has_others(child.pid())) {
       (void)child.kill(SIGKILL, true);
@@ -147,11 +145,10 @@ Result<Child::Exit> supervise(Child& child, const Supervision& how) {
   auto exit = child.wait();
   // What arrives once the child is gone has no one to go to: it is taken
   // from the queue here, so that the caller can unblock the signals.
-  if (sfd >= 0) {
+  if (signals) {
     signalfd_siginfo si;
-    while (read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+    while (read(signals.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
     }
-    close(sfd);
   }
   if (exit) {
     exit->timed_out = timed_out;

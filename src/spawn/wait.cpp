@@ -71,27 +71,31 @@ Child::~Child() {
 }
 
 Status Child::kill(int sig, bool whole_group) {
-  if (pid_ <= 0 || reaped_) return Error{ESRCH, "signalling a child that was already reaped"};
+  if (pid_ <= 0 || reaped_) return Error{ErrorStep::wait, ESRCH, {}, "signalling a child that was already reaped"};
   if (whole_group) {
     if (!leads_group_)
-      return Error{EINVAL, "the child does not lead a process group (spawn it with setsid or process_group 0)"};
+      return Error{ErrorStep::wait,
+                   EINVAL,
+                   {},
+                   "the child does not lead a process group (spawn it with setsid or process_group 0)"};
     if (pidfd_ >= 0 && syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, PIDFD_SIGNAL_PROCESS_GROUP) == 0)
       return ok_status();
-    if (::kill(-pid_, sig) != 0) return call_error(errno, "signalling process group " + std::to_string(pid_));
+    if (::kill(-pid_, sig) != 0)
+      return Error::call(ErrorStep::wait, errno, "signalling process group", std::to_string(pid_));
     return ok_status();
   }
   if (pidfd_ >= 0) {
     if (syscall(SYS_pidfd_send_signal, pidfd_, sig, nullptr, 0) != 0)
-      return call_error(errno, "signalling pid " + std::to_string(pid_));
+      return Error::call(ErrorStep::wait, errno, "signalling pid", std::to_string(pid_));
     return ok_status();
   }
-  if (::kill(pid_, sig) != 0) return call_error(errno, "signalling pid " + std::to_string(pid_));
+  if (::kill(pid_, sig) != 0) return Error::call(ErrorStep::wait, errno, "signalling pid", std::to_string(pid_));
   return ok_status();
 }
 
 Result<Child::Exit> Child::wait(std::optional<std::chrono::milliseconds> timeout) {
   using clock = std::chrono::steady_clock;
-  if (pid_ <= 0 || reaped_) return Error{ECHILD, "waiting for a child that was already reaped"};
+  if (pid_ <= 0 || reaped_) return Error{ErrorStep::wait, ECHILD, {}, "waiting for a child that was already reaped"};
   Exit ex;
   if (timeout) {
     const auto deadline = clock::now() + *timeout;
@@ -105,7 +109,8 @@ Result<Child::Exit> Child::wait(std::optional<std::chrono::milliseconds> timeout
         };
         int n = poll(&pfd, 1, static_cast<int>(std::min<long long>(left + 1, 1 << 30)));
         if (n > 0) exited = true;
-        else if (n < 0 && errno != EINTR) return call_error(errno, "polling pidfd of pid " + std::to_string(pid_));
+        else if (n < 0 && errno != EINTR)
+          return Error::call(ErrorStep::wait, errno, "polling pidfd of pid", std::to_string(pid_));
       } else {
         siginfo_t info{};
         if (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_)
@@ -125,7 +130,7 @@ Result<Child::Exit> Child::wait(std::optional<std::chrono::milliseconds> timeout
     r = pidfd_ >= 0 ? syscall(SYS_waitid, P_PIDFD, pidfd_, &info, WEXITED, &ru)
                     : syscall(SYS_waitid, P_PID, pid_, &info, WEXITED, &ru);
   } while (r != 0 && errno == EINTR);
-  if (r != 0) return call_error(errno, "waiting for pid " + std::to_string(pid_));
+  if (r != 0) return Error::call(ErrorStep::wait, errno, "waiting for pid", std::to_string(pid_));
   reaped_ = true;
   ex.wall = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - started_);
   ex.usage = ru;
