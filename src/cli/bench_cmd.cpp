@@ -31,13 +31,10 @@ struct BenchOptions {
 
 bool executable(const std::string& p) { return !p.empty() && access(p.c_str(), X_OK) == 0; }
 
-// The static target: the path compiled in by bench/CMakeLists.txt, else next
-// to this binary (build tree: build/procforge + build/bench/; install:
-// bin/procforge + libexec/procforge/).
+// The static target, found from this binary (no build-tree path is compiled
+// in): build/procforge + build/bench/ in the build tree, bin/procforge +
+// lib/procforge/ once installed.
 std::string find_exit0() {
-#ifdef PROCFORGE_EXIT0_PATH
-  if (executable(PROCFORGE_EXIT0_PATH)) return PROCFORGE_EXIT0_PATH;
-#endif
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return {};

@@ -445,9 +445,6 @@ std::string find_audit_module(const std::string& exe_dir) {
   namespace fs = std::filesystem;
   if (const char* e = getenv("PROCFORGE_AUDIT_MODULE"); e && *e) return e;
   std::vector<fs::path> candidates;
-#ifdef PROCFORGE_AUDIT_MODULE_PATH
-  candidates.emplace_back(PROCFORGE_AUDIT_MODULE_PATH);
-#endif
   if (!exe_dir.empty()) {
     candidates.emplace_back(fs::path(exe_dir) / "procforge_audit.so");
     candidates.emplace_back(fs::path(exe_dir) / ".." / "lib" / "procforge" / "procforge_audit.so");

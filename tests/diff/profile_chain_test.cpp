@@ -126,7 +126,7 @@ TEST(ProfileChain, the_programs_phases_add_up_to_the_run_without_a_gap_or_an_ove
   o.envp = kEnv;
   o.runs = 3;
   o.untraced = false;
-  o.audit_module = pp::find_audit_module("");
+  o.audit_module = pp::find_audit_module(PROCFORGE_BUILD_DIR);
   auto r = pp::profile(o);
   ASSERT_TRUE(r.ok()) << r.error().message;
   ASSERT_EQ(r->segments.size(), 3u);

@@ -35,7 +35,7 @@ Options opts(std::vector<std::string> argv, int runs) {
   o.argv = std::move(argv);
   o.runs = runs;
   o.warmup = 1;
-  o.audit_module = find_audit_module("");
+  o.audit_module = find_audit_module(PROCFORGE_BUILD_DIR);
   return o;
 }
 
@@ -57,7 +57,7 @@ TEST(ProfileConsistency, phases_add_up_to_the_traced_wall_time) {
 }
 
 TEST(ProfileConsistency, load_relocate_agrees_with_ld_audit) {
-  if (find_audit_module("").empty()) GTEST_SKIP() << "procforge_audit.so not built (x86_64 only)";
+  if (find_audit_module(PROCFORGE_BUILD_DIR).empty()) GTEST_SKIP() << "procforge_audit.so not built (x86_64 only)";
   const std::string py = python3();
   if (py.empty()) GTEST_SKIP() << "python3 not installed";
   // Both clocks see the same interval. Only other work competing for the

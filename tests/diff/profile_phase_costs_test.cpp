@@ -152,7 +152,7 @@ const Measured& measured(const std::string& build, std::string* error) {
   o.runs = kRuns;
   o.warmup = 1;
   o.untraced = false;
-  o.audit_module = find_audit_module("");
+  o.audit_module = find_audit_module(PROCFORGE_BUILD_DIR);
   CpuContention window;
   auto r = profile(o);
   if (!r) {

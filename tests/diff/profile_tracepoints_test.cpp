@@ -101,7 +101,7 @@ TEST(ProfileTracepoints, kernel_exec_and_faults_agree_with_ptrace_and_proc) {
     o.runs = 5;
     o.warmup = 1;
     o.untraced = false;
-    o.audit_module = find_audit_module("");
+    o.audit_module = find_audit_module(PROCFORGE_BUILD_DIR);
     o.tracepoints = true;
     r = profile(o);
   });

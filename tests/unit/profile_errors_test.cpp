@@ -29,7 +29,7 @@ Options quick(std::vector<std::string> argv) {
   o.runs = 1;
   o.warmup = 0;
   o.untraced = false;
-  o.audit_module = find_audit_module("");
+  o.audit_module = find_audit_module(PROCFORGE_BUILD_DIR);
   o.timeout = std::chrono::milliseconds(10000);
   return o;
 }
