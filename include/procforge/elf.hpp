@@ -207,6 +207,13 @@ class File {
   Header h_;
 };
 
+// Decodes the file header's fields with the layout of the given class and
+// byte order, whatever e_ident says; a field past the end of bytes reads as 0.
+// The one decoder of the header: parse_header() calls it once the magic and
+// the size are checked; the exec model calls it the way an x86 kernel reads
+// the header (the handler's class, little endian, EI_CLASS and EI_DATA unchecked).
+Header decode_header(std::span<const std::uint8_t> bytes, bool is64, bool big_endian);
+
 // Decodes only the file header from the first bytes of a file (the kernel's
 // 256-byte buffer is enough). Used by the exec model, which reads the file the
 // way the kernel does instead of loading it whole.
