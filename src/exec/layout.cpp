@@ -157,7 +157,7 @@ NewCreds new_creds(const Context& ctx, const ExecFile& f) {
   if (may_suid && (f.st.st_mode & S_ISUID)) n.euid = f.st.st_uid, n.per_clear = true;
   if (may_suid && (f.st.st_mode & S_ISGID) && (f.st.st_mode & S_IXGRP)) n.egid = f.st.st_gid, n.per_clear = true;
   bool filecaps = false;
-  if (c.uid != 0 && may_suid) filecaps = fgetxattr(f.fd, "security.capability", nullptr, 0) > 0;
+  if (c.uid != 0 && may_suid) filecaps = fgetxattr(f.fd.get(), "security.capability", nullptr, 0) > 0;
   n.secure = n.euid != c.uid || n.egid != c.gid || filecaps;
   if (filecaps) n.per_clear = true;  // cap_bprm_creds_from_file(): privileges gained
   if (n.euid != c.euid) n.why = "set-user-ID file";
@@ -824,7 +824,7 @@ struct ImageMapper {
     if (req.mapped_files) {
       for (const ElfImage* img : {&main, interp}) {
         if (!img || !img->file) continue;
-        const int fd = fcntl(img->file->fd, F_DUPFD_CLOEXEC, 0);
+        const int fd = fcntl(img->file->fd.get(), F_DUPFD_CLOEXEC, 0);
         if (fd >= 0) req.mapped_files->emplace_back(img->file->path, fd);
       }
     }
