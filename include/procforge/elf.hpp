@@ -5,6 +5,17 @@
 // Error whose message names the field and its file offset, e.g.
 //   "program header 3 (offset 0xf8): p_offset 0x9000 + p_filesz 0x20 is past end of file (0x8000)".
 // Layouts follow the System V gABI and include/uapi/linux/elf.h.
+//
+//   std::vector<std::uint8_t> bytes = ...;         // the whole file, owned by the caller
+//   auto f = elf::File::parse(bytes);
+//   if (!f) return f.error();                      // ENOEXEC, message names the field
+//   auto interp = f->interpreter();                // Result<optional<string_view>>
+//   auto dyn = f->dynamic_info();                  // DT_NEEDED, DT_RUNPATH, ...
+//
+// Threads: a File is an immutable view; its const members may be called from
+// any number of threads. It and every string_view or span it returns point
+// into the caller's bytes, which must outlive them. Nothing here caches
+// anything process-wide.
 #pragma once
 
 #include <cstdint>
@@ -208,6 +219,13 @@ class File {
   ByteView v_;
   Header h_;
 };
+
+// Decodes the file header's fields with the layout of the given class and
+// byte order, whatever e_ident says; a field past the end of bytes reads as 0.
+// The one decoder of the header: parse_header() calls it once the magic and
+// the size are checked; the exec model calls it the way an x86 kernel reads
+// the header (the handler's class, little endian, EI_CLASS and EI_DATA unchecked).
+Header decode_header(std::span<const std::uint8_t> bytes, bool is64, bool big_endian);
 
 // Decodes only the file header from the first bytes of a file (the kernel's
 // 256-byte buffer is enough). Used by the exec model, which reads the file the

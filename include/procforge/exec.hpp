@@ -4,6 +4,23 @@
 // execution. The rules and their sources are in src/exec/; this header is the
 // contract the CLI, the tests and the later stages (user-space loader, spawn)
 // share.
+//
+//   exec::Request req;
+//   req.path = "/usr/bin/ls";
+//   req.argv = {"ls", "-l"};
+//   req.envp = {"PATH=/usr/bin:/bin"};
+//   auto p = exec::predict(req, exec::SystemFacts::probe());
+//   if (!p) return p.error();                     // the question cannot be answered
+//   if (p->outcome == exec::Outcome::error) ...   // execve fails: p->err, p->diagnosis, p->fix
+//   if (p->plan) ...                              // p->plan->entry, auxv, mappings
+//   // ld.so's half: ldso::predict_after_exec(req, *p, ldso::SystemInfo::probe())
+//
+// Threads: predict() and predict_command() keep no state between calls and
+// may run concurrently, each with its own Request and Prediction; a shared
+// SystemFacts or OpenWriters is only read. Process-wide, read once and kept
+// for the life of the process: vm.overcommit_memory with MemTotal + SwapTotal,
+// fs.protected_symlinks and vm.mmap_rnd_bits (function-local statics). Without
+// Request::writers, a predict() that reaches the ETXTBSY check scans /proc itself.
 #pragma once
 
 #include <sys/types.h>

@@ -43,6 +43,11 @@
 
 #pragma GCC visibility push(default)  // exported from libprocforge.so: the public API
 
+namespace procforge::exec {
+struct Request;
+struct Prediction;
+}  // namespace procforge::exec
+
 namespace procforge::ldso {
 
 // Facts about the system's ld.so, from `ld.so --list-diagnostics` (runs
@@ -277,6 +282,19 @@ struct Prediction {
 // The whole prediction. Fails (Error) only when the question cannot be
 // answered (the program cannot be read or is not ELF).
 Result<Prediction> resolve(const Request& req, const SystemInfo& sys);
+
+// ---------------------------------------------------------------- after execve
+// (src/ldso/from_exec.cpp) The request ld.so gets when the exec that REQ
+// asks for goes as P predicts: nullopt when ld.so does not run (the exec
+// fails or is killed, or the program has no PT_INTERP). The environment and
+// cwd are REQ's, AT_SECURE is the auxv's. RELOCATIONS: Request::relocations.
+std::optional<Request> request_after_exec(const exec::Request& req, const exec::Prediction& p,
+                                          bool relocations = false);
+// request_after_exec() then resolve(): what `procforge explain` does after
+// exec::predict(). A prediction that cannot be made comes back as one
+// warning; nullopt when ld.so does not run.
+std::optional<Prediction> predict_after_exec(const exec::Request& req, const exec::Prediction& p, const SystemInfo& sys,
+                                             bool relocations = false);
 
 }  // namespace procforge::ldso
 

@@ -4,6 +4,18 @@
 // i_writecount, so we rebuild it from /proc: every fd opened with FMODE_WRITE
 // (the /proc/PID/fd/N link's mode carries S_IWUSR, fs/proc/fd.c) and every
 // shared writable mapping.
+//
+//   const exec::OpenWriters writers = exec::OpenWriters::scan();  // one /proc walk
+//   for (auto& path : paths) {
+//     exec::Request req;
+//     req.writers = &writers;                      // shared by a batch of predictions
+//     ...
+//   }
+//
+// Threads: scan() is a snapshot taken at the call, stale as soon as it
+// returns; a scanned OpenWriters is only read afterwards and may be shared
+// between threads. Nothing is cached process-wide. Processes whose /proc
+// entries the caller may not read are missed (run as root for the full set).
 #pragma once
 
 #include <sys/types.h>

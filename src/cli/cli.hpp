@@ -48,13 +48,7 @@ inline constexpr const char* kBatchHeader = "# path\tresult\tdetail\tchain\tobje
 // PROGRAM is the name ld.so's messages start with (its _dl_argv[0]).
 nlohmann::json render_loader_json(const std::string& program, const ldso::Prediction& p);
 std::string render_loader_text(const std::string& program, const ldso::Prediction& p, bool color);
-// The ld.so request for an exec prediction, when the program runs and has a
-// PT_INTERP; nullopt otherwise. RELOCATIONS: also count relocation work.
-std::optional<ldso::Request> loader_request(const exec::Request& req, const exec::Prediction& p, bool relocations);
 // The system's ld.so facts, probed once per process (batch mode shares them).
 const ldso::SystemInfo& loader_system();
-// The ld.so prediction for an exec prediction (loader_request() + resolve());
-// a prediction that cannot be made comes back as a warning.
-std::optional<ldso::Prediction> predict_loader(const exec::Request& req, const exec::Prediction& p, bool relocations);
 
 }  // namespace procforge::cli

@@ -1,6 +1,6 @@
 // `procforge explain`: what execve() would do with a program, without
 // running it. Builds an exec::Request from the flags, calls exec::predict(),
-// then ldso::resolve() when the program starts through ld.so, renders text
+// then ldso::predict_after_exec() for the ld.so half, renders text
 // or JSON; --batch explains a list of files, one line each (ld.so part
 // included, without relocation counts).
 #include <sys/resource.h>
@@ -80,7 +80,7 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     return kExitCannot;
   }
   // The dynamic linker's half, when the kernel half says ld.so gets to run.
-  const auto loader = predict_loader(req, *r, /*relocations=*/true);
+  const auto loader = ldso::predict_after_exec(req, *r, loader_system(), /*relocations=*/true);
   const Verdict v = start_verdict(*r, loader ? &*loader : nullptr);
   if (o.json) {
     auto j = render_json(req, *r, o.show_env);
@@ -108,7 +108,7 @@ struct BatchLoader {
 
 BatchLoader batch_loader(const exec::Request& req, const exec::Prediction& p, bool json) {
   BatchLoader b;
-  auto lreq = loader_request(req, p, /*relocations=*/false);
+  auto lreq = ldso::request_after_exec(req, p, /*relocations=*/false);
   if (!lreq) return b;
   b.ran = true;
   auto lp = ldso::resolve(*lreq, loader_system());
@@ -227,30 +227,6 @@ int demo(const exec::SystemFacts& facts) {
 const ldso::SystemInfo& loader_system() {
   static const ldso::SystemInfo sys = ldso::SystemInfo::probe();
   return sys;
-}
-
-std::optional<ldso::Request> loader_request(const exec::Request& req, const exec::Prediction& p, bool relocations) {
-  if (p.outcome != exec::Outcome::ok || !p.plan || !p.plan->interp) return std::nullopt;
-  ldso::Request lr;
-  lr.program = p.plan->exe;
-  lr.envp = req.envp;
-  lr.cwd = req.cwd;
-  lr.relocations = relocations;
-  for (const auto& a : p.plan->auxv)
-    if (a.type == 23 /* AT_SECURE */ && a.value) lr.secure = *a.value != 0;
-  return lr;
-}
-
-std::optional<ldso::Prediction> predict_loader(const exec::Request& req, const exec::Prediction& p, bool relocations) {
-  auto lr = loader_request(req, p, relocations);
-  if (!lr) return std::nullopt;
-  auto r = ldso::resolve(*lr, loader_system());
-  if (!r) {
-    ldso::Prediction failed;
-    failed.warnings.push_back("the dynamic linker's part could not be predicted: " + r.error().message);
-    return failed;
-  }
-  return std::move(*r);
 }
 
 void add_explain(CLI::App& app, std::vector<Command>& commands) {

@@ -178,36 +178,24 @@ std::uint64_t shentsize_field(bool is64) { return is64 ? 0x3a : 0x2e; }
 
 }  // namespace
 
-Result<Header> parse_header(std::span<const std::uint8_t> first_bytes) {
-  // The byte order is unknown until EI_DATA is read; the ident bytes are single bytes.
-  const ByteView ident(first_bytes, false);
-  if (first_bytes.size() < SELFMAG || std::memcmp(first_bytes.data(), ELFMAG, SELFMAG) != 0) {
-    return malformed(
-        fmt::format("not an ELF file: no \\x7fELF magic at offset 0 (file size {})", hex(first_bytes.size())));
-  }
+Header decode_header(std::span<const std::uint8_t> bytes, bool is64, bool big_endian) {
+  // The ident bytes are single bytes: the byte order does not matter for them.
+  const ByteView v(bytes, big_endian);
   Header h;
-  h.ei_class = ident.u8(EI_CLASS).value_or(0);
-  h.ei_data = ident.u8(EI_DATA).value_or(0);
-  h.ei_version = ident.u8(EI_VERSION).value_or(0);
-  h.ei_osabi = ident.u8(EI_OSABI).value_or(0);
-  h.ei_abiversion = ident.u8(EI_ABIVERSION).value_or(0);
-  h.is64 = h.ei_class != ELFCLASS32;
-  h.big_endian = h.ei_data == ELFDATA2MSB;
-  const std::uint64_t need = detail::ehdr_size(h.is64);
-  if (first_bytes.size() < need) {
-    return malformed(
-        fmt::format("file header (offset 0): file size {} is smaller than an ELF{} "
-                    "header ({})",
-                    hex(first_bytes.size()), h.is64 ? 64 : 32, hex(need)));
-  }
-  const ByteView v(first_bytes, h.big_endian);
+  h.ei_class = v.u8(EI_CLASS).value_or(0);
+  h.ei_data = v.u8(EI_DATA).value_or(0);
+  h.ei_version = v.u8(EI_VERSION).value_or(0);
+  h.ei_osabi = v.u8(EI_OSABI).value_or(0);
+  h.ei_abiversion = v.u8(EI_ABIVERSION).value_or(0);
+  h.is64 = is64;
+  h.big_endian = big_endian;
   h.type = v.u16(16).value_or(0);
   h.machine = v.u16(18).value_or(0);
   h.version = v.u32(20).value_or(0);
-  const std::uint64_t w = h.is64 ? 8 : 4;  // Elf_Addr / Elf_Off width
-  h.entry = v.word(24, h.is64).value_or(0);
-  h.phoff = v.word(24 + w, h.is64).value_or(0);
-  h.shoff = v.word(24 + 2 * w, h.is64).value_or(0);
+  const std::uint64_t w = is64 ? 8 : 4;  // Elf_Addr / Elf_Off width
+  h.entry = v.word(24, is64).value_or(0);
+  h.phoff = v.word(24 + w, is64).value_or(0);
+  h.shoff = v.word(24 + 2 * w, is64).value_or(0);
   const std::uint64_t rest = 24 + 3 * w;
   h.flags = v.u32(rest).value_or(0);
   h.ehsize = v.u16(rest + 4).value_or(0);
@@ -217,6 +205,23 @@ Result<Header> parse_header(std::span<const std::uint8_t> first_bytes) {
   h.shnum = v.u16(rest + 12).value_or(0);
   h.shstrndx = v.u16(rest + 14).value_or(0);
   return h;
+}
+
+Result<Header> parse_header(std::span<const std::uint8_t> first_bytes) {
+  if (first_bytes.size() < SELFMAG || std::memcmp(first_bytes.data(), ELFMAG, SELFMAG) != 0) {
+    return malformed(
+        fmt::format("not an ELF file: no \\x7fELF magic at offset 0 (file size {})", hex(first_bytes.size())));
+  }
+  const bool is64 = first_bytes.size() <= EI_CLASS || first_bytes[EI_CLASS] != ELFCLASS32;
+  const bool big_endian = first_bytes.size() > EI_DATA && first_bytes[EI_DATA] == ELFDATA2MSB;
+  const std::uint64_t need = detail::ehdr_size(is64);
+  if (first_bytes.size() < need) {
+    return malformed(
+        fmt::format("file header (offset 0): file size {} is smaller than an ELF{} "
+                    "header ({})",
+                    hex(first_bytes.size()), is64 ? 64 : 32, hex(need)));
+  }
+  return decode_header(first_bytes, is64, big_endian);
 }
 
 Result<std::vector<ProgramHeader>> parse_program_headers(std::span<const std::uint8_t> table, const Header& h,

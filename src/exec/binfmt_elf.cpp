@@ -1,3 +1,8 @@
+// fs/binfmt_elf.c load_elf_binary() up to the point of no return, one stage
+// per check the kernel makes, in its order (sources in binfmt_elf.hpp): the
+// header, the program headers, PT_INTERP and the interpreter's own checks.
+// The header bytes are decoded by the ELF reader (elf::decode_header()); the
+// checks and their errnos are the kernel's and stay here.
 #include "exec/binfmt_elf.hpp"
 #include "procforge/format.hpp"
 
@@ -48,99 +53,101 @@ std::optional<std::string> load_elf_phdrs(const ExecFile& f, const elf::Header& 
   return std::nullopt;
 }
 
-}  // namespace
-
-elf::Header kernel_header(std::span<const std::uint8_t> buf, bool is64) {
-  elf::ByteView v(buf, false);
-  elf::Header h;
-  h.ei_class = v.u8(EI_CLASS).value_or(0);
-  h.ei_data = v.u8(EI_DATA).value_or(0);
-  h.ei_version = v.u8(EI_VERSION).value_or(0);
-  h.ei_osabi = v.u8(EI_OSABI).value_or(0);
-  h.ei_abiversion = v.u8(EI_ABIVERSION).value_or(0);
-  h.is64 = is64;
-  h.big_endian = false;  // x86 reads every field little-endian
-  h.type = v.u16(16).value_or(0);
-  h.machine = v.u16(18).value_or(0);
-  h.version = v.u32(20).value_or(0);
-  if (is64) {
-    h.entry = v.u64(24).value_or(0);
-    h.phoff = v.u64(32).value_or(0);
-    h.shoff = v.u64(40).value_or(0);
-    h.flags = v.u32(48).value_or(0);
-    h.ehsize = v.u16(52).value_or(0);
-    h.phentsize = v.u16(54).value_or(0);
-    h.phnum = v.u16(56).value_or(0);
-    h.shentsize = v.u16(58).value_or(0);
-    h.shnum = v.u16(60).value_or(0);
-    h.shstrndx = v.u16(62).value_or(0);
-  } else {
-    h.entry = v.u32(24).value_or(0);
-    h.phoff = v.u32(28).value_or(0);
-    h.shoff = v.u32(32).value_or(0);
-    h.flags = v.u32(36).value_or(0);
-    h.ehsize = v.u16(40).value_or(0);
-    h.phentsize = v.u16(42).value_or(0);
-    h.phnum = v.u16(44).value_or(0);
-    h.shentsize = v.u16(46).value_or(0);
-    h.shnum = v.u16(48).value_or(0);
-    h.shstrndx = v.u16(50).value_or(0);
-  }
-  return h;
+// PT_GNU_STACK's PF_X, the last one winning (load_elf_binary()'s
+// executable_stack loop).
+bool wants_exec_stack(const std::vector<elf::ProgramHeader>& ph) {
+  bool exec_stack = false;
+  for (const auto& p : ph)
+    if (p.type == PT_GNU_STACK) exec_stack = p.flags & PF_X;
+  return exec_stack;
 }
 
-HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool compat) {
-  const std::string& name = b.file.path;
-  const std::string handler = compat ? "compat_binfmt_elf" : "binfmt_elf";
-  const std::string rule =
-      compat ? "fs/compat_binfmt_elf.c -> fs/binfmt_elf.c load_elf_binary()" : "fs/binfmt_elf.c load_elf_binary()";
-  if (std::memcmp(buf.data(), ELFMAG, SELFMAG) != 0) return HandlerResult::declined;
+// One load_elf_binary() call up to the point of no return: the program's
+// image, its interpreter's, and the stages that fill them in. A stage returns
+// the handler's result when it ends the call, nullopt to go on.
+struct ElfBinary {
+  using Stop = std::optional<HandlerResult>;
 
+  Context& ctx;
+  Bprm& b;
+  const bool compat;
+  const std::string& name;
+  const std::string handler;
+  const std::string rule;
   ElfImage img;
-  img.file = &b.file;
-  img.ia32 = compat;
-  img.h = kernel_header(buf, !compat);
-  const elf::Header& h = img.h;
-  auto decline = [&](const std::string& step, const std::string& why) {
-    ctx.check(handler + ": " + step, name, false, why, rule);
-    if (!b.enoexec_reason) b.enoexec_reason = why;
-    return HandlerResult::declined;
-  };
-  if (h.type != ET_EXEC && h.type != ET_DYN)
-    return decline("e_type", "e_type is " + elf::type_name(h.type) +
-                                 (h.type == ET_REL    ? " (an object file: link it first)"
-                                  : h.type == ET_CORE ? " (a core dump)"
-                                                      : "") +
-                                 "; only ET_EXEC and ET_DYN can be executed");
-  if (!check_arch(h, compat))
-    return decline("e_machine",
-                   "e_machine is " + elf::machine_name(h.machine) + ", not " + (compat ? "EM_386" : "EM_X86_64"));
-  ctx.check(handler + ": header", name, true,
-            elf::type_name(h.type) + " " + elf::machine_name(h.machine) +
-                " (e_ident class, data, version and OS ABI are not checked)",
-            rule);
-
-  Error io;
-  if (auto why = load_elf_phdrs(b.file, h, ctx.facts.phdr_table_max, img.ph, &io)) {
-    if (io.err) return ctx.fail(io.err, "read", name, io.message, ""), HandlerResult::failed;
-    return decline("program headers", *why);
-  }
-  ctx.out.elf_header = h;
-  ctx.out.elf_phdrs = img.ph;
-  ctx.check(handler + ": program headers", name, true, std::to_string(h.phnum) + " entries at " + hex(h.phoff),
-            "fs/binfmt_elf.c load_elf_phdrs()");
-  if (h.phnum * (h.is64 ? 56u : 32u) > 4096u)
-    ctx.out.rules_applied.push_back(
-        "program header table over 4096 bytes accepted (limit 65536 since ~6.13; "
-        "6.12 and older refuse it with ENOEXEC)");
-
-  // PT_INTERP: only the first one counts (the loop breaks after it).
   std::optional<ExecFile> interp_file;
   ElfImage interp;
   std::array<std::uint8_t, 64> interp_ehdr{};
   std::string interp_name;
-  for (const auto& p : img.ph) {
-    if (p.type != PT_INTERP) continue;
+
+  ElfBinary(Context& c, Bprm& bprm, bool is_compat)
+      : ctx(c),
+        b(bprm),
+        compat(is_compat),
+        name(bprm.file.path),
+        handler(is_compat ? "compat_binfmt_elf" : "binfmt_elf"),
+        rule(is_compat ? "fs/compat_binfmt_elf.c -> fs/binfmt_elf.c load_elf_binary()"
+                       : "fs/binfmt_elf.c load_elf_binary()") {}
+
+  // -ENOEXEC before the point of no return: the next handler gets a try, and
+  // the most specific reason is kept for the final ENOEXEC.
+  HandlerResult decline(const std::string& step, const std::string& why) {
+    ctx.check(handler + ": " + step, name, false, why, rule);
+    if (!b.enoexec_reason) b.enoexec_reason = why;
+    return HandlerResult::declined;
+  }
+
+  HandlerResult fail(const Error& e, const std::string& object) {
+    ctx.fail(e.err, "read", object, e.message, "");
+    return HandlerResult::failed;
+  }
+
+  // The header from bprm->buf, in the handler's class (the kernel checks
+  // neither EI_CLASS nor EI_DATA; x86 reads it little endian), then e_type
+  // and elf_check_arch().
+  Stop check_header(const BinprmBuf& buf) {
+    img.file = &b.file;
+    img.ia32 = compat;
+    img.h = elf::decode_header(buf, !compat, false);
+    const elf::Header& h = img.h;
+    if (h.type != ET_EXEC && h.type != ET_DYN)
+      return decline("e_type", "e_type is " + elf::type_name(h.type) +
+                                   (h.type == ET_REL    ? " (an object file: link it first)"
+                                    : h.type == ET_CORE ? " (a core dump)"
+                                                        : "") +
+                                   "; only ET_EXEC and ET_DYN can be executed");
+    if (!check_arch(h, compat))
+      return decline("e_machine",
+                     "e_machine is " + elf::machine_name(h.machine) + ", not " + (compat ? "EM_386" : "EM_X86_64"));
+    ctx.check(handler + ": header", name, true,
+              elf::type_name(h.type) + " " + elf::machine_name(h.machine) +
+                  " (e_ident class, data, version and OS ABI are not checked)",
+              rule);
+    return std::nullopt;
+  }
+
+  // load_elf_phdrs() of the program: a bad table is ENOEXEC.
+  Stop read_program_headers() {
+    const elf::Header& h = img.h;
+    Error io;
+    if (auto why = load_elf_phdrs(b.file, h, ctx.facts.phdr_table_max, img.ph, &io)) {
+      if (io.err) return fail(io, name);
+      return decline("program headers", *why);
+    }
+    ctx.out.elf_header = h;
+    ctx.out.elf_phdrs = img.ph;
+    ctx.check(handler + ": program headers", name, true, std::to_string(h.phnum) + " entries at " + hex(h.phoff),
+              "fs/binfmt_elf.c load_elf_phdrs()");
+    if (h.phnum * (h.is64 ? 56u : 32u) > 4096u)
+      ctx.out.rules_applied.push_back(
+          "program header table over 4096 bytes accepted (limit 65536 since ~6.13; "
+          "6.12 and older refuse it with ENOEXEC)");
+    return std::nullopt;
+  }
+
+  // The PT_INTERP segment's path: 2 to PATH_MAX bytes, read whole, ending in
+  // NUL (an embedded NUL ends it early).
+  Stop read_interp_path(const elf::ProgramHeader& p) {
     if (p.filesz > kPathMax || p.filesz < 2) {
       ctx.check("PT_INTERP size", name, false, "p_filesz " + std::to_string(p.filesz), rule);
       ctx.fail(ENOEXEC, "PT_INTERP size", name,
@@ -151,7 +158,7 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
     }
     std::string path(p.filesz, '\0');
     auto n = b.file.read_at(path.data(), p.filesz, p.offset);
-    if (!n) return ctx.fail(n.error().err, "read", name, n.error().message, ""), HandlerResult::failed;
+    if (!n) return fail(n.error(), name);
     if (*n != p.filesz) {
       ctx.check("PT_INTERP read", name, false, "short read at " + hex(p.offset), "fs/binfmt_elf.c elf_read()");
       ctx.fail(EIO, "PT_INTERP read", name,
@@ -167,22 +174,24 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
                "relink the program");
       return HandlerResult::failed;
     }
-    interp_name.assign(path.c_str());  // an embedded NUL ends the path
+    interp_name.assign(path.c_str());
     ctx.check("PT_INTERP", name, true, "interpreter " + interp_name, rule);
+    return std::nullopt;
+  }
+
+  // open_exec() of the interpreter, then elf_read() of its header
+  // (sizeof(struct elfhdr) of the handler's class; a short file is EIO).
+  Stop open_interp() {
     auto f = open_exec(ctx, interp_name, "ELF interpreter");
-    if (!f) {
+    if (!f || !*f) {
       ctx.out.chain.push_back({name, LinkKind::elf, interp_name, std::nullopt, ""});
-      return ctx.fail(f.error().err, "open interpreter", interp_name, f.error().message, ""), HandlerResult::failed;
-    }
-    if (!*f) {
-      ctx.out.chain.push_back({name, LinkKind::elf, interp_name, std::nullopt, ""});
+      if (!f) ctx.fail(f.error().err, "open interpreter", interp_name, f.error().message, "");
       return HandlerResult::failed;
     }
     interp_file = std::move(**f);
-    auto& ehdr = interp_ehdr;
-    const std::size_t want = compat ? 52 : 64;  // sizeof(struct elfhdr)
-    auto got = interp_file->read_at(ehdr.data(), want, 0);
-    if (!got) return ctx.fail(got.error().err, "read", interp_name, got.error().message, ""), HandlerResult::failed;
+    const std::size_t want = compat ? 52 : 64;
+    auto got = interp_file->read_at(interp_ehdr.data(), want, 0);
+    if (!got) return fail(got.error(), interp_name);
     if (*got != want) {
       ctx.check("interpreter header read", interp_name, false, "file is " + std::to_string(*got) + " bytes",
                 "fs/binfmt_elf.c elf_read()");
@@ -195,18 +204,28 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
     }
     interp.file = &*interp_file;
     interp.ia32 = compat;
-    interp.h = kernel_header(ehdr, !compat);
-    break;
+    interp.h = elf::decode_header(interp_ehdr, !compat, false);
+    return std::nullopt;
   }
 
-  ctx.out.chain.push_back(
-      {name, LinkKind::elf, interp_file ? std::optional<std::string>(interp_name) : std::nullopt, std::nullopt, ""});
+  // The program header loop's PT_INTERP case: only the first one counts (the
+  // loop breaks after it). Then the handler chain gains this link.
+  Stop find_interp() {
+    for (const auto& p : img.ph) {
+      if (p.type != PT_INTERP) continue;
+      if (auto stop = read_interp_path(p)) return stop;
+      if (auto stop = open_interp()) return stop;
+      break;
+    }
+    ctx.out.chain.push_back(
+        {name, LinkKind::elf, interp_file ? std::optional<std::string>(interp_name) : std::nullopt, std::nullopt, ""});
+    return std::nullopt;
+  }
 
-  bool exec_stack = false;
-  for (const auto& p : img.ph)
-    if (p.type == PT_GNU_STACK) exec_stack = p.flags & PF_X;
-
-  if (interp_file) {
+  // The interpreter checks before the point of no return: the magic,
+  // elf_check_arch(), load_elf_phdrs(); each failure is ELIBBAD.
+  Stop check_interp() {
+    if (!interp_file) return std::nullopt;
     const std::string irule = "fs/binfmt_elf.c load_elf_binary() interpreter checks";
     auto bad = [&](const std::string& step, const std::string& why) {
       ctx.check(step, interp_name, false, why, irule);
@@ -219,22 +238,35 @@ HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool 
     if (!check_arch(interp.h, compat))
       return bad("interpreter e_machine", "its e_machine is " + elf::machine_name(interp.h.machine) +
                                               (compat ? ", not EM_386" : ", not EM_X86_64"));
-    Error iio;
-    if (auto why = load_elf_phdrs(*interp_file, interp.h, ctx.facts.phdr_table_max, interp.ph, &iio)) {
-      if (iio.err) return ctx.fail(iio.err, "read", interp_name, iio.message, ""), HandlerResult::failed;
+    Error io;
+    if (auto why = load_elf_phdrs(*interp_file, interp.h, ctx.facts.phdr_table_max, interp.ph, &io)) {
+      if (io.err) return fail(io, interp_name);
       return bad("interpreter program headers", *why);
     }
     ctx.check("interpreter checks", interp_name, true,
               elf::type_name(interp.h.type) + " " + elf::machine_name(interp.h.machine), irule);
+    return std::nullopt;
   }
+};
+
+}  // namespace
+
+HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool compat) {
+  if (std::memcmp(buf.data(), ELFMAG, SELFMAG) != 0) return HandlerResult::declined;
+  ElfBinary elf(ctx, b, compat);
+  if (auto stop = elf.check_header(buf)) return *stop;
+  if (auto stop = elf.read_program_headers()) return *stop;
+  if (auto stop = elf.find_interp()) return *stop;
+  const bool exec_stack = wants_exec_stack(elf.img.ph);
+  if (auto stop = elf.check_interp()) return *stop;
   // parse_elf_properties() returns at once: x86 does not select
   // CONFIG_ARCH_USE_GNU_PROPERTY, so PT_GNU_PROPERTY is not read here.
 
   // begin_new_exec(): the point of no return. Whatever fails from here on
   // kills the task with SIGSEGV instead of returning to the caller.
-  ctx.check("point of no return", name, true, "begin_new_exec(): the old image is gone from here on",
+  ctx.check("point of no return", elf.name, true, "begin_new_exec(): the old image is gone from here on",
             "fs/exec.c begin_new_exec()");
-  build_layout(ctx, b, img, interp_file ? &interp : nullptr, exec_stack);
+  build_layout(ctx, b, elf.img, elf.interp_file ? &elf.interp : nullptr, exec_stack);
   return HandlerResult::loaded;
 }
 

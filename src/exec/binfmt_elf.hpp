@@ -23,10 +23,6 @@ struct ElfImage {
   bool ia32 = false;
 };
 
-// Decodes the header with the field layout of the given class, whatever
-// e_ident[EI_CLASS] says (the kernel checks neither EI_CLASS nor EI_DATA).
-elf::Header kernel_header(std::span<const std::uint8_t> buf, bool is64);
-
 HandlerResult load_elf_binary(Context& ctx, Bprm& b, const BinprmBuf& buf, bool compat);
 
 }  // namespace procforge::exec

@@ -6,33 +6,11 @@
 
 namespace procforge::exec {
 
-ExecFile::ExecFile(ExecFile&& o) noexcept
-    : path(std::move(o.path)), resolved(std::move(o.resolved)), st(o.st), fd(o.fd), mount_flags(o.mount_flags) {
-  o.fd = -1;
-}
-
-ExecFile& ExecFile::operator=(ExecFile&& o) noexcept {
-  if (this != &o) {
-    if (fd >= 0) close(fd);
-    path = std::move(o.path);
-    resolved = std::move(o.resolved);
-    st = o.st;
-    fd = o.fd;
-    mount_flags = o.mount_flags;
-    o.fd = -1;
-  }
-  return *this;
-}
-
-ExecFile::~ExecFile() {
-  if (fd >= 0) close(fd);
-}
-
 Result<std::size_t> ExecFile::read_at(void* buf, std::size_t len, std::uint64_t off) const {
   std::size_t done = 0;
   auto* p = static_cast<char*>(buf);
   while (done < len) {
-    ssize_t n = pread(fd, p + done, len - done, static_cast<off_t>(off + done));
+    ssize_t n = pread(fd.get(), p + done, len - done, static_cast<off_t>(off + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       int e = errno;

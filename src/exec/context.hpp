@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "common/unique_fd.hpp"
 #include "procforge/exec.hpp"
 #include "procforge/open_writers.hpp"
 
@@ -17,15 +18,8 @@ struct ExecFile {
   std::string path;      // as named (execve filename, #! interpreter, PT_INTERP)
   std::string resolved;  // after symlinks, for messages
   struct stat st {};
-  int fd = -1;
+  UniqueFd fd;
   unsigned long mount_flags = 0;  // statfs f_flags of its mount (ST_NOEXEC, ST_NOSUID)
-
-  ExecFile() = default;
-  ExecFile(const ExecFile&) = delete;
-  ExecFile& operator=(const ExecFile&) = delete;
-  ExecFile(ExecFile&& o) noexcept;
-  ExecFile& operator=(ExecFile&& o) noexcept;
-  ~ExecFile();
 
   // kernel_read(): bytes read, fewer at end of file; Error when the file
   // cannot be read by us (the kernel could) or changed while read.

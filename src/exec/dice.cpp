@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "exec/system_facts.hpp"
 #include "procforge/exec.hpp"
 
 namespace procforge::exec {
@@ -26,15 +27,7 @@ Dice Dice::roll() {
   std::uint64_t r[5];
   std::memcpy(r, draw, sizeof r);
   std::memcpy(d.random_bytes.data(), draw + sizeof r, d.random_bytes.size());
-  static const int bits = [] {
-    int b = 28;
-    if (int fd = open("/proc/sys/vm/mmap_rnd_bits", O_RDONLY | O_CLOEXEC); fd >= 0) {
-      char buf[16] = {};
-      if (read(fd, buf, sizeof buf - 1) > 0) b = atoi(buf);
-      close(fd);
-    }
-    return b;
-  }();
+  static const int bits = static_cast<int>(read_number("/proc/sys/vm/mmap_rnd_bits", 28));
   const std::uint64_t mask = (1ull << bits) - 1;
   d.pie_rnd_pages = r[0] & mask;
   d.mmap_rnd_pages = r[1] & mask;

@@ -1,3 +1,5 @@
+// OpenWriters::scan(): every process's fds opened for writing and shared
+// writable mappings, from /proc (see open_writers.hpp for why).
 #include "procforge/open_writers.hpp"
 
 #include <dirent.h>
@@ -11,6 +13,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/unique_fd.hpp"
+
 namespace procforge::exec {
 
 namespace {
@@ -22,15 +26,35 @@ bool all_digits(const char* s) {
   return true;
 }
 
-// Shared writable mappings in /proc/PID/maps ("rw-s").
-void scan_maps(int pid_dir, std::set<std::pair<std::uint64_t, std::uint64_t>>& out) {
-  int fd = openat(pid_dir, "maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  FILE* f = fdopen(fd, "r");
-  if (!f) {
-    close(fd);
-    return;
+using FileSet = std::set<std::pair<std::uint64_t, std::uint64_t>>;
+
+// Regular files behind the descriptors in /proc/PID/fd whose link mode has
+// S_IWUSR (opened with FMODE_WRITE).
+void scan_fds(int pid_dir, FileSet& out) {
+  UniqueFd fd_dir(openat(pid_dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd_dir) return;
+  DIR* fds = fdopendir(fd_dir.get());
+  if (!fds) return;
+  (void)fd_dir.release();  // closedir() closes it
+  while (dirent* fe = readdir(fds)) {
+    if (!all_digits(fe->d_name)) continue;
+    struct stat link {};
+    if (fstatat(dirfd(fds), fe->d_name, &link, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!(link.st_mode & S_IWUSR)) continue;
+    struct stat target {};
+    if (fstatat(dirfd(fds), fe->d_name, &target, 0) != 0) continue;
+    if (S_ISREG(target.st_mode)) out.insert({target.st_dev, target.st_ino});
   }
+  closedir(fds);
+}
+
+// Shared writable mappings in /proc/PID/maps ("rw-s").
+void scan_maps(int pid_dir, FileSet& out) {
+  UniqueFd fd(openat(pid_dir, "maps", O_RDONLY | O_CLOEXEC));
+  if (!fd) return;
+  FILE* f = fdopen(fd.get(), "r");
+  if (!f) return;
+  (void)fd.release();  // fclose() closes it
   char line[4096];
   while (fgets(line, sizeof line, f)) {
     char perms[8] = {};
@@ -51,28 +75,10 @@ OpenWriters OpenWriters::scan() {
   if (!proc) return w;
   while (dirent* pe = readdir(proc)) {
     if (!all_digits(pe->d_name)) continue;
-    int pid_dir = openat(dirfd(proc), pe->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (pid_dir < 0) continue;
-    int fd_dir = openat(pid_dir, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd_dir >= 0) {
-      DIR* fds = fdopendir(fd_dir);
-      if (fds) {
-        while (dirent* fe = readdir(fds)) {
-          if (!all_digits(fe->d_name)) continue;
-          struct stat link {};
-          if (fstatat(dirfd(fds), fe->d_name, &link, AT_SYMLINK_NOFOLLOW) != 0) continue;
-          if (!(link.st_mode & S_IWUSR)) continue;
-          struct stat target {};
-          if (fstatat(dirfd(fds), fe->d_name, &target, 0) != 0) continue;
-          if (S_ISREG(target.st_mode)) w.files_.insert({target.st_dev, target.st_ino});
-        }
-        closedir(fds);
-      } else {
-        close(fd_dir);
-      }
-    }
-    scan_maps(pid_dir, w.files_);
-    close(pid_dir);
+    const UniqueFd pid_dir(openat(dirfd(proc), pe->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!pid_dir) continue;
+    scan_fds(pid_dir.get(), w.files_);
+    scan_maps(pid_dir.get(), w.files_);
   }
   closedir(proc);
   return w;

@@ -12,6 +12,7 @@
 #include <deque>
 
 #include "exec/diagnosis.hpp"
+#include "exec/system_facts.hpp"
 
 namespace procforge::exec {
 
@@ -58,20 +59,11 @@ bool on_procfs(const std::string& path) {
   return statfs(path.c_str(), &sf) == 0 && sf.f_type == PROC_SUPER_MAGIC;
 }
 
-int read_sysctl(const char* path, int fallback) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fallback;
-  char buf[32] = {};
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  return n > 0 ? atoi(buf) : fallback;
-}
-
 // fs/namei.c may_follow_link(): with protected_symlinks, a symlink in a sticky
 // world-writable directory is followed only by its owner or when the
 // directory's owner owns the link.
 bool may_follow_link(const struct stat& dir, const struct stat& link, const Credentials& c) {
-  static const int protected_symlinks = read_sysctl("/proc/sys/fs/protected_symlinks", 1);
+  static const long protected_symlinks = read_number("/proc/sys/fs/protected_symlinks", 1);
   if (!protected_symlinks) return true;
   if (!((dir.st_mode & S_ISVTX) && (dir.st_mode & S_IWOTH))) return true;
   if (c.fsuid == link.st_uid) return true;
@@ -92,137 +84,160 @@ bool may_search_dir(const struct stat& st, const Credentials& c) {
   return c.cap_dac_override || c.cap_dac_read_search;
 }
 
-LookupResult path_lookup(const std::string& path, const std::string& cwd, const Credentials& creds, bool from_kernel) {
+namespace {
+
+// procfs "magic" links (/proc/PID/fd/N, /proc/PID/exe) jump to the object
+// itself (nd_jump_link()); their text is not a path to walk. Seen from user
+// space: a link in procfs whose text does not name the object it leads to.
+bool is_magic_link(const std::string& dir, const std::string& link, const std::string& target) {
+  if (!on_procfs(dir)) return false;
+  if (target.empty() || target[0] != '/') return target.find(':') != std::string::npos;
+  struct stat via_text {
+  }, real{};
+  return stat(target.c_str(), &via_text) != 0 || stat(link.c_str(), &real) != 0 || via_text.st_ino != real.st_ino ||
+         via_text.st_dev != real.st_dev;
+}
+
+// One walk of fs/namei.c (struct nameidata as far as the model needs it):
+// where the walk is, what is left of the path, the symlinks followed, and
+// the result being filled in. Each member is a stage of path_lookupat().
+struct Walk {
+  const Credentials& creds;
   LookupResult r;
-  if (path.empty() && from_kernel) {
-    // open_exec("") of a kernel-held name (an empty #! interpreter or
-    // PT_INTERP "\0"): getname_kernel() accepts "", which walks to the cwd.
-    r.resolved = cwd;
-    if (stat(cwd.c_str(), &r.st) != 0) r.err = errno;
-    return r;
-  }
-  if (path.empty()) {
-    r.err = ENOENT;
-    r.detail = "the path is empty";
-    return r;
-  }
-  if (path.size() >= kPathMax) {
-    r.err = ENAMETOOLONG;
-    r.detail = "the path is " + std::to_string(path.size()) + " bytes; PATH_MAX is 4096 including the NUL";
-    return r;
-  }
-  std::string cur = path[0] == '/' ? "/" : cwd;
-  if (stat(cur.c_str(), &r.st) != 0) {
-    r.err = errno;
-    r.resolved = cur;
-    r.detail = "the starting directory cannot be examined";
-    return r;
-  }
-  std::deque<std::string> todo;
-  for (auto& p : split(path)) todo.push_back(std::move(p));
-  bool want_dir = path.back() == '/';
+  std::string cur;               // the directory (or, at the end, the object) reached
+  std::deque<std::string> todo;  // components still to walk, symlink text spliced in
+  bool want_dir = false;         // LOOKUP_DIRECTORY: the path (or a link's text) ends in '/'
   int links = 0;
-  while (!todo.empty()) {
-    std::string comp = std::move(todo.front());
-    todo.pop_front();
-    if (comp.size() > kNameMax) {
-      r.err = ENAMETOOLONG;
-      r.component = comp.substr(0, 32) + "...";
-      r.detail = "a path component is " + std::to_string(comp.size()) + " bytes; NAME_MAX is 255";
-      return r;
+
+  // Records the errno the walk stops with; false, so a stage can return it.
+  bool stop(int err, std::string resolved, std::string component, std::string detail) {
+    r.err = err;
+    r.resolved = std::move(resolved);
+    r.component = std::move(component);
+    r.detail = std::move(detail);
+    return false;
+  }
+
+  // getname() and path_init(): an empty name is ENOENT, PATH_MAX counts the
+  // NUL; a relative walk starts at the cwd, an absolute one at /.
+  bool path_init(const std::string& path, const std::string& cwd) {
+    if (path.empty()) return stop(ENOENT, "", "", "the path is empty");
+    if (path.size() >= kPathMax)
+      return stop(ENAMETOOLONG, "", "",
+                  "the path is " + std::to_string(path.size()) + " bytes; PATH_MAX is 4096 including the NUL");
+    cur = path[0] == '/' ? "/" : cwd;
+    if (stat(cur.c_str(), &r.st) != 0) {
+      const int err = errno;
+      return stop(err, cur, "", "the starting directory cannot be examined");
     }
-    if (!S_ISDIR(r.st.st_mode)) {
-      r.err = ENOTDIR;
-      r.resolved = cur;
-      r.component = comp;
-      r.detail = cur + " is not a directory";
-      return r;
+    for (auto& p : split(path)) todo.push_back(std::move(p));
+    want_dir = path.back() == '/';
+    return true;
+  }
+
+  // link_path_walk() before each component: NAME_MAX, then may_lookup() on
+  // the directory walked so far (a directory, with search permission).
+  bool may_lookup(const std::string& comp) {
+    if (comp.size() > kNameMax)
+      return stop(ENAMETOOLONG, "", comp.substr(0, 32) + "...",
+                  "a path component is " + std::to_string(comp.size()) + " bytes; NAME_MAX is 255");
+    if (!S_ISDIR(r.st.st_mode)) return stop(ENOTDIR, cur, comp, cur + " is not a directory");
+    if (!may_search_dir(r.st, creds)) return stop(EACCES, cur, comp, "no search (x) permission on directory " + cur);
+    return true;
+  }
+
+  // handle_dots(): ".." goes to the parent (never above /).
+  bool handle_dotdot() {
+    cur = parent_of(cur);
+    if (stat(cur.c_str(), &r.st) != 0) return r.err = errno, false;
+    return true;
+  }
+
+  // pick_link() -> step_into(): a symlink costs one of MAXSYMLINKS follows,
+  // must pass may_follow_link(), and its text is walked in place of the
+  // component (an absolute one restarts at /); a magic link jumps instead.
+  bool pick_link(const std::string& next, const struct stat& link) {
+    if (++links > kMaxSymlinks)
+      return stop(ELOOP, next, "", "more than 40 symbolic links while resolving the path (a loop?)");
+    if (!may_follow_link(r.st, link, creds))
+      return stop(EACCES, next, "",
+                  "fs.protected_symlinks: the symlink " + next +
+                      " is in a sticky world-writable directory and owned by someone else");
+    std::string target(4096, '\0');
+    ssize_t n = readlink(next.c_str(), target.data(), target.size());
+    target.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    if (is_magic_link(cur, next, target)) {
+      struct stat real {};
+      if (stat(next.c_str(), &real) != 0) {
+        const int err = errno;
+        return stop(err, next, "", "the /proc link " + next + " cannot be followed");
+      }
+      cur = next;
+      r.st = real;
+      return true;
     }
-    if (!may_search_dir(r.st, creds)) {
-      r.err = EACCES;
-      r.resolved = cur;
-      r.component = comp;
-      r.detail = "no search (x) permission on directory " + cur;
-      return r;
+    if (target.empty()) return stop(ENOENT, next, "", "empty symlink " + next);
+    auto parts = split(target);
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.push_front(*it);
+    if (target[0] == '/') {
+      cur = "/";
+      stat("/", &r.st);
     }
-    if (comp == ".") continue;
-    if (comp == "..") {
-      cur = parent_of(cur);
-      if (stat(cur.c_str(), &r.st) != 0) return r.err = errno, r;
-      continue;
-    }
+    if (todo.empty() && target.back() == '/') want_dir = true;
+    return true;
+  }
+
+  // walk_component(): look the name up in the directory; a symlink is
+  // followed, anything else becomes where the walk is.
+  bool walk_component(const std::string& comp) {
     const std::string next = join(cur, comp);
     struct stat st {};
     if (lstat(next.c_str(), &st) != 0) {
-      r.err = errno;
-      r.resolved = next;
-      r.component = comp;
-      r.detail = r.err == ENOENT ? next + " does not exist" : "cannot examine " + next;
-      return r;
+      const int err = errno;
+      return stop(err, next, comp, err == ENOENT ? next + " does not exist" : "cannot examine " + next);
     }
-    if (S_ISLNK(st.st_mode)) {
-      if (++links > kMaxSymlinks) {
-        r.err = ELOOP;
-        r.resolved = next;
-        r.detail = "more than 40 symbolic links while resolving the path (a loop?)";
-        return r;
-      }
-      if (!may_follow_link(r.st, st, creds)) {
-        r.err = EACCES;
-        r.resolved = next;
-        r.detail = "fs.protected_symlinks: the symlink " + next +
-                   " is in a sticky world-writable directory and owned by someone else";
-        return r;
-      }
-      std::string target(4096, '\0');
-      ssize_t n = readlink(next.c_str(), target.data(), target.size());
-      target.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-      // procfs "magic" links (/proc/PID/fd/N, /proc/PID/exe) jump to the
-      // object itself; their text is not a path to walk.
-      struct stat real {};
-      bool magic = false;
-      if (on_procfs(cur)) {
-        struct stat via_text {};
-        magic = target.empty() || target[0] != '/'
-                    ? (target.find(':') != std::string::npos)
-                    : (stat(target.c_str(), &via_text) != 0 || stat(next.c_str(), &real) != 0 ||
-                       via_text.st_ino != real.st_ino || via_text.st_dev != real.st_dev);
-      }
-      if (magic) {
-        if (stat(next.c_str(), &real) != 0) {
-          r.err = errno;
-          r.resolved = next;
-          r.detail = "the /proc link " + next + " cannot be followed";
-          return r;
-        }
-        cur = next;
-        r.st = real;
-        continue;
-      }
-      if (target.empty()) {
-        r.err = ENOENT;
-        r.resolved = next;
-        r.detail = "empty symlink " + next;
-        return r;
-      }
-      auto parts = split(target);
-      for (auto it = parts.rbegin(); it != parts.rend(); ++it) todo.push_front(*it);
-      if (target[0] == '/') {
-        cur = "/";
-        stat("/", &r.st);
-      }
-      if (todo.empty() && target.back() == '/') want_dir = true;
-      continue;
-    }
+    if (S_ISLNK(st.st_mode)) return pick_link(next, st);
     cur = next;
     r.st = st;
+    return true;
   }
-  r.resolved = cur;
-  if (want_dir && !S_ISDIR(r.st.st_mode)) {
-    r.err = ENOTDIR;
-    r.detail = cur + " is not a directory but the path ends in '/'";
+
+  // link_path_walk() and the last component: each in turn, "." staying put.
+  bool link_path_walk() {
+    while (!todo.empty()) {
+      const std::string comp = std::move(todo.front());
+      todo.pop_front();
+      if (!may_lookup(comp)) return false;
+      if (comp == ".") continue;
+      if (!(comp == ".." ? handle_dotdot() : walk_component(comp))) return false;
+    }
+    return true;
   }
-  return r;
+
+  // complete_walk() with LOOKUP_DIRECTORY: a trailing '/' wants a directory.
+  void complete_walk() {
+    r.resolved = cur;
+    if (want_dir && !S_ISDIR(r.st.st_mode)) {
+      r.err = ENOTDIR;
+      r.detail = cur + " is not a directory but the path ends in '/'";
+    }
+  }
+};
+
+}  // namespace
+
+// fs/namei.c path_lookupat() with LOOKUP_FOLLOW, as do_filp_open() runs it.
+LookupResult path_lookup(const std::string& path, const std::string& cwd, const Credentials& creds, bool from_kernel) {
+  Walk w{creds, {}, {}, {}, false, 0};
+  if (path.empty() && from_kernel) {
+    // open_exec("") of a kernel-held name (an empty #! interpreter or
+    // PT_INTERP "\0"): getname_kernel() accepts "", which walks to the cwd.
+    w.r.resolved = cwd;
+    if (stat(cwd.c_str(), &w.r.st) != 0) w.r.err = errno;
+    return w.r;
+  }
+  if (w.path_init(path, cwd) && w.link_path_walk()) w.complete_walk();
+  return w.r;
 }
 
 namespace {
@@ -284,10 +299,10 @@ Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name,
   f.path = name;
   f.resolved = lr.resolved;
   f.st = lr.st;
-  f.fd = open(lr.resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  const int open_err = f.fd < 0 ? errno : 0;
+  f.fd.reset(open(lr.resolved.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  const int open_err = f.fd ? 0 : errno;
   struct statfs sf {};
-  if (f.fd >= 0 ? fstatfs(f.fd, &sf) == 0 : statfs(lr.resolved.c_str(), &sf) == 0) f.mount_flags = sf.f_flags;
+  if (f.fd ? fstatfs(f.fd.get(), &sf) == 0 : statfs(lr.resolved.c_str(), &sf) == 0) f.mount_flags = sf.f_flags;
   if (noexec(sf)) {
     ctx.check("noexec mount", name, false, "the filesystem holding it is mounted noexec", "fs/namei.c path_noexec()");
     ctx.fail(EACCES, "noexec mount", name,
@@ -310,7 +325,7 @@ Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name,
   }
   ctx.check("x permission", name, true, "executable by the caller", "fs/namei.c generic_permission()");
 
-  if (f.fd < 0) {
+  if (!f.fd) {
     const int e = open_err;
     return Error(e, "reading " + role + " " + name + ": " + errno_name(e) +
                         (e == EACCES ? " (the kernel could execute it without read permission, but procforge "
@@ -318,7 +333,7 @@ Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name,
                                      : ""));
   }
   struct stat now {};
-  if (fstat(f.fd, &now) != 0 || now.st_ino != lr.st.st_ino || now.st_dev != lr.st.st_dev || !S_ISREG(now.st_mode))
+  if (fstat(f.fd.get(), &now) != 0 || now.st_ino != lr.st.st_ino || now.st_dev != lr.st.st_dev || !S_ISREG(now.st_mode))
     return Error(EAGAIN, "reading " + role + " " + name + ": the file changed while it was examined");
 
   if (ctx.writers().contains(lr.st.st_dev, lr.st.st_ino)) {

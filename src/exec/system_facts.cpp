@@ -10,6 +10,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/unique_fd.hpp"
+#include "exec/system_facts.hpp"
 #include "procforge/exec.hpp"
 
 #ifndef AT_MINSIGSTKSZ
@@ -19,15 +21,6 @@
 namespace procforge::exec {
 
 namespace {
-
-long read_number(const char* path, long fallback) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fallback;
-  char buf[64] = {};
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  return n > 0 ? strtol(buf, nullptr, 10) : fallback;
-}
 
 bool at_least(const SystemFacts& f, int major, int minor) {
   return f.major > major || (f.major == major && f.minor >= minor);
@@ -59,6 +52,14 @@ void read_vdso_layout(SystemFacts& f) {
 
 }  // namespace
 
+long read_number(const char* path, long fallback) {
+  const UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) return fallback;
+  char buf[64] = {};
+  const ssize_t n = read(fd.get(), buf, sizeof buf - 1);
+  return n > 0 ? strtol(buf, nullptr, 10) : fallback;
+}
+
 SystemFacts SystemFacts::probe() {
   SystemFacts f;
   struct utsname u {};
@@ -72,26 +73,21 @@ SystemFacts SystemFacts::probe() {
   // The kernel's auxv as we received it; glibc's getauxval(AT_HWCAP) on x86
   // returns its own HWCAP_X86_* bits instead of CPUID(1).EDX.
   f.vdso = false;
-  if (int fd = open("/proc/self/auxv", O_RDONLY | O_CLOEXEC); fd >= 0) {
+  if (const UniqueFd fd(open("/proc/self/auxv", O_RDONLY | O_CLOEXEC)); fd) {
     std::uint64_t pair[2];
-    while (read(fd, pair, sizeof pair) == static_cast<ssize_t>(sizeof pair) && pair[0] != AT_NULL) {
+    while (read(fd.get(), pair, sizeof pair) == static_cast<ssize_t>(sizeof pair) && pair[0] != AT_NULL) {
       if (pair[0] == AT_HWCAP) f.hwcap = pair[1];
       if (pair[0] == AT_HWCAP2) f.hwcap2 = pair[1];
       if (pair[0] == AT_MINSIGSTKSZ) f.minsigstksz = pair[1];
       if (pair[0] == AT_SYSINFO_EHDR) f.vdso = true;
     }
-    close(fd);
   }
   read_vdso_layout(f);
   // CONFIG_IA32_EMULATION can be switched off at boot (ia32_emulation=).
   {
-    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    const UniqueFd fd(open("/proc/cmdline", O_RDONLY | O_CLOEXEC));
     char cmd[4096] = {};
-    if (fd >= 0) {
-      ssize_t n = read(fd, cmd, sizeof cmd - 1);
-      (void)n;
-      close(fd);
-    }
+    if (fd && read(fd.get(), cmd, sizeof cmd - 1) < 0) cmd[0] = 0;
     f.ia32_emulation =
         !strstr(cmd, "ia32_emulation=0") && !strstr(cmd, "ia32_emulation=false") && !strstr(cmd, "ia32_emulation=off");
   }
