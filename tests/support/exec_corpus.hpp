@@ -11,8 +11,10 @@
 // binfmt_misc entries (removed by SharedEnv::teardown(), or at exit).
 //
 // binfmt_misc keeps one table per user namespace, not per mount: entries
-// outlive a private mount and the process that registered them. A run that
-// crashes leaves its entries on the host, so every entry is named
+// outlive a private mount and the process that registered them for as long
+// as binfmt_misc is mounted anywhere in the namespace (a host's own
+// /proc/sys/fs/binfmt_misc usually is). A run that crashes leaves its
+// entries there, so every entry is named
 // kBinfmtPrefix + kind + "_" + the registering pid in hex, and the first use
 // of binfmt() unregisters those whose process is gone.
 #pragma once
