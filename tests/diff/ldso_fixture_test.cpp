@@ -36,6 +36,7 @@
 #include "procforge/ldso.hpp"
 #include "support/ldso_fixtures.hpp"
 #include "support/ldso_stderr.hpp"
+#include "support/requires.hpp"
 
 namespace procforge::testsupport {
 namespace {
@@ -120,6 +121,7 @@ std::map<std::string, std::vector<std::string>> tried_by_model(const ldso::Predi
 
 // A case the machine cannot run skips; a fixture that does not build fails.
 #define BUILD_CASE_OR_RETURN(var, name, dir)                                                         \
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");                                                             \
   auto var##_built = build_ldso_case(name, dir);                                                     \
   if (!var##_built && var##_built.error().err == EPERM) GTEST_SKIP() << var##_built.error().message; \
   ASSERT_TRUE(var##_built.ok()) << "building the fixture failed: " << var##_built.error().message;   \

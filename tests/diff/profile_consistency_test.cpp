@@ -135,10 +135,14 @@ TEST(ProfileConsistency, tracer_overhead_is_reported) {
   EXPECT_TRUE(std::isfinite(r->overhead_net) && r->overhead_net > 0);
   // Tracing cannot halve a start-up; on a busy machine the untraced runs
   // (medians of their own) can be the ones that were preempted.
-  if (!machine.disturbed) EXPECT_GT(r->overhead_net, 0.5);
+  if (!machine.disturbed) {
+    EXPECT_GT(r->overhead_net, 0.5);
+  }
   // The 1.2x goal holds for programs that start in 5 ms or more; gated only
   // where asked (a quiet machine), never in CI.
-  if (getenv("PROCFORGE_GATE_OVERHEAD") && r->untraced_wall_us.median >= 5000) EXPECT_LE(r->overhead_net, 1.2);
+  if (getenv("PROCFORGE_GATE_OVERHEAD") && r->untraced_wall_us.median >= 5000) {
+    EXPECT_LE(r->overhead_net, 1.2);
+  }
 }
 
 TEST(ProfileConsistency, compare_interleaves_and_profiles_each_command) {

@@ -30,6 +30,7 @@
 #include "procforge/profile.hpp"
 #include "support/cpu_contention.hpp"
 #include "support/ldso_fixtures.hpp"
+#include "support/requires.hpp"
 
 namespace {
 
@@ -190,6 +191,7 @@ std::map<Phase, Expected> expected_for(const std::string& build) {
 class ProfilePhaseCosts : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
+    SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
     ASSERT_TRUE(programs().error.empty()) << programs().error;
     std::string error;
     m_ = &measured(GetParam(), &error);
@@ -248,11 +250,13 @@ TEST_P(ProfilePhaseCosts, each_phase_lasts_at_least_its_cost_and_on_an_idle_mach
     if (want.merged_into) continue;
     ASSERT_TRUE(ps.present) << ps.name << " missing";
     EXPECT_GE(ps.wall_us.median, kLowFactor * want.cost.cpu_us) << ps.name;
-    if (!machine.disturbed) EXPECT_LE(ps.wall_us.median, want.cost.cpu_us + kWallSlackUs) << ps.name;
+    if (!machine.disturbed) {
+      EXPECT_LE(ps.wall_us.median, want.cost.cpu_us + kWallSlackUs) << ps.name;
+    }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Builds, ProfilePhaseCosts, ::testing::Values("dynamic", "static", "static_pie", "script"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& i) { return i.param; });
 
 }  // namespace

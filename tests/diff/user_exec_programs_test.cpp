@@ -26,11 +26,14 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "support/oracle.hpp"
+#include "support/requires.hpp"
+#include "support/run_command.hpp"
 #include "support/user_exec.hpp"
 
 namespace procforge::testsupport {
@@ -72,7 +75,8 @@ struct TempDir {
     if (!path.empty()) ::chmod(path.c_str(), 0755);
   }
   ~TempDir() {
-    if (!path.empty()) std::system(("rm -rf '" + path + "'").c_str());
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
   }
 };
 
@@ -183,6 +187,7 @@ void expect_few_set_aside() {
 }
 
 TEST(UserExecPrograms, UsrBinVersionAndHelpMatchTheKernel) {
+  SKIP_IF_TOO_FEW_FILES(199u, false, "/usr/bin");
   TempDir cwd("/tmp/pfuser-cwd-XXXXXX");
   ASSERT_FALSE(cwd.path.empty());
   std::vector<std::string> names;
@@ -276,6 +281,7 @@ __asm__(".globl _start\n_start:\n xor %ebp,%ebp\n mov %rsp,%rdi\n and $-16,%rsp\
 )SRC";
 
 TEST(UserExecPrograms, BuiltProgramsMatchTheKernel) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc", "/usr/bin/g++", "/usr/bin/python3");
   TempDir dir("/tmp/pfuser-built-XXXXXX");
   ASSERT_FALSE(dir.path.empty());
   const std::string d = dir.path;
@@ -296,9 +302,13 @@ TEST(UserExecPrograms, BuiltProgramsMatchTheKernel) {
   std::vector<std::pair<std::string, std::string>> programs;  // label, path
   for (const auto& b : builds) {
     const std::string out = d + "/" + b.name;
-    const std::string cmd = "cd '" + d + "' && " + b.lang + " " + b.flags + " -o " + b.name + " 2>" + b.name + ".log";
-    if (std::system(cmd.c_str()) != 0) {
-      ADD_FAILURE() << "cannot build " << b.name << ": " << cmd;
+    const std::string cmd = b.lang + " " + b.flags + " -o " + b.name;
+    CommandOptions o;
+    o.inherit_env = true;
+    o.cwd = d;
+    o.timeout_ms = 120000;
+    if (const CommandResult r = run_command({"/bin/sh", "-c", cmd}, o); r.exit_code != 0) {
+      ADD_FAILURE() << "cannot build " << b.name << ": " << cmd << "\n" << r.err;
       continue;
     }
     programs.emplace_back(b.name, out);

@@ -3,15 +3,10 @@
 // must give a clear message and never a hang or a crash, and the exec and
 // explain flags compared with what the kernel does (its maps under setarch -R,
 // its answer to an exec as another identity).
-#include <fcntl.h>
 #include <gnu/libc-version.h>
-#include <grp.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +21,7 @@
 #include <vector>
 
 #include "support/probe_copy.hpp"
+#include "support/run_command.hpp"
 #include "support/temp_dir_test.hpp"
 
 namespace {
@@ -48,57 +44,20 @@ Outcome run(const std::vector<std::string>& args, const std::string& stdin_text 
     ADD_FAILURE() << why;
     return {};
   }
-  int out[2], err[2], in[2];
-  if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(in, O_CLOEXEC)) return {};
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    if (as_uid && (setgroups(0, nullptr) || setresgid(as_uid, as_uid, as_uid) || setresuid(as_uid, as_uid, as_uid)))
-      _exit(125);
-    std::vector<char*> argv{const_cast<char*>(binary.c_str())};
-    for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(binary.c_str(), argv.data());
-    _exit(127);
+  std::vector<std::string> argv{binary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  procforge::testsupport::CommandOptions o;
+  o.inherit_env = true;
+  o.stdin_text = stdin_text;
+  o.timeout_ms = 20000;
+  if (as_uid) {
+    o.uid = as_uid;
+    o.gid = as_uid;
+    o.groups = std::vector<gid_t>{};
   }
-  close(out[1]);
-  close(err[1]);
-  close(in[0]);
-  if (!stdin_text.empty()) (void)!write(in[1], stdin_text.data(), stdin_text.size());
-  close(in[1]);
-  Outcome r;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  pollfd p[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      r.timed_out = true;
-      kill(pid, SIGKILL);
-      break;
-    }
-    if (poll(p, 2, static_cast<int>(left.count())) <= 0) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP))) continue;
-      char buf[65536];
-      ssize_t n = read(p[i].fd, buf, sizeof buf);
-      if (n <= 0) {
-        close(p[i].fd);
-        p[i].fd = -1;
-        --open_fds;
-      } else {
-        (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
-      }
-    }
-  }
-  for (auto& q : p)
-    if (q.fd >= 0) close(q.fd);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
+  const auto r = procforge::testsupport::run_command(argv, o);
+  if (!r.started) ADD_FAILURE() << "cannot run " << binary << ": " << r.err;
+  return {r.signal != 0 ? 128 + r.signal : r.exit_code, r.out, r.err, r.timed_out};
 }
 
 class Cli : public procforge::testing::TempDirTest {};
@@ -388,12 +347,17 @@ TEST_F(Cli, explain_uid_and_gid_predict_the_kernels_eacces_for_another_identity)
     SCOPED_TRACE(c.file + " as " + c.uid + ":" + c.gid);
     Outcome e = run({"explain", "--json", "--uid", c.uid, "--gid", c.gid, c.file});
     auto j = nlohmann::json::parse(e.out);
-    if (c.errno_name.empty()) EXPECT_EQ(j["execve"]["result"], "ok") << e.out;
-    else EXPECT_EQ(j["execve"]["errno"], c.errno_name) << e.out;
+    if (c.errno_name.empty()) {
+      EXPECT_EQ(j["execve"]["result"], "ok") << e.out;
+    } else {
+      EXPECT_EQ(j["execve"]["errno"], c.errno_name) << e.out;
+    }
     // The kernel, asked as that identity.
     Outcome k = run({"run", "--uid", c.uid, "--gid", c.gid, "--", c.file});
     EXPECT_EQ(k.status, c.errno_name.empty() ? 0 : 126) << k.err;
-    if (!c.errno_name.empty()) EXPECT_NE(k.err.find(": " + c.errno_name), std::string::npos) << k.err;
+    if (!c.errno_name.empty()) {
+      EXPECT_NE(k.err.find(": " + c.errno_name), std::string::npos) << k.err;
+    }
   }
   // The same files as ourselves (root): no refusal.
   EXPECT_EQ(nlohmann::json::parse(run({"explain", "--json", owner_only}).out)["execve"]["result"], "ok");

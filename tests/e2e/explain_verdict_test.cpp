@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "support/ldso_fixtures.hpp"
+#include "support/requires.hpp"
 #include "support/temp_dir_test.hpp"
 
 namespace {
@@ -63,6 +64,7 @@ class ExplainVerdict : public procforge::testing::TempDirTest {
 };
 
 TEST_F(ExplainVerdict, a_missing_library_is_the_headline_with_why_and_fix) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
   build_program_using_foo("prog", "int foo(void) { return 0; }\n");
   ASSERT_EQ(unlink((dir + "/libfoo.so").c_str()), 0);
   const std::string prog = dir + "/prog";
@@ -93,6 +95,7 @@ TEST_F(ExplainVerdict, a_missing_library_is_the_headline_with_why_and_fix) {
 }
 
 TEST_F(ExplainVerdict, a_missing_symbol_version_names_what_provides_it) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
   build_program_using_foo("prog", "int foo(void) { return 0; }\n", "FOO_2 { global: foo; local: *; };\n");
   // The library replaced by an older one that defines only FOO_1.
   write("foo.map", "FOO_1 { global: foo; local: *; };\n", 0644);
@@ -117,6 +120,7 @@ TEST_F(ExplainVerdict, a_missing_symbol_version_names_what_provides_it) {
 }
 
 TEST_F(ExplainVerdict, a_glibc_version_newer_than_the_systems_says_which_glibc) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
   write("main.c", "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n", 0644);
   must({"gcc", "-o", "prog", "main.c"});
   // The version this program needs from libc (__libc_start_main@GLIBC_2.34),
@@ -148,6 +152,7 @@ TEST_F(ExplainVerdict, a_glibc_version_newer_than_the_systems_says_which_glibc) 
 }
 
 TEST_F(ExplainVerdict, a_missing_elf_interpreter_fails_in_execve) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
   write("main.c", "int main(void) { return 0; }\n", 0644);
   must({"gcc", "-o", "prog", "main.c", "-Wl,--dynamic-linker=/nonexistent/ld.so"});
   const std::string prog = dir + "/prog";
@@ -165,6 +170,7 @@ TEST_F(ExplainVerdict, a_missing_elf_interpreter_fails_in_execve) {
 }
 
 TEST_F(ExplainVerdict, the_rule_that_found_a_library_is_named_once) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
   build_program_using_foo("prog", "int foo(void) { return 0; }\n");
   must({"/usr/bin/mkdir", "lib"});
   must({"/usr/bin/mv", "libfoo.so", "lib/"});
@@ -188,6 +194,7 @@ TEST_F(ExplainVerdict, a_program_that_starts_runs) {
 }
 
 TEST_F(ExplainVerdict, batch_lines_carry_the_same_verdict_and_loader_shape) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
   build_program_using_foo("prog", "int foo(void) { return 0; }\n");
   ASSERT_EQ(unlink((dir + "/libfoo.so").c_str()), 0);
   const std::string prog = dir + "/prog";

@@ -105,7 +105,7 @@ INSTANTIATE_TEST_SUITE_P(Layouts, PathSearch,
                                            Layout{"trailing_colon_is_the_working_directory", "--x", "a:"},
                                            Layout{"no_format_is_run_by_sh", "n--", "a:b"},
                                            Layout{"no_format_before_a_script", "nx-", "a:b"}),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& i) { return std::string(i.param.name); });
 
 TEST(PathSearchCli, no_path_search_asks_the_literal_execve_question) {
   CommandOptions o;

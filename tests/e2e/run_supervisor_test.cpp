@@ -168,7 +168,7 @@ TEST_P(RunForwards, a_signal_sent_to_procforge_reaches_the_program) {
 
 INSTANTIATE_TEST_SUITE_P(Signals, RunForwards,
                          ::testing::Values(SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH),
-                         [](const auto& info) { return std::string(sigabbrev_np(info.param)); });
+                         [](const auto& i) { return std::string(sigabbrev_np(i.param)); });
 
 TEST_F(RunSupervisor, sigterm_to_procforge_leaves_no_program_running) {
   const std::string ready = dir + "/ready";

@@ -1,8 +1,10 @@
 #include "exec_corpus.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,6 +14,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -70,7 +73,37 @@ std::string hexpid() {
   return b;
 }
 
+// The pid an entry name ends with ("pfexec_a_1f2e"), or 0 when the name is
+// not one of ours.
+pid_t binfmt_owner(const std::string& name) {
+  if (name.rfind(kBinfmtPrefix, 0) != 0) return 0;
+  const auto underscore = name.rfind('_');
+  const std::string hex = name.substr(underscore + 1);
+  if (underscore < kBinfmtPrefix.size() || hex.empty() || hex.size() > 8 ||
+      hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return 0;
+  return static_cast<pid_t>(std::stoul(hex, nullptr, 16));
+}
+
+bool process_exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
+
+// At exit, even from a test binary without an Environment that calls teardown().
+void unregister_at_exit() { SharedEnv::get().unregister_binfmt(); }
+
 }  // namespace
+
+std::vector<std::string> remove_stale_binfmt_entries(const std::string& binfmt_dir) {
+  std::vector<std::string> removed;
+  DIR* d = ::opendir(binfmt_dir.c_str());
+  if (d == nullptr) return removed;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string name = e->d_name;
+    const pid_t owner = binfmt_owner(name);
+    if (owner > 0 && !process_exists(owner) && write_text(binfmt_dir + "/" + name, "-1")) removed.push_back(name);
+  }
+  ::closedir(d);
+  return removed;
+}
 
 // ---------------------------------------------------------------------------
 // SharedEnv
@@ -163,6 +196,7 @@ const BinfmtEntries* SharedEnv::binfmt(Unavailable* why) {
     if (binfmt_why_.why.empty() && ::access((bdir + "/register").c_str(), W_OK) != 0)
       binfmt_why_ = privileged_step_failed(errstr(bdir + "/register not writable"));
     if (binfmt_why_.why.empty()) {
+      remove_stale_binfmt_entries(bdir);
       const std::string id = hexpid();
       BinfmtEntries e;
       e.plain_magic = "PFXA" + id;
@@ -170,20 +204,24 @@ const BinfmtEntries* SharedEnv::binfmt(Unavailable* why) {
       e.missing_magic = "PFXM" + id;
       e.extension = "pfx" + id;
       struct Reg {
-        std::string name, line;
+        std::string kind, rule;  // the name's kind letter; the register line after the name
       };
       const std::vector<Reg> regs{
-          {"pfexec_a_" + id, ":pfexec_a_" + id + ":M::" + e.plain_magic + "::" + pr + ":"},
-          {"pfexec_p_" + id, ":pfexec_p_" + id + ":M::" + e.preserve_magic + "::" + pr + ":P"},
-          {"pfexec_m_" + id, ":pfexec_m_" + id + ":M::" + e.missing_magic + "::" + dir_ + "/no-such-interp:"},
-          {"pfexec_e_" + id, ":pfexec_e_" + id + ":E::" + e.extension + "::" + pr + ":"},
+          {"a", "M::" + e.plain_magic + "::" + pr + ":"},
+          {"p", "M::" + e.preserve_magic + "::" + pr + ":P"},
+          {"m", "M::" + e.missing_magic + "::" + dir_ + "/no-such-interp:"},
+          {"e", "E::" + e.extension + "::" + pr + ":"},
       };
+      binfmt_owner_ = ::getpid();
+      std::atexit(unregister_at_exit);
       for (const auto& r : regs) {
-        if (!write_text(bdir + "/register", r.line)) {
-          binfmt_why_ = privileged_step_failed(errstr("registering " + r.line));
+        const std::string name = std::string(kBinfmtPrefix) + r.kind + "_" + id;
+        const std::string line = ":" + name + ":" + r.rule;
+        if (!write_text(bdir + "/register", line)) {
+          binfmt_why_ = privileged_step_failed(errstr("registering " + line));
           break;
         }
-        binfmt_files_.push_back(bdir + "/" + r.name);
+        binfmt_files_.push_back(bdir + "/" + name);
       }
       if (binfmt_why_.why.empty()) binfmt_ = e;
       ++generation_;
@@ -193,9 +231,16 @@ const BinfmtEntries* SharedEnv::binfmt(Unavailable* why) {
   return binfmt_ ? &*binfmt_ : nullptr;
 }
 
-void SharedEnv::teardown() {
+void SharedEnv::unregister_binfmt() {
+  // A forked child that exit()s runs the atexit handler too: the entries stay
+  // until their owner is done with them.
+  if (::getpid() != binfmt_owner_) return;
   for (const auto& f : binfmt_files_) write_text(f, "-1");
   binfmt_files_.clear();
+}
+
+void SharedEnv::teardown() {
+  unregister_binfmt();
   if (!noexec_.empty()) ::umount2(noexec_.c_str(), MNT_DETACH);
   remove_tree(dir_);
   dir_.clear();

@@ -8,10 +8,19 @@
 // so the unprivileged caller, nobody by default, can traverse it), removed
 // when the case ends. Shared resources are set up lazily, once per process:
 // a copy of probe_args, a noexec tmpfs (in a private mount namespace), and
-// binfmt_misc entries (removed by SharedEnv::teardown()).
+// binfmt_misc entries (removed by SharedEnv::teardown(), or at exit).
+//
+// binfmt_misc keeps one table per user namespace, not per mount: entries
+// outlive a private mount and the process that registered them for as long
+// as binfmt_misc is mounted anywhere in the namespace (a host's own
+// /proc/sys/fs/binfmt_misc usually is). A run that crashes leaves its
+// entries there, so every entry is named
+// kBinfmtPrefix + kind + "_" + the registering pid in hex, and the first use
+// of binfmt() unregisters those whose process is gone.
 #pragma once
 
 #include <sys/resource.h>
+#include <sys/types.h>
 
 #include <cstdint>
 #include <functional>
@@ -24,6 +33,12 @@
 #include "oracle.hpp"
 
 namespace procforge::testsupport {
+
+inline constexpr std::string_view kBinfmtPrefix = "pfexec_";
+
+// Unregisters every entry in binfmt_dir named like ours whose pid no longer
+// exists (a live pid is another test run's, in parallel); returns their names.
+std::vector<std::string> remove_stale_binfmt_entries(const std::string& binfmt_dir = "/proc/sys/fs/binfmt_misc");
 
 struct BinfmtEntries {
   std::string plain_magic;     // files starting with this run probe_args (no flags)
@@ -52,6 +67,8 @@ class SharedEnv {
   const BinfmtEntries* binfmt(Unavailable* why);
   // Something in the environment changed (mounts, binfmt entries): bumps on each change.
   int generation() const { return generation_; }
+  // Unregisters this process's binfmt entries.
+  void unregister_binfmt();
   // Unregisters binfmt entries and removes the shared directory.
   void teardown();
 
@@ -68,6 +85,7 @@ class SharedEnv {
   std::optional<BinfmtEntries> binfmt_;
   Unavailable binfmt_why_;
   std::vector<std::string> binfmt_files_;  // /proc/sys/fs/binfmt_misc/<name> to unregister
+  pid_t binfmt_owner_ = 0;                 // the process that registered them
   int generation_ = 0;
 };
 

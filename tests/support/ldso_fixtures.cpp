@@ -7,17 +7,10 @@
 
 #include <elf.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <poll.h>
-#include <sched.h>
-#include <signal.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -29,100 +22,6 @@
 namespace procforge::testsupport {
 
 namespace fs = std::filesystem;
-
-namespace {
-constexpr int kSetupFailed = 126;
-constexpr const char* kSetupMarker = "run_command: ";
-}  // namespace
-
-CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& opts) {
-  CommandResult r;
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return r;
-  if (::pipe2(err, O_CLOEXEC) != 0) {
-    ::close(out[0]);
-    ::close(out[1]);
-    return r;
-  }
-  // Built before fork: the child only calls async-signal-safe functions.
-  std::vector<char*> args, envp;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  for (const auto& e : opts.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid < 0) return r;
-  if (pid == 0) {
-    ::dup2(out[1], 1);
-    ::dup2(err[1], 2);
-    const int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    // A step that fails says which on stderr and exits with kSetupFailed.
-    auto say = [](const char* text) {
-      const ssize_t n = ::write(2, text, std::strlen(text));
-      (void)n;
-    };
-    auto setup_failed = [&](const char* step) {
-      const char* name = strerrorname_np(errno);
-      say(kSetupMarker);
-      say(step);
-      say(": ");
-      say(name ? name : "?");
-      ::_exit(kSetupFailed);
-    };
-    if (!opts.bind_mounts.empty()) {
-      if (::unshare(CLONE_NEWNS) != 0) setup_failed("unshare(CLONE_NEWNS)");
-      if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) setup_failed("making / private");
-      for (const auto& [from, to] : opts.bind_mounts)
-        if (::mount(from.c_str(), to.c_str(), nullptr, MS_BIND, nullptr) != 0) setup_failed("bind mount");
-    }
-    if (!opts.cwd.empty() && ::chdir(opts.cwd.c_str()) != 0) setup_failed("chdir");
-    if (opts.uid) {
-      const gid_t g = opts.gid;
-      if (::setgroups(1, &g) != 0 || ::setresgid(g, g, g) != 0 || ::setresuid(*opts.uid, *opts.uid, *opts.uid) != 0)
-        setup_failed("setting the uid and gid");
-    }
-    ::execve(args[0], args.data(), envp.data());
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  ::close(err[1]);
-  r.started = true;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(opts.timeout_ms);
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  int open_fds = 2;
-  char buf[4096];
-  while (open_fds > 0) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      r.timed_out = true;
-      ::kill(pid, SIGKILL);
-      break;
-    }
-    if (::poll(fds, 2, static_cast<int>(left.count())) < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        (i == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        ::close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (auto& f : fds)
-    if (f.fd >= 0) ::close(f.fd);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
-  if (r.exit_code == kSetupFailed && r.err.rfind(kSetupMarker, 0) == 0) r.started = false;
-  return r;
-}
 
 FixtureDir::FixtureDir() {
   std::string t = "/tmp/procforge-ldso-XXXXXX";

@@ -19,36 +19,12 @@
 #include <vector>
 
 #include "procforge/result.hpp"
+#include "run_command.hpp"
 
 namespace procforge::testsupport {
 
-struct CommandResult {
-  // fork+exec worked (exit_code 127 from a failed exec otherwise); false with
-  // the step in err when the child could not be set up (a mount, the uid).
-  bool started = false;
-  int exit_code = -1;  // -1 when killed by a signal
-  int signal = 0;
-  bool timed_out = false;  // killed (SIGKILL) at CommandOptions::timeout_ms
-  std::string out, err;
-};
-
-struct CommandOptions {
-  std::vector<std::string> env;  // the whole environment (not inherited)
-  std::string cwd;               // empty: inherit
-  std::optional<uid_t> uid;      // drop to this uid/gid (setgroups({gid})) before exec
-  gid_t gid = 65534;
-  int timeout_ms = 10000;
-  // {source, target} bind mounts made in a private mount namespace of the
-  // child (unshare(CLONE_NEWNS), / made private first, so nothing leaks out);
-  // needs root.
-  std::vector<std::pair<std::string, std::string>> bind_mounts;
-};
-
 // elf_hash() of the ELF gABI, as ld writes vna_hash / vd_hash.
 std::uint32_t elf_hash(std::string_view name);
-
-// fork + execv(argv[0]) with stdout/stderr captured.
-CommandResult run_command(const std::vector<std::string>& argv, const CommandOptions& opts = {});
 
 // A fresh 0755 directory under /tmp, removed with everything in it on
 // destruction.

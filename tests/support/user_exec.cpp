@@ -9,6 +9,7 @@
 #include <set>
 
 #include "procforge/loader.hpp"
+#include "run_command.hpp"
 
 namespace procforge::testsupport {
 namespace {
@@ -87,30 +88,22 @@ std::vector<std::string> unreadable_by(const std::vector<std::string>& files, ui
                                        const std::vector<gid_t>& groups) {
   std::vector<std::string> out;
   if (files.empty()) return out;
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return out;
   std::vector<const char*> paths;
   for (const auto& f : files) paths.push_back(f.c_str());
-  const pid_t pid = ::fork();
-  if (pid == 0) {
+  // One byte a file, from a child that took uid, gid and groups: 'x' where open() gives EACCES.
+  auto probe_reads = [&](int out_fd) {
     if (::setgroups(groups.size(), groups.data()) != 0 || ::setresgid(gid, gid, gid) != 0 ||
         ::setresuid(uid, uid, uid) != 0)
-      ::_exit(1);
+      return 1;
     for (const char* f : paths) {
       const int fd = ::open(f, O_RDONLY | O_CLOEXEC);
       const char c = fd >= 0 || errno != EACCES ? 'r' : 'x';
       if (fd >= 0) ::close(fd);
-      (void)!::write(p[1], &c, 1);
+      (void)!::write(out_fd, &c, 1);
     }
-    ::_exit(0);
-  }
-  ::close(p[1]);
-  std::string verdicts;
-  char buf[256];
-  for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) verdicts.append(buf, static_cast<std::size_t>(n));
-  ::close(p[0]);
-  int status = 0;
-  if (pid > 0) ::waitpid(pid, &status, 0);
+    return 0;
+  };
+  const std::string verdicts = run_forked(probe_reads).out;
   for (std::size_t i = 0; i < verdicts.size() && i < files.size(); ++i)
     if (verdicts[i] == 'x') out.push_back(files[i]);
   return out;

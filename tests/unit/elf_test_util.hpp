@@ -9,16 +9,17 @@
 #include <elf.h>
 
 #include <cstdint>
-#include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "procforge/elf.hpp"
+#include "support/run_command.hpp"
 
 namespace elftest {
 
@@ -225,16 +226,14 @@ inline std::optional<std::vector<std::uint8_t>> read_file(const std::string& pat
   return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(in), {});
 }
 
-// stdout of a shell command (readelf), nullopt when it cannot be run.
+// stdout of a shell command (readelf), nullopt when it cannot be run or fails.
 inline std::optional<std::string> run(const std::string& cmd) {
-  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
-  if (p == nullptr) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  if (pclose(p) != 0) return std::nullopt;
-  return out;
+  procforge::testsupport::CommandOptions o;
+  o.inherit_env = true;
+  o.timeout_ms = 60000;
+  auto r = procforge::testsupport::run_command({"/bin/sh", "-c", cmd}, o);
+  if (r.exit_code != 0) return std::nullopt;
+  return std::move(r.out);
 }
 
 }  // namespace elftest

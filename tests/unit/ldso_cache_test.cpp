@@ -7,13 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 
 #include "procforge/ldso.hpp"
+#include "support/run_command.hpp"
 
 namespace {
 
@@ -25,25 +25,23 @@ struct KeyValue {
   bool operator==(const KeyValue&) const = default;
 };
 
-std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  std::size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
-
 // ldconfig comes with libc-bin and libz.so.1 with zlib1g, both essential on
 // Debian: without them the machine is broken, which is a failure, not a skip.
 bool have_ldconfig() { return access("/sbin/ldconfig", X_OK) == 0 || access("/usr/sbin/ldconfig", X_OK) == 0; }
 
+// ldconfig ARGS' stdout; /sbin is not on every user's PATH.
+std::string ldconfig(std::vector<std::string> args) {
+  args.insert(args.begin(), access("/sbin/ldconfig", X_OK) == 0 ? "/sbin/ldconfig" : "/usr/sbin/ldconfig");
+  procforge::testsupport::CommandOptions o;
+  o.inherit_env = true;
+  o.timeout_ms = 60000;
+  return procforge::testsupport::run_command(args, o).out;
+}
+
 // "\tKEY (FLAGS...) => VALUE" lines of `ldconfig -p`.
 std::vector<KeyValue> ldconfig_p(const std::string& cache) {
   std::vector<KeyValue> out;
-  std::istringstream in(run("ldconfig -p" + (cache.empty() ? std::string() : " -C " + cache) + " 2>/dev/null"));
+  std::istringstream in(cache.empty() ? ldconfig({"-p"}) : ldconfig({"-p", "-C", cache}));
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] != '\t') continue;
@@ -125,7 +123,7 @@ class LdsoGeneratedCache : public testing::Test {
   }
   std::string make(const std::string& format) {
     const std::string file = dir + "/" + format + ".cache";
-    run("ldconfig -X -c " + format + " -C " + file + " -f " + dir + "/conf 2>&1");
+    ldconfig({"-X", "-c", format, "-C", file, "-f", dir + "/conf"});
     return file;
   }
 };

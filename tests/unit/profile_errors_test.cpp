@@ -17,6 +17,7 @@
 #include <iterator>
 
 #include "procforge/profile.hpp"
+#include "support/run_command.hpp"
 
 namespace {
 
@@ -118,11 +119,7 @@ TEST(ProfileErrors, timeout_kills_and_reaps_the_tracee) {
 TEST(ProfileErrors, ptrace_not_permitted_gives_a_sentence) {
   // A child installs a seccomp filter that answers ptrace with EPERM (as a
   // container policy would), then profiles; it reports through a pipe.
-  int p[2];
-  ASSERT_EQ(pipe(p), 0);
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(p[0]);
+  const procforge::testsupport::ForkResult child = procforge::testsupport::run_forked([](int fd) {
     sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
         BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ptrace, 0, 1),
@@ -130,20 +127,14 @@ TEST(ProfileErrors, ptrace_not_permitted_gives_a_sentence) {
         BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
     sock_fprog prog{static_cast<unsigned short>(std::size(f)), f};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) _exit(3);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) return 3;
     auto r = profile(quick({"/bin/true"}));
     std::string msg = r.ok() ? "OK" : r.error().message;
-    (void)!write(p[1], msg.data(), msg.size());
-    _exit(0);
-  }
-  close(p[1]);
-  std::string msg;
-  char buf[1024];
-  for (ssize_t n; (n = read(p[0], buf, sizeof buf)) > 0;) msg.append(buf, static_cast<std::size_t>(n));
-  close(p[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "could not install the seccomp filter";
+    (void)!write(fd, msg.data(), msg.size());
+    return 0;
+  });
+  ASSERT_TRUE(child.exit_code == 0) << "could not install the seccomp filter";
+  const std::string& msg = child.out;
   EXPECT_NE(msg.find("ptrace(PTRACE_TRACEME): EPERM"), std::string::npos) << msg;
   EXPECT_NE(msg.find("not permitted"), std::string::npos) << msg;
   expect_no_children();

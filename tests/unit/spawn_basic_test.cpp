@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "procforge/spawn.hpp"
+#include "support/run_command.hpp"
 
 namespace {
 
@@ -269,17 +270,13 @@ TEST_P(SpawnBasicStrategy, reports_a_failed_control_with_its_step) {
 INSTANTIATE_TEST_SUITE_P(All, SpawnBasicStrategy,
                          ::testing::Values(Strategy::automatic, Strategy::clone3, Strategy::clone_vfork,
                                            Strategy::vfork, Strategy::fork, Strategy::posix_spawn),
-                         [](const auto& info) { return std::string(strategy_name(info.param)); });
+                         [](const auto& i) { return std::string(strategy_name(i.param)); });
 
 // Runs body in a child process whose seccomp filter refuses clone3 with
 // EPERM, as container profiles do (moby/moby#42680), and returns what body
 // returned (or why it could not run).
 std::string with_clone3_refused(std::string (*body)()) {
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) return "pipe2 failed";
-  pid_t helper = fork();
-  if (helper < 0) return "fork failed";
-  if (helper == 0) {
+  const procforge::testsupport::ForkResult helper = procforge::testsupport::run_forked([body](int fd) {
     // nr == clone3 ? ERRNO(EPERM) : ALLOW
     struct sock_filter f[] = {
         BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
@@ -293,15 +290,11 @@ std::string with_clone3_refused(std::string (*body)()) {
     std::string msg = "helper could not install the filter";
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0)
       msg = body();
-    (void)!write(p[1], msg.data(), msg.size());
-    _exit(0);
-  }
-  close(p[1]);
-  char buf[256] = {};
-  ssize_t n = read(p[0], buf, sizeof buf - 1);
-  close(p[0]);
-  waitpid(helper, nullptr, 0);
-  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "the helper said nothing";
+    (void)!write(fd, msg.data(), msg.size());
+    return 0;
+  });
+  if (!helper.started) return "fork failed";
+  return helper.out.empty() ? "the helper said nothing" : helper.out;
 }
 
 // The automatic strategy must fall back to clone when clone3 is refused with EPERM.
@@ -392,7 +385,7 @@ TEST_P(SpawnRefusal, is_refused_with_its_errno_and_nothing_runs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, SpawnRefusal, ::testing::ValuesIn(kRefusals),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& i) { return std::string(i.param.name); });
 
 TEST(SpawnBasic, user_namespace_uses_fork_and_maps_the_caller_to_root) {
   auto o = command({"/bin/sh", "-c", "id -u; id -g; echo $$"});
@@ -577,7 +570,7 @@ TEST_P(SpawnMaskRestored, the_callers_signal_mask_is_the_same_after_spawn_return
 }
 
 INSTANTIATE_TEST_SUITE_P(All, SpawnMaskRestored, ::testing::ValuesIn(kMaskPaths),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& i) { return std::string(i.param.name); });
 
 // The automatic strategy's fallback to clone blocks signals as well.
 TEST(SpawnBasic, the_callers_signal_mask_is_the_same_after_the_fallback_to_clone) {
@@ -587,8 +580,8 @@ TEST(SpawnBasic, the_callers_signal_mask_is_the_same_after_the_fallback_to_clone
     if (!c) return c.error().message;
     if (c->strategy() != Strategy::clone_vfork) return std::string("ran ") + strategy_name(c->strategy());
     (void)c->wait();
-    auto changed = mask_changes(o);
-    return changed.empty() ? "restored" : changed;
+    auto diff = mask_changes(o);
+    return diff.empty() ? "restored" : diff;
   });
   EXPECT_EQ(changed, "restored");
 }

@@ -35,6 +35,7 @@
 
 #include "spawn_test_util.hpp"
 #include "support/probe_copy.hpp"
+#include "support/run_command.hpp"
 
 namespace {
 
@@ -1547,12 +1548,7 @@ TEST(SpawnErrors, open_action_on_missing_file_is_enoent_naming_the_path) {
 // dropped to nobody, and bring back the error.
 TEST(SpawnErrors, setting_uid_without_privilege_is_eperm) {
   SKIP_UNLESS_ROOT("dropping to an unprivileged helper");
-  int p[2];
-  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-  pid_t helper = ::fork();
-  ASSERT_GE(helper, 0);
-  if (helper == 0) {
-    ::close(p[0]);
+  const procforge::testsupport::ForkResult helper = procforge::testsupport::run_forked([](int fd) {
     std::string msg;
     if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
         ::setresuid(65534, 65534, 65534) != 0) {
@@ -1569,16 +1565,11 @@ TEST(SpawnErrors, setting_uid_without_privilege_is_eperm) {
         msg = std::to_string(c.error().err) + "\n" + c.error().message;
       }
     }
-    (void)!::write(p[1], msg.data(), msg.size());
-    ::_exit(0);
-  }
-  ::close(p[1]);
-  std::string text;
-  bool ok = read_all(p[0], &text);
-  ::close(p[0]);
-  int st = 0;
-  ::waitpid(helper, &st, 0);
-  ASSERT_TRUE(ok);
+    (void)!::write(fd, msg.data(), msg.size());
+    return 0;
+  });
+  ASSERT_TRUE(helper.started);
+  const std::string& text = helper.out;
   auto nl = text.find('\n');
   ASSERT_NE(nl, std::string::npos) << text;
   int err = std::atoi(text.substr(0, nl).c_str());
