@@ -332,7 +332,7 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
       << " after fork, ptrace exec stop at " << us(tps.ptrace_exec_us)
       << "; user-mode page faults per phase (page_fault_user / /proc minflt+majflt):";
     for (int k = 0; k < profile::kPhaseCount; ++k)
-      if (tps.tp_faults[k] || tps.proc_faults[k])
+      if (tps.tp_faults[k] != 0 || tps.proc_faults[k] != 0)
         o << " " << profile::phase_name(static_cast<profile::Phase>(k)) << " " << tps.tp_faults[k] << "/"
           << tps.proc_faults[k];
     if (tps.lost) o << " (" << tps.lost << " samples lost)";

@@ -103,8 +103,9 @@ TEST(ProfileChain, env_script_gives_env_and_the_final_program_each_their_own_obj
   // env's ld.so phases are its own and were reached; ls's exec is in env's main,
   // which called execve().
   for (const char* name : {"exec", "ld.so start", "load+relocate", "main"})
-    for (const auto& ph : segs[0]["phases"])
+    for (const auto& ph : segs[0]["phases"]) {
       if (ph["name"] == name) EXPECT_TRUE(ph["present"]) << "env " << name;
+    }
   EXPECT_EQ(segs[1]["phases"][1]["merged_into"], "main of " + segs[0]["image"].get<std::string>());
 
   CommandResult text = procforge_profile({"-n", "2", "--no-untraced", script});
