@@ -104,7 +104,9 @@ TEST(ProfileChain, env_script_gives_env_and_the_final_program_each_their_own_obj
   // which called execve().
   for (const char* name : {"exec", "ld.so start", "load+relocate", "main"})
     for (const auto& ph : segs[0]["phases"]) {
-      if (ph["name"] == name) EXPECT_TRUE(ph["present"]) << "env " << name;
+      if (ph["name"] == name) {
+        EXPECT_TRUE(ph["present"]) << "env " << name;
+      }
     }
   EXPECT_EQ(segs[1]["phases"][1]["merged_into"], "main of " + segs[0]["image"].get<std::string>());
 
