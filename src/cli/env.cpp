@@ -53,4 +53,10 @@ std::optional<int> resolve_command(const std::string& subcommand, exec::Request&
   return std::nullopt;
 }
 
+void add_environment_flags(CLI::App& app, std::vector<std::string>& set, std::vector<std::string>& unset, bool& clear) {
+  app.add_option("--env", set, "Set KEY=VALUE in the environment (one KEY=VALUE per --env)")->allow_extra_args(false);
+  app.add_option("--unset", unset, "Remove KEY from the environment")->allow_extra_args(false);
+  app.add_flag("--clear-env", clear, "Start from an empty environment");
+}
+
 }  // namespace procforge::cli

@@ -4,6 +4,7 @@
 // this is its wording.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,8 @@ namespace procforge::cli {
 // is not KEY=VALUE.
 std::vector<std::string> edited_environment(bool clear, const std::vector<std::string>& set,
                                             const std::vector<std::string>& unset, std::string* bad);
+// --env, --unset and --clear-env, the same words in every subcommand that execs a program.
+void add_environment_flags(CLI::App& app, std::vector<std::string>& set, std::vector<std::string>& unset, bool& clear);
 // "--env takes KEY=VALUE, got '...'" for the first --env value that is not, if any.
 std::optional<std::string> bad_env_assignment(const std::vector<std::string>& set);
 

@@ -9,8 +9,8 @@
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
 #include "cli/env.hpp"
-#include "procforge/user_exec.hpp"
 #include "common/ansi.hpp"
+#include "procforge/user_exec.hpp"
 
 namespace procforge::cli {
 
@@ -74,10 +74,7 @@ void add_exec(CLI::App& app, std::vector<Command>& commands) {
   ex->add_flag("--no-aslr", o->no_aslr, "Do not randomise (as with personality ADDR_NO_RANDOMIZE)");
   ex->add_flag("--no-set-mm", o->no_set_mm, "Do not set exe/cmdline/auxv/brk with prctl(PR_SET_MM_MAP)");
   ex->add_option("-C,--cwd", o->cwd, "Change to DIR first");
-  ex->add_option("--env", o->set_env, "Set KEY=VALUE in the environment (one KEY=VALUE per --env)")
-      ->allow_extra_args(false);
-  ex->add_option("--unset", o->unset_env, "Remove KEY from the environment")->allow_extra_args(false);
-  ex->add_flag("--clear-env", o->clear_env, "Start from an empty environment");
+  add_environment_flags(*ex, o->set_env, o->unset_env, o->clear_env);
   ex->footer(
       "PROGRAM [ARG...] follows the options (or \"--\"); a PROGRAM without '/' is searched in PATH as execvp() "
       "does. On failure before the point of no return: "

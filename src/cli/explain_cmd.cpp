@@ -234,10 +234,7 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
   auto* ex = app.add_subcommand("explain", "What execve() would do with PROGRAM, without running it");
   ex->add_flag("--json", o->json, "Machine-readable output");
   ex->add_option("-C,--cwd", o->cwd, "Working directory the exec happens in");
-  ex->add_option("--env", o->set_env, "Set KEY=VALUE in the environment (one KEY=VALUE per --env)")
-      ->allow_extra_args(false);
-  ex->add_option("--unset", o->unset_env, "Remove KEY from the environment")->allow_extra_args(false);
-  ex->add_flag("--clear-env", o->clear_env, "Start from an empty environment");
+  add_environment_flags(*ex, o->set_env, o->unset_env, o->clear_env);
   ex->add_option("--uid", o->uid, "Predict for this user id (no capabilities)");
   ex->add_option("--gid", o->gid, "Predict for this group id (no capabilities)");
   ex->add_flag("--no-aslr", o->no_aslr, "As under setarch -R (personality ADDR_NO_RANDOMIZE): exact addresses");

@@ -129,20 +129,26 @@ std::optional<std::chrono::nanoseconds> parse_duration(const std::string& s) {
 }
 
 // A user or group as a number or a name (the passwd and group databases).
-std::optional<std::uint32_t> user_id(const std::string& s) {
+template <class Lookup>
+std::optional<std::uint32_t> id_of(const std::string& s, Lookup by_name) {
   std::uint64_t v;
   if (parse_u64(s, v))
     return v < UINT32_MAX ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(v)) : std::nullopt;
-  if (const passwd* pw = getpwnam(s.c_str())) return pw->pw_uid;
-  return std::nullopt;
+  return by_name(s.c_str());
+}
+
+std::optional<std::uint32_t> user_id(const std::string& s) {
+  return id_of(s, [](const char* n) -> std::optional<std::uint32_t> {
+    if (const passwd* pw = getpwnam(n)) return pw->pw_uid;
+    return std::nullopt;
+  });
 }
 
 std::optional<std::uint32_t> group_id(const std::string& s) {
-  std::uint64_t v;
-  if (parse_u64(s, v))
-    return v < UINT32_MAX ? std::optional<std::uint32_t>(static_cast<std::uint32_t>(v)) : std::nullopt;
-  if (const group* gr = getgrnam(s.c_str())) return gr->gr_gid;
-  return std::nullopt;
+  return id_of(s, [](const char* n) -> std::optional<std::uint32_t> {
+    if (const group* gr = getgrnam(n)) return gr->gr_gid;
+    return std::nullopt;
+  });
 }
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -432,10 +438,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
 void add_run(CLI::App& app, std::vector<Command>& commands) {
   auto o = std::make_shared<RunOptions>();
   auto* r = app.add_subcommand("run", "Spawn PROGRAM with the given controls and wait for it");
-  r->add_option("--env", o->set_env, "Set KEY=VALUE in the environment (one KEY=VALUE per --env)")
-      ->allow_extra_args(false);
-  r->add_option("--unset", o->unset_env, "Remove KEY from the environment")->allow_extra_args(false);
-  r->add_flag("--clear-env", o->clear_env, "Start from an empty environment");
+  add_environment_flags(*r, o->set_env, o->unset_env, o->clear_env);
   r->add_option("-C,--cwd", o->cwd, "Working directory of the program");
   r->add_option("--uid", o->uid, "Run as this user (name or id)");
   r->add_option("--gid", o->gid, "Run with this group (name or id)");

@@ -7,7 +7,7 @@
 #      pkg-config, and run;
 #   3. every manual page through man -l (warnings fail), the completions
 #      through bash -n and zsh -n;
-#   4. as root: the .deb from cpack installed, used and removed with dpkg.
+#   4. as root: the .deb from cpack installed, used and purged with dpkg.
 set -euo pipefail
 src=$(realpath "$1")
 build=$(realpath "$2")
@@ -96,7 +96,8 @@ if [ "$(id -u)" != 0 ]; then
   [ -n "${PROCFORGE_SKIP_LOG:-}" ] && printf 'install_test\tInstall\tdeb\tinstalling a .deb with dpkg needs root\n' >>"$PROCFORGE_SKIP_LOG"
   exit 77
 fi
-if dpkg-query -W procforge >/dev/null 2>&1 || [ -e /usr/bin/procforge ]; then
+installed() { [ "$(dpkg-query -W -f='${Status}' procforge 2>/dev/null)" = "install ok installed" ]; }
+if installed || [ -e /usr/bin/procforge ]; then
   fail "a procforge is already installed on this machine: not replacing it"
 fi
 (cd "$work" && cpack -G DEB --config "$build/CPackConfig.cmake" -B "$work/deb" >"$work/cpack.log") ||
@@ -105,15 +106,15 @@ deb=$(ls "$work"/deb/procforge_*.deb)
 echo "built $(basename "$deb")"
 dpkg -i "$deb" >/dev/null
 removed=0
-trap '[ "$removed" = 1 ] || dpkg -r procforge >/dev/null 2>&1; rm -rf "$work"' EXIT
+trap '[ "$removed" = 1 ] || dpkg -P procforge >/dev/null 2>&1; rm -rf "$work"' EXIT
 /usr/bin/procforge --version
 man -w procforge >/dev/null || fail "man -w procforge after dpkg -i"
 man -w procforge-explain >/dev/null || fail "man -w procforge-explain after dpkg -i"
 /usr/bin/procforge profile -- /bin/true 2>&1 | grep -q "was not found" && fail "the packaged profile did not find its LD_AUDIT module"
-dpkg -r procforge >/dev/null
+dpkg -P procforge >/dev/null
 removed=1
-[ ! -e /usr/bin/procforge ] || fail "/usr/bin/procforge left after dpkg -r"
-dpkg-query -W procforge >/dev/null 2>&1 && [ "$(dpkg-query -W -f='${Status}' procforge)" != "deinstall ok config-files" ] &&
-  fail "dpkg still lists procforge after dpkg -r"
-echo "dpkg -i, procforge --version, man, dpkg -r: ok"
+[ ! -e /usr/bin/procforge ] || fail "/usr/bin/procforge left after dpkg -P"
+[ ! -e /usr/lib/procforge ] || fail "/usr/lib/procforge left after dpkg -P"
+! dpkg-query -W procforge >/dev/null 2>&1 || fail "dpkg still lists procforge after dpkg -P"
+echo "dpkg -i, procforge --version, man, dpkg -P (purge): ok"
 echo "== install test passed"
