@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/maps.hpp"
 #include "common/unique_fd.hpp"
 
 namespace procforge::exec {
@@ -50,21 +51,11 @@ void scan_fds(int pid_dir, FileSet& out) {
 
 // Shared writable mappings in /proc/PID/maps ("rw-s").
 void scan_maps(int pid_dir, FileSet& out) {
-  UniqueFd fd(openat(pid_dir, "maps", O_RDONLY | O_CLOEXEC));
-  if (!fd) return;
-  FILE* f = fdopen(fd.get(), "r");
-  if (!f) return;
-  (void)fd.release();  // fclose() closes it
-  char line[4096];
-  while (fgets(line, sizeof line, f)) {
-    char perms[8] = {};
-    unsigned major = 0, minor = 0;
-    unsigned long long ino = 0;
-    if (sscanf(line, "%*x-%*x %7s %*x %x:%x %llu", perms, &major, &minor, &ino) != 4) continue;
-    if (ino == 0 || perms[1] != 'w' || perms[3] != 's') continue;
-    out.insert({makedev(major, minor), ino});
-  }
-  fclose(f);
+  for_each_mapping(openat(pid_dir, "maps", O_RDONLY | O_CLOEXEC), [&](const MapsLine& m) {
+    if (m.inode != 0 && m.perms.size() >= 4 && m.perms[1] == 'w' && m.perms[3] == 's')
+      out.insert({makedev(m.dev_major, m.dev_minor), m.inode});
+    return true;
+  });
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/maps.hpp"
 #include "common/unique_fd.hpp"
 #include "exec/system_facts.hpp"
 #include "procforge/exec.hpp"
@@ -37,17 +38,11 @@ void apply_version_rules(SystemFacts& f) {
 
 // Sizes of our own [vvar*] and [vdso] mappings: a new image gets the same.
 void read_vdso_layout(SystemFacts& f) {
-  FILE* maps = fopen("/proc/self/maps", "re");
-  if (!maps) return;
-  char line[512];
-  while (fgets(line, sizeof line, maps)) {
-    unsigned long long lo = 0, hi = 0;
-    char name[64] = {};
-    if (sscanf(line, "%llx-%llx %*s %*s %*s %*s %63s", &lo, &hi, name) != 3) continue;
-    if (strncmp(name, "[vvar", 5) == 0) f.vvar_size += hi - lo;
-    if (strcmp(name, "[vdso]") == 0) f.vdso_size = hi - lo;
-  }
-  fclose(maps);
+  for_each_mapping("/proc/self/maps", [&](const MapsLine& m) {
+    if (m.path.starts_with("[vvar")) f.vvar_size += m.end - m.start;
+    if (m.path == "[vdso]") f.vdso_size = m.end - m.start;
+    return true;
+  });
 }
 
 }  // namespace

@@ -37,6 +37,7 @@
 #include <climits>
 #include <cstdio>
 
+#include "common/maps.hpp"
 #include "profile/detail.hpp"
 
 namespace procforge::profile::detail {
@@ -79,17 +80,11 @@ std::string read_link(const std::string& p) {
 bool is_mapped(pid_t pid, const std::string& file) {
   struct stat st {};
   if (file.empty() || ::stat(file.c_str(), &st) != 0) return false;
-  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/maps").c_str(), "re");
-  if (!f) return false;
-  char line[4096];
   bool found = false;
-  while (!found && std::fgets(line, sizeof line, f)) {
-    unsigned dev_major = 0, dev_minor = 0;
-    unsigned long long ino = 0;
-    if (std::sscanf(line, "%*s %*s %*s %x:%x %llu", &dev_major, &dev_minor, &ino) == 3)
-      found = ino == st.st_ino && dev_major == major(st.st_dev) && dev_minor == minor(st.st_dev);
-  }
-  std::fclose(f);
+  for_each_mapping(("/proc/" + std::to_string(pid) + "/maps").c_str(), [&](const MapsLine& m) {
+    found = m.inode == st.st_ino && m.dev_major == major(st.st_dev) && m.dev_minor == minor(st.st_dev);
+    return !found;
+  });
   return found;
 }
 

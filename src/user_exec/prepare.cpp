@@ -27,6 +27,7 @@
 #include <tuple>
 #include <utility>
 
+#include "common/maps.hpp"
 #include "procforge/format.hpp"
 #include "user_exec/impl.hpp"
 
@@ -100,19 +101,15 @@ std::vector<Range> old_mappings(std::uint64_t task_size, const exec::SystemFacts
 // new image is laid out against it (user space cannot move it).
 std::optional<std::uint64_t> own_mmap_base() {
   const std::uint64_t at_base = getauxval(AT_BASE);
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  std::string interp_id;
+  std::optional<std::tuple<unsigned, unsigned, std::uint64_t>> interp_id;
   std::uint64_t best = 0, vdso_end = 0;
-  while (std::getline(maps, line)) {
-    unsigned long long lo = 0, hi = 0, ino = 0;
-    char dev[32] = {}, name[256] = {};
-    if (sscanf(line.c_str(), "%llx-%llx %*s %*s %31s %llu %255s", &lo, &hi, dev, &ino, name) < 4) continue;
-    const std::string id = std::string(dev) + ":" + std::to_string(ino);
-    if (at_base && lo == at_base) interp_id = id;
-    if (!interp_id.empty() && id == interp_id) best = std::max<std::uint64_t>(best, hi);
-    if (std::string(name) == "[vdso]") vdso_end = hi;
-  }
+  for_each_mapping("/proc/self/maps", [&](const MapsLine& m) {
+    const auto id = std::make_tuple(m.dev_major, m.dev_minor, m.inode);
+    if (at_base && m.start == at_base) interp_id = id;
+    if (interp_id && id == *interp_id) best = std::max<std::uint64_t>(best, m.end);
+    if (m.path == "[vdso]") vdso_end = m.end;
+    return true;
+  });
   if (best) return best;
   if (vdso_end) return vdso_end;
   return std::nullopt;
@@ -122,12 +119,10 @@ std::optional<std::uint64_t> own_mmap_base() {
 // mremap() moves one mapping only.
 std::vector<Range> vdso_mappings(std::uint64_t lo, std::uint64_t hi) {
   std::vector<Range> out;
-  std::ifstream maps("/proc/self/maps");
-  std::string line;
-  while (std::getline(maps, line)) {
-    unsigned long long start = 0, end = 0;
-    if (sscanf(line.c_str(), "%llx-%llx", &start, &end) == 2 && start >= lo && end <= hi) out.push_back({start, end});
-  }
+  for_each_mapping("/proc/self/maps", [&](const MapsLine& m) {
+    if (m.start >= lo && m.end <= hi) out.push_back({m.start, m.end});
+    return true;
+  });
   return out;
 }
 
