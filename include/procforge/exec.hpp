@@ -87,6 +87,10 @@ struct SystemFacts {
 
 // The random values the kernel draws during an exec. With them a prediction
 // under ASLR is exact: the user-space loader throws them itself.
+namespace detail {
+struct ExecHooks;
+}  // namespace detail
+
 struct Dice {
   std::uint64_t pie_rnd_pages = 0;              // arch_mmap_rnd() added to ELF_ET_DYN_BASE for a PIE
   std::uint64_t mmap_rnd_pages = 0;             // arch_rnd() subtracted in mmap_base()
@@ -95,8 +99,6 @@ struct Dice {
   std::uint32_t tables_align = 0;               // arch_align_stack() in create_elf_tables(), < 8192
   std::uint64_t brk_rnd_pages = 0;              // randomize_page() for brk
   std::array<std::uint8_t, 16> random_bytes{};  // AT_RANDOM
-  std::optional<std::uint64_t> vdso_base;       // keep this existing vDSO instead of mapping one
-  std::optional<std::uint64_t> mmap_base;       // use this mmap base (the process's own) instead of drawing one
 
   // Drawn from getrandom() with the kernel's ranges (vm.mmap_rnd_bits ...).
   static Dice roll();
@@ -124,10 +126,9 @@ struct Request {
   // numbers are the same: a caller that only runs the program saves the
   // allocations and the pages they fill.
   bool explain = true;
-  // Out: when set, a close-on-exec duplicate of every file the plan maps
-  // (the program, the PT_INTERP interpreter), keyed by Mapping::object, for
-  // the caller to close: the very files the model examined, not reopened.
-  std::vector<std::pair<std::string, int>>* mapped_files = nullptr;
+  // Library-internal: what the user-space exec asks of the model (its own
+  // vDSO and mmap base kept, the mapped files handed over; src/exec/hooks.hpp).
+  const detail::ExecHooks* hooks = nullptr;
 };
 
 enum class Outcome { ok, error, killed };

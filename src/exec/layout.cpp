@@ -3,6 +3,7 @@
 // layout.hpp). ImageMapper carries the state from one stage to the next;
 // build_layout() at the bottom is the list of stages in the kernel's order.
 #include "exec/layout.hpp"
+#include "exec/hooks.hpp"
 #include "procforge/format.hpp"
 
 #include <elf.h>
@@ -193,6 +194,7 @@ struct ImageMapper {
   Limits lim;
   NewCreds nc;
   const Dice dice;  // with dice every random draw is known, so every address is exact
+  const detail::ExecHooks hooks;
   bool randomize = false;
   bool exact = false;
   std::uint64_t rlim_stack = 0;
@@ -229,6 +231,7 @@ struct ImageMapper {
                    : Limits{false, kTaskSize64, kEtDynBase64, kTaskSize64, 8}),
         nc(new_creds(c, *m.file)),
         dice(c.req.dice.value_or(Dice{})),
+        hooks(c.req.hooks ? *c.req.hooks : detail::ExecHooks{}),
         platform(m.ia32 ? "i686" : "x86_64") {
     plan.exe = main.file->path;
     plan.exe_type = main.h.type;
@@ -276,7 +279,7 @@ struct ImageMapper {
     if (gap + pad > gap) gap += pad;
     const std::uint64_t mmap_task = main.ia32 ? kTaskSizeIa32 : kTaskSize64;
     gap = std::clamp<std::uint64_t>(gap, 128ull << 20, mmap_task / 6 * 5);
-    mmap_base = dice.mmap_base ? *dice.mmap_base : page_align(mmap_task - gap - (rnd(dice.mmap_rnd_pages) << 12));
+    mmap_base = hooks.mmap_base ? *hooks.mmap_base : page_align(mmap_task - gap - (rnd(dice.mmap_rnd_pages) << 12));
   }
 
   // setup_arg_pages(): the stack VMA with the strings at its top, grown by
@@ -294,8 +297,8 @@ struct ImageMapper {
     as.map_fixed(
         {base, top, PROT_READ | PROT_WRITE | (exec_stack ? PROT_EXEC : 0), "[stack]", 0, false, "stack_top", ""});
     // A vDSO that stays where it is (the user-space exec keeps its own).
-    if (dice.vdso_base && facts.vdso)
-      as.map_fixed({*dice.vdso_base - facts.vvar_size, *dice.vdso_base + facts.vdso_size, PROT_READ, "[vvar+vdso]", 0,
+    if (hooks.vdso_base && facts.vdso)
+      as.map_fixed({*hooks.vdso_base - facts.vvar_size, *hooks.vdso_base + facts.vdso_size, PROT_READ, "[vvar+vdso]", 0,
                     false, "", ""});
   }
 
@@ -597,8 +600,8 @@ struct ImageMapper {
   // assumed to have the 64-bit one's size (both are two pages on current
   // kernels).
   void arch_setup_additional_pages() {
-    vdso_addr = dice.vdso_base.value_or(0);
-    have_vdso = dice.vdso_base.has_value();
+    vdso_addr = hooks.vdso_base.value_or(0);
+    have_vdso = hooks.vdso_base.has_value();
     if (have_vdso || !facts.vdso || !facts.vdso_size) return;
     auto a = as.top_down(facts.vvar_size + facts.vdso_size, mmap_base, facts.mmap_min_addr);
     if (!a) return;
@@ -821,11 +824,11 @@ struct ImageMapper {
   // exec, the empty heap at brk, and (for the caller that asked) a duplicate
   // of each mapped file's descriptor.
   void export_mappings() {
-    if (req.mapped_files) {
+    if (hooks.mapped_files) {
       for (const ElfImage* img : {&main, interp}) {
         if (!img || !img->file) continue;
         const int fd = fcntl(img->file->fd.get(), F_DUPFD_CLOEXEC, 0);
-        if (fd >= 0) req.mapped_files->emplace_back(img->file->path, fd);
+        if (fd >= 0) hooks.mapped_files->emplace_back(img->file->path, fd);
       }
     }
     for (const auto& v : as.vmas()) {

@@ -28,6 +28,7 @@
 #include <utility>
 
 #include "common/maps.hpp"
+#include "exec/hooks.hpp"
 #include "procforge/format.hpp"
 #include "user_exec/impl.hpp"
 
@@ -182,6 +183,7 @@ struct Bprm {
   const bool tracing;
   exec::Request req;
   exec::Dice dice;
+  exec::detail::ExecHooks hooks;  // our vDSO and mmap area stay where they are
   exec::SystemFacts facts;
   std::optional<std::uint64_t> moved_vdso;  // where the vDSO goes when the image needs its place
   std::vector<Range> vdso_pieces;
@@ -216,9 +218,9 @@ struct Bprm {
 void roll_dice(Bprm& b) {
   b.req = b.opts.request;
   b.dice = exec::Dice::roll();
-  b.dice.vdso_base = getauxval(AT_SYSINFO_EHDR);                          // the vDSO stays where it is
+  b.hooks.vdso_base = getauxval(AT_SYSINFO_EHDR);                         // the vDSO stays where it is
   static const std::optional<std::uint64_t> mmap_base = own_mmap_base();  // fixed for the process's life
-  b.dice.mmap_base = mmap_base;                                           // and so does the mmap area
+  b.hooks.mmap_base = mmap_base;                                          // and so does the mmap area
   // ETXTBSY is checked by the kernel (check_loadable()); skip the /proc scan.
   static const exec::OpenWriters no_writers;
   b.req.writers = &no_writers;
@@ -235,12 +237,14 @@ void roll_dice(Bprm& b) {
 
 using ModelFiles = std::vector<std::pair<std::string, UniqueFd>>;
 
-// exec::predict(), taking ownership of the files the model hands over.
-Result<exec::Prediction> predict_keeping_files(exec::Request& req, const exec::SystemFacts& facts, ModelFiles& files) {
+// exec::predict() with HOOKS, taking ownership of the files the model hands over.
+Result<exec::Prediction> predict_keeping_files(exec::Request& req, exec::detail::ExecHooks hooks,
+                                               const exec::SystemFacts& facts, ModelFiles& files) {
   std::vector<std::pair<std::string, int>> handed;
-  req.mapped_files = &handed;
+  hooks.mapped_files = &handed;
+  req.hooks = &hooks;
   auto pred = exec::predict(req, facts);
-  req.mapped_files = nullptr;
+  req.hooks = nullptr;
   for (auto& [path, fd] : handed) files.emplace_back(std::move(path), UniqueFd(fd));
   return pred;
 }
@@ -257,9 +261,10 @@ Result<exec::Prediction> predict_keeping_files(exec::Request& req, const exec::S
 // vdso_mremap() follows the move).
 Result<exec::Prediction> place_vdso(Bprm& b, Result<exec::Prediction> pred, ModelFiles& files) {
   exec::Request moved = b.req;
-  moved.dice->vdso_base.reset();
+  exec::detail::ExecHooks without_vdso = b.hooks;
+  without_vdso.vdso_base.reset();
   ModelFiles moved_files;
-  auto alt = predict_keeping_files(moved, b.facts, moved_files);
+  auto alt = predict_keeping_files(moved, without_vdso, b.facts, moved_files);
   std::optional<std::uint64_t> at;
   if (alt && !killed_in_exec(*alt) && alt->plan)
     for (const auto& a : alt->plan->auxv)
@@ -267,7 +272,7 @@ Result<exec::Prediction> place_vdso(Bprm& b, Result<exec::Prediction> pred, Mode
   if (!at) return pred;  // moved_files close here
   files = std::move(moved_files);
   b.moved_vdso = at;
-  b.vdso_pieces = vdso_mappings(*b.dice.vdso_base - b.facts.vvar_size, *b.dice.vdso_base + b.facts.vdso_size);
+  b.vdso_pieces = vdso_mappings(*b.hooks.vdso_base - b.facts.vvar_size, *b.hooks.vdso_base + b.facts.vdso_size);
   return alt;
 }
 
@@ -289,8 +294,8 @@ void trace_dispatch(Bprm& b) {
 Status predict_image(Bprm& b) {
   roll_dice(b);
   ModelFiles model_files;
-  auto pred = predict_keeping_files(b.req, b.facts, model_files);
-  if (pred && killed_in_exec(*pred) && b.dice.vdso_base) pred = place_vdso(b, std::move(pred), model_files);
+  auto pred = predict_keeping_files(b.req, b.hooks, b.facts, model_files);
+  if (pred && killed_in_exec(*pred) && b.hooks.vdso_base) pred = place_vdso(b, std::move(pred), model_files);
   for (auto& [path, fd] : model_files) {
     UniqueFd kept = above_floor(std::move(fd), b.opts.descriptor_floor);
     if (!kept) continue;  // open_mapped_files() opens it again, and names the error
@@ -451,7 +456,7 @@ void unmap_old_image(Bprm& b) {
 void move_vdso(Bprm& b) {
   const Region& R = b.im.region;
   const auto self_lo = reinterpret_cast<std::uint64_t>(R.base), self_hi = self_lo + R.size;
-  const std::uint64_t from = *b.dice.vdso_base - b.facts.vvar_size, to = *b.moved_vdso - b.facts.vvar_size;
+  const std::uint64_t from = *b.hooks.vdso_base - b.facts.vvar_size, to = *b.moved_vdso - b.facts.vvar_size;
   const std::uint64_t span = b.facts.vvar_size + b.facts.vdso_size;
   const std::vector<Range> vdso_places{{from, from + span}, {to, to + span}};
   const std::uint64_t spot = clashes(self_hi, span, vdso_places) ? self_lo - span : self_hi;
@@ -463,7 +468,7 @@ void move_vdso(Bprm& b) {
                                   MREMAP_MAYMOVE | MREMAP_FIXED, dst + (v.start - from)}));
   }
   if (b.tracing)
-    b.step("vdso", "move the vDSO from " + hex(*b.dice.vdso_base) + " to " + hex(*b.moved_vdso) +
+    b.step("vdso", "move the vDSO from " + hex(*b.hooks.vdso_base) + " to " + hex(*b.moved_vdso) +
                        ": the new image is mapped where it is (the kernel maps the vDSO after the image)");
 }
 
@@ -681,9 +686,9 @@ void note_differences(Bprm& b) {
               hex(reinterpret_cast<std::uint64_t>(b.im.region.base)) +
               " (the code that unmapped the old image cannot unmap itself)");
   if (b.moved_vdso)
-    d.push_back("the vDSO is moved from " + hex(*b.dice.vdso_base) + " to " + hex(*b.moved_vdso) +
+    d.push_back("the vDSO is moved from " + hex(*b.hooks.vdso_base) + " to " + hex(*b.moved_vdso) +
                 ", where the kernel would map it after the image, instead of a new random place");
-  else d.push_back("the vDSO keeps its address (" + hex(*b.dice.vdso_base) + ") instead of a new random one");
+  else d.push_back("the vDSO keeps its address (" + hex(*b.hooks.vdso_base) + ") instead of a new random one");
   for (const auto& a : b.plan().auxv)
     if (a.type == AT_EUID || a.type == AT_EGID)
       if (a.value && *a.value != (a.type == AT_EUID ? geteuid() : getegid()))
