@@ -75,7 +75,7 @@ std::string bar(double f, int width) {
 // A time in prose, with its unit: "123.4 us", or "12.34 ms" from 10 ms on.
 std::string us(double v) { return v >= 10000 ? fixed(v / 1000.0, 2) + " ms" : fixed(v, 1) + " us"; }
 
-// One unit per table column: milliseconds when a cell would reach 10 ms.
+// One unit for a table's time columns: milliseconds when a cell would reach 10 ms.
 struct Unit {
   bool ms = false;
   [[nodiscard]] std::string name() const { return ms ? "ms" : "us"; }
@@ -233,7 +233,11 @@ void render_phases_table(std::ostringstream& o, const profile::Profile& p, const
     iqr_col.push_back(r.ph->wall_us.spread);
   }
   median_col.push_back(total);
-  const Unit um = unit_for(median_col), ur = unit_for(range_col), ui = unit_for(iqr_col), uc = unit_for(cpu_col);
+  // One unit for all the time columns, so that a median reads against its min and max at a glance.
+  std::vector<double> times = median_col;
+  for (const auto* col : {&range_col, &iqr_col, &cpu_col}) times.insert(times.end(), col->begin(), col->end());
+  const Unit unit = unit_for(times);
+  const Unit &um = unit, &ur = unit, &ui = unit, &uc = unit;
   o << pad("phase", 15, false) << pad("median " + um.name(), 10, true) << pad("min " + ur.name(), 10, true)
     << pad("max " + ur.name(), 10, true) << pad("IQR " + ui.name(), 8, true) << pad("out", 4, true)
     << pad("cpu " + uc.name(), 10, true) << pad("minflt", 8, true) << pad("majflt", 7, true) << pad("cs v/nv", 9, true)

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/unique_fd.hpp"
 #include "procforge/profile.hpp"
 
 namespace procforge::profile::detail {
@@ -36,15 +37,15 @@ struct Launch {
   std::vector<std::string> argv, envp;
   std::string audit_module;  // empty: no LD_AUDIT
   bool keep_output = false;
-  int stderr_memfd = -1;  // captured stderr (when !keep_output)
+  UniqueFd stderr_memfd;  // captured stderr (when !keep_output)
 };
 
 struct Started {
   pid_t pid = -1;
-  int pidfd = -1;
+  UniqueFd pidfd;
   std::int64_t t0_ns = 0;  // just before fork()
-  int error_pipe = -1;     // read end: {step, errno} from the child, EOF at exec
-  int audit_pipe = -1;     // read end of the audit records, -1 without audit
+  UniqueFd error_pipe;     // read end: {step, errno} from the child, EOF at exec
+  UniqueFd audit_pipe;     // read end of the audit records, none without audit
   std::uint64_t audit_pipe_ino = 0;
 };
 
@@ -55,6 +56,7 @@ Result<Started> start(const Launch& l, bool traced);
 // After the child is reaped: the step that failed in the child, if any
 // ("ptrace(PTRACE_TRACEME): EPERM"), with the errno.
 std::optional<Error> child_error(const Started& s, const std::string& program);
+// Closes the run's descriptors once it is reaped (the Started itself may live on).
 void close_started(Started& s);
 // The last lines the program wrote on stderr (captured runs).
 std::string stderr_tail(int memfd);
@@ -89,7 +91,7 @@ class ProcCounters {
   void close();
 
  private:
-  int stat_ = -1, schedstat_ = -1, status_ = -1;
+  UniqueFd stat_, schedstat_, status_;
 };
 
 // ---- image_facts.cpp

@@ -21,6 +21,7 @@
 
 #include <cstring>
 
+#include "common/unique_fd.hpp"
 #include "procforge/exec.hpp"
 #include "profile/detail.hpp"
 
@@ -76,19 +77,16 @@ Result<std::string> resolve_program(const std::string& name, const std::vector<s
 
 Result<Started> start(const Launch& l, bool traced) {
   Started s;
-  int errp[2];
-  if (pipe2(errp, O_CLOEXEC) != 0) return Error{errno, "pipe2: " + errno_name(errno)};
-  int auditp[2] = {-1, -1};
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return Error{errno, "pipe2: " + errno_name(errno)};
+  UniqueFd err_r(fds[0]), err_w(fds[1]), audit_r, audit_w;
   std::vector<std::string> env = l.envp;
   if (traced && !l.audit_module.empty()) {
-    if (pipe2(auditp, O_CLOEXEC) != 0) {
-      int e = errno;
-      ::close(errp[0]);
-      ::close(errp[1]);
-      return Error{e, "pipe2: " + errno_name(e)};
-    }
+    if (pipe2(fds, O_CLOEXEC) != 0) return Error{errno, "pipe2: " + errno_name(errno)};
+    audit_r.reset(fds[0]);
+    audit_w.reset(fds[1]);
     struct stat st {};
-    fstat(auditp[1], &st);
+    fstat(audit_w.get(), &st);
     s.audit_pipe_ino = st.st_ino;
     // The module checks the inode too: a descriptor with this number in
     // another process (a child of the program) is never written to.
@@ -99,7 +97,7 @@ Result<Started> start(const Launch& l, bool traced) {
         had = true;
       }
     if (!had) env.push_back("LD_AUDIT=" + l.audit_module);
-    env.push_back("PROCFORGE_AUDIT_FD=" + std::to_string(auditp[1]) + ":" + std::to_string(st.st_ino));
+    env.push_back("PROCFORGE_AUDIT_FD=" + std::to_string(audit_w.get()) + ":" + std::to_string(st.st_ino));
   }
   // Everything the child needs, built before fork.
   std::vector<char*> argv, envv;
@@ -107,48 +105,41 @@ Result<Started> start(const Launch& l, bool traced) {
   argv.push_back(nullptr);
   for (const auto& e : env) envv.push_back(const_cast<char*>(e.c_str()));
   envv.push_back(nullptr);
-  int devnull = l.keep_output ? -1 : ::open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (l.stderr_memfd >= 0) {
-    (void)!ftruncate(l.stderr_memfd, 0);
-    lseek(l.stderr_memfd, 0, SEEK_SET);
+  const UniqueFd devnull_fd(l.keep_output ? -1 : ::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (l.stderr_memfd) {
+    (void)!ftruncate(l.stderr_memfd.get(), 0);
+    lseek(l.stderr_memfd.get(), 0, SEEK_SET);
   }
   const char* path = l.path.c_str();
-  const int err_w = errp[1], audit_w = auditp[1], err_fd = l.stderr_memfd;
+  // The child uses plain numbers: it only dups them and execs (or reports and exits).
+  const int devnull = devnull_fd.get(), err_wfd = err_w.get(), audit_wfd = audit_w.get(), err_fd = l.stderr_memfd.get();
 
   s.t0_ns = now_ns();
   pid_t pid = fork();
   if (pid == 0) {
     if (traced) {
-      if (ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) child_fail(err_w, step_ptrace);
+      if (ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) != 0) child_fail(err_wfd, step_ptrace);
       kill(getpid(), SIGSTOP);
     }
     if (devnull >= 0) {
-      if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0) child_fail(err_w, step_stdio);
-      if (dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0) child_fail(err_w, step_stdio);
+      if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0) child_fail(err_wfd, step_stdio);
+      if (dup2(err_fd >= 0 ? err_fd : devnull, 2) < 0) child_fail(err_wfd, step_stdio);
     }
-    if (audit_w >= 0) fcntl(audit_w, F_SETFD, 0);
+    if (audit_wfd >= 0) fcntl(audit_wfd, F_SETFD, 0);
     execve(path, argv.data(), envv.data());
-    child_fail(err_w, step_execve);
+    child_fail(err_wfd, step_execve);
   }
-  int fork_err = errno;
-  if (devnull >= 0) ::close(devnull);
-  ::close(errp[1]);
-  if (auditp[1] >= 0) ::close(auditp[1]);
-  if (pid < 0) {
-    ::close(errp[0]);
-    if (auditp[0] >= 0) ::close(auditp[0]);
-    return Error{fork_err, "fork: " + errno_name(fork_err)};
-  }
+  if (pid < 0) return Error{errno, "fork: " + errno_name(errno)};  // the owners close and keep errno
   s.pid = pid;
-  s.error_pipe = errp[0];
-  s.audit_pipe = auditp[0];
-  s.pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  s.error_pipe = std::move(err_r);
+  s.audit_pipe = std::move(audit_r);
+  s.pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   return s;
 }
 
 std::optional<Error> child_error(const Started& s, const std::string& program) {
   ChildReport r;
-  ssize_t n = ::read(s.error_pipe, &r, sizeof r);
+  ssize_t n = ::read(s.error_pipe.get(), &r, sizeof r);
   if (n != static_cast<ssize_t>(sizeof r)) return std::nullopt;
   switch (r.step) {
     case step_ptrace:
@@ -162,10 +153,9 @@ std::optional<Error> child_error(const Started& s, const std::string& program) {
 }
 
 void close_started(Started& s) {
-  if (s.error_pipe >= 0) ::close(s.error_pipe);
-  if (s.audit_pipe >= 0) ::close(s.audit_pipe);
-  if (s.pidfd >= 0) ::close(s.pidfd);
-  s.error_pipe = s.audit_pipe = s.pidfd = -1;
+  s.error_pipe.reset();
+  s.audit_pipe.reset();
+  s.pidfd.reset();
 }
 
 std::string stderr_tail(int memfd) {

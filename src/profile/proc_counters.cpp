@@ -33,25 +33,24 @@ std::int64_t field_after(const char* text, const char* key) {
 
 }  // namespace
 
-ProcCounters::~ProcCounters() { close(); }
+ProcCounters::~ProcCounters() = default;
 
 bool ProcCounters::open(pid_t pid) {
   close();
   std::string base = "/proc/" + std::to_string(pid) + "/";
-  stat_ = ::open((base + "stat").c_str(), O_RDONLY | O_CLOEXEC);
-  schedstat_ = ::open((base + "schedstat").c_str(), O_RDONLY | O_CLOEXEC);
-  status_ = ::open((base + "status").c_str(), O_RDONLY | O_CLOEXEC);
-  return stat_ >= 0 && status_ >= 0;
+  stat_.reset(::open((base + "stat").c_str(), O_RDONLY | O_CLOEXEC));
+  schedstat_.reset(::open((base + "schedstat").c_str(), O_RDONLY | O_CLOEXEC));
+  status_.reset(::open((base + "status").c_str(), O_RDONLY | O_CLOEXEC));
+  return stat_.valid() && status_.valid();
 }
 
 void ProcCounters::close() {
-  for (int* fd : {&stat_, &schedstat_, &status_})
-    if (*fd >= 0) ::close(*fd), *fd = -1;
+  for (UniqueFd* fd : {&stat_, &schedstat_, &status_}) fd->reset();
 }
 
 bool ProcCounters::read(Counters& c) const {
   char buf[4096];
-  if (stat_ < 0 || slurp(stat_, buf, sizeof buf) <= 0) return false;
+  if (!stat_ || slurp(stat_.get(), buf, sizeof buf) <= 0) return false;
   // Fields after the comm's closing parenthesis: 3 state ... 10 minflt 11 cminflt 12 majflt.
   const char* p = std::strrchr(buf, ')');
   if (!p) return false;
@@ -73,8 +72,8 @@ bool ProcCounters::read(Counters& c) const {
   c.majflt = f[12];
   c.cminflt = f[11];
   c.cmajflt = f[13];
-  if (schedstat_ >= 0 && slurp(schedstat_, buf, sizeof buf) > 0) c.cpu_ns = std::strtoll(buf, nullptr, 10);
-  if (slurp(status_, buf, sizeof buf) > 0) {
+  if (schedstat_ && slurp(schedstat_.get(), buf, sizeof buf) > 0) c.cpu_ns = std::strtoll(buf, nullptr, 10);
+  if (slurp(status_.get(), buf, sizeof buf) > 0) {
     c.vcsw = field_after(buf, "\nvoluntary_ctxt_switches:");
     c.nvcsw = field_after(buf, "\nnonvoluntary_ctxt_switches:");
   }

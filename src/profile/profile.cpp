@@ -14,6 +14,7 @@
 #include <map>
 #include <set>
 
+#include "common/files.hpp"
 #include "procforge/exec.hpp"
 #include "profile/detail.hpp"
 #include "profile/tracepoints.hpp"
@@ -28,14 +29,9 @@ namespace {
 // (Documentation/admin-guide/sysctl/vm.rst drop_caches = 1).
 Status drop_page_cache() {
   sync();
-  int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, "1", 1) != 1) {
-    const int e = errno;
-    if (fd >= 0) close(fd);
+  if (const int e = write_whole("/proc/sys/vm/drop_caches", "1"))
     return Error{e, std::string("dropping the page cache for a cold start: ") + errno_name(e) +
                         " (writing /proc/sys/vm/drop_caches needs root)"};
-  }
-  close(fd);
   return ok_status();
 }
 
@@ -90,7 +86,7 @@ Result<Command> prepare(const Options& o) {
   c.launch.envp = env;
   c.launch.keep_output = o.keep_output;
   if (o.audit && !o.audit_module.empty()) c.launch.audit_module = o.audit_module;
-  if (!o.keep_output) c.launch.stderr_memfd = memfd_create("procforge-profile-stderr", MFD_CLOEXEC);
+  if (!o.keep_output) c.launch.stderr_memfd.reset(memfd_create("procforge-profile-stderr", MFD_CLOEXEC));
   c.p.label = o.label.empty() ? join(o.argv) : o.label;
   c.p.argv = o.argv;
   c.p.program = *path;
@@ -184,7 +180,7 @@ Result<Run> traced_once(Command& c, Watchdog& wd, bool warm) {
     close_started(s);
     return *tp_error;
   }
-  auto recs = read_audit_records(s.audit_pipe);
+  auto recs = read_audit_records(s.audit_pipe.get());
   auto child_err = child_error(s, c.launch.path);
   const pid_t pid = s.pid;
   close_started(s);
@@ -208,7 +204,7 @@ Result<Run> traced_once(Command& c, Watchdog& wd, bool warm) {
   if (raw->facts.applicable[m_main] && !reached_main && (run.end == RunEnd::killed || run.status != 0)) {
     std::string msg = c.p.label + " did not start: it " + describe_end(run) + " during " + phase_name(run.last_phase) +
                       ", before main";
-    std::string tail = stderr_tail(c.launch.stderr_memfd);
+    std::string tail = stderr_tail(c.launch.stderr_memfd.get());
     if (!tail.empty()) msg += "; it said: " + tail;
     return Error{ENOEXEC, msg};
   }
@@ -498,8 +494,7 @@ Result<std::vector<Profile>> compare(const std::vector<Options>& commands, const
       }
     }
   }
-  for (auto& c : cmds)
-    if (c.launch.stderr_memfd >= 0) close(c.launch.stderr_memfd);
+  for (auto& c : cmds) c.launch.stderr_memfd.reset();
   if (failure) return *failure;
   if (progress) progress("done", total, total);
   std::vector<Profile> out;

@@ -444,12 +444,12 @@ Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::millisecond
                          const std::function<void(pid_t)>& before_exec) {
   auto st = start(l, true);
   if (!st) return st.error();
-  s = *st;
+  s = std::move(*st);
   if (before_exec) before_exec(s.pid);
   RawRun raw;
   raw.marks[m_fork].present = true;
   raw.marks[m_fork].stop_ns = raw.marks[m_fork].resume_ns = s.t0_ns;
-  wd.arm(s.pidfd, timeout);
+  wd.arm(s.pidfd.get(), timeout);
   Tracer tracer(s.pid, raw, l.audit_module);
   Status looped = tracer.loop();
   const bool fired = wd.disarm();
@@ -466,8 +466,8 @@ Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::millisecond
 Result<Run> untraced_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout) {
   auto st = start(l, false);
   if (!st) return st.error();
-  Started s = *st;
-  wd.arm(s.pidfd, timeout);
+  Started s = std::move(*st);
+  wd.arm(s.pidfd.get(), timeout);
   int status = 0;
   struct rusage ru {};
   while (wait4(s.pid, &status, 0, &ru) < 0 && errno == EINTR) {
