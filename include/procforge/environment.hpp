@@ -6,7 +6,8 @@
 // explain and profile give the exec model.
 //
 //   std::vector<std::string_view> env = procforge::env::views(environ);
-//   if (auto st = procforge::env::apply_edits(env, {"HOME"}, {"LANG=C"}); !st) ...;
+//   const std::vector<std::string> unset{"HOME"}, set{"LANG=C"};  // env points into set: keep it alive
+//   if (auto st = procforge::env::apply_edits(env, unset, set); !st) ...;
 //
 // Thread safety: the functions are pure, except that views(environ) reads
 // environ, which another thread's setenv() may change meanwhile (as with

@@ -43,7 +43,9 @@ TEST(PathCandidates, a_name_with_a_slash_is_not_searched) {
 TEST(EnvironmentEdits, unset_then_set_replacing_the_key_in_place_of_its_entries) {
   const std::vector<std::string> base{"A=1", "B=2", "A=3", "C"};
   std::vector<std::string_view> env(base.begin(), base.end());
-  ASSERT_TRUE(env::apply_edits(env, {"C"}, {"A=9", "D=4"}).ok());
+  // The edited views point into SET's strings: they must outlive ENV.
+  const std::vector<std::string> unset{"C"}, set{"A=9", "D=4"};
+  ASSERT_TRUE(env::apply_edits(env, unset, set).ok());
   EXPECT_EQ(std::vector<std::string>(env.begin(), env.end()), (Candidates{"B=2", "A=9", "D=4"}));
 }
 
