@@ -1,8 +1,8 @@
 // Embedding procforge: ask what execve would do with a program, then start it
 // with two inheritance controls (working directory, open-file limit) and wait.
+#include <sys/resource.h>
 #include <procforge/exec.hpp>
 #include <procforge/spawn.hpp>
-#include <sys/resource.h>
 
 #include <cstdio>
 
@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
   req.argv = {req.path};
   auto p = pf::exec::predict(req, pf::exec::SystemFacts::probe());
   if (!p) return std::fprintf(stderr, "explain: %s\n", p.error().message.c_str()), 2;
-  std::printf("execve %s: %s\n", req.path.c_str(), p->outcome == pf::exec::Outcome::ok ? "starts" : p->diagnosis.c_str());
+  std::printf("execve %s: %s\n", req.path.c_str(),
+              p->outcome == pf::exec::Outcome::ok ? "starts" : p->diagnosis.c_str());
 
   pf::spawn::Options o;
   o.path = req.path;

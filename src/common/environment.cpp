@@ -48,7 +48,8 @@ Status apply_edits(std::vector<std::string_view>& env, const std::vector<std::st
   auto drop = [&](std::string_view key) { std::erase_if(env, [&](std::string_view kv) { return key_of(kv) == key; }); };
   for (const auto& k : unset) drop(k);
   for (const auto& kv : set) {
-    if (!is_assignment(kv)) return Error{ErrorStep::options, EINVAL, kv, "environment entry '" + kv + "' is not KEY=VALUE"};
+    if (!is_assignment(kv))
+      return Error{ErrorStep::options, EINVAL, kv, "environment entry '" + kv + "' is not KEY=VALUE"};
     drop(key_of(kv));
     env.emplace_back(kv);
   }

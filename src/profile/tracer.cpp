@@ -57,11 +57,10 @@ struct Auxv {
 
 Auxv read_auxv(pid_t pid) {
   Auxv a;
-  int fd = ::open(("/proc/" + std::to_string(pid) + "/auxv").c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return a;
+  const UniqueFd fd(::open(("/proc/" + std::to_string(pid) + "/auxv").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return a;
   std::uint64_t buf[128];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
+  ssize_t n = ::read(fd.get(), buf, sizeof buf);
   for (ssize_t i = 0; i + 1 < n / 8; i += 2) {
     if (buf[i] == AT_BASE) a.base = buf[i + 1];
     if (buf[i] == AT_ENTRY) a.entry = buf[i + 1];

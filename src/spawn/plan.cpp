@@ -19,9 +19,9 @@
 #include <fstream>
 #include <string_view>
 
+#include "common/kernel_release.hpp"
 #include "procforge/environment.hpp"
 #include "procforge/exec.hpp"
-#include "common/kernel_release.hpp"
 #include "spawn/plan.hpp"
 
 extern char** environ;
