@@ -220,36 +220,30 @@ void render_phases_table(std::ostringstream& o, const profile::Profile& p, const
     }
   }
   double total = 0;
-  std::vector<double> median_col, range_col, iqr_col, cpu_col;
+  // One unit for all the time columns, so that a median reads against its min and max at a glance.
+  std::vector<double> times;
   for (const auto& r : rows) {
     if (r.ph && !r.ph->present) continue;
     const double wall = r.ph ? r.ph->wall_us.median : r.wall;
     total += wall;
-    median_col.push_back(wall);
-    cpu_col.push_back(r.ph ? r.ph->cpu_us.median : r.cpu);
-    if (!r.ph) continue;
-    range_col.push_back(r.ph->wall_us.min);
-    range_col.push_back(r.ph->wall_us.max);
-    iqr_col.push_back(r.ph->wall_us.spread);
+    times.push_back(wall);
+    times.push_back(r.ph ? r.ph->cpu_us.median : r.cpu);
+    if (r.ph) times.insert(times.end(), {r.ph->wall_us.min, r.ph->wall_us.max, r.ph->wall_us.spread});
   }
-  median_col.push_back(total);
-  // One unit for all the time columns, so that a median reads against its min and max at a glance.
-  std::vector<double> times = median_col;
-  for (const auto* col : {&range_col, &iqr_col, &cpu_col}) times.insert(times.end(), col->begin(), col->end());
+  times.push_back(total);
   const Unit unit = unit_for(times);
-  const Unit &um = unit, &ur = unit, &ui = unit, &uc = unit;
-  o << pad("phase", 15, false) << pad("median " + um.name(), 10, true) << pad("min " + ur.name(), 10, true)
-    << pad("max " + ur.name(), 10, true) << pad("IQR " + ui.name(), 8, true) << pad("out", 4, true)
-    << pad("cpu " + uc.name(), 10, true) << pad("minflt", 8, true) << pad("majflt", 7, true) << pad("cs v/nv", 9, true)
-    << "  share\n";
+  o << pad("phase", 15, false) << pad("median " + unit.name(), 10, true) << pad("min " + unit.name(), 10, true)
+    << pad("max " + unit.name(), 10, true) << pad("IQR " + unit.name(), 8, true) << pad("out", 4, true)
+    << pad("cpu " + unit.name(), 10, true) << pad("minflt", 8, true) << pad("majflt", 7, true)
+    << pad("cs v/nv", 9, true) << "  share\n";
   auto share = [&](double wall) {
     return "  " + bar(total > 0 ? wall / total : 0, 30) + " " + fixed(total > 0 ? 100.0 * wall / total : 0, 1) + "%\n";
   };
   for (const auto& r : rows) {
     o << pad(r.name, 15, false);
     if (!r.ph) {
-      o << pad(um.cell(r.wall), 10, true) << pad("-", 10, true) << pad("-", 10, true) << pad("-", 8, true)
-        << pad("-", 4, true) << pad(uc.cell(r.cpu), 10, true) << pad(fixed(r.minflt, 0), 8, true)
+      o << pad(unit.cell(r.wall), 10, true) << pad("-", 10, true) << pad("-", 10, true) << pad("-", 8, true)
+        << pad("-", 4, true) << pad(unit.cell(r.cpu), 10, true) << pad(fixed(r.minflt, 0), 8, true)
         << pad(fixed(r.majflt, 0), 7, true) << pad(fixed(r.vcsw, 0) + "/" + fixed(r.nvcsw, 0), 9, true)
         << share(r.wall);
       continue;
@@ -262,13 +256,13 @@ void render_phases_table(std::ostringstream& o, const profile::Profile& p, const
       o << dim << why << off << "\n";
       continue;
     }
-    o << pad(um.cell(ph.wall_us.median), 10, true) << pad(ur.cell(ph.wall_us.min), 10, true)
-      << pad(ur.cell(ph.wall_us.max), 10, true) << pad(ui.cell(ph.wall_us.spread), 8, true)
-      << pad(std::to_string(ph.wall_us.outliers), 4, true) << pad(uc.cell(ph.cpu_us.median), 10, true)
+    o << pad(unit.cell(ph.wall_us.median), 10, true) << pad(unit.cell(ph.wall_us.min), 10, true)
+      << pad(unit.cell(ph.wall_us.max), 10, true) << pad(unit.cell(ph.wall_us.spread), 8, true)
+      << pad(std::to_string(ph.wall_us.outliers), 4, true) << pad(unit.cell(ph.cpu_us.median), 10, true)
       << pad(fixed(ph.minflt, 0), 8, true) << pad(fixed(ph.majflt, 0), 7, true)
       << pad(fixed(ph.vcsw, 0) + "/" + fixed(ph.nvcsw, 0), 9, true) << share(ph.wall_us.median);
   }
-  o << pad("sum of phases", 15, false) << pad(um.cell(total), 10, true) << "\n";
+  o << pad("sum of phases", 15, false) << pad(unit.cell(total), 10, true) << "\n";
   if (!p.segments.empty() && p.segments.back().audit_in_ldso_start)
     o << dim << "ld.so start includes loading the LD_AUDIT module procforge_audit.so, which times ld.so's steps "
       << "(--no-audit leaves it out)" << off << "\n";
