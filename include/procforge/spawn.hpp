@@ -58,6 +58,8 @@
 
 namespace procforge::spawn {
 
+struct ChildAccess;
+
 enum class Strategy {
   automatic,    // clone3 vfork-style, then clone vfork-style; fork only when a control needs it
   clone3,       // clone3(CLONE_VM|CLONE_VFORK|CLONE_CLEAR_SIGHAND|CLONE_PIDFD...) only
@@ -230,6 +232,7 @@ class Child {
 
  private:
   friend Result<Child> spawn(const Options&);
+  friend struct ChildAccess;  // inside the library (spawn/child_access.hpp): a warm instance is a Child too
   void take(Child& from) noexcept;  // moves everything out of from, leaving it empty
   pid_t pid_ = -1;
   int pidfd_ = -1;

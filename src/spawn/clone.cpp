@@ -44,7 +44,6 @@
 
 namespace procforge::spawn {
 
-void finish_kept(Plan& p, int extra_fd);  // plan.cpp
 
 #if defined(__x86_64__)
 // clone3 with a new stack cannot go through syscall(): the child would return

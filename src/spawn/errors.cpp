@@ -100,6 +100,7 @@ std::string step_text(const Plan& p, Step step, int index) {
     case Step::no_new_privs: return "setting no_new_privs";
     case Step::seccomp: return "installing the seccomp filter";
     case Step::sigmask: return "setting the signal mask";
+    case Step::warm_enter: return "giving the warm instance its arguments and environment (prctl PR_SET_MM_MAP)";
     case Step::execve: return "execve " + execve_object(p, index);
   }
   return "spawning";

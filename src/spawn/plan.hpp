@@ -56,6 +56,7 @@ enum class Step : int {
   no_new_privs,
   seccomp,
   sigmask,
+  warm_enter,  // a warm instance taking its argv and environment (warm/agent/agent.cpp)
   execve,
 };
 
@@ -211,6 +212,9 @@ struct Plan {
 // plan.cpp: resolves plan.opts into the rest of the Plan (argv/envp, PATH
 // candidates, fd plan, credentials, limits). Runs in the parent; may allocate.
 Status make_plan(Plan& plan);
+
+// plan.cpp: points the block at the sorted kept list, with extra_fd (>= 3) added.
+void finish_kept(Plan& p, int extra_fd);
 
 // cgroup.cpp: creates the directories, writes the limits, opens the cgroup2
 // directory for CLONE_INTO_CGROUP, and fills the block's join lists.

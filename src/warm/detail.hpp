@@ -1,0 +1,84 @@
+// Inside the warm pool: a template as the pool sees it, and the stages of a
+// warm spawn (pool.cpp drives them).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.hpp"
+#include "procforge/warm.hpp"
+#include "spawn/plan.hpp"
+#include "warm/wire.hpp"
+
+namespace procforge::warm {
+
+// A mapped file as the template mapped it, to notice a replacement.
+struct ObjectIdentity {
+  std::string path;
+  std::uint64_t dev = 0, ino = 0;
+  std::int64_t mtime_ns = 0, size = 0;
+};
+
+struct Template {
+  std::string program;  // the file execve ran
+  pid_t pid = -1;
+  UniqueFd pidfd, control;
+  UniqueFd output;  // memfd: the template's stdout and stderr (anything written before main)
+  std::vector<std::string> argv, env;  // what it started with (its first instance's)
+  std::string cwd;                     // absolute, as the template saw it
+  TemplateFacts facts;
+  std::vector<ObjectIdentity> objects;
+  std::vector<std::string> replaced;  // files already gone or replaced when it reached main
+  bool env_overflow = false;          // too many names read: every variable counts
+  bool atfork_overflow = false;
+  int atfork_handlers = 0;
+  std::chrono::steady_clock::time_point started;
+  unsigned uses = 0;
+};
+
+// template.cpp
+// Starts `program` held before main (env, argv, cwd: the first instance's).
+// An Error says why it never got there (its exit status, what it printed).
+Result<Template> start_template(const std::string& program, const std::vector<std::string>& argv,
+                                const std::vector<std::string>& env, const std::string& cwd,
+                                const std::string& agent, std::chrono::milliseconds timeout);
+// Sends one spawn request; the reply as the agent gave it, or a refusal text.
+struct Reply {
+  bool refused = false;
+  std::string why;  // refused
+  wire::SpawnedReply spawned;
+};
+Result<Reply> request(Template& t, const std::vector<char>& message, const std::vector<int>& fds);
+// Whether the template is still alive (it may have been killed).
+bool alive(const Template& t);
+// Closes the control socket (the template exits on EOF) and reaps it,
+// SIGKILL after `grace`.
+void stop(Template& t, std::chrono::milliseconds grace);
+
+// flatten.cpp: the Block of a spawn plan as a request message; fds gets the
+// dup sources, in the order of the dup operations.
+Status flatten(const spawn::Plan& plan, std::vector<char>& message, std::vector<int>& fds);
+
+// rules.cpp: why a cold start is needed, or "" when a template may serve.
+std::string options_refusal(const spawn::Options& o);   // controls that act before or at execve
+std::string program_refusal(const std::string& path);  // static, not glibc, set-id, capabilities, #!
+// For one instance of t: files replaced, environment read before main that
+// differs, cwd looked at and different, fds the program holds that the spawn
+// wants.
+std::string instance_refusal(const Template& t, const spawn::Plan& plan, const std::vector<std::string>& env,
+                             const std::string& cwd);
+// The instance's differences from a cold start, one sentence each.
+std::vector<std::string> differences(const Template& t, const std::vector<std::string>& argv);
+// Whether a variable may have been read before main by ld.so or libc
+// (LD_*, GLIBC_TUNABLES and its aliases, locale and time zone names).
+bool read_by_libc_before_main(std::string_view name);
+
+// Where the agent is: PROCFORGE_WARM_AGENT, next to the running binary,
+// or in ../lib/procforge/ from it.
+std::string find_agent();
+
+}  // namespace procforge::warm
