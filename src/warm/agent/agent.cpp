@@ -488,8 +488,18 @@ void serve_spawn(char* msg, size_t len, int* fds, int nfds) {
     reply_refused("the spawn request's descriptors do not match its dup operations");
     return;
   }
+  // The error pipe's write end goes above every target (fd_floor), where no
+  // fd action of the request can overwrite it.
   int err[2];
-  if (pipe2(err, O_CLOEXEC) != 0 || !build_kept(b, err[1])) {
+  if (pipe2(err, O_CLOEXEC) == 0) {
+    int high = fcntl(err[1], F_DUPFD_CLOEXEC, b->fd_floor);
+    close(err[1]);
+    err[1] = high;
+  } else {
+    err[0] = err[1] = -1;
+  }
+  if (err[1] < 0 || !build_kept(b, err[1])) {
+    if (err[0] >= 0) close(err[0]);
     close_all(fds, nfds);
     reply_refused("cannot make the instance's error pipe");
     return;
