@@ -114,6 +114,8 @@ struct ProbeCase {
   std::function<void(spawn::Options&)> edit;
 };
 
+void PrintTo(const ProbeCase& c, std::ostream* os) { *os << c.name; }
+
 class WarmProbe : public ::testing::TestWithParam<ProbeCase> {};
 
 TEST_P(WarmProbe, instance_sees_what_a_cold_start_sees) {

@@ -468,14 +468,10 @@ void serve_spawn(char* msg, size_t len, int* fds, int nfds) {
     reply_refused("malformed spawn request");
     return;
   }
-  int threads = count_threads();
-  if (threads != 1) {
-    close_all(fds, nfds);
-    char why[96];
-    snprintf(why, sizeof why, "the template has %d threads at the fork point", threads);
-    reply_refused(why);
-    return;
-  }
+  // Threads: counted when the template reached main (send_ready()); the pool
+  // refuses a template with more than one. No code of the program runs in
+  // the template after that but fork handlers, so the count still holds at
+  // every fork.
   // The dup sources arrive as SCM_RIGHTS, in the order of the dup ops.
   int used = 0;
   for (int i = 0; i < b->nfd_ops; ++i) {
