@@ -13,6 +13,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
+#include "cli/output.hpp"
 #include "common/ansi.hpp"
 #include "procforge/bench.hpp"
 
@@ -145,18 +146,14 @@ int bench_spawn(std::vector<std::string> args) {
                  "The static target (default: the procforge-exit0 built "
                  "with procforge)");
   app.add_option("--dynamic-target", o.dynamic_target, "The dynamic target (default /bin/true)");
-  try {
-    std::reverse(args.begin(), args.end());  // CLI11 takes a vector last-first
-    app.parse(args);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) ? kExitCannot : 0;
-  }
+  add_color_option(app);
+  if (auto refused = parse_or_status(app, "bench", std::move(args))) return *refused;
 
   bench::SpawnBenchConfig c;
   c.runs = o.runs;
   c.parent_rss_mib.clear();
   if (!parse_sizes(o.rss, c.parent_rss_mib)) {
-    std::cerr << "procforge bench spawn: --rss takes MiB sizes separated by commas, got '" << o.rss << "'\n";
+    print_error("bench", "--rss takes MiB sizes separated by commas, got '" + o.rss + "'");
     return kExitCannot;
   }
   if (!o.strategies.empty()) {
@@ -167,7 +164,7 @@ int bench_spawn(std::vector<std::string> args) {
       auto it = std::find_if(c.methods.begin(), c.methods.end(),
                              [&](bench::SpawnMethod m) { return name == bench::method_name(m); });
       if (it == c.methods.end()) {
-        std::cerr << "procforge bench spawn: unknown strategy '" << name << "'\n";
+        print_error("bench", "unknown strategy '" + name + "'");
         return kExitCannot;
       }
       chosen.push_back(*it);
@@ -176,8 +173,9 @@ int bench_spawn(std::vector<std::string> args) {
   }
   if (o.static_target.empty()) o.static_target = find_exit0();
   if (o.static_target.empty()) {
-    std::cerr << "procforge bench spawn: the static target procforge-exit0 was not found next to this binary; "
-                 "build it (cmake --build BUILD) or pass --static-target PATH\n";
+    print_error("bench",
+                "the static target procforge-exit0 was not found next to this binary; build it (cmake --build "
+                "BUILD) or pass --static-target PATH");
     return kExitCannot;
   }
   c.targets = {{"static", o.static_target}, {"dynamic", o.dynamic_target}};
@@ -191,10 +189,10 @@ int bench_spawn(std::vector<std::string> args) {
   auto r = bench::run_spawn_bench(c);
   if (!r) {
     if (c.progress) std::fputs(ansi::clear_line, stderr);
-    std::cerr << "procforge bench spawn: " << r.error().message << "\n";
+    print_error("bench", r.error().message);
     return kExitCannot;
   }
-  if (o.json) std::cout << render_bench_json(*r, c).dump(2) << "\n";
+  if (o.json) std::cout << stamped(render_bench_json(*r, c), schema::bench_spawn).dump(2) << "\n";
   else std::cout << render_table(*r, c);
   return 0;
 }
@@ -208,7 +206,8 @@ void add_bench(CLI::App& app, std::vector<Command>& commands) {
       "(`procforge bench spawn --help`)");
   commands.push_back({b, [b](std::vector<std::string> command) {
                         if (command.empty() || command.front() != "spawn") {
-                          std::cerr << "procforge bench: name a benchmark: spawn\n" << b->help();
+                          print_error("bench", "name a benchmark: spawn");
+                          std::cerr << b->help();
                           return kExitCannot;
                         }
                         command.erase(command.begin());

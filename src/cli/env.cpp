@@ -1,8 +1,8 @@
 #include "cli/env.hpp"
 
 #include <cstring>
-#include <iostream>
 
+#include "cli/output.hpp"
 #include "procforge/environment.hpp"
 
 namespace procforge::cli {
@@ -38,11 +38,10 @@ std::string user_exec_failure(const exec::Request& req, const Error& e) {
 
 int search_failure(const std::string& subcommand, const std::string& name, const Error& e) {
   if (e.err != ENOENT) {
-    std::cerr << "procforge " << subcommand << ": " << e.message << "\n";
+    print_error(subcommand, e.message);
     return 2;
   }
-  std::cerr << "procforge " << subcommand << ": execve " << name << ": ENOENT (No such file or directory)\n  why  "
-            << e.message << "\n";
+  print_error(subcommand, "execve " + name + ": ENOENT (No such file or directory)\n  why  " + e.message);
   return 127;
 }
 

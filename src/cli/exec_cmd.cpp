@@ -9,6 +9,7 @@
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
 #include "cli/env.hpp"
+#include "cli/output.hpp"
 #include "common/ansi.hpp"
 #include "procforge/user_exec.hpp"
 
@@ -27,18 +28,18 @@ struct ExecOptions {
 
 int run_exec(const ExecOptions& o, std::vector<std::string> command) {
   if (command.empty()) {
-    std::cerr << "procforge exec: name a PROGRAM\n";
+    print_error("exec", "name a PROGRAM");
     return kExitCannot;
   }
   std::string bad;
   user_exec::Options lo;
   lo.request.envp = edited_environment(o.clear_env, o.set_env, o.unset_env, &bad);
   if (!bad.empty()) {
-    std::cerr << "procforge exec: " << bad << "\n";
+    print_error("exec", bad);
     return kExitCannot;
   }
   if (!o.cwd.empty() && chdir(o.cwd.c_str()) != 0) {
-    std::cerr << "procforge exec: chdir " << o.cwd << ": " << errno_name(errno) << "\n";
+    print_error("exec", "chdir " + o.cwd + ": " + errno_name(errno));
     return kExitCannot;
   }
   lo.request.path = command.front();
@@ -46,7 +47,7 @@ int run_exec(const ExecOptions& o, std::vector<std::string> command) {
   if (auto failed = resolve_command("exec", lo.request)) return *failed;
   lo.randomize = !o.no_aslr;
   lo.set_mm = !o.no_set_mm;
-  const bool color = o.steps && isatty(STDERR_FILENO);
+  const bool color = o.steps && color_on(STDERR_FILENO);
   if (o.steps)
     lo.on_step = [color](const user_exec::Step& s) {
       std::string stage = s.stage;
@@ -55,7 +56,7 @@ int run_exec(const ExecOptions& o, std::vector<std::string> command) {
     };
   auto prepared = user_exec::prepare(lo);
   if (!prepared) {
-    std::cerr << "procforge exec: " << user_exec_failure(lo.request, prepared.error());
+    print_error("exec", user_exec_failure(lo.request, prepared.error()));
     // As a shell reports an exec failure.
     return prepared.error().err == ENOENT ? 127 : 126;
   }

@@ -10,12 +10,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
 #include "cli/env.hpp"
+#include "cli/output.hpp"
 
 namespace procforge::cli {
 
@@ -69,14 +71,14 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
   std::string bad;
   auto env = build_env(o, &bad);
   if (!bad.empty()) {
-    std::cerr << "procforge explain: " << bad << "\n";
+    print_error("explain", bad);
     return kExitCannot;
   }
   exec::Request req = make_request(o, o.command, env);
   exec::PathSearch search;
   auto r = predict_as_asked(o, req, facts, search);
   if (!r) {
-    std::cerr << "procforge explain: " << r.error().message << "\n";
+    print_error("explain", r.error().message);
     return kExitCannot;
   }
   // The dynamic linker's half, when the kernel half says ld.so gets to run.
@@ -87,10 +89,11 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     j["result"] = verdict_json(v);
     j["execve"]["path_search"] = path_search_json(search);
     j["loader"] = loader ? render_loader_json(r->plan->exe, *loader) : nlohmann::json(nullptr);
-    std::cout << j.dump(2) << "\n";
+    std::cout << stamped(std::move(j), schema::explain).dump(2) << "\n";
   } else {
-    std::cout << render_text(req, *r, v, search, isatty(STDOUT_FILENO));
-    if (loader) std::cout << render_loader_text(r->plan->exe, *loader, isatty(STDOUT_FILENO));
+    const bool color = color_on(STDOUT_FILENO);
+    std::cout << render_text(req, *r, v, search, color);
+    if (loader) std::cout << render_loader_text(r->plan->exe, *loader, color);
   }
   return v.fails() ? kExitFails : kExitRuns;
 }
@@ -133,7 +136,7 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
   if (o.batch != "-") {
     file.open(o.batch);
     if (!file) {
-      std::cerr << "procforge explain: cannot read the batch list " << o.batch << "\n";
+      print_error("explain", "cannot read the batch list " + o.batch);
       return kExitCannot;
     }
     in = &file;
@@ -141,7 +144,7 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
   std::string bad;
   auto env = build_env(o, &bad);
   if (!bad.empty()) {
-    std::cerr << "procforge explain: " << bad << "\n";
+    print_error("explain", bad);
     return kExitCannot;
   }
   const exec::OpenWriters writers = exec::OpenWriters::scan();
@@ -158,7 +161,8 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
     if (!r) {
       ++errors;
       out = line + "\terror\t" + r.error().message;
-      if (o.json) out = nlohmann::json{{"path", line}, {"error", r.error().message}}.dump();
+      if (o.json)
+        out = stamped(nlohmann::json{{"path", line}, {"error", r.error().message}}, schema::explain_batch).dump();
     } else {
       const BatchLoader loader = batch_loader(req, *r, o.json);
       const Verdict v = start_verdict(*r, loader.prediction ? &*loader.prediction : nullptr);
@@ -167,14 +171,15 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
       fails += v.fails();
       if (o.json) {
         auto j = render_json(req, *r);
-        out = nlohmann::json{{"path", line},
-                             {"result", verdict_json(v)},
-                             {"execve",
-                              {{"result", j["execve"]["result"]},
-                               {"errno", j["execve"]["errno"]},
-                               {"signal", j["execve"]["signal"]},
-                               {"chain", j["execve"]["chain"]}}},
-                             {"loader", loader.json}}
+        out = stamped(nlohmann::json{{"path", line},
+                                     {"result", verdict_json(v)},
+                                     {"execve",
+                                      {{"result", j["execve"]["result"]},
+                                       {"errno", j["execve"]["errno"]},
+                                       {"signal", j["execve"]["signal"]},
+                                       {"chain", j["execve"]["chain"]}}},
+                                     {"loader", loader.json}},
+                      schema::explain_batch)
                   .dump();
       } else {
         out = render_line(line, *r, v) + "\t" + loader.columns;
@@ -184,9 +189,9 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
     fwrite(out.data(), 1, out.size(), stdout);
   }
   fflush(stdout);
-  std::cerr << "procforge explain: " << n << " files, " << errors << " could not be examined, " << fails
-            << " would not start; ld.so part for " << loaded << ", " << loader_fails
-            << " of them would stop in ld.so\n";
+  print_error("explain", std::to_string(n) + " files, " + std::to_string(errors) + " could not be examined, " +
+                             std::to_string(fails) + " would not start; ld.so part for " + std::to_string(loaded) +
+                             ", " + std::to_string(loader_fails) + " of them would stop in ld.so");
   return errors || fails ? kExitFails : kExitRuns;
 }
 
@@ -194,7 +199,8 @@ int explain_batch(const ExplainOptions& o, const exec::SystemFacts& facts) {
 int demo(const exec::SystemFacts& facts) {
   char dir[] = "/tmp/procforge-demo-XXXXXX";
   if (!mkdtemp(dir)) {
-    perror("procforge: mkdtemp");
+    print_error("demo", std::string("mkdtemp /tmp/procforge-demo-XXXXXX: ") + errno_name(errno) + " (" +
+                            std::strerror(errno) + ")");
     return kExitCannot;
   }
   const std::string d = dir;
@@ -252,7 +258,8 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
                         o->command = std::move(command);
                         if (!o->batch.empty()) return explain_batch(*o, facts);
                         if (o->command.empty()) {
-                          std::cerr << "procforge explain: name a PROGRAM (or --batch FILE)\n" << ex->help();
+                          print_error("explain", "name a PROGRAM (or --batch FILE)");
+                          std::cerr << ex->help();
                           return kExitCannot;
                         }
                         return explain_one(*o, facts);

@@ -1,11 +1,11 @@
 // procforge: the process-creation pipeline, stage by stage.
 //   procforge SUBCOMMAND [opts] [PROGRAM [ARG...]]   (procforge alone: usage, exit 2)
 // Each subcommand lives in its own *_cmd.cpp and registers itself here.
-#include <algorithm>
 #include <iostream>
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
+#include "cli/output.hpp"
 
 namespace procforge::cli {
 
@@ -18,21 +18,25 @@ bool takes_separate_value(const CLI::App& app, const std::string& arg) {
   return opt != nullptr && opt->get_items_expected_min() > 0;
 }
 
+struct CommandLine {
+  const Command* sub = nullptr;      // the subcommand named, if any
+  std::vector<std::string> ours;     // procforge's own words
+  std::vector<std::string> program;  // PROGRAM [ARG...]
+};
+
 // Splits the command line into procforge's own words and PROGRAM [ARG...]:
 // after the subcommand, options stop at "--" or at the first word that is
 // neither an option nor an option's value, so the program's own flags are
 // never taken for ours.
-std::vector<std::string> split_command(int argc, char** argv, const std::vector<Command>& commands,
-                                       std::vector<std::string>& program) {
-  std::vector<std::string> ours;
-  const Command* sub = nullptr;
+CommandLine split_command(int argc, char** argv, const std::vector<Command>& commands) {
+  CommandLine line;
   int i = 1;
-  for (; i < argc && !sub; ++i) {
-    ours.emplace_back(argv[i]);
+  for (; i < argc && !line.sub; ++i) {
+    line.ours.emplace_back(argv[i]);
     for (const auto& c : commands)
-      if (c.app->get_name() == ours.back()) sub = &c;
+      if (c.app->get_name() == line.ours.back()) line.sub = &c;
   }
-  if (!sub) return ours;
+  if (!line.sub) return line;
   for (; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--") {
@@ -40,11 +44,11 @@ std::vector<std::string> split_command(int argc, char** argv, const std::vector<
       break;
     }
     if (a.empty() || a[0] != '-') break;
-    ours.push_back(a);
-    if (takes_separate_value(*sub->app, a) && i + 1 < argc) ours.emplace_back(argv[++i]);
+    line.ours.push_back(a);
+    if (takes_separate_value(*line.sub->app, a) && i + 1 < argc) line.ours.emplace_back(argv[++i]);
   }
-  for (; i < argc; ++i) program.emplace_back(argv[i]);
-  return ours;
+  for (; i < argc; ++i) line.program.emplace_back(argv[i]);
+  return line;
 }
 
 }  // namespace
@@ -62,17 +66,12 @@ int main(int argc, char** argv) {
   add_version(app, commands);
   add_demo(app, commands);
   add_manual(app, commands);
+  for (const auto& c : commands) add_color_option(*c.app);  // every one, so that a script may pass it to any
 
-  std::vector<std::string> program;
-  std::vector<std::string> ours = split_command(argc, argv, commands, program);
-  try {
-    std::reverse(ours.begin(), ours.end());  // CLI11 takes a vector last-first
-    app.parse(ours);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e) ? kExitCannot : 0;
-  }
+  CommandLine line = split_command(argc, argv, commands);
+  if (auto refused = parse_or_status(app, line.sub ? line.sub->app->get_name() : "", line.ours)) return *refused;
   for (const auto& c : commands)
-    if (*c.app) return c.run(std::move(program));
+    if (*c.app) return c.run(std::move(line.program));
   // No subcommand: say what there is, as git and ip do, and fail.
   std::cerr << "usage: procforge SUBCOMMAND [OPTIONS] [--] [PROGRAM [ARG...]]\n\nsubcommands:\n";
   for (const auto& c : commands) {

@@ -13,6 +13,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
+#include "cli/output.hpp"
 
 namespace procforge::cli {
 
@@ -49,7 +50,7 @@ const std::map<std::string, Page>& pages() {
         "--loader=user replaces the kernel's execve with procforge's user-space exec.",
         "N\tthe program's exit status\n128+N\tthe program was killed by signal N\n124\t--timeout expired\n"
         "125\ta control could not be applied\n126\tPROGRAM was found but could not be executed\n127\tPROGRAM "
-        "was not found\n2\tbad usage",
+        "was not found\n2\tbad usage (or, with --exec=user, a PATH search that could not be answered)",
         "procforge run --timeout 10s -- make\ta build that cannot hang\n"
         "procforge run --clear-env --env PATH=/usr/bin --uid nobody -- id\ta clean environment and identity"}},
       {"exec",
@@ -58,26 +59,28 @@ const std::map<std::string, Page>& pages() {
         "stack and auxiliary vector built and the entry point entered without execve(2). --steps shows each "
         "step.",
         "N\tPROGRAM's own status, once it runs\n126\tthe exec failed before the point of no return\n127\tPROGRAM "
-        "was not found\n2\tbad usage",
+        "was not found\n2\tbad usage, or -C DIR or the PATH search failed",
         "procforge exec --steps -- /usr/bin/true\tthe steps of a user-space exec"}},
       {"profile",
        {"[OPTIONS] [--] PROGRAM [ARG...]",
         "Runs PROGRAM under ptrace and says where its start-up time goes, phase by phase: fork, execve, ld.so's "
         "loading and relocation of each library, constructors, libc initialisation and main.",
-        "0\tthe profile was taken\n1\tthe program could not be started or profiled\n2\tbad usage",
+        "0\tthe profile was taken\n1\tthe program could not be started or profiled\n2\tbad usage, or the "
+        "--html file could not be written",
         "procforge profile -n 20 -- /usr/bin/cmake --version\tmedian phases over 20 runs\n"
         "procforge profile --html report.html -- python3 -c pass\tthe same as an HTML page"}},
       {"bench",
        {"[OPTIONS] SUITE",
         "Measures the cost of process creation on this machine, side by side with the baselines (fork+exec, "
         "vfork, posix_spawn, clone3), and reports ratios.",
-        "0\tthe benchmark ran\n1\ta measurement failed\n2\tbad usage",
+        "0\tthe benchmark ran\n2\tbad usage, the static target was not found, or a measurement failed",
         "procforge bench spawn\tspawn+wait latency by strategy"}},
       {"version",
        {"[--json]", "Prints the version built, its git commit, and the kernel and glibc procforge runs on.",
-        "0\talways", "procforge version --json\tfor a bug report"}},
+        "0\tthe version was printed\n2\tbad usage", "procforge version --json\tfor a bug report"}},
       {"demo",
-       {"", "Explains /usr/bin/ls and a two-level #! chain made for the demo.", "0\tthe demo ran",
+       {"", "Explains /usr/bin/ls and a two-level #! chain made for the demo.",
+        "0\tboth would start\n1\tone would not\n2\tbad usage, or the demo's files could not be made",
         "procforge demo\ta first look"}},
       {"completion",
        {"bash|zsh", "Prints a completion script for the shell, generated from the option definitions.",
@@ -167,7 +170,10 @@ void main_page(std::ostream& o, const CLI::App& app) {
     << "\n.SH SYNOPSIS\n.B procforge\nSUBCOMMAND [OPTIONS] [\\-\\-] [PROGRAM [ARG...]]\n.br\n.B procforge "
        "\\-\\-version\n.SH DESCRIPTION\n.PP\nprocforge models and runs the Linux process-creation pipeline "
        "stage by stage: fork and clone, execve with its #! and binfmt_misc dispatch, the ELF loader, and glibc's "
-       "dynamic linker. Each subcommand has its own page.\n.SH SUBCOMMANDS\n";
+       "dynamic linker. Each subcommand has its own page.\n.PP\nEvery subcommand takes \\-\\-color=auto|always|never "
+       "and writes its errors on standard error as \"procforge SUBCOMMAND: message\". Every \\-\\-json document "
+       "carries \"procforge_version\" and \"schema\", the name of its shape (procforge.NAME/VERSION), which "
+       "docs/schema/NAME.schema.json in the source describes as a JSON Schema.\n.SH SUBCOMMANDS\n";
   for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; }))
     o << ".TP\n.BR procforge\\-" << roff(sub->get_name()) << " (1)\n" << roff(sub->get_description()) << "\n";
   o << ".SH EXIT STATUS\nEvery subcommand's statuses, in one table:\n";
@@ -177,7 +183,8 @@ void main_page(std::ostream& o, const CLI::App& app) {
     o << ".SS " << roff(sub->get_name()) << "\n";
     table(o, p->second.exit_status);
   }
-  o << ".SH ENVIRONMENT\n.TP\nNO_COLOR\nWhen set and not empty, no colours.\n.TP\nPROCFORGE_AUDIT_MODULE\nThe "
+  o << ".SH ENVIRONMENT\n.TP\nNO_COLOR\nWhen set and not empty, no colours unless \\-\\-color=always asks for "
+       "them.\n.TP\nPROCFORGE_AUDIT_MODULE\nThe "
        "LD_AUDIT module profile loads (by default found next to the procforge binary or in "
        "../lib/procforge/).\n.SH SEE ALSO\n.BR execve (2),\n.BR ld.so (8),\n.BR ldd (1)\n";
 }
@@ -256,7 +263,7 @@ void add_manual(CLI::App& app, std::vector<Command>& commands) {
                           if (s->get_name() == rest[0]) sub = s;
                         auto p = pages().find(rest[0]);
                         if (rest.size() > 1 || !sub || p == pages().end()) {
-                          std::cerr << "procforge manpage: takes one subcommand name, got '" << rest.back() << "'\n";
+                          print_error("manpage", "takes one subcommand name, got '" + rest.back() + "'");
                           return kExitCannot;
                         }
                         subcommand_page(std::cout, *sub, p->second);
@@ -267,7 +274,7 @@ void add_manual(CLI::App& app, std::vector<Command>& commands) {
   c->footer("procforge completion bash|zsh");
   commands.push_back({c, [&app](std::vector<std::string> rest) {
                         if (rest.size() != 1 || (rest[0] != "bash" && rest[0] != "zsh")) {
-                          std::cerr << "procforge completion: takes bash or zsh\n";
+                          print_error("completion", "takes bash or zsh");
                           return kExitCannot;
                         }
                         if (rest[0] == "bash") bash_completion(std::cout, app);

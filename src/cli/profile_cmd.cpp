@@ -18,6 +18,7 @@
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
 #include "cli/env.hpp"
+#include "cli/output.hpp"
 #include "cli/render_profile.hpp"
 #include "common/ansi.hpp"
 #include "procforge/profile.hpp"
@@ -78,7 +79,7 @@ std::string exe_dir() {
 
 int run_profile(const ProfileCliOptions& o, std::vector<std::string> command) {
   if (command.empty()) {
-    std::cerr << "procforge profile: name a program to profile (procforge profile [-n N] PROGRAM [ARG...])\n";
+    print_error("profile", "name a program to profile (procforge profile [-n N] PROGRAM [ARG...])");
     return kExitCannot;
   }
   profile::Options base;
@@ -94,7 +95,7 @@ int run_profile(const ProfileCliOptions& o, std::vector<std::string> command) {
   std::vector<profile::Options> cmds;
   if (o.compare) {
     if (command.size() < 2) {
-      std::cerr << "procforge profile --compare: give two or more quoted commands, e.g. --compare 'ls' 'ls -l'\n";
+      print_error("profile", "--compare takes two or more quoted commands, e.g. --compare 'ls' 'ls -l'");
       return kExitCannot;
     }
     for (const auto& c : command) {
@@ -102,7 +103,7 @@ int run_profile(const ProfileCliOptions& o, std::vector<std::string> command) {
       x.argv = split_words(c);
       x.label = c;
       if (x.argv.empty()) {
-        std::cerr << "procforge profile --compare: an empty command\n";
+        print_error("profile", "--compare: an empty command");
         return kExitCannot;
       }
       cmds.push_back(x);
@@ -129,36 +130,38 @@ int run_profile(const ProfileCliOptions& o, std::vector<std::string> command) {
   auto r = profile::compare(cmds, progress);
   if (drew) std::fputs(ansi::clear_line, stderr);
   if (!r) {
-    std::cerr << "procforge profile: " << r.error().message << "\n";
+    std::string words;
     if (r.error().err && cmds.size() == 1 && !cmds.front().argv.empty()) {
       exec::Request req;
       req.path = cmds.front().argv.front();
       req.argv = cmds.front().argv;
       req.envp = edited_environment(false, {}, {}, nullptr);
-      std::cerr << exec_failure_words(req, r.error().err);
+      words = exec_failure_words(req, r.error().err);
     }
+    print_error("profile", r.error().message + "\n" + words);
     return kExitFails;
   }
   if (base.audit && base.audit_module.empty())
-    std::cerr << "procforge profile: the LD_AUDIT module procforge_audit.so was not found (set "
-                 "PROCFORGE_AUDIT_MODULE); per-library times are not available\n";
+    print_error("profile",
+                "the LD_AUDIT module procforge_audit.so was not found (set PROCFORGE_AUDIT_MODULE); per-library "
+                "times are not available");
   if (!o.html.empty()) {
     std::ofstream f(o.html);
     f << render_profile_html(*r);
     if (!f) {
-      std::cerr << "procforge profile: cannot write " << o.html << "\n";
+      print_error("profile", "cannot write " + o.html);
       return kExitCannot;
     }
   }
-  const bool color = isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+  const bool color = color_on(STDOUT_FILENO);
   if (o.json) {
     if (o.compare) {
       nlohmann::json j;
       j["commands"] = nlohmann::json::array();
       for (const auto& p : *r) j["commands"].push_back(render_profile_json(p));
-      std::cout << j.dump(2) << "\n";
+      std::cout << stamped(std::move(j), schema::profile_compare).dump(2) << "\n";
     } else {
-      std::cout << render_profile_json(r->front()).dump(2) << "\n";
+      std::cout << stamped(render_profile_json(r->front()), schema::profile).dump(2) << "\n";
     }
   } else if (o.compare) {
     std::cout << render_compare_text(*r, color);

@@ -22,6 +22,7 @@
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
 #include "cli/env.hpp"
+#include "cli/output.hpp"
 #include "cli/run_report.hpp"
 #include "common/unique_fd.hpp"
 #include "procforge/user_exec.hpp"
@@ -307,11 +308,12 @@ std::variant<spawn::Options, Usage> make_options(const RunOptions& o, const std:
 
 void emit_report(const RunOptions& o, const RunReport& rep) {
   if (!o.report && !o.json && o.report_file.empty()) return;
-  std::string text = o.json || !o.report_file.empty() ? render_run_json(rep).dump(2) + "\n" : render_run_text(rep);
+  std::string text = o.json || !o.report_file.empty() ? stamped(render_run_json(rep), schema::run).dump(2) + "\n"
+                                                      : render_run_text(rep);
   if (!o.report_file.empty()) {
     std::ofstream out(o.report_file);
     out << text;
-    if (!out) std::cerr << "procforge run: cannot write the report to " << o.report_file << "\n";
+    if (!out) print_error("run", "cannot write the report to " + o.report_file);
     return;
   }
   std::cerr << text;
@@ -333,7 +335,7 @@ std::optional<int> attach_user_exec(spawn::Options& opts, std::optional<user_exe
   if (attached->prepared) return std::nullopt;
   const Error& e = attached->prepared.error();
   if (attached->search_failed) return search_failure("run", attached->request.path, e);
-  std::cerr << "procforge run: " << user_exec_failure(attached->request, e);
+  print_error("run", user_exec_failure(attached->request, e));
   return e.err == ENOENT ? kExitNotFound : kExitNotExecutable;
 }
 
@@ -341,23 +343,22 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
   // --exec, or --loader, its former name.
   const std::string& mode = o.exec.empty() ? o.loader : o.exec;
   if (!mode.empty() && mode != "kernel" && mode != "user") {
-    std::cerr << "procforge run: " << (o.exec.empty() ? "--loader" : "--exec") << " takes kernel or user, not " << mode
-              << "\n";
+    print_error("run", std::string(o.exec.empty() ? "--loader" : "--exec") + " takes kernel or user, not " + mode);
     return kExitCannot;
   }
   if (command.empty()) {
-    std::cerr << "procforge run: name a PROGRAM: procforge run [controls] -- PROGRAM [ARG...]\n";
+    print_error("run", "name a PROGRAM: procforge run [controls] -- PROGRAM [ARG...]");
     return kExitCannot;
   }
   auto made = make_options(o, command);
   if (auto* u = std::get_if<Usage>(&made)) {
-    std::cerr << "procforge run: " << u->message << "\n";
+    print_error("run", u->message);
     return kExitCannot;
   }
   spawn::Options& opts = std::get<spawn::Options>(made);
   if (opts.uid && !opts.gid)
-    std::cerr << "procforge run: warning: --uid without --gid keeps the group id " << getgid()
-              << " (add --gid to change it)\n";
+    print_error("run", "warning: --uid without --gid keeps the group id " + std::to_string(getgid()) +
+                           " (add --gid to change it)");
 
   std::optional<user_exec::Attached> attached;  // kept until spawn() returns
   if (mode == "user")
@@ -365,7 +366,7 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
 
   UniqueFd shared_output;
   if (auto failed = plan_outputs(o, opts, shared_output)) {
-    std::cerr << "procforge run: " << *failed << "\n";
+    print_error("run", *failed);
     return kExitSetupFailed;
   }
 
@@ -391,8 +392,8 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     const Error& e = child.error();
     rep.error = e;
     rep.status = spawn::failure_status(e);
-    std::cerr << "procforge run: " << e.message << " (" << strerror(e.err) << ")\n";
-    if (spawn::exec_failed(e)) std::cerr << kernel_exec_failure_words(opts, e.err);
+    print_error("run", e.message + " (" + strerror(e.err) + ")\n" +
+                           (spawn::exec_failed(e) ? kernel_exec_failure_words(opts, e.err) : ""));
     emit_report(o, rep);
     return rep.status;
   }
@@ -409,9 +410,9 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
   }
   auto exit = spawn::supervise(*child, how);
   auto created = child->cgroups_created;
-  if (auto st = spawn::remove_cgroups(created); !st) std::cerr << "procforge run: " << st.error().message << "\n";
+  if (auto st = spawn::remove_cgroups(created); !st) print_error("run", st.error().message);
   if (!exit) {
-    std::cerr << "procforge run: " << exit.error().message << "\n";
+    print_error("run", exit.error().message);
     rep.error = exit.error();
     rep.status = kExitSetupFailed;
     emit_report(o, rep);
@@ -424,10 +425,10 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
     // 128+9 when SIGKILL was needed after --kill-after.
     rep.status = exit->killed_after_timeout ? 128 + SIGKILL : kExitTimedOut;
     const char* abbrev = sigabbrev_np(how.timeout_signal);  // null for real-time signals
-    std::cerr << "procforge run: timed out after " << o.timeout << "; sent "
-              << (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(how.timeout_signal))
-              << (child->leads_group() ? " to its process group" : "")
-              << (exit->killed_after_timeout ? ", then SIGKILL after " + o.kill_after : "") << "\n";
+    print_error("run", "timed out after " + o.timeout + "; sent " +
+                           (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(how.timeout_signal)) +
+                           (child->leads_group() ? " to its process group" : "") +
+                           (exit->killed_after_timeout ? ", then SIGKILL after " + o.kill_after : ""));
   }
   emit_report(o, rep);
   return rep.status;

@@ -8,6 +8,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
+#include "cli/output.hpp"
 #include "common/kernel_release.hpp"
 
 namespace procforge::cli {
@@ -26,11 +27,10 @@ void add_version(CLI::App& app, std::vector<Command>& commands) {
                         const std::string commit = PROCFORGE_GIT_COMMIT;
                         if (*json) {
                           nlohmann::json j{
-                              {"procforge_version", PROCFORGE_VERSION},
                               {"git_commit", commit.empty() ? nlohmann::json(nullptr) : nlohmann::json(commit)},
                               {"kernel", release},
                               {"glibc", gnu_get_libc_version()}};
-                          std::cout << j.dump(2) << "\n";
+                          std::cout << stamped(std::move(j), schema::version).dump(2) << "\n";
                         } else {
                           std::cout << version_line() << "\n"
                                     << "kernel " << release << ", glibc " << gnu_get_libc_version() << "\n";

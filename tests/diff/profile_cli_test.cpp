@@ -163,7 +163,7 @@ TEST(ProfileCli, compare_prints_each_command_side_by_side_with_ratios) {
 TEST(ProfileCli, compare_with_one_command_says_it_needs_two) {
   CommandResult o = profile_cli({"--compare", "/bin/true"});
   EXPECT_EQ(o.exit_code, 2);
-  EXPECT_EQ(o.err, "procforge profile --compare: give two or more quoted commands, e.g. --compare 'ls' 'ls -l'\n");
+  EXPECT_EQ(o.err, "procforge profile: --compare takes two or more quoted commands, e.g. --compare 'ls' 'ls -l'\n");
 }
 
 TEST(ProfileCli, no_audit_drops_the_per_library_times_and_the_ld_audit_cross_check) {
