@@ -58,6 +58,7 @@ constexpr int kNsig = 64;
     r.step = static_cast<int>(step);
     r.err = static_cast<int>(-err);
     r.index = index;
+    r.pid = static_cast<int>(sys::call(SYS_getpid));
     sys::call(SYS_write, b->err_fd, &r, sizeof r);
   }
   for (;;) sys::call(SYS_exit_group, 127);

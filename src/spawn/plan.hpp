@@ -61,11 +61,13 @@ enum class Step : int {
 };
 
 // Written by the child: into shared memory (CLONE_VM strategies) and to the
-// error pipe (fork). 12 bytes: one write() below PIPE_BUF is atomic.
+// error pipe (fork) or a warm template's control socket. 16 bytes: one
+// write() below PIPE_BUF is atomic.
 struct Report {
   int step = 0;
   int err = 0;
   int index = -1;  // which object of the step (fd op, rlimit, candidate...), -1 = none
+  int pid = 0;     // the writer (a warm instance is not the pool's clone: its pid comes with the report)
 };
 
 struct FdOp {

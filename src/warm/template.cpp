@@ -195,6 +195,11 @@ Result<Reply> request(Template& t, const std::vector<char>& message, const std::
   if (n < static_cast<ssize_t>(sizeof h)) return Error{EPIPE, "the template ended without replying"};
   std::memcpy(&h, buf, sizeof h);
   Reply r;
+  if (n == static_cast<ssize_t>(sizeof(spawn::Report))) {  // from the instance itself
+    std::memcpy(&r.spawned.report, buf, sizeof r.spawned.report);
+    r.spawned.pid = r.spawned.report.pid;
+    return r;
+  }
   if (h.magic == wire::kMagic && h.kind == wire::Kind::spawned && n == static_cast<ssize_t>(sizeof r.spawned)) {
     std::memcpy(&r.spawned, buf, sizeof r.spawned);
     return r;

@@ -4,9 +4,12 @@
 //
 //   template -> pool  ready    facts recorded before main, as text lines (see agent.cpp)
 //   pool -> template  spawn    a spawn::Block flattened (below); the dup sources as SCM_RIGHTS
-//   template -> pool  spawned  SpawnedReply: the instance's pid, and the child's Report
-//                              when a control failed (step != 0), as a cold spawn reports it
-//   template -> pool  refused  RefusedReply + text: why no instance was made (threads...)
+//   instance -> pool  a bare spawn::Report (no Header): step 0 and the instance's pid once
+//                     it enters main, or the step and errno of the control that failed, as a
+//                     cold child reports it. The instance writes it itself, so the template
+//                     goes back to its next request at once after the clone.
+//   template -> pool  spawned  SpawnedReply with pid -1: the clone itself failed
+//   template -> pool  refused  RefusedReply + text: why no instance was made
 //
 // The spawn request is the same Block a cold spawn hands to its child
 // (spawn/plan.hpp): the instance runs spawn::child_main() on it, so a warm
@@ -43,8 +46,9 @@ struct Header {
 struct SpawnedReply {
   Header h{kMagic, Kind::spawned};
   std::int32_t pid = -1;   // -1: the clone itself failed (report.err)
-  spawn::Report report{};  // step 0: the instance entered main
+  spawn::Report report{};  // step 0 and report.pid: the instance entered main
 };
+static_assert(sizeof(SpawnedReply) != sizeof(spawn::Report));
 
 struct RefusedReply {
   Header h{kMagic, Kind::refused};

@@ -320,8 +320,9 @@ bool read_mm_fields(Entry& e) {
 [[noreturn]] void fail_entry(long err) {
   pf::spawn::Report r;
   r.step = static_cast<int>(pf::spawn::Step::warm_enter);
-  r.err = static_cast<int>(err);
+  r.err = static_cast<int>(-err);
   r.index = -1;
+  r.pid = static_cast<int>(getpid());
   if (g_entry.err_fd >= 0) (void)!write(g_entry.err_fd, &r, sizeof r);
   _exit(127);
 }
@@ -383,7 +384,13 @@ bool read_mm_fields(Entry& e) {
   program_invocation_name = argv[0];
   const char* slash = strrchr(argv[0], '/');
   program_invocation_short_name = const_cast<char*>(slash ? slash + 1 : argv[0]);
-  close(g_entry.err_fd);  // EOF: the template now knows the instance entered main
+  // The instance's one message: it entered main (wire.hpp).
+  pf::spawn::Report done;
+  done.step = 0;
+  done.err = 0;
+  done.pid = static_cast<int>(getpid());
+  send(g_entry.err_fd, &done, sizeof done, MSG_NOSIGNAL);
+  close(g_entry.err_fd);
   exit(g_main(static_cast<int>(argc), argv, envp));
 }
 
@@ -484,48 +491,33 @@ void serve_spawn(char* msg, size_t len, int* fds, int nfds) {
     reply_refused("the spawn request's descriptors do not match its dup operations");
     return;
   }
-  // The error pipe's write end goes above every target (fd_floor), where no
-  // fd action of the request can overwrite it.
-  int err[2];
-  if (pipe2(err, O_CLOEXEC) == 0) {
-    int high = fcntl(err[1], F_DUPFD_CLOEXEC, b->fd_floor);
-    close(err[1]);
-    err[1] = high;
-  } else {
-    err[0] = err[1] = -1;
-  }
-  if (err[1] < 0 || !build_kept(b, err[1])) {
-    if (err[0] >= 0) close(err[0]);
+  // The instance reports on a copy of the control socket placed above every
+  // target (fd_floor), where no fd action of the request can overwrite it.
+  int report_fd = fcntl(g_control, F_DUPFD_CLOEXEC, b->fd_floor);
+  if (report_fd < 0 || !build_kept(b, report_fd)) {
+    if (report_fd >= 0) close(report_fd);
     close_all(fds, nfds);
-    reply_refused("cannot make the instance's error pipe");
+    reply_refused("cannot give the instance its report channel");
     return;
   }
-  b->err_fd = err[1];
+  b->err_fd = report_fd;
   b->replace = enter_main;
-  b->handlers_cleared = true;      // the template's handlers are the program's own: keep them
+  b->handlers_cleared = true;  // the template's handlers are the program's own: keep them
   b->reset_dispositions = false;
   g_entry.block = b;
   g_entry.argc = argc;
   g_entry.envc = envc;
-  g_entry.err_fd = err[1];
+  g_entry.err_fd = report_fd;
 
-  wire::SpawnedReply reply;
   long pid = clone_instance(b);
-  close(err[1]);
+  close(report_fd);
   close_all(fds, nfds);
   if (pid < 0) {
+    wire::SpawnedReply reply;
     reply.report.step = static_cast<int>(pf::spawn::Step::none);
     reply.report.err = static_cast<int>(-pid);
-  } else {
-    reply.pid = static_cast<std::int32_t>(pid);
-    pf::spawn::Report r;
-    ssize_t n;
-    do n = read(err[0], &r, sizeof r);
-    while (n < 0 && errno == EINTR);
-    if (n == static_cast<ssize_t>(sizeof r)) reply.report = r;
+    send(g_control, &reply, sizeof reply, MSG_NOSIGNAL);
   }
-  close(err[0]);
-  send(g_control, &reply, sizeof reply, MSG_NOSIGNAL);
 }
 
 [[noreturn]] void serve() {
