@@ -104,6 +104,40 @@ Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config);
 // are left out.
 std::vector<SpawnRatio> spawn_bench_ratios(const std::vector<SpawnSample>& results);
 
+
+// ---- warm starts: a cold spawn+exec+wait against a warm instance+wait ------
+
+struct WarmBenchProgram {
+  std::string name;               // "cmake --version"
+  std::vector<std::string> argv;  // argv[0] searched in PATH=/usr/bin:/bin
+};
+
+struct WarmBenchConfig {
+  // Empty: /bin/true, ls /, python3 -c pass, cmake --version, and a program
+  // linked against 100 generated libraries (built with cc into a temporary
+  // directory, removed afterwards).
+  std::vector<WarmBenchProgram> programs;
+  int runs = 101;  // timed pairs per program, cold and warm interleaved
+  int warmup = 3;
+  std::function<void(const std::string& what, int done, int total)> progress;
+};
+
+struct WarmBenchResult {
+  std::string program;
+  std::vector<std::string> argv;
+  double cold_median_us = 0, cold_min_us = 0, cold_max_us = 0;
+  double warm_median_us = 0, warm_min_us = 0, warm_max_us = 0;
+  double speedup = 0;   // cold median / warm median
+  int objects = 0;      // files the template had mapped (program, ld.so, libraries)
+  double template_start_us = 0;  // the first spawn: starting the template, then the instance
+  std::string fallback_reason;   // non-empty: every warm spawn went cold, and why
+};
+
+// Runs the programs cold (spawn::spawn) and warm (warm::Pool) in turn, with
+// stdout and stderr to /dev/null. Fails when a program cannot be run or the
+// generated program cannot be built.
+Result<std::vector<WarmBenchResult>> run_warm_bench(const WarmBenchConfig& config);
+
 }  // namespace procforge::bench
 
 #pragma GCC visibility pop

@@ -3,6 +3,7 @@
 // baseline, for a static and a dynamic target and several parent sizes. The
 // measuring is bench::run_spawn_bench(); this file finds the targets, shows
 // progress on a terminal and renders a table or JSON.
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -197,16 +198,102 @@ int bench_spawn(std::vector<std::string> args) {
   return 0;
 }
 
+
+// ---- bench warm -------------------------------------------------------------
+
+std::string render_warm_table(const std::vector<bench::WarmBenchResult>& results, int runs) {
+  std::ostringstream t;
+  t << "cold start (spawn+exec+wait) against a warm instance (fork of a template at main + wait), " << runs
+    << " runs each, interleaved\n";
+  t << fmt::format("{:<18} {:>7} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>8}\n", "program", "objects",
+                   "cold med us", "min", "max", "warm med us", "min", "max", "speedup");
+  for (const auto& r : results) {
+    t << fmt::format("{:<18} {:>7} {:>11.0f} {:>9.0f} {:>9.0f} {:>11.0f} {:>9.0f} {:>9.0f} {:>7.2f}x\n", r.program,
+                     r.objects, r.cold_median_us, r.cold_min_us, r.cold_max_us, r.warm_median_us, r.warm_min_us,
+                     r.warm_max_us, r.speedup);
+    if (!r.fallback_reason.empty()) t << "  (went cold: " << r.fallback_reason << ")\n";
+  }
+  t << "the first warm spawn of each program also starts its template (not in the medians): ";
+  for (std::size_t i = 0; i < results.size(); ++i)
+    t << (i ? ", " : "") << results[i].program << " " << fmt::format("{:.0f}", results[i].template_start_us) << " us";
+  t << "\n";
+  return t.str();
+}
+
+nlohmann::json render_warm_json(const std::vector<bench::WarmBenchResult>& results, int runs) {
+  nlohmann::json j;
+  j["runs"] = runs;
+  j["results"] = nlohmann::json::array();
+  for (const auto& r : results)
+    j["results"].push_back({{"program", r.program},
+                            {"argv", r.argv},
+                            {"objects", r.objects},
+                            {"cold_median_us", r.cold_median_us},
+                            {"cold_min_us", r.cold_min_us},
+                            {"cold_max_us", r.cold_max_us},
+                            {"warm_median_us", r.warm_median_us},
+                            {"warm_min_us", r.warm_min_us},
+                            {"warm_max_us", r.warm_max_us},
+                            {"speedup", r.speedup},
+                            {"template_start_us", r.template_start_us},
+                            {"fallback_reason", r.fallback_reason.empty() ? nlohmann::json(nullptr)
+                                                                          : nlohmann::json(r.fallback_reason)}});
+  return j;
+}
+
+int bench_warm(std::vector<std::string> args) {
+  bool json = false;
+  bench::WarmBenchConfig c;
+  std::vector<std::string> programs;
+  CLI::App app{"Cold start against warm instance: spawn+exec+wait against a fork of a template held at main",
+               "procforge bench warm"};
+  app.add_flag("--json", json, "Machine-readable output");
+  app.add_option("--runs", c.runs, "Timed cold/warm pairs per program (default 101)")->check(CLI::PositiveNumber);
+  app.add_option("--program", programs,
+                 "A command to measure instead of the default set (words split at spaces; repeatable)");
+  add_color_option(app);
+  if (auto refused = parse_or_status(app, "bench", std::move(args))) return *refused;
+  for (const auto& p : programs) {
+    std::istringstream words(p);
+    bench::WarmBenchProgram w{p, {}};
+    for (std::string word; words >> word;) w.argv.push_back(word);
+    if (w.argv.empty()) {
+      print_error("bench", "--program needs a command");
+      return kExitCannot;
+    }
+    c.programs.push_back(std::move(w));
+  }
+  if (isatty(STDERR_FILENO))
+    c.progress = [](const std::string& what, int done, int total) {
+      std::fprintf(stderr, "%s[%3d%%] %s", ansi::clear_line, total ? done * 100 / total : 100, what.c_str());
+      if (done == total) std::fputs(ansi::clear_line, stderr);
+      std::fflush(stderr);
+    };
+  auto r = bench::run_warm_bench(c);
+  if (!r) {
+    if (c.progress) std::fputs(ansi::clear_line, stderr);
+    print_error("bench", r.error().message);
+    return kExitCannot;
+  }
+  if (json) std::cout << stamped(render_warm_json(*r, c.runs), schema::bench_warm).dump(2) << "\n";
+  else std::cout << render_warm_table(*r, c.runs);
+  return 0;
+}
+
 }  // namespace
 
 void add_bench(CLI::App& app, std::vector<Command>& commands) {
   auto* b = app.add_subcommand("bench", "Benchmarks: `procforge bench spawn [--json] [--runs N] [--rss LIST]`");
   b->footer(
       "Benchmarks:\n  spawn   spawn+wait latency by strategy, target and parent size "
-      "(`procforge bench spawn --help`)");
+      "(`procforge bench spawn --help`)\n  warm    cold start against a warm instance (`procforge bench warm --help`)");
   commands.push_back({b, [b](std::vector<std::string> command) {
+                        if (!command.empty() && command.front() == "warm") {
+                          command.erase(command.begin());
+                          return bench_warm(std::move(command));
+                        }
                         if (command.empty() || command.front() != "spawn") {
-                          print_error("bench", "name a benchmark: spawn");
+                          print_error("bench", "name a benchmark: spawn or warm");
                           std::cerr << b->help();
                           return kExitCannot;
                         }

@@ -162,6 +162,8 @@ with tempfile.TemporaryDirectory(prefix="procforge-schema-") as d:
     if not os.path.exists(os.path.join(os.path.dirname(PROCFORGE), "bench", "procforge-exit0")):
         bench += ["--static-target", "/bin/true"]  # built without the benchmarks
     validate_json("bench spawn --json", procforge(bench, 0).stdout, "procforge.bench-spawn/1")
+    r = procforge(["bench", "warm", "--json", "--runs", "3", "--program", "/bin/true", "--program", "ls /"], 0)
+    validate_json("bench warm --json", r.stdout, "procforge.bench-warm/1")
 
 unused = set(SCHEMAS) - {schema_file(n) for n in used}
 if unused:
