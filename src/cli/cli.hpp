@@ -31,9 +31,20 @@ struct Verdict {
 Verdict start_verdict(const exec::Prediction& p, const ldso::Prediction* loader);
 nlohmann::json verdict_json(const Verdict& v);
 
+// How much of explain's text to show, one level per -v: the verdict, chain,
+// argv and libraries fit a screen; the kernel's checks, the ELF headers, the
+// exec plan and the relocation work take another; the initial stack and
+// auxv the last. Every level shows what the one below it does, in the same
+// place, so `-vv` is the whole report.
+enum class Detail { summary = 0, plan = 1, full = 2 };
+Detail detail_from_count(int verbose);
+
 // SEARCH: execvp's PATH search that chose req.path (path_value empty: none).
 std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v,
-                        const exec::PathSearch& search, bool color);
+                        const exec::PathSearch& search, bool color, Detail detail);
+// The last line below anything but -vv: which flag shows what was left out
+// of this start's report ("" when nothing was). LOADER as for start_verdict().
+std::string render_detail_hint(const exec::Prediction& p, const ldso::Prediction* loader, Detail detail, bool color);
 nlohmann::json path_search_json(const exec::PathSearch& search);
 // SHOW_ENV: the environment's values too; by default only its keys, so that a
 // report pasted somewhere does not carry the secrets an environment holds.
@@ -47,7 +58,12 @@ inline constexpr const char* kBatchHeader = "# path\tresult\tdetail\tchain\tobje
 // section "dynamic linker".
 // PROGRAM is the name ld.so's messages start with (its _dl_argv[0]).
 nlohmann::json render_loader_json(const std::string& program, const ldso::Prediction& p);
-std::string render_loader_text(const std::string& program, const ldso::Prediction& p, bool color);
+// Below Detail::plan without the relocation work and the places tried for a
+// missing object (their count only), and a cache hit's rule without the
+// "NAME => PATH" its line already shows.
+std::string render_loader_text(const std::string& program, const ldso::Prediction& p, bool color, Detail detail);
+// Whether relocation work was counted for any object (the section -v adds).
+bool has_relocations(const ldso::Prediction& p);
 // The system's ld.so facts, probed once per process (batch mode shares them).
 const ldso::SystemInfo& loader_system();
 

@@ -1,8 +1,8 @@
 // `procforge explain`: what execve() would do with a program, without
 // running it. Builds an exec::Request from the flags, calls exec::predict(),
-// then ldso::predict_after_exec() for the ld.so half, renders text
-// or JSON; --batch explains a list of files, one line each (ld.so part
-// included, without relocation counts).
+// then ldso::predict_after_exec() for the ld.so half, renders text (a
+// screen by default, more with each -v) or JSON; --batch explains a list of
+// files, one line each (ld.so part included, without relocation counts).
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,6 +35,7 @@ struct ExplainOptions {
   std::string batch;
   bool no_path_search = false;
   bool show_env = false;
+  int verbose = 0;  // each -v shows one more level of the text (Detail)
   std::vector<std::string> command;
 };
 
@@ -92,8 +93,10 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     std::cout << stamped(std::move(j), schema::explain).dump(2) << "\n";
   } else {
     const bool color = color_on(STDOUT_FILENO);
-    std::cout << render_text(req, *r, v, search, color);
-    if (loader) std::cout << render_loader_text(r->plan->exe, *loader, color);
+    const Detail detail = detail_from_count(o.verbose);
+    std::cout << render_text(req, *r, v, search, color, detail);
+    if (loader) std::cout << render_loader_text(r->plan->exe, *loader, color, detail);
+    std::cout << render_detail_hint(*r, loader ? &*loader : nullptr, detail, color);
   }
   return v.fails() ? kExitFails : kExitRuns;
 }
@@ -239,6 +242,9 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
   auto o = std::make_shared<ExplainOptions>();
   auto* ex = app.add_subcommand("explain", "What execve() would do with PROGRAM, without running it");
   ex->add_flag("--json", o->json, "Machine-readable output");
+  ex->add_flag("-v,--verbose", o->verbose,
+               "More of the text: -v adds the kernel's checks in order, the ELF headers, the exec plan, ld.so's "
+               "relocation work and every place it tried for a missing library; -vv also the initial stack and auxv");
   ex->add_option("-C,--cwd", o->cwd, "Working directory the exec happens in");
   add_environment_flags(*ex, o->set_env, o->unset_env, o->clear_env);
   ex->add_option("--uid", o->uid, "Predict for this user id (no capabilities)");

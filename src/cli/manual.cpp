@@ -35,11 +35,17 @@ const std::map<std::string, Page>& pages() {
         "running anything: the #! chain and binfmt_misc entries the kernel would follow, the kernel's checks in "
         "its order with the errno each would give, the memory layout, initial stack and auxiliary vector of the "
         "new image, and ld.so's search for every library with the rule that found it.\n\n"
+        "The text fits a screen by default: the verdict with why and fix, the chain, the final argv and the "
+        "libraries as a tree, each with the rule that found it (a missing one with the number of places tried). "
+        "-v adds the kernel's checks in order, the ELF headers, the exec plan (every mapping, the entry point, "
+        "brk), ld.so's relocation work and the places tried for a missing library; -vv adds the initial stack "
+        "and the auxiliary vector. --json always carries everything.\n\n"
         "A PROGRAM without '/' is searched in PATH as execvp(3) does (--no-path-search asks the literal execve "
         "question). --batch FILE explains every path listed in FILE, one line each.",
         "0\tthe program would start\n1\texecve or ld.so would fail, or the new process would be killed\n2\tbad "
         "usage, or the question cannot be answered",
         "procforge explain /usr/bin/ls\tthe verdict, the exec chain and the libraries\n"
+        "procforge explain -vv /usr/bin/ls\tthe whole report, down to the initial stack and auxv\n"
         "procforge explain --json ./script.sh\tthe same as JSON\n"
         "find /usr/bin -type f | procforge explain --batch -\tone verdict a file"}},
       {"run",

@@ -2,8 +2,9 @@
 // ld.so would load (ldso::Prediction), as JSON ("loader") and as the text
 // section "dynamic linker": a dependency tree in which each object shows its
 // path and the rule that found it; for a failure, the places tried in order
-// and what to do about it; then each object's start-up relocation work and
-// the cost model's estimate of ld.so's start-up time (labelled an estimate).
+// and what to do about it; then (with -v) each object's start-up relocation
+// work and the cost model's estimate of ld.so's start-up time (labelled an
+// estimate).
 #include <algorithm>
 #include <cstdio>
 #include <functional>
@@ -80,7 +81,12 @@ json render_loader_json(const std::string& program, const ldso::Prediction& p) {
           {"startup_estimate_kind", kEstimateLabel}};
 }
 
-std::string render_loader_text(const std::string& program, const ldso::Prediction& p, bool color) {
+bool has_relocations(const ldso::Prediction& p) {
+  return p.program_relocations ||
+         std::any_of(p.objects.begin(), p.objects.end(), [](const auto& ob) { return ob.relocations.has_value(); });
+}
+
+std::string render_loader_text(const std::string& program, const ldso::Prediction& p, bool color, Detail detail) {
   const Style st(color);
   std::ostringstream o;
   o << "\n" << st.bold("dynamic linker") << st.dim("  (glibc ld.so, trace-mode order)") << "\n";
@@ -116,7 +122,10 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
     const std::string indent(2 + 2 * static_cast<std::size_t>(depth), ' ');
     if (!ob.path) {
       o << indent << ob.name << " => " << st.red("not found") << "\n";
-      if (!ob.tried.empty()) {
+      // Every hwcaps subdirectory of every directory: dozens of lines, which the verdict's why sums up.
+      if (!ob.tried.empty() && detail == Detail::summary)
+        o << indent << "    tried " << ob.tried.size() << " places (-v lists them)\n";
+      else if (!ob.tried.empty()) {
         o << indent << "    tried, in order:\n";
         for (const auto& t : ob.tried) o << indent << "      " << t << "\n";
       }
@@ -128,9 +137,13 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
     // The rule's name, then where it looked, unless that already starts with the name
     // ("LD_LIBRARY_PATH: /x", "DT_RUNPATH of y: /z", "/etc/ld.so.cache: ...").
     const std::string rule = ldso::found_by_name(ob.found_by);
-    const bool named = ob.found_via.substr(0, ob.found_via.find(':')).find(rule) != std::string::npos;
-    o << st.dim("  [" + (named ? ob.found_via : rule + (ob.found_via.empty() ? "" : ": " + ob.found_via)) + "]")
-      << "\n";
+    std::string via = ob.found_via;
+    // The summary drops what the line already says: "/etc/ld.so.cache: NAME => PATH" is "/etc/ld.so.cache".
+    const std::string restated = ": " + ob.name + " => " + *ob.path;
+    if (detail == Detail::summary && via.size() > restated.size() && via.ends_with(restated))
+      via.resize(via.size() - restated.size());
+    const bool named = via.substr(0, via.find(':')).find(rule) != std::string::npos;
+    o << st.dim("  [" + (named ? via : rule + (via.empty() ? "" : ": " + via)) + "]") << "\n";
     auto it = children.find(*ob.path);
     if (it != children.end())
       for (std::size_t c : it->second)
@@ -143,9 +156,7 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
   for (const auto& w : p.warnings) o << "  note    " << w << "\n";
 
   // Start-up relocation work, one line per object, in link-map order.
-  bool any = p.program_relocations.has_value();
-  for (const auto& ob : p.objects) any |= ob.relocations.has_value();
-  if (any) {
+  if (detail >= Detail::plan && has_relocations(p)) {
     o << "  " << st.bold("relocations at start-up") << st.dim("  (counted from each file's dynamic section)") << "\n";
     std::size_t width = program.size();
     for (const auto& ob : p.objects)

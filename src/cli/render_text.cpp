@@ -1,8 +1,10 @@
-// Terminal rendering of a prediction: verdict first, then the chain, the
-// checks in the kernel's order, and the exec plan.
+// Terminal rendering of a prediction: verdict first, then the chain and the
+// argv; with -v the checks in the kernel's order, the ELF headers and the
+// exec plan; with -vv the initial stack and auxv too.
 #include <signal.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -98,8 +100,10 @@ nlohmann::json path_search_json(const exec::PathSearch& search) {
           {"via_shell", !search.shell_argv.empty()}};
 }
 
+Detail detail_from_count(int verbose) { return static_cast<Detail>(std::clamp(verbose, 0, 2)); }
+
 std::string render_text(const exec::Request& req, const exec::Prediction& p, const Verdict& v,
-                        const exec::PathSearch& search, bool color) {
+                        const exec::PathSearch& search, bool color, Detail detail) {
   const Style st(color);
   std::ostringstream o;
   o << st.bold("procforge explain " + req.path) << "\n";
@@ -133,6 +137,7 @@ std::string render_text(const exec::Request& req, const exec::Prediction& p, con
   for (std::size_t i = 0; i < p.argv.size(); ++i) o << (i ? ", " : "") << quote(p.argv[i]);
   o << "]\n";
   for (const auto& r : p.rules_applied) o << "  note    " << r << "\n";
+  if (detail < Detail::plan) return o.str();
 
   o << "\n" << st.bold("checks, in the kernel's order") << "\n";
   for (const auto& c : p.checks)
@@ -168,6 +173,7 @@ std::string render_text(const exec::Request& req, const exec::Prediction& p, con
                    : std::string(pl.entry_in_interp ? "interp_base" : "exec_base") + "+" + hex(pl.entry_offset))
       << (pl.entry_in_interp ? " (the interpreter's entry)" : " (the program's entry)") << "\n";
     o << "  brk     " << (pl.brk ? hex(*pl.brk) : "random") << st.dim("  " + pl.brk_rule) << "\n";
+    if (detail < Detail::full) return o.str();
     o << "\n" << st.bold("initial stack") << "\n";
     for (const auto& l : pl.stack_layout) o << "  " << l << "\n";
     o << "\n" << st.bold("auxv, in the kernel's order") << "\n";
@@ -175,6 +181,19 @@ std::string render_text(const exec::Request& req, const exec::Prediction& p, con
       o << "  " << pad(a.name, 22) << " " << pad(a.value ? hex(*a.value) : "random", 16) << st.dim(a.describe) << "\n";
   }
   return o.str();
+}
+
+std::string render_detail_hint(const exec::Prediction& p, const ldso::Prediction* loader, Detail detail, bool color) {
+  // Only what this start has: no plan and no stack when execve fails, no
+  // relocation work without ld.so.
+  std::string more;
+  if (detail == Detail::summary) {
+    more = "-v adds the checks";
+    if (p.plan) more += loader && has_relocations(*loader) ? ", the exec plan and relocations" : " and the exec plan";
+  }
+  if (detail < Detail::full && p.plan)
+    more += more.empty() ? "-vv adds the stack and auxv" : "; -vv the stack and auxv";
+  return more.empty() ? "" : "\n" + Style(color).dim("  " + more) + "\n";
 }
 
 std::string render_line(const std::string& path, const exec::Prediction& p, const Verdict& v) {

@@ -96,7 +96,11 @@ TEST_F(Cli, demo_explains_a_program_and_a_script_chain) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("procforge explain /usr/bin/ls"), std::string::npos);
   EXPECT_NE(r.out.find("#! \"/bin/sh\" arg \"-e\""), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("auxv, in the kernel's order"), std::string::npos);
+  // Each at explain's default: the verdict and the libraries, and where the rest is.
+  EXPECT_NE(r.out.find("\ndynamic linker"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("libc.so.6 => "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("auxv, in the kernel's order"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\n  -v adds the checks"), std::string::npos) << r.out;
 }
 
 TEST_F(Cli, json_contract_for_a_script_chain) {

@@ -82,6 +82,12 @@ TEST_F(ExplainVerdict, a_missing_library_is_the_headline_with_why_and_fix) {
             std::string::npos)
       << head;
   EXPECT_NE(head.find("  fix     make libfoo.so findable"), std::string::npos) << head;
+  // The tree shows the failure; the places tried are counted (the why names their directories), -v lists them.
+  EXPECT_NE(text.out.find("    libfoo.so => not found\n"), std::string::npos) << text.out;
+  const CommandResult verbose = procforge({"explain", "-v", prog});
+  EXPECT_EQ(verbose.exit_code, 1);
+  EXPECT_NE(verbose.out.find("        tried, in order:\n          " + dir + "/"), std::string::npos) << verbose.out;
+  EXPECT_EQ(text.out.find("tried, in order"), std::string::npos) << text.out;
 
   const CommandResult json = procforge({"explain", "--json", prog});
   EXPECT_EQ(json.exit_code, 1);
@@ -92,6 +98,11 @@ TEST_F(ExplainVerdict, a_missing_library_is_the_headline_with_why_and_fix) {
   EXPECT_EQ(j["loader"]["error"]["exit_status"], real.exit_code);
   EXPECT_EQ(j["loader"]["error"]["fix"], j["result"]["fix"]);
   EXPECT_NE(j["result"]["why"].get<std::string>().find("cannot find libfoo.so"), std::string::npos);
+  const auto& missing = j["loader"]["objects"][0];
+  ASSERT_EQ(missing["name"], "libfoo.so") << j["loader"];
+  EXPECT_NE(text.out.find("        tried " + std::to_string(missing["tried"].size()) + " places (-v lists them)\n"),
+            std::string::npos)
+      << text.out;
 }
 
 TEST_F(ExplainVerdict, a_missing_symbol_version_names_what_provides_it) {
@@ -180,7 +191,12 @@ TEST_F(ExplainVerdict, the_rule_that_found_a_library_is_named_once) {
   EXPECT_NE(text.out.find("libfoo.so => " + dir + "/lib/libfoo.so  [LD_LIBRARY_PATH: " + dir + "/lib/]\n"),
             std::string::npos)
       << text.out;
-  EXPECT_NE(text.out.find("  [/etc/ld.so.cache: libc.so.6 => "), std::string::npos) << text.out;
+  // A cache hit: the line already says NAME => PATH, so by default the rule is the cache alone.
+  EXPECT_NE(text.out.find("libc.so.6 => "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("  [/etc/ld.so.cache]\n"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("  [/etc/ld.so.cache: libc.so.6 => "), std::string::npos) << text.out;
+  const CommandResult verbose = procforge({"explain", "-v", "--env", "LD_LIBRARY_PATH=" + dir + "/lib", dir + "/prog"});
+  EXPECT_NE(verbose.out.find("  [/etc/ld.so.cache: libc.so.6 => "), std::string::npos) << verbose.out;
 }
 
 TEST_F(ExplainVerdict, a_program_that_starts_runs) {
