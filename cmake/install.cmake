@@ -4,7 +4,8 @@
 #   include/procforge/*.hpp
 #   lib/cmake/procforge/ (find_package(procforge) -> procforge::procforge, procforge::procforge_static)
 #   lib/pkgconfig/procforge.pc
-#   lib/procforge/ helpers found relative to bin/procforge (the LD_AUDIT module, bench's static target)
+#   lib/procforge/ helpers found relative to bin/procforge (the LD_AUDIT module, the warm-start agent,
+#   bench's static target)
 #   share/man/man1/ procforge(1) and procforge-SUBCOMMAND(1), generated from the CLI's definitions
 #   share/bash-completion/completions/procforge, share/zsh/vendor-completions/_procforge
 include(CMakePackageConfigHelpers)
@@ -35,6 +36,9 @@ install(TARGETS libprocforge_shared libprocforge EXPORT procforgeTargets
 install(DIRECTORY include/procforge DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 if(TARGET procforge_audit)
   install(TARGETS procforge_audit LIBRARY DESTINATION ${PROCFORGE_HELPER_DIR})
+endif()
+if(TARGET procforge_warm)
+  install(TARGETS procforge_warm LIBRARY DESTINATION ${PROCFORGE_HELPER_DIR})
 endif()
 if(TARGET procforge_exit0)
   install(TARGETS procforge_exit0 RUNTIME DESTINATION ${PROCFORGE_HELPER_DIR})
