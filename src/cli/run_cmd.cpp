@@ -65,6 +65,7 @@ struct RunOptions {
   bool foreground = false;
   bool report = false, json = false;
   std::string report_file;
+  bool warm = false;
   std::string exec, loader;
 };
 
@@ -384,7 +385,14 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
 
   RunReport rep;
   rep.program = command.front();
-  auto child = spawn::spawn(opts);
+  // --warm: from a template held at main (one is started for this run, so a
+  // single run is not faster; the report says whether the instance was warm,
+  // and what differs from a cold start).
+  std::optional<warm::Pool> pool;
+  if (o.warm) pool.emplace();
+  warm::Report warm_report;
+  auto child = pool ? pool->spawn(opts, &warm_report) : spawn::spawn(opts);
+  if (pool) rep.warm = warm_report;
   shared_output.reset();
   // The mask is not restored: procforge only reports and exits from here, and
   // a signal still pending would end it before the report.
@@ -486,6 +494,9 @@ void add_run(CLI::App& app, std::vector<Command>& commands) {
   r->add_flag("--report", o->report, "Print the strategy, timings and rusage on stderr after the run");
   r->add_flag("--json", o->json, "The report as JSON (on stderr, or in --report-file)");
   r->add_option("--report-file", o->report_file, "Write the JSON report to FILE");
+  r->add_flag("--warm", o->warm,
+              "Start the program as a warm instance (a fork of a template held at main; see procforge batch --warm); "
+              "--report says whether it was, or why it went cold, and what differs from a cold start");
   r->add_option("--exec", o->exec,
                 "Who replaces the image: kernel (execve, default) or user (procforge's user-space exec)");
   r->add_option("--loader", o->loader, "The former name of --exec (kernel or user); --exec wins when both are given");

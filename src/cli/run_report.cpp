@@ -28,6 +28,12 @@ std::string render_run_text(const RunReport& r) {
     return s;
   }
   s += fmt::format("  strategy: {}, pid {}\n", r.strategy ? spawn::strategy_name(*r.strategy) : "?", r.pid);
+  if (r.warm && r.warm->warm) {
+    s += fmt::format("  warm:     instance {} of template {}\n", r.warm->template_uses, r.warm->template_pid);
+    for (const auto& d : r.warm->differences) s += "  differs:  " + d + "\n";
+  } else if (r.warm) {
+    s += "  warm:     no, started cold: " + r.warm->fallback_reason + "\n";
+  }
   s += fmt::format("  timings:  prepare {:.1f} us, clone to exec {:.1f} us, spawn total {:.1f} us\n",
                    us(r.timings.prepare), us(r.timings.clone_to_exec), us(r.timings.total));
   if (!r.exit) return s;
@@ -54,6 +60,12 @@ nlohmann::json render_run_json(const RunReport& r) {
     return j;
   }
   j["strategy"] = r.strategy ? spawn::strategy_name(*r.strategy) : nullptr;
+  if (r.warm)
+    j["warm"] = {{"warm", r.warm->warm},
+                 {"fallback_reason", r.warm->warm ? nlohmann::json(nullptr) : nlohmann::json(r.warm->fallback_reason)},
+                 {"template_pid", r.warm->template_pid},
+                 {"template_uses", r.warm->template_uses},
+                 {"differences", r.warm->differences}};
   j["pid"] = r.pid;
   j["timings_ns"] = {{"prepare", r.timings.prepare.count()},
                      {"clone_to_exec", r.timings.clone_to_exec.count()},

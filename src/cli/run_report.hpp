@@ -7,6 +7,7 @@
 #include <string>
 
 #include "procforge/spawn.hpp"
+#include "procforge/warm.hpp"
 
 namespace procforge::cli {
 
@@ -18,6 +19,7 @@ struct RunReport {
   std::optional<spawn::Child::Exit> exit;
   std::optional<Error> error;
   int status = 0;  // procforge run's own exit status
+  std::optional<warm::Report> warm;  // --warm
 };
 
 std::string render_run_text(const RunReport& r);
