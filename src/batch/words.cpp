@@ -71,8 +71,8 @@ class Parser {
     if (c == '"') return double_quoted();
     if (c == '`' || (c == '$' && dollar_expands(at(i_ + 1), false))) return expansion();
     if (is_operator(c))
-      return fail(column(i_), fmt::format("'{}' is a shell operator, and procforge batch runs no shell: quote it to "
-                                          "pass it as a word, or run the line with sh -c '...'",
+      return fail(column(i_), fmt::format("'{}' is a shell operator, and batch commands run without a shell: quote "
+                                          "it to pass it as a word, or run the line with sh -c '...'",
                                           c));
     take(c, 1);
     return ok_status();
@@ -145,8 +145,8 @@ class Parser {
       if (name_char(at(i_ + 1)) && !std::isdigit(static_cast<unsigned char>(at(i_ + 1))))
         while (name_char(at(end))) ++end;
     }
-    return fail(column(i_), fmt::format("'{}' would be expanded by a shell, and procforge batch expands nothing: put "
-                                        "it in single quotes to pass it as written",
+    return fail(column(i_), fmt::format("'{}' would be expanded by a shell, and batch commands are not expanded: "
+                                        "put it in single quotes to pass it as written",
                                         s_.substr(i_, end - i_)));
   }
 
