@@ -11,7 +11,7 @@
 include(CMakePackageConfigHelpers)
 
 set(PROCFORGE_HELPER_DIR ${CMAKE_INSTALL_LIBDIR}/procforge)
-set(PROCFORGE_SUBCOMMANDS explain run exec profile bench version demo completion manpage)
+set(PROCFORGE_SUBCOMMANDS explain run exec profile batch bench version demo completion manpage)
 
 # Pages and completions come from the built binary itself (`procforge manpage`,
 # `procforge completion`), so they say exactly what the parser accepts.

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   add_bench(app, commands);
   add_exec(app, commands);
   add_profile(app, commands);
+  add_batch(app, commands);
   add_version(app, commands);
   add_demo(app, commands);
   add_manual(app, commands);

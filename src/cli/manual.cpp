@@ -75,6 +75,38 @@ const std::map<std::string, Page>& pages() {
         "--html file could not be written",
         "procforge profile -n 20 -- /usr/bin/cmake --version\tmedian phases over 20 runs\n"
         "procforge profile --html report.html -- python3 -c pass\tthe same as an HTML page"}},
+      {"batch",
+       {"[-j N] [--warm] [--keep-order] [--halt-on-error] [--joblog FILE] [--bar] [--json] [FILE|-]",
+        "Runs the commands of FILE (or of standard input), one a line, at most N at once (by default as many as "
+        "there are CPUs), as xargs -P and GNU parallel do, but without a shell. Each command's stdout and stderr are "
+        "kept apart from every other command's and written whole when it ends (with --keep-order, in input "
+        "order), so that outputs never interleave. Commands get /dev/null as stdin.\n\n"
+        "A line is split into words as sh(1) splits a simple command: blanks separate words; single quotes keep "
+        "everything up to the next one; double quotes keep everything but a backslash before $ ` \" \\ or a "
+        "newline; a backslash outside quotes keeps the next character, and before a newline continues the command "
+        "on the next line; a # that starts a word starts a comment. Blank and comment lines are skipped. Nothing "
+        "is expanded: a line holding what a shell would expand or treat as an operator ($NAME, $(...), `...`, | & "
+        "; < > ( )) unquoted is refused, as is a quote left open at the end of a line; put such characters in "
+        "single quotes to pass them as written, or run the line as sh -c '...'. Globs and ~ stay as written. The "
+        "whole input is read and checked before any command runs.\n\n"
+        "A command fails when its status is not 0: its exit status, 128+N when signal N killed it, 127 when the "
+        "program was not found and 126 when it could not be executed (with a 'procforge batch:' line on that "
+        "command's stderr). --halt-on-error is GNU parallel's --halt soon,fail=1: after the first failure no "
+        "command is started, the running ones finish, and the exit status is that command's.\n\n"
+        "--joblog FILE writes GNU parallel's joblog (Seq, Host, Starttime, JobRuntime, Send, Receive, Exitval, "
+        "Signal, Command; Receive counts the bytes of stdout), a line for each command as its output is written. "
+        "--json writes one object a command on stdout, in input order, instead of the outputs: index (from 1, the "
+        "joblog's Seq), line, argv, status, signal (null unless one ended it), warm, fallback_reason (null unless "
+        "--warm was given and the start went cold), wall_us, stdout and stderr.\n\n"
+        "--warm starts each program from a template of it that already went through execve, ld.so and libc's "
+        "initialisation, kept for every later line that runs it, and starts it cold when the template cannot stand "
+        "in for a cold start.",
+        "0\tevery command succeeded\n1-100\tthat many commands failed\n101\tmore than 100 commands failed\nN\t"
+        "with --halt-on-error: the status of the command that failed first\n255\tthe batch could not run: "
+        "an unreadable FILE, a line refused, a bad -j\n2\tan option procforge does not know",
+        "procforge batch -j 4 commands.txt\tfour at a time, outputs as commands end\n"
+        "procforge batch --keep-order --joblog log.tsv - < commands.txt\toutputs in input order, a joblog\n"
+        "procforge batch --json --warm commands.txt\tone JSON object a command, warm starts"}},
       {"bench",
        {"[OPTIONS] SUITE",
         "Measures the cost of process creation on this machine, side by side with the baselines (fork+exec, "

@@ -19,6 +19,7 @@
 #include "cli/command.hpp"
 #include "cli/env.hpp"
 #include "cli/output.hpp"
+#include "cli/progress.hpp"
 #include "cli/render_profile.hpp"
 #include "common/ansi.hpp"
 #include "procforge/profile.hpp"
@@ -119,11 +120,8 @@ int run_profile(const ProfileCliOptions& o, std::vector<std::string> command) {
   if (isatty(STDERR_FILENO))
     progress = [&](const std::string& what, int done, int total) {
       if (std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) return;
-      const int width = 30;
-      const int filled = total ? done * width / total : width;
-      std::string bar(static_cast<std::size_t>(filled), '#');
-      bar += std::string(static_cast<std::size_t>(width - filled), '.');
-      std::fprintf(stderr, "%s[%s] %d/%d %s", ansi::clear_line, bar.c_str(), done, total, what.substr(0, 40).c_str());
+      const std::string bar = progress_bar(static_cast<std::size_t>(done), static_cast<std::size_t>(total));
+      std::fprintf(stderr, "%s%s %s", ansi::clear_line, bar.c_str(), what.substr(0, 40).c_str());
       std::fflush(stderr);
       drew = true;
     };

@@ -68,7 +68,7 @@ TEST_F(Cli, no_arguments_prints_a_short_usage_and_exits_2) {
   EXPECT_EQ(r.status, 2);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err.rfind("usage: procforge SUBCOMMAND", 0), 0u) << r.err;
-  for (const char* sub : {"explain", "run", "exec", "profile", "bench", "version", "demo"})
+  for (const char* sub : {"explain", "run", "exec", "profile", "batch", "bench", "version", "demo"})
     EXPECT_NE(r.err.find("\n  " + std::string(sub) + " "), std::string::npos) << sub;
   EXPECT_LT(std::count(r.err.begin(), r.err.end(), '\n'), 20) << "a short usage";
 }

@@ -21,6 +21,7 @@ const char* package_of(std::string_view path) {
       {"/usr/bin/readelf", "binutils"},
       {"/usr/bin/python3", "python3"},
       {"/usr/bin/setarch", "util-linux"},
+      {"/usr/bin/parallel", "parallel"},
   };
   for (const auto& [p, package] : kPackages)
     if (p == path) return package;
