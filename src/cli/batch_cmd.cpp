@@ -19,6 +19,7 @@
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
+#include "cli/output.hpp"
 #include "cli/progress.hpp"
 #include "cli/render_batch.hpp"
 #include "common/ansi.hpp"
@@ -34,6 +35,8 @@ constexpr int kExitBatchCannotRun = 255;  // parallel(1): "255  Other error."
 struct BatchOptions {
   std::string jobs;
   bool warm = false, keep_order = false, halt_on_error = false, bar = false, json = false;
+  unsigned warm_max_uses = warm::Limits{}.max_uses;
+  double warm_max_age_s = std::chrono::duration<double>(warm::Limits{}.max_age).count();
   std::string joblog;
   std::string file;  // "-" taken by the parser as a positional
 };
@@ -138,7 +141,9 @@ class Printer {
     const batch::Command& c = commands_[outcome.index];
     if (o_.json) {
       write_all(STDOUT_FILENO,
-                batch_json(c, outcome, o_.warm).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+                stamped(batch_json(c, outcome, o_.warm), schema::batch)
+                        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                    "\n");
     } else {
       write_all(STDOUT_FILENO, outcome.out);
       write_all(STDERR_FILENO, outcome.err);
@@ -172,7 +177,7 @@ class Printer {
 
 int run_batch(const BatchOptions& o, const std::vector<std::string>& rest) {
   auto cannot = [](const std::string& why) {
-    std::cerr << "procforge batch: " << why << "\n";
+    print_error("batch", why);
     return kExitBatchCannotRun;
   };
   if (rest.size() > 1 || (!rest.empty() && !o.file.empty()))
@@ -186,6 +191,8 @@ int run_batch(const BatchOptions& o, const std::vector<std::string>& rest) {
     bo.jobs = *jobs;
   }
   bo.warm = o.warm;
+  bo.warm_limits.max_uses = o.warm_max_uses;
+  bo.warm_limits.max_age = std::chrono::milliseconds(static_cast<long long>(o.warm_max_age_s * 1000));
   bo.halt_on_error = o.halt_on_error;
 
   auto text = read_input(file);
@@ -204,8 +211,8 @@ int run_batch(const BatchOptions& o, const std::vector<std::string>& rest) {
   printer.finish();
   if (!summary) return cannot(summary.error().message);
   if (summary->halted_at && summary->ran < commands->size())
-    std::cerr << "procforge batch: " << commands->size() - summary->ran << " of " << commands->size()
-              << " commands not started (--halt-on-error)\n";
+    print_error("batch", fmt::format("{} of {} commands not started (--halt-on-error)",
+                                     commands->size() - summary->ran, commands->size()));
   return summary->exit_status();
 }
 
@@ -217,6 +224,12 @@ void add_batch(CLI::App& app, std::vector<Command>& commands) {
   b->add_option("-j,--jobs", o->jobs, "How many commands run at once (default: the number of CPUs)")->type_name("N");
   b->add_flag("--warm", o->warm,
               "Start each program from a warm template when it can, cold otherwise (--json says why)");
+  b->add_option("--warm-max-uses", o->warm_max_uses,
+                "A fresh template after this many instances (default 256: instances of one template share its "
+                "layout and stack canary; docs/warm-starts.md)")
+      ->check(CLI::PositiveNumber);
+  b->add_option("--warm-max-age", o->warm_max_age_s, "A fresh template after this many seconds (default 60)")
+      ->check(CLI::PositiveNumber);
   b->add_flag("-k,--keep-order", o->keep_order, "Write the outputs in input order, not as commands end");
   b->add_flag("--halt-on-error", o->halt_on_error,
               "After the first failure start no more commands; exit with its status (parallel --halt soon,fail=1)");

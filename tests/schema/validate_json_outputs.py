@@ -144,6 +144,16 @@ with tempfile.TemporaryDirectory(prefix="procforge-schema-") as d:
     for i, line in enumerate(lines):
         validate_json(f"explain --json --batch line {i + 1}", line, "procforge.explain-batch/1")
 
+    # batch: cold, warm, a failure, a signal, a program that is not there.
+    commands = "/bin/true\necho 'two words'\nls /nonexistent\n/bin/sh -c 'kill -KILL $$'\n/nonexistent\n"
+    for flags in ([], ["--warm"]):
+        r = procforge(["batch", "--json"] + flags + ["-"], 3, stdin=commands)
+        lines = r.stdout.splitlines()
+        if len(lines) != 5:
+            failures.append(f"batch --json {flags}: {len(lines)} lines for 5 commands")
+        for i, line in enumerate(lines):
+            validate_json(f"batch --json {' '.join(flags)} line {i + 1}", line, "procforge.batch/1")
+
     r = procforge(["run", "--json", "--", "/bin/true"], 0)  # the report goes to stderr
     validate_json("run --json /bin/true", r.stderr, "procforge.run/1")
     for name, command, status in [("not-found", ["/nonexistent"], 127),
