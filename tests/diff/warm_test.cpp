@@ -130,7 +130,8 @@ TEST_P(WarmProbe, instance_sees_what_a_cold_start_sees) {
     EXPECT_EQ(w.report.template_uses, static_cast<unsigned>(i + 1));
     expect_same(c, w, GetParam().name);
     EXPECT_EQ(w.ran.out.find("LD_PRELOAD"), std::string::npos);
-    EXPECT_EQ(w.ran.out.find("PROCFORGE"), std::string::npos);
+    EXPECT_EQ(w.ran.out.find("PROCFORGE_WARM"), std::string::npos);
+    EXPECT_EQ(w.ran.out.find("procforge_warm"), std::string::npos);
   }
   // A different argv and environment from the same template.
   spawn::Options other = o;
