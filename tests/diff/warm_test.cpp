@@ -499,6 +499,61 @@ TEST(WarmFaults, failed_control_reports_as_a_cold_spawn_does) {
   EXPECT_EQ(spawn::failure_status(c.error()), spawn::failure_status(w.error()));
 }
 
+TEST(WarmFaults, instance_times_out_and_is_killed_as_a_cold_child_is) {
+  warm::Pool pool;
+  spawn::Options o;
+  o.path = "/bin/sleep";
+  o.argv = {"sleep", "10"};
+  warm::Report r;
+  auto c = pool.spawn(o, &r);
+  ASSERT_TRUE(c) << c.error().message;
+  ASSERT_TRUE(r.warm) << r.fallback_reason;
+  EXPECT_GE(c->pidfd(), 0);
+  auto e = c->wait(std::chrono::milliseconds(100));
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_TRUE(e->timed_out);
+  EXPECT_FALSE(e->exited);
+  EXPECT_EQ(e->shell_status(), 128 + SIGKILL);
+}
+
+// The templates of a process that dies without cleaning up (SIGKILL) see
+// their control socket close and exit: none outlives its pool's process.
+TEST(WarmFaults, templates_end_with_the_process_that_made_them) {
+  int pids[2];
+  ASSERT_EQ(pipe(pids), 0);
+  pid_t owner = fork();
+  ASSERT_GE(owner, 0);
+  if (owner == 0) {
+    close(pids[0]);
+    warm::Pool pool;
+    warm::Report r;
+    auto c = pool.spawn(probe(), &r);
+    if (c) (void)c->wait();
+    int t = r.warm ? r.template_pid : -1;
+    (void)!write(pids[1], &t, sizeof t);
+    pause();
+    _exit(0);
+  }
+  close(pids[1]);
+  int tpl = -1;
+  ASSERT_EQ(read(pids[0], &tpl, sizeof tpl), static_cast<ssize_t>(sizeof tpl));
+  close(pids[0]);
+  ASSERT_GT(tpl, 0) << "the owner's spawn was not warm";
+  kill(owner, SIGKILL);
+  waitpid(owner, nullptr, 0);
+  // The template is now init's child; here PID 1 may not reap, so a zombie
+  // ("Z" in /proc/PID/stat) counts as ended.
+  bool ended = false;
+  for (int i = 0; i < 200 && !ended; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(tpl) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) ended = true;
+    else ended = line.substr(line.rfind(')') + 2, 1) == "Z";
+    if (!ended) usleep(10000);
+  }
+  EXPECT_TRUE(ended) << "template " << tpl << " outlived its pool's process";
+}
+
 std::set<std::string> open_fds() {
   std::set<std::string> s;
   for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) s.insert(e.path().filename());
