@@ -8,11 +8,14 @@
 #   ldcache  ld.so.cache files written by ldconfig in its three formats (new,
 #            old, old+new "compat") over a fixture directory of shared objects,
 #            one with a glibc-hwcaps variant;
-#   predict  files to exec: the ELF and #! seeds.
+#   predict  files to exec: the ELF and #! seeds;
+#   warm_facts   a template's ready message, as the agent writes it, from this
+#            process's own maps and fds;
+#   warm_request (none: libFuzzer starts from nothing).
 # Usage: fuzz/make_seed_corpus.sh DIR
 set -eu
 dir=${1:?usage: $0 DIR}
-mkdir -p "$dir/elf" "$dir/shebang" "$dir/ldcache" "$dir/predict"
+mkdir -p "$dir/elf" "$dir/shebang" "$dir/ldcache" "$dir/predict" "$dir/warm_facts"
 
 multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 for f in \
@@ -51,4 +54,9 @@ for format in new old compat; do
   ldconfig -C "$dir/ldcache/$format" -f "$fixture/ld.so.conf" -X --format="$format"
 done
 [ -f /etc/ld.so.cache ] && cp /etc/ld.so.cache "$dir/ldcache/system"
-for c in elf shebang ldcache predict; do echo "seeds: $c: $(ls "$dir/$c" | wc -l) files"; done
+{
+  printf 'pid %s\nthreads 1\nlooked_at_cwd 0\natfork 2\ncwd %s\nenv HOME\nenv TERM\nfd 3 /etc/passwd\n' $$ "$PWD"
+  awk '$6 ~ /^\// { print "obj 2049 " $5 " 1700000000000000000 4096 " $6 }' /proc/self/maps | uniq
+  echo "replaced /usr/lib/x86_64-linux-gnu/libgone.so.1"
+} >"$dir/warm_facts/ready"
+for c in elf shebang ldcache predict warm_facts; do echo "seeds: $c: $(ls "$dir/$c" | wc -l) files"; done

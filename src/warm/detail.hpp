@@ -46,6 +46,9 @@ struct Template {
 Result<Template> start_template(const std::string& program, const std::vector<std::string>& argv,
                                 const std::vector<std::string>& env, const std::string& cwd,
                                 const std::string& agent, std::chrono::milliseconds timeout);
+// The facts of a ready message (text lines, agent.cpp send_ready()) into t.
+// The template runs someone else's program: any bytes must parse.
+void parse_facts(Template& t, std::string_view text);
 // Sends one spawn request; the reply as the agent gave it, or a refusal text.
 struct Reply {
   bool refused = false;

@@ -41,6 +41,8 @@ std::string exit_text(const siginfo_t& si) {
   return "was killed by " + (abbrev ? "SIG" + std::string(abbrev) : "signal " + std::to_string(si.si_status));
 }
 
+}  // namespace
+
 // The text lines of a ready message (agent.cpp send_ready()).
 void parse_facts(Template& t, std::string_view text) {
   std::istringstream in{std::string(text)};
@@ -70,7 +72,6 @@ void parse_facts(Template& t, std::string_view text) {
   }
 }
 
-}  // namespace
 
 std::string find_agent() {
   namespace fs = std::filesystem;
