@@ -283,7 +283,8 @@ int bench_warm(std::vector<std::string> args) {
 }  // namespace
 
 void add_bench(CLI::App& app, std::vector<Command>& commands) {
-  auto* b = app.add_subcommand("bench", "Benchmarks: `procforge bench spawn [--json] [--runs N] [--rss LIST]`");
+  auto* b = app.add_subcommand(
+      "bench", "Benchmarks: `procforge bench spawn [--json] [--runs N] [--rss LIST]`, `procforge bench warm [--json]`");
   b->footer(
       "Benchmarks:\n  spawn   spawn+wait latency by strategy, target and parent size "
       "(`procforge bench spawn --help`)\n  warm    cold start against a warm instance (`procforge bench warm --help`)");

@@ -53,7 +53,9 @@ const std::map<std::string, Page>& pages() {
         "Creates a process running PROGRAM with explicit control over what it inherits (fds, environment, "
         "credentials, rlimits, namespaces, cgroup, signal state) and waits for it, as a supervisor: signals sent "
         "to procforge are passed on, --timeout ends the whole process group as timeout(1) does.\n\n"
-        "--loader=user replaces the kernel's execve with procforge's user-space exec.",
+        "--exec=user replaces the kernel's execve with procforge's user-space exec (--loader=user is the older "
+        "spelling). --warm starts the program as an instance of a template held at main (docs/warm-starts.md); "
+        "--report then says whether it was warm, or why it started cold, and what differs from a cold start.",
         "N\tthe program's exit status\n128+N\tthe program was killed by signal N\n124\t--timeout expired\n"
         "125\ta control could not be applied\n126\tPROGRAM was found but could not be executed\n127\tPROGRAM "
         "was not found\n2\tbad usage (or, with --exec=user, a PATH search that could not be answered)",
@@ -76,7 +78,8 @@ const std::map<std::string, Page>& pages() {
         "procforge profile -n 20 -- /usr/bin/cmake --version\tmedian phases over 20 runs\n"
         "procforge profile --html report.html -- python3 -c pass\tthe same as an HTML page"}},
       {"batch",
-       {"[-j N] [--warm] [--keep-order] [--halt-on-error] [--joblog FILE] [--bar] [--json] [FILE|-]",
+       {"[-j N] [--warm] [--warm-max-uses N] [--warm-max-age S] [--keep-order] [--halt-on-error] [--joblog FILE] "
+        "[--bar] [--json] [FILE|-]",
         "Runs the commands of FILE (or of standard input), one a line, at most N at once (by default as many as "
         "there are CPUs), as xargs -P and GNU parallel do, but without a shell. Each command's stdout and stderr are "
         "kept apart from every other command's and written whole when it ends (with --keep-order, in input "
@@ -109,10 +112,14 @@ const std::map<std::string, Page>& pages() {
         "procforge batch --json --warm commands.txt\tone JSON object a command, warm starts"}},
       {"bench",
        {"[OPTIONS] SUITE",
-        "Measures the cost of process creation on this machine, side by side with the baselines (fork+exec, "
-        "vfork, posix_spawn, clone3), and reports ratios.",
+        "Measures the cost of process creation on this machine, side by side with the baselines, and reports "
+        "ratios. spawn: spawn+wait latency of procforge's strategy against fork+exec, vfork, posix_spawn and "
+        "clone3, by parent size. warm: a cold start (spawn+exec+wait) against a warm instance (a fork of a "
+        "template held at main, then wait), interleaved, for /bin/true, ls /, python3 -c pass, cmake --version "
+        "and a program it builds with 100 libraries (--program CMD measures CMD instead).",
         "0\tthe benchmark ran\n2\tbad usage, the static target was not found, or a measurement failed",
-        "procforge bench spawn\tspawn+wait latency by strategy"}},
+        "procforge bench spawn\tspawn+wait latency by strategy\nprocforge bench warm --runs 51\tcold against warm "
+        "starts"}},
       {"version",
        {"[--json]", "Prints the version built, its git commit, and the kernel and glibc procforge runs on.",
         "0\tthe version was printed\n2\tbad usage", "procforge version --json\tfor a bug report"}},
