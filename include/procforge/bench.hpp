@@ -133,10 +133,24 @@ struct WarmBenchResult {
   std::string fallback_reason;   // non-empty: every warm spawn went cold, and why
 };
 
+// What a warm instance cannot go below, measured in the same run: the
+// request's round trip between two processes (a SOCK_SEQPACKET ping-pong: the
+// caller wakes the template, the instance wakes the caller), and a fork of a
+// small process, its _exit and the wait for it.
+struct WarmFloor {
+  double round_trip_us = 0;
+  double fork_exit_wait_us = 0;
+};
+
+struct WarmBenchReport {
+  std::vector<WarmBenchResult> results;
+  WarmFloor floor;
+};
+
 // Runs the programs cold (spawn::spawn) and warm (warm::Pool) in turn, with
-// stdout and stderr to /dev/null. Fails when a program cannot be run or the
-// generated program cannot be built.
-Result<std::vector<WarmBenchResult>> run_warm_bench(const WarmBenchConfig& config);
+// stdout and stderr to /dev/null, then the floor. Fails when a program cannot
+// be run or the generated program cannot be built.
+Result<WarmBenchReport> run_warm_bench(const WarmBenchConfig& config);
 
 }  // namespace procforge::bench
 

@@ -201,7 +201,8 @@ int bench_spawn(std::vector<std::string> args) {
 
 // ---- bench warm -------------------------------------------------------------
 
-std::string render_warm_table(const std::vector<bench::WarmBenchResult>& results, int runs) {
+std::string render_warm_table(const bench::WarmBenchReport& report, int runs) {
+  const auto& results = report.results;
   std::ostringstream t;
   t << "cold start (spawn+exec+wait) against a warm instance (fork of a template at main + wait), " << runs
     << " runs each, interleaved\n";
@@ -216,12 +217,18 @@ std::string render_warm_table(const std::vector<bench::WarmBenchResult>& results
   t << "the first warm spawn of each program also starts its template (not in the medians): ";
   for (std::size_t i = 0; i < results.size(); ++i)
     t << (i ? ", " : "") << results[i].program << " " << fmt::format("{:.0f}", results[i].template_start_us) << " us";
-  t << "\n";
+  t << fmt::format(
+      "\nfloor under a warm instance, same run: a request's round trip between two processes {:.0f} us, a fork of a "
+      "small process + _exit + wait {:.0f} us\n",
+      report.floor.round_trip_us, report.floor.fork_exit_wait_us);
   return t.str();
 }
 
-nlohmann::json render_warm_json(const std::vector<bench::WarmBenchResult>& results, int runs) {
+nlohmann::json render_warm_json(const bench::WarmBenchReport& report, int runs) {
+  const auto& results = report.results;
   nlohmann::json j;
+  j["floor"] = {{"round_trip_us", report.floor.round_trip_us},
+                {"fork_exit_wait_us", report.floor.fork_exit_wait_us}};
   j["runs"] = runs;
   j["results"] = nlohmann::json::array();
   for (const auto& r : results)

@@ -3,6 +3,8 @@
 // machine. The 100-library program is generated and built here with the
 // system's cc, as the link benchmarks of the bench suite are.
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -107,9 +109,46 @@ Result<std::string> build_many_libraries(const std::string& dir, int n) {
   return dir + "/many";
 }
 
+// The floor under a warm instance (see WarmFloor), median of `runs`.
+Result<WarmFloor> measure_floor(int runs) {
+  WarmFloor f;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return Error::call(ErrorStep::clone, errno, "making the floor's socket pair");
+  pid_t echo = fork();
+  if (echo < 0) return Error::call(ErrorStep::clone, errno, "forking the floor's echo process");
+  if (echo == 0) {
+    close(sv[0]);  // or the peer's end never reads EOF here
+    char b[64];
+    for (ssize_t n; (n = recv(sv[1], b, sizeof b, 0)) > 0;) (void)!send(sv[1], b, static_cast<std::size_t>(n), 0);
+    _exit(0);
+  }
+  close(sv[1]);
+  std::vector<double> trip, forks;
+  for (int i = 0; i < runs; ++i) {
+    auto t0 = clock::now();
+    char b[16] = "ping";
+    if (send(sv[0], b, sizeof b, 0) < 0 || recv(sv[0], b, sizeof b, 0) <= 0) break;
+    trip.push_back(std::chrono::duration<double, std::micro>(clock::now() - t0).count());
+    t0 = clock::now();
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    if (p > 0) {
+      siginfo_t si{};
+      waitid(P_PID, static_cast<id_t>(p), &si, WEXITED);
+      forks.push_back(std::chrono::duration<double, std::micro>(clock::now() - t0).count());
+    }
+  }
+  close(sv[0]);
+  waitpid(echo, nullptr, 0);
+  f.round_trip_us = spread(trip).median;
+  f.fork_exit_wait_us = spread(forks).median;
+  return f;
+}
+
 }  // namespace
 
-Result<std::vector<WarmBenchResult>> run_warm_bench(const WarmBenchConfig& config) {
+Result<WarmBenchReport> run_warm_bench(const WarmBenchConfig& config) {
   std::vector<WarmBenchProgram> programs = config.programs;
   std::string scratch;
   if (programs.empty()) {
@@ -128,7 +167,8 @@ Result<std::vector<WarmBenchResult>> run_warm_bench(const WarmBenchConfig& confi
     }
     programs.push_back({"100 libraries", {*many}});
   }
-  std::vector<WarmBenchResult> out;
+  WarmBenchReport report;
+  std::vector<WarmBenchResult>& out = report.results;
   const int total = static_cast<int>(programs.size()) * (config.runs + config.warmup);
   int done = 0;
   Status failure = ok_status();
@@ -138,8 +178,8 @@ Result<std::vector<WarmBenchResult>> run_warm_bench(const WarmBenchConfig& confi
     r.argv = p.argv;
     warm::Pool pool;
     const spawn::Options o = options_for(p.argv);
-    warm::Report report;
-    auto warm_once = [&] { return pool.spawn(o, &report); };
+    warm::Report how;
+    auto warm_once = [&] { return pool.spawn(o, &how); };
     auto cold_once = [&] { return spawn::spawn(o); };
     std::vector<double> cold, warm;
     for (int i = 0; i < config.warmup + config.runs && failure.ok(); ++i) {
@@ -152,7 +192,7 @@ Result<std::vector<WarmBenchResult>> run_warm_bench(const WarmBenchConfig& confi
         break;
       }
       if (i == 0) r.template_start_us = *w;
-      if (!report.warm) r.fallback_reason = report.fallback_reason;
+      if (!how.warm) r.fallback_reason = how.fallback_reason;
       if (i < config.warmup) continue;
       cold.push_back(*c);
       warm.push_back(*w);
@@ -165,10 +205,14 @@ Result<std::vector<WarmBenchResult>> run_warm_bench(const WarmBenchConfig& confi
     r.speedup = w.median > 0 ? c.median / w.median : 0;
     out.push_back(std::move(r));
   }
-  if (config.progress) config.progress("done", total, total);
   if (!scratch.empty()) std::filesystem::remove_all(scratch);
   if (!failure) return failure.error();
-  return out;
+  if (config.progress) config.progress("the floor: a round trip, a fork", total, total + 1);
+  auto floor = measure_floor(std::max(config.runs, 51));
+  if (!floor) return floor.error();
+  report.floor = *floor;
+  if (config.progress) config.progress("done", total, total);
+  return report;
 }
 
 }  // namespace procforge::bench

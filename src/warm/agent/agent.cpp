@@ -377,7 +377,8 @@ bool read_mm_fields(Entry& e) {
   // SUID_DUMP_USER unless the ids differ or the program is not readable
   // (would_dump()). A uid change in child_main() cleared it, which would
   // hide /proc/self/environ and core dumps from the program.
-  if (getuid() == geteuid() && getgid() == getegid() && access("/proc/self/exe", R_OK) == 0)
+  if ((b->set_uid || b->set_gid || b->set_groups) && getuid() == geteuid() && getgid() == getegid() &&
+      access("/proc/self/exe", R_OK) == 0)
     prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   environ = envp;
   // csu/init-misc.c __init_misc(): the names error() and err() print.
