@@ -45,8 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (int i = 0; i < b->nfd_ops; ++i)
     if (!string_inside(b->fd_ops[i].path, msg, size)) abort();
   if (b->nkept && !inside(b->kept, sizeof(unsigned) * static_cast<std::size_t>(b->nkept), msg, size)) abort();
-  if (b->nrlimits &&
-      !inside(b->rlimits, sizeof(spawn::RlimitOp) * static_cast<std::size_t>(b->nrlimits), msg, size))
+  if (b->nrlimits && !inside(b->rlimits, sizeof(spawn::RlimitOp) * static_cast<std::size_t>(b->nrlimits), msg, size))
     abort();
   if (b->ngroups && !inside(b->groups, sizeof(gid_t) * static_cast<std::size_t>(b->ngroups), msg, size)) abort();
   if (b->candidates || b->replace || b->filter || b->ctty || b->hostname || b->pdeathsig) abort();

@@ -104,7 +104,6 @@ Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config);
 // are left out.
 std::vector<SpawnRatio> spawn_bench_ratios(const std::vector<SpawnSample>& results);
 
-
 // ---- warm starts: a cold spawn+exec+wait against a warm instance+wait ------
 
 struct WarmBenchProgram {
@@ -127,8 +126,8 @@ struct WarmBenchResult {
   std::vector<std::string> argv;
   double cold_median_us = 0, cold_min_us = 0, cold_max_us = 0;
   double warm_median_us = 0, warm_min_us = 0, warm_max_us = 0;
-  double speedup = 0;   // cold median / warm median
-  int objects = 0;      // files the template had mapped (program, ld.so, libraries)
+  double speedup = 0;            // cold median / warm median
+  int objects = 0;               // files the template had mapped (program, ld.so, libraries)
   double template_start_us = 0;  // the first spawn: starting the template, then the instance
   std::string fallback_reason;   // non-empty: every warm spawn went cold, and why
 };

@@ -232,7 +232,7 @@ class Child {
 
  private:
   friend Result<Child> spawn(const Options&);
-  friend struct ChildAccess;  // inside the library (spawn/child_access.hpp): a warm instance is a Child too
+  friend struct ChildAccess;        // inside the library (spawn/child_access.hpp): a warm instance is a Child too
   void take(Child& from) noexcept;  // moves everything out of from, leaving it empty
   pid_t pid_ = -1;
   int pidfd_ = -1;

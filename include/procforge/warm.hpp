@@ -65,11 +65,11 @@ struct Limits {
 
 // How one spawn went.
 struct Report {
-  bool warm = false;            // the instance was forked from a template
-  std::string fallback_reason;  // empty when warm: why the spawn went cold
+  bool warm = false;              // the instance was forked from a template
+  std::string fallback_reason;    // empty when warm: why the spawn went cold
   bool template_started = false;  // this spawn started (or restarted) a template
   pid_t template_pid = -1;
-  unsigned template_uses = 0;   // instances of that template, this one included
+  unsigned template_uses = 0;  // instances of that template, this one included
   // What still differs from a cold start in this instance (objects procforge
   // mapped, fds the program opened before main...), one sentence each.
   std::vector<std::string> differences;
@@ -77,10 +77,10 @@ struct Report {
 
 // What a template recorded before main (for --report and the tests).
 struct TemplateFacts {
-  std::string program;                  // the path execve ran
-  std::vector<std::string> objects;     // every mapped file of the link map
-  std::vector<std::string> env_read;    // names read with getenv/secure_getenv before main
-  bool looked_at_cwd = false;           // getcwd() and the like before main
+  std::string program;                    // the path execve ran
+  std::vector<std::string> objects;       // every mapped file of the link map
+  std::vector<std::string> env_read;      // names read with getenv/secure_getenv before main
+  bool looked_at_cwd = false;             // getcwd() and the like before main
   std::vector<int> fds_open_before_main;  // beyond 0, 1, 2 and procforge's control socket
   int threads = 1;
 };

@@ -140,10 +140,9 @@ class Printer {
     clear_bar();
     const batch::Command& c = commands_[outcome.index];
     if (o_.json) {
-      write_all(STDOUT_FILENO,
-                stamped(batch_json(c, outcome, o_.warm), schema::batch)
-                        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-                    "\n");
+      write_all(STDOUT_FILENO, stamped(batch_json(c, outcome, o_.warm), schema::batch)
+                                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                                   "\n");
     } else {
       write_all(STDOUT_FILENO, outcome.out);
       write_all(STDERR_FILENO, outcome.err);
@@ -211,8 +210,8 @@ int run_batch(const BatchOptions& o, const std::vector<std::string>& rest) {
   printer.finish();
   if (!summary) return cannot(summary.error().message);
   if (summary->halted_at && summary->ran < commands->size())
-    print_error("batch", fmt::format("{} of {} commands not started (--halt-on-error)",
-                                     commands->size() - summary->ran, commands->size()));
+    print_error("batch", fmt::format("{} of {} commands not started (--halt-on-error)", commands->size() - summary->ran,
+                                     commands->size()));
   return summary->exit_status();
 }
 

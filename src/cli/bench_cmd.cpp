@@ -198,7 +198,6 @@ int bench_spawn(std::vector<std::string> args) {
   return 0;
 }
 
-
 // ---- bench warm -------------------------------------------------------------
 
 std::string render_warm_table(const bench::WarmBenchReport& report, int runs) {
@@ -206,8 +205,8 @@ std::string render_warm_table(const bench::WarmBenchReport& report, int runs) {
   std::ostringstream t;
   t << "cold start (spawn+exec+wait) against a warm instance (fork of a template at main + wait), " << runs
     << " runs each, interleaved\n";
-  t << fmt::format("{:<18} {:>7} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>8}\n", "program", "objects",
-                   "cold med us", "min", "max", "warm med us", "min", "max", "speedup");
+  t << fmt::format("{:<18} {:>7} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>8}\n", "program", "objects", "cold med us",
+                   "min", "max", "warm med us", "min", "max", "speedup");
   for (const auto& r : results) {
     t << fmt::format("{:<18} {:>7} {:>11.0f} {:>9.0f} {:>9.0f} {:>11.0f} {:>9.0f} {:>9.0f} {:>7.2f}x\n", r.program,
                      r.objects, r.cold_median_us, r.cold_min_us, r.cold_max_us, r.warm_median_us, r.warm_min_us,
@@ -227,24 +226,23 @@ std::string render_warm_table(const bench::WarmBenchReport& report, int runs) {
 nlohmann::json render_warm_json(const bench::WarmBenchReport& report, int runs) {
   const auto& results = report.results;
   nlohmann::json j;
-  j["floor"] = {{"round_trip_us", report.floor.round_trip_us},
-                {"fork_exit_wait_us", report.floor.fork_exit_wait_us}};
+  j["floor"] = {{"round_trip_us", report.floor.round_trip_us}, {"fork_exit_wait_us", report.floor.fork_exit_wait_us}};
   j["runs"] = runs;
   j["results"] = nlohmann::json::array();
   for (const auto& r : results)
-    j["results"].push_back({{"program", r.program},
-                            {"argv", r.argv},
-                            {"objects", r.objects},
-                            {"cold_median_us", r.cold_median_us},
-                            {"cold_min_us", r.cold_min_us},
-                            {"cold_max_us", r.cold_max_us},
-                            {"warm_median_us", r.warm_median_us},
-                            {"warm_min_us", r.warm_min_us},
-                            {"warm_max_us", r.warm_max_us},
-                            {"speedup", r.speedup},
-                            {"template_start_us", r.template_start_us},
-                            {"fallback_reason", r.fallback_reason.empty() ? nlohmann::json(nullptr)
-                                                                          : nlohmann::json(r.fallback_reason)}});
+    j["results"].push_back(
+        {{"program", r.program},
+         {"argv", r.argv},
+         {"objects", r.objects},
+         {"cold_median_us", r.cold_median_us},
+         {"cold_min_us", r.cold_min_us},
+         {"cold_max_us", r.cold_max_us},
+         {"warm_median_us", r.warm_median_us},
+         {"warm_min_us", r.warm_min_us},
+         {"warm_max_us", r.warm_max_us},
+         {"speedup", r.speedup},
+         {"template_start_us", r.template_start_us},
+         {"fallback_reason", r.fallback_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.fallback_reason)}});
   return j;
 }
 

@@ -18,7 +18,7 @@ struct RunReport {
   spawn::Timings timings;
   std::optional<spawn::Child::Exit> exit;
   std::optional<Error> error;
-  int status = 0;  // procforge run's own exit status
+  int status = 0;                    // procforge run's own exit status
   std::optional<warm::Report> warm;  // --warm
 };
 

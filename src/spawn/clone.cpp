@@ -44,7 +44,6 @@
 
 namespace procforge::spawn {
 
-
 #if defined(__x86_64__)
 // clone3 with a new stack cannot go through syscall(): the child would return
 // into the caller's frame on a stack that does not hold it. This stub does

@@ -52,8 +52,7 @@ Result<double> timed(const std::function<Result<spawn::Child>()>& make, const st
   if (!c) return c.error().with_context(name);
   auto e = c->wait();
   if (!e) return e.error().with_context(name);
-  if (e->shell_status() != 0)
-    return Error{ECHILD, name + " exited with status " + std::to_string(e->shell_status())};
+  if (e->shell_status() != 0) return Error{ECHILD, name + " exited with status " + std::to_string(e->shell_status())};
   return std::chrono::duration<double, std::micro>(clock::now() - t0).count();
 }
 

@@ -27,7 +27,7 @@ struct Template {
   std::string program;  // the file execve ran
   pid_t pid = -1;
   UniqueFd pidfd, control;
-  UniqueFd output;  // memfd: the template's stdout and stderr (anything written before main)
+  UniqueFd output;                     // memfd: the template's stdout and stderr (anything written before main)
   std::vector<std::string> argv, env;  // what it started with (its first instance's)
   std::string cwd;                     // absolute, as the template saw it
   TemplateFacts facts;
@@ -44,8 +44,8 @@ struct Template {
 // Starts `program` held before main (env, argv, cwd: the first instance's).
 // An Error says why it never got there (its exit status, what it printed).
 Result<Template> start_template(const std::string& program, const std::vector<std::string>& argv,
-                                const std::vector<std::string>& env, const std::string& cwd,
-                                const std::string& agent, std::chrono::milliseconds timeout);
+                                const std::vector<std::string>& env, const std::string& cwd, const std::string& agent,
+                                std::chrono::milliseconds timeout);
 // The facts of a ready message (text lines, agent.cpp send_ready()) into t.
 // The template runs someone else's program: any bytes must parse.
 void parse_facts(Template& t, std::string_view text);
@@ -67,7 +67,7 @@ void stop(Template& t, std::chrono::milliseconds grace);
 Status flatten(const spawn::Plan& plan, std::vector<char>& message, std::vector<int>& fds);
 
 // rules.cpp: why a cold start is needed, or "" when a template may serve.
-std::string options_refusal(const spawn::Options& o);   // controls that act before or at execve
+std::string options_refusal(const spawn::Options& o);  // controls that act before or at execve
 std::string program_refusal(const std::string& path);  // static, not glibc, set-id, capabilities, #!
 // For one instance of t: files replaced, environment read before main that
 // differs, cwd looked at and different, fds the program holds that the spawn

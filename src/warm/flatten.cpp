@@ -72,8 +72,8 @@ Status flatten(const spawn::Plan& plan, std::vector<char>& message, std::vector<
   if (fds.size() > static_cast<std::size_t>(wire::kMaxFds))
     return Error{E2BIG, "a warm spawn passes at most " + std::to_string(wire::kMaxFds) + " descriptors"};
   if (message.size() > wire::kMaxMessage)
-    return Error{E2BIG, "arguments and environment larger than a warm request (" +
-                            std::to_string(wire::kMaxMessage) + " bytes)"};
+    return Error{E2BIG, "arguments and environment larger than a warm request (" + std::to_string(wire::kMaxMessage) +
+                            " bytes)"};
   spawn::Block& out = w.block(at);
   out.argv = argv;
   out.envp = envp;

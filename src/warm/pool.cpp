@@ -50,7 +50,7 @@ spawn::Options instance_options(const spawn::Options& o) {
 std::string runnable(const spawn::Plan& plan) {
   for (int i = 0; i < plan.block.ncandidates; ++i) {
     const char* c = plan.block.candidates[i];
-    struct stat st{};
+    struct stat st {};
     if (stat(c, &st) == 0 && S_ISREG(st.st_mode) && access(c, X_OK) == 0) return c;
   }
   return {};
@@ -64,9 +64,8 @@ std::vector<std::string> strings_of(char* const* v) {
 
 std::string absolute_cwd(const std::string& cwd) {
   std::error_code ec;
-  auto p = std::filesystem::weakly_canonical(cwd.empty() ? std::filesystem::current_path(ec)
-                                                         : std::filesystem::absolute(cwd, ec),
-                                             ec);
+  auto p = std::filesystem::weakly_canonical(
+      cwd.empty() ? std::filesystem::current_path(ec) : std::filesystem::absolute(cwd, ec), ec);
   return p.string();
 }
 
@@ -92,7 +91,7 @@ struct Pool::Impl {
   std::map<std::string, ProgramVerdict> verdicts;
 
   std::string program_verdict(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (stat(path.c_str(), &st) != 0) return program_refusal(path);
     std::int64_t mtime = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
     auto& v = verdicts[path];
@@ -142,7 +141,7 @@ struct Pool::Impl {
       return nullptr;
     }
     std::string output_note;
-    struct stat st{};
+    struct stat st {};
     if (fstat(t->output.get(), &st) == 0 && st.st_size > 0) {
       why = "the program wrote " + std::to_string(st.st_size) +
             " bytes to stdout or stderr before main, which an instance would not repeat";

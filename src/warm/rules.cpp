@@ -27,11 +27,30 @@ std::string_view key_of(std::string_view kv) { return kv.substr(0, kv.find('='))
 // iconv: iconv/gconv_conf.c; catopen: catgets/catgets.c; the resolver:
 // resolv/res_init.c). libc's own lookups do not pass through getenv's PLT
 // entry, so the agent cannot record them: they are assumed read.
-constexpr std::array<std::string_view, 24> kLibcNames = {
-    "GLIBC_TUNABLES", "MALLOC_CHECK_", "MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_PERTURB_",
-    "MALLOC_TOP_PAD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "MALLOC_ARENA_TEST", "LANG", "LANGUAGE",
-    "LOCPATH", "TZ", "TZDIR", "GCONV_PATH", "NLSPATH", "LOCALDOMAIN", "RES_OPTIONS", "HOSTALIASES", "POSIXLY_CORRECT",
-    "TMPDIR", "GETCONF_DIR", "MALLOC_TCACHE_MAX", "LIBC_FATAL_STDERR_"};
+constexpr std::array<std::string_view, 24> kLibcNames = {"GLIBC_TUNABLES",
+                                                         "MALLOC_CHECK_",
+                                                         "MALLOC_MMAP_MAX_",
+                                                         "MALLOC_MMAP_THRESHOLD_",
+                                                         "MALLOC_PERTURB_",
+                                                         "MALLOC_TOP_PAD_",
+                                                         "MALLOC_TRIM_THRESHOLD_",
+                                                         "MALLOC_ARENA_MAX",
+                                                         "MALLOC_ARENA_TEST",
+                                                         "LANG",
+                                                         "LANGUAGE",
+                                                         "LOCPATH",
+                                                         "TZ",
+                                                         "TZDIR",
+                                                         "GCONV_PATH",
+                                                         "NLSPATH",
+                                                         "LOCALDOMAIN",
+                                                         "RES_OPTIONS",
+                                                         "HOSTALIASES",
+                                                         "POSIXLY_CORRECT",
+                                                         "TMPDIR",
+                                                         "GETCONF_DIR",
+                                                         "MALLOC_TCACHE_MAX",
+                                                         "LIBC_FATAL_STDERR_"};
 
 std::map<std::string_view, std::string_view> by_name(const std::vector<std::string>& env) {
   std::map<std::string_view, std::string_view> m;
@@ -40,7 +59,7 @@ std::map<std::string_view, std::string_view> by_name(const std::vector<std::stri
 }
 
 std::string identity_change(const ObjectIdentity& o) {
-  struct stat st{};
+  struct stat st {};
   if (stat(o.path.c_str(), &st) != 0) return o.path + " is gone";
   if (st.st_dev != o.dev || st.st_ino != o.ino) return o.path + " was replaced (another inode)";
   std::int64_t mtime = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
@@ -72,7 +91,7 @@ std::string options_refusal(const spawn::Options& o) {
 }
 
 std::string program_refusal(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (stat(path.c_str(), &st) != 0) return path + ": " + strerror(errno);
   if (!S_ISREG(st.st_mode)) return path + " is not a regular file";
   if (st.st_mode & (S_ISUID | S_ISGID)) return path + " is set-id: its start is a privileged one";
@@ -144,8 +163,10 @@ std::string instance_refusal(const Template& t, const spawn::Plan& plan, const s
 std::vector<std::string> differences(const Template& t, const std::vector<std::string>& argv) {
   std::vector<std::string> d;
   d.push_back("procforge_warm.so (the agent that held the template at main) stays mapped");
-  d.push_back("the address-space layout, AT_RANDOM, the stack-protector canary and the pointer guard are those of "
-              "template " + std::to_string(t.pid) + ", shared by its " + std::to_string(t.uses) + " instances so far");
+  d.push_back(
+      "the address-space layout, AT_RANDOM, the stack-protector canary and the pointer guard are those of "
+      "template " +
+      std::to_string(t.pid) + ", shared by its " + std::to_string(t.uses) + " instances so far");
   if (argv != t.argv) d.push_back("constructors ran with the template's argv, not this one");
   for (int fd : t.facts.fds_open_before_main)
     d.push_back("fd " + std::to_string(fd) + " was opened before main by the template and is shared by its instances");

@@ -72,23 +72,22 @@ void parse_facts(Template& t, std::string_view text) {
   }
 }
 
-
 std::string find_agent() {
   namespace fs = std::filesystem;
   if (const char* e = getenv("PROCFORGE_WARM_AGENT"); e && *e) return e;
   std::error_code ec;
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (ec) return {};
-  for (const fs::path& c : {exe.parent_path() / "procforge_warm.so",
-                            exe.parent_path() / ".." / "lib" / "procforge" / "procforge_warm.so",
-                            exe.parent_path() / ".." / "procforge_warm.so"})
+  for (const fs::path& c :
+       {exe.parent_path() / "procforge_warm.so", exe.parent_path() / ".." / "lib" / "procforge" / "procforge_warm.so",
+        exe.parent_path() / ".." / "procforge_warm.so"})
     if (fs::is_regular_file(c, ec)) return fs::weakly_canonical(c, ec).string();
   return {};
 }
 
 Result<Template> start_template(const std::string& program, const std::vector<std::string>& argv,
-                                const std::vector<std::string>& env, const std::string& cwd,
-                                const std::string& agent, std::chrono::milliseconds timeout) {
+                                const std::vector<std::string>& env, const std::string& cwd, const std::string& agent,
+                                std::chrono::milliseconds timeout) {
   Template t;
   t.program = program;
   t.argv = argv;

@@ -39,7 +39,8 @@ struct Ran {
 };
 
 // Runs o through `how` with stdout and stderr captured, draining both.
-Ran run(const std::function<Result<spawn::Child>(const spawn::Options&)>& how, spawn::Options o, int timeout_ms = 10000) {
+Ran run(const std::function<Result<spawn::Child>(const spawn::Options&)>& how, spawn::Options o,
+        int timeout_ms = 10000) {
   o.stdout_.kind = spawn::Stdio::Kind::pipe;
   o.stderr_.kind = spawn::Stdio::Kind::pipe;
   Ran r;
@@ -152,7 +153,10 @@ std::vector<ProbeCase> probe_cases() {
       {"cwd", [](spawn::Options& o) { o.cwd = "/usr/share"; }},
       {"umask", [](spawn::Options& o) { o.umask = 027; }},
       {"nice", [](spawn::Options& o) { o.nice = 5; }},
-      {"rlimit_nofile", [](spawn::Options& o) { o.rlimits.push_back({RLIMIT_NOFILE, 200, 300}); }},
+      {"rlimit_nofile",
+       [](spawn::Options& o) {
+         o.rlimits.push_back({RLIMIT_NOFILE, 200, 300});
+       }},
       {"signal_mask",
        [](spawn::Options& o) {
          sigset_t s;
@@ -161,7 +165,10 @@ std::vector<ProbeCase> probe_cases() {
          sigaddset(&s, SIGTERM);
          o.signal_mask = s;
        }},
-      {"ignored_signals", [](spawn::Options& o) { o.ignore_signals = {SIGINT, SIGHUP}; }},
+      {"ignored_signals",
+       [](spawn::Options& o) {
+         o.ignore_signals = {SIGINT, SIGHUP};
+       }},
       {"fd_actions",
        [](spawn::Options& o) {
          o.fd_actions.push_back({spawn::FdAction::Kind::open, 5, -1, "/etc/hostname", O_RDONLY, 0});
@@ -200,14 +207,15 @@ bool glibc_program(const std::string& path, warm::Pool& pool) {
   o.argv = {path, "--version"};
   o.stdout_.kind = o.stderr_.kind = spawn::Stdio::Kind::null;
   (void)pool;
-  struct stat st{};
+  struct stat st {};
   if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111) || (st.st_mode & 06000))
     return false;
   std::ifstream f(path, std::ios::binary);
   char magic[4] = {};
   f.read(magic, 4);
-  return std::string(magic, 4) == "\x7f"
-                                  "ELF";
+  return std::string(magic, 4) ==
+         "\x7f"
+         "ELF";
 }
 
 TEST(WarmPrograms, hundred_programs_from_usr_bin_match_their_cold_start) {
@@ -423,9 +431,9 @@ TEST_F(WarmFallback, exits_before_main) {
 TEST_F(WarmFallback, missing_library) {
   dir.write("lib1.c", "const char* word(void) { return \"one\"; }\n");
   ASSERT_TRUE(dir.gcc({"-shared", "-fPIC", "-o", "libgone.so", "lib1.c"})) << dir.error();
-  std::string p = build("needsgone",
-                        "#include <stdio.h>\nconst char* word(void);\nint main(void) { puts(word()); return 0; }\n",
-                        {"-L.", "-lgone"});
+  std::string p =
+      build("needsgone", "#include <stdio.h>\nconst char* word(void);\nint main(void) { puts(word()); return 0; }\n",
+            {"-L.", "-lgone"});
   warm::Pool pool;
   expect_cold(pool, command(p), "exited with status 127 before main: ");
 }

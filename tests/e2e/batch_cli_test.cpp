@@ -231,8 +231,18 @@ TEST_F(BatchCli, json_gives_one_object_per_command_in_input_order) {
     std::istringstream in(r.out);
     for (std::string l; std::getline(in, l);) objects.push_back(nlohmann::json::parse(l));
     ASSERT_EQ(objects.size(), 4U) << r.out;
-    const std::set<std::string> keys{"index",   "line",   "argv",   "status",           "signal", "warm",
-                                     "fallback_reason", "wall_us", "stdout", "stderr", "procforge_version", "schema"};
+    const std::set<std::string> keys{"index",
+                                     "line",
+                                     "argv",
+                                     "status",
+                                     "signal",
+                                     "warm",
+                                     "fallback_reason",
+                                     "wall_us",
+                                     "stdout",
+                                     "stderr",
+                                     "procforge_version",
+                                     "schema"};
     const std::size_t lines[] = {2, 4, 5, 6};
     for (std::size_t i = 0; i < objects.size(); ++i) {
       const auto& j = objects[i];
@@ -349,7 +359,8 @@ TEST_F(BatchCli, manual_page_and_completions_know_batch) {
                            "\\-\\-halt\\-on\\-error", "\\-\\-joblog FILE", "101"})
     EXPECT_NE(page.out.find(want), std::string::npos) << want;
   const auto bash = run_with_input({PROCFORGE_BINARY, "completion", "bash"}, "", dir);
-  EXPECT_NE(bash.out.find("batch) opts=\"-h --help -j --jobs --warm --warm-max-uses --warm-max-age -k --keep-order --halt-on-error --joblog --bar "
+  EXPECT_NE(bash.out.find("batch) opts=\"-h --help -j --jobs --warm --warm-max-uses --warm-max-age -k --keep-order "
+                          "--halt-on-error --joblog --bar "
                           "--json --color\""),
             std::string::npos)
       << bash.out;

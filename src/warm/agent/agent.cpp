@@ -31,17 +31,17 @@
 // Built without the C++ runtime (no exceptions, no libstdc++): it lives
 // inside someone else's program.
 #include <dirent.h>
-#include <stdarg.h>
-#include <sys/auxv.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/prctl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -226,7 +226,7 @@ void add_objects(Text& t, const char* self) {
       const char* path = line + path_at;
       if (strcmp(path, last) != 0 && !(self && strcmp(path, self) == 0)) {
         snprintf(last, sizeof last, "%s", path);
-        struct stat st{};
+        struct stat st {};
         if (strstr(path, " (deleted)") || stat(path, &st) != 0) {
           t.add("replaced %s\n", path);
         } else {
@@ -541,7 +541,8 @@ void serve_spawn(char* msg, size_t len, int* fds, int nfds) {
     for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
       int k = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int i = 0; i < k && nfds < wire::kMaxFds; ++i) memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      for (int i = 0; i < k && nfds < wire::kMaxFds; ++i)
+        memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
     }
     wire::Header h;
     if (static_cast<size_t>(n) < sizeof h || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
@@ -583,8 +584,8 @@ int template_main(int, char**, char**) {
 
 // ---- interposed entry points ----------------------------------------------
 
-PF_EXPORT int __libc_start_main(MainFn main, int argc, char** argv, void (*init)(), void (*fini)(),
-                                void (*rtld_fini)(), void* stack_end) {
+PF_EXPORT int __libc_start_main(MainFn main, int argc, char** argv, void (*init)(), void (*fini)(), void (*rtld_fini)(),
+                                void* stack_end) {
   static StartMainFn real = nullptr;
   if (!real) real = next<StartMainFn>("__libc_start_main");
   if (!real) _exit(125);
