@@ -128,6 +128,16 @@ nlohmann::json render_bench_json(const bench::SpawnBenchReport& r, const bench::
   return j;
 }
 
+// "[ 42%] what" on stderr when it is a terminal; nothing otherwise.
+std::function<void(const std::string&, int, int)> terminal_progress() {
+  if (!isatty(STDERR_FILENO)) return {};
+  return [](const std::string& what, int done, int total) {
+    std::fprintf(stderr, "%s[%3d%%] %s", ansi::clear_line, total ? done * 100 / total : 100, what.c_str());
+    if (done == total) std::fputs(ansi::clear_line, stderr);
+    std::fflush(stderr);
+  };
+}
+
 int bench_spawn(std::vector<std::string> args) {
   BenchOptions o;
   CLI::App app{
@@ -180,12 +190,7 @@ int bench_spawn(std::vector<std::string> args) {
     return kExitCannot;
   }
   c.targets = {{"static", o.static_target}, {"dynamic", o.dynamic_target}};
-  if (isatty(STDERR_FILENO))
-    c.progress = [](const std::string& what, int done, int total) {
-      std::fprintf(stderr, "%s[%3d%%] %s", ansi::clear_line, total ? done * 100 / total : 100, what.c_str());
-      if (done == total) std::fputs(ansi::clear_line, stderr);
-      std::fflush(stderr);
-    };
+  c.progress = terminal_progress();
 
   auto r = bench::run_spawn_bench(c);
   if (!r) {
@@ -268,12 +273,7 @@ int bench_warm(std::vector<std::string> args) {
     }
     c.programs.push_back(std::move(w));
   }
-  if (isatty(STDERR_FILENO))
-    c.progress = [](const std::string& what, int done, int total) {
-      std::fprintf(stderr, "%s[%3d%%] %s", ansi::clear_line, total ? done * 100 / total : 100, what.c_str());
-      if (done == total) std::fputs(ansi::clear_line, stderr);
-      std::fflush(stderr);
-    };
+  c.progress = terminal_progress();
   auto r = bench::run_warm_bench(c);
   if (!r) {
     if (c.progress) std::fputs(ansi::clear_line, stderr);

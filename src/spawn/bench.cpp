@@ -15,6 +15,7 @@
 // The parent's size is "ballast": anonymous private memory, MADV_NOHUGEPAGE
 // so that it is mapped with 4 KiB pages whatever the THP setting, one byte
 // written per page so that every page is present and has a PTE to copy.
+#include "common/spread.hpp"
 #include "procforge/bench.hpp"
 
 #include <sched.h>
@@ -211,12 +212,10 @@ SpawnSample summarize(SpawnMethod m, const std::string& target, std::uint64_t rs
   s.parent_rss_mib = rss;
   s.runs = static_cast<int>(us.size());
   s.reduced = s.runs < asked;
-  if (us.empty()) return s;
-  std::sort(us.begin(), us.end());
-  const std::size_t n = us.size();
-  s.median_us = n % 2 ? us[n / 2] : (us[n / 2 - 1] + us[n / 2]) / 2;
-  s.min_us = us.front();
-  s.max_us = us.back();
+  const Spread sp = spread(std::move(us));
+  s.median_us = sp.median;
+  s.min_us = sp.min;
+  s.max_us = sp.max;
   return s;
 }
 

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/spread.hpp"
 #include "procforge/bench.hpp"
 #include "procforge/spawn.hpp"
 #include "procforge/warm.hpp"
@@ -20,20 +21,6 @@ namespace procforge::bench {
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-struct Spread {
-  double median = 0, min = 0, max = 0;
-};
-Spread spread(std::vector<double> us) {
-  Spread s;
-  if (us.empty()) return s;
-  std::sort(us.begin(), us.end());
-  const std::size_t n = us.size();
-  s.median = n % 2 ? us[n / 2] : (us[n / 2 - 1] + us[n / 2]) / 2;
-  s.min = us.front();
-  s.max = us.back();
-  return s;
-}
 
 spawn::Options options_for(const std::vector<std::string>& argv) {
   spawn::Options o;

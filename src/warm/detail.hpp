@@ -32,6 +32,11 @@ struct Template {
   std::string cwd;                     // absolute, as the template saw it
   TemplateFacts facts;
   std::vector<ObjectIdentity> objects;
+  // inotify watches on every object: no event since the last look means no
+  // file changed, and a spawn needs one read() instead of a stat() per object.
+  // Closed (stat each time) when a watch cannot be had.
+  UniqueFd watches;
+  mutable bool stat_next = true;  // the first check after the watches were set stats anyway
   std::vector<std::string> replaced;  // files already gone or replaced when it reached main
   bool env_overflow = false;          // too many names read: every variable counts
   bool atfork_overflow = false;
@@ -74,6 +79,9 @@ std::string program_refusal(const std::string& path);  // static, not glibc, set
 // wants.
 std::string instance_refusal(const Template& t, const spawn::Plan& plan, const std::vector<std::string>& env,
                              const std::string& cwd);
+// Puts an inotify watch on each of t's objects (t.watches); on any failure
+// t.watches stays closed and every spawn stats the objects instead.
+void watch_objects(Template& t);
 // The instance's differences from a cold start, one sentence each.
 std::vector<std::string> differences(const Template& t, const std::vector<std::string>& argv);
 // Whether a variable may have been read before main by ld.so or libc

@@ -156,6 +156,9 @@ struct Pool::Impl {
       return nullptr;
     }
     r.template_started = true;
+    // Watched from here on; a change between the template's own look at its
+    // files and the watches is caught by the first spawn's stat pass.
+    watch_objects(*t);
     return &templates.insert_or_assign(program, std::move(*t)).first->second;
   }
 };

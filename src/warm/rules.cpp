@@ -2,6 +2,7 @@
 // difference a warm instance would have, so that the spawn goes cold instead
 // and the report says why.
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <array>
 #include <cstring>
 #include <map>
+#include <utility>
 
 #include "common/files.hpp"
 #include "procforge/elf.hpp"
@@ -67,7 +69,26 @@ std::string identity_change(const ObjectIdentity& o) {
   return {};
 }
 
+// Whether an object may have changed: any inotify event on one of them since
+// the last look (the stat pass then says which and how), or no watches.
+bool files_may_have_changed(const Template& t) {
+  if (!t.watches) return true;
+  alignas(inotify_event) char buf[4096];
+  bool any = std::exchange(t.stat_next, false);
+  while (read(t.watches.get(), buf, sizeof buf) > 0) any = true;
+  return any;
+}
+
 }  // namespace
+
+void watch_objects(Template& t) {
+  // IN_ATTRIB sees the link count drop when a file is renamed over or
+  // removed (inotify(7)); the others a write in place, a move, a removal.
+  constexpr std::uint32_t kChanges = IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_MOVE_SELF | IN_DELETE_SELF;
+  t.watches.reset(inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  for (const auto& o : t.objects)
+    if (t.watches && inotify_add_watch(t.watches.get(), o.path.c_str(), kChanges) < 0) t.watches.reset();
+}
 
 bool read_by_libc_before_main(std::string_view name) {
   return name.starts_with("LD_") || name.starts_with("LC_") ||
@@ -121,14 +142,11 @@ std::string program_refusal(const std::string& path) {
   return {};
 }
 
-std::string instance_refusal(const Template& t, const spawn::Plan& plan, const std::vector<std::string>& env,
-                             const std::string& cwd) {
-  for (const auto& r : t.replaced) return r + " was replaced while the template started";
-  if (t.atfork_overflow) return "the program registered more fork handlers than the agent records";
-  for (const auto& o : t.objects)
-    if (auto why = identity_change(o); !why.empty()) return why + " since the template started";
-  // The environment: every name ld.so or libc may read before main, and
-  // every name the program and its libraries looked up with getenv.
+// The environment: every name ld.so or libc may read before main, and every
+// name the program and its libraries looked up with getenv, must have the
+// template's value.
+std::string environment_refusal(const Template& t, const std::vector<std::string>& env) {
+  if (env == t.env) return {};  // the common case (a batch): nothing to compare
   auto mine = by_name(env), theirs = by_name(t.env);
   auto differs = [&](std::string_view name) {
     auto a = mine.find(name), b = theirs.find(name);
@@ -146,6 +164,17 @@ std::string instance_refusal(const Template& t, const spawn::Plan& plan, const s
              (read_by_libc_before_main(name) ? "ld.so or libc may read it before main"
                                              : "the program read it before main");
   }
+  return {};
+}
+
+std::string instance_refusal(const Template& t, const spawn::Plan& plan, const std::vector<std::string>& env,
+                             const std::string& cwd) {
+  for (const auto& r : t.replaced) return r + " was replaced while the template started";
+  if (t.atfork_overflow) return "the program registered more fork handlers than the agent records";
+  if (files_may_have_changed(t))
+    for (const auto& o : t.objects)
+      if (auto why = identity_change(o); !why.empty()) return why + " since the template started";
+  if (auto why = environment_refusal(t, env); !why.empty()) return why;
   if (t.facts.looked_at_cwd && cwd != t.cwd)
     return "the program looked at its working directory before main, and this spawn's (" + cwd +
            ") is not the template's (" + t.cwd + ")";

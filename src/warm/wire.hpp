@@ -28,9 +28,13 @@
 
 namespace procforge::warm::wire {
 
-// Where the template keeps its end of the control socket: high, so that the
-// program's own opens before main get the numbers a cold start gives them.
-constexpr int kControlFd = 1000;
+// Where the template keeps its end of the control socket: high enough that
+// the program's own opens before main get the numbers a cold start gives them
+// (unless it opens 60 or more), and below 64, the size of a new process's fd
+// table (fs/file.c NR_OPEN_DEFAULT): a higher fd grows the template's table,
+// which every instance then copies (dup_fd) and close_range walks, a few
+// microseconds each per spawn.
+constexpr int kControlFd = 63;
 constexpr const char* kFdVariable = "PROCFORGE_WARM_FD";
 constexpr std::uint32_t kMagic = 0x31776670;  // "pfw1"
 constexpr std::size_t kMaxMessage = 1 << 20;  // the agent's receive buffer

@@ -227,7 +227,8 @@ void add_objects(Text& t, const char* self) {
       if (strcmp(path, last) != 0 && !(self && strcmp(path, self) == 0)) {
         snprintf(last, sizeof last, "%s", path);
         struct stat st {};
-        if (strstr(path, " (deleted)") || stat(path, &st) != 0) {
+        if (strstr(path, " (deleted)") || stat(path, &st) != 0 || st.st_dev != makedev(maj, min) ||
+            st.st_ino != ino) {
           t.add("replaced %s\n", path);
         } else {
           t.add("obj %lu %lu %lld %lld %s\n", static_cast<unsigned long>(makedev(maj, min)), ino,
@@ -241,7 +242,10 @@ void add_objects(Text& t, const char* self) {
   free(maps);
 }
 
-void add_fds(Text& t) {
+// Calls f(fd) for each fd the program holds beyond 0, 1 and 2 (not the
+// control socket, not the directory being read).
+template <class F>
+void for_each_program_fd(F f) {
   DIR* d = opendir("/proc/self/fd");
   if (!d) return;
   int own = dirfd(d);
@@ -249,13 +253,19 @@ void add_fds(Text& t) {
     if (e->d_name[0] == '.') continue;
     int fd = atoi(e->d_name);
     if (fd <= 2 || fd == own || fd == g_control) continue;
+    f(fd);
+  }
+  closedir(d);
+}
+
+void add_fds(Text& t) {
+  for_each_program_fd([&](int fd) {
     char link[64], target[4096];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = readlink(link, target, sizeof target - 1);
     target[n > 0 ? n : 0] = 0;
     t.add("fd %d %s\n", fd, target);
-  }
-  closedir(d);
+  });
 }
 
 bool send_ready(const char* self) {
@@ -561,16 +571,9 @@ void serve_spawn(char* msg, size_t len, int* fds, int nfds) {
 }
 
 void note_premain_fds() {
-  DIR* d = opendir("/proc/self/fd");
-  if (!d) return;
-  int own = dirfd(d);
-  while (struct dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    int fd = atoi(e->d_name);
-    if (fd <= 2 || fd == own || fd == g_control) continue;
+  for_each_program_fd([](int fd) {
     if (g_npremain < static_cast<int>(sizeof g_premain_fds / sizeof g_premain_fds[0])) g_premain_fds[g_npremain++] = fd;
-  }
-  closedir(d);
+  });
 }
 
 int template_main(int, char**, char**) {
