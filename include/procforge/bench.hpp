@@ -129,6 +129,7 @@ struct WarmBenchResult {
   double speedup = 0;            // cold median / warm median
   int objects = 0;               // files the template had mapped (program, ld.so, libraries)
   double template_start_us = 0;  // the first spawn: starting the template, then the instance
+  double fork_floor_us = 0;      // median: the template forked into a copy that exits at once, reaped
   std::string fallback_reason;   // non-empty: every warm spawn went cold, and why
 };
 

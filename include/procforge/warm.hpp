@@ -99,6 +99,11 @@ class Pool {
   // The facts of the template that would serve o, starting it if needed.
   Result<TemplateFacts> facts(const spawn::Options& o);
 
+  // The floor under an instance of o's program, for benchmarks: forks its
+  // template (started if needed) as for an instance, but the copy exits at
+  // once; returns the time from the request to the reaped copy.
+  Result<std::chrono::nanoseconds> fork_only(const spawn::Options& o);
+
   // Stops every template (the next spawn starts fresh ones).
   void clear();
 

@@ -210,19 +210,20 @@ std::string render_warm_table(const bench::WarmBenchReport& report, int runs) {
   std::ostringstream t;
   t << "cold start (spawn+exec+wait) against a warm instance (fork of a template at main + wait), " << runs
     << " runs each, interleaved\n";
-  t << fmt::format("{:<18} {:>7} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>8}\n", "program", "objects", "cold med us",
-                   "min", "max", "warm med us", "min", "max", "speedup");
+  t << fmt::format("{:<18} {:>7} {:>11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>8} {:>11}\n", "program", "objects",
+                   "cold med us", "min", "max", "warm med us", "min", "max", "speedup", "fork floor");
   for (const auto& r : results) {
-    t << fmt::format("{:<18} {:>7} {:>11.0f} {:>9.0f} {:>9.0f} {:>11.0f} {:>9.0f} {:>9.0f} {:>7.2f}x\n", r.program,
-                     r.objects, r.cold_median_us, r.cold_min_us, r.cold_max_us, r.warm_median_us, r.warm_min_us,
-                     r.warm_max_us, r.speedup);
+    t << fmt::format("{:<18} {:>7} {:>11.0f} {:>9.0f} {:>9.0f} {:>11.0f} {:>9.0f} {:>9.0f} {:>7.2f}x {:>8.0f} us\n",
+                     r.program, r.objects, r.cold_median_us, r.cold_min_us, r.cold_max_us, r.warm_median_us,
+                     r.warm_min_us, r.warm_max_us, r.speedup, r.fork_floor_us);
     if (!r.fallback_reason.empty()) t << "  (went cold: " << r.fallback_reason << ")\n";
   }
   t << "the first warm spawn of each program also starts its template (not in the medians): ";
   for (std::size_t i = 0; i < results.size(); ++i)
     t << (i ? ", " : "") << results[i].program << " " << fmt::format("{:.0f}", results[i].template_start_us) << " us";
   t << fmt::format(
-      "\nfloor under a warm instance, same run: a request's round trip between two processes {:.0f} us, a fork of a "
+      "\nfork floor: the template forked into a copy that exits at once, then reaped (what any instance costs "
+      "before its program runs)\nthe same run: a request's round trip between two processes {:.0f} us, a fork of a "
       "small process + _exit + wait {:.0f} us\n",
       report.floor.round_trip_us, report.floor.fork_exit_wait_us);
   return t.str();
@@ -247,6 +248,7 @@ nlohmann::json render_warm_json(const bench::WarmBenchReport& report, int runs) 
          {"warm_max_us", r.warm_max_us},
          {"speedup", r.speedup},
          {"template_start_us", r.template_start_us},
+         {"fork_floor_us", r.fork_floor_us},
          {"fallback_reason", r.fallback_reason.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.fallback_reason)}});
   return j;
 }

@@ -185,6 +185,12 @@ Result<WarmBenchReport> run_warm_bench(const WarmBenchConfig& config) {
     }
     if (!failure) break;
     if (auto facts = pool.facts(o)) r.objects = static_cast<int>(facts->objects.size());
+    if (r.fallback_reason.empty()) {
+      std::vector<double> floor;
+      for (int i = 0; i < config.runs; ++i)
+        if (auto ns = pool.fork_only(o)) floor.push_back(std::chrono::duration<double, std::micro>(*ns).count());
+      r.fork_floor_us = spread(floor).median;
+    }
     Spread c = spread(cold), w = spread(warm);
     r.cold_median_us = c.median, r.cold_min_us = c.min, r.cold_max_us = c.max;
     r.warm_median_us = w.median, r.warm_min_us = w.min, r.warm_max_us = w.max;

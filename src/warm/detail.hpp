@@ -36,7 +36,7 @@ struct Template {
   // file changed, and a spawn needs one read() instead of a stat() per object.
   // Closed (stat each time) when a watch cannot be had.
   UniqueFd watches;
-  mutable bool stat_next = true;  // the first check after the watches were set stats anyway
+  mutable bool stat_next = true;      // the first check after the watches were set stats anyway
   std::vector<std::string> replaced;  // files already gone or replaced when it reached main
   bool env_overflow = false;          // too many names read: every variable counts
   bool atfork_overflow = false;

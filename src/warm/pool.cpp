@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -256,6 +257,29 @@ Result<spawn::Child> Pool::spawn(const spawn::Options& o, Report* report) {
   r.warm = true;
   r.differences = differences(*t, argv);
   return child;
+}
+
+Result<std::chrono::nanoseconds> Pool::fork_only(const spawn::Options& o) {
+  Report r;
+  auto first = spawn(o, &r);  // starts the template if needed
+  if (!first) return first.error();
+  (void)first->wait();
+  if (!r.warm) return Error{ENOENT, "no template serves " + o.path + ": " + r.fallback_reason};
+  std::lock_guard lock(impl_->mu);
+  auto it = std::find_if(impl_->templates.begin(), impl_->templates.end(),
+                         [&](const auto& kv) { return kv.second.pid == r.template_pid; });
+  if (it == impl_->templates.end()) return Error{ENOENT, "the template of " + o.path + " is gone"};
+  const auto t0 = clock::now();
+  wire::Header h{wire::kMagic, wire::Kind::fork_only};
+  std::vector<char> message(reinterpret_cast<const char*>(&h), reinterpret_cast<const char*>(&h) + sizeof h);
+  auto reply = request(it->second, message, {});
+  if (!reply) return reply.error();
+  if (reply->refused || reply->spawned.pid < 0)
+    return Error{reply->spawned.report.err, "the template could not fork: " + reply->why};
+  siginfo_t si{};
+  while (waitid(P_PID, static_cast<id_t>(reply->spawned.pid), &si, WEXITED) != 0 && errno == EINTR) {
+  }
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - t0);
 }
 
 Result<TemplateFacts> Pool::facts(const spawn::Options& o) {

@@ -10,6 +10,9 @@
 //                     goes back to its next request at once after the clone.
 //   template -> pool  spawned  SpawnedReply with pid -1: the clone itself failed
 //   template -> pool  refused  RefusedReply + text: why no instance was made
+//   pool -> template  fork_only  a Header alone: fork as for an instance, but the copy
+//                     exits at once (the floor under an instance, for benchmarks);
+//                     the template answers with SpawnedReply (pid, step 0)
 //
 // The spawn request is the same Block a cold spawn hands to its child
 // (spawn/plan.hpp): the instance runs spawn::child_main() on it, so a warm
@@ -40,7 +43,7 @@ constexpr std::uint32_t kMagic = 0x31776670;  // "pfw1"
 constexpr std::size_t kMaxMessage = 1 << 20;  // the agent's receive buffer
 constexpr int kMaxFds = 64;                   // descriptors one spawn may pass
 
-enum class Kind : std::uint32_t { ready = 1, spawn = 2, spawned = 3, refused = 4 };
+enum class Kind : std::uint32_t { ready = 1, spawn = 2, spawned = 3, refused = 4, fork_only = 5 };
 
 struct Header {
   std::uint32_t magic = kMagic;

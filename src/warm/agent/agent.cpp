@@ -227,8 +227,7 @@ void add_objects(Text& t, const char* self) {
       if (strcmp(path, last) != 0 && !(self && strcmp(path, self) == 0)) {
         snprintf(last, sizeof last, "%s", path);
         struct stat st {};
-        if (strstr(path, " (deleted)") || stat(path, &st) != 0 || st.st_dev != makedev(maj, min) ||
-            st.st_ino != ino) {
+        if (strstr(path, " (deleted)") || stat(path, &st) != 0 || st.st_dev != makedev(maj, min) || st.st_ino != ino) {
           t.add("replaced %s\n", path);
         } else {
           t.add("obj %lu %lu %lld %lld %s\n", static_cast<unsigned long>(makedev(maj, min)), ino,
@@ -408,7 +407,7 @@ bool read_mm_fields(Entry& e) {
 // One fork of the template, as glibc's fork() would make it but with
 // CLONE_PARENT. Returns the pid (or -errno) in the template; does not return
 // in the instance.
-long clone_instance(pf::spawn::Block* b) {
+long clone_instance(pf::spawn::Block* b, bool exit_at_once = false) {
   static void* tid_address = nullptr;
   static bool tid_known = false;
   if (!tid_known) {
@@ -427,6 +426,7 @@ long clone_instance(pf::spawn::Block* b) {
   long pid = syscall(SYS_clone, flags, nullptr, nullptr, tid_address, nullptr);
   if (pid < 0) pid = -errno;
   if (pid == 0) {
+    if (exit_at_once) _exit(0);
     if (robust_head) syscall(SYS_set_robust_list, robust_head, robust_len);
     for (int i = 0; i < g_natfork; ++i)
       if (g_atfork[i].child) g_atfork[i].child();
@@ -561,6 +561,15 @@ void serve_spawn(char* msg, size_t len, int* fds, int nfds) {
       continue;
     }
     memcpy(&h, msg, sizeof h);
+    if (h.magic == wire::kMagic && h.kind == wire::Kind::fork_only) {
+      close_all(fds, nfds);
+      wire::SpawnedReply reply;
+      long pid = clone_instance(nullptr, true);
+      if (pid < 0) reply.report.err = static_cast<int>(-pid);
+      else reply.pid = static_cast<std::int32_t>(pid);
+      send(g_control, &reply, sizeof reply, MSG_NOSIGNAL);
+      continue;
+    }
     if (h.magic != wire::kMagic || h.kind != wire::Kind::spawn) {
       close_all(fds, nfds);
       reply_refused("unknown request");
