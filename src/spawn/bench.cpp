@@ -15,8 +15,8 @@
 // The parent's size is "ballast": anonymous private memory, MADV_NOHUGEPAGE
 // so that it is mapped with 4 KiB pages whatever the THP setting, one byte
 // written per page so that every page is present and has a PTE to copy.
-#include "common/spread.hpp"
 #include "procforge/bench.hpp"
+#include "common/spread.hpp"
 
 #include <sched.h>
 #include <signal.h>

@@ -76,7 +76,7 @@ std::string options_refusal(const spawn::Options& o);  // controls that act befo
 std::string program_refusal(const std::string& path);  // static, not glibc, set-id, capabilities, #!
 // For one instance of t: files replaced, environment read before main that
 // differs, cwd looked at and different, fds the program holds that the spawn
-// wants.
+// wants. cwd (absolute) is read only when the program looked at its own.
 std::string instance_refusal(const Template& t, const spawn::Plan& plan, const std::vector<std::string>& env,
                              const std::string& cwd);
 // Puts an inotify watch on each of t's objects (t.watches); on any failure

@@ -11,7 +11,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -102,6 +101,12 @@ struct Pool::Impl {
     return v.refusal;
   }
 
+  Template* by_pid(pid_t pid) {
+    for (auto& [path, t] : templates)
+      if (t.pid == pid) return &t;
+    return nullptr;
+  }
+
   void retire(Template& t) {
     t.control.reset();  // the template sees EOF and exits
     retiring.push_back(std::move(t));
@@ -119,7 +124,8 @@ struct Pool::Impl {
   // The template for program, started (or replaced) as needed; nullptr and
   // why when there is none.
   Template* template_for(const std::string& program, const std::vector<std::string>& argv,
-                         const std::vector<std::string>& env, const std::string& cwd, Report& r, std::string& why) {
+                         const std::vector<std::string>& env, const std::string& asked_cwd, Report& r,
+                         std::string& why) {
     if (auto f = failed.find(program); f != failed.end()) {
       if (clock::now() - f->second.at < limits.max_age) {
         why = f->second.why;
@@ -135,7 +141,7 @@ struct Pool::Impl {
       retire(t);
       templates.erase(it);
     }
-    auto t = start_template(program, argv, env, cwd, agent, limits.start_timeout);
+    auto t = start_template(program, argv, env, absolute_cwd(asked_cwd), agent, limits.start_timeout);
     if (!t) {
       why = t.error().message;
       failed[program] = {why, clock::now()};
@@ -207,10 +213,11 @@ Result<spawn::Child> Pool::spawn(const spawn::Options& o, Report* report) {
 
   // 4. Its template, and whether it still stands for a cold start.
   const std::vector<std::string> argv = strings_of(plan.block.argv), env = strings_of(plan.block.envp);
-  const std::string cwd = absolute_cwd(o.cwd);
   std::string why;
-  Template* t = impl_->template_for(program, argv, env, cwd, r, why);
+  Template* t = impl_->template_for(program, argv, env, o.cwd, r, why);
   if (!t) return cold(why);
+  // The cwd (a path walk) only counts when the program looked at it.
+  const std::string cwd = t->facts.looked_at_cwd ? absolute_cwd(o.cwd) : std::string();
   if (why = instance_refusal(*t, plan, env, cwd); !why.empty()) {
     if (why.find(" since the template started") != std::string::npos) {
       impl_->retire(*t);  // stale: the next spawn starts a fresh one
@@ -266,13 +273,12 @@ Result<std::chrono::nanoseconds> Pool::fork_only(const spawn::Options& o) {
   (void)first->wait();
   if (!r.warm) return Error{ENOENT, "no template serves " + o.path + ": " + r.fallback_reason};
   std::lock_guard lock(impl_->mu);
-  auto it = std::find_if(impl_->templates.begin(), impl_->templates.end(),
-                         [&](const auto& kv) { return kv.second.pid == r.template_pid; });
-  if (it == impl_->templates.end()) return Error{ENOENT, "the template of " + o.path + " is gone"};
+  Template* t = impl_->by_pid(r.template_pid);
+  if (!t) return Error{ENOENT, "the template of " + o.path + " is gone"};
   const auto t0 = clock::now();
   wire::Header h{wire::kMagic, wire::Kind::fork_only};
   std::vector<char> message(reinterpret_cast<const char*>(&h), reinterpret_cast<const char*>(&h) + sizeof h);
-  auto reply = request(it->second, message, {});
+  auto reply = request(*t, message, {});
   if (!reply) return reply.error();
   if (reply->refused || reply->spawned.pid < 0)
     return Error{reply->spawned.report.err, "the template could not fork: " + reply->why};
@@ -288,8 +294,7 @@ Result<TemplateFacts> Pool::facts(const spawn::Options& o) {
   if (!child) return child.error();
   (void)child->wait();
   std::lock_guard lock(impl_->mu);
-  for (auto& [path, t] : impl_->templates)
-    if (t.pid == r.template_pid) return t.facts;
+  if (Template* t = impl_->by_pid(r.template_pid)) return t->facts;
   return Error{ENOENT, "no template serves " + o.path + (r.fallback_reason.empty() ? "" : ": " + r.fallback_reason)};
 }
 

@@ -356,25 +356,22 @@ bool read_mm_fields(Entry& e) {
   char** argv = static_cast<char**>(area);
   char** envp = argv + argc + 1;
   char* s = static_cast<char*>(area) + arrays;
+  // Copies count strings to s, one after another, and points out[] at them.
+  auto lay_out = [&s](char* const* in, long count, char** out) {
+    for (long i = 0; i < count; ++i) {
+      size_t n = strlen(in[i]) + 1;
+      memcpy(s, in[i], n);
+      out[i] = s;
+      s += n;
+    }
+    out[count] = nullptr;
+  };
   prctl_mm_map map{};
   map.arg_start = reinterpret_cast<unsigned long>(s);
-  for (long i = 0; i < argc; ++i) {
-    size_t n = strlen(b->argv[i]) + 1;
-    memcpy(s, b->argv[i], n);
-    argv[i] = s;
-    s += n;
-  }
-  map.arg_end = reinterpret_cast<unsigned long>(s);
-  map.env_start = map.arg_end;
-  for (long i = 0; i < envc; ++i) {
-    size_t n = strlen(b->envp[i]) + 1;
-    memcpy(s, b->envp[i], n);
-    envp[i] = s;
-    s += n;
-  }
+  lay_out(b->argv, argc, argv);
+  map.arg_end = map.env_start = reinterpret_cast<unsigned long>(s);
+  lay_out(b->envp, envc, envp);
   map.env_end = reinterpret_cast<unsigned long>(s);
-  argv[argc] = nullptr;
-  envp[envc] = nullptr;
   map.start_code = g_entry.start_code, map.end_code = g_entry.end_code;
   map.start_data = g_entry.start_data, map.end_data = g_entry.end_data;
   map.start_brk = g_entry.start_brk;
