@@ -222,8 +222,9 @@ std::string render_warm_table(const bench::WarmBenchReport& report, int runs) {
   for (std::size_t i = 0; i < results.size(); ++i)
     t << (i ? ", " : "") << results[i].program << " " << fmt::format("{:.0f}", results[i].template_start_us) << " us";
   t << fmt::format(
-      "\nfork floor: the template forked into a copy that exits at once, then reaped (what any instance costs "
-      "before its program runs)\nthe same run: a request's round trip between two processes {:.0f} us, a fork of a "
+      "\nfork floor: the template forked into a copy that exits at once, then reaped (what an instance would cost "
+      "before its program runs if the fork were on its path; the template's spare, forked ahead, takes it off)\nthe "
+      "same run: a request's round trip between two processes {:.0f} us, a fork of a "
       "small process + _exit + wait {:.0f} us\n",
       report.floor.round_trip_us, report.floor.fork_exit_wait_us);
   return t.str();

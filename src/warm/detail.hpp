@@ -43,6 +43,10 @@ struct Template {
   int atfork_handlers = 0;
   std::chrono::steady_clock::time_point started;
   unsigned uses = 0;
+  // The copy waiting for the next request (wire::Kind::spare): the pool's
+  // child, reaped here when the template ends before a request took it.
+  pid_t spare = -1;
+  UniqueFd spare_pidfd;
 };
 
 // template.cpp
@@ -63,9 +67,13 @@ struct Reply {
 Result<Reply> request(Template& t, const std::vector<char>& message, const std::vector<int>& fds);
 // Whether the template is still alive (it may have been killed).
 bool alive(const Template& t);
-// Closes the control socket (the template exits on EOF) and reaps it,
-// SIGKILL after `grace`.
+// Ends the channel: the template (through its spare) exits on EOF.
+void end(Template& t);
+// Ends the channel and reaps the template and its spare, SIGKILL after `grace`.
 void stop(Template& t, std::chrono::milliseconds grace);
+// After end(): reaps what has exited; true once the template and its spare
+// are both gone.
+bool reap_if_ended(Template& t);
 
 // flatten.cpp: the Block of a spawn plan as a request message; fds gets the
 // dup sources, in the order of the dup operations.

@@ -108,18 +108,11 @@ struct Pool::Impl {
   }
 
   void retire(Template& t) {
-    t.control.reset();  // the template sees EOF and exits
+    end(t);  // the template sees EOF and exits
     retiring.push_back(std::move(t));
   }
 
-  void reap_retired() {
-    std::erase_if(retiring, [](Template& t) {
-      siginfo_t si{};
-      if (waitid(P_PIDFD, static_cast<id_t>(t.pidfd.get()), &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
-        return false;
-      return true;
-    });
-  }
+  void reap_retired() { std::erase_if(retiring, reap_if_ended); }
 
   // The template for program, started (or replaced) as needed; nullptr and
   // why when there is none.
@@ -176,7 +169,7 @@ Pool::~Pool() { clear(); }
 
 void Pool::clear() {
   std::lock_guard lock(impl_->mu);
-  for (auto& [path, t] : impl_->templates) t.control.reset();
+  for (auto& [path, t] : impl_->templates) end(t);
   for (auto& [path, t] : impl_->templates) stop(t, std::chrono::milliseconds(1000));
   impl_->templates.clear();
   for (auto& t : impl_->retiring) stop(t, std::chrono::milliseconds(1000));

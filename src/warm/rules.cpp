@@ -197,6 +197,9 @@ std::vector<std::string> differences(const Template& t, const std::vector<std::s
       "template " +
       std::to_string(t.pid) + ", shared by its " + std::to_string(t.uses) + " instances so far");
   if (argv != t.argv) d.push_back("constructors ran with the template's argv, not this one");
+  d.push_back(
+      "the process was forked ahead as the template's spare, before this spawn asked for it: its start time "
+      "(/proc/PID/stat) is that of the fork");
   for (int fd : t.facts.fds_open_before_main)
     d.push_back("fd " + std::to_string(fd) + " was opened before main by the template and is shared by its instances");
   if (t.atfork_handlers)

@@ -168,6 +168,25 @@ Result<Template> start_template(const std::string& program, const std::vector<st
   }
 }
 
+namespace {
+
+// One message from the template side; a spare's announcement is recorded and
+// not returned. 0 at the end of the channel, -1 and errno on error.
+ssize_t receive(Template& t, char* buf, std::size_t size, int flags) {
+  for (;;) {
+    ssize_t n = recv(t.control.get(), buf, size, flags);
+    if (n < 0 && errno == EINTR) continue;
+    wire::SpareNotice notice;
+    if (n != static_cast<ssize_t>(sizeof notice)) return n;
+    std::memcpy(&notice, buf, sizeof notice);
+    if (notice.h.magic != wire::kMagic || notice.h.kind != wire::Kind::spare) return n;
+    t.spare = notice.pid;
+    t.spare_pidfd.reset(static_cast<int>(syscall(SYS_pidfd_open, notice.pid, 0)));
+  }
+}
+
+}  // namespace
+
 Result<Reply> request(Template& t, const std::vector<char>& message, const std::vector<int>& fds) {
   iovec iov{const_cast<char*>(message.data()), message.size()};
   msghdr mh{};
@@ -188,8 +207,18 @@ Result<Reply> request(Template& t, const std::vector<char>& message, const std::
   while (n < 0 && errno == EINTR);
   if (n < 0) return Error::call(ErrorStep::clone, errno, "sending the request to the template");
   char buf[1024];
-  do n = recv(t.control.get(), buf, sizeof buf, 0);
-  while (n < 0 && errno == EINTR);
+  // The reply, or the template's end (then no reply can come: a template
+  // whose spare died ends itself, agent.cpp hold_spares()).
+  for (;;) {
+    pollfd p[2] = {{t.control.get(), POLLIN, 0}, {t.pidfd.get(), POLLIN, 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return Error::call(ErrorStep::clone, errno, "waiting for the template's reply");
+    }
+    n = receive(t, buf, sizeof buf, MSG_DONTWAIT);
+    if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) break;
+    if (p[1].revents & POLLIN) return Error{EPIPE, "the template ended without replying"};
+  }
   if (n < 0) return Error::call(ErrorStep::clone, errno, "reading the template's reply");
   wire::Header h;
   if (n < static_cast<ssize_t>(sizeof h)) return Error{EPIPE, "the template ended without replying"};
@@ -198,6 +227,10 @@ Result<Reply> request(Template& t, const std::vector<char>& message, const std::
   if (n == static_cast<ssize_t>(sizeof(spawn::Report))) {  // from the instance itself
     std::memcpy(&r.spawned.report, buf, sizeof r.spawned.report);
     r.spawned.pid = r.spawned.report.pid;
+    if (r.spawned.pid == t.spare) {  // the spare became this instance: the caller's child now
+      t.spare = -1;
+      t.spare_pidfd.reset();
+    }
     return r;
   }
   if (h.magic == wire::kMagic && h.kind == wire::Kind::spawned && n == static_cast<ssize_t>(sizeof r.spawned)) {
@@ -218,17 +251,63 @@ bool alive(const Template& t) {
   return poll(&p, 1, 0) == 0;
 }
 
-void stop(Template& t, std::chrono::milliseconds grace) {
-  t.control.reset();
-  if (!t.pidfd) return;
-  pollfd p{t.pidfd.get(), POLLIN, 0};
-  if (poll(&p, 1, static_cast<int>(grace.count())) <= 0)
-    syscall(SYS_pidfd_send_signal, t.pidfd.get(), SIGKILL, nullptr, 0);
-  siginfo_t si{};
-  while (waitid(P_PIDFD, static_cast<id_t>(t.pidfd.get()), &si, WEXITED) != 0 && errno == EINTR) {
+void end(Template& t) {
+  if (t.control) shutdown(t.control.get(), SHUT_WR);
+}
+
+namespace {
+
+// Every announcement still queued (a template's last ones come before its exit).
+void drain(Template& t) {
+  char buf[1024];
+  while (t.control && receive(t, buf, sizeof buf, MSG_DONTWAIT) > 0) {
   }
-  t.pidfd.reset();
+}
+
+// Reaps the process behind pidfd when it has exited (now, or by `deadline`,
+// after which it is killed); true when it is gone.
+bool reap(UniqueFd& pidfd, std::optional<clock::time_point> deadline) {
+  if (!pidfd) return true;
+  if (deadline) {
+    pollfd p{pidfd.get(), POLLIN, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - clock::now()).count();
+    while (poll(&p, 1, static_cast<int>(std::max<long>(left, 0))) < 0 && errno == EINTR) {
+    }
+    if (!(p.revents & POLLIN)) syscall(SYS_pidfd_send_signal, pidfd.get(), SIGKILL, nullptr, 0);
+  }
+  siginfo_t si{};
+  int r;
+  while ((r = waitid(P_PIDFD, static_cast<id_t>(pidfd.get()), &si, WEXITED | (deadline ? 0 : WNOHANG))) != 0 &&
+         errno == EINTR) {
+  }
+  if (r == 0 && si.si_pid == 0) return false;  // still running
+  pidfd.reset();
+  return true;
+}
+
+}  // namespace
+
+bool reap_if_ended(Template& t) {
+  if (!reap(t.pidfd, std::nullopt)) return false;
   t.pid = -1;
+  drain(t);
+  if (!reap(t.spare_pidfd, std::nullopt)) return false;
+  t.spare = -1;
+  t.control.reset();
+  return true;
+}
+
+void stop(Template& t, std::chrono::milliseconds grace) {
+  // The spare reads the end of the channel and tells the template, which
+  // then exits too (agent.cpp hold_spares()).
+  end(t);
+  const auto deadline = clock::now() + grace;
+  reap(t.pidfd, deadline);
+  t.pid = -1;
+  drain(t);
+  reap(t.spare_pidfd, deadline);
+  t.spare = -1;
+  t.control.reset();
 }
 
 }  // namespace procforge::warm

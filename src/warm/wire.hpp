@@ -4,10 +4,13 @@
 //
 //   template -> pool  ready    facts recorded before main, as text lines (see agent.cpp)
 //   pool -> template  spawn    a spawn::Block flattened (below); the dup sources as SCM_RIGHTS
+//   template -> pool  spare    SpareNotice: the pid of the copy now waiting for the next
+//                     request (agent.cpp hold_spares()); the pool reaps the last one
 //   instance -> pool  a bare spawn::Report (no Header): step 0 and the instance's pid once
 //                     it enters main, or the step and errno of the control that failed, as a
 //                     cold child reports it. The instance writes it itself, so the template
-//                     goes back to its next request at once after the clone.
+//                     goes back to its next request at once after the clone, and a
+//                     spare becomes the instance with no fork on the request's path.
 //   template -> pool  spawned  SpawnedReply with pid -1: the clone itself failed
 //   template -> pool  refused  RefusedReply + text: why no instance was made
 //   pool -> template  fork_only  a Header alone: fork as for an instance, but the copy
@@ -43,7 +46,7 @@ constexpr std::uint32_t kMagic = 0x31776670;  // "pfw1"
 constexpr std::size_t kMaxMessage = 1 << 20;  // the agent's receive buffer
 constexpr int kMaxFds = 64;                   // descriptors one spawn may pass
 
-enum class Kind : std::uint32_t { ready = 1, spawn = 2, spawned = 3, refused = 4, fork_only = 5 };
+enum class Kind : std::uint32_t { ready = 1, spawn = 2, spawned = 3, refused = 4, fork_only = 5, spare = 6 };
 
 struct Header {
   std::uint32_t magic = kMagic;
@@ -56,6 +59,12 @@ struct SpawnedReply {
   spawn::Report report{};  // step 0 and report.pid: the instance entered main
 };
 static_assert(sizeof(SpawnedReply) != sizeof(spawn::Report));
+
+struct SpareNotice {
+  Header h{kMagic, Kind::spare};
+  std::int32_t pid = -1;
+};
+static_assert(sizeof(SpareNotice) != sizeof(spawn::Report));
 
 struct RefusedReply {
   Header h{kMagic, Kind::refused};

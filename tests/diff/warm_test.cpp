@@ -473,6 +473,49 @@ TEST(WarmFaults, killed_template_is_replaced_on_next_use) {
   EXPECT_NE(b.report.template_pid, a.report.template_pid);
 }
 
+// The pids /proc lists as children of pid (every thread's list).
+std::set<pid_t> children_of(pid_t pid) {
+  std::set<pid_t> out;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::ifstream in(task.path() / "children");
+    for (pid_t c; in >> c;) out.insert(c);
+  }
+  return out;
+}
+
+// The copy a template forks ahead of the next request.
+pid_t spare_of(pid_t tpl) {
+  for (int i = 0; i < 200; ++i) {
+    for (pid_t c : children_of(getpid())) {
+      std::ifstream stat("/proc/" + std::to_string(c) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      // A copy of the template: the same program, not the template, not a zombie.
+      if (c != tpl && line.find("(warm_probe)") != std::string::npos && line.find(") Z") == std::string::npos) return c;
+    }
+    usleep(5000);
+  }
+  return -1;
+}
+
+TEST(WarmFaults, killed_spare_ends_its_template_and_the_next_use_starts_afresh) {
+  alarm(30);  // a template that missed its spare's death would leave the next spawn waiting for ever
+  warm::Pool pool;
+  WarmRun a = run_warm(pool, probe());
+  ASSERT_TRUE(a.report.warm) << a.report.fallback_reason;
+  pid_t spare = spare_of(a.report.template_pid);
+  ASSERT_GT(spare, 0) << "no spare next to template " << a.report.template_pid;
+  ASSERT_EQ(kill(spare, SIGKILL), 0);
+  usleep(20000);
+  WarmRun b = run_warm(pool, probe());
+  EXPECT_TRUE(b.report.warm) << b.report.fallback_reason;
+  EXPECT_TRUE(b.report.template_started);
+  EXPECT_NE(b.report.template_pid, a.report.template_pid);
+  pool.clear();
+  EXPECT_EQ(children_of(getpid()), std::set<pid_t>{}) << "the killed spare or its template was not reaped";
+  alarm(0);
+}
+
 TEST_F(WarmFallback, signals_forks_and_threads_in_main_behave_as_cold) {
   std::string crash = build("crash", "#include <signal.h>\nint main(void) { raise(SIGSEGV); return 0; }\n");
   std::string forks = build("forks",
@@ -539,27 +582,43 @@ TEST(WarmFaults, templates_end_with_the_process_that_made_them) {
     if (c) (void)c->wait();
     int t = r.warm ? r.template_pid : -1;
     (void)!write(pids[1], &t, sizeof t);
+    // Its spare too (forked once the instance took its request): the
+    // owner's remaining children.
+    std::set<pid_t> left = children_of(getpid());
+    for (int i = 0; i < 400 && left.size() < 2; ++i) {
+      usleep(5000);
+      left = children_of(getpid());
+    }
+    int n = static_cast<int>(left.size());
+    (void)!write(pids[1], &n, sizeof n);
+    for (pid_t p : left) (void)!write(pids[1], &p, sizeof p);
     pause();
     _exit(0);
   }
   close(pids[1]);
-  int tpl = -1;
+  int tpl = -1, n = 0;
   ASSERT_EQ(read(pids[0], &tpl, sizeof tpl), static_cast<ssize_t>(sizeof tpl));
+  ASSERT_EQ(read(pids[0], &n, sizeof n), static_cast<ssize_t>(sizeof n));
+  std::vector<pid_t> left(static_cast<std::size_t>(n));
+  for (pid_t& p : left) ASSERT_EQ(read(pids[0], &p, sizeof p), static_cast<ssize_t>(sizeof p));
   close(pids[0]);
   ASSERT_GT(tpl, 0) << "the owner's spawn was not warm";
+  EXPECT_EQ(left.size(), 2u) << "the owner should have the template and its spare left";
   kill(owner, SIGKILL);
   waitpid(owner, nullptr, 0);
-  // The template is now init's child; here PID 1 may not reap, so a zombie
+  // They are now init's children; here PID 1 may not reap, so a zombie
   // ("Z" in /proc/PID/stat) counts as ended.
-  bool ended = false;
-  for (int i = 0; i < 200 && !ended; ++i) {
-    std::ifstream stat("/proc/" + std::to_string(tpl) + "/stat");
-    std::string line;
-    if (!std::getline(stat, line)) ended = true;
-    else ended = line.substr(line.rfind(')') + 2, 1) == "Z";
-    if (!ended) usleep(10000);
+  for (pid_t p : left) {
+    bool ended = false;
+    for (int i = 0; i < 200 && !ended; ++i) {
+      std::ifstream stat("/proc/" + std::to_string(p) + "/stat");
+      std::string line;
+      if (!std::getline(stat, line)) ended = true;
+      else ended = line.substr(line.rfind(')') + 2, 1) == "Z";
+      if (!ended) usleep(10000);
+    }
+    EXPECT_TRUE(ended) << (p == tpl ? "template " : "spare ") << p << " outlived its pool's process";
   }
-  EXPECT_TRUE(ended) << "template " << tpl << " outlived its pool's process";
 }
 
 std::set<std::string> open_fds() {

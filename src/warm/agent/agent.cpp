@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/prctl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -401,10 +402,19 @@ bool read_mm_fields(Entry& e) {
   exit(g_main(static_cast<int>(argc), argv, envp));
 }
 
+// What a copy of the template becomes.
+enum class Copy {
+  instance,     // applies the request in g_entry and enters main()
+  spare,        // waits for the next request itself (spare_main())
+  exit_at_once  // the floor under an instance, for benchmarks
+};
+
+[[noreturn]] void spare_main();
+
 // One fork of the template, as glibc's fork() would make it but with
 // CLONE_PARENT. Returns the pid (or -errno) in the template; does not return
-// in the instance.
-long clone_instance(pf::spawn::Block* b, bool exit_at_once = false) {
+// in the copy.
+long clone_copy(Copy what) {
   static void* tid_address = nullptr;
   static bool tid_known = false;
   if (!tid_known) {
@@ -423,11 +433,12 @@ long clone_instance(pf::spawn::Block* b, bool exit_at_once = false) {
   long pid = syscall(SYS_clone, flags, nullptr, nullptr, tid_address, nullptr);
   if (pid < 0) pid = -errno;
   if (pid == 0) {
-    if (exit_at_once) _exit(0);
+    if (what == Copy::exit_at_once) _exit(0);
     if (robust_head) syscall(SYS_set_robust_list, robust_head, robust_len);
     for (int i = 0; i < g_natfork; ++i)
       if (g_atfork[i].child) g_atfork[i].child();
-    pf::spawn::child_main(b);  // applies the controls, then enter_main()
+    if (what == Copy::spare) spare_main();
+    pf::spawn::child_main(const_cast<pf::spawn::Block*>(g_entry.block));  // the controls, then enter_main()
   }
   for (int i = 0; i < g_natfork; ++i)
     if (g_atfork[i].parent) g_atfork[i].parent();
@@ -475,13 +486,15 @@ bool build_kept(pf::spawn::Block* b, int err_fd) {
   return true;
 }
 
-void serve_spawn(char* msg, size_t len, int* fds, int nfds) {
+// Makes g_entry the instance a spawn request asks for. False (the request
+// refused, its fds closed) when it is malformed.
+bool take_request(char* msg, size_t len, int* fds, int nfds) {
   long argc = 0, envc = 0;
   pf::spawn::Block* b = wire::rebase_block(msg, len, argc, envc);
   if (!b) {
     close_all(fds, nfds);
     reply_refused("malformed spawn request");
-    return;
+    return false;
   }
   // Threads: counted when the template reached main (send_ready()); the pool
   // refuses a template with more than one. No code of the program runs in
@@ -497,7 +510,7 @@ void serve_spawn(char* msg, size_t len, int* fds, int nfds) {
   if (used != nfds) {
     close_all(fds, nfds);
     reply_refused("the spawn request's descriptors do not match its dup operations");
-    return;
+    return false;
   }
   // The instance reports on a copy of the control socket placed above every
   // target (fd_floor), where no fd action of the request can overwrite it.
@@ -506,7 +519,7 @@ void serve_spawn(char* msg, size_t len, int* fds, int nfds) {
     if (report_fd >= 0) close(report_fd);
     close_all(fds, nfds);
     reply_refused("cannot give the instance its report channel");
-    return;
+    return false;
   }
   b->err_fd = report_fd;
   b->replace = enter_main;
@@ -516,63 +529,170 @@ void serve_spawn(char* msg, size_t len, int* fds, int nfds) {
   g_entry.argc = argc;
   g_entry.envc = envc;
   g_entry.err_fd = report_fd;
+  return true;
+}
 
-  long pid = clone_instance(b);
-  close(report_fd);
-  close_all(fds, nfds);
-  if (pid < 0) {
-    wire::SpawnedReply reply;
-    reply.report.step = static_cast<int>(pf::spawn::Step::none);
-    reply.report.err = static_cast<int>(-pid);
-    send(g_control, &reply, sizeof reply, MSG_NOSIGNAL);
+// What the pool asked for.
+enum class Asked { end, spawn, fork_only, nothing };
+
+// The next request on the control socket; malformed ones are answered here.
+Asked next_request(char* msg, size_t cap, int* fds, int& nfds, size_t& len) {
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * wire::kMaxFds)];
+  iovec iov{msg, cap};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  ssize_t n = recvmsg(g_control, &mh, MSG_CMSG_CLOEXEC);
+  if (n < 0 && errno == EINTR) return Asked::nothing;
+  if (n <= 0) return Asked::end;  // the pool closed its end: the template is done
+  nfds = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    int k = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+    for (int i = 0; i < k && nfds < wire::kMaxFds; ++i)
+      memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+  }
+  wire::Header h;
+  if (static_cast<size_t>(n) < sizeof h || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+    close_all(fds, nfds);
+    reply_refused("truncated request");
+    return Asked::nothing;
+  }
+  memcpy(&h, msg, sizeof h);
+  if (h.magic == wire::kMagic && h.kind == wire::Kind::fork_only) {
+    close_all(fds, nfds);
+    return Asked::fork_only;
+  }
+  if (h.magic != wire::kMagic || h.kind != wire::Kind::spawn) {
+    close_all(fds, nfds);
+    reply_refused("unknown request");
+    return Asked::nothing;
+  }
+  len = static_cast<size_t>(n);
+  return Asked::spawn;
+}
+
+void answer_fork_only() {
+  wire::SpawnedReply reply;
+  long pid = clone_copy(Copy::exit_at_once);
+  if (pid < 0) reply.report.err = static_cast<int>(-pid);
+  else reply.pid = static_cast<std::int32_t>(pid);
+  send(g_control, &reply, sizeof reply, MSG_NOSIGNAL);
+}
+
+struct Buffers {
+  char* msg = nullptr;
+  int fds[wire::kMaxFds];
+  int nfds = 0;
+  size_t len = 0;
+};
+Buffers g_in;
+
+bool map_buffers() {
+  void* m = mmap(nullptr, wire::kMaxMessage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  g_in.msg = m == MAP_FAILED ? nullptr : static_cast<char*>(m);
+  return g_in.msg != nullptr;
+}
+
+Asked next_request() { return next_request(g_in.msg, wire::kMaxMessage, g_in.fds, g_in.nfds, g_in.len); }
+
+// The template answering every request itself: an instance is forked when
+// its request arrives (when no spare can be kept).
+[[noreturn]] void serve() {
+  for (;;) {
+    switch (next_request()) {
+      case Asked::end: _exit(0);
+      case Asked::fork_only: answer_fork_only(); break;
+      case Asked::spawn:
+        if (take_request(g_in.msg, g_in.len, g_in.fds, g_in.nfds)) {
+          long pid = clone_copy(Copy::instance);
+          close(g_entry.err_fd);
+          close_all(g_in.fds, g_in.nfds);
+          if (pid < 0) {
+            wire::SpawnedReply reply;
+            reply.report.step = static_cast<int>(pf::spawn::Step::none);
+            reply.report.err = static_cast<int>(-pid);
+            send(g_control, &reply, sizeof reply, MSG_NOSIGNAL);
+          }
+        }
+        break;
+      case Asked::nothing: break;
+    }
   }
 }
 
-[[noreturn]] void serve() {
-  size_t cap = wire::kMaxMessage;
-  char* msg = static_cast<char*>(mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  if (msg == MAP_FAILED) _exit(125);
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * wire::kMaxFds)];
+// ---- the spare: the next instance, forked before its request -------------
+//
+// The fork is most of an instance's cost, and nothing about it depends on
+// the request: the copy's memory is the template's, which no longer changes.
+// So the template keeps one copy forked ahead, the spare, which reads the
+// control socket itself; the request that reaches it makes it the instance,
+// and the template forks the next spare while the instance runs. The spare
+// tells the template what it took on a pipe (kTaken, kForkOnly, kEnd); the
+// template tells the pool each spare's pid (wire::Kind::spare), so that the
+// pool can reap the last one, which never becomes an instance.
+int g_spare_pipe[2] = {-1, -1};
+constexpr char kTaken = 'T', kForkOnly = 'F', kEnd = 'E';
+
+void tell_template(char what) {
+  while (write(g_spare_pipe[1], &what, 1) < 0 && errno == EINTR) {
+  }
+}
+
+[[noreturn]] void spare_main() {
   for (;;) {
-    iovec iov{msg, cap};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = control;
-    mh.msg_controllen = sizeof control;
-    ssize_t n = recvmsg(g_control, &mh, MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) _exit(0);  // the pool closed its end: the template is done
-    int fds[wire::kMaxFds];
-    int nfds = 0;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      int k = static_cast<int>((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-      for (int i = 0; i < k && nfds < wire::kMaxFds; ++i)
-        memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+    switch (next_request()) {
+      case Asked::end: tell_template(kEnd); _exit(0);
+      case Asked::fork_only: tell_template(kForkOnly); break;
+      case Asked::spawn:
+        if (take_request(g_in.msg, g_in.len, g_in.fds, g_in.nfds)) {
+          tell_template(kTaken);
+          close(g_spare_pipe[0]);
+          close(g_spare_pipe[1]);
+          pf::spawn::child_main(const_cast<pf::spawn::Block*>(g_entry.block));
+        }
+        break;
+      case Asked::nothing: break;
     }
-    wire::Header h;
-    if (static_cast<size_t>(n) < sizeof h || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-      close_all(fds, nfds);
-      reply_refused("truncated request");
-      continue;
+  }
+}
+
+// The template with a spare: fork one, wait until a request takes it, fork
+// the next. Falls back to serve() when a spare cannot be had.
+[[noreturn]] void hold_spares() {
+  if (pipe2(g_spare_pipe, O_CLOEXEC) != 0) serve();
+  for (;;) {
+    long pid = clone_copy(Copy::spare);
+    if (pid < 0) {
+      close(g_spare_pipe[0]);
+      close(g_spare_pipe[1]);
+      serve();
     }
-    memcpy(&h, msg, sizeof h);
-    if (h.magic == wire::kMagic && h.kind == wire::Kind::fork_only) {
-      close_all(fds, nfds);
-      wire::SpawnedReply reply;
-      long pid = clone_instance(nullptr, true);
-      if (pid < 0) reply.report.err = static_cast<int>(-pid);
-      else reply.pid = static_cast<std::int32_t>(pid);
-      send(g_control, &reply, sizeof reply, MSG_NOSIGNAL);
-      continue;
+    wire::SpareNotice notice;
+    notice.pid = static_cast<std::int32_t>(pid);
+    send(g_control, &notice, sizeof notice, MSG_NOSIGNAL);
+    // A spare killed before it could say anything ends the template too:
+    // the pool then starts a fresh one.
+    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+    for (bool taken = false; !taken;) {
+      pollfd p[2] = {{g_spare_pipe[0], POLLIN, 0}, {pidfd, POLLIN, 0}};
+      if (poll(p, pidfd >= 0 ? 2 : 1, -1) < 0) {
+        if (errno == EINTR) continue;
+        _exit(0);
+      }
+      char what = 0;
+      if (p[0].revents & POLLIN) {
+        if (read(g_spare_pipe[0], &what, 1) != 1) continue;
+      } else if (p[1].revents & POLLIN) {
+        _exit(0);
+      }
+      if (what == kEnd) _exit(0);
+      if (what == kForkOnly) answer_fork_only();
+      taken = what == kTaken;
     }
-    if (h.magic != wire::kMagic || h.kind != wire::Kind::spawn) {
-      close_all(fds, nfds);
-      reply_refused("unknown request");
-      continue;
-    }
-    serve_spawn(msg, static_cast<size_t>(n), fds, nfds);
+    if (pidfd >= 0) close(pidfd);
   }
 }
 
@@ -585,8 +705,8 @@ void note_premain_fds() {
 int template_main(int, char**, char**) {
   g_recording = false;
   note_premain_fds();
-  if (!read_mm_fields(g_entry) || !send_ready(self_path())) _exit(125);
-  serve();
+  if (!read_mm_fields(g_entry) || !map_buffers() || !send_ready(self_path())) _exit(125);
+  hold_spares();
 }
 
 }  // namespace
