@@ -11,11 +11,14 @@
 #   predict  files to exec: the ELF and #! seeds;
 #   warm_facts   a template's ready message, as the agent writes it, from this
 #            process's own maps and fds;
+#   server_request  spawn server messages as a client writes them (the
+#            protocol's field layout, src/server/protocol.cpp), one byte of
+#            descriptor count first;
 #   warm_request (none: libFuzzer starts from nothing).
 # Usage: fuzz/make_seed_corpus.sh DIR
 set -eu
 dir=${1:?usage: $0 DIR}
-mkdir -p "$dir/elf" "$dir/shebang" "$dir/ldcache" "$dir/predict" "$dir/warm_facts"
+mkdir -p "$dir/elf" "$dir/shebang" "$dir/ldcache" "$dir/predict" "$dir/warm_facts" "$dir/server_request"
 
 multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 for f in \
@@ -59,4 +62,24 @@ done
   awk '$6 ~ /^\// { print "obj 2049 " $5 " 1700000000000000000 4096 " $6 }' /proc/self/maps | uniq
   echo "replaced /usr/lib/x86_64-linux-gnu/libgone.so.1"
 } >"$dir/warm_facts/ready"
-for c in elf shebang ldcache predict warm_facts; do echo "seeds: $c: $(ls "$dir/$c" | wc -l) files"; done
+python3 - "$dir/server_request" <<'PY'
+import struct, sys
+out = sys.argv[1]
+def field(tag, value): return struct.pack('<HI', tag, len(value)) + value
+def msg(kind, fields, ident=1): return struct.pack('<IHHQ', 0x31736670, 1, kind, ident) + b''.join(fields)
+text = lambda t, s: field(t, s.encode())
+seeds = {
+    'hello': (0, msg(1, [field(1, struct.pack('<H', 1)), field(2, struct.pack('<H', 1))], 0)),
+    'spawn': (2, msg(3, [text(10, '/bin/sh'), text(12, 'sh'), text(12, '-c'), text(12, 'exit 3'), text(13, 'PATH=/bin'),
+                         text(14, '/tmp'), field(15, struct.pack('<ii', 0, 0)), field(15, struct.pack('<ii', 1, 1)),
+                         field(15, struct.pack('<ii', 2, -1)), field(16, struct.pack('<I', 0o22)),
+                         field(17, struct.pack('<i', 5)), field(18, struct.pack('<QQQ', 7, 64, 64)),
+                         field(19, struct.pack('<Q', 1)), field(21, struct.pack('<i', 13)), field(22, b''),
+                         field(25, struct.pack('<I', 1000)), field(26, struct.pack('<I', 1000)),
+                         field(27, struct.pack('<II', 1000, 27)), field(28, b''), field(29, b'')])),
+    'kill': (0, msg(7, [field(48, struct.pack('<i', 15))])),
+}
+for name, (nfds, data) in seeds.items():
+    open(f'{out}/{name}', 'wb').write(bytes([nfds]) + data)
+PY
+for c in elf shebang ldcache predict warm_facts server_request; do echo "seeds: $c: $(ls "$dir/$c" | wc -l) files"; done

@@ -47,6 +47,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -240,7 +241,8 @@ class Child {
   Timings timings_;
   std::chrono::steady_clock::time_point started_;
   bool reaped_ = false;
-  bool leads_group_ = false;  // setsid or its own process group: kill(whole_group) reaches -pid
+  bool leads_group_ = false;                    // setsid or its own process group: kill(whole_group) reaches -pid
+  std::shared_ptr<struct ChildReaper> reaper_;  // another's child: its exit is reported (spawn/child_access.hpp)
 };
 
 // Spawns. On failure the Error's message names the step and the object

@@ -1,6 +1,8 @@
 // procforge: the process-creation pipeline, stage by stage.
 //   procforge SUBCOMMAND [opts] [PROGRAM [ARG...]]   (procforge alone: usage, exit 2)
 // Each subcommand lives in its own *_cmd.cpp and registers itself here.
+#include <sys/stat.h>
+
 #include <iostream>
 
 #include "cli/cli.hpp"
@@ -12,10 +14,15 @@ namespace procforge::cli {
 namespace {
 
 // Whether arg names an option of app that takes its value as the next word
-// (any option but a flag; "--name=value" is one word and no name).
-bool takes_separate_value(const CLI::App& app, const std::string& arg) {
+// (any option but a flag; "--name=value" is one word and no name). An
+// option whose value may be left out (run --server [SOCKET]) takes the next
+// word only when it names a socket: otherwise that word is the program.
+bool takes_separate_value(const CLI::App& app, const std::string& arg, const char* next) {
   const CLI::Option* opt = app.get_option_no_throw(arg);
-  return opt != nullptr && opt->get_items_expected_min() > 0;
+  if (opt == nullptr || opt->get_items_expected_max() == 0) return false;
+  if (opt->get_items_expected_min() > 0) return true;
+  struct stat st {};
+  return next && stat(next, &st) == 0 && S_ISSOCK(st.st_mode);
 }
 
 struct CommandLine {
@@ -45,7 +52,8 @@ CommandLine split_command(int argc, char** argv, const std::vector<Command>& com
     }
     if (a.empty() || a[0] != '-') break;
     line.ours.push_back(a);
-    if (takes_separate_value(*line.sub->app, a) && i + 1 < argc) line.ours.emplace_back(argv[++i]);
+    if (takes_separate_value(*line.sub->app, a, i + 1 < argc ? argv[i + 1] : nullptr) && i + 1 < argc)
+      line.ours.emplace_back(argv[++i]);
   }
   for (; i < argc; ++i) line.program.emplace_back(argv[i]);
   return line;
@@ -64,6 +72,7 @@ int main(int argc, char** argv) {
   add_exec(app, commands);
   add_profile(app, commands);
   add_batch(app, commands);
+  add_serve(app, commands);
   add_version(app, commands);
   add_demo(app, commands);
   add_manual(app, commands);

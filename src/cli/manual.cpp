@@ -110,6 +110,21 @@ const std::map<std::string, Page>& pages() {
         "procforge batch -j 4 commands.txt\tfour at a time, outputs as commands end\n"
         "procforge batch --keep-order --joblog log.tsv - < commands.txt\toutputs in input order, a joblog\n"
         "procforge batch --json --warm commands.txt\tone JSON object a command, warm starts"}},
+      {"serve",
+       {"[--socket PATH] [--backend io_uring|epoll|auto] [--max-children N] [--allow-uid USER]... "
+        "[--warm-max-uses N] [--warm-max-age S] [--grace S]",
+        "Runs the spawn server in the foreground: it listens on a Unix SOCK_SEQPACKET socket (created 0600; by "
+        "default $XDG_RUNTIME_DIR/procforge.sock, or /run/procforge/procforge.sock for root, or the socket systemd "
+        "passes), creates processes for the clients that connect, sends each one's pid with a pidfd and then its "
+        "exit, and keeps warm templates alive between clients. Clients: procforge run --server and the library "
+        "(procforge/client.hpp). Admitted: the server's uid, root and --allow-uid users, whose processes run with "
+        "their own uid and groups. The event loop runs on io_uring, or on epoll where io_uring_setup is refused. "
+        "SIGTERM or SIGINT drain it: no new requests, the socket removed, running processes get SIGTERM and then "
+        "SIGKILL after --grace seconds.",
+        "0\tthe server drained and stopped\n1\tit could not serve: the socket (another server already listens "
+        "there) or the backend\n2\tbad usage",
+        "procforge serve --socket /tmp/pf.sock\ta server for this user\n"
+        "procforge run --server /tmp/pf.sock --warm -- cmake --version\ta warm start through it"}},
       {"bench",
        {"[OPTIONS] SUITE",
         "Measures the cost of process creation on this machine, side by side with the baselines, and reports "

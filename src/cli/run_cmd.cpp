@@ -25,6 +25,8 @@
 #include "cli/output.hpp"
 #include "cli/run_report.hpp"
 #include "common/unique_fd.hpp"
+#include "procforge/client.hpp"
+#include "procforge/server.hpp"
 #include "procforge/user_exec.hpp"
 
 namespace procforge::cli {
@@ -66,6 +68,7 @@ struct RunOptions {
   bool report = false, json = false;
   std::string report_file;
   bool warm = false;
+  std::optional<std::string> server;  // through a procforge server: its socket, or "" for the default
   std::string exec, loader;
 };
 
@@ -362,6 +365,10 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
                            " (add --gid to change it)");
 
   std::optional<user_exec::Attached> attached;  // kept until spawn() returns
+  if (mode == "user" && o.server) {
+    print_error("run", "--exec=user and --server do not go together: the server runs the kernel's execve");
+    return kExitCannot;
+  }
   if (mode == "user")
     if (auto failed = attach_user_exec(opts, attached)) return *failed;
 
@@ -389,10 +396,29 @@ int run(const RunOptions& o, const std::vector<std::string>& command) {
   // single run is not faster; the report says whether the instance was warm,
   // and what differs from a cold start).
   std::optional<warm::Pool> pool;
-  if (o.warm) pool.emplace();
+  std::optional<client::Connection> server;
+  if (o.server) {
+    auto c = client::Connection::connect(*o.server);
+    if (!c) {
+      print_error("run", c.error().message);
+      return kExitSetupFailed;
+    }
+    server = std::move(*c);
+    auto where = o.server->empty() ? server::default_socket_path() : Result<std::string>(*o.server);
+    rep.server = RunReport::Server{where ? *where : "", server->backend(), server->server_pid()};
+  } else if (o.warm) {
+    pool.emplace();
+  }
   warm::Report warm_report;
-  auto child = pool ? pool->spawn(opts, &warm_report) : spawn::spawn(opts);
-  if (pool) rep.warm = warm_report;
+  client::Spawned spawned;
+  auto child = server ? server->spawn(opts, o.warm, false, &spawned)
+               : pool ? pool->spawn(opts, &warm_report)
+                      : spawn::spawn(opts);
+  if (server && o.warm) {
+    warm_report.warm = spawned.warm;
+    warm_report.fallback_reason = spawned.fallback_reason;
+  }
+  if (o.warm) rep.warm = warm_report;
   shared_output.reset();
   // The mask is not restored: procforge only reports and exits from here, and
   // a signal still pending would end it before the report.
@@ -497,6 +523,9 @@ void add_run(CLI::App& app, std::vector<Command>& commands) {
   r->add_flag("--warm", o->warm,
               "Start the program as a warm instance (a fork of a template held at main; see procforge batch --warm); "
               "--report says whether it was, or why it went cold, and what differs from a cold start");
+  r->add_option("--server", o->server,
+                "Have a procforge server (procforge serve) start the program; its socket, or the default one")
+      ->expected(0, 1);
   r->add_option("--exec", o->exec,
                 "Who replaces the image: kernel (execve, default) or user (procforge's user-space exec)");
   r->add_option("--loader", o->loader, "The former name of --exec (kernel or user); --exec wins when both are given");

@@ -27,15 +27,21 @@ std::string render_run_text(const RunReport& r) {
     s += fmt::format("  failed:   {} (status {})\n", r.error->message, r.status);
     return s;
   }
-  s += fmt::format("  strategy: {}, pid {}\n", r.strategy ? spawn::strategy_name(*r.strategy) : "?", r.pid);
-  if (r.warm && r.warm->warm) {
+  if (r.server)
+    s +=
+        fmt::format("  server:   {} ({}, pid {}), pid {}\n", r.server->socket, r.server->backend, r.server->pid, r.pid);
+  else s += fmt::format("  strategy: {}, pid {}\n", r.strategy ? spawn::strategy_name(*r.strategy) : "?", r.pid);
+  if (r.server && r.warm && r.warm->warm) {
+    s += "  warm:     an instance of one of the server's templates\n";
+  } else if (r.warm && r.warm->warm) {
     s += fmt::format("  warm:     instance {} of template {}\n", r.warm->template_uses, r.warm->template_pid);
     for (const auto& d : r.warm->differences) s += "  differs:  " + d + "\n";
   } else if (r.warm) {
     s += "  warm:     no, started cold: " + r.warm->fallback_reason + "\n";
   }
-  s += fmt::format("  timings:  prepare {:.1f} us, clone to exec {:.1f} us, spawn total {:.1f} us\n",
-                   us(r.timings.prepare), us(r.timings.clone_to_exec), us(r.timings.total));
+  if (!r.server)
+    s += fmt::format("  timings:  prepare {:.1f} us, clone to exec {:.1f} us, spawn total {:.1f} us\n",
+                     us(r.timings.prepare), us(r.timings.clone_to_exec), us(r.timings.total));
   if (!r.exit) return s;
   const auto& e = *r.exit;
   if (e.exited) s += fmt::format("  exit:     status {}", e.status);
@@ -60,6 +66,7 @@ nlohmann::json render_run_json(const RunReport& r) {
     return j;
   }
   j["strategy"] = r.strategy ? spawn::strategy_name(*r.strategy) : nullptr;
+  if (r.server) j["server"] = {{"socket", r.server->socket}, {"backend", r.server->backend}, {"pid", r.server->pid}};
   if (r.warm)
     j["warm"] = {{"warm", r.warm->warm},
                  {"fallback_reason", r.warm->warm ? nlohmann::json(nullptr) : nlohmann::json(r.warm->fallback_reason)},

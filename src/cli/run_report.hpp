@@ -20,6 +20,11 @@ struct RunReport {
   std::optional<Error> error;
   int status = 0;                    // procforge run's own exit status
   std::optional<warm::Report> warm;  // --warm
+  struct Server {
+    std::string socket, backend;
+    pid_t pid = -1;
+  };
+  std::optional<Server> server;  // --server: the process is the server's child
 };
 
 std::string render_run_text(const RunReport& r);

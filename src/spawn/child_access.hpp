@@ -9,6 +9,13 @@
 
 namespace procforge::spawn {
 
+// The exit of a process this one cannot reap (wait() asks it instead of
+// waitid): for example, through the connection to the server that started it.
+struct ChildReaper {
+  virtual ~ChildReaper() = default;
+  virtual Result<Child::Exit> reap(pid_t pid) = 0;
+};
+
 struct ChildAccess {
   // A handle for a child of this process: pidfd owned, stdio ends owned.
   static Child adopt(pid_t pid, int pidfd, std::chrono::steady_clock::time_point started, bool leads_group) {
@@ -20,6 +27,14 @@ struct ChildAccess {
     return c;
   }
   static void set_timings(Child& c, const Timings& t) { c.timings_ = t; }
+  // A handle for a process another one reaps: its pidfd (owned) polls and
+  // signals it, `reaper` gives its exit.
+  static Child adopt_reported(pid_t pid, int pidfd, std::chrono::steady_clock::time_point started, bool leads_group,
+                              std::shared_ptr<ChildReaper> reaper) {
+    Child c = adopt(pid, pidfd, started, leads_group);
+    c.reaper_ = std::move(reaper);
+    return c;
+  }
   // Leaves the process alone: the caller reaps it. Returns its pidfd.
   static int release(Child& c) {
     int fd = c.pidfd_;

@@ -15,6 +15,7 @@
 
 #include <utility>
 
+#include "spawn/child_access.hpp"
 #include "spawn/plan.hpp"
 
 #ifndef PIDFD_SIGNAL_PROCESS_GROUP
@@ -44,6 +45,7 @@ void Child::take(Child& o) noexcept {
   stdout_fd = std::exchange(o.stdout_fd, -1);
   stderr_fd = std::exchange(o.stderr_fd, -1);
   cgroups_created = std::exchange(o.cgroups_created, {});
+  reaper_ = std::move(o.reaper_);
 }
 
 Child::Child(Child&& o) noexcept { take(o); }
@@ -122,6 +124,15 @@ Result<Child::Exit> Child::wait(std::optional<std::chrono::milliseconds> timeout
       ex.timed_out = true;
       (void)kill(SIGKILL, leads_group_);
     }
+  }
+  if (reaper_) {
+    auto reported = reaper_->reap(pid_);
+    if (!reported) return reported.error();
+    reaped_ = true;
+    reported->timed_out = reported->timed_out || ex.timed_out;
+    reported->wall = std::chrono::duration_cast<std::chrono::nanoseconds>(clock::now() - started_);
+    close_fd(pidfd_);
+    return reported;
   }
   siginfo_t info{};
   struct rusage ru {};

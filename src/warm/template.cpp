@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "procforge/spawn.hpp"
+#include "common/fd_passing.hpp"
 #include "spawn/child_access.hpp"
 #include "warm/detail.hpp"
 
@@ -188,23 +189,7 @@ ssize_t receive(Template& t, char* buf, std::size_t size, int flags) {
 }  // namespace
 
 Result<Reply> request(Template& t, const std::vector<char>& message, const std::vector<int>& fds) {
-  iovec iov{const_cast<char*>(message.data()), message.size()};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-  if (!fds.empty()) {
-    mh.msg_control = control.data();
-    mh.msg_controllen = control.size();
-    cmsghdr* c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  ssize_t n;
-  do n = sendmsg(t.control.get(), &mh, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
+  ssize_t n = send_with_fds(t.control.get(), std::string_view(message.data(), message.size()), fds);
   if (n < 0) return Error::call(ErrorStep::clone, errno, "sending the request to the template");
   char buf[1024];
   // The reply, or the template's end (then no reply can come: a template

@@ -1,0 +1,580 @@
+// The spawn server (procforge serve, procforge/server.hpp) against the same
+// spawns made locally: a process started through the server must end, print
+// and fail exactly as spawn::spawn's does. Every test runs on both backends;
+// the server runs in a forked process of this test (or as the CLI).
+#include <fcntl.h>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "common/fd_passing.hpp"
+#include "procforge/client.hpp"
+#include "procforge/server.hpp"
+#include "procforge/spawn.hpp"
+#include "server/protocol.hpp"
+
+namespace procforge {
+namespace {
+
+namespace proto = server::proto;
+
+std::string read_all(int fd) {
+  std::string s;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) s.append(buf, static_cast<std::size_t>(n));
+  return s;
+}
+
+int open_fds_of(pid_t pid) {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd"))
+    ++n;
+  return n;
+}
+
+bool can_connect(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+// A server in a child process of this test, stopped (SIGTERM) and reaped at
+// the end.
+class Served {
+ public:
+  Served(server::Config c, void (*before)() = nullptr) {
+    static int n = 0;
+    dir_ =
+        std::filesystem::temp_directory_path() / ("pf-serve-" + std::to_string(getpid()) + "-" + std::to_string(++n));
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "s.sock").string();
+    c.socket_path = path_;
+    int p[2];
+    EXPECT_EQ(pipe(p), 0);
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(p[0]);
+      if (before) before();
+      c.on_ready = [](const char*, const char* backend, void* arg) {
+        int fd = static_cast<int>(reinterpret_cast<std::intptr_t>(arg));
+        (void)!write(fd, backend, strlen(backend));
+        close(fd);
+      };
+      c.on_ready_arg = reinterpret_cast<void*>(static_cast<std::intptr_t>(p[1]));
+      auto s = server::serve(c);
+      if (!s) {
+        (void)!write(p[1], "!", 1);
+        (void)!write(2, s.error().message.data(), s.error().message.size());
+      }
+      _exit(s ? 0 : 1);
+    }
+    close(p[1]);
+    backend_ = read_all(p[0]);
+    close(p[0]);
+  }
+  ~Served() { stop(); }
+  int stop() {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGTERM);
+    int st = 0;
+    waitpid(pid_, &st, 0);
+    pid_ = -1;
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+    return st;
+  }
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] const std::string& backend() const { return backend_; }
+  [[nodiscard]] pid_t pid() const { return pid_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::string path_, backend_;
+  pid_t pid_ = -1;
+};
+
+class Server : public ::testing::TestWithParam<const char*> {
+ protected:
+  server::Config config() const {
+    server::Config c;
+    c.backend = GetParam();
+    c.grace = std::chrono::milliseconds(500);
+    return c;
+  }
+};
+
+spawn::Options sh(const std::string& script) {
+  spawn::Options o;
+  o.path = "/bin/sh";
+  o.argv = {"sh", "-c", script};
+  return o;
+}
+
+struct Outcome {
+  int status = -1;      // shell status, or failure_status of a failed spawn
+  std::string message;  // the error of a failed spawn
+  std::string out;
+};
+
+Outcome outcome(Result<spawn::Child> c) {
+  Outcome r;
+  if (!c) {
+    r.status = spawn::failure_status(c.error());
+    r.message = c.error().message;
+    return r;
+  }
+  if (c->stdout_fd >= 0) r.out = read_all(c->stdout_fd);
+  auto e = c->wait();
+  r.status = e ? e->shell_status() : -2;
+  if (!e) r.message = e.error().message;
+  return r;
+}
+
+TEST_P(Server, listens_on_the_backend_asked_for) {
+  Served s(config());
+  EXPECT_EQ(s.backend(), GetParam());
+  auto c = client::Connection::connect(s.path());
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->backend(), GetParam());
+  EXPECT_EQ(c->server_pid(), s.pid());
+}
+
+// The local spawn is the oracle: status, output and error text.
+TEST_P(Server, processes_end_fail_and_print_as_local_spawns_do) {
+  Served s(config());
+  auto c = client::Connection::connect(s.path());
+  ASSERT_TRUE(c) << c.error().message;
+  std::string tmp = std::filesystem::temp_directory_path() / ("pf-noexec-" + std::to_string(getpid()));
+  std::ofstream(tmp) << "#!/bin/sh\n";
+  chmod(tmp.c_str(), 0644);
+  std::vector<spawn::Options> cases = {sh("exit 0"), sh("exit 3"), sh("kill -SEGV $$"), sh("echo out; echo err >&2")};
+  spawn::Options missing;
+  missing.path = "/nonexistent/program";
+  cases.push_back(missing);
+  spawn::Options noexec;
+  noexec.path = tmp;
+  cases.push_back(noexec);
+  spawn::Options badcwd = sh("pwd");
+  badcwd.cwd = "/nonexistent/dir";
+  cases.push_back(badcwd);
+  spawn::Options controls = sh("umask; ulimit -n; echo $FOO; pwd");
+  controls.umask = 027;
+  controls.rlimits.push_back({RLIMIT_NOFILE, 77, 77});
+  controls.set_env = {"FOO=bar"};
+  controls.cwd = "/usr";
+  cases.push_back(controls);
+  for (auto& o : cases) {
+    o.stdout_.kind = spawn::Stdio::Kind::pipe;
+    Outcome local = outcome(spawn::spawn(o));
+    Outcome remote = outcome(c->spawn(o));
+    SCOPED_TRACE(o.argv.empty() ? o.path : o.argv.back());
+    EXPECT_EQ(remote.status, local.status);
+    EXPECT_EQ(remote.out, local.out);
+    EXPECT_EQ(remote.message, local.message);
+  }
+  unlink(tmp.c_str());
+}
+
+TEST_P(Server, many_requests_in_flight_end_in_any_order) {
+  Served s(config());
+  auto c = client::Connection::connect(s.path());
+  ASSERT_TRUE(c) << c.error().message;
+  std::vector<spawn::Child> running;
+  for (int i = 0; i < 12; ++i) {
+    auto ch = c->spawn(sh("sleep 0.0" + std::to_string(i % 5) + "; exit " + std::to_string(i)));
+    ASSERT_TRUE(ch) << ch.error().message;
+    running.push_back(std::move(*ch));
+  }
+  for (int i = 11; i >= 0; --i) {  // the last first: the others' exits wait in the connection
+    auto e = running[static_cast<std::size_t>(i)].wait();
+    ASSERT_TRUE(e) << e.error().message;
+    EXPECT_EQ(e->shell_status(), i);
+  }
+}
+
+TEST_P(Server, a_timeout_kills_as_for_a_local_child) {
+  Served s(config());
+  auto c = client::Connection::connect(s.path());
+  ASSERT_TRUE(c);
+  auto ch = c->spawn(sh("sleep 10"));
+  ASSERT_TRUE(ch);
+  auto e = ch->wait(std::chrono::milliseconds(100));
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_TRUE(e->timed_out);
+  EXPECT_EQ(e->shell_status(), 128 + SIGKILL);
+}
+
+bool ends_within(pid_t pid, std::chrono::milliseconds limit) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return errno == ESRCH;
+  pollfd p{fd, POLLIN, 0};
+  bool ended = poll(&p, 1, static_cast<int>(limit.count())) == 1;
+  close(fd);
+  return ended;
+}
+
+TEST_P(Server, a_client_that_goes_away_takes_its_processes_unless_detached) {
+  Served s(config());
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t client_process = fork();
+  if (client_process == 0) {
+    auto c = client::Connection::connect(s.path());
+    if (!c) _exit(1);
+    auto a = c->spawn(sh("sleep 30"));
+    auto b = c->spawn(sh("sleep 30"), false, true);
+    if (!a || !b) _exit(2);
+    pid_t pids[2] = {a->pid(), b->pid()};
+    (void)!write(p[1], pids, sizeof pids);
+    _exit(0);  // no destructors: the connection just closes
+  }
+  close(p[1]);
+  pid_t pids[2] = {-1, -1};
+  ASSERT_EQ(read(p[0], pids, sizeof pids), static_cast<ssize_t>(sizeof pids));
+  close(p[0]);
+  waitpid(client_process, nullptr, 0);
+  EXPECT_TRUE(ends_within(pids[0], std::chrono::milliseconds(3000))) << "the attached process outlived its client";
+  EXPECT_FALSE(ends_within(pids[1], std::chrono::milliseconds(300))) << "the detached process was ended";
+  kill(pids[1], SIGKILL);
+  EXPECT_TRUE(ends_within(pids[1], std::chrono::milliseconds(3000)));
+}
+
+// A raw connection, to send what no client of the library would.
+struct Raw {
+  int fd = -1;
+  explicit Raw(const std::string& path) {
+    fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  }
+  ~Raw() { close(fd); }
+  void send_bytes(const std::string& b, const std::vector<int>& fds = {}) const {
+    EXPECT_GE(send_with_fds(fd, b, fds), 0);
+  }
+  // The next message, and whether the connection then closes.
+  std::string next(int timeout_ms = 3000) const {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, timeout_ms) != 1) return "(nothing)";
+    std::string b(proto::kMaxMessage, '\0');
+    ssize_t n = recv(fd, b.data(), b.size(), 0);
+    if (n <= 0) return "(closed)";
+    b.resize(static_cast<std::size_t>(n));
+    return b;
+  }
+};
+
+std::string failure_text(const std::string& bytes) {
+  auto m = proto::parse(bytes);
+  if (!m) return "(unparsable: " + m.error().message + ")";
+  if (m->header.kind != proto::Kind::failed) return "(not a failure)";
+  auto f = proto::decode_failed(*m);
+  return f ? f->message : "(bad failure: " + f.error().message + ")";
+}
+
+TEST_P(Server, bad_input_gets_an_error_reply_and_the_server_serves_on) {
+  Served s(config());
+  const int fds_before = open_fds_of(s.pid());
+  std::string hello = proto::encode(0, proto::Hello{});
+  proto::Request req;
+  req.path = "/bin/true";
+  std::string spawn = proto::encode(1, req);
+  proto::Hello future{7, 9};
+  std::string bad_field = hello;
+  bad_field.resize(bad_field.size() - 1);  // the last field cut short
+  std::string unknown_tag = hello + std::string("\x63\x00\x00\x00\x00\x00", 6);
+  std::string wrong_magic = hello;
+  wrong_magic[0] ^= 0x55;
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  struct Case {
+    const char* name;
+    std::vector<std::string> before;  // sent and answered normally first
+    std::string bytes;
+    std::vector<int> fds;
+    const char* says;  // in the failure's message
+  };
+  std::vector<Case> cases = {
+      {"short", {}, "abc", {}, "shorter than the 16-byte header"},
+      {"magic", {}, wrong_magic, {}, "bad magic"},
+      {"spawn before hello", {}, spawn, {}, "first message must be hello"},
+      {"truncated field", {}, bad_field, {}, "runs past the end of the message"},
+      {"unknown field", {}, unknown_tag, {}, "tag 99"},
+      {"unknown version", {}, proto::encode(0, future), {}, "speaks versions 7..9"},
+      {"fd not placed", {hello}, spawn, {devnull}, "1 descriptors came with the request, 0 of them placed"},
+      {"oversized", {hello}, std::string(proto::kMaxMessage + 100, 'x'), {}, "above"},
+  };
+  for (const auto& k : cases) {
+    SCOPED_TRACE(k.name);
+    Raw r(s.path());
+    for (const auto& b : k.before) {
+      r.send_bytes(b);
+      r.next();
+    }
+    r.send_bytes(k.bytes, k.fds);
+    std::string reply = r.next();
+    EXPECT_NE(failure_text(reply).find(k.says), std::string::npos) << failure_text(reply);
+    if (std::string(k.name) != "fd not placed") {
+      EXPECT_EQ(r.next(), "(closed)");
+    }
+  }
+  {  // a client that sends a request and vanishes
+    Raw r(s.path());
+    r.send_bytes(hello);
+    r.next();
+    req.path = "/bin/sleep";
+    req.argv = {"sleep", "30"};
+    r.send_bytes(proto::encode(5, req));
+  }
+  close(devnull);
+  {
+    auto c = client::Connection::connect(s.path());
+    ASSERT_TRUE(c) << c.error().message;
+    auto ok = c->spawn(sh("exit 7"));
+    ASSERT_TRUE(ok) << ok.error().message;
+    EXPECT_EQ(ok->wait()->shell_status(), 7);
+  }
+  // Once the last connection is closed on its side (a moment after ours).
+  int fds_after = open_fds_of(s.pid());
+  for (int i = 0; i < 100 && fds_after != fds_before; ++i) {
+    usleep(10000);
+    fds_after = open_fds_of(s.pid());
+  }
+  EXPECT_EQ(fds_after, fds_before) << "the server leaked descriptors";
+}
+
+TEST_P(Server, requests_beyond_max_children_are_refused_with_a_reason) {
+  server::Config cfg = config();
+  cfg.max_children = 2;
+  Served s(cfg);
+  auto c = client::Connection::connect(s.path());
+  ASSERT_TRUE(c);
+  auto a = c->spawn(sh("sleep 0.3"));
+  auto b = c->spawn(sh("sleep 0.3"));
+  ASSERT_TRUE(a && b);
+  auto refused = c->spawn(sh("true"));
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().err, EAGAIN);
+  EXPECT_NE(refused.error().message.find("--max-children"), std::string::npos) << refused.error().message;
+  (void)a->wait();
+  auto again = c->spawn(sh("exit 4"));
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->wait()->shell_status(), 4);
+}
+
+TEST_P(Server, warm_spawns_come_from_a_template_kept_between_clients) {
+  Served s(config());
+  for (int i = 0; i < 3; ++i) {
+    auto c = client::Connection::connect(s.path());
+    ASSERT_TRUE(c);
+    spawn::Options o;
+    o.path = "/bin/echo";
+    o.argv = {"echo", "warm", std::to_string(i)};
+    o.stdout_.kind = spawn::Stdio::Kind::pipe;
+    client::Spawned info;
+    auto ch = c->spawn(o, true, false, &info);
+    ASSERT_TRUE(ch) << ch.error().message;
+    EXPECT_EQ(read_all(ch->stdout_fd), "warm " + std::to_string(i) + "\n");
+    EXPECT_EQ(ch->wait()->shell_status(), 0);
+    if (i > 0) {
+      EXPECT_TRUE(info.warm) << info.fallback_reason;
+    }
+  }
+}
+
+void refuse_io_uring_setup() {
+  // seccomp: io_uring_setup fails with EPERM, as Docker's default profile does.
+  sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog{static_cast<unsigned short>(sizeof f / sizeof f[0]), f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+    _exit(3);
+}
+
+TEST(ServerBackend, io_uring_refused_by_seccomp_falls_back_to_epoll_with_the_same_results) {
+  server::Config c;
+  c.backend = "auto";
+  Served s(c, refuse_io_uring_setup);
+  EXPECT_EQ(s.backend(), "epoll");
+  auto conn = client::Connection::connect(s.path());
+  ASSERT_TRUE(conn) << conn.error().message;
+  EXPECT_EQ(conn->backend(), "epoll");
+  auto ch = conn->spawn(sh("exit 5"));
+  ASSERT_TRUE(ch);
+  EXPECT_EQ(ch->wait()->shell_status(), 5);
+  server::Config strict;
+  strict.backend = "io_uring";
+  Served refused(strict, refuse_io_uring_setup);
+  EXPECT_EQ(refused.backend(), "!");
+}
+
+// As another user: refused unless allowed, and an allowed one's processes
+// run as that user.
+TEST(ServerPeers, another_uid_is_refused_and_an_allowed_one_runs_as_itself) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to connect as other users";
+  server::Config c;
+  c.allow_uids = {4242};
+  Served s(c);
+  struct stat st {};
+  ASSERT_EQ(stat(s.path().c_str(), &st), 0);
+  std::filesystem::permissions(std::filesystem::path(s.path()).parent_path(), std::filesystem::perms::all);
+  auto as_user = [&](uid_t uid, gid_t gid) {
+    int p[2];
+    EXPECT_EQ(pipe(p), 0);
+    pid_t child = fork();
+    if (child == 0) {
+      close(p[0]);
+      if (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0) _exit(9);
+      std::string said;
+      auto conn = client::Connection::connect(s.path());
+      if (!conn) {
+        said = "refused: " + conn.error().message;
+      } else {
+        spawn::Options o = sh("id -u; id -g; id -G");
+        o.stdout_.kind = spawn::Stdio::Kind::pipe;
+        auto ch = conn->spawn(o);
+        said = ch ? read_all(ch->stdout_fd) : "spawn failed: " + ch.error().message;
+      }
+      (void)!write(p[1], said.data(), said.size());
+      _exit(0);
+    }
+    close(p[1]);
+    std::string said = read_all(p[0]);
+    close(p[0]);
+    waitpid(child, nullptr, 0);
+    return said;
+  };
+  std::string nobody = as_user(65534, 65534);
+  EXPECT_NE(nobody.find("refused: the procforge server refused the connection: uid 65534 may not use this server"),
+            std::string::npos)
+      << nobody;
+  EXPECT_EQ(as_user(4242, 4343), "4242\n4343\n4343\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Server, ::testing::Values("io_uring", "epoll"),
+                         [](const auto& param) { return std::string(param.param); });
+
+// ---- the CLI ----
+
+std::string procforge_binary() { return std::string(PROCFORGE_BINARY); }
+
+TEST(ServeCli, a_second_server_on_the_same_socket_refuses_and_sigterm_drains) {
+  std::string dir = std::filesystem::temp_directory_path() / ("pf-serve-cli-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string sock = dir + "/s.sock";
+  pid_t first = fork();
+  if (first == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 2);
+    execl(procforge_binary().c_str(), "procforge", "serve", "--socket", sock.c_str(), "--grace", "0.3", nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 200 && !can_connect(sock); ++i) usleep(10000);
+  ASSERT_TRUE(can_connect(sock));
+  struct stat st {};
+  ASSERT_EQ(stat(sock.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // The second one.
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t second = fork();
+  if (second == 0) {
+    dup2(p[1], 2);
+    execl(procforge_binary().c_str(), "procforge", "serve", "--socket", sock.c_str(), nullptr);
+    _exit(127);
+  }
+  close(p[1]);
+  std::string said = read_all(p[0]);
+  close(p[0]);
+  int status = 0;
+  waitpid(second, &status, 0);
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(said.find("another server already listens on " + sock), std::string::npos) << said;
+  // A process that ignores SIGTERM is killed after the grace period.
+  auto c = client::Connection::connect(sock);
+  ASSERT_TRUE(c);
+  auto stubborn = c->spawn(sh("trap '' TERM; sleep 30"));
+  ASSERT_TRUE(stubborn);
+  usleep(100000);
+  kill(first, SIGTERM);
+  auto e = stubborn->wait();
+  ASSERT_TRUE(e) << e.error().message;
+  EXPECT_EQ(e->shell_status(), 128 + SIGKILL);
+  waitpid(first, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_FALSE(std::filesystem::exists(sock)) << "the socket was left behind";
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ServeCli, run_through_the_server_gives_run_s_statuses) {
+  std::string dir = std::filesystem::temp_directory_path() / ("pf-serve-run-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string sock = dir + "/s.sock";
+  pid_t srv = fork();
+  if (srv == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 2);
+    execl(procforge_binary().c_str(), "procforge", "serve", "--socket", sock.c_str(), nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 200 && !can_connect(sock); ++i) usleep(10000);
+  auto run = [&](std::vector<std::string> args, bool server) {
+    std::vector<std::string> argv = {procforge_binary(), "run"};
+    if (server) argv.push_back("--server=" + sock);
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_t p = fork();
+    if (p == 0) {
+      int null = open("/dev/null", O_WRONLY);
+      dup2(null, 1);
+      dup2(null, 2);
+      std::vector<char*> v;
+      for (auto& a : argv) v.push_back(a.data());
+      v.push_back(nullptr);
+      execv(v[0], v.data());
+      _exit(99);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 200 + WTERMSIG(st);
+  };
+  std::vector<std::vector<std::string>> cases = {{"--", "/bin/true"},
+                                                 {"--", "/bin/sh", "-c", "exit 42"},
+                                                 {"--", "/nonexistent"},
+                                                 {"--cwd", "/nonexistent", "--", "/bin/true"},
+                                                 {"--timeout", "100ms", "--", "/bin/sleep", "5"},
+                                                 {"--", "/bin/sh", "-c", "kill -TERM $$"},
+                                                 {"--warm", "--", "/bin/true"}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.back());
+    EXPECT_EQ(run(c, true), run(c, false));
+  }
+  kill(srv, SIGTERM);
+  waitpid(srv, nullptr, 0);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace procforge
