@@ -200,7 +200,7 @@ const char* verdict_name(Verdict v);  // "holds", "does not hold here", "not mea
 struct Claim {
   std::string id;        // "fork-grows-with-touched"
   std::string sentence;  // the claim, one sentence
-  std::string figures;   // the measured figures and ratios, each saying against what
+  std::string figures;   // the ratios, each saying against what: of the fastest runs (deciding) and of the medians
   Verdict verdict = Verdict::not_measurable;
   std::string why;  // how the verdict follows from the figures, or why it cannot be had
 };
@@ -210,6 +210,7 @@ struct MachineFacts {
   int cores = 0;
   std::uint64_t memory_mib = 0;
   bool root = false;
+  std::string load_start, load_end;  // /proc/loadavg's 1, 5 and 15 minute figures when the run began and ended
 };
 
 struct SuiteReport {

@@ -118,6 +118,14 @@ std::string first_line(const char* path) {
   return line;
 }
 
+// "9.66 8.77 6.90": the 1, 5 and 15 minute load averages.
+std::string load_average() {
+  const std::string line = first_line("/proc/loadavg");
+  std::size_t end = 0;
+  for (int field = 0; field < 3 && end != std::string::npos; ++field) end = line.find(' ', end + (field ? 1 : 0));
+  return line.substr(0, end);
+}
+
 std::string cpu_model() {
   std::ifstream f("/proc/cpuinfo");
   for (std::string line; std::getline(f, line);)
@@ -199,6 +207,7 @@ Result<SuiteReport> run_bench_suites(const SuiteConfig& config) {
   for (const char* s : kSuites)
     if (wanted(s)) report.suites.push_back(s);
   report.machine = machine_facts();
+  report.machine.load_start = load_average();
 
   detail::Progress progress(config);
   if (wanted("create"))
@@ -210,6 +219,7 @@ Result<SuiteReport> run_bench_suites(const SuiteConfig& config) {
   }
   if (wanted("faults")) report.minor_fault_us = minor_fault_cost_us();
   if (wanted("claims")) report.claims = evaluate_claims(report.measurements);
+  report.machine.load_end = load_average();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
 }

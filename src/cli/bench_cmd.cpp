@@ -311,7 +311,8 @@ void add_suite_options(CLI::App& app, SuiteOptions& o) {
   app.add_option("suites", o.config.suites, "Suites to run: create, link, faults, claims (default: all)");
   app.add_flag("--quick", o.quick, "Fewer sizes and runs: every suite in about a minute");
   app.add_flag("--json", o.json, "Machine-readable output (every measurement, the claims and their verdicts)");
-  app.add_option("--html", o.html, "Also write a self-contained HTML page with a chart per curve to FILE");
+  app.add_option("--html", o.html, "Also write a self-contained HTML page with a chart per curve to FILE")
+      ->type_name("FILE");
   app.add_option("--runs", o.config.runs,
                  "Timed runs per case (default 11 with --quick, 31 otherwise; fork gets fewer from 1 GiB up)")
       ->check(CLI::PositiveNumber);

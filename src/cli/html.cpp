@@ -105,7 +105,7 @@ struct Axis {
 
 std::string line_chart(const LineChart& chart) {
   const int left = 80, right = 220, top = 16, bottom = 48, plot_w = 560, plot_h = 260;
-  double xmin_pos = 0, xmax = 0, ymin = 0, ymax = 0;
+  double xmin_pos = 0, xmax = 0, ymin = 0;
   bool any = false;
   std::vector<double> xs;
   for (const auto& s : chart.series)
@@ -113,7 +113,6 @@ std::string line_chart(const LineChart& chart) {
       if (p.x > 0 && (xmin_pos == 0 || p.x < xmin_pos)) xmin_pos = p.x;
       xmax = std::max(xmax, p.x);
       ymin = any ? std::min(ymin, p.min) : p.min;
-      ymax = any ? std::max(ymax, p.max) : p.max;
       any = true;
       if (std::find(xs.begin(), xs.end(), p.x) == xs.end()) xs.push_back(p.x);
     }
@@ -140,12 +139,12 @@ std::string line_chart(const LineChart& chart) {
     }
   y.log = med_lo > 0 && med_hi / med_lo > 30;
   if (y.log) {
-    y.lo = std::floor(std::log10(std::max(ymin, 0.1)));
-    y.hi = std::ceil(std::log10(std::max(ymax, 1.0)));
+    y.lo = std::floor(std::log10(std::max(std::min(ymin, med_lo), 0.1)));
+    y.hi = std::ceil(std::log10(std::max(med_hi * 1.5, 1.0)));
     if (y.hi <= y.lo) y.hi = y.lo + 1;
   } else {
     y.lo = 0;
-    y.hi = ymax > 0 ? ymax * 1.08 : 1;
+    y.hi = med_hi > 0 ? med_hi * 1.4 : 1;
   }
   auto px = [&](double v) { return left + plot_w * std::clamp(x.at(v), 0.0, 1.0); };
   auto py = [&](double v) { return top + plot_h * (1 - std::clamp(y.at(v), 0.0, 1.0)); };
@@ -173,12 +172,26 @@ std::string line_chart(const LineChart& chart) {
     << esc(chart.x_label) << (x.log ? " (log scale)" : "") << "</text>\n";
   o << "<text transform='translate(16," << top + plot_h / 2 << ") rotate(-90)' font-size='12' text-anchor='middle'>"
     << "median time, min-max bars" << (y.log ? " (log scale)" : "") << "</text>\n";
+  std::vector<std::string> colors;  // a colour per series; a variant takes its original's
+  for (const auto& s : chart.series) {
+    std::string c;
+    for (std::size_t j = 0; j < colors.size() && !s.variant_of.empty(); ++j)
+      if (chart.series[j].name == s.variant_of) c = colors[j];
+    if (c.empty()) {
+      const auto own = static_cast<std::size_t>(
+          std::count_if(chart.series.begin(), chart.series.begin() + static_cast<std::ptrdiff_t>(colors.size()),
+                        [](const ChartSeries& other) { return other.variant_of.empty(); }));
+      c = kColors[own % std::size(kColors)];
+    }
+    colors.push_back(c);
+  }
   for (std::size_t i = 0; i < chart.series.size(); ++i) {
     const auto& s = chart.series[i];
-    const std::string color = kColors[i % std::size(kColors)];
+    const std::string& color = colors[i];
     std::string pts;
     for (const auto& p : s.points) pts += num(px(p.x)) + "," + num(py(p.median)) + " ";
-    o << "<polyline fill='none' stroke='" << color << "' stroke-width='2' points='" << pts << "'/>\n";
+    const char* dash = s.variant_of.empty() ? "" : "' stroke-dasharray='6,3";
+    o << "<polyline fill='none' stroke='" << color << dash << "' stroke-width='2' points='" << pts << "'/>\n";
     for (const auto& p : s.points)
       o << "<line x1='" << num(px(p.x)) << "' x2='" << num(px(p.x)) << "' y1='" << num(py(p.min)) << "' y2='"
         << num(py(p.max)) << "' stroke='" << color << "'/><circle cx='" << num(px(p.x)) << "' cy='" << num(py(p.median))
@@ -186,8 +199,8 @@ std::string line_chart(const LineChart& chart) {
         << esc(us_text(p.min)) << ", max " << esc(us_text(p.max)) << ")</title></circle>\n";
     const int ly = top + 14 + static_cast<int>(i) * 18;
     o << "<line x1='" << left + plot_w + 14 << "' x2='" << left + plot_w + 34 << "' y1='" << ly - 4 << "' y2='"
-      << ly - 4 << "' stroke='" << color << "' stroke-width='3'/><text x='" << left + plot_w + 40 << "' y='" << ly
-      << "' font-size='12'>" << esc(s.name) << "</text>\n";
+      << ly - 4 << "' stroke='" << color << dash << "' stroke-width='3'/><text x='" << left + plot_w + 40 << "' y='"
+      << ly << "' font-size='12'>" << esc(s.name) << "</text>\n";
   }
   o << "</svg>\n";
   return o.str();

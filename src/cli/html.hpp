@@ -31,12 +31,14 @@ std::string waterfall(const std::vector<Bar>& bars, const std::string& unit_note
 // A line chart of microsecond medians with min-max whiskers, one line per
 // series. The x axis is logarithmic when log_x (a 0 is drawn one decade
 // below the smallest other value, labelled 0); the y axis is logarithmic when
-// the medians span more than 30x.
+// the medians span more than 30x. The y range follows the medians: a whisker
+// past it (one slow run) is cut at the edge.
 struct ChartPoint {
   double x = 0, median = 0, min = 0, max = 0;
 };
 struct ChartSeries {
   std::string name;
+  std::string variant_of;  // drawn dashed in this series' colour (the same method with huge pages)
   std::vector<ChartPoint> points;  // in x order
 };
 struct LineChart {

@@ -89,6 +89,12 @@ std::vector<const Measurement*> of_curve(const std::vector<Measurement>& ms, con
   return out;
 }
 
+// "fork+exec, THP" is drawn as a variant of "fork+exec".
+std::string variant_of(const std::string& series) {
+  const auto at = series.find(", THP");
+  return at == std::string::npos ? std::string() : series.substr(0, at);
+}
+
 // The share of a start spent in minor faults, estimated as faults times the
 // measured cost of one; negative when not counted.
 double fault_share(const Measurement& m, double minor_fault_us) {
@@ -97,8 +103,11 @@ double fault_share(const Measurement& m, double minor_fault_us) {
 }
 
 std::string machine_line(const bench::MachineFacts& f) {
-  return fmt::format("kernel {}, {} ({} cores), {} MiB, glibc {}, THP enabled: {}, defrag: {}{}", f.kernel, f.cpu,
-                     f.cores, f.memory_mib, f.glibc, f.thp_enabled, f.thp_defrag, f.root ? ", run as root" : "");
+  return fmt::format(
+      "kernel {}, {} ({} cores), {} MiB, glibc {}, THP enabled: {}, defrag: {}{}; load average {} at the start, {} "
+      "at the end",
+      f.kernel, f.cpu, f.cores, f.memory_mib, f.glibc, f.thp_enabled, f.thp_defrag, f.root ? ", run as root" : "",
+      f.load_start, f.load_end);
 }
 
 }  // namespace
@@ -135,7 +144,7 @@ std::string render_bench_text(const bench::SuiteReport& r) {
           r.minor_fault_us);
   }
   if (!r.claims.empty()) {
-    o << "\nclaims\n";
+    o << "\nclaims (judged on the fastest runs: load adds delays to some runs, never takes time away)\n";
     for (const auto& c : r.claims) {
       o << "  [" << bench::verdict_name(c.verdict) << "] " << c.sentence << "\n";
       if (!c.figures.empty()) o << "      " << c.figures << "\n";
@@ -158,7 +167,8 @@ nlohmann::json render_bench_suites_json(const bench::SuiteReport& r) {
   const auto& f = r.machine;
   j["machine"] = {{"kernel", f.kernel},         {"cpu", f.cpu},     {"cores", f.cores},
                   {"memory_mib", f.memory_mib}, {"glibc", f.glibc}, {"thp_enabled", f.thp_enabled},
-                  {"thp_defrag", f.thp_defrag}, {"root", f.root}};
+                  {"thp_defrag", f.thp_defrag}, {"root", f.root},   {"loadavg_start", f.load_start},
+                  {"loadavg_end", f.load_end}};
   j["measurements"] = nlohmann::json::array();
   for (const auto& m : r.measurements) {
     nlohmann::json e{{"suite", m.suite},   {"series", m.series}, {"variable", m.variable}, {"median_us", m.median_us},
@@ -191,9 +201,12 @@ std::string render_bench_html(const bench::SuiteReport& r) {
   o << "<table><tr><th>kernel</th><td>" << esc(f.kernel) << "</td></tr><tr><th>CPU</th><td>" << esc(f.cpu) << " ("
     << f.cores << " cores)</td></tr><tr><th>memory</th><td>" << f.memory_mib << " MiB</td></tr><tr><th>glibc</th><td>"
     << esc(f.glibc) << "</td></tr><tr><th>THP</th><td>enabled: " << esc(f.thp_enabled)
-    << "; defrag: " << esc(f.thp_defrag) << "</td></tr></table>\n";
+    << "; defrag: " << esc(f.thp_defrag) << "</td></tr><tr><th>load average</th><td>" << esc(f.load_start)
+    << " at the start, " << esc(f.load_end) << " at the end (1, 5, 15 min)</td></tr></table>\n";
   if (!r.claims.empty()) {
-    o << "<h2>Claims</h2>\n<table><tr><th>claim</th><th>figures</th><th>verdict</th></tr>\n";
+    o << "<h2>Claims</h2>\n<p class='meta'>Judged on the fastest runs (a loaded machine adds scheduler delays to "
+         "some runs, never takes time away); the ratio of medians is shown next to "
+         "it.</p>\n<table><tr><th>claim</th><th>figures</th><th>verdict</th></tr>\n";
     for (const auto& c : r.claims) {
       const char* cls = c.verdict == bench::Verdict::holds           ? "holds"
                         : c.verdict == bench::Verdict::does_not_hold ? "fails"
@@ -230,7 +243,8 @@ std::string render_bench_html(const bench::SuiteReport& r) {
       for (const Measurement* m : ms) {
         if (m->value > 0 && (lo == 0 || m->value < lo)) lo = m->value;
         hi = std::max(hi, m->value);
-        if (chart.series.empty() || chart.series.back().name != m->series) chart.series.push_back({m->series, {}});
+        if (chart.series.empty() || chart.series.back().name != m->series)
+          chart.series.push_back({m->series, variant_of(m->series), {}});
         chart.series.back().points.push_back({m->value, m->median_us, m->min_us, m->max_us});
       }
       chart.log_x = lo > 0 && hi / lo >= 100;
