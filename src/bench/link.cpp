@@ -39,7 +39,7 @@ namespace fs = std::filesystem;
 class GeneratedTree {
  public:
   GeneratedTree() {
-    char tmpl[] = "/tmp/procforge-bench-XXXXXX";
+    char tmpl[] = "/tmp/procforge-bench-gen-XXXXXX";
     if (mkdtemp(tmpl)) dir_ = tmpl;
   }
   ~GeneratedTree() {

@@ -32,7 +32,7 @@ using procforge::testsupport::CommandResult;
 std::set<std::string> generated_dirs() {
   std::set<std::string> out;
   for (const auto& e : fs::directory_iterator("/tmp"))
-    if (e.path().filename().string().rfind("procforge-bench-", 0) == 0) out.insert(e.path().string());
+    if (e.path().filename().string().rfind("procforge-bench-gen-", 0) == 0) out.insert(e.path().string());
   return out;
 }
 
