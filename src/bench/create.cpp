@@ -252,8 +252,13 @@ Status measure_group(const SuiteConfig& c, const Group& g, int runs, Progress& p
     for (std::size_t nl; (nl = buf.find('\n')) != std::string::npos; buf.erase(0, nl + 1)) {
       const std::string line = buf.substr(0, nl);
       if (line.rfind("P\t", 0) == 0) progress.step(line.substr(2));
-      else if (line.rfind("M\t", 0) == 0) got.push_back(parse_fields(line));
-      else if (line.rfind("N\t", 0) == 0) report.notes.push_back("create: " + line.substr(2));
+      else if (line.rfind("M\t", 0) == 0) {
+        try {
+          got.push_back(parse_fields(line));
+        } catch (const std::exception&) {  // std::stod on a line cut short: the helper died mid-write
+          error = "a garbled measurement from the helper: " + line;
+        }
+      } else if (line.rfind("N\t", 0) == 0) report.notes.push_back("create: " + line.substr(2));
       else if (line.rfind("E\t", 0) == 0) error = line.substr(2);
     }
   }
@@ -267,7 +272,7 @@ Status measure_group(const SuiteConfig& c, const Group& g, int runs, Progress& p
     return ok_status();
   }
   if (code == 4 || progress.cancelled()) return cancelled_error();
-  if (code != 0)
+  if (code != 0 || !error.empty())
     return Error{ECHILD,
                  "create: the helper parent failed: " + (error.empty() ? "status " + std::to_string(code) : error)};
   report.measurements.insert(report.measurements.end(), got.begin(), got.end());
