@@ -84,6 +84,8 @@ std::string html_page_tail() { return "</body></html>\n"; }
 namespace {
 
 std::string us_text(double us) {
+  if (us == 0) return "0";
+  if (us >= 1e6) return num(us / 1e6, us >= 1e7 ? 0 : 1) + " s";
   if (us >= 1000) return num(us / 1000, us >= 10000 ? 0 : 1) + " ms";
   return num(us, us >= 10 ? 0 : 1) + " µs";
 }
@@ -158,8 +160,12 @@ std::string line_chart(const LineChart& chart) {
   std::vector<double> yt;
   if (y.log)
     for (double e = y.lo; e <= y.hi; ++e) yt.push_back(std::pow(10.0, e));
-  else
-    for (int t = 0; t <= 5; ++t) yt.push_back(y.hi * t / 5);
+  else {
+    // A round step (1, 2 or 5 times a power of ten) giving about five ticks.
+    const double raw = y.hi / 5, mag = std::pow(10.0, std::floor(std::log10(raw)));
+    const double step = raw / mag > 5 ? 10 * mag : raw / mag > 2 ? 5 * mag : raw / mag > 1 ? 2 * mag : mag;
+    for (double v = 0; v <= y.hi; v += step) yt.push_back(v);
+  }
   for (double v : yt)
     o << "<line x1='" << left << "' x2='" << left + plot_w << "' y1='" << num(py(v)) << "' y2='" << num(py(v))
       << "' stroke='#eee'/><text x='" << left - 6 << "' y='" << num(py(v) + 4) << "' font-size='11' text-anchor='end'>"
