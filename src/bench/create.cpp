@@ -14,6 +14,7 @@
 // that maps and touches its memory, measures every method interleaved, and
 // sends the measurements back over a pipe.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -272,6 +273,11 @@ Status measure_group(const SuiteConfig& c, const Group& g, int runs, Progress& p
     return ok_status();
   }
   if (code == 4 || progress.cancelled()) return cancelled_error();
+  if (code == 128 + SIGKILL) {  // the OOM killer, most likely, while it touched its memory
+    report.notes.push_back("create: skipped " + std::to_string(g.touched_mib) +
+                           " MiB touched, the helper holding it was killed (SIGKILL: out of memory?)");
+    return ok_status();
+  }
   if (code != 0 || !error.empty())
     return Error{ECHILD,
                  "create: the helper parent failed: " + (error.empty() ? "status " + std::to_string(code) : error)};
