@@ -247,7 +247,10 @@ Status measure_group(const SuiteConfig& c, const Group& g, int runs, Progress& p
   char chunk[4096];
   for (;;) {
     const ssize_t n = read(p[0], chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR) {
+      if (progress.cancelled()) kill(pid, SIGKILL);  // touching 8 GiB takes seconds: do not wait for it
+      continue;
+    }
     if (n <= 0) break;
     buf.append(chunk, static_cast<std::size_t>(n));
     for (std::size_t nl; (nl = buf.find('\n')) != std::string::npos; buf.erase(0, nl + 1)) {
