@@ -342,15 +342,25 @@ int bench_suites(SuiteOptions& o, std::vector<std::string> args) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   c.cancelled = [] { return interrupted != 0; };
+  // The page's file is opened first: a path that cannot be written fails
+  // before minutes of measuring, not after.
+  std::ofstream out;
+  if (!html.empty()) {
+    out.open(html);
+    if (!out) {
+      print_error("bench", "opening " + html + " for the HTML page: " + errno_name(errno));
+      return kExitCannot;
+    }
+  }
   auto r = bench::run_bench_suites(c);
   if (tty) std::fputs(ansi::clear_line, stderr);
   if (!r) {
     print_error("bench", r.error().message);
     return r.error().err == ECANCELED ? 130 : kExitCannot;
   }
-  if (!html.empty()) {
-    std::ofstream out(html);
+  if (out.is_open()) {
     out << render_bench_html(*r);
+    out.close();
     if (!out) {
       print_error("bench", "writing " + html + ": " + errno_name(errno));
       return kExitCannot;

@@ -231,3 +231,17 @@ TEST(BenchSuitesArgs, unknown_suite_is_refused) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(BenchSuitesArgs, an_html_file_that_cannot_be_written_fails_before_measuring) {
+  procforge::testsupport::CommandOptions o;
+  o.env = {"PATH=/usr/bin:/bin"};
+  CommandResult r =
+      procforge::testsupport::run_command({PROCFORGE_BINARY, "bench", "--quick", "--html", "/nonexistent/b.html"}, o);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("procforge bench: opening /nonexistent/b.html for the HTML page: ENOENT"), std::string::npos)
+      << r.err;
+}
+
+}  // namespace
