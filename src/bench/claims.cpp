@@ -139,10 +139,10 @@ std::vector<Claim> evaluate_claims(const std::vector<Measurement>& m) {
             need_create,
             [](const std::vector<double>& v) {
               for (double x : v)
-                if (x > 1.5) return false;
+                if (x > 1.5 || x < 1 / 1.5) return false;
               return true;
             },
-            "holds when every spawn's ratio is at most 1.5x (vfork alone, a few tens of microseconds that "
+            "holds when every spawn's ratio is within 1.5x either way (vfork alone, a few tens of microseconds that "
             "a neighbour's load can double, is shown for contrast)",
             {along(l, "vfork alone", "touched_mib", "touched")}));
 

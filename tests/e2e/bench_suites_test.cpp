@@ -3,7 +3,8 @@
 // timing lock), then its JSON's shape, the relations that must hold on any
 // machine, the claims, the removal of its generated files, and the --html
 // page rendered in headless Chromium (screenshot: bench-report.png in the
-// build directory, copied to docs/ for the README). Relations that compare
+// build directory; docs/bench-report.png is the same render of a full run).
+// Relations that compare
 // two sizes use the fastest run (min_us) where a neighbour's load adds
 // milliseconds to some runs: the kernel's cost is what is checked, not the
 // scheduler's.
