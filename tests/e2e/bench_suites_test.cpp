@@ -4,10 +4,9 @@
 // machine, the claims, the removal of its generated files, and the --html
 // page rendered in headless Chromium (screenshot: bench-report.png in the
 // build directory; docs/bench-report.png is the same render of a full run).
-// Relations that compare
-// two sizes use the fastest run (min_us) where a neighbour's load adds
-// milliseconds to some runs: the kernel's cost is what is checked, not the
-// scheduler's.
+// Relations that compare two sizes use the fastest run (min_us) where a
+// neighbour's load adds milliseconds to some runs: the kernel's cost is what
+// is checked, not the scheduler's.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
