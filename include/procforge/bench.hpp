@@ -97,7 +97,11 @@ struct SpawnBenchReport {
 // does not exit 0 (the message names the method, the target and the status).
 Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config);
 
-// The goals, from the medians of a report: procforge <= 0.9x
+// One spawn+wait of target by m, timed in microseconds (what each run of
+// run_spawn_bench() measures); fails unless the target exits 0.
+Result<double> time_spawn_method(SpawnMethod m, const SpawnTarget& target);
+
+// The goals of the spawn path, from the medians of a report: procforge <= 0.9x
 // posix_spawn and <= 1.05x the clone baseline (static target, smallest
 // parent); largest/smallest parent <= 1.2 for procforge; fork+exec and
 // posix_spawn at both sizes for contrast. Ratios whose samples are missing
@@ -151,6 +155,85 @@ struct WarmBenchReport {
 // stdout and stderr to /dev/null, then the floor. Fails when a program cannot
 // be run or the generated program cannot be built.
 Result<WarmBenchReport> run_warm_bench(const WarmBenchConfig& config);
+
+// ---- the cost-model suites: `procforge bench [SUITE...]` ----------------------
+//
+// Each suite measures one cost of starting a program as a set of curves: a
+// series ("fork+exec", "lazy") over a variable ("touched_mib", "libraries").
+// The cases of a suite are measured side by side in one run, interleaved
+// round-robin with a rotating start, each as a median with min and max.
+//   create  spawn+wait of /bin/true by fork+exec, vfork+exec, posix_spawn,
+//           clone3 (procforge's default) and a warm instance, and fork or
+//           vfork alone, as the spawning process's touched memory, its
+//           reserved (untouched) address space and its huge pages vary
+//   link    exec+ld.so+exit of programs generated and built with the system's
+//           cc and ld into a temporary directory (removed at the end)
+//   faults  the same starts with the generated files evicted from the page
+//           cache and with them cached; page faults per start
+//   claims  the cost claims of the pipeline, each with its figures and a
+//           verdict, from the measurements of the other suites
+
+struct SuiteConfig {
+  std::vector<std::string> suites;  // "create", "link", "faults", "claims"; empty: all
+  bool quick = false;               // fewer sizes and runs: every suite in about a minute
+  int runs = 0;                     // timed runs per case; 0: 11 quick, 31 full (fewer for fork at big parents)
+  std::function<void(const std::string& what, int done, int total)> progress;
+  // Polled between runs: true stops the run (children reaped, files removed)
+  // and run_bench_suites() returns an Error with ECANCELED.
+  std::function<bool()> cancelled;
+};
+
+struct Measurement {
+  std::string suite;     // "create"
+  std::string series;    // "fork+exec"
+  std::string variable;  // "touched_mib"
+  double value = 0;      // the variable's value; for a named value, its index
+  std::string label;     // a named value ("static-pie", "sysv"); empty for numbers
+  double median_us = 0, min_us = 0, max_us = 0;
+  int runs = 0;
+  double minflt = -1, majflt = -1;  // medians of the child's page faults; -1 when not counted
+};
+
+enum class Verdict { holds, does_not_hold, not_measurable };
+const char* verdict_name(Verdict v);  // "holds", "does not hold here", "not measurable here"
+
+struct Claim {
+  std::string id;        // "fork-grows-with-touched"
+  std::string sentence;  // the claim, one sentence
+  std::string figures;   // the ratios, each saying against what: of the fastest runs (deciding) and of the medians
+  Verdict verdict = Verdict::not_measurable;
+  std::string why;  // how the verdict follows from the figures, or why it cannot be had
+};
+
+struct MachineFacts {
+  std::string kernel, cpu, glibc, thp_enabled, thp_defrag;
+  int cores = 0;
+  std::uint64_t memory_mib = 0;
+  bool root = false;
+  std::string load_start, load_end;  // /proc/loadavg's 1, 5 and 15 minute figures when the run began and ended
+};
+
+struct SuiteReport {
+  std::vector<std::string> suites;  // those that ran, in order
+  bool quick = false;
+  int runs = 0;
+  std::vector<Measurement> measurements;
+  std::vector<Claim> claims;       // filled when "claims" ran
+  std::vector<std::string> notes;  // skipped sizes and settings, each saying why
+  MachineFacts machine;
+  double seconds = 0;         // wall time of the whole run
+  double minor_fault_us = 0;  // measured cost of one minor fault on a cached file page
+};
+
+// Runs the suites. Fails on a bad suite name, when the generated programs
+// cannot be built, a child does not exit 0, or the run is cancelled;
+// sizes the machine cannot hold are skipped with a note instead.
+Result<SuiteReport> run_bench_suites(const SuiteConfig& config);
+
+// The claims with verdicts, from whatever measurements a report holds.
+std::vector<Claim> evaluate_claims(const std::vector<Measurement>& m);
+
+MachineFacts machine_facts();
 
 }  // namespace procforge::bench
 

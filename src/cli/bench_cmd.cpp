@@ -1,20 +1,25 @@
-// `procforge bench spawn`: spawn+wait latency of procforge's default strategy
+// `procforge bench [SUITE...]`: the cost-model suites (bench::run_bench_suites,
+// rendered by cli/render_bench.cpp). `procforge bench spawn`: spawn+wait latency of procforge's default strategy
 // against glibc posix_spawn, fork+exec, vfork+exec and a minimal clone
 // baseline, for a static and a dynamic target and several parent sizes. The
 // measuring is bench::run_spawn_bench(); this file finds the targets, shows
 // progress on a terminal and renders a table or JSON.
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "cli/cli.hpp"
 #include "cli/command.hpp"
 #include "cli/output.hpp"
+#include "cli/progress.hpp"
+#include "cli/render_bench.hpp"
 #include "common/ansi.hpp"
 #include "procforge/bench.hpp"
 
@@ -288,26 +293,111 @@ int bench_warm(std::vector<std::string> args) {
   return 0;
 }
 
+// ---- bench [SUITE...] ---------------------------------------------------------
+
+volatile sig_atomic_t interrupted = 0;
+
+void on_interrupt(int) { interrupted = 1; }
+
+struct SuiteOptions {
+  bench::SuiteConfig config;
+  bool json = false, quick = false;
+  std::string html;
+};
+
+// The suite options, on `bench` itself (so that they may come first, and
+// appear in --help, the manual and completions) and on the parser of the
+// words after it (so that they may follow the suite names).
+void add_suite_options(CLI::App& app, SuiteOptions& o) {
+  app.add_option("suites", o.config.suites, "Suites to run: create, link, faults, claims (default: all)");
+  app.add_flag("--quick", o.quick, "Fewer sizes and runs: every suite in about a minute");
+  app.add_flag("--json", o.json, "Machine-readable output (every measurement, the claims and their verdicts)");
+  app.add_option("--html", o.html, "Also write a self-contained HTML page with a chart per curve to FILE")
+      ->type_name("FILE");
+  app.add_option("--runs", o.config.runs,
+                 "Timed runs per case (default 11 with --quick, 31 otherwise; fork gets fewer from 1 GiB up)")
+      ->check(CLI::PositiveNumber);
+}
+
+int bench_suites(SuiteOptions& o, std::vector<std::string> args) {
+  CLI::App app{"The cost model of starting a process, measured here: create, link, faults, claims", "procforge bench"};
+  add_suite_options(app, o);
+  add_color_option(app);
+  if (auto refused = parse_or_status(app, "bench", std::move(args))) return *refused;
+  bench::SuiteConfig& c = o.config;
+  const bool json = o.json, quick = o.quick;
+  const std::string html = o.html;
+  c.quick = quick;
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  if (tty)
+    c.progress = [](const std::string& what, int done, int total) {
+      std::fprintf(stderr, "%s%s %s", ansi::clear_line,
+                   progress_bar(static_cast<std::size_t>(done), static_cast<std::size_t>(total)).c_str(),
+                   what.substr(0, 60).c_str());
+      std::fflush(stderr);
+    };
+  // Ctrl-C stops between runs, so that the children are reaped and the
+  // generated files removed before procforge exits.
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  c.cancelled = [] { return interrupted != 0; };
+  // The page's file is opened first: a path that cannot be written fails
+  // before minutes of measuring, not after.
+  std::ofstream out;
+  if (!html.empty()) {
+    out.open(html);
+    if (!out) {
+      print_error("bench", "opening " + html + " for the HTML page: " + errno_name(errno));
+      return kExitCannot;
+    }
+  }
+  auto r = bench::run_bench_suites(c);
+  if (tty) std::fputs(ansi::clear_line, stderr);
+  if (!r) {
+    print_error("bench", r.error().message);
+    return r.error().err == ECANCELED ? 130 : kExitCannot;
+  }
+  if (out.is_open()) {
+    out << render_bench_html(*r);
+    out.close();
+    if (!out) {
+      print_error("bench", "writing " + html + ": " + errno_name(errno));
+      return kExitCannot;
+    }
+  }
+  if (json) std::cout << stamped(render_bench_suites_json(*r), schema::bench).dump(2) << "\n";
+  else std::cout << render_bench_text(*r);
+  return 0;
+}
+
 }  // namespace
 
 void add_bench(CLI::App& app, std::vector<Command>& commands) {
   auto* b = app.add_subcommand(
-      "bench", "Benchmarks: `procforge bench spawn [--json] [--runs N] [--rss LIST]`, `procforge bench warm [--json]`");
+      "bench",
+      "The cost of starting a process, measured here: `procforge bench [create|link|faults|claims]... [--quick] "
+      "[--json] [--html FILE] [--runs N]`; `procforge bench spawn`, `procforge bench warm`");
   b->footer(
-      "Benchmarks:\n  spawn   spawn+wait latency by strategy, target and parent size "
-      "(`procforge bench spawn --help`)\n  warm    cold start against a warm instance (`procforge bench warm --help`)");
-  commands.push_back({b, [b](std::vector<std::string> command) {
+      "Suites (default: all):\n  create  spawn+wait by fork, vfork, posix_spawn, clone3, a warm instance, as the "
+      "parent grows\n  link    exec+ld.so of generated programs: libraries, symbols, BIND_NOW, RELR, hash style, "
+      "LD_LIBRARY_PATH\n  faults  the same starts with a cold and a warm page cache\n  claims  the pipeline's cost "
+      "claims with the figures and a verdict\nBenchmarks:\n  spawn   spawn+wait latency by strategy, target and "
+      "parent size (`procforge bench spawn --help`)\n  warm    cold start against a warm instance (`procforge bench "
+      "warm --help`)");
+  static SuiteOptions suite_options;
+  add_suite_options(*b, suite_options);
+  commands.push_back({b, [](std::vector<std::string> command) {
                         if (!command.empty() && command.front() == "warm") {
                           command.erase(command.begin());
                           return bench_warm(std::move(command));
                         }
-                        if (command.empty() || command.front() != "spawn") {
-                          print_error("bench", "name a benchmark: spawn or warm");
-                          std::cerr << b->help();
-                          return kExitCannot;
+                        if (!command.empty() && command.front() == "spawn") {
+                          command.erase(command.begin());
+                          return bench_spawn(std::move(command));
                         }
-                        command.erase(command.begin());
-                        return bench_spawn(std::move(command));
+                        return bench_suites(suite_options, std::move(command));
                       }});
 }
 

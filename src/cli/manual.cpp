@@ -126,13 +126,24 @@ const std::map<std::string, Page>& pages() {
         "procforge serve --socket /tmp/pf.sock\ta server for this user\n"
         "procforge run --server /tmp/pf.sock --warm -- cmake --version\ta warm start through it"}},
       {"bench",
-       {"[OPTIONS] SUITE",
+       {"[SUITE...] [--quick] [--json] [--html FILE] [--runs N] | spawn [OPTIONS] | warm [OPTIONS]",
         "Measures the cost of process creation on this machine, side by side with the baselines, and reports "
-        "ratios. spawn: spawn+wait latency of procforge's strategy against fork+exec, vfork, posix_spawn and "
+        "ratios. With suite names or none: the cost model as curves, each point a median with min and max of "
+        "interleaved runs. create: spawn+wait by fork+exec, vfork+exec, posix_spawn, clone3 and a warm "
+        "instance, and fork or vfork alone, as the parent's touched memory (to 8 GiB), reserved address space "
+        "(to 64 GiB) and huge pages vary. link: exec+ld.so of programs generated and built with cc in a "
+        "temporary directory: libraries, lazy against BIND_NOW, symbols, SysV against GNU hash, DT_RELR "
+        "against RELA, static and static-pie, LD_LIBRARY_PATH length. faults: the same starts with a cold and "
+        "a warm page cache. claims: the pipeline's cost claims with their figures and a verdict. --html "
+        "writes a page with an SVG chart per curve. spawn: spawn+wait latency of procforge's strategy against "
+        "fork+exec, vfork, posix_spawn and "
         "clone3, by parent size. warm: a cold start (spawn+exec+wait) against a warm instance (a fork of a "
         "template held at main, then wait), interleaved, for /bin/true, ls /, python3 -c pass, cmake --version "
         "and a program it builds with 100 libraries (--program CMD measures CMD instead).",
-        "0\tthe benchmark ran\n2\tbad usage, the static target was not found, or a measurement failed",
+        "0\tthe benchmark ran\n2\tbad usage, the static target was not found, or a measurement failed\n130\t"
+        "interrupted (children reaped, generated files removed)",
+        "procforge bench --quick --html bench.html\tevery suite in about a minute, with a page of charts\n"
+        "procforge bench create claims --json\tthe creation curves and the claims\n"
         "procforge bench spawn\tspawn+wait latency by strategy\nprocforge bench warm --runs 51\tcold against warm "
         "starts"}},
       {"version",

@@ -47,6 +47,7 @@ inline constexpr const char* profile = "procforge.profile/1";
 inline constexpr const char* profile_compare = "procforge.profile-compare/1";
 inline constexpr const char* bench_spawn = "procforge.bench-spawn/1";
 inline constexpr const char* bench_warm = "procforge.bench-warm/1";
+inline constexpr const char* bench = "procforge.bench/1";
 inline constexpr const char* batch = "procforge.batch/1";  // one object a line
 inline constexpr const char* version = "procforge.version/1";
 }  // namespace schema

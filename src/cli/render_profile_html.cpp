@@ -9,81 +9,12 @@
 #include <cstdio>
 #include <sstream>
 
+#include "cli/html.hpp"
 #include "cli/render_profile.hpp"
 
 namespace procforge::cli {
 
 namespace {
-
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
-
-std::string num(double v, int d = 1) {
-  char b[64];
-  std::snprintf(b, sizeof b, "%.*f", d, v);
-  return b;
-}
-
-constexpr const char* kColors[] = {"#8da0cb", "#66c2a5", "#fc8d62", "#e78ac3", "#a6d854",
-                                   "#ffd92f", "#e5c494", "#b3b3b3", "#7f7f7f"};
-
-// A waterfall: rows of (label, start, length, color), scaled to the largest end.
-struct Bar {
-  std::string label;
-  double start = 0, len = 0;
-  std::string color, title;
-  double start2 = 0, len2 = 0;  // optional second segment (relocation estimate)
-};
-
-std::string waterfall(const std::vector<Bar>& bars, const std::string& unit_note) {
-  const int label_w = 260, chart_w = 620, row_h = 22, top = 24;
-  double end = 0;
-  for (const auto& b : bars) end = std::max({end, b.start + b.len, b.start2 + b.len2});
-  if (end <= 0) end = 1;
-  const int h = top + static_cast<int>(bars.size()) * row_h + 10;
-  std::ostringstream o;
-  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << label_w + chart_w + 90 << "' height='" << h
-    << "' role='img'>\n";
-  // Grid: 5 ticks.
-  for (int t = 0; t <= 4; ++t) {
-    const double x = label_w + chart_w * t / 4.0;
-    o << "<line x1='" << num(x) << "' y1='" << top - 6 << "' x2='" << num(x) << "' y2='" << h - 6
-      << "' stroke='#ddd'/><text x='" << num(x) << "' y='" << top - 10 << "' font-size='11' text-anchor='middle'>"
-      << num(end * t / 4.0, 0) << "</text>\n";
-  }
-  o << "<text x='" << label_w + chart_w + 30 << "' y='" << top - 10 << "' font-size='11'>" << esc(unit_note)
-    << "</text>\n";
-  for (std::size_t i = 0; i < bars.size(); ++i) {
-    const auto& b = bars[i];
-    const int y = top + static_cast<int>(i) * row_h;
-    std::string label = b.label.size() > 40 ? "…" + b.label.substr(b.label.size() - 39) : b.label;
-    o << "<text x='" << label_w - 6 << "' y='" << y + 15 << "' font-size='12' text-anchor='end'>" << esc(label)
-      << "</text>\n";
-    auto rect = [&](double s, double l, const std::string& c) {
-      const double x = label_w + chart_w * s / end;
-      const double w = std::max(1.0, chart_w * l / end);
-      o << "<rect x='" << num(x) << "' y='" << y + 3 << "' width='" << num(w) << "' height='" << row_h - 6 << "' fill='"
-        << c << "'><title>" << esc(b.title) << "</title></rect>\n";
-    };
-    rect(b.start, b.len, b.color);
-    if (b.len2 > 0) rect(b.start2, b.len2, "#fc8d62");
-    o << "<text x='" << num(label_w + chart_w * (std::max(b.start + b.len, b.start2 + b.len2)) / end + 4) << "' y='"
-      << y + 15 << "' font-size='11'>" << num(b.len + b.len2) << "</text>\n";
-  }
-  o << "</svg>\n";
-  return o.str();
-}
 
 // The programs the process ran before the final one (#!/usr/bin/env, shims),
 // one row each: what it was, its objects, and its phases' medians.
@@ -217,15 +148,9 @@ std::string one(const profile::Profile& p) {
 
 std::string render_profile_html(const std::vector<profile::Profile>& ps) {
   std::ostringstream o;
-  o << "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>procforge profile</title>\n<style>"
-       "body{font:14px system-ui,sans-serif;margin:24px;color:#222;background:#fff}"
-       "h1{font-size:20px}h2{font-size:17px;margin-top:28px}h3{font-size:14px;margin:18px 0 6px}"
-       "table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}"
-       "td:first-child,th:first-child{text-align:left}.meta,.dim{color:#666}.notes{color:#555}"
-       "svg text{font-family:system-ui,sans-serif;fill:#333}</style></head><body>\n"
-       "<h1>procforge profile</h1>\n";
+  o << html_page_head("procforge profile");
   for (const auto& p : ps) o << one(p);
-  o << "</body></html>\n";
+  o << html_page_tail();
   return o.str();
 }
 

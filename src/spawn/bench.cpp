@@ -171,6 +171,18 @@ Result<double> time_one(SpawnMethod m, const Prepared& t, std::string* took) {
   return std::chrono::duration<double, std::micro>(t1 - t0).count();
 }
 
+Prepared prepare(const SpawnTarget& target) {
+  Prepared p;
+  p.target = &target;
+  p.argv = {const_cast<char*>(target.path.c_str()), nullptr};
+  p.opts.path = target.path;
+  p.opts.search_path = false;
+  p.opts.argv = {target.path};
+  p.keep_ignored = p.opts;
+  p.keep_ignored.reset_signal_dispositions = false;
+  return p;
+}
+
 // Touched anonymous memory the parent holds while spawning.
 class Ballast {
  public:
@@ -247,6 +259,12 @@ int fork_runs(const SpawnBenchConfig& c, std::uint64_t parent_rss_mib) {
   return static_cast<int>(std::clamp<std::uint64_t>(scaled, 7, static_cast<std::uint64_t>(c.runs)));
 }
 
+Result<double> time_spawn_method(SpawnMethod m, const SpawnTarget& target) {
+  const Prepared p = prepare(target);
+  std::string took;
+  return time_one(m, p, &took);
+}
+
 Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config) {
   if (config.runs < 1) return Error{EINVAL, "runs must be at least 1"};
   if (config.targets.empty() || config.methods.empty()) return Error{EINVAL, "nothing to measure"};
@@ -260,15 +278,9 @@ Result<SpawnBenchReport> run_spawn_bench(const SpawnBenchConfig& config) {
   std::vector<Prepared> prepared(config.targets.size());
   for (std::size_t i = 0; i < prepared.size(); ++i) {
     Prepared& p = prepared[i];
-    p.target = &config.targets[i];
+    p = prepare(config.targets[i]);
     if (access(p.target->path.c_str(), X_OK) != 0)
       return Error{errno, "target " + p.target->name + " " + p.target->path + ": " + errno_name(errno)};
-    p.argv = {const_cast<char*>(p.target->path.c_str()), nullptr};
-    p.opts.path = p.target->path;
-    p.opts.search_path = false;
-    p.opts.argv = {p.target->path};
-    p.keep_ignored = p.opts;
-    p.keep_ignored.reset_signal_dispositions = false;
   }
 
   const auto& methods = config.methods;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "support/ldso_fixtures.hpp"
+#include "support/screenshot.hpp"
 
 namespace {
 
@@ -243,17 +244,9 @@ TEST(ProfileCli, html_report_renders_in_headless_chromium) {
   EXPECT_NE(page.find("libc.so.6"), std::string::npos);
   EXPECT_EQ(page.find("http://"), page.find("http://www.w3.org/2000/svg")) << "the report must be self-contained";
 
-  std::string chromium;
-  for (const char* c : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"})
-    if (access(c, X_OK) == 0) chromium = c;
+  const std::string chromium = procforge::testsupport::find_chromium();
   if (chromium.empty()) GTEST_SKIP() << "chromium is not installed (scripts/bootstrap installs it): not rendered";
-  procforge::testsupport::CommandOptions co;
-  co.env = {"PATH=/usr/bin:/bin", "HOME=/tmp"};
-  co.timeout_ms = 120000;
-  CommandResult shot = procforge::testsupport::run_command(
-      {chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,1400",
-       "--screenshot=" + png.string(), "file://" + html.string()},
-      co);
+  CommandResult shot = procforge::testsupport::chromium_screenshot(chromium, html.string(), png.string(), 1000, 1400);
   ASSERT_EQ(shot.exit_code, 0) << "chromium failed: " << shot.err;
   ASSERT_TRUE(fs::exists(png));
   EXPECT_GT(fs::file_size(png), 10000u) << "a blank page";

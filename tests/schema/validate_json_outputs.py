@@ -174,6 +174,8 @@ with tempfile.TemporaryDirectory(prefix="procforge-schema-") as d:
     validate_json("bench spawn --json", procforge(bench, 0).stdout, "procforge.bench-spawn/1")
     r = procforge(["bench", "warm", "--json", "--runs", "3", "--program", "/bin/true", "--program", "ls /"], 0)
     validate_json("bench warm --json", r.stdout, "procforge.bench-warm/1")
+    r = procforge(["bench", "create", "claims", "--quick", "--runs", "1", "--json"], 0)
+    validate_json("bench create claims --quick --json", r.stdout, "procforge.bench/1")
 
 unused = set(SCHEMAS) - {schema_file(n) for n in used}
 if unused:
