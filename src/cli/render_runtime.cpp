@@ -32,7 +32,8 @@ std::string render_runtime_text(const Result<runtime::Info>& r, bool color) {
   if (r->cgo) what += " (cgo)";
   o << "\n" << st.bold("runtime") << "  " << what << st.dim("  [" + join(r->evidence, "; ") + "]") << "\n";
   o << "  start: " << r->start << "\n";
-  if (!r->symbols) o << "  " << st.dim("no .symtab: profile finds only the phases the dynamic symbols show") << "\n";
+  if (!r->symbols && r->language != runtime::Language::c)
+    o << "  " << st.dim("no .symtab (stripped): profile cannot find the runtime's own phases") << "\n";
   return o.str();
 }
 
