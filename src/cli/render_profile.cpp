@@ -394,8 +394,8 @@ std::string render_compare_text(const std::vector<profile::Profile>& ps, bool co
   const Unit unit = unit_for(times);
   o << bold << "procforge profile --compare" << off << " (runs interleaved; medians; counts for minflt)\n";
   for (std::size_t i = 0; i < ps.size(); ++i)
-    o << "  " << static_cast<char>('A' + i) << " = " << ps[i].label << "  (" << ps[i].kind
-      << (ps[i].runtime.empty() ? "" : ", " + ps[i].runtime) << ")\n";
+    o << "  " << static_cast<char>('A' + i) << " = " << ps[i].label << "  (" << ps[i].kind << ")"
+      << (ps[i].runtime.empty() ? "" : "  runtime: " + ps[i].runtime) << "\n";
   o << "\n" << pad("phase", 15, false);
   for (std::size_t i = 0; i < ps.size(); ++i)
     o << pad(std::string(1, static_cast<char>('A' + i)) + " " + unit.name(), 11, true);

@@ -56,6 +56,7 @@ bool is_musl_loader(const std::string& path) {
   auto musl_name = [](const std::string& p) { return p.substr(p.rfind('/') + 1).rfind("ld-musl-", 0) == 0; };
   if (path.empty()) return false;
   if (musl_name(path)) return true;
+  if (path.substr(path.rfind('/') + 1).rfind("ld-linux", 0) == 0) return false;  // glibc's, by its name
   char real[PATH_MAX];
   return ::realpath(path.c_str(), real) && musl_name(real);
 }
@@ -587,21 +588,31 @@ void MuslLoader::finish() {
 }
 
 // musl's version, as the loader prints it when run with no program ("musl
-// libc (x86_64)\nVersion 1.2.3\n..." on stderr), asked once per loader.
+// libc (x86_64)\nVersion 1.2.3\n..." on stderr), asked once per loader. Only
+// a system loader is run (root's, not writable by others, under /lib or
+// /usr/lib), as the glibc model runs only the system's ld.so: never a file a
+// program's PT_INTERP merely names.
 std::string musl_version(const std::string& loader) {
   static std::mutex m;
   static std::map<std::string, std::string> known;
+  char real[PATH_MAX];
+  if (loader.empty() || ::realpath(loader.c_str(), real) == nullptr) return "";
+  const std::string path = real;
   const std::lock_guard lock(m);
-  auto it = known.find(loader);
+  auto it = known.find(path);
   if (it != known.end()) return it->second;
   std::string v;
-  if (loader.size() > 1 && loader[0] == '/' && ::access(loader.c_str(), X_OK) == 0) {
-    const std::string text = run_and_read(loader, "", STDERR_FILENO, /*need_success=*/false);
+  struct stat st {};
+  const bool system_dir = path.rfind("/lib/", 0) == 0 || path.rfind("/usr/lib/", 0) == 0 ||
+                          path.rfind("/lib64/", 0) == 0 || path.rfind("/usr/lib64/", 0) == 0;
+  if (system_dir && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 &&
+      (st.st_mode & 022) == 0 && (st.st_mode & 0111) != 0) {
+    const std::string text = run_and_read(path, "", STDERR_FILENO, /*need_success=*/false);
     const auto at = text.find("Version ");
     if (text.rfind("musl libc", 0) == 0 && at != std::string::npos)
       v = text.substr(at + 8, text.find('\n', at) - at - 8);
   }
-  return known[loader] = v;
+  return known[path] = v;
 }
 
 }  // namespace
