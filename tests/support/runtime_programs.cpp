@@ -1,10 +1,14 @@
 // See runtime_programs.hpp.
 #include "runtime_programs.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "common/unique_fd.hpp"
 #include "requires.hpp"
 #include "run_command.hpp"
 
@@ -55,6 +59,13 @@ void build(RuntimePrograms& rp) {
   if (!rp.missing.empty()) return;
   const std::string d = rp.dir;
   fs::create_directories(d);
+  // ctest runs test cases as processes side by side: one builds, the others
+  // wait for it and then find everything up to date.
+  const UniqueFd lock(::open((d + "/.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!lock || ::flock(lock.get(), LOCK_EX) != 0) {
+    rp.error = "cannot lock " + d + "/.lock";
+    return;
+  }
   CommandOptions o;
   o.cwd = d;
   o.inherit_env = true;

@@ -4,7 +4,9 @@
 // stripped), and a program with no libc. Built by the tests with gcc,
 // musl-gcc, go and rustc, once per build directory: the programs are kept
 // under BUILD/runtime-programs/ and rebuilt only when their source changes
-// (Go and Rust builds take seconds).
+// (Go and Rust builds take seconds; a first Go build compiles the standard
+// library into BUILD/runtime-programs/gocache). Test processes running side
+// by side build under a lock, one at a time.
 #pragma once
 
 #include <string>
