@@ -240,6 +240,8 @@ struct Diagnosis {
 Diagnosis diagnose(const struct Prediction& p, const SystemInfo& sys);
 // What makes a missing object NAME findable.
 std::string missing_object_fix(const std::string& name);
+// The same for the loader P modelled (musl has no ld.so.cache, but a path file).
+std::string missing_object_fix(const std::string& name, const struct Prediction& p);
 
 struct Request {
   std::string program;            // path as the kernel would run it (already resolved)

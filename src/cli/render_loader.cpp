@@ -163,7 +163,7 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
         o << indent << "    tried, in order:\n";
         for (const auto& t : ob.tried) o << indent << "      " << t << "\n";
       }
-      o << indent << "    fix: " << ldso::missing_object_fix(ob.name) << "\n";
+      o << indent << "    fix: " << ldso::missing_object_fix(ob.name, p) << "\n";
       return;
     }
     o << indent << ob.name;

@@ -160,7 +160,8 @@ void MuslTree::build() {
   program("bin/slash", {dir_.at("slash/libslash.so")});
   program("bin/libc_only", {});
   {
-    const std::string src = dir_.write("src/sysmain.c", "int main(void) { return 0; }\n");
+    const std::string src =
+        dir_.write("src/sysmain.c", "#include <stdio.h>\nint main(void) { puts(\"ok\"); return 0; }\n");
     CommandOptions so;
     so.cwd = dir_.path();
     so.inherit_env = true;
@@ -272,6 +273,26 @@ class PathFile {
 
 class MuslLdso : public ::testing::TestWithParam<std::string> {};
 
+// ARGV run for case C in CWD with its environment, and the prediction of
+// the same start (EXPLICIT_LOADER set: musl's ldd mode).
+struct Both {
+  CommandResult real;
+  Result<ldso::Prediction> model;
+};
+Both run_and_predict(const MuslCase& c, const std::vector<std::string>& argv, const std::string& cwd,
+                     const std::string& explicit_loader) {
+  CommandOptions o;
+  o.env = {"PATH=/usr/bin:/bin"};
+  o.env.insert(o.env.end(), c.env.begin(), c.env.end());
+  o.cwd = cwd;
+  ldso::Request req;
+  req.program = c.program;
+  req.envp = o.env;
+  req.cwd = cwd;
+  req.explicit_loader = explicit_loader;
+  return {run_command(argv, o), ldso::resolve(req, ldso::SystemInfo::fallback())};
+}
+
 TEST_P(MuslLdso, ObjectsErrorsAndStatusMatchMuslsLdd) {
   SKIP_UNLESS_INSTALLED("/usr/bin/musl-gcc", kSystemLoader, "/usr/bin/gcc");
   const MuslTree& t = MuslTree::get();
@@ -279,31 +300,36 @@ TEST_P(MuslLdso, ObjectsErrorsAndStatusMatchMuslsLdd) {
   const MuslCase c = cases().at(GetParam());
   const PathFile pf(t.root(), c);
   const std::string loader = c.loader.empty() ? t.loader() : c.loader;
-  const std::string cwd = c.cwd.empty() ? t.root() : c.cwd;
+  const auto b = run_and_predict(c, {loader, "--list", c.program}, c.cwd.empty() ? t.root() : c.cwd, loader);
+  ASSERT_TRUE(b.real.started);
+  ASSERT_TRUE(b.model) << b.model.error().message;
+  EXPECT_EQ(ldso::loader_kind_name(b.model->kind), std::string("musl"));
+  const Listing model = predicted(*b.model);
+  const std::string printed = b.real.out + b.real.err;
+  EXPECT_EQ(model.objects, parse_list(b.real.out)) << "musl printed:\n" << printed;
+  EXPECT_EQ(model.errors, lines(b.real.err)) << "musl printed:\n" << printed;
+  EXPECT_EQ(model.status, b.real.exit_code);
+}
 
-  CommandOptions o;
-  o.env = {"PATH=/usr/bin:/bin"};
-  o.env.insert(o.env.end(), c.env.begin(), c.env.end());
-  o.cwd = cwd;
-  const auto r = run_command({loader, "--list", c.program}, o);
-  ASSERT_TRUE(r.started);
-  Listing real;
-  real.objects = parse_list(r.out);
-  real.errors = lines(r.err);
-  real.status = r.exit_code;
-
-  ldso::Request req;
-  req.program = c.program;
-  req.envp = o.env;
-  req.cwd = cwd;
-  req.explicit_loader = loader;
-  auto p = ldso::resolve(req, ldso::SystemInfo::fallback());
-  ASSERT_TRUE(p) << p.error().message;
-  EXPECT_EQ(ldso::loader_kind_name(p->kind), std::string("musl"));
-  const Listing model = predicted(*p);
-  EXPECT_EQ(model.objects, real.objects) << "musl printed:\n" << r.out << r.err;
-  EXPECT_EQ(model.errors, real.errors) << "musl printed:\n" << r.out << r.err;
-  EXPECT_EQ(model.status, real.status);
+// The same case started by the kernel (the program exec'd, its PT_INTERP
+// run as the loader, not in ldd mode): $ORIGIN of the program is then
+// /proc/self/exe's directory and the needed-by name the execve() path. What
+// it prints on stderr and its exit status against the prediction.
+TEST_P(MuslLdso, AKernelStartPrintsWhatIsPredicted) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/musl-gcc", kSystemLoader, "/usr/bin/gcc");
+  const MuslTree& t = MuslTree::get();
+  ASSERT_EQ(t.error(), "");
+  const MuslCase c = cases().at(GetParam());
+  const PathFile pf(t.root(), c);
+  const auto b = run_and_predict(c, {c.program}, t.root(), "");
+  ASSERT_TRUE(b.real.started);
+  ASSERT_TRUE(b.model) << b.model.error().message;
+  const Listing model = predicted(*b.model);
+  EXPECT_EQ(model.errors, lines(b.real.err)) << b.real.out;
+  EXPECT_EQ(model.status, b.real.exit_code);
+  if (!b.model->error) {
+    EXPECT_EQ(b.real.out, "ok\n");
+  }
 }
 
 std::vector<std::string> case_names() {
