@@ -15,11 +15,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 
+#include "support/cpu_contention.hpp"
 #include "support/run_command.hpp"
 #include "support/runtime_programs.hpp"
 
@@ -69,19 +71,20 @@ std::map<std::string, std::pair<double, double>> inittrace_clocks(const std::str
   return out;
 }
 
-TEST(ProfileRuntimes, GoPackageInitTimesAgreeWithInittraceOfTheSameRun) {
-  const auto& rp = runtime_programs();
-  if (!rp.missing.empty()) GTEST_SKIP() << rp.missing;
-  ASSERT_EQ(rp.error, "");
-  auto r = profile_once(rp.at("go_static"), {"GODEBUG=inittrace=1"});
-  ASSERT_TRUE(r);
-  const auto clocks = inittrace_clocks(r->program_stderr);
-  ASSERT_TRUE(clocks.count("gomod/p1") && clocks.count("gomod/p2") && clocks.count("gomod/p3")) << r->program_stderr;
-  // The program's own packages must all agree; the standard library's
-  // (many with a few microseconds of init) must mostly: the runtime's own,
-  // whose several init functions start before the others, is at times off
-  // by some tens of microseconds.
+// One traced run of go_static with GODEBUG=inittrace=1, compared package by
+// package.
+struct InitComparison {
   int compared = 0, agreed = 0, own = 0, own_agreed = 0;
+  double worst_us = 0;  // the largest difference found
+  std::string report;
+  [[nodiscard]] bool agrees() const { return own == 3 && own_agreed == own && agreed * 3 >= compared * 2; }
+};
+
+InitComparison compare_init_once(const std::string& program) {
+  InitComparison c;
+  auto r = profile_once(program, {"GODEBUG=inittrace=1"});
+  if (!r) return c;
+  const auto clocks = inittrace_clocks(r->program_stderr);
   std::ostringstream report;
   for (const auto& ph : r->p["runtime_phases"]) {
     const std::string name = ph["name"];
@@ -90,18 +93,41 @@ TEST(ProfileRuntimes, GoPackageInitTimesAgreeWithInittraceOfTheSameRun) {
     if (!clocks.count(pkg)) continue;
     const auto [theirs, rounding] = clocks.at(pkg);
     const double ours = ph["wall"]["median_us"].get<double>() + ph["opening_pause_us"].get<double>();
-    const double bound = std::max(20.0, 0.10 * theirs) + rounding;
-    ++compared;
-    const bool ok = std::abs(ours - theirs) <= bound;
-    agreed += ok;
-    own += pkg.starts_with("gomod/");
-    own_agreed += ok && pkg.starts_with("gomod/");
+    const bool ok = std::abs(ours - theirs) <= std::max(20.0, 0.10 * theirs) + rounding;
+    const bool own = pkg.starts_with("gomod/");
+    ++c.compared;
+    c.agreed += ok;
+    c.own += own;
+    c.own_agreed += ok && own;
+    if (!ok) c.worst_us = std::max(c.worst_us, std::abs(ours - theirs));
     report << pkg << ": procforge " << ours << " us, inittrace " << theirs << " us" << (ok ? "" : "  <-- off") << "\n";
   }
-  EXPECT_EQ(own, 3);
-  EXPECT_EQ(own_agreed, own) << report.str();
-  EXPECT_GE(agreed * 3, compared * 2) << report.str();
-  std::cout << agreed << " of " << compared << " packages agree with inittrace\n" << report.str();
+  c.report = std::to_string(c.agreed) + " of " + std::to_string(c.compared) + " packages agree with inittrace\n" +
+             report.str();
+  return c;
+}
+
+// Both clocks see the same run; only other work competing for the CPUs
+// (which delays the tracer's wake-ups, charged to procforge's interval but
+// not to Go's) may excuse a disagreement: then the run is repeated, up to
+// five times, as the other timing cross-checks do (profile_consistency_test).
+TEST(ProfileRuntimes, GoPackageInitTimesAgreeWithInittraceOfTheSameRun) {
+  const auto& rp = runtime_programs();
+  if (!rp.missing.empty()) GTEST_SKIP() << rp.missing;
+  ASSERT_EQ(rp.error, "");
+  InitComparison c;
+  for (int attempt = 1; attempt <= 5; ++attempt) {
+    const CpuContention window;
+    c = compare_init_once(rp.at("go_static"));
+    const auto machine = window.read();
+    std::printf("attempt %d: %s; %s\n", attempt, c.agrees() ? "agree" : "disagree", machine.what.c_str());
+    if (c.agrees()) break;
+    if (!machine.disturbed && machine.stall_us < c.worst_us) break;  // a quiet machine: it stands
+  }
+  EXPECT_EQ(c.own, 3) << c.report;
+  EXPECT_EQ(c.own_agreed, c.own) << c.report;
+  EXPECT_GE(c.agreed * 3, c.compared * 2) << c.report;
+  std::cout << c.report;
 }
 
 class ProfileRuntimePhases : public ::testing::TestWithParam<std::string> {};
