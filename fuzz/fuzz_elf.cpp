@@ -1,4 +1,4 @@
-// libFuzzer target for the ELF reader: parse arbitrary bytes, then call every
+// libFuzzer target for the ELF reader (and runtime::identify on the same bytes): parse arbitrary bytes, then call every
 // accessor, so ASan/UBSan see every read the reader can be made to do. The
 // results are folded into a checksum the optimiser cannot drop. Beyond "no
 // crash", the reader's guarantees are checked:
@@ -20,6 +20,7 @@
 
 #include "invariant.hpp"
 #include "procforge/elf.hpp"
+#include "procforge/runtime.hpp"
 
 namespace {
 
@@ -229,6 +230,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
   if (auto versym = f.version_symbols()) h += versym->size();
+
+  // The runtime's name from the same bytes: whatever they hold, a name, a
+  // start in words, and a Go version no longer than the reader takes.
+  if (auto rt = procforge::runtime::identify(bytes)) {
+    FUZZ_CHECK(!rt->name.empty() && !rt->start.empty(), "runtime {} without name or start", rt->name);
+    FUZZ_CHECK(rt->version.size() <= 64, "Go version of {} bytes", rt->version.size());
+    FUZZ_CHECK(rt->language == procforge::runtime::Language::go || rt->version.empty(), "version {} outside Go",
+               rt->version);
+    h += rt->name.size();
+  }
 
   g_sink = h;
   return 0;

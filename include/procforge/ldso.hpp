@@ -215,7 +215,11 @@ struct LoaderError {
   // with 127. versions: in the symbol-version check after the link map is
   // complete (elf/rtld.c version_check_doit); it prints "ARGV0: OBJECT:
   // MESSAGE" and exits with 1. Render with error_line().
-  enum class Stage { loading, versions };
+  // musl_loading: musl's loader could not load OBJECT; it prints "Error
+  // loading shared library OBJECT: MESSAGE" (MESSAGE: "STRERROR (needed by
+  // X)"), goes on, and exits with 127 once the list is done (ldso/dynlink.c
+  // load_direct_deps()).
+  enum class Stage { loading, versions, musl_loading };
   std::string object;   // the object the message names
   std::string message;  // ld.so's own text, e.g. "cannot open shared object file: No such file or directory"
   Stage stage = Stage::loading;
@@ -236,6 +240,8 @@ struct Diagnosis {
 Diagnosis diagnose(const struct Prediction& p, const SystemInfo& sys);
 // What makes a missing object NAME findable.
 std::string missing_object_fix(const std::string& name);
+// The same for the loader P modelled (musl has no ld.so.cache, but a path file).
+std::string missing_object_fix(const std::string& name, const struct Prediction& p);
 
 struct Request {
   std::string program;            // path as the kernel would run it (already resolved)
@@ -256,7 +262,24 @@ struct Request {
   bool relocations = false;
 };
 
+// Which dynamic linker the prediction models, chosen by the program's
+// PT_INTERP (or Request::explicit_loader): glibc's ld.so, or musl's loader
+// (its own search rules, src/ldso/musl.cpp).
+enum class LoaderKind { glibc, musl };
+const char* loader_kind_name(LoaderKind k);  // "glibc", "musl"
+// A loader named like musl's (its basename, or that of the file it links to,
+// starts with "ld-musl-").
+bool is_musl_loader(const std::string& path);
+
 struct Prediction {
+  LoaderKind kind = LoaderKind::glibc;
+  // musl: the version the installed loader reports ("1.2.3"), whose
+  // ldso/dynlink.c rules were modelled; empty when it could not be asked.
+  std::string loader_version;
+  // musl: the search path used after LD_LIBRARY_PATH and DT_RPATH/RUNPATH,
+  // and where it came from (the path file, or musl's built-in default).
+  std::vector<std::string> system_path;
+  std::string system_path_from;
   // Every object of the link map except the main program and the vDSO, in
   // the order ld.so's trace mode (LD_TRACE_LOADED_OBJECTS=1) lists them;
   // not-found entries included with path null.
@@ -280,7 +303,10 @@ struct Prediction {
 };
 
 // The whole prediction. Fails (Error) only when the question cannot be
-// answered (the program cannot be read or is not ELF).
+// answered (the program cannot be read or is not ELF). A program whose
+// PT_INTERP (or explicit loader) is musl's gets musl's rules (kind musl);
+// explicit_loader then models musl's ldd mode (`ld-musl-ARCH.so.1 --list
+// PROGRAM`, or the loader run under a name ending in "ldd").
 Result<Prediction> resolve(const Request& req, const SystemInfo& sys);
 
 // ---------------------------------------------------------------- after execve

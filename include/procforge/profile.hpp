@@ -75,6 +75,20 @@ struct LoadedObject {
   std::optional<double> reloc_us;
 };
 
+// A phase of a language runtime's own start, inside the phases above (Go:
+// "runtime bootstrap" from the entry point to runtime.main, "package init"
+// until main.main and "init PKG" for each package's init functions,
+// "main.main" until exit_group; Rust: "lang_start" from C main to the user's
+// main, "main (user)" until exit()). Found from the binary's symbols.
+struct RuntimePhase {
+  std::string name;
+  double wall_us = 0;  // tracee running (tracer pauses excluded)
+  int depth = 0;       // 1: part of the depth-0 phase before it (a package's init inside "package init")
+  // The tracer's pause at the stop that opens it: a clock read inside the
+  // tracee before that stop (GODEBUG=inittrace=1's) sees it, wall_us does not.
+  double opening_pause_us = 0;
+};
+
 enum class RunEnd { exited, killed, timed_out };
 // "exit status 3", "killed by SIGSEGV", "timed out (killed)".
 std::string end_words(RunEnd end, int status);
@@ -118,6 +132,7 @@ struct Run {
   // program, whose phases and objects are also `phases` (with the process's
   // spawn) and `objects`.
   std::vector<RunSegment> segments;
+  std::vector<RuntimePhase> runtime_phases;  // the final program's, when its runtime has any
 };
 
 struct Stats {
@@ -137,6 +152,13 @@ struct PhaseStats {
   double minflt = 0, majflt = 0, vcsw = 0, nvcsw = 0;  // medians
   std::string mechanism;                               // how the boundary that ends it was found
   std::string program;  // the program it measured (/proc/PID/exe); spawn: the first one, which it started
+};
+
+struct RuntimePhaseStats {
+  std::string name;
+  int depth = 0;
+  Stats wall_us;                // over the traced runs that had it
+  double opening_pause_us = 0;  // median
 };
 
 struct LibraryStats {
@@ -215,7 +237,11 @@ struct Profile {
   // is the final program, which the fields above describe.
   std::vector<Segment> segments;
   std::vector<ExitCount> exits;  // most frequent first
-  int all_runs = 0;              // traced + untraced, for "all N runs"
+  // The runtime the program starts through ("glibc", "musl", "Go go1.19.8",
+  // "Rust", "no libc"; from runtime::identify) and its own phases.
+  std::string runtime;
+  std::vector<RuntimePhaseStats> runtime_phases;
+  int all_runs = 0;  // traced + untraced, for "all N runs"
 };
 
 using Progress = std::function<void(const std::string& what, int done, int total)>;

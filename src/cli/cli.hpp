@@ -8,6 +8,7 @@
 
 #include "procforge/exec.hpp"
 #include "procforge/ldso.hpp"
+#include "procforge/runtime.hpp"
 
 namespace procforge::cli {
 
@@ -53,6 +54,12 @@ nlohmann::json render_json(const exec::Request& req, const exec::Prediction& p, 
 // status, chain; kBatchHeader names the columns (the loader's two follow).
 std::string render_line(const std::string& path, const exec::Prediction& p, const Verdict& v);
 inline constexpr const char* kBatchHeader = "# path\tresult\tdetail\tchain\tobjects\tloader";
+
+// The runtime the program starts through (render_runtime.cpp): JSON
+// "runtime" (null when the file could not be identified) and the text
+// section "runtime".
+nlohmann::json render_runtime_json(const Result<runtime::Info>& r);
+std::string render_runtime_text(const Result<runtime::Info>& r, bool color);
 
 // The dynamic linker's half (render_loader.cpp): JSON "loader" and the text
 // section "dynamic linker".

@@ -85,17 +85,21 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
   // The dynamic linker's half, when the kernel half says ld.so gets to run.
   const auto loader = ldso::predict_after_exec(req, *r, loader_system(), /*relocations=*/true);
   const Verdict v = start_verdict(*r, loader ? &*loader : nullptr);
+  // The runtime the ELF program at the end of the chain starts through.
+  const auto rt = r->plan ? runtime::identify_file(r->plan->exe) : Result<runtime::Info>(Error(ENOEXEC, "no plan"));
   if (o.json) {
     auto j = render_json(req, *r, o.show_env);
     j["result"] = verdict_json(v);
     j["execve"]["path_search"] = path_search_json(search);
     j["loader"] = loader ? render_loader_json(r->plan->exe, *loader) : nlohmann::json(nullptr);
+    j["runtime"] = render_runtime_json(rt);
     std::cout << stamped(std::move(j), schema::explain).dump(2) << "\n";
   } else {
     const bool color = color_on(STDOUT_FILENO);
     const Detail detail = detail_from_count(o.verbose);
     std::cout << render_text(req, *r, v, search, color, detail);
     if (loader) std::cout << render_loader_text(r->plan->exe, *loader, color, detail);
+    std::cout << render_runtime_text(rt, color);
     std::cout << render_detail_hint(*r, loader ? &*loader : nullptr, detail, color);
   }
   return v.fails() ? kExitFails : kExitRuns;

@@ -14,6 +14,7 @@
 
 #include "cli/cli.hpp"
 #include "common/ansi.hpp"
+#include "procforge/format.hpp"
 
 namespace procforge::cli {
 
@@ -51,6 +52,22 @@ std::string relocation_line(const ldso::Relocations& r) {
   return s + "; " + std::to_string(r.pages_dirtied) + (r.pages_dirtied == 1 ? " page" : " pages") + " dirtied";
 }
 
+const char* stage_name(ldso::LoaderError::Stage s) {
+  switch (s) {
+    case ldso::LoaderError::Stage::versions: return "versions";
+    case ldso::LoaderError::Stage::musl_loading: return "musl_loading";
+    case ldso::LoaderError::Stage::loading: break;
+  }
+  return "loading";
+}
+
+// "musl 1.2.3" / "glibc 2.36": which loader's rules the section follows.
+std::string loader_name(const ldso::Prediction& p) {
+  if (p.kind == ldso::LoaderKind::musl) return "musl" + (p.loader_version.empty() ? "" : " " + p.loader_version);
+  const auto& sys = loader_system();
+  return "glibc " + std::to_string(sys.glibc_major) + "." + std::to_string(sys.glibc_minor);
+}
+
 }  // namespace
 
 json render_loader_json(const std::string& program, const ldso::Prediction& p) {
@@ -70,15 +87,22 @@ json render_loader_json(const std::string& program, const ldso::Prediction& p) {
              {"why", d.why},
              {"fix", d.fix.empty() ? json(nullptr) : json(d.fix)},
              {"message", p.error->message},
-             {"stage", p.error->stage == ldso::LoaderError::Stage::versions ? "versions" : "loading"},
+             {"stage", stage_name(p.error->stage)},
              {"stderr", ldso::error_line(program, *p.error)},
              {"exit_status", ldso::exit_status(*p.error)}};
-  return {{"objects", objects},
-          {"error", error},
-          {"warnings", p.warnings},
-          {"program_relocations", relocations_json(p.program_relocations)},
-          {"startup_estimate_us", p.startup_estimate_us ? json(*p.startup_estimate_us) : json(nullptr)},
-          {"startup_estimate_kind", kEstimateLabel}};
+  json out = {{"kind", ldso::loader_kind_name(p.kind)},
+              {"version", loader_name(p).substr(loader_name(p).find(' ') + 1)},
+              {"objects", objects},
+              {"error", error},
+              {"warnings", p.warnings},
+              {"program_relocations", relocations_json(p.program_relocations)},
+              {"startup_estimate_us", p.startup_estimate_us ? json(*p.startup_estimate_us) : json(nullptr)},
+              {"startup_estimate_kind", kEstimateLabel}};
+  if (p.kind == ldso::LoaderKind::musl) {
+    out["system_path"] = p.system_path;
+    out["system_path_from"] = p.system_path_from;
+  }
+  return out;
 }
 
 bool has_relocations(const ldso::Prediction& p) {
@@ -89,7 +113,12 @@ bool has_relocations(const ldso::Prediction& p) {
 std::string render_loader_text(const std::string& program, const ldso::Prediction& p, bool color, Detail detail) {
   const Style st(color);
   std::ostringstream o;
-  o << "\n" << st.bold("dynamic linker") << st.dim("  (glibc ld.so, trace-mode order)") << "\n";
+  const bool musl = p.kind == ldso::LoaderKind::musl;
+  o << "\n"
+    << st.bold("dynamic linker")
+    << st.dim(musl ? "  (" + loader_name(p) + " loader, ldso/dynlink.c rules, load order)"
+                   : "  (" + loader_name(p) + " ld.so, trace-mode order)")
+    << "\n";
   if (!p.dynamic) {
     for (const auto& w : p.warnings) o << "  " << w << "\n";
     return o.str();
@@ -97,10 +126,15 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
   if (p.error)
     o << "  " << st.red("fails: " + p.error->object + ": " + p.error->message) << "\n"
       << "  "
-      << st.dim("ld.so prints: " + ldso::error_line(program, *p.error) + "  (exit status " +
-                std::to_string(ldso::exit_status(*p.error)) + ")")
+      << st.dim(std::string(musl ? "the loader prints: " : "ld.so prints: ") + ldso::error_line(program, *p.error) +
+                "  (exit status " + std::to_string(ldso::exit_status(*p.error)) + ")")
       << "\n";
   else o << "  all " << p.objects.size() << " objects found\n";
+  if (musl && !p.system_path_from.empty())
+    o << "  "
+      << st.dim("last searched: " + (p.system_path.empty() ? std::string("nothing") : join(p.system_path, ":")) + " (" +
+                p.system_path_from + ")")
+      << "\n";
 
   // The tree: each object under the one whose DT_NEEDED first named it.
   std::map<std::string, std::vector<std::size_t>> children;
@@ -129,7 +163,7 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
         o << indent << "    tried, in order:\n";
         for (const auto& t : ob.tried) o << indent << "      " << t << "\n";
       }
-      o << indent << "    fix: " << ldso::missing_object_fix(ob.name) << "\n";
+      o << indent << "    fix: " << ldso::missing_object_fix(ob.name, p) << "\n";
       return;
     }
     o << indent << ob.name;

@@ -300,6 +300,7 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
   o << bold << "procforge profile: " << p.label << off << "\n";
   for (std::size_t i = 0; i < p.chain.size(); ++i) o << "  " << (i ? "then " : "exec ") << p.chain[i] << "\n";
   o << "  image " << p.image << ", " << p.kind << ", main: " << p.main_source;
+  if (!p.runtime.empty()) o << ", runtime: " << p.runtime;
   if (p.segments.size() > 1) o << " (program " << p.segments.size() << " of " << p.segments.size() << ")";
   o << "\n";
   o << "  " << p.traced.size() << " traced runs";
@@ -337,6 +338,13 @@ std::string render_profile_text(const profile::Profile& p, bool color) {
     o << "\n";
   }
 
+  if (!p.runtime_phases.empty()) {
+    o << "\n" << bold << p.runtime << " runtime" << off << " (inside the phases above; medians):\n";
+    for (const auto& r : p.runtime_phases)
+      o << "  " << std::string(2 * static_cast<std::size_t>(r.depth), ' ')
+        << pad(r.name, 30 - 2 * static_cast<std::size_t>(r.depth), false) << pad(us(r.wall_us.median), 12, true)
+        << "\n";
+  }
   if (!p.libraries.empty()) render_objects(o, p, bold, off);
   o << "\n" << dim << "boundaries:\n";
   for (const auto& ph : p.phases)
@@ -386,7 +394,8 @@ std::string render_compare_text(const std::vector<profile::Profile>& ps, bool co
   const Unit unit = unit_for(times);
   o << bold << "procforge profile --compare" << off << " (runs interleaved; medians; counts for minflt)\n";
   for (std::size_t i = 0; i < ps.size(); ++i)
-    o << "  " << static_cast<char>('A' + i) << " = " << ps[i].label << "  (" << ps[i].kind << ")\n";
+    o << "  " << static_cast<char>('A' + i) << " = " << ps[i].label << "  (" << ps[i].kind << ")"
+      << (ps[i].runtime.empty() ? "" : "  runtime: " + ps[i].runtime) << "\n";
   o << "\n" << pad("phase", 15, false);
   for (std::size_t i = 0; i < ps.size(); ++i)
     o << pad(std::string(1, static_cast<char>('A' + i)) + " " + unit.name(), 11, true);
@@ -420,6 +429,13 @@ nlohmann::json render_profile_json(const profile::Profile& p) {
   j["kind"] = p.kind;
   j["chain"] = p.chain;
   j["main_source"] = p.main_source;
+  j["runtime"] = p.runtime;
+  j["runtime_phases"] = nlohmann::json::array();
+  for (const auto& r : p.runtime_phases)
+    j["runtime_phases"].push_back({{"name", r.name},
+                                   {"depth", r.depth},
+                                   {"wall", stats_json(r.wall_us)},
+                                   {"opening_pause_us", r.opening_pause_us}});
   j["runs"] = p.traced.size();
   j["untraced_runs"] = p.untraced.size();
   j["phases"] = phases_json(p.phases);

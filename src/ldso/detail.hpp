@@ -135,6 +135,15 @@ Found search(State& st, int loader, const std::string& name, bool secure_load);
 // size, mtime) and shared by every prediction of the process.
 Result<std::shared_ptr<const Cache>> shared_cache(const std::string& path);
 
+// Runs PROGRAM [ARG] with an empty environment and returns what it wrote to
+// CAPTURE_FD (stdout or stderr; the other goes to /dev/null); "" when it
+// cannot be run, or (NEED_SUCCESS) exits other than with 0. Used only on a
+// system loader, to ask it about itself.
+std::string run_and_read(const std::string& program, const std::string& arg, int capture_fd, bool need_success);
+
+// musl's loader (musl.cpp): resolve() for a program whose loader is musl's.
+Result<Prediction> resolve_musl(const Request& req, const SystemInfo& sys);
+
 // _dl_map_object_from_fd()'s identity: device and inode.
 bool same_file(const FileFacts& a, const FileFacts& b);
 

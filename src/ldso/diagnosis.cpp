@@ -98,6 +98,14 @@ std::string missing_object_fix(const std::string& name) {
          "/etc/ld.so.conf), or add its directory to LD_LIBRARY_PATH, or relink the program with -Wl,-rpath,DIR";
 }
 
+std::string missing_object_fix(const std::string& name, const Prediction& p) {
+  if (p.kind != LoaderKind::musl) return missing_object_fix(name);
+  // musl 1.2.3 ldso/dynlink.c load_library(): LD_LIBRARY_PATH, RPATH/RUNPATH, then the path file.
+  return "make " + name + " findable: add its directory to LD_LIBRARY_PATH, or to musl's path file (" +
+         (p.system_path_from.empty() ? std::string("/etc/ld-musl-x86_64.path") : p.system_path_from) +
+         ", one directory a line), or relink the program with -Wl,-rpath,DIR";
+}
+
 Diagnosis diagnose(const Prediction& p, const SystemInfo& sys) {
   if (!p.error) return {};
   const LoaderError& e = *p.error;
@@ -108,9 +116,10 @@ Diagnosis diagnose(const Prediction& p, const SystemInfo& sys) {
             "use a build of " + e.object + " for an older x86-64 level (baseline x86-64), or run on a newer CPU"};
   const Object* o = object_named(p, e.object);
   if (o && !o->path)
-    return {"ld.so cannot find " + o->name + (o->needed_by.empty() ? "" : ", which " + o->needed_by + " needs") +
-                "; it looked in " + places(o->tried, o->name),
-            missing_object_fix(o->name)};
+    return {std::string(p.kind == LoaderKind::musl ? "musl's loader" : "ld.so") + " cannot find " + o->name +
+                (o->needed_by.empty() ? "" : ", which " + o->needed_by + " needs") + "; it looked in " +
+                places(o->tried, o->name),
+            missing_object_fix(o->name, p)};
   return {"ld.so stops at " + e.object + ": " + e.message, ""};
 }
 

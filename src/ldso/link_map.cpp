@@ -232,6 +232,13 @@ Result<std::shared_ptr<const detail::FileFacts>> read_main_program(const Request
   return prog.facts;
 }
 
+// The program's PT_INTERP ("" when it has none or cannot be read).
+std::string program_interp(const Request& req) {
+  const UniqueFd dir(req.cwd.empty() ? -1 : ::open(req.cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  const detail::Opened prog = detail::open_file(dir ? dir.get() : AT_FDCWD, req.program);
+  return prog.facts && prog.facts->interp ? *prog.facts->interp : "";
+}
+
 // Whether ld.so runs at all: a program without PT_DYNAMIC gives it nothing
 // to do, and one without PT_INTERP is started by the kernel without it
 // (unless ld.so is run as a command). Says why in P when not.
@@ -741,6 +748,9 @@ void LinkMap::count_relocations(const Request& req, Prediction& p) const {
 // elf/rtld.c dl_main, as a list of its stages (the numbers of the file's
 // opening comment).
 Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
+  // musl's loader has its own rules (musl.cpp): chosen by the loader that runs.
+  if (req.explicit_loader.empty() ? is_musl_loader(program_interp(req)) : is_musl_loader(req.explicit_loader))
+    return detail::resolve_musl(req, sys);
   Prediction p;
   auto wd = open_working_dir(req.cwd);
   if (!wd) return wd.error();

@@ -17,11 +17,50 @@
 #include <map>
 
 #include "common/unique_fd.hpp"
+#include "ldso/detail.hpp"
 #include "procforge/ldso.hpp"
 
 namespace procforge::ldso {
 
+namespace detail {
+
+std::string run_and_read(const std::string& program, const std::string& arg, int capture_fd, bool need_success) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return "";
+  const UniqueFd read_end(fds[0]);
+  UniqueFd write_end(fds[1]);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, write_end.get(), capture_fd);
+  posix_spawn_file_actions_addopen(&fa, capture_fd == STDOUT_FILENO ? STDERR_FILENO : STDOUT_FILENO, "/dev/null",
+                                   O_WRONLY, 0);
+  std::string arg0 = program, arg1 = arg;
+  char* argv[] = {arg0.data(), arg1.empty() ? nullptr : arg1.data(), nullptr};
+  char* envp[] = {nullptr};
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, program.c_str(), &fa, nullptr, argv, envp);
+  posix_spawn_file_actions_destroy(&fa);
+  write_end.reset();  // the child holds the only write end: read() sees its EOF
+  if (rc != 0) return "";
+  std::string out;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::read(read_end.get(), buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (need_success && (!WIFEXITED(status) || WEXITSTATUS(status) != 0)) return "";
+  return out;
+}
+
+}  // namespace detail
+
 namespace {
+
+// `LDSO --list-diagnostics` with an empty environment: its stdout ("" on any failure).
+std::string run_diagnostics(const std::string& ldso) {
+  return detail::run_and_read(ldso, "--list-diagnostics", STDOUT_FILENO, /*need_success=*/true);
+}
 
 std::uint64_t xgetbv0() {
   std::uint32_t eax = 0, edx = 0;
@@ -57,36 +96,6 @@ std::vector<std::string> hwcaps_for_level(int level) {
   std::vector<std::string> out;
   for (int l = 4; l >= 2; --l)
     if (level >= l) out.push_back("x86-64-v" + std::to_string(l));
-  return out;
-}
-
-// Runs `LDSO --list-diagnostics` with an empty environment and returns its
-// stdout ("" on any failure).
-std::string run_diagnostics(const std::string& ldso) {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return "";
-  const UniqueFd read_end(fds[0]);
-  UniqueFd write_end(fds[1]);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, write_end.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  std::string arg0 = ldso, arg1 = "--list-diagnostics";
-  char* argv[] = {arg0.data(), arg1.data(), nullptr};
-  char* envp[] = {nullptr};
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, ldso.c_str(), &fa, nullptr, argv, envp);
-  posix_spawn_file_actions_destroy(&fa);
-  write_end.reset();  // the child holds the only write end: read() sees its EOF
-  if (rc != 0) return "";
-  std::string out;
-  char buf[8192];
-  ssize_t n;
-  while ((n = ::read(read_end.get(), buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "";
   return out;
 }
 

@@ -103,6 +103,11 @@ struct ImageFacts {
   bool has_symtab = false;
   std::map<std::string, std::uint64_t> symbols;     // the few names profiling needs, st_value
   std::map<std::string, std::string> symbol_table;  // name -> ".symtab" / ".dynsym"
+  // Runtimes (runtime_phases.cpp): Go's package init functions ("fmt.init",
+  // "os.init.0": package, address) in address order; Rust's user main
+  // (<crate>::main) and std::rt::lang_start_internal; musl's loader stages.
+  std::vector<std::pair<std::string, std::uint64_t>> go_inits;
+  std::optional<std::uint64_t> rust_main, lang_start;
 };
 // Reads (and caches by path, device, inode, mtime and size) the facts of FILE.
 Result<const ImageFacts*> image_facts(const std::string& file);
@@ -165,8 +170,15 @@ struct RunFacts {  // what the exec stop learned; the same for every run of a co
 // image's exec stop in its m_exit_group slot: the phase it was in runs until
 // the next program is in place, its execve() included (ptrace has no stop at
 // the start of execve without stopping at every system call).
+// A stop inside a runtime's start (runtime.main, a Go package's init
+// function entering or returning, std's lang_start, the user's main).
+struct RuntimeMark {
+  std::string what;  // "runtime.main", "init+ fmt", "init- fmt", "main.main", "lang_start", "user main"
+  std::int64_t stop_ns = 0, resume_ns = 0, paused_before_ns = 0;
+};
 struct RawSegment {
   std::array<Mark, kMarkCount> marks;
+  std::vector<RuntimeMark> runtime_marks;
   RunFacts facts;
   std::vector<LoadedObject> link_map;  // r_debug at RT_CONSISTENT
   bool r_brk_matches = false;
@@ -186,6 +198,11 @@ struct RawRun : RawSegment {
 Result<RawRun> trace_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout, Started& started,
                          const std::function<void(pid_t)>& before_exec = {});
 Result<Run> untraced_run(const Launch& l, Watchdog& wd, std::chrono::milliseconds timeout);
+
+// runtime_phases.cpp: the runtime's own phases of the final program from
+// its runtime marks (Go: bootstrap, package init and each package's, main.main;
+// Rust: lang_start, the user's main), tracer pauses excluded.
+std::vector<RuntimePhase> runtime_phases(const RawSegment& seg);
 
 // Turns the marks of one segment into its kPhaseCount samples.
 std::vector<PhaseSample> segment_phases(const RawSegment& seg);

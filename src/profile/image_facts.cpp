@@ -6,8 +6,12 @@
 // exports exit and __libc_start_main, so stripped system files still work;
 // main is only in .symtab (or .dynsym with -rdynamic).
 // Files are read once per profile (cached by path, device, inode, mtime, size).
+#include <elf.h>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cctype>
+#include <string_view>
 #include <tuple>
 
 #include "ldso/relocations.hpp"
@@ -18,7 +22,32 @@ namespace procforge::profile::detail {
 
 namespace {
 
-constexpr const char* kWanted[] = {"_dl_debug_state", "_r_debug", "main", "exit", "__libc_start_main"};
+constexpr const char* kWanted[] = {"_dl_debug_state",   "_r_debug",         "main",      "exit",
+                                   "__libc_start_main", "runtime.main",     "main.main", "__dls3",
+                                   "runtime.gcenable",  "runtime.printlock"};
+
+// Go: "fmt.init", "os.init.0", not methods ("internal/poll.(*pollDesc).init"). Returns the package.
+std::optional<std::string> go_init_package(std::string_view n) {
+  if (n.find('(') != std::string_view::npos) return std::nullopt;
+  auto at = n.rfind(".init");
+  if (at == std::string_view::npos || at == 0) return std::nullopt;
+  const std::string_view rest = n.substr(at + 5);
+  if (!rest.empty() &&
+      (rest[0] != '.' || rest.size() < 2 || rest.find_first_not_of("0123456789", 1) != std::string_view::npos))
+    return std::nullopt;
+  return std::string(n.substr(0, at));
+}
+
+// Rust: the user's main is <crate>::main, mangled _ZN<len><crate>4main17h<16 hex>E.
+bool is_rust_user_main(std::string_view n) {
+  if (!n.starts_with("_ZN") || !n.ends_with("E")) return false;
+  std::size_t i = 3, len = 0;
+  while (i < n.size() && std::isdigit(static_cast<unsigned char>(n[i]))) len = len * 10 + (n[i++] - '0');
+  if (len == 0 || i + len > n.size()) return false;
+  const std::string_view crate = n.substr(i, len);
+  if (crate == "std" || crate == "core" || crate == "alloc") return false;
+  return n.substr(i + len).starts_with("4main17h") && n.size() == i + len + 8 + 16 + 1;
+}
 
 struct Key {
   std::string path;
@@ -59,6 +88,11 @@ Result<const ImageFacts*> image_facts(const std::string& file) {
     if (table == elf::SymbolTable::symtab && !syms->empty()) facts.has_symtab = true;
     for (const auto& s : *syms) {
       if (s.shndx == 0 || s.value == 0) continue;  // undefined
+      if (table == elf::SymbolTable::symtab && s.type() == STT_FUNC) {
+        if (auto pkg = go_init_package(s.name)) facts.go_inits.emplace_back(*pkg, s.value);
+        if (!facts.rust_main && is_rust_user_main(s.name)) facts.rust_main = s.value;
+        if (!facts.lang_start && s.name.starts_with("_ZN3std2rt19lang_start_internal17h")) facts.lang_start = s.value;
+      }
       for (const char* w : kWanted)
         if (s.name == w && !facts.symbols.count(w)) {
           facts.symbols[w] = s.value;
@@ -66,6 +100,8 @@ Result<const ImageFacts*> image_facts(const std::string& file) {
         }
     }
   }
+  std::sort(facts.go_inits.begin(), facts.go_inits.end(),
+            [](const auto& a, const auto& b) { return a.second < b.second; });
   auto [it, _] = cache.emplace(key, std::move(facts));
   return &it->second;
 }

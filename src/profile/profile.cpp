@@ -16,6 +16,7 @@
 
 #include "common/files.hpp"
 #include "procforge/exec.hpp"
+#include "procforge/runtime.hpp"
 #include "profile/detail.hpp"
 #include "profile/tracepoints.hpp"
 
@@ -187,6 +188,7 @@ Result<Run> traced_once(Command& c, Watchdog& wd, bool warm) {
   if (child_err) return *child_err;
   Run run;
   fill_phases(*raw, run);
+  run.runtime_phases = runtime_phases(*raw);
   attribute_segment_libraries(recs, *raw, run);
   if (samples) attribute_tracepoints(*samples, *raw, run);
   if (raw->end == RunEnd::timed_out)
@@ -339,6 +341,37 @@ std::vector<ExitCount> exit_counts(const Profile& p) {
   return out;
 }
 
+// The runtime the final program starts through, and its own phases over the
+// traced runs (in the order the first run that had each met it).
+void add_runtime(Profile& p) {
+  if (auto id = runtime::identify_file(p.image)) {
+    p.runtime = id->name + (id->version.empty() ? "" : " " + id->version);
+    if (id->language != runtime::Language::c && id->libc != runtime::Libc::none)
+      p.runtime += std::string(" on ") + runtime::libc_name(id->libc);
+    if (!id->symbols && id->language != runtime::Language::c)
+      p.notes.push_back("the program has no .symtab (stripped): the " + id->name +
+                        " runtime's own phases cannot be found, only the pipeline's");
+  }
+  std::vector<std::string> order;
+  struct Seen {
+    int depth = 0;
+    std::vector<double> wall, pause;
+  };
+  std::map<std::string, Seen> by_name;
+  for (const auto& r : p.traced)
+    for (const auto& ph : r.runtime_phases) {
+      if (!by_name.count(ph.name)) order.push_back(ph.name);
+      Seen& s = by_name[ph.name];
+      s.depth = ph.depth;
+      s.wall.push_back(ph.wall_us);
+      s.pause.push_back(ph.opening_pause_us);
+    }
+  for (const auto& name : order) {
+    const Seen& s = by_name[name];
+    p.runtime_phases.push_back({name, s.depth, stats_of(s.wall), stats_of(s.pause).median});
+  }
+}
+
 // A note from every run is said once; one from some runs says how many.
 void add_run_notes(Command& c) {
   const int n = static_cast<int>(c.p.traced.size());
@@ -391,6 +424,7 @@ void aggregate(Command& c) {
   std::vector<const std::vector<PhaseSample>*> phases;
   for (const auto& r : p.traced) phases.push_back(&r.phases);
   for (int i = 0; i < kPhaseCount; ++i) p.phases.push_back(phase_stats(i, phases, final_facts));
+  add_runtime(p);
   // spawn: fork until the child's SIGSTOP, before any program: the first one's facts.
   p.phases[static_cast<int>(Phase::spawn)] = phase_stats(static_cast<int>(Phase::spawn), phases, c.facts.front());
 

@@ -44,7 +44,22 @@ namespace procforge::profile::detail {
 
 namespace {
 
-enum BpTag { bp_debug_state = 1, bp_entry, bp_libc_start_main, bp_main, bp_exit };
+enum BpTag {
+  bp_debug_state = 1,
+  bp_entry,
+  bp_libc_start_main,
+  bp_main,
+  bp_exit,
+  bp_musl_dls3,         // musl's loader: __dls3, the stage that loads and relocates the libraries
+  bp_musl_debug_state,  // musl's loader: _dl_debug_state, called once the libraries are relocated
+  bp_go_runtime_main,
+  bp_go_main_main,
+  bp_go_gcenable,   // runtime.main calls gcenable() between the runtime's init and the other packages'
+  bp_go_printlock,  // runtime.printlock: GODEBUG=inittrace=1 prints a line after each package's init
+  bp_lang_start,
+  bp_rust_main,
+  bp_go_init_first  // + index into ImageFacts::go_inits
+};
 constexpr int kRtConsistent = 0, kRtAdd = 1;
 // struct r_debug (elf/link.h): int r_version; link_map* r_map @8; r_brk @16; r_state @24.
 constexpr std::uint64_t kRMap = 8, kRBrk = 16, kRState = 24;
@@ -102,6 +117,11 @@ class Tracer {
   void release_child();
   void on_breakpoint(std::optional<MarkId>& mark, int& deliver);
   void on_consistent();
+  // musl's loader has no _r_debug: its stages are found by its exported symbols.
+  void place_musl_stops(const ImageFacts& ld, std::uint64_t base, bool program_has_main);
+  // Go, Rust: the runtime's own stops (runtime_marks).
+  void place_runtime_stops(const ImageFacts& exe, std::uint64_t bias);
+  bool on_runtime_breakpoint(int tag, user_regs_struct& regs, std::uint64_t addr, std::optional<MarkId>& mark);
   // Leaves the breakpoint at ADDR in place and moves past it.
   bool step_over_kept(user_regs_struct& regs, std::uint64_t addr);
   void drop(user_regs_struct& regs, std::uint64_t addr);
@@ -115,6 +135,10 @@ class Tracer {
   bool spawned_ = false, exited_early_ = false;
   std::uint64_t debug_state_ = 0, r_debug_ = 0;
   bool main_bp_ = false;
+  const ImageFacts* exe_ = nullptr;  // the program image, for its runtime stops
+  std::string init_package_;         // Go: the package whose init functions run
+  std::uint64_t bias_ = 0;           // load bias of the program image
+  std::string runtime_mark_;         // set by a runtime breakpoint, recorded by loop()
   int early_status_ = 0;
   struct rusage early_ru_ {};
 };
@@ -169,6 +193,10 @@ Status Tracer::loop() {
       if (*mark == m_exec && !raw_.earlier.empty() && !raw_.earlier.back().marks[m_exit_group].present)
         raw_.earlier.back().marks[m_exit_group] = k;
     }
+    if (!runtime_mark_.empty()) {
+      raw_.runtime_marks.push_back({std::move(runtime_mark_), t, resume, raw_.paused_ns});
+      runtime_mark_.clear();
+    }
     raw_.paused_ns += resume - t;
     ptrace(PTRACE_CONT, pid_, nullptr, reinterpret_cast<void*>(static_cast<long>(deliver)));
   }
@@ -222,6 +250,8 @@ void Tracer::next_segment() {
   bps_.clear();  // they went with the old address space
   debug_state_ = r_debug_ = 0;
   main_bp_ = false;
+  exe_ = nullptr;
+  init_package_.clear();
 }
 
 void Tracer::release_child() {
@@ -269,6 +299,8 @@ void Tracer::on_exec() {
         f.mechanism[m_rt_add] = "breakpoint _dl_debug_state (ld.so " + table + "), _r_debug.r_state RT_ADD";
         f.mechanism[m_rt_consistent] = "breakpoint _dl_debug_state (ld.so " + table + "), r_state RT_CONSISTENT";
       }
+    } else if (ld && (*ld)->symbols.count("__dls3") && (*ld)->symbols.count("_dl_debug_state") && aux.base) {
+      place_musl_stops(**ld, aux.base, exe.symbols.count("main") > 0);
     } else {
       note(*exe.interp + " has no _dl_debug_state/_r_debug: ld.so's phases are merged into constructors");
     }
@@ -281,7 +313,11 @@ void Tracer::on_exec() {
     // The entry point is where the process stands now: ld.so and library
     // constructors do not exist; start-up code is all "libc init".
   }
-  if (exe.symbols.count("main") && bps_.insert(pid_, bias + exe.symbols.at("main"), bp_main)) {
+  exe_ = &exe;
+  place_runtime_stops(exe, bias);
+  if (f.applicable[m_main]) {
+    // main.main of a Go program without a C main
+  } else if (exe.symbols.count("main") && bps_.insert(pid_, bias + exe.symbols.at("main"), bp_main)) {
     main_bp_ = true;
     f.applicable[m_main] = true;
     f.main_source = exe.symbol_table.at("main") + " main";
@@ -300,6 +336,90 @@ void Tracer::on_exec() {
     note("main could not be found (no .symtab main, no __libc_start_main): libc init is merged into main");
   }
   if (!exe.interp && !f.applicable[m_exit_call]) note("exit() not found: exit handlers are merged into main");
+}
+
+// musl 1.2.3 ldso/dynlink.c: _dlstart_c -> __dls2 (the loader relocates
+// itself) -> __dls2b (its thread pointer) -> __dls3 (LD_LIBRARY_PATH, the
+// libraries loaded and relocated, then _dl_debug_state() once, then
+// __init_libc and the jump to the entry point). The loader is musl's libc:
+// exit() and __libc_start_main are its own.
+void Tracer::place_musl_stops(const ImageFacts& ld, std::uint64_t base, bool program_has_main) {
+  RunFacts& f = raw_.facts;
+  f.kind = "dynamic (musl)";
+  f.libc = ld.path;
+  if (bps_.insert(pid_, base + ld.symbols.at("__dls3"), bp_musl_dls3) &&
+      bps_.insert(pid_, base + ld.symbols.at("_dl_debug_state"), bp_musl_debug_state)) {
+    f.applicable[m_rt_add] = f.applicable[m_rt_consistent] = true;
+    f.mechanism[m_rt_add] = "breakpoint __dls3 (musl's loader, .dynsym): self-relocation done";
+    f.mechanism[m_rt_consistent] = "breakpoint _dl_debug_state (musl's loader): libraries loaded and relocated";
+  }
+  if (ld.symbols.count("exit") && bps_.insert(pid_, base + ld.symbols.at("exit"), bp_exit)) {
+    f.applicable[m_exit_call] = true;
+    f.mechanism[m_exit_call] = "breakpoint exit() (musl's loader, .dynsym)";
+  }
+  // main: the program's .symtab, else the %rdi musl's __libc_start_main receives.
+  if (!program_has_main && ld.symbols.count("__libc_start_main"))
+    bps_.insert(pid_, base + ld.symbols.at("__libc_start_main"), bp_libc_start_main);
+}
+
+// Go (src/runtime/proc.go main()): runtime.main runs the package init tasks
+// (doInit) with the main goroutine locked to the main thread, then main.main.
+// Rust (library/std/src/rt.rs): C main -> lang_start -> lang_start_internal
+// -> the user's main.
+void Tracer::place_runtime_stops(const ImageFacts& exe, std::uint64_t bias) {
+  RunFacts& f = raw_.facts;
+  const auto& sym = exe.symbols;
+  if (sym.count("runtime.main") && sym.count("main.main")) {
+    bps_.insert(pid_, bias + sym.at("runtime.main"), bp_go_runtime_main);
+    for (std::size_t i = 0; i < exe.go_inits.size(); ++i)
+      bps_.insert(pid_, bias + exe.go_inits[i].second, bp_go_init_first + static_cast<int>(i));
+    if (sym.count("runtime.gcenable")) bps_.insert(pid_, bias + sym.at("runtime.gcenable"), bp_go_gcenable);
+    if (sym.count("runtime.printlock")) bps_.insert(pid_, bias + sym.at("runtime.printlock"), bp_go_printlock);
+    bias_ = bias;
+    if (bps_.insert(pid_, bias + sym.at("main.main"), bp_go_main_main) && !sym.count("main")) {
+      f.applicable[m_main] = true;
+      f.main_source = ".symtab main.main";
+      f.mechanism[m_main] = "breakpoint main.main (Go, .symtab): libc init is the Go runtime's bootstrap and init";
+    }
+    if (exe.go_inits.empty()) note("no Go package init functions in .symtab: package init is not split by package");
+  } else if (exe.lang_start && exe.rust_main) {
+    bps_.insert(pid_, bias + *exe.lang_start, bp_lang_start);
+    bps_.insert(pid_, bias + *exe.rust_main, bp_rust_main);
+  }
+}
+
+// A runtime stop: names it in runtime_mark_ (and the main mark for Go's
+// main.main when there is no C main). False: not a runtime tag.
+bool Tracer::on_runtime_breakpoint(int tag, user_regs_struct& regs, std::uint64_t addr, std::optional<MarkId>& mark) {
+  switch (tag) {
+    case bp_go_runtime_main: runtime_mark_ = "runtime.main"; break;
+    case bp_go_main_main:
+      runtime_mark_ = "main.main";
+      if (exe_ && exe_->symbols.count("runtime.printlock"))
+        bps_.remove(pid_, bias_ + exe_->symbols.at("runtime.printlock"));
+      if (raw_.facts.main_source == ".symtab main.main") mark = m_main;
+      break;
+    case bp_lang_start: runtime_mark_ = "lang_start"; break;
+    case bp_rust_main: runtime_mark_ = "user main"; break;
+    case bp_go_gcenable: runtime_mark_ = "gcenable"; break;
+    case bp_go_printlock:
+      // Kept until main.main: any print (inittrace's line) ends a package's init.
+      runtime_mark_ = "print";
+      step_over_kept(regs, addr);
+      return true;
+    default: {
+      if (tag < bp_go_init_first || !exe_) return false;
+      // A package's first init function to run starts its init; its other
+      // functions then run without a stop (one stop per package).
+      const std::string pkg = exe_->go_inits.at(static_cast<std::size_t>(tag - bp_go_init_first)).first;
+      if (pkg != init_package_) runtime_mark_ = "init " + pkg;
+      init_package_ = pkg;
+      for (const auto& [other, value] : exe_->go_inits)
+        if (other == pkg && bias_ + value != addr) bps_.remove(pid_, bias_ + value);
+    }
+  }
+  drop(regs, addr);
+  return true;
 }
 
 void Tracer::on_breakpoint(std::optional<MarkId>& mark, int& deliver) {
@@ -330,10 +450,6 @@ void Tracer::on_breakpoint(std::optional<MarkId>& mark, int& deliver) {
       }
       break;
     }
-    case bp_entry:
-      mark = m_entry;
-      drop(regs, addr);
-      break;
     case bp_libc_start_main: {
       const std::uint64_t main_addr = regs.rdi;
       drop(regs, addr);
@@ -344,15 +460,21 @@ void Tracer::on_breakpoint(std::optional<MarkId>& mark, int& deliver) {
       }
       break;
     }
-    case bp_main:
-      mark = m_main;
-      drop(regs, addr);
+    default: {
+      // Stops that mark a boundary once and go.
+      static const std::map<int, MarkId> kOnce = {{bp_entry, m_entry},
+                                                  {bp_main, m_main},
+                                                  {bp_exit, m_exit_call},
+                                                  {bp_musl_dls3, m_rt_add},
+                                                  {bp_musl_debug_state, m_rt_consistent}};
+      if (auto it = kOnce.find(*tag); it != kOnce.end()) {
+        mark = it->second;
+        drop(regs, addr);
+      } else {
+        on_runtime_breakpoint(*tag, regs, addr, mark);
+      }
       break;
-    case bp_exit:
-      mark = m_exit_call;
-      drop(regs, addr);
-      break;
-    default: break;
+    }
   }
 }
 
@@ -414,6 +536,7 @@ bool Tracer::step_over_kept(user_regs_struct& regs, std::uint64_t addr) {
     return ptrace(PTRACE_SETREGS, pid_, nullptr, &regs) == 0;
   }
   // Anything else: put the byte back, single-step, re-insert.
+  const int tag = bps_.tag_at(addr).value_or(bp_debug_state);
   bps_.remove(pid_, addr);
   regs.rip = addr;
   ptrace(PTRACE_SETREGS, pid_, nullptr, &regs);
@@ -428,7 +551,7 @@ bool Tracer::step_over_kept(user_regs_struct& regs, std::uint64_t addr) {
     return false;
   }
   ++raw_.stops;
-  return bps_.insert(pid_, addr, bp_debug_state);
+  return bps_.insert(pid_, addr, tag);
 }
 
 void Tracer::drop(user_regs_struct& regs, std::uint64_t addr) {

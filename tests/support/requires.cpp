@@ -22,6 +22,10 @@ const char* package_of(std::string_view path) {
       {"/usr/bin/python3", "python3"},
       {"/usr/bin/setarch", "util-linux"},
       {"/usr/bin/parallel", "parallel"},
+      {"/usr/bin/musl-gcc", "musl-tools"},
+      {"/lib/ld-musl-x86_64.so.1", "musl"},
+      {"/usr/bin/go", "golang-go"},
+      {"/usr/bin/rustc", "rustc"},
   };
   for (const auto& [p, package] : kPackages)
     if (p == path) return package;

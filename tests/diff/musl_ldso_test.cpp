@@ -1,0 +1,389 @@
+// musl loader differential suite: a fixture tree built here with musl-gcc,
+// each case run through musl's own loader in ldd mode (`LOADER --list
+// PROGRAM`: it prints every object as it loads it, each failure on stderr,
+// and exits with 127 after a failure) and through ldso::resolve() with the
+// same loader as Request::explicit_loader. The objects (name and path, in
+// order), the stderr lines and the exit status must be the same; what
+// should happen is never written here, musl decides.
+//
+// The programs' PT_INTERP names a link to the system loader inside the tree
+// (ROOT/lib/ld-musl-x86_64.so.1), so musl's path file for them is
+// ROOT/etc/ld-musl-x86_64.path (ldso/dynlink.c load_library(): the prefix is
+// ldso.name without its last two components): the cases with and without a
+// path file never touch /etc. One case uses the system loader and the
+// system's own path file as they are.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "procforge/ldso.hpp"
+#include "support/ldso_fixtures.hpp"
+#include "support/requires.hpp"
+#include "support/run_command.hpp"
+
+namespace procforge::testsupport {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kSystemLoader = "/lib/ld-musl-x86_64.so.1";
+
+struct MuslCase {
+  std::string program;                   // as given to the loader (may be relative, or a symlink)
+  std::vector<std::string> env;          // LD_LIBRARY_PATH=..., LD_PRELOAD=...
+  std::string cwd;                       // empty: the tree's root
+  std::string loader;                    // empty: ROOT/lib/ld-musl-x86_64.so.1
+  std::optional<std::string> path_file;  // contents of ROOT/etc/ld-musl-x86_64.path; nullopt: none
+  bool path_file_is_dir = false;
+
+  MuslCase(std::string p, std::vector<std::string> e = {}, std::string c = "", std::string l = "",
+           std::optional<std::string> pf = std::nullopt, bool pf_dir = false)
+      : program(std::move(p)),
+        env(std::move(e)),
+        cwd(std::move(c)),
+        loader(std::move(l)),
+        path_file(std::move(pf)),
+        path_file_is_dir(pf_dir) {}
+};
+
+// The tree every case runs in, built once per test binary run.
+class MuslTree {
+ public:
+  static MuslTree& get() {
+    static MuslTree t;
+    return t;
+  }
+  [[nodiscard]] const std::string& error() const { return error_; }
+  [[nodiscard]] std::string at(const std::string& rel) const { return dir_.at(rel); }
+  [[nodiscard]] std::string root() const { return dir_.path(); }
+  [[nodiscard]] std::string loader() const { return dir_.at("lib/ld-musl-x86_64.so.1"); }
+
+ private:
+  MuslTree() { build(); }
+  bool cc(const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"/usr/bin/musl-gcc"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    CommandOptions o;
+    o.cwd = dir_.path();
+    o.inherit_env = true;
+    const auto r = run_command(argv, o);
+    if (r.exit_code != 0 && error_.empty()) error_ = "musl-gcc failed: " + r.err;
+    return r.exit_code == 0;
+  }
+  // A library NAME in DIR whose function f_TAG returns a number; NEEDS: DT_NEEDED names.
+  void lib(const std::string& dir, const std::string& name, const std::string& tag,
+           const std::vector<std::string>& extra = {}) {
+    dir_.mkdirs(dir);
+    const std::string src = dir_.write("src/" + tag + ".c", "int f_" + tag + "(void) { return 1; }\n");
+    std::vector<std::string> args = {"-shared", "-fPIC", "-o", dir + "/" + name, src, "-Wl,-soname," + name};
+    args.insert(args.end(), extra.begin(), extra.end());
+    cc(args);
+  }
+  // A program PATH that needs the libraries in LINK (-L/-l arguments etc.)
+  // without referencing their symbols (no relocation can fail).
+  void program(const std::string& path, const std::vector<std::string>& link) {
+    const std::string src =
+        dir_.write("src/main.c", "#include <stdio.h>\nint main(void) { puts(\"ok\"); return 0; }\n");
+    fs::create_directories(fs::path(dir_.at(path)).parent_path());
+    std::vector<std::string> args = {"-o", path, src, "-Wl,--dynamic-linker=" + loader(), "-Wl,--no-as-needed"};
+    args.insert(args.end(), link.begin(), link.end());
+    cc(args);
+  }
+  void build();
+
+  FixtureDir dir_;
+  std::string error_;
+};
+
+void MuslTree::build() {
+  fs::create_directories(dir_.at("lib"));
+  fs::create_symlink(kSystemLoader, loader());
+  // Libraries, each a distinct file wherever it is, so that the path says which was loaded.
+  lib("r", "libr.so", "r");
+  lib("rp", "librp.so", "rp");
+  lib("rp2", "libinner.so", "inner");
+  lib("rp", "libouter.so", "outer", {"-Lrp2", "-Wl,--no-as-needed", "-linner"});
+  lib("llp", "libr.so", "r_llp");
+  lib("real/lib", "libo.so", "o_real");
+  lib("olib", "libo.so", "o_sym");
+  lib("sys", "libs.so", "s");
+  lib("good", "libw.so", "w");
+  lib("gone", "libgone.so", "gone");
+  lib("gone", "libgone2.so", "gone2");
+  lib("pre", "libpre.so", "pre");
+  lib("dup", "libd.so", "d");
+  if (!error_.empty()) return;
+  // Another architecture earlier in the path: the same library with
+  // e_machine AArch64, and a real ELF32 one (i386).
+  fs::create_directories(dir_.at("arm"));
+  fs::copy_file(dir_.at("good/libw.so"), dir_.at("arm/libw.so"));
+  {
+    std::fstream f(dir_.at("arm/libw.so"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(18);
+    const char aarch64[2] = {static_cast<char>(183), 0};
+    f.write(aarch64, 2);
+  }
+  fs::create_directories(dir_.at("i386"));
+  dir_.write("src/w32.c", "int f_w(void) { return 3; }\n");
+  CommandOptions o;
+  o.cwd = dir_.path();
+  o.inherit_env = true;
+  if (run_command({"/usr/bin/gcc", "-m32", "-nostdlib", "-shared", "-fPIC", "-o", "i386/libw.so", "src/w32.c"}, o)
+          .exit_code != 0)
+    error_ = "gcc -m32 -nostdlib -shared failed";
+  dir_.write("notelf/libw.so", "not an ELF file\n");
+  fs::create_symlink("libd.so", dir_.at("dup/libd.so.1"));
+
+  program("bin/rpath", {"-Lr", "-lr", "-Wl,--disable-new-dtags,-rpath," + dir_.at("r")});
+  program("bin/runpath", {"-Lrp", "-Lrp2", "-louter", "-Wl,--enable-new-dtags,-rpath," + dir_.at("rp")});
+  // RUNPATH inherited: libouter (found in rp) needs libinner, which only the
+  // program's RUNPATH (rp2) holds.
+  program("bin/runpath_chain",
+          {"-Lrp", "-Lrp2", "-louter", "-Wl,--enable-new-dtags,-rpath," + dir_.at("rp") + ":" + dir_.at("rp2")});
+  program("real/bin/origin", {"-Lreal/lib", "-lo", "-Wl,-rpath,$ORIGIN/../lib"});
+  fs::create_directories(dir_.at("sym"));
+  fs::create_symlink("../real/bin/origin", dir_.at("sym/origin"));
+  program("bin/origin_brace", {"-Lreal/lib", "-lo", "-Wl,-rpath,${ORIGIN}/../real/lib"});
+  program("bin/origin_other_dst", {"-Lreal/lib", "-lo", "-Wl,-rpath,$LIB/x:" + dir_.at("real/lib")});
+  program("bin/plain_r", {"-Lr", "-lr"});
+  program("bin/sys", {"-Lsys", "-ls"});
+  program("bin/missing", {"-Lgone", "-lgone", "-Lr", "-lr", "-lgone2", "-Wl,-rpath," + dir_.at("r")});
+  program("bin/wrong_arch", {"-Lgood", "-lw"});
+  program("bin/dup", {"-Ldup", "-ld", "-l:libd.so.1", "-Wl,-rpath," + dir_.at("dup")});
+  dir_.mkdirs("slash");
+  cc({"-shared", "-fPIC", "-o", "slash/libslash.so", dir_.write("src/slash.c", "int f_slash(void) { return 1; }\n")});
+  program("bin/slash", {dir_.at("slash/libslash.so")});
+  program("bin/libc_only", {});
+  {
+    const std::string src =
+        dir_.write("src/sysmain.c", "#include <stdio.h>\nint main(void) { puts(\"ok\"); return 0; }\n");
+    CommandOptions so;
+    so.cwd = dir_.path();
+    so.inherit_env = true;
+    run_command({"/usr/bin/musl-gcc", "-o", "bin/system_loader", src}, so);
+  }
+  fs::remove(dir_.at("gone/libgone.so"));
+  fs::remove(dir_.at("gone/libgone2.so"));
+}
+
+std::map<std::string, MuslCase> cases() {
+  const MuslTree& t = MuslTree::get();
+  const std::string llp = "LD_LIBRARY_PATH=";
+  return {
+      {"rpath", MuslCase(t.at("bin/rpath"))},
+      {"runpath", MuslCase(t.at("bin/runpath"))},
+      {"runpath_inherited_by_needed_objects", MuslCase(t.at("bin/runpath_chain"))},
+      {"origin_through_symlink_is_the_link_dir", MuslCase(t.at("sym/origin"))},
+      {"origin_of_real_path", MuslCase(t.at("real/bin/origin"))},
+      {"origin_relative_program", MuslCase("./sym/origin")},
+      {"origin_braces", MuslCase(t.at("bin/origin_brace"))},
+      {"rpath_with_other_dst_is_dropped", MuslCase(t.at("bin/origin_other_dst"))},
+      {"ld_library_path_before_rpath", MuslCase(t.at("bin/rpath"), {llp + t.at("llp")})},
+      {"ld_library_path_relative", MuslCase("bin/plain_r", {llp + "llp"})},
+      {"ld_library_path_newlines_and_empty",
+       MuslCase(t.at("bin/plain_r"), {llp + ":\n" + t.at("nowhere") + "::" + t.at("r")})},
+      {"missing_libraries_each_reported", MuslCase(t.at("bin/missing"))},
+      {"wrong_machine_earlier_is_loaded", MuslCase(t.at("bin/wrong_arch"), {llp + t.at("arm") + ":" + t.at("good")})},
+      {"elf32_earlier_stops_the_search", MuslCase(t.at("bin/wrong_arch"), {llp + t.at("i386") + ":" + t.at("good")})},
+      {"not_elf_earlier_stops_the_search",
+       MuslCase(t.at("bin/wrong_arch"), {llp + t.at("notelf") + ":" + t.at("good")})},
+      {"wrong_arch_after_the_good_one", MuslCase(t.at("bin/wrong_arch"), {llp + t.at("good") + ":" + t.at("i386")})},
+      {"path_file_present", MuslCase(t.at("bin/sys"), {}, "", "", t.at("sys") + "\n")},
+      {"path_file_absent", MuslCase(t.at("bin/sys"), {}, "", "", std::nullopt)},
+      {"path_file_empty", MuslCase(t.at("bin/sys"), {}, "", "", std::string())},
+      {"path_file_is_a_directory", MuslCase(t.at("bin/sys"), {}, "", "", std::string(), true)},
+      {"path_file_colons_and_lines",
+       MuslCase(t.at("bin/sys"), {}, "", "", "/nonexistent:" + t.at("good") + "\n\n" + t.at("sys"))},
+      {"same_file_two_names", MuslCase(t.at("bin/dup"))},
+      {"needed_with_a_slash", MuslCase(t.at("bin/slash"))},
+      {"preload",
+       MuslCase(t.at("bin/plain_r"), {"LD_PRELOAD=" + t.at("pre/libpre.so") + " libmissingpre.so", llp + t.at("r")})},
+      {"preload_searched",
+       MuslCase(t.at("bin/plain_r"), {"LD_PRELOAD=libpre.so", llp + t.at("pre") + ":" + t.at("r")})},
+      {"libc_only", MuslCase(t.at("bin/libc_only"))},
+      {"system_loader_and_path_file", MuslCase(t.at("bin/system_loader"), {}, "", kSystemLoader, std::nullopt)},
+  };
+}
+
+struct Listing {
+  std::vector<std::string> objects;  // "name => path", or the loader's own line "name"
+  std::vector<std::string> errors;   // stderr lines
+  int status = 0;
+};
+
+// "\tNAME => PATH (0x...)" / "\tNAME (0x...)" without the addresses.
+std::vector<std::string> parse_list(const std::string& out) {
+  std::vector<std::string> v;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line[0] == '\t') line.erase(0, 1);
+    const auto paren = line.rfind(" (0x");
+    if (paren != std::string::npos) line.resize(paren);
+    v.push_back(line);
+  }
+  return v;
+}
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> v;
+  std::istringstream in(s);
+  std::string line;
+  while (std::getline(in, line)) v.push_back(line);
+  return v;
+}
+
+Listing predicted(const ldso::Prediction& p) {
+  Listing l;
+  for (std::size_t i = 0; i < p.objects.size(); ++i) {
+    const auto& o = p.objects[i];
+    if (!o.path) continue;  // musl prints nothing for a name it could not load
+    l.objects.push_back(i == 0 ? o.name : o.name + " => " + *o.path);
+  }
+  if (p.error) l.errors.push_back(ldso::error_line("", *p.error));
+  for (const auto& w : p.warnings)
+    if (w.rfind("Error loading shared library ", 0) == 0) l.errors.push_back(w);
+  l.status = p.error ? ldso::exit_status(*p.error) : 0;
+  return l;
+}
+
+// Puts the case's path file in place for the length of the case.
+class PathFile {
+ public:
+  PathFile(const std::string& root, const MuslCase& c) : path_(root + "/etc/ld-musl-x86_64.path") {
+    fs::remove_all(path_);
+    if (c.path_file_is_dir) fs::create_directories(path_);
+    else if (c.path_file) {
+      fs::create_directories(root + "/etc");
+      std::ofstream(path_) << *c.path_file;
+    }
+  }
+  ~PathFile() { fs::remove_all(path_); }
+  PathFile(const PathFile&) = delete;
+  PathFile& operator=(const PathFile&) = delete;
+
+ private:
+  std::string path_;
+};
+
+class MuslLdso : public ::testing::TestWithParam<std::string> {};
+
+// ARGV run for case C in CWD with its environment, and the prediction of
+// the same start (EXPLICIT_LOADER set: musl's ldd mode).
+struct Both {
+  CommandResult real;
+  Result<ldso::Prediction> model;
+};
+Both run_and_predict(const MuslCase& c, const std::vector<std::string>& argv, const std::string& cwd,
+                     const std::string& explicit_loader) {
+  CommandOptions o;
+  o.env = {"PATH=/usr/bin:/bin"};
+  o.env.insert(o.env.end(), c.env.begin(), c.env.end());
+  o.cwd = cwd;
+  ldso::Request req;
+  req.program = c.program;
+  req.envp = o.env;
+  req.cwd = cwd;
+  req.explicit_loader = explicit_loader;
+  return {run_command(argv, o), ldso::resolve(req, ldso::SystemInfo::fallback())};
+}
+
+TEST_P(MuslLdso, ObjectsErrorsAndStatusMatchMuslsLdd) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/musl-gcc", kSystemLoader, "/usr/bin/gcc");
+  const MuslTree& t = MuslTree::get();
+  ASSERT_EQ(t.error(), "");
+  const MuslCase c = cases().at(GetParam());
+  const PathFile pf(t.root(), c);
+  const std::string loader = c.loader.empty() ? t.loader() : c.loader;
+  const auto b = run_and_predict(c, {loader, "--list", c.program}, c.cwd.empty() ? t.root() : c.cwd, loader);
+  ASSERT_TRUE(b.real.started);
+  ASSERT_TRUE(b.model) << b.model.error().message;
+  EXPECT_EQ(ldso::loader_kind_name(b.model->kind), std::string("musl"));
+  const Listing model = predicted(*b.model);
+  const std::string printed = b.real.out + b.real.err;
+  EXPECT_EQ(model.objects, parse_list(b.real.out)) << "musl printed:\n" << printed;
+  EXPECT_EQ(model.errors, lines(b.real.err)) << "musl printed:\n" << printed;
+  EXPECT_EQ(model.status, b.real.exit_code);
+}
+
+// The same case started by the kernel (the program exec'd, its PT_INTERP
+// run as the loader, not in ldd mode): $ORIGIN of the program is then
+// /proc/self/exe's directory and the needed-by name the execve() path. What
+// it prints on stderr and its exit status against the prediction.
+TEST_P(MuslLdso, AKernelStartPrintsWhatIsPredicted) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/musl-gcc", kSystemLoader, "/usr/bin/gcc");
+  const MuslTree& t = MuslTree::get();
+  ASSERT_EQ(t.error(), "");
+  const MuslCase c = cases().at(GetParam());
+  const PathFile pf(t.root(), c);
+  const auto b = run_and_predict(c, {c.program}, t.root(), "");
+  ASSERT_TRUE(b.real.started);
+  ASSERT_TRUE(b.model) << b.model.error().message;
+  const Listing model = predicted(*b.model);
+  EXPECT_EQ(model.errors, lines(b.real.err)) << b.real.out;
+  EXPECT_EQ(model.status, b.real.exit_code);
+  if (!b.model->error) {
+    EXPECT_EQ(b.real.out, "ok\n");
+  }
+}
+
+std::vector<std::string> case_names() {
+  std::vector<std::string> names;
+  // Names only: the tree is built when the first case runs, not at discovery.
+  for (const char* n : {"rpath",
+                        "runpath",
+                        "runpath_inherited_by_needed_objects",
+                        "origin_through_symlink_is_the_link_dir",
+                        "origin_of_real_path",
+                        "origin_relative_program",
+                        "origin_braces",
+                        "rpath_with_other_dst_is_dropped",
+                        "ld_library_path_before_rpath",
+                        "ld_library_path_relative",
+                        "ld_library_path_newlines_and_empty",
+                        "missing_libraries_each_reported",
+                        "wrong_machine_earlier_is_loaded",
+                        "elf32_earlier_stops_the_search",
+                        "not_elf_earlier_stops_the_search",
+                        "wrong_arch_after_the_good_one",
+                        "path_file_present",
+                        "path_file_absent",
+                        "path_file_empty",
+                        "path_file_is_a_directory",
+                        "path_file_colons_and_lines",
+                        "same_file_two_names",
+                        "needed_with_a_slash",
+                        "preload",
+                        "preload_searched",
+                        "libc_only",
+                        "system_loader_and_path_file"})
+    names.emplace_back(n);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, MuslLdso, ::testing::ValuesIn(case_names()),
+                         [](const auto& param_info) { return param_info.param; });
+
+// explain names the loader it modelled, from PT_INTERP, in its JSON.
+TEST(MuslLdsoKind, ExecOfAMuslProgramIsModelledAsMusl) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/musl-gcc", kSystemLoader, "/usr/bin/gcc");
+  const MuslTree& t = MuslTree::get();
+  ASSERT_EQ(t.error(), "");
+  ldso::Request req;
+  req.program = t.at("bin/system_loader");
+  auto p = ldso::resolve(req, ldso::SystemInfo::fallback());
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->kind, ldso::LoaderKind::musl);
+  EXPECT_FALSE(p->loader_version.empty());
+  ASSERT_GE(p->objects.size(), 2u);
+  EXPECT_EQ(p->objects[0].path.value_or(""), kSystemLoader);
+  EXPECT_EQ(p->objects[1].name, "libc.so");
+}
+
+}  // namespace
+}  // namespace procforge::testsupport
