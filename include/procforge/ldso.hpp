@@ -364,6 +364,14 @@ struct LddResult {
 // /libx32/ld-linux-x32.so.2), which is not modelled.
 Result<LddResult> ldd(const LddRequest& req, const SystemInfo& sys);
 
+// The lines ldd's own shell makes ld.so print on ldd's stderr once, before
+// anything else: ldd is a bash script (#!/bin/bash), started through ld.so
+// with the same environment, so a preload that fails for bash (LD_PRELOAD,
+// /etc/ld.so.preload) is reported for it ("ERROR: ld.so: object ... cannot be
+// preloaded ...: ignored."). One that loads runs its code in ldd's shell.
+std::vector<std::string> ldd_shell_lines(const std::vector<std::string>& envp, const std::string& cwd,
+                                         const SystemInfo& sys);
+
 // What ldd writes for R, without load addresses (" (0x...)" left out):
 // OUT is its stdout (ld.so's stderr merged in, as ldd's try_trace() does),
 // ERR its own stderr, STATUS 0 or 1 (ldd's result for this file).

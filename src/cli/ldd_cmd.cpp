@@ -71,8 +71,13 @@ int run_ldd(const LddOptions& o, const std::vector<std::string>& files) {
     print_error("ldd", bad);
     return kExitCannot;
   }
+  // What ldd's own shell start prints, before anything else.
+  std::string shell;
+  for (const auto& l : ldso::ldd_shell_lines(env, o.cwd, loader_system())) shell += l + "\n";
+  if (!o.json) std::cerr << shell << std::flush;
   const bool color = color_on(STDOUT_FILENO);
   int status = 0;
+  bool cannot = false;
   nlohmann::json docs = nlohmann::json::array();
   for (const auto& file : files) {
     ldso::LddRequest req;
@@ -81,8 +86,12 @@ int run_ldd(const LddOptions& o, const std::vector<std::string>& files) {
     req.cwd = o.cwd;
     auto r = ldso::ldd(req, loader_system());
     if (!r) {
-      print_error("ldd", r.error().message);
-      return kExitCannot;
+      // Said and counted; the other files are still answered.
+      cannot = true;
+      if (o.json)
+        docs.push_back({{"file", file}, {"outcome", "not_modelled"}, {"why", r.error().message}, {"status", nullptr}});
+      else print_error("ldd", r.error().message);
+      continue;
     }
     const ldso::LddText t = ldso::ldd_text(*r, o.verbose);
     status |= t.status;
@@ -98,7 +107,11 @@ int run_ldd(const LddOptions& o, const std::vector<std::string>& files) {
     std::cout << std::flush;
     std::cerr << t.err << std::flush;
   }
-  if (o.json) std::cout << stamped(nlohmann::json{{"files", docs}, {"status", status}}, schema::ldd).dump(2) << "\n";
+  if (cannot) status = kExitCannot;
+  if (o.json)
+    std::cout
+        << stamped(nlohmann::json{{"files", docs}, {"shell_stderr", shell}, {"status", status}}, schema::ldd).dump(2)
+        << "\n";
   return status;
 }
 

@@ -109,6 +109,24 @@ Result<LddResult> ldd(const LddRequest& req, const SystemInfo& sys) {
   return r;
 }
 
+std::vector<std::string> ldd_shell_lines(const std::vector<std::string>& envp, const std::string& cwd,
+                                         const SystemInfo& sys) {
+  std::vector<std::string> lines;
+  bool preloads = ::access(sys.preload_path.c_str(), F_OK) == 0;
+  for (const auto& e : envp) preloads |= e.rfind("LD_PRELOAD=", 0) == 0;
+  if (!preloads) return lines;  // the common case costs nothing
+  Request shell;
+  shell.program = "/bin/bash";
+  shell.envp = envp;
+  shell.cwd = cwd;
+  auto p = resolve(shell, sys);
+  if (!p) return lines;
+  const std::string failed = "ERROR: ld.so: object '";
+  for (const auto& l : p->trace_stderr)
+    if (l.rfind(failed, 0) == 0) lines.push_back(l);
+  return lines;
+}
+
 LddText ldd_text(const LddResult& r, bool version_info) {
   LddText t;
   t.status = 1;
