@@ -69,6 +69,13 @@ struct SystemInfo {
   bool from_ldso = false;  // true when the facts came from the real ld.so
 
   static SystemInfo probe();
+  // probe()'s answer kept in DIR/ldso-facts (DIR made 0700 if missing) and
+  // reused while the ld.so file and the boot are the same: a process that
+  // asks one question saves running ld.so. Without the env lines of the
+  // diagnostics. Probes as probe() when DIR cannot be used.
+  static SystemInfo probe_cached(const std::string& dir);
+  // The facts of `ld.so --list-diagnostics` output OUT over S.
+  static SystemInfo from_diagnostics(SystemInfo s, const std::string& out);
   // Built-in facts (Debian/Ubuntu multiarch x86_64) with this CPU's ISA level;
   // what probe() falls back to.
   static SystemInfo fallback();
