@@ -262,6 +262,10 @@ struct Request {
   // prints every line and stops nothing) to the list. Fills
   // Prediction::trace_stderr and Prediction::version_info.
   bool trace = false;
+  // With trace: LD_DEBUG=unused (ldd -u). ld.so relocates the main program
+  // (every slot, as trace mode does) and lists its direct dependencies no lookup
+  // bound to instead of the list: Prediction::unused.
+  bool unused = false;
   // Also count every found object's start-up relocation work
   // (Object::relocations, Prediction::startup_estimate_us). Reads each
   // object whole, so it costs more than the search itself.
@@ -318,6 +322,14 @@ struct Prediction {
     std::vector<VersionNeeded> needs;
   };
   std::vector<VersionInfo> version_info;
+  // Request::unused: l_name of each DT_NEEDED entry of the main program no
+  // symbol lookup of its relocations bound to (rtld.c dl_main, the
+  // DL_DEBUG_UNUSED walk), in DT_NEEDED order; unset when not asked for or
+  // when a file could not be read for it (said in warnings).
+  std::optional<std::vector<std::string>> unused;
+  // Request::unused: ld.so stops on an assertion while relocating (its line
+  // on stderr, exit 127) instead of listing anything.
+  std::optional<std::string> abort_line;
 };
 
 // The whole prediction. Fails (Error) only when the question cannot be
@@ -348,6 +360,7 @@ struct LddRequest {
   std::string file;               // as given on ldd's command line
   std::vector<std::string> envp;  // the environment ldd runs in (LD_LIBRARY_PATH, LD_PRELOAD...)
   std::string cwd;                // empty = the caller's
+  bool unused = false;            // -u
 };
 
 struct LddResult {

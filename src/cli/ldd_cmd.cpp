@@ -54,11 +54,10 @@ nlohmann::json file_json(const std::string& given, const ldso::LddResult& r, con
 }
 
 int run_ldd(const LddOptions& o, const std::vector<std::string>& files) {
-  if (o.unused || o.data_relocs || o.function_relocs) {
-    print_error("ldd", std::string(o.unused            ? "-u"
-                                   : o.function_relocs ? "-r"
-                                                       : "-d") +
-                           " is not modelled yet: it needs ld.so's symbol bindings (use the system's ldd for it)");
+  if (o.data_relocs || o.function_relocs) {
+    print_error("ldd",
+                std::string(o.function_relocs ? "-r" : "-d") +
+                    " is not modelled yet: it needs every binding of every object (use the system's ldd for it)");
     return kExitCannot;
   }
   if (files.empty()) {
@@ -84,6 +83,7 @@ int run_ldd(const LddOptions& o, const std::vector<std::string>& files) {
     req.file = file;
     req.envp = env;
     req.cwd = o.cwd;
+    req.unused = o.unused;
     auto r = ldso::ldd(req, loader_system());
     if (!r) {
       // Said and counted; the other files are still answered.
@@ -121,7 +121,7 @@ void add_ldd(CLI::App& app, std::vector<Command>& commands) {
   auto o = std::make_shared<LddOptions>();
   auto* l = app.add_subcommand("ldd", "ldd's answer for executables and shared libraries, without running them");
   l->add_flag("-v,--verbose", o->verbose, "Also the version information section, as ldd -v");
-  l->add_flag("-u,--unused", o->unused, "Unused direct dependencies, as ldd -u (not modelled yet: refused)");
+  l->add_flag("-u,--unused", o->unused, "Unused direct dependencies, as ldd -u (no list then)");
   l->add_flag("-r,--function-relocs", o->function_relocs,
               "Missing objects and functions, as ldd -r (not modelled yet: refused)");
   l->add_flag("-d,--data-relocs", o->data_relocs, "Missing objects and data, as ldd -d (not modelled yet: refused)");
@@ -132,7 +132,8 @@ void add_ldd(CLI::App& app, std::vector<Command>& commands) {
   l->footer(
       "FILE... follow the options (or \"--\"). ld.so run on each FILE as ldd runs it (LD_TRACE_LOADED_OBJECTS=1 "
       "/lib64/ld-linux-x86-64.so.2 FILE) is modelled; nothing is loaded or run.\nExit status: 0 every file was "
-      "listed, 1 one could not be (as ldd), 2 bad usage or a file procforge cannot answer for.");
+      "listed, 1 one could not be or -u found an unused dependency (as ldd), 2 bad usage or a file procforge cannot "
+      "answer for.");
   commands.push_back({l, [o](std::vector<std::string> files) { return run_ldd(*o, files); }});
 }
 

@@ -35,6 +35,7 @@
 #include <list>
 
 #include "common/unique_fd.hpp"
+#include "ldso/bindings.hpp"
 #include "ldso/detail.hpp"
 #include "ldso/relocations.hpp"
 #include "ldso/versions.hpp"
@@ -294,6 +295,7 @@ class LinkMap {
   void check_versions(const Request& req, Prediction& p) const;
   void check_isa_levels(const Request& req, Prediction& p) const;
   void list_version_info(Prediction& p) const;
+  void find_unused(const Request& req, Prediction& p) const;
   // Fills P.objects, P.vdso_index and P.statically_linked.
   void trace_list(Prediction& p) const;
   void count_relocations(const Request& req, Prediction& p) const;
@@ -673,10 +675,71 @@ void LinkMap::check_versions(const Request& req, Prediction& p) const {
     else if (!m.faked && !m.is_vdso) o.path = join(cwd_, m.is_main ? req.program : m.l_name);
     objects.push_back(std::move(o));
   }
-  std::vector<std::string> lines;
-  auto e = ldso::check_versions(objects, req.program, p.warnings, &lines);
+  std::vector<VersionDiagnostic> all;
+  auto e = ldso::check_versions(objects, req.program, p.warnings, &all);
   if (!p.error) p.error = std::move(e);
-  p.trace_stderr.insert(p.trace_stderr.end(), lines.begin(), lines.end());
+  for (const auto& d : all) {
+    // With LD_DEBUG set (ldd -u), _dl_signal_cerror() first prints each as a
+    // debug line, "PID:\tOBJECT: error: OCCASION: MESSAGE (continued)"
+    // (elf/dl-error-skeleton.c); the process id is not predictable.
+    if (req.trace && req.unused)
+      p.trace_stderr.push_back("  PID:\t" + d.object + ": error: version lookup error: " + d.message + " (continued)");
+    p.trace_stderr.push_back(version_line(req.program, d));
+  }
+}
+
+// rtld.c dl_main with LD_DEBUG=unused: the main program is relocated
+// against its search list, eagerly (trace mode binds every PLT slot too,
+// LD_BIND_NOW or not: observed with LD_DEBUG=bindings on glibc 2.36), each object a lookup
+// binds to is marked l_used (elf/dl-lookup.c, bindings.cpp); then, for each
+// DT_NEEDED entry of the main program, the next object of the namespace
+// list (the vDSO skipped) is named if it was not used. The walk trusts the
+// list to follow DT_NEEDED order, as glibc does.
+void LinkMap::find_unused(const Request& req, Prediction& p) const {
+  const bool bind_now = true;
+  std::vector<ScopeObject> scope;
+  std::vector<int> maps;
+  for (const auto& n : search_list_) {
+    const Map& m = st_.map(n.map);
+    if (m.faked) continue;
+    const std::string path = join(cwd_, m.is_main ? req.program : m.l_name);
+    auto bytes = read_object_bytes(path);
+    auto file = bytes ? elf::File::parse(*bytes) : Result<elf::File>(bytes.error());
+    auto syms = file ? ObjectSymbols::read(*file, bind_now) : Result<ObjectSymbols>(file.error());
+    if (!syms) {
+      p.warnings.push_back("unused dependencies not predicted: " + path + ": " + syms.error().message);
+      return;
+    }
+    std::vector<std::string> names = m.libnames;
+    names.push_back(m.l_name);
+    scope.push_back({std::make_shared<const ObjectSymbols>(std::move(*syms)), m.is_main, std::move(names)});
+    maps.push_back(n.map);
+  }
+  if (scope.empty() || maps.front() != st_.main) return;
+  std::vector<bool> used(st_.maps.size(), false);
+  for (const auto& l : scope.front().symbols->lookups) {
+    const int i = lookup(scope, 0, l);
+    if (i == kLookupAsserts) {
+      // elf/dl-lookup.c check_match(), glibc 2.36's line: ld.so stops (exit 127).
+      if (st_.sys->glibc_major == 2 && st_.sys->glibc_minor == 36)
+        p.abort_line =
+            "Inconsistency detected by ld.so: dl-lookup.c: 107: check_match: Assertion `version->filename == NULL || "
+            "! _dl_name_match_p (version->filename, map)' failed!";
+      else p.warnings.emplace_back("unused dependencies not predicted: ld.so stops on an assertion (text unknown)");
+      return;
+    }
+    if (i >= 0) used[static_cast<std::size_t>(maps[static_cast<std::size_t>(i)])] = true;
+  }
+  std::vector<std::string> unused;
+  auto it = chain_.begin();
+  for (const auto& d : st_.map(st_.main).facts->deps) {
+    if (d.kind != DepEntry::Kind::needed) continue;
+    if (it != chain_.end()) ++it;
+    if (it != chain_.end() && *it == vdso_) ++it;
+    if (it == chain_.end()) break;
+    if (!used[static_cast<std::size_t>(*it)]) unused.push_back(st_.map(*it).l_name);
+  }
+  p.unused = std::move(unused);
 }
 
 // rtld.c dl_main, LD_VERBOSE in trace mode: every object of the namespace
@@ -826,6 +889,7 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   if (!p.error) link_map.check_isa_levels(req, p);
   link_map.trace_list(p);
   if (req.trace && checks) link_map.list_version_info(p);
+  if (req.trace && req.unused && checks) link_map.find_unused(req, p);
 
   // 7. On request, each object's start-up relocation work and the cost
   // model's estimate when the run gets there.

@@ -12,8 +12,10 @@
 //                 /lib/ld-linux.so.2 and procforge refuses to answer for
 //                 (status 2, outcome "not_modelled"); any other refusal is a
 //                 failure. -v (the version information section) runs on every
-//                 fourth file of the same list unless PROCFORGE_LDD_SWEEP=all
-//                 (the whole list takes ldd about 20 s on 2 cores a pass);
+//                 fourth file of the same list and -u (unused direct
+//                 dependencies: the main program's symbol bindings) on every
+//                 eighth, unless PROCFORGE_LDD_SWEEP=all (the whole list takes
+//                 ldd about 20 s on 2 cores a pass);
 //   fixtures      every ld.so fixture case (support/ldso_fixtures: RPATH,
 //                 RUNPATH, $ORIGIN, names not found, version errors, failed
 //                 preloads, hwcaps subdirectories, its own ld.so.cache
@@ -45,13 +47,18 @@ namespace {
 
 const std::vector<std::string> kEnv = {"PATH=/usr/bin:/bin", "LC_ALL=C"};
 
-// ldd's lines without the load address ld.so prints after each object.
+// ldd's lines without the load address ld.so prints after each object, and
+// with "  PID" for the process id LD_DEBUG's lines start with (ldd -u), which
+// procforge prints so.
 std::string strip_addresses(const std::string& out) {
   std::istringstream in(out);
   std::string line, s;
   while (std::getline(in, line)) {
     const auto at = line.rfind(" (0x");
     if (at != std::string::npos && line.back() == ')') line.resize(at);
+    const auto tab = line.find(":\t");
+    if (tab != std::string::npos && tab > 0 && line.find_first_not_of(" 0123456789") == tab)
+      line = "  PID" + line.substr(tab);
     s += line + "\n";
   }
   return s;
@@ -132,8 +139,9 @@ struct Tally {
 
 // Both tools on FILES with FLAGS; ldd per file in two threads. ELF32: which
 // files may be refused as not modelled.
+// ALLOWED_REFUSAL: any refusal is counted under this reason instead.
 void compare(const std::vector<std::string>& flags, const std::vector<std::string>& files,
-             const std::vector<bool>& elf32, const Setting& s, Tally& t) {
+             const std::vector<bool>& elf32, const Setting& s, Tally& t, const char* allowed_refusal = nullptr) {
   std::string problem;
   const auto mine = procforge_ldd(flags, files, s, problem);
   ASSERT_TRUE(problem.empty()) << problem;
@@ -148,6 +156,10 @@ void compare(const std::vector<std::string>& flags, const std::vector<std::strin
   b.join();
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (mine[i].status == -2) {
+      if (allowed_refusal) {
+        ++t.left_out[allowed_refusal];
+        continue;
+      }
       if (elf32[i]) {
         ++t.left_out["32-bit with PT_DYNAMIC: ldd traces it with /lib/ld-linux.so.2 (not modelled, refused)"];
         continue;
@@ -176,7 +188,7 @@ TEST(LddDiff, every_elf_file_of_the_system_gets_ldds_lines) {
   SKIP_IF_TOO_FEW_FILES(100u, true, "/usr/bin", "/usr/sbin", "/usr/lib/x86_64-linux-gnu", "/usr/libexec");
   std::vector<std::string> files;
   std::vector<bool> elf32;
-  Tally plain, verbose;
+  Tally plain, verbose, unused;
   const std::string audit_reason = "DT_AUDIT/DT_DEPAUDIT (ldd would run the audit module)";
   plain.left_out[audit_reason] = 0;  // counted even when there is none
   for (const auto& c : system_elf_files(/*elf32_too=*/true)) {
@@ -193,20 +205,28 @@ TEST(LddDiff, every_elf_file_of_the_system_gets_ldds_lines) {
   compare({}, files, elf32, {}, plain);
   const char* all = std::getenv("PROCFORGE_LDD_SWEEP");
   const std::size_t stride = all && std::string(all) == "all" ? 1 : 4;
-  std::vector<std::string> some;
-  std::vector<bool> some32;
-  for (std::size_t i = 0; i < files.size(); i += stride) {
-    some.push_back(files[i]);
-    some32.push_back(elf32[i]);
-  }
-  compare({"-v"}, some, some32, {}, verbose);
+  auto every = [&](std::size_t n, const char* flag, Tally& t, const char* allowed_refusal = nullptr) {
+    std::vector<std::string> some;
+    std::vector<bool> some32;
+    for (std::size_t i = 0; i < files.size(); i += n) {
+      some.push_back(files[i]);
+      some32.push_back(elf32[i]);
+    }
+    compare({flag}, some, some32, {}, t, allowed_refusal);
+  };
+  every(stride, "-v", verbose);
+  every(stride * 2, "-u", unused,
+        "-u: 32-bit, or a dependency not found (ld.so crashes on some: refused, not modelled)");
   report("sweep", plain);
   report(stride == 1 ? "-v sweep" : "-v sweep (every 4th file; PROCFORGE_LDD_SWEEP=all for all)", verbose);
+  report(stride == 1 ? "-u sweep" : "-u sweep (every 8th file; PROCFORGE_LDD_SWEEP=all for all)", unused);
   EXPECT_EQ(plain.identical, plain.compared);
   EXPECT_EQ(verbose.identical, verbose.compared);
+  EXPECT_EQ(unused.identical, unused.compared);
+  EXPECT_GE(unused.compared, 200u);
 }
 
-// The ld.so fixture cases through both tools, with -v, in each case's
+// The ld.so fixture cases through both tools, with -v and -u, in each case's
 // environment and directory, by absolute path and by the name relative to
 // the case's directory.
 TEST(LddDiff, every_ldso_fixture_case_gets_ldds_lines) {
@@ -237,6 +257,8 @@ TEST(LddDiff, every_ldso_fixture_case_gets_ldds_lines) {
     const std::size_t before = t.differences.size();
     compare({}, files, elf32, s, t);
     compare({"-v"}, files, elf32, s, t);
+    compare({"-u"}, files, elf32, s, t,
+            "-u with a dependency not found (ld.so crashes on some: refused, not modelled)");
     for (std::size_t i = before; i < t.differences.size(); ++i) t.differences[i] = name + ": " + t.differences[i];
   }
   report("fixture cases", t);
