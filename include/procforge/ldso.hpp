@@ -69,6 +69,13 @@ struct SystemInfo {
   bool from_ldso = false;  // true when the facts came from the real ld.so
 
   static SystemInfo probe();
+  // probe()'s answer kept in DIR/ldso-facts (DIR made 0700 if missing) and
+  // reused while the ld.so file and the boot are the same: a process that
+  // asks one question saves running ld.so. Without the env lines of the
+  // diagnostics. Probes as probe() when DIR cannot be used.
+  static SystemInfo probe_cached(const std::string& dir);
+  // The facts of `ld.so --list-diagnostics` output OUT over S.
+  static SystemInfo from_diagnostics(SystemInfo s, const std::string& out);
   // Built-in facts (Debian/Ubuntu multiarch x86_64) with this CPU's ISA level;
   // what probe() falls back to.
   static SystemInfo fallback();
@@ -256,6 +263,15 @@ struct Request {
   // stops with status 127 at the first one not found (glibc 2.36, observed).
   // Empty: a normal exec.
   std::string explicit_loader;
+  // Trace mode (LD_TRACE_LOADED_OBJECTS=1, what ldd sets): a name not found
+  // is listed and the run goes on, through the symbol-version check (which
+  // prints every line and stops nothing) to the list. Fills
+  // Prediction::trace_stderr and Prediction::version_info.
+  bool trace = false;
+  // With trace: LD_DEBUG=unused (ldd -u). ld.so relocates the main program
+  // (every slot, as trace mode does) and lists its direct dependencies no lookup
+  // bound to instead of the list: Prediction::unused.
+  bool unused = false;
   // Also count every found object's start-up relocation work
   // (Object::relocations, Prediction::startup_estimate_us). Reads each
   // object whole, so it costs more than the search itself.
@@ -300,6 +316,43 @@ struct Prediction {
   // run stops before relocation (error) or a count could not be made.
   std::optional<Relocations> program_relocations;
   std::optional<double> startup_estimate_us;
+
+  // What trace mode prints (Request::trace; see ldd_lines()). The load ended
+  // at `error` (a fatal error, which stops trace mode too: ld.so prints
+  // error_line() and exits with 127), not only at a name not found.
+  bool stopped = false;
+  // The main program has no DT_NEEDED: trace mode prints "statically linked"
+  // instead of the list (rtld.c dl_main, !main_map->l_info[DT_NEEDED]).
+  bool statically_linked = false;
+  // Where the vDSO stands in the namespace list trace mode prints: before
+  // objects[vdso_index] (objects.size(): last). Unset when there is none.
+  std::optional<std::size_t> vdso_index;
+  // Trace mode's stderr lines before its list, in the order printed: failed
+  // preloads, then every line of the symbol-version check (the fatal ones too).
+  std::vector<std::string> trace_stderr;
+  // LD_VERBOSE's "Version information" section (rtld.c dl_main): for every
+  // object of the namespace list with DT_VERNEED, main program first, each
+  // version it needs and the object that defines it (find_needed() over the
+  // main program's search list, match_version() by name).
+  struct VersionNeeded {
+    std::string file;                 // vn_file
+    std::string version;              // vna_name
+    bool weak = false;                // VER_FLG_WEAK
+    std::optional<std::string> path;  // l_name of the object defining it; null: "not found"
+  };
+  struct VersionInfo {
+    std::string object;  // DSO_FILENAME(l_name)
+    std::vector<VersionNeeded> needs;
+  };
+  std::vector<VersionInfo> version_info;
+  // Request::unused: l_name of each DT_NEEDED entry of the main program no
+  // symbol lookup of its relocations bound to (rtld.c dl_main, the
+  // DL_DEBUG_UNUSED walk), in DT_NEEDED order; unset when not asked for or
+  // when a file could not be read for it (said in warnings).
+  std::optional<std::vector<std::string>> unused;
+  // Request::unused: ld.so stops on an assertion while relocating (its line
+  // on stderr, exit 127) instead of listing anything.
+  std::optional<std::string> abort_line;
 };
 
 // The whole prediction. Fails (Error) only when the question cannot be
@@ -321,6 +374,59 @@ std::optional<Request> request_after_exec(const exec::Request& req, const exec::
 // warning; nullopt when ld.so does not run.
 std::optional<Prediction> predict_after_exec(const exec::Request& req, const exec::Prediction& p, const SystemInfo& sys,
                                              bool relocations = false);
+
+// ---------------------------------------------------------------- ldd
+// (src/ldso/ldd.cpp) glibc 2.36's ldd (elf/ldd.bash.in) for one FILE,
+// without running anything: the shell script's checks (exists, regular
+// file, readable), `RTLD --verify FILE` for each loader of its RTLDLIST, then
+// `LD_TRACE_LOADED_OBJECTS=1 RTLD FILE`, which resolve() models with
+// Request::explicit_loader and Request::trace.
+
+struct LddRequest {
+  std::string file;               // as given on ldd's command line
+  std::vector<std::string> envp;  // the environment ldd runs in (LD_LIBRARY_PATH, LD_PRELOAD...)
+  std::string cwd;                // empty = the caller's
+  bool unused = false;            // -u
+};
+
+struct LddResult {
+  enum class Outcome {
+    no_such_file,        // "ldd: FILE: No such file or directory"
+    not_regular,         // "ldd: FILE: not regular file"
+    no_read_permission,  // "ldd: error: you do not have read permission for `FILE'"
+    not_dynamic,         // every ld.so's --verify refused it: "\tnot a dynamic executable"
+    traced,              // ld.so's trace of it: `trace`
+  };
+  Outcome outcome = Outcome::traced;
+  std::string file;    // FILE as ldd names it to ld.so: "./NAME" for a NAME without '/'
+  std::string loader;  // traced: the ld.so that accepted it
+  std::string why;     // not_dynamic: why the x86-64 ld.so refused it
+  std::string vdso;    // the vDSO's name, as the trace lists it
+  std::optional<Prediction> trace;
+};
+
+// An Error only when the question cannot be answered: FILE is a 32-bit
+// object ldd would hand to another loader of its list (/lib/ld-linux.so.2,
+// /libx32/ld-linux-x32.so.2), which is not modelled.
+Result<LddResult> ldd(const LddRequest& req, const SystemInfo& sys);
+
+// The lines ldd's own shell makes ld.so print on ldd's stderr once, before
+// anything else: ldd is a bash script (#!/bin/bash), started through ld.so
+// with the same environment, so a preload that fails for bash (LD_PRELOAD,
+// /etc/ld.so.preload) is reported for it ("ERROR: ld.so: object ... cannot be
+// preloaded ...: ignored."). One that loads runs its code in ldd's shell.
+std::vector<std::string> ldd_shell_lines(const std::vector<std::string>& envp, const std::string& cwd,
+                                         const SystemInfo& sys);
+
+// What ldd writes for R, without load addresses (" (0x...)" left out):
+// OUT is its stdout (ld.so's stderr merged in, as ldd's try_trace() does),
+// ERR its own stderr, STATUS 0 or 1 (ldd's result for this file).
+// VERSION_INFO: -v (LD_VERBOSE), the "Version information" section.
+struct LddText {
+  std::string out, err;
+  int status = 0;
+};
+LddText ldd_text(const LddResult& r, bool version_info);
 
 }  // namespace procforge::ldso
 

@@ -24,6 +24,7 @@ void add_version(CLI::App& app, std::vector<Command>& commands);
 void add_demo(CLI::App& app, std::vector<Command>& commands);
 void add_batch(CLI::App& app, std::vector<Command>& commands);
 void add_serve(CLI::App& app, std::vector<Command>& commands);
+void add_ldd(CLI::App& app, std::vector<Command>& commands);
 // `procforge manpage` and `procforge completion`, generated from the other subcommands' definitions.
 void add_manual(CLI::App& app, std::vector<Command>& commands);
 bool has_manual_page(const std::string& subcommand);

@@ -237,8 +237,17 @@ int demo(const exec::SystemFacts& facts) {
 
 }  // namespace
 
+// Kept between runs in $XDG_CACHE_HOME/procforge (~/.cache/procforge): a
+// one-question process (explain FILE, ldd FILE) then does not run ld.so.
 const ldso::SystemInfo& loader_system() {
-  static const ldso::SystemInfo sys = ldso::SystemInfo::probe();
+  static const ldso::SystemInfo sys = [] {
+    const char* xdg = std::getenv("XDG_CACHE_HOME");
+    const char* home = std::getenv("HOME");
+    std::string dir = xdg && *xdg == '/' ? std::string(xdg) : home && *home == '/' ? std::string(home) + "/.cache" : "";
+    if (dir.empty()) return ldso::SystemInfo::probe();
+    ::mkdir(dir.c_str(), 0700);
+    return ldso::SystemInfo::probe_cached(dir + "/procforge");
+  }();
   return sys;
 }
 

@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", version_line());
   std::vector<Command> commands;
   add_explain(app, commands);
+  add_ldd(app, commands);
   add_run(app, commands);
   add_bench(app, commands);
   add_exec(app, commands);

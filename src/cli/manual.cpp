@@ -48,6 +48,28 @@ const std::map<std::string, Page>& pages() {
         "procforge explain -vv /usr/bin/ls\tthe whole report, down to the initial stack and auxv\n"
         "procforge explain --json ./script.sh\tthe same as JSON\n"
         "find /usr/bin -type f | procforge explain --batch -\tone verdict a file"}},
+      {"ldd",
+       {"[-v] [-u] [--tree] [--json] [--env K=V]... [--] FILE...",
+        "Answers what ldd(1) answers for executables and shared libraries alike, without loading or running them "
+        "(ldd runs the file's loader, and an audit module named in the file runs its code): the same lines as "
+        "glibc's ldd without the load addresses (\"NAME => PATH\", \"NAME => not found\", \"statically "
+        "linked\", \"not a dynamic executable\", the errors of ld.so's trace), the \"FILE:\" header when "
+        "several files are given, and ldd's exit status.\n\n"
+        "It models what ldd does: ld.so run explicitly on the file (LD_TRACE_LOADED_OBJECTS=1 "
+        "/lib64/ld-linux-x86-64.so.2 FILE), so $ORIGIN comes from the path as given and a name without '/' is "
+        "taken as ./NAME. The environment (LD_LIBRARY_PATH, LD_PRELOAD) is this process's, edited by --env, "
+        "--unset and --clear-env. -v adds ldd -v's version information section; -u lists the direct dependencies "
+        "no symbol of the file binds to, as ldd -u (with ld.so's symbol lookup: versions, visibility, copy "
+        "relocations), and then the status is 1 when there is one. --tree draws each file's "
+        "dependency tree with the rule that found each object; --json gives per file the same \"loader\" object "
+        "as explain --json, the lines ldd would print and its status. -r and -d need every binding of every "
+        "object and are refused for now. A 32-bit file that ldd would hand to /lib/ld-linux.so.2 is refused "
+        "(status 2).",
+        "0\tevery FILE was listed\n1\tone FILE could not be (missing, not a regular file, not dynamic, or the "
+        "trace stops), or -u found an unused dependency, as ldd\n2\tbad usage, or a FILE procforge cannot answer for",
+        "procforge ldd /usr/bin/ls\tldd's lines without addresses\n"
+        "procforge ldd -v /usr/lib/x86_64-linux-gnu/libz.so.1\tof a library, with the version section\n"
+        "procforge ldd --tree /usr/bin/ls\tthe tree with the rule that found each object"}},
       {"run",
        {"[OPTIONS] [--] PROGRAM [ARG...]",
         "Creates a process running PROGRAM with explicit control over what it inherits (fds, environment, "

@@ -50,6 +50,7 @@ inline constexpr const char* bench_warm = "procforge.bench-warm/1";
 inline constexpr const char* bench = "procforge.bench/1";
 inline constexpr const char* batch = "procforge.batch/1";  // one object a line
 inline constexpr const char* version = "procforge.version/1";
+inline constexpr const char* ldd = "procforge.ldd/1";
 }  // namespace schema
 
 // DOC with "procforge_version" and "schema" (one of schema::) added.

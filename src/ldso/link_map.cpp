@@ -35,6 +35,7 @@
 #include <list>
 
 #include "common/unique_fd.hpp"
+#include "ldso/bindings.hpp"
 #include "ldso/detail.hpp"
 #include "ldso/relocations.hpp"
 #include "ldso/versions.hpp"
@@ -300,7 +301,10 @@ class LinkMap {
   void put_back_rtld();
   void check_versions(const Request& req, Prediction& p) const;
   void check_isa_levels(const Request& req, Prediction& p) const;
-  [[nodiscard]] std::vector<Object> trace_list() const;
+  void list_version_info(Prediction& p) const;
+  void find_unused(const Request& req, Prediction& p) const;
+  // Fills P.objects, P.vdso_index and P.statically_linked.
+  void trace_list(Prediction& p) const;
   void count_relocations(const Request& req, Prediction& p) const;
 
  private:
@@ -326,6 +330,7 @@ class LinkMap {
   void stop_with(Prediction& p, const LoaderError& e) {
     note_error(p, e);
     stopped_ = true;
+    p.stopped = true;
   }
 
   State& st_;
@@ -505,6 +510,7 @@ void LinkMap::preload(const std::string& fname, const char* where, FoundBy by, P
   if (r.error) {
     p.warnings.push_back("ERROR: ld.so: object '" + fname + "' from " + where + " cannot be preloaded (" + r.errstring +
                          "): ignored.");
+    p.trace_stderr.push_back(p.warnings.back());
     return;
   }
   if (!r.loaded_new) return;  // a duplicate
@@ -676,7 +682,110 @@ void LinkMap::check_versions(const Request& req, Prediction& p) const {
     else if (!m.faked && !m.is_vdso) o.path = join(cwd_, m.is_main ? req.program : m.l_name);
     objects.push_back(std::move(o));
   }
-  if (auto e = ldso::check_versions(objects, req.program, p.warnings)) p.error = std::move(*e);
+  std::vector<VersionDiagnostic> all;
+  auto e = ldso::check_versions(objects, req.program, p.warnings, &all);
+  if (!p.error) p.error = std::move(e);
+  for (const auto& d : all) {
+    // With LD_DEBUG set (ldd -u), _dl_signal_cerror() first prints each as a
+    // debug line, "PID:\tOBJECT: error: OCCASION: MESSAGE (continued)"
+    // (elf/dl-error-skeleton.c); the process id is not predictable.
+    if (req.trace && req.unused)
+      p.trace_stderr.push_back("  PID:\t" + d.object + ": error: version lookup error: " + d.message + " (continued)");
+    p.trace_stderr.push_back(version_line(req.program, d));
+  }
+}
+
+// rtld.c dl_main with LD_DEBUG=unused: the main program is relocated
+// against its search list, eagerly (trace mode binds every PLT slot too,
+// LD_BIND_NOW or not: observed with LD_DEBUG=bindings on glibc 2.36), each object a lookup
+// binds to is marked l_used (elf/dl-lookup.c, bindings.cpp); then, for each
+// DT_NEEDED entry of the main program, the next object of the namespace
+// list (the vDSO skipped) is named if it was not used. The walk trusts the
+// list to follow DT_NEEDED order, as glibc does.
+void LinkMap::find_unused(const Request& req, Prediction& p) const {
+  const bool bind_now = true;
+  std::vector<ScopeObject> scope;
+  std::vector<int> maps;
+  for (const auto& n : search_list_) {
+    const Map& m = st_.map(n.map);
+    if (m.faked) continue;
+    const std::string path = join(cwd_, m.is_main ? req.program : m.l_name);
+    auto bytes = read_object_bytes(path);
+    auto file = bytes ? elf::File::parse(*bytes) : Result<elf::File>(bytes.error());
+    auto syms = file ? ObjectSymbols::read(*file, bind_now) : Result<ObjectSymbols>(file.error());
+    if (!syms) {
+      p.warnings.push_back("unused dependencies not predicted: " + path + ": " + syms.error().message);
+      return;
+    }
+    std::vector<std::string> names = m.libnames;
+    names.push_back(m.l_name);
+    scope.push_back({std::make_shared<const ObjectSymbols>(std::move(*syms)), m.is_main, std::move(names)});
+    maps.push_back(n.map);
+  }
+  if (scope.empty() || maps.front() != st_.main) return;
+  std::vector<bool> used(st_.maps.size(), false);
+  for (const auto& l : scope.front().symbols->lookups) {
+    const int i = lookup(scope, 0, l);
+    if (i == kLookupAsserts) {
+      // elf/dl-lookup.c check_match(), glibc 2.36's line: ld.so stops (exit 127).
+      if (st_.sys->glibc_major == 2 && st_.sys->glibc_minor == 36)
+        p.abort_line =
+            "Inconsistency detected by ld.so: dl-lookup.c: 107: check_match: Assertion `version->filename == NULL || "
+            "! _dl_name_match_p (version->filename, map)' failed!";
+      else p.warnings.emplace_back("unused dependencies not predicted: ld.so stops on an assertion (text unknown)");
+      return;
+    }
+    if (i >= 0) used[static_cast<std::size_t>(maps[static_cast<std::size_t>(i)])] = true;
+  }
+  std::vector<std::string> unused;
+  auto it = chain_.begin();
+  for (const auto& d : st_.map(st_.main).facts->deps) {
+    if (d.kind != DepEntry::Kind::needed) continue;
+    if (it != chain_.end()) ++it;
+    if (it != chain_.end() && *it == vdso_) ++it;
+    if (it == chain_.end()) break;
+    if (!used[static_cast<std::size_t>(*it)]) unused.push_back(st_.map(*it).l_name);
+  }
+  p.unused = std::move(unused);
+}
+
+// rtld.c dl_main, LD_VERBOSE in trace mode: every object of the namespace
+// list with DT_VERNEED, each needed version with the object find_needed()
+// gives (the main program's search list, last match first, trace mode's
+// placeholders not in it) when match_version() finds the name among its
+// Elf_Verdef (the first name of each, compared by name alone).
+void LinkMap::list_version_info(Prediction& p) const {
+  auto find_needed = [&](const std::string& file) -> const Map* {
+    for (auto it = search_list_.rbegin(); it != search_list_.rend(); ++it) {
+      const Map& m = st_.map(it->map);
+      if (m.faked) continue;
+      bool match = file == m.l_name;
+      for (const auto& n : m.libnames) match |= file == n;
+      if (match) return &m;
+    }
+    return nullptr;
+  };
+  auto defines = [](const Map& m, const std::string& version) {
+    if (!m.facts || !m.facts->versions || !m.facts->versions->has_verdef) return false;
+    for (const auto& d : m.facts->versions->defs)
+      if (d.name == version) return true;
+    return false;
+  };
+  for (int l : chain_) {
+    const Map& m = st_.map(l);
+    if (m.faked || !m.facts || !m.facts->versions || m.facts->versions->needs.empty()) continue;
+    Prediction::VersionInfo info;
+    info.object = m.l_name.empty() ? st_.display(l) : m.l_name;
+    for (const auto& need : m.facts->versions->needs) {
+      const Map* needed = find_needed(need.file);
+      for (const auto& v : need.versions) {
+        Prediction::VersionNeeded n{need.file, v.name, v.weak, std::nullopt};
+        if (needed && defines(*needed, v.name)) n.path = needed->l_name;
+        info.needs.push_back(std::move(n));
+      }
+    }
+    p.version_info.push_back(std::move(info));
+  }
 }
 
 // x86 ISA level (sysdeps/x86/dl-prop.h dl_isa_level_check): a real run
@@ -693,14 +802,18 @@ void LinkMap::check_isa_levels(const Request& req, Prediction& p) const {
   }
 }
 
-// What trace mode lists: the namespace list without the main program and the vDSO.
-std::vector<Object> LinkMap::trace_list() const {
-  std::vector<Object> out;
+// What trace mode lists: the namespace list without the main program, and
+// the vDSO's place in it.
+void LinkMap::trace_list(Prediction& p) const {
+  p.objects.clear();
   for (int l : chain_) {
+    if (l == vdso_) p.vdso_index = p.objects.size();
     if (l == st_.main || l == vdso_) continue;
-    out.push_back(st_.map(l).report);
+    p.objects.push_back(st_.map(l).report);
   }
-  return out;
+  const Map& main = st_.map(st_.main);
+  p.statically_linked = true;
+  for (const auto& d : main.facts->deps) p.statically_linked &= d.kind != DepEntry::Kind::needed;
 }
 
 // Fills Object::relocations (P.objects must be trace_list()),
@@ -779,10 +892,14 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   link_map.map_dependencies(req, p);
   link_map.put_back_rtld();
 
-  // 6. The checks of a run that loaded everything: symbol versions, then ISA levels.
-  if (!p.error) link_map.check_versions(req, p);
+  // 6. The checks of a run that loaded everything: symbol versions, then ISA
+  // levels. Trace mode runs the version check past names not found.
+  const bool checks = req.trace ? !p.stopped : !p.error;
+  if (checks) link_map.check_versions(req, p);
   if (!p.error) link_map.check_isa_levels(req, p);
-  p.objects = link_map.trace_list();
+  link_map.trace_list(p);
+  if (req.trace && checks) link_map.list_version_info(p);
+  if (req.trace && req.unused && checks) link_map.find_unused(req, p);
 
   // 7. On request, each object's start-up relocation work and the cost
   // model's estimate when the run gets there.

@@ -109,7 +109,7 @@ struct Table {
 
 class Walker {
  public:
-  Walker(const elf::File& f, const Dyn& d, RelocationWork& w) : f_(f), d_(d), w_(w) {}
+  Walker(const elf::File& f, const Dyn& d, RelocationWork& w, bool record) : f_(f), d_(d), w_(w), record_(record) {}
 
   void relr(std::uint64_t vaddr, std::uint64_t size, std::uint64_t entsize) {
     if (entsize != 8) {
@@ -242,6 +242,7 @@ class Walker {
     const unsigned vis = *other & 3;
     if (vis == STV_HIDDEN || vis == STV_INTERNAL) return;
     const int tc = type_class(type);
+    if (record_) w_.lookups.push_back({sym, tc});
     if (cache_valid_ && cache_sym_ == sym && cache_class_ == tc) {
       ++w_.lookup_cache_hits;
       return;
@@ -260,6 +261,7 @@ class Walker {
   std::uint32_t cache_sym_ = 0;
   int cache_class_ = 0;
   bool bad_symbol_noted_ = false;
+  bool record_ = false;
 };
 
 // An object file open for reading, a regular file, with its stat; closed
@@ -286,7 +288,7 @@ bool env_bind_now(const std::vector<std::string>& envp) {
   return on;
 }
 
-RelocationWork analyze_relocations(const elf::File& file, bool ld_bind_now) {
+RelocationWork analyze_relocations(const elf::File& file, bool ld_bind_now, bool record_lookups) {
   RelocationWork w;
   auto entries = file.dynamic();
   if (!entries) {
@@ -300,7 +302,7 @@ RelocationWork analyze_relocations(const elf::File& file, bool ld_bind_now) {
   w.rela = !d.rel || d.rela;
   w.relative_count_tag = w.rela ? d.relacount.value_or(0) : d.relcount.value_or(0);
 
-  Walker walk(file, d, w);
+  Walker walk(file, d, w, record_lookups);
   if (d.relr && d.relrsz) walk.relr(*d.relr, *d.relrsz, d.relrent.value_or(8));
 
   // ELF_DYNAMIC_DO_RELA: the DT_RELA range, less a DT_JMPREL range that ends

@@ -44,6 +44,14 @@ struct RelocationWork {
   std::uint64_t lookup_cache_hits = 0;  // reused the one-entry cache ("relocations from cache")
   std::uint64_t pages_dirtied = 0;      // distinct 4 KiB pages written by start-up relocation
   std::vector<std::string> problems;    // tables that could not be read (the counts are partial)
+  // With RECORD_LOOKUPS: each lookup start-up makes (the one-entry cache's
+  // hits included: they bind as the lookup they repeat), in order, as its
+  // symbol index and elf_machine_type_class (1 PLT, 2 COPY).
+  struct Lookup {
+    std::uint32_t sym = 0;
+    int type_class = 0;
+  };
+  std::vector<Lookup> lookups;
 };
 
 // BIND_NOW from the environment: LD_BIND_NOW set to a non-empty value
@@ -54,7 +62,7 @@ bool env_bind_now(const std::vector<std::string>& envp);
 // for eager binding (env_bind_now()). ld.so relocates itself eagerly whatever
 // the mode (rtld.c dl_main: _dl_relocate_object(&GL(dl_rtld_map), ..., 0, 0)):
 // pass true for the dynamic linker's own file.
-RelocationWork analyze_relocations(const elf::File& file, bool ld_bind_now);
+RelocationWork analyze_relocations(const elf::File& file, bool ld_bind_now, bool record_lookups = false);
 Result<RelocationWork> analyze_relocations(const std::string& path, bool ld_bind_now);
 
 // Symbol lookups ld.so makes for itself during start-up, which

@@ -10,6 +10,7 @@
 #include <cpuid.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -114,6 +115,33 @@ std::string unquote(const std::string& v) {
   return out;
 }
 
+// A file of a few KiB read whole; "" when it cannot be.
+std::string read_small_file(const std::string& path) {
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  std::string out;
+  if (!fd) return out;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0 && out.size() < (1u << 20))
+    out.append(buf, static_cast<std::size_t>(n));
+  return out;
+}
+
+// What identifies one answer of `ld.so --list-diagnostics`: the ld.so file
+// (device, inode, size, modification time) and the boot (the CPU, whose
+// features choose the hwcaps subdirectories and $PLATFORM, does not change
+// within one). "" when either cannot be read.
+std::string diagnostics_key(const std::string& ldso) {
+  struct stat st {};
+  if (::stat(ldso.c_str(), &st) != 0) return "";
+  std::string boot = read_small_file("/proc/sys/kernel/random/boot_id");
+  if (boot.empty()) return "";
+  if (boot.back() == '\n') boot.pop_back();
+  return "procforge ld.so facts 1 " + std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) + " " +
+         std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec) + " boot " + boot + "\n";
+}
+
 }  // namespace
 
 SystemInfo SystemInfo::fallback() {
@@ -131,7 +159,42 @@ SystemInfo SystemInfo::fallback() {
 SystemInfo SystemInfo::probe() {
   SystemInfo s = fallback();
   if (::access(s.ldso_path.c_str(), X_OK) != 0) return s;
-  const std::string out = run_diagnostics(s.ldso_path);
+  return from_diagnostics(std::move(s), run_diagnostics(s.ldso_path));
+}
+
+SystemInfo SystemInfo::probe_cached(const std::string& dir) {
+  SystemInfo s = fallback();
+  if (::access(s.ldso_path.c_str(), X_OK) != 0) return s;
+  const std::string key = diagnostics_key(s.ldso_path);
+  const std::string file = dir + "/ldso-facts";
+  if (key.empty() || dir.empty()) return from_diagnostics(std::move(s), run_diagnostics(s.ldso_path));
+  const std::string cached = read_small_file(file);
+  if (cached.size() > key.size() && cached.compare(0, key.size(), key) == 0)
+    return from_diagnostics(std::move(s), cached.substr(key.size()));
+  // Kept without the env[...] lines (they can carry the caller's values).
+  std::string out;
+  const std::string all = run_diagnostics(s.ldso_path);
+  for (std::size_t pos = 0; pos < all.size();) {
+    std::size_t nl = all.find('\n', pos);
+    if (nl == std::string::npos) nl = all.size();
+    if (all.compare(pos, 3, "env") != 0) out.append(all, pos, nl - pos).push_back('\n');
+    pos = nl + 1;
+  }
+  if (out.empty()) return s;
+  // Written whole under a temporary name and renamed: a reader sees the old
+  // file or the new one. Failing to write only costs the next run a probe.
+  if (::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) {
+    const std::string tmp = file + "." + std::to_string(::getpid());
+    const UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    const std::string text = key + out;
+    if (fd && ::write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()))
+      ::rename(tmp.c_str(), file.c_str());
+    else ::unlink(tmp.c_str());
+  }
+  return from_diagnostics(std::move(s), out);
+}
+
+SystemInfo SystemInfo::from_diagnostics(SystemInfo s, const std::string& out) {
   if (out.empty()) return s;
   std::map<std::string, std::string> kv;
   std::size_t pos = 0;

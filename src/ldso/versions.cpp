@@ -176,9 +176,10 @@ std::vector<VersionDiagnostic> check_all_versions(const std::vector<LinkMapObjec
 }
 
 std::optional<LoaderError> check_versions(const std::vector<LinkMapObject>& objects, std::string_view argv0,
-                                          std::vector<std::string>& warnings) {
+                                          std::vector<std::string>& warnings, std::vector<VersionDiagnostic>* all) {
   std::optional<LoaderError> error;
   for (const auto& d : check_all_versions(objects, argv0, false, &warnings)) {
+    if (all) all->push_back(d);
     if (d.fatal && !error) error = LoaderError{d.object, d.message, LoaderError::Stage::versions};
     else warnings.push_back(version_line(argv0, d));
   }

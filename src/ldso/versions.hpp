@@ -81,8 +81,10 @@ std::vector<VersionDiagnostic> check_all_versions(const std::vector<LinkMapObjec
 // For resolve(): the first fatal diagnostic as the run's error
 // ({object, message}; render it as version_line(), not as "error while loading
 // shared libraries"), every other diagnostic line appended to WARNINGS (as
-// full version_line() text).
+// full version_line() text). ALL, when given, gets every diagnostic in the
+// order ld.so prints them, the fatal ones included.
 std::optional<LoaderError> check_versions(const std::vector<LinkMapObject>& objects, std::string_view argv0,
-                                          std::vector<std::string>& warnings);
+                                          std::vector<std::string>& warnings,
+                                          std::vector<VersionDiagnostic>* all = nullptr);
 
 }  // namespace procforge::ldso

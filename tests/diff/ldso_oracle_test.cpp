@@ -46,6 +46,7 @@
 #include "support/ldso_fixtures.hpp"
 #include "support/ldso_stderr.hpp"
 #include "support/requires.hpp"
+#include "support/system_elf.hpp"
 
 namespace {
 
@@ -54,6 +55,8 @@ using namespace procforge;
 using testsupport::CommandOptions;
 using testsupport::CommandResult;
 using testsupport::expected_version_lines;
+using testsupport::read_audit;
+using testsupport::read_whole;
 using testsupport::run_command;
 using testsupport::split_lines;
 using testsupport::stderr_matches;
@@ -61,95 +64,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kLdso = "/lib64/ld-linux-x86-64.so.2";
 const std::vector<std::string> kEnv = {"PATH=/usr/bin:/bin", "LANG=C"};
-
-struct Candidate {
-  std::string path;
-  // ET_EXEC without PT_DYNAMIC (a static non-PIE executable), from the raw
-  // bytes. ld.so run as a command on one maps it at its fixed address and
-  // crashes (SIGSEGV, observed on glibc 2.36): there is no search to compare.
-  bool static_exec = false;
-};
-
-// Regular files (not symlinks) whose e_ident holds the ELF magic,
-// ELFCLASS64 and ELFDATA2LSB, read with pread() here, and whether each is a
-// static ET_EXEC (e_type and the program headers' p_type, read the same way).
-std::vector<Candidate> collect() {
-  std::vector<std::string> files;
-  auto add_dir = [&](const char* root, bool recursive) {
-    std::error_code ec;
-    if (recursive) {
-      for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
-           !ec && it != end; it.increment(ec))
-        if (it->is_regular_file(ec) && !it->is_symlink(ec)) files.push_back(it->path().string());
-    } else {
-      for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec))
-        if (it->is_regular_file(ec) && !it->is_symlink(ec)) files.push_back(it->path().string());
-    }
-  };
-  add_dir("/usr/bin", false);
-  add_dir("/usr/sbin", false);
-  add_dir("/usr/lib/x86_64-linux-gnu", true);
-  add_dir("/usr/libexec", true);
-  std::sort(files.begin(), files.end());
-  auto le = [](const unsigned char* p, int n) {
-    std::uint64_t v = 0;
-    for (int i = n; i-- > 0;) v = v << 8 | p[i];
-    return v;
-  };
-  std::vector<Candidate> out;
-  for (const auto& p : files) {
-    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) continue;
-    unsigned char eh[sizeof(Elf64_Ehdr)] = {};
-    const bool elf64 = pread(fd, eh, EI_NIDENT, 0) == EI_NIDENT && std::memcmp(eh, ELFMAG, SELFMAG) == 0 &&
-                       eh[EI_CLASS] == ELFCLASS64 && eh[EI_DATA] == ELFDATA2LSB;
-    Candidate c{p, false};
-    if (elf64 && pread(fd, eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) &&
-        le(eh + offsetof(Elf64_Ehdr, e_type), 2) == ET_EXEC) {
-      const std::uint64_t phoff = le(eh + offsetof(Elf64_Ehdr, e_phoff), 8);
-      const std::uint64_t phentsize = le(eh + offsetof(Elf64_Ehdr, e_phentsize), 2);
-      const std::uint64_t phnum = le(eh + offsetof(Elf64_Ehdr, e_phnum), 2);
-      bool dynamic = false;
-      for (std::uint64_t i = 0; i < phnum && phentsize >= 4 && !dynamic; ++i) {
-        unsigned char type[4];
-        if (pread(fd, type, 4, static_cast<off_t>(phoff + i * phentsize)) != 4) break;
-        dynamic = le(type, 4) == PT_DYNAMIC;
-      }
-      c.static_exec = !dynamic;
-    }
-    ::close(fd);
-    if (elf64) out.push_back(c);
-  }
-  return out;
-}
-
-std::optional<std::vector<std::uint8_t>> read_whole(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return std::nullopt;
-  struct stat st {};
-  std::optional<std::vector<std::uint8_t>> buf;
-  if (fstat(fd, &st) == 0) {
-    buf.emplace(static_cast<std::size_t>(st.st_size));
-    if (pread(fd, buf->data(), buf->size(), 0) != static_cast<ssize_t>(buf->size())) buf.reset();
-  }
-  ::close(fd);
-  return buf;
-}
-
-// What procforge's ELF reader says of a candidate: an error when it refuses a
-// file ld.so was asked about, else whether it has DT_AUDIT/DT_DEPAUDIT.
-Result<bool> read_audit(const std::vector<std::uint8_t>& bytes) {
-  auto f = elf::File::parse(bytes);
-  if (!f) return f.error();
-  auto ph = f->program_headers();
-  if (!ph) return ph.error();
-  bool dyn = false;
-  for (const auto& h : *ph) dyn |= h.type == PT_DYNAMIC;
-  if (!dyn) return false;
-  auto di = f->dynamic_info();
-  if (!di) return di.error();
-  return !di->audit.empty();
-}
 
 CommandResult run_list(const std::string& file, const std::vector<std::string>& extra_env = {}) {
   CommandOptions o;
@@ -270,7 +184,7 @@ TEST(LdsoOracle, every_elf_file_lists_like_the_real_ldso) {
   const ldso::SystemInfo sys = ldso::SystemInfo::probe();
   ASSERT_TRUE(sys.from_ldso) << "ld.so --list-diagnostics did not answer";
   SKIP_IF_TOO_FEW_FILES(100u, true, "/usr/bin", "/usr/sbin", "/usr/lib/x86_64-linux-gnu", "/usr/libexec");
-  const auto files = collect();
+  const auto files = testsupport::system_elf_files();
   const auto t_collect = Clock::now();
   ASSERT_GT(files.size(), 100u) << "too few ELF files found to be a meaningful sweep";
 

@@ -106,6 +106,7 @@ struct Coloured {
 std::vector<Coloured> coloured() {
   return {{{"explain", "/bin/true"}, false},
           {{"demo"}, false},
+          {{"ldd", "--tree", "/bin/true"}, false},
           {{"profile", "-n", "1", "--warmup", "0", "--no-untraced", "--", "/bin/true"}, false},
           {{"exec", "--steps", "--", "/bin/true"}, true}};
 }
@@ -154,6 +155,7 @@ TEST(Conventions, every_subcommand_takes_color) {
                                                    {"run", "--color=never", "--", "/bin/true"},
                                                    {"exec", "--color", "never", "--", "/bin/true"},
                                                    {"version", "--color=never"},
+                                                   {"ldd", "--color=never", "/bin/true"},
                                                    {"demo", "--color=never"},
                                                    {"manpage", "--color=never", "run"},
                                                    {"completion", "--color=never", "bash"}};
@@ -206,6 +208,10 @@ TEST(Conventions, errors_start_with_the_subcommand_and_exit_with_a_documented_st
       {"bench", {"spawn", "--bogus"}, 2},
       {"bench", {"spawn", "--rss", "12x"}, 2},
       {"version", {"--bogus"}, 2},
+      {"ldd", {"--bogus", "/bin/true"}, 2},
+      {"ldd", {"--env", "NOEQUALS", "/bin/true"}, 2},
+      {"ldd", {}, 2},
+      {"ldd", {"-r", "/bin/true"}, 2},  // not modelled: refused, not guessed
       {"demo", {"--bogus"}, 2},
       {"manpage", {"--bogus"}, 2},
       {"manpage", {"nope"}, 2},
@@ -213,7 +219,8 @@ TEST(Conventions, errors_start_with_the_subcommand_and_exit_with_a_documented_st
       {"completion", {"fish"}, 2},
   };
   std::vector<BadCall> all = calls;
-  for (const char* sub : {"explain", "run", "exec", "profile", "bench", "version", "demo", "manpage", "completion"})
+  for (const char* sub :
+       {"explain", "ldd", "run", "exec", "profile", "bench", "version", "demo", "manpage", "completion"})
     all.push_back({sub, {"--color=sometimes"}, 2});
   for (const auto& c : all) {
     std::vector<std::string> args{c.sub};

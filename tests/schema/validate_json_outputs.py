@@ -144,6 +144,15 @@ with tempfile.TemporaryDirectory(prefix="procforge-schema-") as d:
     for i, line in enumerate(lines):
         validate_json(f"explain --json --batch line {i + 1}", line, "procforge.explain-batch/1")
 
+    # ldd: a program, a library, one with a library gone, a text file, a missing file.
+    r = procforge(["ldd", "--json", "--", "/usr/bin/ls", "/usr/lib/x86_64-linux-gnu/libc.so.6", prog,
+                   script, os.path.join(d, "missing")], 1)
+    validate_json("ldd --json", r.stdout, "procforge.ldd/1")
+    if r.stdout.startswith("{"):
+        seen = {f["outcome"] for f in json.loads(r.stdout)["files"]}
+        if seen != {"traced", "not_dynamic", "no_such_file"}:
+            failures.append(f"ldd's inputs gave the outcomes {sorted(seen)}: the cases no longer cover what they should")
+
     # batch: cold, warm, a failure, a signal, a program that is not there.
     commands = "/bin/true\necho 'two words'\nls /nonexistent\n/bin/sh -c 'kill -KILL $$'\n/nonexistent\n"
     for flags in ([], ["--warm"]):

@@ -1,0 +1,140 @@
+// `procforge ldd`: glibc's ldd without running anything. For each FILE, the
+// library's ldso::ldd() (the script's checks, the loader's --verify and its
+// trace, modelled) and ldso::ldd_text(): the same lines as ldd without load
+// addresses, the "FILE:" header when several files are given, ldd's status
+// (0, or 1 when one file failed). --tree draws each file's dependency tree
+// with the rule that found every object; --json gives, per file, the same
+// "loader" object as explain --json.
+#include <unistd.h>
+
+#include <iostream>
+
+#include "cli/cli.hpp"
+#include "cli/command.hpp"
+#include "cli/env.hpp"
+#include "cli/output.hpp"
+
+namespace procforge::cli {
+
+namespace {
+
+struct LddOptions {
+  bool verbose = false;  // -v: the "Version information" section
+  bool unused = false;   // -u
+  bool data_relocs = false;
+  bool function_relocs = false;
+  bool tree = false;
+  bool json = false;
+  bool clear_env = false;
+  std::vector<std::string> set_env, unset_env;
+  std::string cwd;
+};
+
+const char* outcome_name(ldso::LddResult::Outcome o) {
+  switch (o) {
+    case ldso::LddResult::Outcome::no_such_file: return "no_such_file";
+    case ldso::LddResult::Outcome::not_regular: return "not_regular";
+    case ldso::LddResult::Outcome::no_read_permission: return "no_read_permission";
+    case ldso::LddResult::Outcome::not_dynamic: return "not_dynamic";
+    case ldso::LddResult::Outcome::traced: return "traced";
+  }
+  return "?";
+}
+
+nlohmann::json file_json(const std::string& given, const ldso::LddResult& r, const ldso::LddText& t) {
+  return {{"file", given},
+          {"path", r.file},
+          {"outcome", outcome_name(r.outcome)},
+          {"why", r.why.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.why)},
+          {"rtld", r.loader.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.loader)},
+          {"status", t.status},
+          {"stdout", t.out},
+          {"stderr", t.err},
+          {"loader", r.trace ? render_loader_json(r.file, *r.trace) : nlohmann::json(nullptr)}};
+}
+
+int run_ldd(const LddOptions& o, const std::vector<std::string>& files) {
+  if (o.data_relocs || o.function_relocs) {
+    print_error("ldd",
+                std::string(o.function_relocs ? "-r" : "-d") +
+                    " is not modelled yet: it needs every binding of every object (use the system's ldd for it)");
+    return kExitCannot;
+  }
+  if (files.empty()) {
+    print_error("ldd", "name a FILE");
+    return kExitCannot;
+  }
+  std::string bad;
+  const auto env = edited_environment(o.clear_env, o.set_env, o.unset_env, &bad);
+  if (!bad.empty()) {
+    print_error("ldd", bad);
+    return kExitCannot;
+  }
+  // What ldd's own shell start prints, before anything else.
+  std::string shell;
+  for (const auto& l : ldso::ldd_shell_lines(env, o.cwd, loader_system())) shell += l + "\n";
+  if (!o.json) std::cerr << shell << std::flush;
+  const bool color = color_on(STDOUT_FILENO);
+  int status = 0;
+  bool cannot = false;
+  nlohmann::json docs = nlohmann::json::array();
+  for (const auto& file : files) {
+    ldso::LddRequest req;
+    req.file = file;
+    req.envp = env;
+    req.cwd = o.cwd;
+    req.unused = o.unused;
+    auto r = ldso::ldd(req, loader_system());
+    if (!r) {
+      // Said and counted; the other files are still answered.
+      cannot = true;
+      if (o.json)
+        docs.push_back({{"file", file}, {"outcome", "not_modelled"}, {"why", r.error().message}, {"status", nullptr}});
+      else print_error("ldd", r.error().message);
+      continue;
+    }
+    const ldso::LddText t = ldso::ldd_text(*r, o.verbose);
+    status |= t.status;
+    if (o.json) {
+      docs.push_back(file_json(file, *r, t));
+      continue;
+    }
+    // ldd's script: the header on stdout, its own errors on stderr.
+    if (files.size() > 1) std::cout << file << ":\n";
+    if (o.tree && r->trace && !r->trace->stopped && r->trace->dynamic)
+      std::cout << render_loader_text(r->file, *r->trace, color, Detail::summary);
+    else std::cout << t.out;
+    std::cout << std::flush;
+    std::cerr << t.err << std::flush;
+  }
+  if (cannot) status = kExitCannot;
+  if (o.json)
+    std::cout
+        << stamped(nlohmann::json{{"files", docs}, {"shell_stderr", shell}, {"status", status}}, schema::ldd).dump(2)
+        << "\n";
+  return status;
+}
+
+}  // namespace
+
+void add_ldd(CLI::App& app, std::vector<Command>& commands) {
+  auto o = std::make_shared<LddOptions>();
+  auto* l = app.add_subcommand("ldd", "ldd's answer for executables and shared libraries, without running them");
+  l->add_flag("-v,--verbose", o->verbose, "Also the version information section, as ldd -v");
+  l->add_flag("-u,--unused", o->unused, "Unused direct dependencies, as ldd -u (no list then)");
+  l->add_flag("-r,--function-relocs", o->function_relocs,
+              "Missing objects and functions, as ldd -r (not modelled yet: refused)");
+  l->add_flag("-d,--data-relocs", o->data_relocs, "Missing objects and data, as ldd -d (not modelled yet: refused)");
+  l->add_flag("--tree", o->tree, "Each file's dependency tree, with the rule that found each object");
+  l->add_flag("--json", o->json, "Machine-readable output: per file, explain --json's \"loader\" object");
+  l->add_option("-C,--cwd", o->cwd, "Working directory relative FILEs and $ORIGIN are taken from");
+  add_environment_flags(*l, o->set_env, o->unset_env, o->clear_env);
+  l->footer(
+      "FILE... follow the options (or \"--\"). ld.so run on each FILE as ldd runs it (LD_TRACE_LOADED_OBJECTS=1 "
+      "/lib64/ld-linux-x86-64.so.2 FILE) is modelled; nothing is loaded or run.\nExit status: 0 every file was "
+      "listed, 1 one could not be or -u found an unused dependency (as ldd), 2 bad usage or a file procforge cannot "
+      "answer for.");
+  commands.push_back({l, [o](std::vector<std::string> files) { return run_ldd(*o, files); }});
+}
+
+}  // namespace procforge::cli
