@@ -1,7 +1,7 @@
 # What `cmake --install` puts where, and the .deb CPack makes of it:
 #   bin/procforge
 #   lib/libprocforge.so.0 (exports the public API only) and lib/libprocforge.a
-#   include/procforge/*.hpp
+#   include/procforge/*.hpp, procforge_client.h
 #   lib/cmake/procforge/ (find_package(procforge) -> procforge::procforge, procforge::procforge_static)
 #   lib/pkgconfig/procforge.pc
 #   lib/procforge/ helpers found relative to bin/procforge (the LD_AUDIT module, the warm-start agent,

@@ -21,10 +21,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "bench/detail.hpp"
+#include "procforge/client.hpp"
+#include "procforge/server.hpp"
 #include "procforge/warm.hpp"
 
 namespace procforge::bench::detail {
@@ -33,7 +37,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-enum class Method { fork_exec, vfork_exec, posix_spawn, clone3, warm, fork_alone, vfork_alone };
+// The socket of the server this suite started (empty: none); the helpers,
+// forked after, connect to it.
+std::string g_server_socket;
+
+enum class Method { fork_exec, vfork_exec, posix_spawn, clone3, warm, server, fork_alone, vfork_alone };
 
 const char* series_name(Method m) {
   switch (m) {
@@ -42,6 +50,7 @@ const char* series_name(Method m) {
     case Method::posix_spawn: return "posix_spawn";
     case Method::clone3: return "clone3 (procforge)";
     case Method::warm: return "warm instance";
+    case Method::server: return "server (procforge serve)";
     case Method::fork_alone: return "fork alone";
     case Method::vfork_alone: return "vfork alone";
   }
@@ -170,6 +179,10 @@ Measurement parse_fields(const std::string& line) {
   }
   {
     warm::Pool pool;
+    // A request to the server and the exit back: the client's size should not matter.
+    std::optional<client::Connection> server;
+    if (!g_server_socket.empty())
+      if (auto conn = client::Connection::connect(g_server_socket)) server = std::move(*conn);
     const SpawnTarget target{"true", "/bin/true"};
     const spawn::Options warm_opts = quiet_options("/bin/true", {"PATH=/usr/bin:/bin"});
     std::vector<Case> cases;
@@ -184,6 +197,7 @@ Measurement parse_fields(const std::string& line) {
           continue;
         }
       }
+      if (m == Method::server && !server) continue;
       Case k;
       k.series = std::string(series_name(m)) + g.suffix;
       k.variable = g.variable;
@@ -201,6 +215,16 @@ Measurement parse_fields(const std::string& line) {
             auto exit = child->wait();
             if (!exit || exit->shell_status() != 0) return Error{ECHILD, "the warm instance of /bin/true failed"};
             if (!how.warm) return Error{ECHILD, "no warm instance: " + how.fallback_reason};
+            return Sample{elapsed_us(t0)};
+          };
+          break;
+        case Method::server:
+          k.run = [&server, &warm_opts]() -> Result<Sample> {
+            const auto t0 = Clock::now();
+            auto child = server->spawn(warm_opts);
+            if (!child) return child.error();
+            auto exit = child->wait();
+            if (!exit || exit->shell_status() != 0) return Error{ECHILD, "/bin/true through the server failed"};
             return Sample{elapsed_us(t0)};
           };
           break;
@@ -288,6 +312,56 @@ Status measure_group(const SuiteConfig& c, const Group& g, int runs, Progress& p
   return ok_status();
 }
 
+// procforge serve in a child of this process, for the server row; stopped
+// (SIGTERM, a drain) and reaped when this goes.
+class ServerProcess {
+ public:
+  Status start() {
+    char dir[] = "/tmp/procforge-bench-server.XXXXXX";
+    if (!mkdtemp(dir)) return Error::call(ErrorStep::clone, errno, "making the server's directory");
+    dir_ = dir;
+    const std::string path = dir_ + "/s.sock";
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return Error::call(ErrorStep::clone, errno, "making the server's pipe");
+    pid_ = fork();
+    if (pid_ < 0) return Error::call(ErrorStep::clone, errno, "forking the server");
+    if (pid_ == 0) {
+      close(p[0]);
+      server::Config cfg;
+      cfg.socket_path = path;
+      cfg.on_ready = [](const char*, const char*, void* arg) {
+        close(static_cast<int>(reinterpret_cast<intptr_t>(arg)));
+      };
+      cfg.on_ready_arg = reinterpret_cast<void*>(static_cast<intptr_t>(p[1]));
+      _exit(server::serve(cfg) ? 0 : 1);
+    }
+    close(p[1]);
+    char c;
+    while (read(p[0], &c, 1) < 0 && errno == EINTR) {
+    }
+    close(p[0]);  // EOF: ready, or gone
+    if (access(path.c_str(), F_OK) != 0) return Error{ECHILD, "the server did not start"};
+    g_server_socket = path;
+    return ok_status();
+  }
+  ~ServerProcess() {
+    g_server_socket.clear();
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    }
+    if (!dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+    }
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string dir_;
+};
+
 // "always [madvise] never" -> "madvise".
 std::string bracketed(const std::string& line) {
   const auto a = line.find('['), b = line.find(']');
@@ -329,12 +403,13 @@ Status run_create(const SuiteConfig& c, int runs, Progress& progress, SuiteRepor
 
   std::vector<Group> groups;
   for (auto mib : touched)
-    groups.push_back({mib,
-                      0,
-                      false,
-                      {M::fork_exec, M::vfork_exec, M::posix_spawn, M::clone3, M::warm, M::fork_alone, M::vfork_alone},
-                      "touched_mib",
-                      ""});
+    groups.push_back(
+        {mib,
+         0,
+         false,
+         {M::fork_exec, M::vfork_exec, M::posix_spawn, M::clone3, M::warm, M::server, M::fork_alone, M::vfork_alone},
+         "touched_mib",
+         ""});
   for (auto mib : reserved)
     groups.push_back({0, mib, false, {M::fork_exec, M::posix_spawn, M::clone3, M::fork_alone}, "reserved_mib", ""});
 
@@ -355,6 +430,10 @@ Status run_create(const SuiteConfig& c, int runs, Progress& progress, SuiteRepor
     for (auto mib : huge)
       groups.push_back({mib, 0, true, {M::fork_exec, M::posix_spawn, M::fork_alone}, "touched_mib", ", THP"});
 
+  // The spawn server, started once for the whole suite (before the helpers
+  // grow: it is not their fork), on a socket of its own.
+  ServerProcess server;
+  if (auto st = server.start(); !st) report.notes.push_back("create: no server row: " + st.error().message);
   progress.add_total(static_cast<int>(groups.size()) * runs);
   for (const auto& g : groups) {
     const std::uint64_t available = meminfo_mib("MemAvailable:");
@@ -368,7 +447,6 @@ Status run_create(const SuiteConfig& c, int runs, Progress& progress, SuiteRepor
                  std::to_string(g.reserved_mib) + " MiB reserved" + g.suffix);
     if (auto st = measure_group(c, g, runs, progress, report); !st) return st;
   }
-  report.notes.push_back("create: the server row is not measured: procforge has no server in this build");
   return ok_status();
 }
 

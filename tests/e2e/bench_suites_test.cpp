@@ -104,7 +104,7 @@ TEST_F(BenchSuites, create_fork_grows_with_touched_memory_posix_spawn_does_not) 
     EXPECT_GT((*big)["min_us"].get<double>(), 2 * (*zero)["min_us"].get<double>()) << series;
   }
   // (vfork alone, some 30 us, is left out: a neighbour's wakeup is as large.)
-  for (const char* series : {"posix_spawn", "clone3 (procforge)"}) {
+  for (const char* series : {"posix_spawn", "clone3 (procforge)", "server (procforge serve)"}) {
     const json *big = at(series, "touched_mib", top), *zero = at(series, "touched_mib", 0);
     ASSERT_TRUE(big && zero) << series;
     EXPECT_LE((*big)["min_us"].get<double>(), 1.5 * (*zero)["min_us"].get<double>()) << series;
