@@ -48,6 +48,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (b->nrlimits && !inside(b->rlimits, sizeof(spawn::RlimitOp) * static_cast<std::size_t>(b->nrlimits), msg, size))
     abort();
   if (b->ngroups && !inside(b->groups, sizeof(gid_t) * static_cast<std::size_t>(b->ngroups), msg, size)) abort();
+  // Nothing it accepts lies over the Block, whose fields the rebasing rewrote.
+  const char* block_end = reinterpret_cast<const char*>(b) + sizeof *b;
+  auto above = [&](const void* p) { return !p || static_cast<const char*>(p) >= block_end; };
+  if (!above(b->argv) || !above(b->envp) || !above(b->cwd) || !above(b->fd_ops) || !above(b->kept) ||
+      !above(b->groups) || !above(b->rlimits))
+    abort();
   if (b->candidates || b->replace || b->filter || b->ctty || b->hostname || b->pdeathsig) abort();
   return 0;
 }

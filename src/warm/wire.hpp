@@ -75,16 +75,20 @@ struct RefusedReply {
 
 // Checks every offset of a flattened Block against the message and turns it
 // back into a pointer. False when the message is malformed.
+//
+// Nothing may point below `floor` (the header and the Block itself): the
+// rebasing writes pointers into the Block and into fd_ops, so an array or
+// string lying over those fields would change after it was checked.
 class Rebaser {
  public:
-  Rebaser(char* base, std::size_t size) : base_(base), size_(size) {}
+  Rebaser(char* base, std::size_t size, std::size_t floor = 0) : base_(base), size_(size), floor_(floor) {}
 
   template <class T>
   bool array(T*& p, long count) {
     auto off = reinterpret_cast<std::uintptr_t>(p);
     if (off == 0) return count == 0;
     --off;
-    if (count < 0 || off > size_ || static_cast<std::size_t>(count) > (size_ - off) / sizeof(T) ||
+    if (count < 0 || off < floor_ || off > size_ || static_cast<std::size_t>(count) > (size_ - off) / sizeof(T) ||
         off % alignof(T) != 0)
       return false;
     p = reinterpret_cast<T*>(base_ + off);
@@ -95,7 +99,7 @@ class Rebaser {
     auto off = reinterpret_cast<std::uintptr_t>(s);
     if (off == 0) return true;
     --off;
-    if (off >= size_ || std::memchr(base_ + off, 0, size_ - off) == nullptr) return false;
+    if (off < floor_ || off >= size_ || std::memchr(base_ + off, 0, size_ - off) == nullptr) return false;
     s = base_ + off;
     return true;
   }
@@ -105,7 +109,7 @@ class Rebaser {
     auto off = reinterpret_cast<std::uintptr_t>(v);
     if (off == 0) return false;
     --off;
-    if (off > size_ || off % alignof(char*) != 0) return false;
+    if (off < floor_ || off > size_ || off % alignof(char*) != 0) return false;
     auto* slots = reinterpret_cast<char**>(base_ + off);
     std::size_t max = (size_ - off) / sizeof(char*);
     for (std::size_t i = 0; i < max; ++i) {
@@ -123,7 +127,7 @@ class Rebaser {
 
  private:
   char* base_;
-  std::size_t size_;
+  std::size_t size_, floor_;
 };
 
 // The Block of a spawn request, rebased; nullptr when malformed or when it
@@ -131,7 +135,7 @@ class Rebaser {
 inline spawn::Block* rebase_block(char* msg, std::size_t size, long& argc, long& envc) {
   if (size < sizeof(Header) + sizeof(spawn::Block)) return nullptr;
   auto* b = reinterpret_cast<spawn::Block*>(msg + sizeof(Header));
-  Rebaser r(msg, size);
+  Rebaser r(msg, size, sizeof(Header) + sizeof(spawn::Block));
   if (!r.strings(b->argv, argc) || !r.strings(b->envp, envc) || argc < 1) return nullptr;
   if (!r.string(b->cwd) || !r.array(b->fd_ops, b->nfd_ops) || !r.array(b->keep_fds, b->nkeep_fds) ||
       !r.array(b->kept, b->nkept) || !r.array(b->ignore, b->nignore) || !r.array(b->rlimits, b->nrlimits) ||
