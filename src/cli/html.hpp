@@ -38,7 +38,7 @@ struct ChartPoint {
 };
 struct ChartSeries {
   std::string name;
-  std::string variant_of;  // drawn dashed in this series' colour (the same method with huge pages)
+  std::string variant_of;          // drawn dashed in this series' colour (the same method with huge pages)
   std::vector<ChartPoint> points;  // in x order
 };
 struct LineChart {

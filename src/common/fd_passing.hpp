@@ -13,7 +13,8 @@
 namespace procforge {
 
 // sendmsg of bytes with fds, retried on EINTR; the result of sendmsg.
-inline ssize_t send_with_fds(int socket, std::string_view bytes, const std::vector<int>& fds, int flags = MSG_NOSIGNAL) {
+inline ssize_t send_with_fds(int socket, std::string_view bytes, const std::vector<int>& fds,
+                             int flags = MSG_NOSIGNAL) {
   iovec iov{const_cast<char*>(bytes.data()), bytes.size()};
   msghdr mh{};
   mh.msg_iov = &iov;

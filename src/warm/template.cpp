@@ -14,8 +14,8 @@
 #include <filesystem>
 #include <sstream>
 
-#include "procforge/spawn.hpp"
 #include "common/fd_passing.hpp"
+#include "procforge/spawn.hpp"
 #include "spawn/child_access.hpp"
 #include "warm/detail.hpp"
 
