@@ -172,15 +172,22 @@ Result<WarmBenchReport> run_warm_bench(const WarmBenchConfig& config);
 //           cache and with them cached; page faults per start
 //   claims  the cost claims of the pipeline, each with its figures and a
 //           verdict, from the measurements of the other suites
+//   server  (only when named) round trips through `procforge serve` on each
+//           backend against posix_spawn in the client, as the client grows
+//           and as clients submit at once; commands run as a shell runs them,
+//           with and without procforge-spawn; its own claims
 
 struct SuiteConfig {
-  std::vector<std::string> suites;  // "create", "link", "faults", "claims"; empty: all
+  std::vector<std::string> suites;  // "create", "link", "faults", "claims", "server"; empty: all but server
   bool quick = false;               // fewer sizes and runs: every suite in about a minute
   int runs = 0;                     // timed runs per case; 0: 11 quick, 31 full (fewer for fork at big parents)
   std::function<void(const std::string& what, int done, int total)> progress;
   // Polled between runs: true stops the run (children reaped, files removed)
   // and run_bench_suites() returns an Error with ECANCELED.
   std::function<bool()> cancelled;
+  // The server suite's programs: the static target (procforge-exit0), the
+  // client procforge-spawn and procforge itself (empty: not found, left out).
+  std::string static_target, spawn_client, procforge;
 };
 
 struct Measurement {

@@ -2,6 +2,7 @@
 // in one sentence and judged from what the other suites measured in the same
 // run (the fastest runs decide; the medians are shown next to them). Every figure is a ratio that names both sides; a
 // claim whose figures are missing (a suite not run, a size skipped) is "not measurable here" and says which.
+#include <algorithm>
 #include <cstdio>
 #include <functional>
 #include <optional>
@@ -27,6 +28,12 @@ class Lookup {
   }
   [[nodiscard]] const Measurement* smallest(const std::string& series, const std::string& variable) const {
     return extreme(series, variable, false);
+  }
+  [[nodiscard]] const Measurement* labelled(const std::string& series, const std::string& variable,
+                                            const std::string& label) const {
+    for (const auto& x : m_)
+      if (x.series == series && x.variable == variable && x.label == label && x.runs > 0) return &x;
+    return nullptr;
   }
 
  private:
@@ -57,7 +64,7 @@ std::string fmt_ratio(double r) {
 std::string value_text(const Measurement& m) {
   if (!m.label.empty()) return m.label;
   const auto v = static_cast<long long>(m.value);
-  if (m.variable == "touched_mib" || m.variable == "reserved_mib")
+  if (m.variable == "touched_mib" || m.variable == "reserved_mib" || m.variable == "client_mib")
     return v >= 1024 && v % 1024 == 0 ? std::to_string(v / 1024) + " GiB" : std::to_string(v) + " MiB";
   return std::to_string(v);
 }
@@ -113,6 +120,102 @@ Claim judge(std::string id, std::string sentence, const std::vector<std::optiona
   c.verdict = holds(values) ? Verdict::holds : Verdict::does_not_hold;
   c.why = std::move(rule);
   return c;
+}
+
+// The server suite's claims: what a client gains or pays by spawning through
+// `procforge serve`, on each backend measured.
+void server_claims(const Lookup& l, std::vector<Claim>& out) {
+  const std::string need = "needs the server suite's series (see the notes)";
+  const char* const backends[] = {"io_uring", "epoll"};
+  auto server = [](const char* b, const std::string& what) { return std::string("server ") + b + ", " + what; };
+  auto each_backend = [&](const std::function<std::optional<Ratio>(const char*)>& f) {
+    std::vector<std::optional<Ratio>> v;
+    for (const char* b : backends)
+      if (l.at(server(b, "static target cold"), "client_mib", 0)) v.push_back(f(b));
+    if (v.empty()) v.push_back(std::nullopt);
+    return v;
+  };
+  auto all = [](double lo, double hi) {
+    return [lo, hi](const std::vector<double>& v) {
+      return std::all_of(v.begin(), v.end(), [&](double x) { return x >= lo && x <= hi; });
+    };
+  };
+
+  out.push_back(
+      judge("server-warm-beats-posix-spawn",
+            "Through the server, a warm `cmake --version` costs its client a third or less of starting it cold with "
+            "posix_spawn.",
+            each_backend([&](const char* b) {
+              return ratio(l.at("posix_spawn, cmake --version", "client_mib", 0),
+                           l.at(server(b, "cmake --version warm"), "client_mib", 0), "posix_spawn of cmake --version",
+                           std::string("a warm instance through the ") + b + " server");
+            }),
+            need, all(3, 1e9), "holds when posix_spawn costs at least 3x the warm round trip on every backend"));
+
+  {
+    const std::string shell = "fork+exec from a small process";
+    out.push_back(
+        judge("server-spawn-client-beats-the-shell",
+              "A shell running `procforge-spawn --warm cmake --version` waits a third or less of running `cmake "
+              "--version` itself.",
+              {ratio(l.labelled(shell, "shell_command", "cmake --version"),
+                     l.labelled(shell, "shell_command", "procforge-spawn --warm cmake --version"), "cmake --version",
+                     "procforge-spawn --warm cmake --version")},
+              need, all(3, 1e9), "holds when the shell's own run costs at least 3x the one through procforge-spawn"));
+
+    const Measurement* client = l.labelled(shell, "shell_command", "procforge-spawn --version");
+    const Measurement* floor = l.labelled(shell, "shell_command", "static target");
+    const Measurement* cxx = l.labelled(shell, "shell_command", "procforge --version");
+    Claim c;
+    c.id = "server-spawn-client-starts-in-tens-of-us";
+    c.sentence = "procforge-spawn's own start costs tens of microseconds, not the milliseconds of a C++ program.";
+    if (!client || !floor) {
+      c.why = need;
+    } else {
+      const double own = client->min_us - floor->min_us;
+      c.figures = "procforge-spawn --version - the static target = " + fmt_us(own) + " fastest runs (" +
+                  fmt_us(client->min_us) + " - " + fmt_us(floor->min_us) + "), " +
+                  fmt_us(client->median_us - floor->median_us) + " medians";
+      if (cxx)
+        c.figures +=
+            "; for contrast: procforge --version - the static target = " + fmt_us(cxx->min_us - floor->min_us) +
+            " fastest runs";
+      c.verdict = own <= 100 ? Verdict::holds : Verdict::does_not_hold;
+      c.why = "holds when procforge-spawn costs at most 100 us more than a static program that only exits";
+    }
+    out.push_back(c);
+  }
+
+  out.push_back(
+      judge("server-static-near-posix-spawn",
+            "A round trip through the server for the static target costs at most 1.5x the client's own posix_spawn.",
+            each_backend([&](const char* b) {
+              return ratio(l.at(server(b, "static target cold"), "client_mib", 0),
+                           l.at("posix_spawn, static target", "client_mib", 0), std::string("the ") + b + " server",
+                           "posix_spawn in the client");
+            }),
+            need, all(0, 1.5), "holds when every backend's round trip is at most 1.5x posix_spawn"));
+
+  out.push_back(judge(
+      "server-flat-with-client-size",
+      "A request through the server costs the same from a small client and from one holding gigabytes.",
+      each_backend([&](const char* b) { return along(l, server(b, "static target cold"), "client_mib", "touched"); }),
+      need, all(0, 1.1), "holds when every backend's ratio is at most 1.1x",
+      {along(l, "posix_spawn, static target", "client_mib", "touched")}));
+
+  {
+    std::vector<std::optional<Ratio>> f{ratio(l.at(server("io_uring", "static target cold"), "client_mib", 0),
+                                              l.at(server("epoll", "static target cold"), "client_mib", 0),
+                                              "the io_uring server, one client", "the epoll server")};
+    const Measurement* most = l.largest(server("io_uring", "static target"), "clients");
+    if (most)
+      f.push_back(ratio(most, l.at(server("epoll", "static target"), "clients", most->value),
+                        "the io_uring server, " + value_text(*most) + " clients at once", "the epoll server"));
+    out.push_back(judge("server-backends-alike",
+                        "The io_uring and epoll backends serve a request at about the same cost.", f,
+                        "needs both backends (see the notes)", all(1 / 1.2, 1.2),
+                        "holds when io_uring is within 1.2x of epoll either way"));
+  }
 }
 
 }  // namespace
@@ -234,6 +337,7 @@ std::vector<Claim> evaluate_claims(const std::vector<Measurement>& m) {
         },
         "holds when every cold start is slower than the warm one"));
   }
+  if (std::any_of(m.begin(), m.end(), [](const Measurement& x) { return x.suite == "server"; })) server_claims(l, out);
   return out;
 }
 

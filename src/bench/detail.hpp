@@ -65,8 +65,47 @@ Result<Sample> timed_spawn(const spawn::Options& o);
 // A spawned program's options: argv {path}, the environment given, stdio to /dev/null.
 spawn::Options quiet_options(const std::string& path, std::vector<std::string> envp);
 
+// The memory of a parent that spawns: touched (in 4 KiB pages, or huge pages
+// by MADV_HUGEPAGE) and reserved but never touched.
+struct ParentMemory {
+  std::uint64_t touched_mib = 0, reserved_mib = 0;
+  bool huge = false;
+};
+
+// Makes a parent's cases inside it (after it has grown); `note` adds a note
+// to the report.
+using MakeCases = std::function<std::vector<Case>(const std::function<void(const std::string&)>& note)>;
+
+// Forks a helper that grows as `memory` says, makes its cases and measures
+// them interleaved (2 warm-up rounds); appends its measurements (suite
+// `suite`) and notes to report. Memory the machine cannot give is a note, not
+// a failure.
+Status measure_in_parent(const SuiteConfig& c, const std::string& suite, const ParentMemory& memory,
+                         const MakeCases& make_cases, int runs, Progress& progress, SuiteReport& report);
+
+// /proc/meminfo's field in MiB ("MemAvailable:").
+std::uint64_t meminfo_mib(const char* field);
+
+// procforge serve in a child of this process, on a socket of its own in a
+// temporary directory; stopped (SIGTERM, a drain) and reaped when this goes.
+// Start it before any helper grows: it is nobody's fork.
+class ServerProcess {
+ public:
+  ServerProcess() = default;
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+  ~ServerProcess();
+  Status start(const std::string& backend = "auto");
+  [[nodiscard]] const std::string& socket() const { return socket_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string dir_, socket_;
+};
+
 // The suites; each appends to report.measurements and report.notes.
 Status run_create(const SuiteConfig& c, int runs, Progress& progress, SuiteReport& report);
+Status run_server(const SuiteConfig& c, int runs, Progress& progress, SuiteReport& report);
 
 // The link and faults suites share the programs they generate (a temporary
 // directory, removed when they end, also on failure or cancel).

@@ -1,5 +1,6 @@
 // The driver of `procforge bench [SUITE...]`: which suites run, with how many
 // runs, in which order (create, then link and faults on one generated tree,
+// then the server suite when named,
 // then the claims from all the measurements), and the runner every suite
 // measures with: cases interleaved round-robin so that drift (frequency, the
 // neighbours' load) hits every case of a round alike.
@@ -166,7 +167,7 @@ double minor_fault_cost_us() {
   return spread(per_fault).median;
 }
 
-const char* const kSuites[] = {"create", "link", "faults", "claims"};
+const char* const kSuites[] = {"create", "link", "faults", "server", "claims"};
 
 }  // namespace
 
@@ -200,9 +201,11 @@ Result<SuiteReport> run_bench_suites(const SuiteConfig& config) {
   report.runs = config.runs > 0 ? config.runs : config.quick ? 11 : 31;
   for (const auto& s : config.suites)
     if (std::find(std::begin(kSuites), std::end(kSuites), s) == std::end(kSuites))
-      return Error{ErrorStep::options, EINVAL, s, "unknown suite '" + s + "' (create, link, faults, claims)"};
-  auto wanted = [&](const char* s) {
-    return config.suites.empty() || std::find(config.suites.begin(), config.suites.end(), s) != config.suites.end();
+      return Error{ErrorStep::options, EINVAL, s, "unknown suite '" + s + "' (create, link, faults, server, claims)"};
+  // The server suite runs only when named: it starts servers and an 8 GiB client.
+  auto wanted = [&](const std::string& s) {
+    if (config.suites.empty()) return s != "server";
+    return std::find(config.suites.begin(), config.suites.end(), s) != config.suites.end();
   };
   for (const char* s : kSuites)
     if (wanted(s)) report.suites.push_back(s);
@@ -218,7 +221,11 @@ Result<SuiteReport> run_bench_suites(const SuiteConfig& config) {
       return st.error();
   }
   if (wanted("faults")) report.minor_fault_us = minor_fault_cost_us();
-  if (wanted("claims")) report.claims = evaluate_claims(report.measurements);
+  if (wanted("server"))
+    if (auto st = detail::run_server(config, report.runs, progress, report); !st) return st.error();
+  // The server's claims come with its suite; the others with "claims".
+  for (auto& claim : evaluate_claims(report.measurements))
+    if (wanted("claims") || claim.id.rfind("server-", 0) == 0) report.claims.push_back(std::move(claim));
   report.machine.load_end = load_average();
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;

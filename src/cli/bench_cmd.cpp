@@ -38,19 +38,20 @@ struct BenchOptions {
 
 bool executable(const std::string& p) { return !p.empty() && access(p.c_str(), X_OK) == 0; }
 
-// The static target, found from this binary (no build-tree path is compiled
-// in): build/procforge + build/bench/ in the build tree, bin/procforge +
-// lib/procforge/ once installed.
-std::string find_exit0() {
+// A program of procforge's, found from this binary (no build-tree path is
+// compiled in): next to build/procforge or in build/bench/ in the build tree;
+// next to bin/procforge or in lib/procforge/ once installed.
+std::string find_beside(const std::string& name) {
   std::error_code ec;
   const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
   if (ec) return {};
   const auto dir = self.parent_path();
-  for (const auto& c : {dir / "procforge-exit0", dir / "bench" / "procforge-exit0",
-                        dir / ".." / "lib" / "procforge" / "procforge-exit0"})
+  for (const auto& c : {dir / name, dir / "bench" / name, dir / ".." / "lib" / "procforge" / name})
     if (executable(c.string())) return std::filesystem::weakly_canonical(c, ec).string();
   return {};
 }
+
+std::string find_exit0() { return find_beside("procforge-exit0"); }
 
 bool parse_sizes(const std::string& list, std::vector<std::uint64_t>& out) {
   std::stringstream ss(list);
@@ -309,7 +310,8 @@ struct SuiteOptions {
 // appear in --help, the manual and completions) and on the parser of the
 // words after it (so that they may follow the suite names).
 void add_suite_options(CLI::App& app, SuiteOptions& o) {
-  app.add_option("suites", o.config.suites, "Suites to run: create, link, faults, claims (default: all)");
+  app.add_option("suites", o.config.suites,
+                 "Suites to run: create, link, faults, claims (default: these four), server (only when named)");
   app.add_flag("--quick", o.quick, "Fewer sizes and runs: every suite in about a minute");
   app.add_flag("--json", o.json, "Machine-readable output (every measurement, the claims and their verdicts)");
   app.add_option("--html", o.html, "Also write a self-contained HTML page with a chart per curve to FILE")
@@ -325,6 +327,10 @@ int bench_suites(SuiteOptions& o, std::vector<std::string> args) {
   add_color_option(app);
   if (auto refused = parse_or_status(app, "bench", std::move(args))) return *refused;
   bench::SuiteConfig& c = o.config;
+  c.static_target = find_exit0();
+  c.spawn_client = find_beside("procforge-spawn");
+  std::error_code ec;
+  c.procforge = std::filesystem::read_symlink("/proc/self/exe", ec).string();
   const bool json = o.json, quick = o.quick;
   const std::string html = o.html;
   c.quick = quick;
@@ -377,13 +383,16 @@ int bench_suites(SuiteOptions& o, std::vector<std::string> args) {
 void add_bench(CLI::App& app, std::vector<Command>& commands) {
   auto* b = app.add_subcommand(
       "bench",
-      "The cost of starting a process, measured here: `procforge bench [create|link|faults|claims]... [--quick] "
+      "The cost of starting a process, measured here: `procforge bench [create|link|faults|claims|server]... [--quick] "
       "[--json] [--html FILE] [--runs N]`; `procforge bench spawn`, `procforge bench warm`");
   b->footer(
       "Suites (default: all):\n  create  spawn+wait by fork, vfork, posix_spawn, clone3, a warm instance, as the "
       "parent grows\n  link    exec+ld.so of generated programs: libraries, symbols, BIND_NOW, RELR, hash style, "
       "LD_LIBRARY_PATH\n  faults  the same starts with a cold and a warm page cache\n  claims  the pipeline's cost "
-      "claims with the figures and a verdict\nBenchmarks:\n  spawn   spawn+wait latency by strategy, target and "
+      "claims with the figures and a verdict\n  server  (only when named) round trips through procforge serve on "
+      "io_uring "
+      "and epoll against posix_spawn, by client size and clients at once; procforge-spawn from a shell\nBenchmarks:\n  "
+      "spawn   spawn+wait latency by strategy, target and "
       "parent size (`procforge bench spawn --help`)\n  warm    cold start against a warm instance (`procforge bench "
       "warm --help`)");
   static SuiteOptions suite_options;

@@ -40,6 +40,11 @@ constexpr VariableText kVariables[] = {
      "clone3+exec+ld.so+exit+wait, each library searched in every directory"},
     {"link_kind", "how the program is linked", "clone3+exec+(ld.so)+exit+wait of a main() that returns 0"},
     {"program", "program; its files evicted from the page cache (cold) or not (warm)", "clone3+exec+ld.so+exit+wait"},
+    {"client_mib", "memory the client has touched (MiB)",
+     "a request and its exit through procforge serve, or posix_spawn+waitpid in the client"},
+    {"clients", "clients submitting at once (threads, one connection each)",
+     "one request from every client, released together: the mean of their submit-to-exit latencies"},
+    {"shell_command", "command, run as a shell runs it", "fork+execve+waitpid from a small process"},
 };
 
 const VariableText& text_of(const std::string& variable) {
@@ -56,7 +61,8 @@ std::string size_text(double mib) {
 
 std::string value_text(const Measurement& m) {
   if (!m.label.empty()) return m.label;
-  if (m.variable == "touched_mib" || m.variable == "reserved_mib") return size_text(m.value);
+  if (m.variable == "touched_mib" || m.variable == "reserved_mib" || m.variable == "client_mib")
+    return size_text(m.value);
   return fmt::format("{:.0f}", m.value);
 }
 
@@ -123,13 +129,19 @@ std::string render_bench_text(const bench::SuiteReport& r) {
     const auto& t = text_of(variable);
     o << "\n" << suite << ": " << t.timed << "\n  by " << t.axis << "\n";
     const bool faults = suite == "faults";
-    o << fmt::format("  {:<24} {:>22} {:>11} {:>11} {:>11} {:>5}", "series", variable, "median us", "min", "max",
-                     "runs");
+    // Columns as wide as the curve's longest series and value.
+    std::size_t series_w = 24, value_w = std::max<std::size_t>(22, variable.size());
+    for (const Measurement* m : of_curve(r.measurements, suite, variable)) {
+      series_w = std::max(series_w, m->series.size());
+      value_w = std::max(value_w, value_text(*m).size());
+    }
+    o << fmt::format("  {:<{}} {:>{}} {:>11} {:>11} {:>11} {:>5}", "series", series_w, variable, value_w, "median us",
+                     "min", "max", "runs");
     if (faults) o << fmt::format(" {:>7} {:>7} {:>12}", "minflt", "majflt", "in faults");
     o << "\n";
     for (const Measurement* m : of_curve(r.measurements, suite, variable)) {
-      o << fmt::format("  {:<24} {:>22} {:>11} {:>11} {:>11} {:>5}", m->series, value_text(*m), us_cell(m->median_us),
-                       us_cell(m->min_us), us_cell(m->max_us), m->runs);
+      o << fmt::format("  {:<{}} {:>{}} {:>11} {:>11} {:>11} {:>5}", m->series, series_w, value_text(*m), value_w,
+                       us_cell(m->median_us), us_cell(m->min_us), us_cell(m->max_us), m->runs);
       if (faults) {
         const double share = fault_share(*m, r.minor_fault_us);
         o << fmt::format(" {:>7.0f} {:>7.0f} {:>12}", m->minflt, m->majflt,

@@ -11,45 +11,7 @@ namespace procforge::server::proto {
 
 namespace {
 
-enum Tag : std::uint16_t {
-  // hello / welcome
-  t_min_version = 1,
-  t_max_version,
-  t_version,
-  t_server_pid,
-  t_backend,
-  // request
-  t_path = 10,
-  t_no_search,
-  t_arg,
-  t_env,
-  t_cwd,
-  t_fd,
-  t_umask,
-  t_nice,
-  t_rlimit,
-  t_signal_mask,
-  t_keep_dispositions,
-  t_ignore_signal,
-  t_setsid,
-  t_process_group,
-  t_no_new_privs,
-  t_uid,
-  t_gid,
-  t_groups,
-  t_warm,
-  t_detach,
-  // replies
-  t_pid = 40,
-  t_fallback,
-  t_exited,
-  t_status,
-  t_core,
-  t_usage,
-  t_errno,
-  t_message,
-  t_signal,
-};
+using Tag = pfw_tag;
 
 // ---- writing ----
 
@@ -85,40 +47,40 @@ class Writer {
 
 const char* tag_name(std::uint16_t t) {
   switch (t) {
-    case t_min_version: return "min_version";
-    case t_max_version: return "max_version";
-    case t_version: return "version";
-    case t_server_pid: return "server_pid";
-    case t_backend: return "backend";
-    case t_path: return "path";
-    case t_no_search: return "no_search";
-    case t_arg: return "arg";
-    case t_env: return "env";
-    case t_cwd: return "cwd";
-    case t_fd: return "fd";
-    case t_umask: return "umask";
-    case t_nice: return "nice";
-    case t_rlimit: return "rlimit";
-    case t_signal_mask: return "signal_mask";
-    case t_keep_dispositions: return "keep_dispositions";
-    case t_ignore_signal: return "ignore_signal";
-    case t_setsid: return "setsid";
-    case t_process_group: return "process_group";
-    case t_no_new_privs: return "no_new_privs";
-    case t_uid: return "uid";
-    case t_gid: return "gid";
-    case t_groups: return "groups";
-    case t_warm: return "warm";
-    case t_detach: return "detach";
-    case t_pid: return "pid";
-    case t_fallback: return "fallback";
-    case t_exited: return "exited";
-    case t_status: return "status";
-    case t_core: return "core";
-    case t_usage: return "usage";
-    case t_errno: return "errno";
-    case t_message: return "message";
-    case t_signal: return "signal";
+    case PFW_T_MIN_VERSION: return "min_version";
+    case PFW_T_MAX_VERSION: return "max_version";
+    case PFW_T_VERSION: return "version";
+    case PFW_T_SERVER_PID: return "server_pid";
+    case PFW_T_BACKEND: return "backend";
+    case PFW_T_PATH: return "path";
+    case PFW_T_NO_SEARCH: return "no_search";
+    case PFW_T_ARG: return "arg";
+    case PFW_T_ENV: return "env";
+    case PFW_T_CWD: return "cwd";
+    case PFW_T_FD: return "fd";
+    case PFW_T_UMASK: return "umask";
+    case PFW_T_NICE: return "nice";
+    case PFW_T_RLIMIT: return "rlimit";
+    case PFW_T_SIGNAL_MASK: return "signal_mask";
+    case PFW_T_KEEP_DISPOSITIONS: return "keep_dispositions";
+    case PFW_T_IGNORE_SIGNAL: return "ignore_signal";
+    case PFW_T_SETSID: return "setsid";
+    case PFW_T_PROCESS_GROUP: return "process_group";
+    case PFW_T_NO_NEW_PRIVS: return "no_new_privs";
+    case PFW_T_UID: return "uid";
+    case PFW_T_GID: return "gid";
+    case PFW_T_GROUPS: return "groups";
+    case PFW_T_WARM: return "warm";
+    case PFW_T_DETACH: return "detach";
+    case PFW_T_PID: return "pid";
+    case PFW_T_FALLBACK: return "fallback";
+    case PFW_T_EXITED: return "exited";
+    case PFW_T_STATUS: return "status";
+    case PFW_T_CORE: return "core";
+    case PFW_T_USAGE: return "usage";
+    case PFW_T_ERRNO: return "errno";
+    case PFW_T_MESSAGE: return "message";
+    case PFW_T_SIGNAL: return "signal";
     default: return nullptr;
   }
 }
@@ -230,68 +192,74 @@ Result<Message> parse(std::string_view datagram) {
 // ---- encoders ----
 
 std::string encode(std::uint64_t id, const Hello& m) {
-  return Writer(id, Kind::hello).value(t_min_version, m.min_version).value(t_max_version, m.max_version).done();
+  return Writer(id, Kind::hello).value(PFW_T_MIN_VERSION, m.min_version).value(PFW_T_MAX_VERSION, m.max_version).done();
 }
 
 std::string encode(std::uint64_t id, const Welcome& m) {
   return Writer(id, Kind::welcome)
-      .value(t_version, m.version)
-      .value(t_server_pid, m.server_pid)
-      .text(t_backend, m.backend)
+      .value(PFW_T_VERSION, m.version)
+      .value(PFW_T_SERVER_PID, m.server_pid)
+      .text(PFW_T_BACKEND, m.backend)
       .done();
 }
 
 std::string encode(std::uint64_t id, const Request& r) {
   Writer w(id, Kind::spawn);
-  w.text(t_path, r.path).flag(t_no_search, !r.search_path);
-  for (const auto& a : r.argv) w.text(t_arg, a);
-  for (const auto& e : r.envp) w.text(t_env, e);
-  if (!r.cwd.empty()) w.text(t_cwd, r.cwd);
+  w.text(PFW_T_PATH, r.path).flag(PFW_T_NO_SEARCH, !r.search_path);
+  for (const auto& a : r.argv) w.text(PFW_T_ARG, a);
+  for (const auto& e : r.envp) w.text(PFW_T_ENV, e);
+  if (!r.cwd.empty()) w.text(PFW_T_CWD, r.cwd);
   for (const auto& f : r.fds) {
     std::int32_t v[2] = {f.target, f.index};
-    w.bytes(t_fd, v, sizeof v);
+    w.bytes(PFW_T_FD, v, sizeof v);
   }
-  if (r.umask) w.value(t_umask, *r.umask);
-  if (r.nice) w.value(t_nice, static_cast<std::int32_t>(*r.nice));
+  if (r.umask) w.value(PFW_T_UMASK, *r.umask);
+  if (r.nice) w.value(PFW_T_NICE, static_cast<std::int32_t>(*r.nice));
   for (const auto& l : r.rlimits) {
     std::uint64_t v[3] = {static_cast<std::uint64_t>(l.resource), l.soft, l.hard};
-    w.bytes(t_rlimit, v, sizeof v);
+    w.bytes(PFW_T_RLIMIT, v, sizeof v);
   }
-  if (r.signal_mask) w.value(t_signal_mask, *r.signal_mask);
-  w.flag(t_keep_dispositions, !r.reset_signal_dispositions);
-  for (int s : r.ignore_signals) w.value(t_ignore_signal, static_cast<std::int32_t>(s));
-  w.flag(t_setsid, r.setsid);
-  if (r.process_group) w.value(t_process_group, static_cast<std::int32_t>(*r.process_group));
-  w.flag(t_no_new_privs, r.no_new_privs);
-  if (r.uid) w.value(t_uid, *r.uid);
-  if (r.gid) w.value(t_gid, *r.gid);
-  if (r.groups) w.bytes(t_groups, r.groups->data(), r.groups->size() * sizeof(std::uint32_t));
-  w.flag(t_warm, r.warm).flag(t_detach, r.detach);
+  if (r.signal_mask) w.value(PFW_T_SIGNAL_MASK, *r.signal_mask);
+  w.flag(PFW_T_KEEP_DISPOSITIONS, !r.reset_signal_dispositions);
+  for (int s : r.ignore_signals) w.value(PFW_T_IGNORE_SIGNAL, static_cast<std::int32_t>(s));
+  w.flag(PFW_T_SETSID, r.setsid);
+  if (r.process_group) w.value(PFW_T_PROCESS_GROUP, static_cast<std::int32_t>(*r.process_group));
+  w.flag(PFW_T_NO_NEW_PRIVS, r.no_new_privs);
+  if (r.uid) w.value(PFW_T_UID, *r.uid);
+  if (r.gid) w.value(PFW_T_GID, *r.gid);
+  if (r.groups) w.bytes(PFW_T_GROUPS, r.groups->data(), r.groups->size() * sizeof(std::uint32_t));
+  w.flag(PFW_T_WARM, r.warm).flag(PFW_T_DETACH, r.detach);
   return w.done();
 }
 
 std::string encode(std::uint64_t id, const Spawned& m) {
   Writer w(id, Kind::spawned);
-  w.value(t_pid, m.pid).flag(t_warm, m.warm);
-  if (!m.fallback_reason.empty()) w.text(t_fallback, m.fallback_reason);
+  w.value(PFW_T_PID, m.pid).flag(PFW_T_WARM, m.warm);
+  if (!m.fallback_reason.empty()) w.text(PFW_T_FALLBACK, m.fallback_reason);
   return w.done();
 }
 
 std::string encode(std::uint64_t id, const Exited& m) {
   std::uint64_t usage[7] = {m.utime_us, m.stime_us, m.maxrss_kb, m.minflt, m.majflt, m.nvcsw, m.nivcsw};
   return Writer(id, Kind::exited)
-      .flag(t_exited, m.exited)
-      .value(t_status, m.status)
-      .flag(t_core, m.core_dumped)
-      .bytes(t_usage, usage, sizeof usage)
+      .flag(PFW_T_EXITED, m.exited)
+      .value(PFW_T_STATUS, m.status)
+      .flag(PFW_T_CORE, m.core_dumped)
+      .bytes(PFW_T_USAGE, usage, sizeof usage)
       .done();
 }
 
 std::string encode(std::uint64_t id, const Failed& m) {
-  return Writer(id, Kind::failed).value(t_errno, m.err).value(t_status, m.status).text(t_message, m.message).done();
+  return Writer(id, Kind::failed)
+      .value(PFW_T_ERRNO, m.err)
+      .value(PFW_T_STATUS, m.status)
+      .text(PFW_T_MESSAGE, m.message)
+      .done();
 }
 
-std::string encode(std::uint64_t id, const Kill& m) { return Writer(id, Kind::kill).value(t_signal, m.signal).done(); }
+std::string encode(std::uint64_t id, const Kill& m) {
+  return Writer(id, Kind::kill).value(PFW_T_SIGNAL, m.signal).done();
+}
 
 // ---- decoders ----
 
@@ -317,8 +285,8 @@ Result<Hello> decode_hello(const Message& m) {
   std::optional<std::uint16_t> lo, hi;
   auto st = fields_of(m, Kind::hello, "hello", [&](const Field& f) -> Status {
     switch (f.tag) {
-      case t_min_version: return once(lo, f, f.as<std::uint16_t>());
-      case t_max_version: return once(hi, f, f.as<std::uint16_t>());
+      case PFW_T_MIN_VERSION: return once(lo, f, f.as<std::uint16_t>());
+      case PFW_T_MAX_VERSION: return once(hi, f, f.as<std::uint16_t>());
       default: return unexpected(f, "hello");
     }
   });
@@ -337,9 +305,9 @@ Result<Welcome> decode_welcome(const Message& m) {
   std::optional<std::string> backend;
   auto st = fields_of(m, Kind::welcome, "welcome", [&](const Field& f) -> Status {
     switch (f.tag) {
-      case t_version: return once(version, f, f.as<std::uint16_t>());
-      case t_server_pid: return once(pid, f, f.as<std::int32_t>());
-      case t_backend: return once(backend, f, f.text());
+      case PFW_T_VERSION: return once(version, f, f.as<std::uint16_t>());
+      case PFW_T_SERVER_PID: return once(pid, f, f.as<std::int32_t>());
+      case PFW_T_BACKEND: return once(backend, f, f.text());
       default: return unexpected(f, "welcome");
     }
   });
@@ -363,22 +331,22 @@ Result<Request> decode_request(const Message& m, int nfds) {
   std::set<int> targets, indexes;
   auto st = fields_of(m, Kind::spawn, "spawn", [&](const Field& f) -> Status {
     switch (f.tag) {
-      case t_path: return once(path, f, f.text());
-      case t_no_search: return flag_once(r.search_path, seen_search, f, false);
-      case t_arg:
-      case t_env: {
+      case PFW_T_PATH: return once(path, f, f.text());
+      case PFW_T_NO_SEARCH: return flag_once(r.search_path, seen_search, f, false);
+      case PFW_T_ARG:
+      case PFW_T_ENV: {
         auto s = f.text();
         if (!s) return s.error();
-        if (f.tag == t_env && s->find('=') == std::string::npos) return f.bad("'" + *s + "' has no '='");
-        (f.tag == t_arg ? r.argv : r.envp).push_back(std::move(*s));
+        if (f.tag == PFW_T_ENV && s->find('=') == std::string::npos) return f.bad("'" + *s + "' has no '='");
+        (f.tag == PFW_T_ARG ? r.argv : r.envp).push_back(std::move(*s));
         return ok_status();
       }
-      case t_cwd: {
+      case PFW_T_CWD: {
         auto s = f.text();
         if (s && (s->empty() || s->front() != '/')) return f.bad("'" + *s + "' is not an absolute path");
         return once(cwd, f, std::move(s));
       }
-      case t_fd: {
+      case PFW_T_FD: {
         if (f.value.size() != 2 * sizeof(std::int32_t))
           return f.bad("length " + std::to_string(f.value.size()) + ", expected 8");
         std::int32_t v[2];
@@ -393,17 +361,17 @@ Result<Request> decode_request(const Message& m, int nfds) {
         r.fds.push_back({v[0], v[1]});
         return ok_status();
       }
-      case t_umask: {
+      case PFW_T_UMASK: {
         auto v = f.as<std::uint32_t>();
         if (v && *v > 0777) return f.bad("mode " + std::to_string(*v) + " above 0777");
         return once(umask, f, v);
       }
-      case t_nice: {
+      case PFW_T_NICE: {
         auto v = f.as<std::int32_t>();
         if (v && (*v < -20 || *v > 19)) return f.bad("nice " + std::to_string(*v) + " outside -20..19");
         return once(nice, f, v);
       }
-      case t_rlimit: {
+      case PFW_T_RLIMIT: {
         if (f.value.size() != 3 * sizeof(std::uint64_t))
           return f.bad("length " + std::to_string(f.value.size()) + ", expected 24");
         std::uint64_t v[3];
@@ -413,9 +381,9 @@ Result<Request> decode_request(const Message& m, int nfds) {
         r.rlimits.push_back({static_cast<int>(v[0]), v[1], v[2]});
         return ok_status();
       }
-      case t_signal_mask: return once(mask, f, f.as<std::uint64_t>());
-      case t_keep_dispositions: return flag_once(r.reset_signal_dispositions, seen_disp, f, false);
-      case t_ignore_signal: {
+      case PFW_T_SIGNAL_MASK: return once(mask, f, f.as<std::uint64_t>());
+      case PFW_T_KEEP_DISPOSITIONS: return flag_once(r.reset_signal_dispositions, seen_disp, f, false);
+      case PFW_T_IGNORE_SIGNAL: {
         auto v = f.as<std::int32_t>();
         if (!v) return v.error();
         if (!valid_signal(*v) || *v == SIGKILL || *v == SIGSTOP)
@@ -423,16 +391,16 @@ Result<Request> decode_request(const Message& m, int nfds) {
         r.ignore_signals.push_back(*v);
         return ok_status();
       }
-      case t_setsid: return flag_once(r.setsid, seen_setsid, f, true);
-      case t_process_group: {
+      case PFW_T_SETSID: return flag_once(r.setsid, seen_setsid, f, true);
+      case PFW_T_PROCESS_GROUP: {
         auto v = f.as<std::int32_t>();
         if (v && *v < 0) return f.bad("process group " + std::to_string(*v) + " is negative");
         return once(pgid, f, v);
       }
-      case t_no_new_privs: return flag_once(r.no_new_privs, seen_nnp, f, true);
-      case t_uid: return once(uid, f, f.as<std::uint32_t>());
-      case t_gid: return once(gid, f, f.as<std::uint32_t>());
-      case t_groups: {
+      case PFW_T_NO_NEW_PRIVS: return flag_once(r.no_new_privs, seen_nnp, f, true);
+      case PFW_T_UID: return once(uid, f, f.as<std::uint32_t>());
+      case PFW_T_GID: return once(gid, f, f.as<std::uint32_t>());
+      case PFW_T_GROUPS: {
         if (f.value.size() % sizeof(std::uint32_t))
           return f.bad("length " + std::to_string(f.value.size()) + ", not a list of 4-byte ids");
         if (f.value.size() / sizeof(std::uint32_t) > 65536) return f.bad("more than 65536 groups (NGROUPS_MAX)");
@@ -440,8 +408,8 @@ Result<Request> decode_request(const Message& m, int nfds) {
         if (!g.empty()) std::memcpy(g.data(), f.value.data(), f.value.size());
         return once(groups, f, Result<std::vector<std::uint32_t>>(std::move(g)));
       }
-      case t_warm: return flag_once(r.warm, seen_warm, f, true);
-      case t_detach: return flag_once(r.detach, seen_detach, f, true);
+      case PFW_T_WARM: return flag_once(r.warm, seen_warm, f, true);
+      case PFW_T_DETACH: return flag_once(r.detach, seen_detach, f, true);
       default: return unexpected(f, "spawn request");
     }
   });
@@ -471,9 +439,9 @@ Result<Spawned> decode_spawned(const Message& m) {
   bool seen_warm = false;
   auto st = fields_of(m, Kind::spawned, "spawned", [&](const Field& f) -> Status {
     switch (f.tag) {
-      case t_pid: return once(pid, f, f.as<std::int32_t>());
-      case t_warm: return flag_once(s.warm, seen_warm, f, true);
-      case t_fallback: return once(why, f, f.text());
+      case PFW_T_PID: return once(pid, f, f.as<std::int32_t>());
+      case PFW_T_WARM: return flag_once(s.warm, seen_warm, f, true);
+      case PFW_T_FALLBACK: return once(why, f, f.text());
       default: return unexpected(f, "spawned reply");
     }
   });
@@ -490,10 +458,10 @@ Result<Exited> decode_exited(const Message& m) {
   bool seen_exited = false, seen_core = false, seen_usage = false;
   auto st = fields_of(m, Kind::exited, "exited", [&](const Field& f) -> Status {
     switch (f.tag) {
-      case t_exited: return flag_once(e.exited, seen_exited, f, true);
-      case t_status: return once(status, f, f.as<std::int32_t>());
-      case t_core: return flag_once(e.core_dumped, seen_core, f, true);
-      case t_usage: {
+      case PFW_T_EXITED: return flag_once(e.exited, seen_exited, f, true);
+      case PFW_T_STATUS: return once(status, f, f.as<std::int32_t>());
+      case PFW_T_CORE: return flag_once(e.core_dumped, seen_core, f, true);
+      case PFW_T_USAGE: {
         std::uint64_t v[7];
         if (f.value.size() != sizeof v) return f.bad("length " + std::to_string(f.value.size()) + ", expected 56");
         if (seen_usage) return f.bad("given twice");
@@ -518,9 +486,9 @@ Result<Failed> decode_failed(const Message& m) {
   std::optional<std::string> text;
   auto st = fields_of(m, Kind::failed, "failed", [&](const Field& f) -> Status {
     switch (f.tag) {
-      case t_errno: return once(err, f, f.as<std::int32_t>());
-      case t_status: return once(status, f, f.as<std::int32_t>());
-      case t_message: return once(text, f, f.text());
+      case PFW_T_ERRNO: return once(err, f, f.as<std::int32_t>());
+      case PFW_T_STATUS: return once(status, f, f.as<std::int32_t>());
+      case PFW_T_MESSAGE: return once(text, f, f.text());
       default: return unexpected(f, "failed reply");
     }
   });
@@ -535,7 +503,7 @@ Result<Failed> decode_failed(const Message& m) {
 Result<Kill> decode_kill(const Message& m) {
   std::optional<std::int32_t> sig;
   auto st = fields_of(m, Kind::kill, "kill", [&](const Field& f) -> Status {
-    if (f.tag != t_signal) return unexpected(f, "kill request");
+    if (f.tag != PFW_T_SIGNAL) return unexpected(f, "kill request");
     auto v = f.as<std::int32_t>();
     if (v && !valid_signal(*v)) return f.bad("signal " + std::to_string(*v) + " does not exist");
     return once(sig, f, v);

@@ -25,17 +25,24 @@
 #include <vector>
 
 #include "procforge/result.hpp"
+#include "server/wire.h"
 
 namespace procforge::server::proto {
 
-constexpr std::uint32_t kMagic = 0x31736670;  // "pfs1"
-constexpr std::uint16_t kVersion = 1;
-// A request's argv + envp + fields; one datagram, so below the socket's
-// default send buffer (net.core.wmem_default, 208 KiB).
-constexpr std::size_t kMaxMessage = 192 << 10;
-constexpr int kMaxFds = 32;  // descriptors one request may pass
+constexpr std::uint32_t kMagic = PFW_MAGIC;
+constexpr std::uint16_t kVersion = PFW_VERSION;
+constexpr std::size_t kMaxMessage = PFW_MAX_MESSAGE;
+constexpr int kMaxFds = PFW_MAX_FDS;
 
-enum class Kind : std::uint16_t { hello = 1, welcome = 2, spawn = 3, spawned = 4, exited = 5, failed = 6, kill = 7 };
+enum class Kind : std::uint16_t {
+  hello = PFW_HELLO,
+  welcome = PFW_WELCOME,
+  spawn = PFW_SPAWN,
+  spawned = PFW_SPAWNED,
+  exited = PFW_EXITED,
+  failed = PFW_FAILED,
+  kill = PFW_KILL
+};
 
 struct Header {
   std::uint32_t magic = kMagic;
@@ -43,7 +50,7 @@ struct Header {
   Kind kind = Kind::hello;
   std::uint64_t id = 0;
 };
-static_assert(sizeof(Header) == 16);
+static_assert(sizeof(Header) == PFW_HEADER_SIZE);
 
 // One descriptor of the new process: the passed fd `index` (into the
 // message's SCM_RIGHTS list) at `target`, or /dev/null there.

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -86,6 +87,29 @@ struct Outgoing {
   }
 };
 
+// A connection's receive buffer: room for the largest message, mapped, so
+// that only the pages its messages reach are ever resident, and all of them
+// go back to the system with the connection (a heap buffer of this size
+// would stay in the server's heap as the allocator's high-water mark).
+class ReceiveBuffer {
+ public:
+  ReceiveBuffer() {
+    void* p = mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) data_ = static_cast<char*>(p);
+  }
+  ReceiveBuffer(const ReceiveBuffer&) = delete;
+  ReceiveBuffer& operator=(const ReceiveBuffer&) = delete;
+  ~ReceiveBuffer() {
+    if (data_) munmap(data_, kSize);
+  }
+  [[nodiscard]] char* data() const { return data_; }  // null: mmap failed
+  [[nodiscard]] static constexpr std::size_t size() { return kSize; }
+
+ private:
+  static constexpr std::size_t kSize = proto::kMaxMessage + 1;
+  char* data_ = nullptr;
+};
+
 struct Conn {
   std::uint64_t id = 0;
   UniqueFd fd;
@@ -93,7 +117,7 @@ struct Conn {
   bool greeted = false, closing = false;
   std::optional<Error> refusal;  // admitted no: said once its first message is in
   int pending = 0;               // operations of the backend not yet completed
-  std::vector<char> buf = std::vector<char>(proto::kMaxMessage + 1);
+  ReceiveBuffer buf;
   iovec iov{};
   msghdr mh{};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * proto::kMaxFds)];
@@ -256,8 +280,9 @@ class Server {
     }
     if (!draining_) backend_->accept(listen_.get(), token(What::listen, 0));
     auto conn = std::make_unique<Conn>();
-    conn->id = ++next_conn_;
     conn->fd.reset(fd);
+    if (!conn->buf.data()) return;  // no memory for its buffer: the connection closes at once
+    conn->id = ++next_conn_;
     ++summary_.connections;
     Conn& c = *conn;
     conns_[c.id] = std::move(conn);

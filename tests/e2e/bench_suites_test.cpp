@@ -221,6 +221,61 @@ TEST(BenchSuitesInterrupt, sigint_removes_the_generated_files) {
   for (const auto& d : made) EXPECT_FALSE(fs::exists(d)) << d << " was left behind";
 }
 
+// `procforge bench server --quick`: both backends' curves, the commands run
+// as a shell runs them, the server's claims, and nothing left behind.
+TEST(BenchSuitesServer, measures_both_backends_and_judges_the_server_claims) {
+  auto servers_left = [] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator("/tmp"))
+      n += e.path().filename().string().rfind("procforge-bench-server.", 0) == 0;
+    return n;
+  };
+  const int left_before = servers_left();
+  procforge::testsupport::CommandOptions o;
+  o.env = {"PATH=/usr/bin:/bin", "LC_ALL=C"};
+  o.timeout_ms = 120000;
+  CommandResult r =
+      procforge::testsupport::run_command({PROCFORGE_BINARY, "bench", "server", "--quick", "--runs", "5", "--json"}, o);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json doc = json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << r.out.substr(0, 500);
+  EXPECT_EQ(doc["suites"], json({"server"}));
+  auto find = [&](const std::string& series, const std::string& variable, const json& value) -> const json* {
+    for (const auto& m : doc["measurements"])
+      if (m["series"] == series && m["variable"] == variable && m["value"] == value) return &m;
+    return nullptr;
+  };
+  for (const char* b : {"io_uring", "epoll"}) {
+    SCOPED_TRACE(b);
+    const std::string server = std::string("server ") + b + ", ";
+    for (double mib : {0.0, 1024.0}) {
+      EXPECT_TRUE(find(server + "static target cold", "client_mib", mib)) << mib;
+      const json *warm = find(server + "cmake --version warm", "client_mib", mib),
+                 *cold = find(server + "cmake --version cold", "client_mib", mib);
+      ASSERT_TRUE(warm && cold) << mib;
+      // A warm instance skips exec, ld.so and cmake's initialisers: milliseconds.
+      EXPECT_LT((*warm)["min_us"].get<double>(), (*cold)["min_us"].get<double>()) << mib;
+    }
+    for (int k : {1, 8}) EXPECT_TRUE(find(server + "static target", "clients", k)) << k;
+  }
+  for (const char* command : {"static target", "procforge-spawn --version", "procforge --version", "cmake --version",
+                              "procforge-spawn --warm cmake --version"})
+    EXPECT_TRUE(find("fork+exec from a small process", "shell_command", command)) << command;
+  std::set<std::string> ids;
+  for (const auto& c : doc["claims"]) {
+    ids.insert(c["id"].get<std::string>());
+    EXPECT_FALSE(c["verdict"].get<std::string>().empty());
+    EXPECT_FALSE(c["why"].get<std::string>().empty());
+    if (c["verdict"] != "not measurable here") {
+      EXPECT_FALSE(c["figures"].get<std::string>().empty()) << c.dump();
+    }
+  }
+  EXPECT_EQ(ids, (std::set<std::string>{"server-warm-beats-posix-spawn", "server-spawn-client-beats-the-shell",
+                                        "server-spawn-client-starts-in-tens-of-us", "server-static-near-posix-spawn",
+                                        "server-flat-with-client-size", "server-backends-alike"}));
+  EXPECT_EQ(servers_left(), left_before) << "a bench server's directory was left in /tmp";
+}
+
 TEST(BenchSuitesArgs, unknown_suite_is_refused) {
   procforge::testsupport::CommandOptions o;
   o.env = {"PATH=/usr/bin:/bin"};

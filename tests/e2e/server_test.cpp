@@ -17,16 +17,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
 #include "common/fd_passing.hpp"
 #include "procforge/client.hpp"
+#include "procforge/elf.hpp"
 #include "procforge/server.hpp"
 #include "procforge/spawn.hpp"
 #include "server/protocol.hpp"
+#include "support/run_command.hpp"
 
 namespace procforge {
 namespace {
@@ -574,6 +578,241 @@ TEST(ServeCli, run_through_the_server_gives_run_s_statuses) {
   kill(srv, SIGTERM);
   waitpid(srv, nullptr, 0);
   std::filesystem::remove_all(dir);
+}
+
+// ---- the server under load ----
+
+// What the server holds: descriptors, resident memory and live children.
+struct Holdings {
+  int fds = 0;
+  long rss_kb = 0;
+  int children = 0;
+};
+
+Holdings holdings_of(pid_t pid) {
+  Holdings h;
+  h.fds = open_fds_of(pid);
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) h.rss_kb = std::stol(line.substr(6));
+  std::ifstream kids("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  for (std::string k; kids >> k;) ++h.children;
+  return h;
+}
+
+// PROCFORGE_SOAK=CLIENTSxREQUESTS (default 12x60; the closing figures come
+// from 100x1000): every client a thread with its own connection, its
+// requests one after another, each exit status checked against the one
+// asked for. The server must end where it began: the same descriptors, no
+// children, no memory growth beyond the allocator's slack.
+TEST_P(Server, soak_many_clients_leave_the_server_as_they_found_it) {
+  int clients = 12, requests = 60;
+  if (const char* e = getenv("PROCFORGE_SOAK")) {
+    ASSERT_EQ(sscanf(e, "%dx%d", &clients, &requests), 2) << e;
+  }
+  server::Config c = config();
+  Served s(c);
+  ASSERT_EQ(s.backend(), GetParam());
+  std::atomic<int> delivered{0}, wrong{0}, peak_children{0};
+  std::vector<std::string> failures(static_cast<std::size_t>(clients));
+  // Every client at once, `n` requests each.
+  auto round = [&](int n) {
+    std::vector<std::thread> threads;
+    for (int k = 0; k < clients; ++k)
+      threads.emplace_back([&, k, n] {
+        auto conn = client::Connection::connect(s.path());
+        if (!conn) {
+          failures[static_cast<std::size_t>(k)] = conn.error().message;
+          return;
+        }
+        for (int i = 0; i < n; ++i) {
+          const int want = (k * 7 + i) % 256;
+          auto child = conn->spawn(sh("exit " + std::to_string(want)));
+          if (!child) {
+            failures[static_cast<std::size_t>(k)] = child.error().message;
+            return;
+          }
+          auto exit = child->wait();
+          if (!exit) {
+            failures[static_cast<std::size_t>(k)] = exit.error().message;
+            return;
+          }
+          ++delivered;
+          if (exit->shell_status() != want) ++wrong;
+        }
+      });
+    for (auto& t : threads) t.join();
+  };
+  // Settled: the descriptors back to `fds` and no child left.
+  auto settled = [&](int fds) {
+    Holdings h;
+    for (int i = 0; i < 100; ++i) {
+      h = holdings_of(s.pid());
+      if (h.fds == fds && h.children == 0) break;
+      usleep(20000);
+    }
+    return h;
+  };
+  // Before: after a first round with every client, so that what the server
+  // keeps for that many connections at once (buffers, the allocator's
+  // arenas) is there; a leak grows with the requests that follow.
+  const int idle_fds = open_fds_of(s.pid());
+  round(std::max(10, requests / 4));
+  const Holdings before = settled(idle_fds);
+  delivered = 0;
+  std::atomic<bool> done{false};
+  std::thread sampler([&] {
+    while (!done) {
+      peak_children = std::max(peak_children.load(), holdings_of(s.pid()).children);
+      usleep(20000);
+    }
+  });
+  round(requests);
+  done = true;
+  sampler.join();
+  for (int k = 0; k < clients; ++k) EXPECT_EQ(failures[static_cast<std::size_t>(k)], "") << "client " << k;
+  EXPECT_EQ(delivered.load(), clients * requests);
+  EXPECT_EQ(wrong.load(), 0) << "exit statuses delivered to the wrong request";
+  const Holdings after = settled(before.fds);
+  std::printf(
+      "[ soak ] %s: %d clients x %d requests, %d exits delivered, %d wrong; server before: %d fds, %ld KiB, "
+      "%d children; after: %d fds, %ld KiB, %d children; at most %d children at once\n",
+      GetParam(), clients, requests, delivered.load(), wrong.load(), before.fds, before.rss_kb, before.children,
+      after.fds, after.rss_kb, after.children, peak_children.load());
+  EXPECT_EQ(after.fds, before.fds) << "descriptors leaked";
+  EXPECT_EQ(after.children, 0) << "children left";
+  EXPECT_LE(after.rss_kb, before.rss_kb + 512) << "the server grew";
+}
+
+// ---- procforge-spawn, the static client ----
+
+std::string spawn_client() { return std::string(PROCFORGE_BUILD_DIR) + "/procforge-spawn"; }
+
+// A `procforge serve` of the build on a socket of its own, ended (SIGTERM) at the end.
+class CliServer {
+ public:
+  CliServer() {
+    dir_ = std::filesystem::temp_directory_path() / ("pf-spawn-cli-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
+    sock_ = (dir_ / "s.sock").string();
+    pid_ = fork();
+    if (pid_ == 0) {
+      int null = open("/dev/null", O_WRONLY);
+      dup2(null, 2);
+      execl(PROCFORGE_BINARY, "procforge", "serve", "--socket", sock_.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 200 && !can_connect(sock_); ++i) usleep(10000);
+  }
+  ~CliServer() {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  [[nodiscard]] const std::string& socket() const { return sock_; }
+  [[nodiscard]] const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+  std::string sock_;
+  pid_t pid_ = -1;
+};
+
+TEST(SpawnClient, is_static_and_links_no_cxx_runtime) {
+  std::ifstream f(spawn_client(), std::ios::binary);
+  ASSERT_TRUE(f) << spawn_client() << " was not built";
+  std::vector<std::uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto elf = elf::File::parse(bytes);
+  ASSERT_TRUE(elf) << elf.error().message;
+  auto interp = elf->interpreter();
+  ASSERT_TRUE(interp);
+  EXPECT_FALSE(interp->has_value()) << "procforge-spawn asks for a dynamic loader: " << **interp;
+  const std::string text(bytes.begin(), bytes.end());
+  EXPECT_EQ(text.find("libstdc++"), std::string::npos);
+  EXPECT_EQ(text.find("__cxa_throw"), std::string::npos);
+}
+
+TEST(SpawnClient, gives_run_s_statuses_output_and_input) {
+  CliServer srv;
+  ASSERT_TRUE(can_connect(srv.socket()));
+  using testsupport::run_command;
+  testsupport::CommandOptions opts;
+  opts.inherit_env = true;
+  opts.stdin_text = "line one\nline two\n";
+  const std::vector<std::vector<std::string>> cases = {
+      {"/bin/true"},
+      {"/bin/sh", "-c", "echo out; echo err >&2; exit 42"},
+      {"sh", "-c", "echo \"$0 $# $1\"; pwd", "zero", "one"},
+      {"cat"},
+      {"/nonexistent"},
+      {"/etc/passwd"},
+      {"/bin/sh", "-c", "kill -TERM $$"},
+      {"--cwd", "/usr", "--", "/bin/pwd"},
+      {"--cwd", "/nonexistent", "--", "/bin/true"},
+      {"--warm", "--", "/bin/echo", "warm"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.back());
+    std::vector<std::string> through = {spawn_client(), "--socket", srv.socket()};
+    std::vector<std::string> local = {PROCFORGE_BINARY, "run"};
+    through.insert(through.end(), c.begin(), c.end());
+    if (c.front() != "--cwd" && c.front() != "--warm") local.push_back("--");
+    local.insert(local.end(), c.begin(), c.end());
+    auto a = run_command(through, opts), b = run_command(local, opts);
+    ASSERT_TRUE(a.started && b.started);
+    EXPECT_EQ(a.exit_code, b.exit_code) << a.err << " | " << b.err;
+    EXPECT_EQ(a.out, b.out);
+    if (b.exit_code < 125 || b.exit_code > 127) EXPECT_EQ(a.err, b.err);
+    else EXPECT_NE(a.err.find("procforge-spawn: "), std::string::npos) << a.err;
+  }
+}
+
+TEST(SpawnClient, passes_signals_on_and_refuses_bad_usage) {
+  CliServer srv;
+  ASSERT_TRUE(can_connect(srv.socket()));
+  // SIGTERM to the client reaches the program, whose trap decides the status.
+  const std::string ready = (srv.dir() / "ready").string();
+  pid_t p = fork();
+  if (p == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 0), dup2(null, 1);
+    execl(spawn_client().c_str(), "procforge-spawn", "-s", srv.socket().c_str(), "/bin/sh", "-c",
+          ("trap 'exit 7' TERM; touch " + ready + "; while :; do sleep 0.02; done").c_str(), nullptr);
+    _exit(99);
+  }
+  for (int i = 0; i < 500 && !std::filesystem::exists(ready); ++i) usleep(10000);
+  ASSERT_TRUE(std::filesystem::exists(ready));
+  kill(p, SIGTERM);
+  int st = 0;
+  pid_t got = 0;
+  for (int i = 0; i < 500 && (got = waitpid(p, &st, WNOHANG)) == 0; ++i) usleep(10000);
+  if (got == 0) {  // the signal never reached the program
+    kill(p, SIGKILL);
+    waitpid(p, &st, 0);
+  }
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 7) << "wait status " << st;
+
+  using testsupport::run_command;
+  auto none = run_command({spawn_client()});
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.err.find("no program given"), std::string::npos) << none.err;
+  auto bogus = run_command({spawn_client(), "--bogus", "/bin/true"});
+  EXPECT_EQ(bogus.exit_code, 2);
+  EXPECT_NE(bogus.err.find("--bogus"), std::string::npos) << bogus.err;
+  auto missing = run_command({spawn_client(), "--socket"});
+  EXPECT_EQ(missing.exit_code, 2);
+  const std::string gone = (srv.dir() / "nobody-here.sock").string();
+  auto absent = run_command({spawn_client(), "--socket", gone, "/bin/true"});
+  EXPECT_EQ(absent.exit_code, 125);
+  EXPECT_NE(absent.err.find(gone), std::string::npos) << absent.err;
+  // Above the server's size for one request: refused by the client, with the limit named.
+  testsupport::CommandOptions big;
+  big.env = {"PATH=/usr/bin:/bin"};
+  for (int i = 0; i < 4; ++i) big.env.push_back("HUGE" + std::to_string(i) + "=" + std::string(50 << 10, 'x'));
+  auto huge = run_command({spawn_client(), "--socket", srv.socket(), "/bin/true"}, big);
+  EXPECT_EQ(huge.exit_code, 125);
+  EXPECT_NE(huge.err.find("KiB"), std::string::npos) << huge.err;
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ step() { echo "== $*"; }
 
 step "cmake --install --prefix $prefix"
 cmake --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work/install.log"; fail "cmake --install"; }
-for f in bin/procforge lib/libprocforge.a include/procforge/spawn.hpp include/procforge/exec.hpp \
+for f in bin/procforge bin/procforge-spawn lib/libprocforge.a include/procforge/spawn.hpp include/procforge/exec.hpp \
   lib/cmake/procforge/procforgeConfig.cmake lib/cmake/procforge/procforgeConfigVersion.cmake \
   lib/pkgconfig/procforge.pc lib/procforge/procforge_audit.so lib/procforge/procforge_warm.so lib/procforge/procforge-exit0 \
   share/man/man1/procforge.1 share/man/man1/procforge-explain.1 \
@@ -51,6 +51,7 @@ echo "$(grep -c '^procforge::' "$work/exports") procforge symbols exported, all 
 
 step "installed binary and its helpers"
 "$prefix/bin/procforge" --version
+"$prefix/bin/procforge-spawn" --version
 "$prefix/bin/procforge" profile -- /bin/true >"$work/profile.out" 2>&1 || { cat "$work/profile.out"; fail "profile"; }
 if grep -q "was not found" "$work/profile.out"; then cat "$work/profile.out"; fail "the installed profile did not find its LD_AUDIT module"; fi
 "$prefix/bin/procforge" bench spawn --runs 20 --quick >"$work/bench.out" 2>&1 || true
@@ -108,6 +109,7 @@ dpkg -i "$deb" >/dev/null
 removed=0
 trap '[ "$removed" = 1 ] || dpkg -P procforge >/dev/null 2>&1; rm -rf "$work"' EXIT
 /usr/bin/procforge --version
+/usr/bin/procforge-spawn --version
 man -w procforge >/dev/null || fail "man -w procforge after dpkg -i"
 man -w procforge-explain >/dev/null || fail "man -w procforge-explain after dpkg -i"
 /usr/bin/procforge profile -- /bin/true 2>&1 | grep -q "was not found" && fail "the packaged profile did not find its LD_AUDIT module"
