@@ -44,6 +44,8 @@ if(TARGET procforge_exit0)
   install(TARGETS procforge_exit0 RUNTIME DESTINATION ${PROCFORGE_HELPER_DIR})
 endif()
 install(FILES ${pages} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+# procforge-spawn is C with its own few options: its page is written by hand.
+install(FILES docs/man/procforge-spawn.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${generated}/bash/procforge DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
 install(FILES ${generated}/zsh/_procforge DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
 

@@ -148,14 +148,14 @@ Case make_case(std::string series, std::string variable, double value, std::func
   return k;
 }
 
-// The client-size curves, in a client of `mib` touched MiB.
-std::vector<Case> size_cases(const Setup& s, std::uint64_t mib, const Note& note) {
+// The client-size curves of `program`, in a client of `mib` touched MiB.
+// One program a client: a warm request leaves the template forking its next
+// spare, and a cold cmake keeps a core busy, either of which would fall on
+// the static target's next run if they were interleaved.
+std::vector<Case> size_cases(const Setup& s, const Program& p, std::uint64_t mib, const Note& note) {
   std::vector<Case> cases;
   const auto v = static_cast<double>(mib);
-  std::vector<Program> programs{s.exit0};
-  if (!s.cmake.path.empty()) programs.push_back(s.cmake);
-  for (const auto& p : programs)
-    cases.push_back(make_case("posix_spawn, " + p.name, "client_mib", v, [p] { return posix_spawn_wait(p); }));
+  cases.push_back(make_case("posix_spawn, " + p.name, "client_mib", v, [p] { return posix_spawn_wait(p); }));
   for (const auto& b : s.backends) {
     auto conn = client::Connection::connect(b.socket);
     if (!conn) {
@@ -163,13 +163,11 @@ std::vector<Case> size_cases(const Setup& s, std::uint64_t mib, const Note& note
       continue;
     }
     auto c = std::make_shared<client::Connection>(std::move(*conn));
-    for (const auto& p : programs) {
-      cases.push_back(make_case("server " + b.name + ", " + p.name + " cold", "client_mib", v,
-                                [c, p] { return server_round_trip(*c, p, false); }));
-      if (p.name != s.exit0.name)  // the static target cannot be warm (no PT_INTERP, no main to hold)
-        cases.push_back(make_case("server " + b.name + ", " + p.name + " warm", "client_mib", v,
-                                  [c, p] { return server_round_trip(*c, p, true); }));
-    }
+    cases.push_back(make_case("server " + b.name + ", " + p.name + " cold", "client_mib", v,
+                              [c, p] { return server_round_trip(*c, p, false); }));
+    if (p.name != s.exit0.name)  // the static target cannot be warm (no PT_INTERP, no main to hold)
+      cases.push_back(make_case("server " + b.name + ", " + p.name + " warm", "client_mib", v,
+                                [c, p] { return server_round_trip(*c, p, true); }));
   }
   return cases;
 }
@@ -285,19 +283,22 @@ Status run_server(const SuiteConfig& c, int runs, Progress& progress, SuiteRepor
   const std::vector<std::uint64_t> sizes =
       c.quick ? std::vector<std::uint64_t>{0, 1024} : std::vector<std::uint64_t>{0, 8192};
   const std::vector<int> clients = c.quick ? std::vector<int>{1, 8} : std::vector<int>{1, 8, 64};
-  progress.add_total(static_cast<int>(sizes.size() + 2) * runs);
-  for (auto mib : sizes) {
-    const std::uint64_t available = meminfo_mib("MemAvailable:");
-    if (mib + 1024 > available) {
-      report.notes.push_back("server: a client of " + std::to_string(mib) + " MiB skipped, only " +
-                             std::to_string(available) + " MiB available (1024 MiB kept free)");
-      progress.step("server: skipped " + std::to_string(mib) + " MiB", runs);
-      continue;
+  std::vector<Program> programs{s.exit0};
+  if (!s.cmake.path.empty()) programs.push_back(s.cmake);
+  progress.add_total(static_cast<int>(sizes.size() * programs.size() + 2) * runs);
+  for (const auto& program : programs)
+    for (auto mib : sizes) {
+      const std::uint64_t available = meminfo_mib("MemAvailable:");
+      if (mib + 1024 > available) {
+        report.notes.push_back("server: a client of " + std::to_string(mib) + " MiB skipped, only " +
+                               std::to_string(available) + " MiB available (1024 MiB kept free)");
+        progress.step("server: skipped " + std::to_string(mib) + " MiB", runs);
+        continue;
+      }
+      progress.say("server: " + program.name + " from a client with " + std::to_string(mib) + " MiB touched");
+      auto make = [&s, &program, mib](const Note& note) { return size_cases(s, program, mib, note); };
+      if (auto st = measure_in_parent(c, "server", {mib, 0, false}, make, runs, progress, report); !st) return st;
     }
-    progress.say("server: a client with " + std::to_string(mib) + " MiB touched");
-    auto make = [&s, mib](const Note& note) { return size_cases(s, mib, note); };
-    if (auto st = measure_in_parent(c, "server", {mib, 0, false}, make, runs, progress, report); !st) return st;
-  }
   progress.say("server: clients at once");
   auto many = [&s, &clients](const Note& note) { return concurrency_cases(s, clients, note); };
   if (auto st = measure_in_parent(c, "server", {}, many, runs, progress, report); !st) return st;

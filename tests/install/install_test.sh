@@ -22,7 +22,7 @@ cmake --install "$build" --prefix "$prefix" >"$work/install.log" || { cat "$work
 for f in bin/procforge bin/procforge-spawn lib/libprocforge.a include/procforge/spawn.hpp include/procforge/exec.hpp \
   lib/cmake/procforge/procforgeConfig.cmake lib/cmake/procforge/procforgeConfigVersion.cmake \
   lib/pkgconfig/procforge.pc lib/procforge/procforge_audit.so lib/procforge/procforge_warm.so lib/procforge/procforge-exit0 \
-  share/man/man1/procforge.1 share/man/man1/procforge-explain.1 \
+  share/man/man1/procforge.1 share/man/man1/procforge-explain.1 share/man/man1/procforge-spawn.1 \
   share/bash-completion/completions/procforge share/zsh/vendor-completions/_procforge; do
   [ -e "$prefix/$f" ] || fail "$f was not installed"
 done
