@@ -320,6 +320,11 @@ class Server {
       return refuse(c, 0, Error{EMSGSIZE, "message above " + std::to_string(proto::kMaxMessage) + " bytes"});
     auto m = proto::parse(std::string_view(c.buf.data(), static_cast<std::size_t>(n)));
     if (!m) return refuse(c, 0, m.error());
+    if (!fds.empty() && m->header.kind != proto::Kind::spawn)  // only a request places descriptors
+      return refuse(
+          c, m->header.id,
+          Error{EPROTO, std::to_string(fds.size()) +
+                            " descriptors came with a message of a kind that carries none (only spawn does)"});
     if (!c.greeted) {
       if (m->header.kind != proto::Kind::hello) return refuse(c, 0, Error{EPROTO, "the first message must be hello"});
       auto h = proto::decode_hello(*m);

@@ -326,6 +326,10 @@ TEST_P(Server, bad_input_gets_an_error_reply_and_the_server_serves_on) {
       {"unknown version", {}, proto::encode(0, future), {}, "speaks versions 7..9"},
       {"fd not placed", {hello}, spawn, {devnull}, "1 descriptors came with the request, 0 of them placed"},
       {"oversized", {hello}, std::string(proto::kMaxMessage + 100, 'x'), {}, "above"},
+      {"fd with hello", {}, hello, {devnull}, "of a kind that carries none"},
+      {"fd with kill", {hello}, proto::encode(1, proto::Kill{SIGTERM}), {devnull}, "of a kind that carries none"},
+      {"a server's message", {hello}, proto::encode(0, proto::Welcome{}), {}, "a client does not send"},
+      {"kill of no request", {hello}, proto::encode(3, proto::Kill{SIGTERM}), {}, "no running process of request 3"},
   };
   for (const auto& k : cases) {
     SCOPED_TRACE(k.name);
@@ -337,7 +341,7 @@ TEST_P(Server, bad_input_gets_an_error_reply_and_the_server_serves_on) {
     r.send_bytes(k.bytes, k.fds);
     std::string reply = r.next();
     EXPECT_NE(failure_text(reply).find(k.says), std::string::npos) << failure_text(reply);
-    if (std::string(k.name) != "fd not placed") {
+    if (std::string(k.name) != "fd not placed" && std::string(k.name) != "kill of no request") {
       EXPECT_EQ(r.next(), "(closed)");
     }
   }
