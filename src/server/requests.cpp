@@ -121,7 +121,12 @@ Result<Planned> options_for(const proto::Request& r, const std::vector<UniqueFd>
   o.reset_signal_dispositions = r.reset_signal_dispositions;
   o.ignore_signals = r.ignore_signals;
   o.setsid = r.setsid;
+  // A group of its own unless the request names one: what the process starts
+  // (a shell's commands) then ends with it when the server kills it for a
+  // client that went away or for a drain (kill(-pgid)); the server's own
+  // group is no client's terminal group, so nothing else changes for it.
   if (r.process_group) o.process_group = *r.process_group;
+  else if (!r.setsid) o.process_group = 0;
   o.no_new_privs = r.no_new_privs;
 
   // Credentials: a server of another uid (root) runs the process as the client.

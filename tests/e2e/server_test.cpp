@@ -219,7 +219,7 @@ TEST_P(Server, a_timeout_kills_as_for_a_local_child) {
   Served s(config());
   auto c = client::Connection::connect(s.path());
   ASSERT_TRUE(c);
-  auto ch = c->spawn(sh("sleep 10"));
+  auto ch = c->spawn(sh("exec sleep 10"));
   ASSERT_TRUE(ch);
   auto e = ch->wait(std::chrono::milliseconds(100));
   ASSERT_TRUE(e) << e.error().message;
@@ -240,13 +240,21 @@ TEST_P(Server, a_client_that_goes_away_takes_its_processes_unless_detached) {
   Served s(config());
   int p[2];
   ASSERT_EQ(pipe(p), 0);
+  const std::string grandchild_file =
+      std::filesystem::temp_directory_path() / ("pf-grandchild-" + std::to_string(getpid()) + "-" + GetParam());
   pid_t client_process = fork();
   if (client_process == 0) {
     auto c = client::Connection::connect(s.path());
     if (!c) _exit(1);
-    auto a = c->spawn(sh("sleep 30"));
-    auto b = c->spawn(sh("sleep 30"), false, true);
+    // The shell's own child must end with the shell: it is in the group the
+    // server made for the request. Its stdout is not this test's pipe.
+    spawn::Options with_child = sh("sleep 30 & echo $! > " + grandchild_file + "; wait");
+    with_child.stdout_.kind = with_child.stderr_.kind = spawn::Stdio::Kind::null;
+    auto a = c->spawn(with_child);
+    auto b = c->spawn(sh("exec sleep 30"), false, true);
     if (!a || !b) _exit(2);
+    for (int i = 0; i < 300 && !std::filesystem::exists(grandchild_file); ++i) usleep(10000);
+    usleep(20000);  // the echo done
     pid_t pids[2] = {a->pid(), b->pid()};
     (void)!write(p[1], pids, sizeof pids);
     _exit(0);  // no destructors: the connection just closes
@@ -256,7 +264,12 @@ TEST_P(Server, a_client_that_goes_away_takes_its_processes_unless_detached) {
   ASSERT_EQ(read(p[0], pids, sizeof pids), static_cast<ssize_t>(sizeof pids));
   close(p[0]);
   waitpid(client_process, nullptr, 0);
+  pid_t grandchild = -1;
+  std::ifstream(grandchild_file) >> grandchild;
+  std::filesystem::remove(grandchild_file);
+  ASSERT_GT(grandchild, 0) << "the shell did not say its child's pid";
   EXPECT_TRUE(ends_within(pids[0], std::chrono::milliseconds(3000))) << "the attached process outlived its client";
+  EXPECT_TRUE(ends_within(grandchild, std::chrono::milliseconds(3000))) << "the attached process's child outlived it";
   EXPECT_FALSE(ends_within(pids[1], std::chrono::milliseconds(300))) << "the detached process was ended";
   kill(pids[1], SIGKILL);
   EXPECT_TRUE(ends_within(pids[1], std::chrono::milliseconds(3000)));
@@ -524,7 +537,7 @@ TEST(ServeCli, a_second_server_on_the_same_socket_refuses_and_sigterm_drains) {
   // A process that ignores SIGTERM is killed after the grace period.
   auto c = client::Connection::connect(sock);
   ASSERT_TRUE(c);
-  auto stubborn = c->spawn(sh("trap '' TERM; sleep 30"));
+  auto stubborn = c->spawn(sh("trap '' TERM; sleep 30; true"));
   ASSERT_TRUE(stubborn);
   usleep(100000);
   kill(first, SIGTERM);
