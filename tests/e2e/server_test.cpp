@@ -597,6 +597,56 @@ TEST(ServeCli, run_through_the_server_gives_run_s_statuses) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(ServeCli, socket_activation_serves_on_the_inherited_socket_and_leaves_it) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("pf-serve-activated-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string sock = (dir / "activated.sock").string();
+  // What systemd does for a .socket unit: bind, listen, pass it as fd 3.
+  int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+  ASSERT_EQ(bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(l, 16), 0);
+  int p[2];
+  ASSERT_EQ(pipe2(p, O_CLOEXEC), 0);
+  pid_t srv = fork();
+  if (srv == 0) {
+    if (l == 3) fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep FD_CLOEXEC
+    else dup2(l, 3);                   // without FD_CLOEXEC
+    dup2(p[1], 2);
+    setenv("LISTEN_FDS", "1", 1);
+    setenv("LISTEN_PID", std::to_string(getpid()).c_str(), 1);
+    execl(PROCFORGE_BINARY, "procforge", "serve", "--socket", (dir / "not-this-one.sock").c_str(), nullptr);
+    _exit(127);
+  }
+  close(l);
+  close(p[1]);
+  struct Ender {  // the server ends with the test, also when an assertion returns early
+    pid_t pid;
+    ~Ender() {
+      if (pid > 0 && kill(pid, SIGKILL) == 0) waitpid(pid, nullptr, 0);
+    }
+  } ender{srv};
+  auto c = client::Connection::connect(sock);
+  ASSERT_TRUE(c) << c.error().message;
+  auto child = c->spawn(sh("exit 5"));
+  ASSERT_TRUE(child) << child.error().message;
+  EXPECT_EQ(child->wait()->shell_status(), 5);
+  kill(srv, SIGTERM);
+  int st = 0;
+  waitpid(srv, &st, 0);
+  ender.pid = -1;
+  const std::string said = read_all(p[0]);
+  close(p[0]);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << " " << said;
+  EXPECT_NE(said.find("(inherited socket)"), std::string::npos) << said;
+  EXPECT_FALSE(std::filesystem::exists(dir / "not-this-one.sock")) << "--socket was bound despite LISTEN_FDS";
+  EXPECT_TRUE(std::filesystem::exists(sock)) << "the inherited socket's file is systemd's, not the server's to remove";
+  std::filesystem::remove_all(dir);
+}
+
 // ---- the server under load ----
 
 // What the server holds: descriptors, resident memory and live children.
