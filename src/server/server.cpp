@@ -7,6 +7,7 @@
 #include "procforge/server.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -231,11 +232,8 @@ class Server {
     std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
     listen_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     if (!listen_) return Error::call(ErrorStep::unspecified, errno, "making the server's socket");
-    // A live server answers a connect; a stale socket file (a killed server) does not.
+    if (auto st = nobody_answers(addr, path); !st) return st.error();
     {
-      UniqueFd probe(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-      if (connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0)
-        return Error{EADDRINUSE, "another server already listens on " + path};
       struct stat st {};
       if (lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) return Error{EEXIST, path + " exists and is not a socket; not replacing it"};
@@ -251,6 +249,25 @@ class Server {
     path_ = path;
     if (::listen(listen_.get(), 128) != 0) return Error::call(ErrorStep::unspecified, errno, "listening on", path);
     return ok_status();
+  }
+
+  // Whether a server answers at addr: a live one answers a hello. A stale
+  // socket file (a killed server) refuses the connect; so does, a few
+  // milliseconds later, the socket of a killed io_uring server, which its
+  // ring's teardown (run after the process is gone, io_uring/io_uring.c
+  // io_ring_exit_work) keeps listening until then: it takes the connection
+  // and then resets it, unanswered.
+  static Status nobody_answers(const sockaddr_un& addr, const std::string& path) {
+    UniqueFd probe(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return ok_status();
+    const std::string hello = proto::encode(0, proto::Hello{});
+    if (::send(probe.get(), hello.data(), hello.size(), MSG_NOSIGNAL) < 0) return ok_status();
+    pollfd p{probe.get(), POLLIN, 0};
+    if (poll(&p, 1, 2000) != 1)
+      return Error{EADDRINUSE, "something listens on " + path + " but did not answer a hello within 2 s"};
+    char reply[512];
+    if (recv(probe.get(), reply, sizeof reply, 0) <= 0) return ok_status();  // reset or closed: nobody is there
+    return Error{EADDRINUSE, "another server already listens on " + path};
   }
 
   // ---- completions ----

@@ -435,6 +435,91 @@ void refuse_io_uring_setup() {
     _exit(3);
 }
 
+// A server process of a test, killed and reaped when the test ends, also
+// when an assertion returns early (pid -1 once the test reaped it itself).
+struct Ender {
+  pid_t pid = -1;
+  ~Ender() {
+    if (pid > 0 && kill(pid, SIGKILL) == 0) waitpid(pid, nullptr, 0);
+  }
+};
+
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  for (pid_t c; in >> c;) out.push_back(c);
+  return out;
+}
+
+TEST_P(Server, a_killed_server_leaves_no_template_and_a_new_one_takes_its_socket) {
+  Served s(config());
+  const std::string path = s.path();
+  {
+    auto c = client::Connection::connect(path);
+    ASSERT_TRUE(c);
+    spawn::Options o;
+    o.path = "/bin/true";
+    o.argv = {"true"};
+    for (int i = 0; i < 2; ++i) {  // the second is a warm instance: the template exists
+      client::Spawned info;
+      auto ch = c->spawn(o, true, false, &info);
+      ASSERT_TRUE(ch) << ch.error().message;
+      EXPECT_EQ(ch->wait()->shell_status(), 0);
+      if (i == 1) {
+        ASSERT_TRUE(info.warm) << info.fallback_reason;
+      }
+    }
+  }
+  // The template (the server's child) and its spare (the template's), as pidfds
+  // taken now: once the server is gone they are nobody's children.
+  std::vector<int> pidfds;
+  for (pid_t t : children_of(s.pid())) {
+    pidfds.push_back(static_cast<int>(syscall(SYS_pidfd_open, t, 0)));
+    for (pid_t spare : children_of(t)) pidfds.push_back(static_cast<int>(syscall(SYS_pidfd_open, spare, 0)));
+  }
+  ASSERT_GE(pidfds.size(), 1u) << "no template was found under the server";
+  kill(s.pid(), SIGKILL);
+  waitpid(s.pid(), nullptr, 0);
+  for (int fd : pidfds) {
+    ASSERT_GE(fd, 0);
+    pollfd p{fd, POLLIN, 0};
+    EXPECT_EQ(poll(&p, 1, 3000), 1) << "a template or spare outlived the killed server";
+    close(fd);
+  }
+  // Its socket file is left behind (and an io_uring server's socket still
+  // takes connections for some milliseconds, until its ring is torn down):
+  // a new server started at once replaces it.
+  ASSERT_TRUE(std::filesystem::exists(path));
+  int err[2];
+  ASSERT_EQ(pipe2(err, O_CLOEXEC), 0);
+  pid_t next = fork();
+  if (next == 0) {
+    dup2(err[1], 2);
+    execl(PROCFORGE_BINARY, "procforge", "serve", "--socket", path.c_str(), "--backend", GetParam(), nullptr);
+    _exit(127);
+  }
+  close(err[1]);
+  Ender ender{next};
+  std::string said;
+  char byte = 0;
+  while (said.find('\n') == std::string::npos && read(err[0], &byte, 1) == 1) said += byte;
+  ASSERT_NE(said.find("listening on " + path), std::string::npos) << said;
+  {
+    auto c = client::Connection::connect(path);
+    ASSERT_TRUE(c) << c.error().message;
+    auto ch = c->spawn(sh("exit 3"));
+    ASSERT_TRUE(ch);
+    EXPECT_EQ(ch->wait()->shell_status(), 3);
+  }
+  kill(next, SIGTERM);
+  said += read_all(err[0]);  // to its end: the server's last line must find a reader
+  close(err[0]);
+  int st = 0;
+  waitpid(next, &st, 0);
+  ender.pid = -1;
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st << " " << said;
+}
+
 TEST(ServerBackend, io_uring_refused_by_seccomp_falls_back_to_epoll_with_the_same_results) {
   server::Config c;
   c.backend = "auto";
@@ -623,12 +708,7 @@ TEST(ServeCli, socket_activation_serves_on_the_inherited_socket_and_leaves_it) {
   }
   close(l);
   close(p[1]);
-  struct Ender {  // the server ends with the test, also when an assertion returns early
-    pid_t pid;
-    ~Ender() {
-      if (pid > 0 && kill(pid, SIGKILL) == 0) waitpid(pid, nullptr, 0);
-    }
-  } ender{srv};
+  Ender ender{srv};
   auto c = client::Connection::connect(sock);
   ASSERT_TRUE(c) << c.error().message;
   auto child = c->spawn(sh("exit 5"));
