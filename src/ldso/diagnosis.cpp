@@ -113,6 +113,10 @@ Diagnosis diagnose(const Prediction& p, const SystemInfo& sys) {
   if (e.stage == LoaderError::Stage::musl_relocating) {
     // musl 1.2.3 ldso/dynlink.c do_relocs(): one global namespace, no versions.
     const auto colon = e.message.find(": symbol not found");
+    if (e.message == "unsupported relocation type 37")  // R_X86_64_IRELATIVE
+      return {"musl's loader cannot relocate " + e.object +
+                  ": it has an R_X86_64_IRELATIVE relocation (an IFUNC), which musl does not support",
+              "rebuild " + e.object + " without IFUNCs (__attribute__((ifunc)), target_clones) for musl"};
     if (colon == std::string::npos) return {"musl's loader cannot relocate " + e.object + ": " + e.message, ""};
     const std::string sym = e.message.substr(0, colon);
     return {"no object musl's loader loaded defines " + sym + ", which " + e.object +
