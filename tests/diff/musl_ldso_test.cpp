@@ -16,15 +16,18 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "procforge/ldso.hpp"
 #include "support/ldso_fixtures.hpp"
 #include "support/requires.hpp"
 #include "support/run_command.hpp"
+#include "support/system_elf.hpp"
 
 namespace procforge::testsupport {
 namespace {
@@ -483,6 +486,43 @@ TEST(MuslLdd, RefusalsAndOtherProgramsMatchMuslsLdd) {
                                   t.at("bin/static"), std::string("/usr/bin/true"), t.at("bin/glibc")}) {
     expect_same_ldd(MuslCase(file), {kSystemLoader, "--list", file}, t.root(), {"--loader=musl"});
   }
+}
+
+// --loader=musl on every 8th ELF file of the system (support/system_elf:
+// glibc's programs and libraries, whose references musl's loader looks up in
+// its own libc and mostly does not find) against `ld-musl-x86_64.so.1 --list
+// FILE`, which maps and relocates them but runs nothing of theirs: the same
+// stdout without addresses, stderr and status. Closing line: "musl ldd
+// sweep: N files compared, M identical (P%)".
+TEST(MuslLdd, SystemFilesThroughMuslsLddMatch) {
+  SKIP_UNLESS_INSTALLED(kSystemLoader);
+  std::vector<std::string> files;
+  const auto all = system_elf_files();
+  for (std::size_t i = 0; i < all.size(); i += 8) files.push_back(all[i].path);
+  std::vector<std::string> argv = {PROCFORGE_BINARY, "ldd", "--json", "--loader=musl", "--"};
+  argv.insert(argv.end(), files.begin(), files.end());
+  CommandOptions o;
+  o.env = {"PATH=/usr/bin:/bin"};
+  o.timeout_ms = 60000;
+  const auto mine = run_command(argv, o);
+  const auto docs = nlohmann::json::parse(mine.out, nullptr, false);
+  ASSERT_FALSE(docs.is_discarded()) << mine.out << mine.err;
+  ASSERT_EQ(docs["files"].size(), files.size());
+  std::size_t same = 0;
+  std::vector<std::string> differences;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const auto& f = docs["files"][i];
+    const auto real = run_command({kSystemLoader, "--list", files[i]}, o);
+    const bool identical =
+        f["status"] == real.exit_code && f["stdout"] == strip_addresses(real.out) && f["stderr"] == real.err;
+    if (identical) ++same;
+    else if (differences.size() < 10)
+      differences.push_back(files[i] + "\n" + f.dump() + "\nmusl: " + real.out + real.err);
+  }
+  std::printf("musl ldd sweep: %zu files compared, %zu identical (%.1f%%)\n", files.size(), same,
+              files.empty() ? 0.0 : 100.0 * static_cast<double>(same) / static_cast<double>(files.size()));
+  EXPECT_EQ(same, files.size()) << differences.front();
+  EXPECT_GE(files.size(), 50u);
 }
 
 std::vector<std::string> case_names() {
