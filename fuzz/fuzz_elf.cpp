@@ -1,7 +1,6 @@
-// libFuzzer target for the ELF reader (and runtime::identify on the same bytes): parse arbitrary bytes, then call every
-// accessor, so ASan/UBSan see every read the reader can be made to do. The
-// results are folded into a checksum the optimiser cannot drop. Beyond "no
-// crash", the reader's guarantees are checked:
+// libFuzzer target for the ELF reader (and runtime::identify and musl's lookup tables on the same bytes): parse
+// arbitrary bytes, then call every accessor, so ASan/UBSan see every read the reader can be made to do. The results are
+// folded into a checksum the optimiser cannot drop. Beyond "no crash", the reader's guarantees are checked:
 //   - the header decoded from the kernel's 256-byte buffer (parse_header, the
 //     exec model's path) is the one File::parse decodes from the whole file,
 //     and both equal <elf.h>'s Elf32_Ehdr / Elf64_Ehdr read from the bytes;
@@ -19,6 +18,7 @@
 #include <tuple>
 
 #include "invariant.hpp"
+#include "ldso/musl_symbols.hpp"
 #include "procforge/elf.hpp"
 #include "procforge/runtime.hpp"
 
@@ -240,6 +240,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                rt->version);
     h += rt->name.size();
   }
+
+  // musl's lookup tables from the same bytes (ldso/musl_symbols.cpp): every
+  // name the hash table gives is a symbol of that name, and each relocation
+  // entry read took 16 bytes or more of the file (three tables at most).
+  const auto musl = procforge::ldso::detail::MuslSymbols::read(bytes);
+  for (const auto& [name, index] : musl.findable) {
+    FUZZ_CHECK(index < musl.syms.size() && musl.syms[index].name == name, "findable {} names symbol {} of {}", name,
+               index, musl.syms.size());
+    h += musl.defines(name, true) ? 1 : 0;
+  }
+  FUZZ_CHECK(musl.relocs.size() <= 3 * (size / 16), "{} relocations from {} bytes", musl.relocs.size(), size);
+  h += musl.relocs.size();
 
   g_sink = h;
   return 0;

@@ -225,8 +225,12 @@ struct LoaderError {
   // musl_loading: musl's loader could not load OBJECT; it prints "Error
   // loading shared library OBJECT: MESSAGE" (MESSAGE: "STRERROR (needed by
   // X)"), goes on, and exits with 127 once the list is done (ldso/dynlink.c
-  // load_direct_deps()).
-  enum class Stage { loading, versions, musl_loading };
+  // load_direct_deps()). musl_relocating: no object of musl's global
+  // namespace defines a symbol OBJECT refers to (MESSAGE: "SYMBOL: symbol
+  // not found"), or a relocation type it does not apply; it prints "Error
+  // relocating OBJECT: MESSAGE", goes on, and exits with 127 once every
+  // object is relocated (ldso/dynlink.c do_relocs()).
+  enum class Stage { loading, versions, musl_loading, musl_relocating };
   std::string object;   // the object the message names
   std::string message;  // ld.so's own text, e.g. "cannot open shared object file: No such file or directory"
   Stage stage = Stage::loading;
@@ -329,6 +333,8 @@ struct Prediction {
   std::optional<std::size_t> vdso_index;
   // Trace mode's stderr lines before its list, in the order printed: failed
   // preloads, then every line of the symbol-version check (the fatal ones too).
+  // musl (either mode): every line the loader prints on stderr, in order
+  // ("Error loading shared library ...", then "Error relocating ...").
   std::vector<std::string> trace_stderr;
   // LD_VERBOSE's "Version information" section (rtld.c dl_main): for every
   // object of the namespace list with DT_VERNEED, main program first, each
@@ -387,6 +393,12 @@ struct LddRequest {
   std::vector<std::string> envp;  // the environment ldd runs in (LD_LIBRARY_PATH, LD_PRELOAD...)
   std::string cwd;                // empty = the caller's
   bool unused = false;            // -u
+  // Whose ldd answers. Unset: musl's for a FILE whose PT_INTERP names musl's
+  // loader (that loader run as ldd: `LOADER --list FILE`), glibc's
+  // otherwise. glibc: the system's ldd script, which traces a musl program
+  // with glibc's ld.so too. musl: musl's loader run as ldd on any FILE (its
+  // PT_INTERP when that is musl's, else /lib/ld-musl-x86_64.so.1).
+  std::optional<LoaderKind> as;
 };
 
 struct LddResult {
@@ -397,11 +409,18 @@ struct LddResult {
     not_dynamic,         // every ld.so's --verify refused it: "\tnot a dynamic executable"
     traced,              // ld.so's trace of it: `trace`
   };
+  // musl's loader run as ldd (kind musl) has two of its own
+  // (ldso/dynlink.c __dls3(), status 1): open() fails ("LOADER: cannot load
+  // FILE: STRERROR", STRERROR in why), map_library() refuses it ("LOADER:
+  // FILE: Not a valid dynamic program").
+  enum class MuslOutcome { none, cannot_load, not_valid_dynamic };
   Outcome outcome = Outcome::traced;
-  std::string file;    // FILE as ldd names it to ld.so: "./NAME" for a NAME without '/'
-  std::string loader;  // traced: the ld.so that accepted it
-  std::string why;     // not_dynamic: why the x86-64 ld.so refused it
-  std::string vdso;    // the vDSO's name, as the trace lists it
+  MuslOutcome musl_outcome = MuslOutcome::none;
+  LoaderKind kind = LoaderKind::glibc;  // whose ldd answered
+  std::string file;                     // FILE as ldd names it to ld.so: "./NAME" for a NAME without '/' (glibc)
+  std::string loader;                   // traced: the ld.so that accepted it; musl: the loader run as ldd
+  std::string why;                      // not_dynamic: why the x86-64 ld.so refused it
+  std::string vdso;                     // the vDSO's name, as the trace lists it
   std::optional<Prediction> trace;
 };
 
@@ -409,6 +428,8 @@ struct LddResult {
 // object ldd would hand to another loader of its list (/lib/ld-linux.so.2,
 // /libx32/ld-linux-x32.so.2), which is not modelled.
 Result<LddResult> ldd(const LddRequest& req, const SystemInfo& sys);
+// The musl loader ldd() runs as ldd for REQ, or "" when glibc's ldd answers.
+std::string musl_ldd_loader(const LddRequest& req);
 
 // The lines ldd's own shell makes ld.so print on ldd's stderr once, before
 // anything else: ldd is a bash script (#!/bin/bash), started through ld.so
@@ -420,7 +441,8 @@ std::vector<std::string> ldd_shell_lines(const std::vector<std::string>& envp, c
 
 // What ldd writes for R, without load addresses (" (0x...)" left out):
 // OUT is its stdout (ld.so's stderr merged in, as ldd's try_trace() does),
-// ERR its own stderr, STATUS 0 or 1 (ldd's result for this file).
+// ERR its own stderr, STATUS 0 or 1 (ldd's result for this file). musl's:
+// OUT the list, ERR the loader's lines, STATUS its exit status (0, 1, 127).
 // VERSION_INFO: -v (LD_VERBOSE), the "Version information" section.
 struct LddText {
   std::string out, err;

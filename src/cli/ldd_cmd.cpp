@@ -2,7 +2,9 @@
 // library's ldso::ldd() (the script's checks, the loader's --verify and its
 // trace, modelled) and ldso::ldd_text(): the same lines as ldd without load
 // addresses, the "FILE:" header when several files are given, ldd's status
-// (0, or 1 when one file failed). --tree draws each file's dependency tree
+// (0, or 1 when one file failed). A FILE whose PT_INTERP is musl's loader
+// gets musl's ldd instead (the loader run as ldd: its list, its error lines,
+// its status), unless --loader=glibc asks for the system's ldd. --tree draws each file's dependency tree
 // with the rule that found every object; --json gives, per file, the same
 // "loader" object as explain --json.
 #include <unistd.h>
@@ -25,6 +27,7 @@ struct LddOptions {
   bool function_relocs = false;
   bool tree = false;
   bool json = false;
+  std::string loader = "auto";  // whose ldd: auto (by PT_INTERP), glibc, musl
   bool clear_env = false;
   std::vector<std::string> set_env, unset_env;
   std::string cwd;
@@ -44,7 +47,10 @@ const char* outcome_name(ldso::LddResult::Outcome o) {
 nlohmann::json file_json(const std::string& given, const ldso::LddResult& r, const ldso::LddText& t) {
   return {{"file", given},
           {"path", r.file},
-          {"outcome", outcome_name(r.outcome)},
+          {"outcome", r.musl_outcome == ldso::LddResult::MuslOutcome::cannot_load         ? "cannot_load"
+                      : r.musl_outcome == ldso::LddResult::MuslOutcome::not_valid_dynamic ? "not_valid_dynamic"
+                                                                                          : outcome_name(r.outcome)},
+          {"ldd", ldso::loader_kind_name(r.kind)},
           {"why", r.why.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.why)},
           {"rtld", r.loader.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.loader)},
           {"status", t.status},
@@ -70,20 +76,29 @@ int run_ldd(const LddOptions& o, const std::vector<std::string>& files) {
     print_error("ldd", bad);
     return kExitCannot;
   }
-  // What ldd's own shell start prints, before anything else.
+  std::vector<ldso::LddRequest> reqs;
+  bool glibc_ldd = false;
+  for (const auto& file : files) {
+    auto& req = reqs.emplace_back();
+    req.file = file;
+    req.envp = env;
+    req.cwd = o.cwd;
+    req.unused = o.unused;
+    if (o.loader != "auto") req.as = o.loader == "musl" ? ldso::LoaderKind::musl : ldso::LoaderKind::glibc;
+    glibc_ldd |= ldso::musl_ldd_loader(req).empty();
+  }
+  // What ldd's own shell start prints, before anything else (glibc's ldd
+  // is a bash script; musl's is the loader itself).
   std::string shell;
-  for (const auto& l : ldso::ldd_shell_lines(env, o.cwd, loader_system())) shell += l + "\n";
+  if (glibc_ldd)
+    for (const auto& l : ldso::ldd_shell_lines(env, o.cwd, loader_system())) shell += l + "\n";
   if (!o.json) std::cerr << shell << std::flush;
   const bool color = color_on(STDOUT_FILENO);
   int status = 0;
   bool cannot = false;
   nlohmann::json docs = nlohmann::json::array();
-  for (const auto& file : files) {
-    ldso::LddRequest req;
-    req.file = file;
-    req.envp = env;
-    req.cwd = o.cwd;
-    req.unused = o.unused;
+  for (const auto& req : reqs) {
+    const std::string& file = req.file;
     auto r = ldso::ldd(req, loader_system());
     if (!r) {
       // Said and counted; the other files are still answered.
@@ -127,13 +142,19 @@ void add_ldd(CLI::App& app, std::vector<Command>& commands) {
   l->add_flag("-d,--data-relocs", o->data_relocs, "Missing objects and data, as ldd -d (not modelled yet: refused)");
   l->add_flag("--tree", o->tree, "Each file's dependency tree, with the rule that found each object");
   l->add_flag("--json", o->json, "Machine-readable output: per file, explain --json's \"loader\" object");
+  l->add_option("--loader", o->loader,
+                "Whose ldd to answer as: auto (musl's for a FILE whose PT_INTERP is musl's loader, else glibc's), "
+                "glibc (the system's ldd script, which traces musl programs with glibc's ld.so too), musl (musl's "
+                "loader run as ldd: ld-musl-x86_64.so.1 --list FILE)")
+      ->check(CLI::IsMember({"auto", "glibc", "musl"}));
   l->add_option("-C,--cwd", o->cwd, "Working directory relative FILEs and $ORIGIN are taken from");
   add_environment_flags(*l, o->set_env, o->unset_env, o->clear_env);
   l->footer(
       "FILE... follow the options (or \"--\"). ld.so run on each FILE as ldd runs it (LD_TRACE_LOADED_OBJECTS=1 "
-      "/lib64/ld-linux-x86-64.so.2 FILE) is modelled; nothing is loaded or run.\nExit status: 0 every file was "
-      "listed, 1 one could not be or -u found an unused dependency (as ldd), 2 bad usage or a file procforge cannot "
-      "answer for.");
+      "/lib64/ld-linux-x86-64.so.2 FILE) is modelled, or for a musl program musl's loader run as ldd (LOADER --list "
+      "FILE); nothing is loaded or run.\nExit status: 0 every file was listed, 1 one could not be or -u found an "
+      "unused dependency (as ldd), 127 musl's loader failed on one (as it does), 2 bad usage or a file procforge "
+      "cannot answer for.");
   commands.push_back({l, [o](std::vector<std::string> files) { return run_ldd(*o, files); }});
 }
 

@@ -56,6 +56,7 @@ const char* stage_name(ldso::LoaderError::Stage s) {
   switch (s) {
     case ldso::LoaderError::Stage::versions: return "versions";
     case ldso::LoaderError::Stage::musl_loading: return "musl_loading";
+    case ldso::LoaderError::Stage::musl_relocating: return "musl_relocating";
     case ldso::LoaderError::Stage::loading: break;
   }
   return "loading";

@@ -141,8 +141,22 @@ Result<std::shared_ptr<const Cache>> shared_cache(const std::string& path);
 // system loader, to ask it about itself.
 std::string run_and_read(const std::string& program, const std::string& arg, int capture_fd, bool need_success);
 
+// The PT_INTERP of REQ's program ("" when it has none or cannot be read).
+std::string program_interp(const Request& req);
+
 // musl's loader (musl.cpp): resolve() for a program whose loader is musl's.
 Result<Prediction> resolve_musl(const Request& req, const SystemInfo& sys);
+// musl's strerror() text for E (src/errno/__strerror.h).
+std::string musl_strerror(int e);
+// map_library()'s refusal of a file's bytes: ENOEXEC, or 0 when it maps.
+int musl_map_check(const std::vector<std::uint8_t>& bytes);
+// The whole of an open file FD of SIZE bytes (0: not a regular file, read()
+// decides), as musl's loader reads it.
+Result<std::vector<std::uint8_t>> musl_read_all(int fd, std::uint64_t size);
+// musl's loader run as ldd (musl_ldd.cpp): ldd() for a FILE it answers for
+// with the loader LOADER.
+Result<LddResult> musl_ldd(const LddRequest& req, const std::string& loader, const SystemInfo& sys);
+LddText musl_ldd_text(const LddResult& r);
 
 // _dl_map_object_from_fd()'s identity: device and inode.
 bool same_file(const FileFacts& a, const FileFacts& b);

@@ -110,6 +110,21 @@ Diagnosis diagnose(const Prediction& p, const SystemInfo& sys) {
   if (!p.error) return {};
   const LoaderError& e = *p.error;
   if (e.stage == LoaderError::Stage::versions) return missing_version(p, e, sys);
+  if (e.stage == LoaderError::Stage::musl_relocating) {
+    // musl 1.2.3 ldso/dynlink.c do_relocs(): one global namespace, no versions.
+    const auto colon = e.message.find(": symbol not found");
+    if (e.message == "unsupported relocation type 37")  // R_X86_64_IRELATIVE
+      return {"musl's loader cannot relocate " + e.object +
+                  ": it has an R_X86_64_IRELATIVE relocation (an IFUNC), which musl does not support",
+              "rebuild " + e.object + " without IFUNCs (__attribute__((ifunc)), target_clones) for musl"};
+    if (colon == std::string::npos) return {"musl's loader cannot relocate " + e.object + ": " + e.message, ""};
+    const std::string sym = e.message.substr(0, colon);
+    return {"no object musl's loader loaded defines " + sym + ", which " + e.object +
+                " uses (musl looks in the program, then every library in load order, musl's libc included; it "
+                "ignores symbol versions)",
+            "load the library that defines " + sym + " (link " + e.object +
+                " against it, or LD_PRELOAD it), or rebuild against the libraries installed"};
+  }
   if (e.message == "CPU ISA level is lower than required")
     return {e.object + " was built for a newer x86-64 level than this CPU offers (it has x86-64-v" +
                 std::to_string(sys.isa_level) + ")",

@@ -23,6 +23,7 @@
 #include <cstring>
 
 #include "common/unique_fd.hpp"
+#include "ldso/detail.hpp"
 #include "procforge/elf.hpp"
 #include "procforge/ldso.hpp"
 
@@ -63,7 +64,20 @@ const char* other_loader_for(int dir_fd, const std::string& file) {
 
 }  // namespace
 
+std::string musl_ldd_loader(const LddRequest& req) {
+  constexpr const char* kMuslLoader = "/lib/ld-musl-x86_64.so.1";
+  if (req.as == LoaderKind::glibc) return "";
+  Request r;
+  r.program = req.file;
+  r.cwd = req.cwd;
+  const std::string interp = detail::program_interp(r);
+  if (is_musl_loader(interp)) return interp;
+  return req.as == LoaderKind::musl ? kMuslLoader : "";
+}
+
 Result<LddResult> ldd(const LddRequest& req, const SystemInfo& sys) {
+  // musl's programs get musl's ldd: its loader run as ldd (musl_ldd.cpp).
+  if (const std::string musl = musl_ldd_loader(req); !musl.empty()) return detail::musl_ldd(req, musl, sys);
   LddResult r;
   r.vdso = sys.vdso_name;
   r.file = req.file.find('/') == std::string::npos ? "./" + req.file : req.file;
@@ -136,6 +150,7 @@ std::vector<std::string> ldd_shell_lines(const std::vector<std::string>& envp, c
 }
 
 LddText ldd_text(const LddResult& r, bool version_info) {
+  if (r.kind == LoaderKind::musl) return detail::musl_ldd_text(r);
   LddText t;
   t.status = 1;
   switch (r.outcome) {

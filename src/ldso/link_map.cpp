@@ -101,6 +101,13 @@ std::string State::display(int l) const {
   return m.l_name.empty() ? m.libnames.front() : m.l_name;
 }
 
+// The program's PT_INTERP ("" when it has none or cannot be read).
+std::string program_interp(const Request& req) {
+  const UniqueFd dir(req.cwd.empty() ? -1 : ::open(req.cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  const detail::Opened prog = detail::open_file(dir ? dir.get() : AT_FDCWD, req.program);
+  return prog.facts && prog.facts->interp ? *prog.facts->interp : "";
+}
+
 }  // namespace detail
 
 namespace {
@@ -233,13 +240,6 @@ Result<std::shared_ptr<const detail::FileFacts>> read_main_program(const Request
   return prog.facts;
 }
 
-// The program's PT_INTERP ("" when it has none or cannot be read).
-std::string program_interp(const Request& req) {
-  const UniqueFd dir(req.cwd.empty() ? -1 : ::open(req.cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  const detail::Opened prog = detail::open_file(dir ? dir.get() : AT_FDCWD, req.program);
-  return prog.facts && prog.facts->interp ? *prog.facts->interp : "";
-}
-
 // Whether ld.so runs at all: a program without PT_DYNAMIC gives it nothing
 // to do, and one without PT_INTERP is started by the kernel without it
 // (unless ld.so is run as a command). Says why in P when not.
@@ -328,12 +328,16 @@ class LinkMap {
   std::optional<PendingIt> add_filtee(int l, PendingIt l_node, DepEntry::Kind kind, const MapResult& r, Prediction& p);
   void move_in_chain_before(int what, int before);
   void stop_with(Prediction& p, const LoaderError& e) {
-    note_error(p, e);
+    // Trace mode went on past names not found: the fatal error is the one
+    // ld.so prints (dl-deps.c _dl_map_object_deps: the exception ends it).
+    if (trace_) p.error = e;
+    else note_error(p, e);
     stopped_ = true;
     p.stopped = true;
   }
 
   State& st_;
+  bool trace_ = false;  // Request::trace, for the walk
   std::string cwd_;
   std::list<int> chain_;
   std::list<Pending> search_list_;
@@ -535,6 +539,7 @@ void LinkMap::load_preloads(const Request& req, Prediction& p) {
 // each object once (l_reserved). Trace mode goes on past a name not found; a
 // fatal error ends the walk.
 void LinkMap::map_dependencies(const Request& req, Prediction& p) {
+  trace_ = req.trace;
   search_list_.push_back({st_.main, false});
   for (int l : preloads_) {
     search_list_.push_back({l, false});
@@ -862,7 +867,7 @@ void LinkMap::count_relocations(const Request& req, Prediction& p) const {
 // opening comment).
 Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   // musl's loader has its own rules (musl.cpp): chosen by the loader that runs.
-  if (req.explicit_loader.empty() ? is_musl_loader(program_interp(req)) : is_musl_loader(req.explicit_loader))
+  if (req.explicit_loader.empty() ? is_musl_loader(detail::program_interp(req)) : is_musl_loader(req.explicit_loader))
     return detail::resolve_musl(req, sys);
   Prediction p;
   auto wd = open_working_dir(req.cwd);

@@ -30,8 +30,11 @@
 //     stdin (another libc) is replaced by the loader ("libc.so");
 //   - load_deps(): every object of the list in list order, its DT_NEEDED in
 //     order; a failure prints "Error loading shared library NAME: STRERROR
-//     (needed by OBJECT)" and the walk goes on; the run then exits with 127
-//     (after relocation, whose "Error relocating" lines are not modelled).
+//     (needed by OBJECT)" and the walk goes on;
+//   - reloc_all() (musl_symbols.cpp): every reference looked up in the
+//     global namespace, "Error relocating OBJECT: SYMBOL: symbol not found"
+//     for each that nothing defines; then, after any of these lines, the
+//     run exits with 127 (ldso_fail), in --list mode and in a real start.
 // Nothing is mapped or run: candidate files are opened read-only (with
 // O_NONBLOCK, where musl would block on a FIFO) and read with pread().
 #include <elf.h>
@@ -43,9 +46,12 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <tuple>
 
 #include "common/unique_fd.hpp"
 #include "ldso/detail.hpp"
+#include "ldso/musl_symbols.hpp"
+#include "ldso/relocations.hpp"
 #include "procforge/elf.hpp"
 
 namespace procforge::ldso {
@@ -65,10 +71,15 @@ namespace detail {
 
 namespace {
 
-constexpr std::size_t kBufSize = 2 * NAME_MAX + 2;  // load_library()'s buf: longer candidates are not tried
-constexpr std::uint64_t kMaxFile = 1ull << 30;      // a library bigger than this is not read whole
-const char* const kDefaultSysPath = "/lib:/usr/local/lib:/usr/lib";
-const char* const kArch = "x86_64";  // LDSO_ARCH
+constexpr std::uint64_t kMaxFile = 1ull << 30;  // a library bigger than this is not read whole
+
+std::uint16_t le16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | p[1] << 8); }
+std::uint32_t le32(const std::uint8_t* p) {
+  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 | std::uint32_t{p[3]} << 24;
+}
+std::uint64_t le64(const std::uint8_t* p) { return std::uint64_t{le32(p)} | std::uint64_t{le32(p + 4)} << 32; }
+
+}  // namespace
 
 // musl's strerror() texts (src/errno/__strerror.h), which differ from
 // glibc's for some (ENAMETOOLONG, ELOOP, ENOMEM, 0).
@@ -97,39 +108,10 @@ std::string musl_strerror(int e) {
   }
 }
 
-// The non-empty elements of S split at any of SEPS.
-std::vector<std::string> elements(const std::string& s, const char* seps) {
-  std::vector<std::string> out;
-  for (std::size_t i = 0; i < s.size();) {
-    const std::size_t end = std::min(s.size(), s.find_first_of(seps, i));
-    if (end > i) out.push_back(s.substr(i, end - i));
-    i = end + 1;
-  }
-  return out;
-}
-
-std::uint16_t le16(const std::uint8_t* p) { return static_cast<std::uint16_t>(p[0] | p[1] << 8); }
-std::uint32_t le32(const std::uint8_t* p) {
-  return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 | std::uint32_t{p[3]} << 24;
-}
-std::uint64_t le64(const std::uint8_t* p) { return std::uint64_t{le32(p)} | std::uint64_t{le32(p + 4)} << 32; }
-
-// What musl learns from one file it opened.
-struct MuslFile {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  int map_errno = 0;  // map_library() failed with this (0: it maps)
-  std::vector<std::string> needed;
-  std::optional<std::string> rpath_orig;  // DT_RUNPATH if present, else DT_RPATH (decode_dyn)
-  bool runpath = false;
-  bool other_libc = false;  // defines __libc_start_main and stdin
-  std::string problem;      // the dynamic section could not be read (then treated as empty)
-};
-
 // map_library()'s checks on the bytes: e_type, the program header table as
 // it reads it (960-byte buffer, pread() for the rest), PT_DYNAMIC. Read as
 // ELF64 whatever EI_CLASS says, as musl does.
-int map_check(const std::vector<std::uint8_t>& b) {
+int musl_map_check(const std::vector<std::uint8_t>& b) {
   constexpr std::size_t kBuf = 896 + 64;
   const std::size_t l = std::min(b.size(), kBuf);
   if (l < 64) return ENOEXEC;
@@ -147,34 +129,7 @@ int map_check(const std::vector<std::uint8_t>& b) {
   return ENOEXEC;
 }
 
-// The dynamic section as decode_dyn() keeps it, and the other-libc test.
-void read_dynamic(const std::vector<std::uint8_t>& bytes, MuslFile& f) {
-  auto file = elf::File::parse(bytes);
-  if (!file) {
-    f.problem = file.error().message;
-    return;
-  }
-  auto dyn = file->dynamic_info();
-  if (!dyn) {
-    f.problem = dyn.error().message;
-    return;
-  }
-  for (auto n : dyn->needed) f.needed.emplace_back(n);
-  if (dyn->runpath) f.rpath_orig = std::string(*dyn->runpath), f.runpath = true;
-  else if (dyn->rpath) f.rpath_orig = std::string(*dyn->rpath);
-  if (auto syms = file->symbols(elf::SymbolTable::dynsym)) {
-    bool start = false, in = false;
-    for (const auto& s : *syms) {
-      if (s.shndx == SHN_UNDEF || (s.bind() != STB_GLOBAL && s.bind() != STB_WEAK && s.bind() != STB_GNU_UNIQUE))
-        continue;
-      start |= s.name == "__libc_start_main";
-      in |= s.name == "stdin";
-    }
-    f.other_libc = start && in;
-  }
-}
-
-Result<std::vector<std::uint8_t>> read_all(int fd, std::uint64_t size) {
+Result<std::vector<std::uint8_t>> musl_read_all(int fd, std::uint64_t size) {
   std::vector<std::uint8_t> b(static_cast<std::size_t>(std::min(size, kMaxFile)));
   std::size_t got = 0;
   while (got < b.size()) {
@@ -193,6 +148,56 @@ Result<std::vector<std::uint8_t>> read_all(int fd, std::uint64_t size) {
     b.assign(probe, probe + r);
   }
   return b;
+}
+
+namespace {
+
+constexpr std::size_t kBufSize = 2 * NAME_MAX + 2;  // load_library()'s buf: longer candidates are not tried
+const char* const kDefaultSysPath = "/lib:/usr/local/lib:/usr/lib";
+const char* const kArch = "x86_64";  // LDSO_ARCH
+
+// The non-empty elements of S split at any of SEPS.
+std::vector<std::string> elements(const std::string& s, const char* seps) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t end = std::min(s.size(), s.find_first_of(seps, i));
+    if (end > i) out.push_back(s.substr(i, end - i));
+    i = end + 1;
+  }
+  return out;
+}
+
+// What musl learns from one file it opened.
+struct MuslFile {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  int map_errno = 0;  // map_library() failed with this (0: it maps)
+  std::vector<std::string> needed;
+  std::optional<std::string> rpath_orig;  // DT_RUNPATH if present, else DT_RPATH (decode_dyn)
+  bool runpath = false;
+  bool other_libc = false;  // defines __libc_start_main and stdin
+  std::string problem;      // the dynamic section could not be read (then treated as empty)
+  MuslSymbols symbols;      // what the lookup and do_relocs() read
+};
+
+// The dynamic section as decode_dyn() keeps it, and the other-libc test.
+void read_dynamic(const std::vector<std::uint8_t>& bytes, MuslFile& f) {
+  f.symbols = MuslSymbols::read(bytes);
+  auto file = elf::File::parse(bytes);
+  if (!file) {
+    f.problem = file.error().message;
+    return;
+  }
+  auto dyn = file->dynamic_info();
+  if (!dyn) {
+    f.problem = dyn.error().message;
+    return;
+  }
+  for (auto n : dyn->needed) f.needed.emplace_back(n);
+  if (dyn->runpath) f.rpath_orig = std::string(*dyn->runpath), f.runpath = true;
+  else if (dyn->rpath) f.rpath_orig = std::string(*dyn->rpath);
+  // load_library(): find_sym(&temp_dso, "__libc_start_main", 1) and "stdin".
+  f.other_libc = f.symbols.defines("__libc_start_main", true) && f.symbols.defines("stdin", true);
 }
 
 // One object of musl's list (struct dso).
@@ -215,6 +220,7 @@ class MuslLoader {
   Result<bool> start();
   void load_preloads();
   void load_deps();
+  void relocate();
   void finish();
 
  private:
@@ -231,6 +237,7 @@ class MuslLoader {
   void read_sys_path();
   void report(const std::string& name, const std::string& path, FoundBy by, const std::string& via, int needed_by);
   void fail(const std::string& name, int needed_by);
+  void note(LoaderError e);
   std::optional<std::string> env(const std::string& key) const;
 
   const Request& req_;
@@ -266,7 +273,7 @@ Result<bool> MuslLoader::start() {
   const UniqueFd fd(o.fd);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error(errno, "fstat " + req_.program);
-  auto bytes = read_all(fd.get(), static_cast<std::uint64_t>(S_ISREG(st.st_mode) ? st.st_size : 0));
+  auto bytes = musl_read_all(fd.get(), static_cast<std::uint64_t>(S_ISREG(st.st_mode) ? st.st_size : 0));
   if (!bytes) return Error(bytes.error().err, "reading " + req_.program + ": " + errno_name(bytes.error().err));
   auto file = elf::File::parse(*bytes);
   if (!file) return Error(ENOEXEC, req_.program + ": not an ELF file musl's loader can load");
@@ -341,8 +348,14 @@ void MuslLoader::fail(const std::string& name, int needed_by) {
   o.needed_by = list_[static_cast<std::size_t>(needed_by)].name;
   o.tried = tried_;
   p_.objects.push_back(std::move(o));
+  note(std::move(e));
+}
+
+// error() before runtime: the line is printed, the first is the run's error.
+void MuslLoader::note(LoaderError e) {
+  p_.trace_stderr.push_back(error_line("", e));
   if (!p_.error) p_.error = std::move(e);
-  else p_.warnings.push_back(error_line("", e));
+  else p_.warnings.push_back(p_.trace_stderr.back());
 }
 
 void MuslLoader::report(const std::string& name, const std::string& path, FoundBy by, const std::string& via,
@@ -553,12 +566,12 @@ int MuslLoader::load_library(const std::string& name, int needed_by) {
     }
   }
   MuslFile f;
-  auto bytes = read_all(fd.get(), static_cast<std::uint64_t>(S_ISREG(st.st_mode) ? st.st_size : 0));
+  auto bytes = musl_read_all(fd.get(), static_cast<std::uint64_t>(S_ISREG(st.st_mode) ? st.st_size : 0));
   if (!bytes) {
     errno_ = bytes.error().err;
     return -1;
   }
-  if ((f.map_errno = map_check(*bytes)) != 0) {
+  if ((f.map_errno = musl_map_check(*bytes)) != 0) {
     errno_ = f.map_errno;
     return -1;
   }
@@ -578,6 +591,43 @@ int MuslLoader::load_library(const std::string& name, int needed_by) {
   list_.push_back(std::move(d));
   report(name, o.path, found_by_, found_via_, needed_by);
   return static_cast<int>(list_.size()) - 1;
+}
+
+// The loader's own symbols (musl's libc), read once per version of its file.
+std::shared_ptr<const MuslSymbols> loader_symbols(const std::string& path) {
+  static std::mutex m;
+  static std::map<std::tuple<dev_t, ino_t, std::int64_t, std::int64_t>, std::shared_ptr<const MuslSymbols>> known;
+  struct stat st {};
+  auto bytes = read_object_bytes(path, &st);
+  if (!bytes) return nullptr;
+  const auto key = std::make_tuple(st.st_dev, st.st_ino, static_cast<std::int64_t>(st.st_mtim.tv_sec),
+                                   static_cast<std::int64_t>(st.st_mtim.tv_nsec));
+  const std::lock_guard lock(m);
+  auto& slot = known[key];
+  if (!slot) slot = std::make_shared<const MuslSymbols>(MuslSymbols::read(*bytes));
+  return slot;
+}
+
+// __dls3()'s reloc_all(app.next), reloc_all(&app) over the list as loaded:
+// the first line is the error (unless a load failed before), the others
+// are printed after it.
+void MuslLoader::relocate() {
+  std::shared_ptr<const MuslSymbols> self;
+  if (ldso_ >= 0) {
+    // The loader that runs: the one invoked (ldd mode), else PT_INTERP.
+    const std::string& file = ldd_mode_ ? req_.explicit_loader : ldso_name_;
+    self = loader_symbols(file);
+    if (!self) p_.warnings.push_back(file + " cannot be read: what musl's libc defines is not known");
+    else if (!self->problem.empty()) p_.warnings.push_back(file + ": " + self->problem);
+  }
+  std::vector<MuslRelocObject> objects;
+  for (const Dso& d : list_) objects.push_back({d.name, d.is_ldso ? self.get() : &d.file.symbols, d.is_ldso});
+  if (ldso_ >= 0 && !self) return;  // every libc reference would look missing
+  for (const Dso& d : list_)
+    if (!d.is_ldso && !d.file.symbols.problem.empty())
+      p_.warnings.push_back(d.name + ": " + d.file.symbols.problem + " (its relocations are modelled in part)");
+  for (auto& e : musl_relocation_errors(objects))
+    note({std::move(e.object), std::move(e.message), LoaderError::Stage::musl_relocating});
 }
 
 void MuslLoader::finish() {
@@ -631,6 +681,7 @@ Result<Prediction> resolve_musl(const Request& req, const SystemInfo& /*sys*/) {
   // after, outside the list ldd prints.
   loader.load_preloads();
   loader.load_deps();
+  loader.relocate();
   loader.finish();
   p.loader_version =
       musl_version(req.explicit_loader.empty() ? p.objects.front().path.value_or("") : req.explicit_loader);

@@ -188,6 +188,7 @@ std::optional<LoaderError> check_versions(const std::vector<LinkMapObject>& obje
 
 std::string error_line(std::string_view argv0, const LoaderError& e) {
   if (e.stage == LoaderError::Stage::musl_loading) return "Error loading shared library " + e.object + ": " + e.message;
+  if (e.stage == LoaderError::Stage::musl_relocating) return "Error relocating " + e.object + ": " + e.message;
   if (e.stage == LoaderError::Stage::versions) return version_line(argv0, {e.object, e.message, true});
   // elf/dl-error-skeleton.c fatal_error(): "%s: %s: %s%s%s" with the
   // occasion, and ": " only before a non-empty object name.

@@ -5,7 +5,10 @@
 // and _r_debug@@GLIBC_2.2.5 in every glibc since 2.2 (reference 2.3), libc
 // exports exit and __libc_start_main, so stripped system files still work;
 // main is only in .symtab (or .dynsym with -rdynamic).
-// Files are read once per profile (cached by path, device, inode, mtime, size).
+// Files are read once per process (cached by device, inode, mtime and size,
+// not by path: the program is named /proc/PID/exe, a new name every run, and
+// reading a Rust program whole (4 MiB with std's symbols) each run, while
+// the tracee waited, was most of the tracer's overhead on it).
 #include <elf.h>
 #include <sys/stat.h>
 
@@ -50,13 +53,12 @@ bool is_rust_user_main(std::string_view n) {
 }
 
 struct Key {
-  std::string path;
   dev_t dev;
   ino_t ino;
   std::int64_t mtime_ns;
   off_t size;
   bool operator<(const Key& o) const {
-    return std::tie(path, dev, ino, mtime_ns, size) < std::tie(o.path, o.dev, o.ino, o.mtime_ns, o.size);
+    return std::tie(dev, ino, mtime_ns, size) < std::tie(o.dev, o.ino, o.mtime_ns, o.size);
   }
 };
 
@@ -68,7 +70,7 @@ std::map<Key, ImageFacts> cache;
 Result<const ImageFacts*> image_facts(const std::string& file) {
   struct stat st {};
   if (::stat(file.c_str(), &st) != 0) return Error{errno, "stat " + file + ": " + errno_name(errno)};
-  Key key{file, st.st_dev, st.st_ino, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
+  Key key{st.st_dev, st.st_ino, static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec,
           st.st_size};
   std::lock_guard<std::mutex> g(cache_mutex);
   if (auto it = cache.find(key); it != cache.end()) return &it->second;

@@ -16,15 +16,18 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "procforge/ldso.hpp"
 #include "support/ldso_fixtures.hpp"
 #include "support/requires.hpp"
 #include "support/run_command.hpp"
+#include "support/system_elf.hpp"
 
 namespace procforge::testsupport {
 namespace {
@@ -94,9 +97,28 @@ class MuslTree {
     args.insert(args.end(), link.begin(), link.end());
     cc(args);
   }
+  // A shared library PATH built from SOURCE (soname: its file name).
+  void shared(const std::string& path, const std::string& source, const std::vector<std::string>& extra = {}) {
+    const std::string name = path.substr(path.rfind('/') + 1);
+    dir_.mkdirs(path.substr(0, path.rfind('/')));
+    const std::string src = dir_.write("src/" + name + "." + std::to_string(++sources_) + ".c", source);
+    std::vector<std::string> args = {"-shared", "-fPIC", "-o", path, src, "-Wl,-soname," + name};
+    args.insert(args.end(), extra.begin(), extra.end());
+    cc(args);
+  }
+  // A program PATH from SOURCE (it prints "ok" when it runs), linked with LINK.
+  void program_from(const std::string& path, const std::string& source, const std::vector<std::string>& link) {
+    const std::string src = dir_.write("src/prog" + std::to_string(++sources_) + ".c", "#include <stdio.h>\n" + source);
+    fs::create_directories(fs::path(dir_.at(path)).parent_path());
+    std::vector<std::string> args = {"-o", path, src, "-Wl,--dynamic-linker=" + loader(), "-Wl,--no-as-needed"};
+    args.insert(args.end(), link.begin(), link.end());
+    cc(args);
+  }
   void build();
+  void build_symbol_cases();
 
   FixtureDir dir_;
+  int sources_ = 0;
   std::string error_;
 };
 
@@ -167,8 +189,57 @@ void MuslTree::build() {
     so.inherit_env = true;
     run_command({"/usr/bin/musl-gcc", "-o", "bin/system_loader", src}, so);
   }
+  build_symbol_cases();
+  {
+    const std::string src =
+        dir_.write("src/plain.c", "#include <stdio.h>\nint main(void) { puts(\"ok\"); return 0; }\n");
+    CommandOptions so;
+    so.cwd = dir_.path();
+    so.inherit_env = true;
+    run_command({"/usr/bin/musl-gcc", "-static", "-o", "bin/static", src}, so);
+    run_command({"/usr/bin/gcc", "-o", "bin/glibc", src}, so);
+  }
   fs::remove(dir_.at("gone/libgone.so"));
   fs::remove(dir_.at("gone/libgone2.so"));
+}
+
+// Programs linked against symfull/libsym.so (a function, data, TLS data and
+// a function referenced weakly), whose RPATH finds symempty/libsym.so, which
+// defines none of them; LD_LIBRARY_PATH puts another libsym.so first: the
+// full one, one whose f_sym is an IFUNC (and which has an IRELATIVE
+// relocation of its own), one whose f_sym has only a hidden version.
+void MuslTree::build_symbol_cases() {
+  shared("symfull/libsym.so",
+         "int d_sym = 5;\n__thread int t_sym = 3;\nint f_sym(void) { return 1; }\nint f_weak(void) { return 2; }\n");
+  shared("symempty/libsym.so", "int other = 1;\n");
+  shared("symifunc/libsym.so",
+         "static int impl(void) { return 1; }\nstatic void *resolve(void) { return (void *)impl; }\n"
+         "int f_sym(void) __attribute__((ifunc(\"resolve\")));\n"
+         "static int g(void) __attribute__((ifunc(\"resolve\")));\nint (*gp)(void) = g;\n");
+  dir_.write("src/hidden.map", "V1 { global: f_old; };\n");
+  shared("symhidden/libsym.so", "int f_old(void) { return 1; }\n__asm__(\".symver f_old,f_sym@V1\");\n",
+         {"-Wl,--version-script=src/hidden.map"});
+  shared("user/libuser.so",
+         "extern int f_sym(void);\nextern int d_sym;\nextern __thread int t_sym;\n"
+         "int f_user(void) { return f_sym() + d_sym + t_sym; }\n",
+         {"-Lsymfull", "-lsym"});
+  const std::vector<std::string> sym = {"-Lsymfull", "-lsym", "-Wl,-rpath," + dir_.at("symempty")};
+  program_from("bin/sym_func",
+               "extern int f_sym(void);\nint main(void) { if (f_sym() == 1) puts(\"ok\"); return 0; }\n", sym);
+  program_from("bin/sym_data", "extern int d_sym;\nint main(void) { if (d_sym == 5) puts(\"ok\"); return 0; }\n", sym);
+  program_from("bin/sym_tls",
+               "extern __thread int t_sym;\nint main(void) { if (t_sym == 3) puts(\"ok\"); return 0; }\n", sym);
+  program_from("bin/sym_weak",
+               "extern int f_weak(void) __attribute__((weak));\n"
+               "int main(void) { if (f_weak) f_weak(); puts(\"ok\"); return 0; }\n",
+               sym);
+  program_from("bin/sym_in_lib",
+               "extern int f_user(void);\nextern int f_sym(void);\n"
+               "int main(void) { if (f_user() && f_sym()) puts(\"ok\"); return 0; }\n",
+               {"-Luser", "-luser", "-Lsymfull", "-lsym", "-Wl,-rpath," + dir_.at("user") + ":" + dir_.at("symempty")});
+  program_from("bin/sym_and_missing",
+               "extern int f_sym(void);\nint main(void) { if (f_sym() == 1) puts(\"ok\"); return 0; }\n",
+               {"-Lgone", "-lgone", "-Lsymfull", "-lsym", "-Wl,-rpath," + dir_.at("symempty")});
 }
 
 std::map<std::string, MuslCase> cases() {
@@ -207,6 +278,17 @@ std::map<std::string, MuslCase> cases() {
        MuslCase(t.at("bin/plain_r"), {"LD_PRELOAD=libpre.so", llp + t.at("pre") + ":" + t.at("r")})},
       {"libc_only", MuslCase(t.at("bin/libc_only"))},
       {"system_loader_and_path_file", MuslCase(t.at("bin/system_loader"), {}, "", kSystemLoader, std::nullopt)},
+      {"symbol_missing_in_a_call", MuslCase(t.at("bin/sym_func"))},
+      {"symbol_missing_in_data_copied", MuslCase(t.at("bin/sym_data"))},
+      {"symbol_missing_tls", MuslCase(t.at("bin/sym_tls"))},
+      {"weak_undefined_symbol_is_silent", MuslCase(t.at("bin/sym_weak"))},
+      {"symbols_missing_library_first_program_last", MuslCase(t.at("bin/sym_in_lib"))},
+      {"library_and_symbol_missing", MuslCase(t.at("bin/sym_and_missing"))},
+      {"symbols_found_first_in_load_order", MuslCase(t.at("bin/sym_in_lib"), {llp + t.at("symfull")})},
+      {"tls_symbol_found", MuslCase(t.at("bin/sym_tls"), {llp + t.at("symfull")})},
+      {"ifunc_is_no_definition", MuslCase(t.at("bin/sym_func"), {llp + t.at("symifunc")})},
+      {"hidden_version_is_no_definition", MuslCase(t.at("bin/sym_func"), {llp + t.at("symhidden")})},
+      {"preloaded_definition_is_found", MuslCase(t.at("bin/sym_func"), {"LD_PRELOAD=" + t.at("symfull/libsym.so")})},
   };
 }
 
@@ -245,9 +327,10 @@ Listing predicted(const ldso::Prediction& p) {
     if (!o.path) continue;  // musl prints nothing for a name it could not load
     l.objects.push_back(i == 0 ? o.name : o.name + " => " + *o.path);
   }
-  if (p.error) l.errors.push_back(ldso::error_line("", *p.error));
-  for (const auto& w : p.warnings)
-    if (w.rfind("Error loading shared library ", 0) == 0) l.errors.push_back(w);
+  l.errors = p.trace_stderr;  // musl: every line the loader prints on stderr
+  if (p.error) {
+    EXPECT_EQ(l.errors.empty() ? "" : l.errors.front(), ldso::error_line("", *p.error));
+  }
   l.status = p.error ? ldso::exit_status(*p.error) : 0;
   return l;
 }
@@ -332,6 +415,116 @@ TEST_P(MuslLdso, AKernelStartPrintsWhatIsPredicted) {
   }
 }
 
+// `procforge ldd FLAGS -- PROGRAM` in CWD, the case's environment given as
+// --env (procforge's own start must not see its LD_PRELOAD).
+CommandResult procforge_ldd(const MuslCase& c, const std::string& cwd, const std::vector<std::string>& flags) {
+  std::vector<std::string> argv = {PROCFORGE_BINARY, "ldd", "--clear-env", "--env=PATH=/usr/bin:/bin"};
+  for (const auto& e : c.env) argv.push_back("--env=" + e);
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  argv.emplace_back("--");
+  argv.push_back(c.program);
+  CommandOptions o;
+  o.env = {"PATH=/usr/bin:/bin"};
+  o.cwd = cwd;
+  return run_command(argv, o);
+}
+
+// A real ldd's stdout without the load addresses " (0x...)".
+std::string strip_addresses(const std::string& out) {
+  std::string s;
+  for (auto line : lines(out)) {
+    const auto at = line.rfind(" (0x");
+    if (at != std::string::npos && line.back() == ')') line.resize(at);
+    s += line + "\n";
+  }
+  return s;
+}
+
+// The real ldd REAL_ARGV and `procforge ldd FLAGS` on case C: the same
+// stdout (without the load addresses), stderr and status.
+void expect_same_ldd(const MuslCase& c, const std::vector<std::string>& real_argv, const std::string& cwd,
+                     const std::vector<std::string>& flags) {
+  const auto b = run_and_predict(c, real_argv, cwd, "");
+  const auto mine = procforge_ldd(c, cwd, flags);
+  ASSERT_TRUE(b.real.started && mine.started);
+  EXPECT_EQ(mine.out, strip_addresses(b.real.out)) << c.program << ": the real ldd printed\n"
+                                                   << b.real.out << b.real.err;
+  EXPECT_EQ(mine.err, b.real.err) << c.program;
+  EXPECT_EQ(mine.exit_code, b.real.exit_code) << c.program;
+}
+
+// procforge ldd on a musl program answers as musl's ldd: the program's
+// PT_INTERP run as `LOADER --list PROGRAM`. With --loader=glibc, as the
+// system's ldd (glibc's script, which traces the musl program with glibc's
+// ld.so), on every case but those with LD_PRELOAD: preloading a musl
+// library into glibc's ldd makes the script's own bash fail to start (the
+// library's libc.so is glibc's linker script), which procforge does not
+// model.
+class MuslLddGlibc : public ::testing::TestWithParam<std::string> {};
+void expect_case_as_ldd(const std::string& name, bool glibc) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/musl-gcc", kSystemLoader, "/usr/bin/gcc", "/usr/bin/ldd");
+  const MuslTree& t = MuslTree::get();
+  ASSERT_EQ(t.error(), "");
+  const MuslCase c = cases().at(name);
+  const PathFile pf(t.root(), c);
+  const std::string cwd = c.cwd.empty() ? t.root() : c.cwd;
+  if (glibc) expect_same_ldd(c, {"/usr/bin/ldd", "--", c.program}, cwd, {"--loader=glibc"});
+  else expect_same_ldd(c, {c.loader.empty() ? t.loader() : c.loader, "--list", c.program}, cwd, {});
+}
+TEST_P(MuslLdso, ProcforgeLddPrintsWhatMuslsLddPrints) { expect_case_as_ldd(GetParam(), false); }
+TEST_P(MuslLddGlibc, ProcforgeLddGlibcPrintsWhatTheSystemsLddPrints) { expect_case_as_ldd(GetParam(), true); }
+
+// --loader=musl on files musl's loader refuses or that are not musl's: a
+// name that does not exist, a directory, a text file, a static program, a
+// glibc program (its libc.so.6 is musl's own name for itself; its
+// references looked up in musl's libc), against `ld-musl-x86_64.so.1 --list`.
+TEST(MuslLdd, RefusalsAndOtherProgramsMatchMuslsLdd) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/musl-gcc", kSystemLoader, "/usr/bin/gcc");
+  const MuslTree& t = MuslTree::get();
+  ASSERT_EQ(t.error(), "");
+  for (const std::string& file : {std::string("nonexistent"), std::string("bin"), t.at("notelf/libw.so"),
+                                  t.at("bin/static"), std::string("/usr/bin/true"), t.at("bin/glibc")}) {
+    expect_same_ldd(MuslCase(file), {kSystemLoader, "--list", file}, t.root(), {"--loader=musl"});
+  }
+}
+
+// --loader=musl on every 8th ELF file of the system (support/system_elf:
+// glibc's programs and libraries, whose references musl's loader looks up in
+// its own libc and mostly does not find) against `ld-musl-x86_64.so.1 --list
+// FILE`, which maps and relocates them but runs nothing of theirs: the same
+// stdout without addresses, stderr and status. Closing line: "musl ldd
+// sweep: N files compared, M identical (P%)".
+TEST(MuslLdd, SystemFilesThroughMuslsLddMatch) {
+  SKIP_UNLESS_INSTALLED(kSystemLoader);
+  std::vector<std::string> files;
+  const auto all = system_elf_files();
+  for (std::size_t i = 0; i < all.size(); i += 8) files.push_back(all[i].path);
+  std::vector<std::string> argv = {PROCFORGE_BINARY, "ldd", "--json", "--loader=musl", "--"};
+  argv.insert(argv.end(), files.begin(), files.end());
+  CommandOptions o;
+  o.env = {"PATH=/usr/bin:/bin"};
+  o.timeout_ms = 60000;
+  const auto mine = run_command(argv, o);
+  const auto docs = nlohmann::json::parse(mine.out, nullptr, false);
+  ASSERT_FALSE(docs.is_discarded()) << mine.out << mine.err;
+  ASSERT_EQ(docs["files"].size(), files.size());
+  std::size_t same = 0;
+  std::vector<std::string> differences;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const auto& f = docs["files"][i];
+    const auto real = run_command({kSystemLoader, "--list", files[i]}, o);
+    const bool identical =
+        f["status"] == real.exit_code && f["stdout"] == strip_addresses(real.out) && f["stderr"] == real.err;
+    if (identical) ++same;
+    else if (differences.size() < 10)
+      differences.push_back(files[i] + "\n" + f.dump() + "\nmusl: " + real.out + real.err);
+  }
+  std::printf("musl ldd sweep: %zu files compared, %zu identical (%.1f%%)\n", files.size(), same,
+              files.empty() ? 0.0 : 100.0 * static_cast<double>(same) / static_cast<double>(files.size()));
+  EXPECT_EQ(same, files.size()) << differences.front();
+  EXPECT_GE(files.size(), 50u);
+}
+
 std::vector<std::string> case_names() {
   std::vector<std::string> names;
   // Names only: the tree is built when the first case runs, not at discovery.
@@ -361,12 +554,32 @@ std::vector<std::string> case_names() {
                         "preload",
                         "preload_searched",
                         "libc_only",
-                        "system_loader_and_path_file"})
+                        "system_loader_and_path_file",
+                        "symbol_missing_in_a_call",
+                        "symbol_missing_in_data_copied",
+                        "symbol_missing_tls",
+                        "weak_undefined_symbol_is_silent",
+                        "symbols_missing_library_first_program_last",
+                        "library_and_symbol_missing",
+                        "symbols_found_first_in_load_order",
+                        "tls_symbol_found",
+                        "ifunc_is_no_definition",
+                        "hidden_version_is_no_definition",
+                        "preloaded_definition_is_found"})
     names.emplace_back(n);
   return names;
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, MuslLdso, ::testing::ValuesIn(case_names()),
+                         [](const auto& param_info) { return param_info.param; });
+
+std::vector<std::string> glibc_ldd_case_names() {
+  std::vector<std::string> names;
+  for (const auto& n : case_names())
+    if (n.find("preload") == std::string::npos) names.push_back(n);
+  return names;
+}
+INSTANTIATE_TEST_SUITE_P(Cases, MuslLddGlibc, ::testing::ValuesIn(glibc_ldd_case_names()),
                          [](const auto& param_info) { return param_info.param; });
 
 // explain names the loader it modelled, from PT_INTERP, in its JSON.

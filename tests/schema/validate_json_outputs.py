@@ -153,6 +153,11 @@ with tempfile.TemporaryDirectory(prefix="procforge-schema-") as d:
         if seen != {"traced", "not_dynamic", "no_such_file"}:
             failures.append(f"ldd's inputs gave the outcomes {sorted(seen)}: the cases no longer cover what they should")
 
+    # ldd as musl's ldd (its loader run as ldd): a glibc program, a text file, a missing file.
+    if os.access("/lib/ld-musl-x86_64.so.1", os.X_OK):
+        r = procforge(["ldd", "--json", "--loader=musl", "--", "/usr/bin/ls", script, os.path.join(d, "missing")], 127)
+        validate_json("ldd --json --loader=musl", r.stdout, "procforge.ldd/1")
+
     # batch: cold, warm, a failure, a signal, a program that is not there.
     commands = "/bin/true\necho 'two words'\nls /nonexistent\n/bin/sh -c 'kill -KILL $$'\n/nonexistent\n"
     for flags in ([], ["--warm"]):
