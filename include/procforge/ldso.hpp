@@ -373,7 +373,7 @@ struct Prediction {
   // switch, ld.so's own relocations. Unset when a file could not be read
   // for it (said in warnings).
   struct Binding {
-    std::string object;                  // the referencing object (as LD_DEBUG names it)
+    std::string object;  // the referencing object (as LD_DEBUG names it)
     std::string symbol;
     std::optional<std::string> version;  // the version the reference asks for
     std::optional<std::string> target;   // the object it binds to; null: nothing defines it

@@ -46,7 +46,12 @@ Result<ObjectSymbols> ObjectSymbols::read(const elf::File& file, bool ld_bind_no
   o.syms.reserve(syms->size());
   for (std::size_t i = 0; i < syms->size(); ++i) {
     const auto& s = (*syms)[i];
-    Sym sym{std::string(s.name), s.value, s.size, s.info, s.other, s.shndx,
+    Sym sym{std::string(s.name),
+            s.value,
+            s.size,
+            s.info,
+            s.other,
+            s.shndx,
             i < versym.size() ? versym[i] : std::uint16_t{0}};
     if (s.shndx != SHN_UNDEF || s.value != 0) o.by_name[sym.name].push_back(static_cast<std::uint32_t>(i));
     o.syms.push_back(std::move(sym));

@@ -80,10 +80,10 @@ using UniqueTable = std::unordered_map<std::string, std::pair<int, std::uint32_t
 
 // What one _dl_lookup_symbol_x() call gives.
 struct Bound {
-  int object = -1;                         // index in the scope; -1 not found; kLookupAsserts
-  std::uint32_t sym = 0;                   // the definition's symbol index there
-  bool protected_ref = false;              // the reference is STV_PROTECTED ("protected symbol")
-  const VersionEntry* version = nullptr;   // the version asked for (in the referencing object)
+  int object = -1;                        // index in the scope; -1 not found; kLookupAsserts
+  std::uint32_t sym = 0;                  // the definition's symbol index there
+  bool protected_ref = false;             // the reference is STV_PROTECTED ("protected symbol")
+  const VersionEntry* version = nullptr;  // the version asked for (in the referencing object)
 };
 
 // The whole lookup: the referencing object itself first when it has

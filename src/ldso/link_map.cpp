@@ -861,8 +861,8 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
     return true;
   };
   if (!trace && vdso_ >= 0)
-    for (const char* f : {"__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_getcpu",
-                          "__vdso_clock_getres"}) {
+    for (const char* f :
+         {"__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_getcpu", "__vdso_clock_getres"}) {
       const std::string& v = st_.map(vdso_).l_name;
       out.push_back({v, f, "LINUX_2.6", v, "LINUX_2.6", false, false, "rtld", "FUNC", false, false});
     }
@@ -902,7 +902,8 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
 // list to follow DT_NEEDED order, as glibc does.
 void LinkMap::find_unused(const Request& req, Prediction& p) const {
   std::vector<int> maps;
-  auto scope = global_scope(req, [](const Map&) { return true; }, maps, p, "unused dependencies");
+  auto scope = global_scope(
+      req, [](const Map&) { return true; }, maps, p, "unused dependencies");
   if (!scope || scope->empty() || maps.front() != st_.main) return;
   const std::vector<ScopeObject>& scope_objects = *scope;
   std::vector<bool> used(st_.maps.size(), false);
