@@ -403,14 +403,15 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys);
 // (src/ldso/from_exec.cpp) The request ld.so gets when the exec that REQ
 // asks for goes as P predicts: nullopt when ld.so does not run (the exec
 // fails or is killed, or the program has no PT_INTERP). The environment and
-// cwd are REQ's, AT_SECURE is the auxv's. RELOCATIONS: Request::relocations.
-std::optional<Request> request_after_exec(const exec::Request& req, const exec::Prediction& p,
-                                          bool relocations = false);
+// cwd are REQ's, AT_SECURE is the auxv's. RELOCATIONS: Request::relocations;
+// BINDINGS: Request::bindings.
+std::optional<Request> request_after_exec(const exec::Request& req, const exec::Prediction& p, bool relocations = false,
+                                          bool bindings = false);
 // request_after_exec() then resolve(): what `procforge explain` does after
 // exec::predict(). A prediction that cannot be made comes back as one
 // warning; nullopt when ld.so does not run.
 std::optional<Prediction> predict_after_exec(const exec::Request& req, const exec::Prediction& p, const SystemInfo& sys,
-                                             bool relocations = false);
+                                             bool relocations = false, bool bindings = false);
 
 // ---------------------------------------------------------------- ldd
 // (src/ldso/ldd.cpp) glibc 2.36's ldd (elf/ldd.bash.in) for one FILE,

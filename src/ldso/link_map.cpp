@@ -857,6 +857,21 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
         p.binding_error = req.program + ": symbol lookup error: " + o.object + ": undefined symbol: " + ref.name +
                           (b.version ? ", version " + b.version->name : "");
       out.push_back(std::move(o));
+      // libc's IFUNC resolvers of gettimeofday and time ask for the vDSO's
+      // function (sysdeps/unix/sysv/linux/x86/gettimeofday.c, time.c:
+      // dl_vdso_vsym), a lookup of its own, at every relocation they resolve.
+      if (def && !first_call && vdso_ >= 0 && (def->syms[b.sym].info & 0xf) == STT_GNU_IFUNC) {
+        const Map& target = st_.map(maps[static_cast<std::size_t>(b.object)]);
+        const bool libc = target.facts && target.facts->soname && *target.facts->soname == "libc.so.6";
+        const std::string& n = def->syms[b.sym].name;
+        const char* vdso_fn = n == "time"                                      ? "__vdso_time"
+                              : (n == "gettimeofday" || n == "__gettimeofday") ? "__vdso_gettimeofday"
+                                                                               : nullptr;
+        if (libc && vdso_fn) {
+          const std::string& v = st_.map(vdso_).l_name;
+          out.push_back({v, vdso_fn, "LINUX_2.6", v, "LINUX_2.6", false, false, "rtld", "FUNC", false, false});
+        }
+      }
     }
     return true;
   };
