@@ -105,7 +105,30 @@ Result<std::vector<BindingCase>> build_binding_cases(FixtureDir& dir) {
   nopie.insert(nopie.end(), all.begin(), all.end());
   if (!dir.gcc(pie) || !dir.gcc(nopie)) return fail("main");
   if (!dir.gcc({"-o", "old_version", "old.c", "-L.", "-lver", rpath})) return fail("old_version");
+  // An unversioned reference (built against an unversioned stand-in) to a
+  // symbol whose definitions are versioned: one default version; a hidden
+  // (non-default) one beside a default one.
+  dir.write("uv_stub.c", "int uvfn(void) { return 0; }\n");
+  dir.write("uv_one.c", "int uvfn(void) { return 1; }\n");
+  dir.write("uv_one.map", "V1 { local: *; };\nV2 { global: uvfn; } V1;\n");
+  dir.write("uv_two.c",
+            "int uv_a(void) { return 2; }\nint uv_b(void) { return 3; }\n"
+            "__asm__(\".symver uv_a,uvfn@V2\");\n__asm__(\".symver uv_b,uvfn@@V3\");\n");
+  dir.write("uv_two.map", "V1 { local: *; };\nV2 { global: uvfn; } V1;\nV3 { global: uvfn; } V2;\n");
+  dir.write("uv_main.c", "extern int uvfn(void);\nint main(void) { return uvfn(); }\n");
+  dir.mkdirs("uv1");
+  dir.mkdirs("uv2");
+  for (const char* d : {"uv1", "uv2"})
+    if (!dir.gcc({"-shared", "-fPIC", "-o", std::string(d) + "/libuv.so", "uv_stub.c"}) ||
+        !dir.gcc(
+            {"-o", std::string(d) + "/main", "uv_main.c", "-L" + std::string(d), "-luv", "-Wl,-rpath," + dir.at(d)}))
+      return fail(d);
+  if (!dir.gcc({"-shared", "-fPIC", "-o", "uv1/libuv.so", "uv_one.c", "-Wl,--version-script=uv_one.map"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "uv2/libuv.so", "uv_two.c", "-Wl,--version-script=uv_two.map"}))
+    return fail("versioned libuv.so");
   std::vector<BindingCase> cases = {
+      {"unversioned_reference_takes_the_one_default_version", dir.at("uv1/main"), {}, true},
+      {"unversioned_reference_passes_a_hidden_version", dir.at("uv2/main"), {}, true},
       {"every_rule_pie", dir.at("main_pie"), {}, true},
       {"every_rule_no_pie_copy_relocations", dir.at("main_nopie"), {}, true},
       {"interposed_by_ld_preload", dir.at("main_pie"), {"LD_PRELOAD=" + dir.at("libpre.so")}, true},
