@@ -276,6 +276,16 @@ struct Request {
   // (every slot, as trace mode does) and lists its direct dependencies no lookup
   // bound to instead of the list: Prediction::unused.
   bool unused = false;
+  // With trace: LD_WARN=yes (ldd -d: data relocations) and also
+  // LD_BIND_NOW=yes (ldd -r: every PLT slot too). ld.so relocates every
+  // object and prints each reference nothing defines:
+  // Prediction::symbol_lines.
+  enum class SymbolCheck { none, data, all };
+  SymbolCheck check_symbols = SymbolCheck::none;
+  // Where every symbol reference of every object binds, as a normal run
+  // starts (Prediction::bindings); LD_BIND_NOW from envp decides whether
+  // PLT slots are bound at start-up.
+  bool bindings = false;
   // Also count every found object's start-up relocation work
   // (Object::relocations, Prediction::startup_estimate_us). Reads each
   // object whole, so it costs more than the search itself.
@@ -359,6 +369,33 @@ struct Prediction {
   // Request::unused: ld.so stops on an assertion while relocating (its line
   // on stderr, exit 127) instead of listing anything.
   std::optional<std::string> abort_line;
+  // Request::check_symbols: the lines ld.so prints while relocating in
+  // trace mode ("undefined symbol: NAME\t(OBJECT)", copy relocation size
+  // warnings), after the list.
+  std::vector<std::string> symbol_lines;
+  // Request::bindings: every _dl_lookup_symbol_x() call of start-up in
+  // ld.so's order (elf/rtld.c dl_main): the vDSO's pointers, each object's
+  // relocations (dependencies first, l_initfini reversed), ld.so's malloc
+  // switch, ld.so's own relocations. Unset when a file could not be read
+  // for it (said in warnings).
+  struct Binding {
+    std::string object;  // the referencing object (as LD_DEBUG names it)
+    std::string symbol;
+    std::optional<std::string> version;  // the version the reference asks for
+    std::optional<std::string> target;   // the object it binds to; null: nothing defines it
+    std::string target_version;          // the definition's version ("" none)
+    bool protected_symbol = false;       // LD_DEBUG's "protected symbol": the reference is STV_PROTECTED
+    bool weak = false;                   // a weak reference (undefined: bound to 0, no error)
+    std::string relocation;              // R_X86_64_GLOB_DAT, ..., or "rtld" for ld.so's own lookups
+    std::string definition_type;         // FUNC, OBJECT, IFUNC (its resolver is called), TLS, ...
+    bool from_cache = false;             // the object's one-entry lookup cache answered (no LD_DEBUG line)
+    bool at_first_call = false;          // a lazy PLT slot: bound when first called, not at start-up
+  };
+  std::optional<std::vector<Binding>> bindings;
+  // Request::bindings: the error start-up stops with when a strong
+  // reference is undefined and bound at start-up (BIND_NOW or not a PLT
+  // slot); a lazy PLT slot's fails at its first call.
+  std::optional<std::string> binding_error;
 };
 
 // The whole prediction. Fails (Error) only when the question cannot be
@@ -372,14 +409,15 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys);
 // (src/ldso/from_exec.cpp) The request ld.so gets when the exec that REQ
 // asks for goes as P predicts: nullopt when ld.so does not run (the exec
 // fails or is killed, or the program has no PT_INTERP). The environment and
-// cwd are REQ's, AT_SECURE is the auxv's. RELOCATIONS: Request::relocations.
-std::optional<Request> request_after_exec(const exec::Request& req, const exec::Prediction& p,
-                                          bool relocations = false);
+// cwd are REQ's, AT_SECURE is the auxv's. RELOCATIONS: Request::relocations;
+// BINDINGS: Request::bindings.
+std::optional<Request> request_after_exec(const exec::Request& req, const exec::Prediction& p, bool relocations = false,
+                                          bool bindings = false);
 // request_after_exec() then resolve(): what `procforge explain` does after
 // exec::predict(). A prediction that cannot be made comes back as one
 // warning; nullopt when ld.so does not run.
 std::optional<Prediction> predict_after_exec(const exec::Request& req, const exec::Prediction& p, const SystemInfo& sys,
-                                             bool relocations = false);
+                                             bool relocations = false, bool bindings = false);
 
 // ---------------------------------------------------------------- ldd
 // (src/ldso/ldd.cpp) glibc 2.36's ldd (elf/ldd.bash.in) for one FILE,
@@ -399,6 +437,7 @@ struct LddRequest {
   // with glibc's ld.so too. musl: musl's loader run as ldd on any FILE (its
   // PT_INTERP when that is musl's, else /lib/ld-musl-x86_64.so.1).
   std::optional<LoaderKind> as;
+  Request::SymbolCheck check_symbols = Request::SymbolCheck::none;  // -d (data), -r (all)
 };
 
 struct LddResult {

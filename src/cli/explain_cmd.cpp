@@ -35,7 +35,8 @@ struct ExplainOptions {
   std::string batch;
   bool no_path_search = false;
   bool show_env = false;
-  int verbose = 0;  // each -v shows one more level of the text (Detail)
+  int verbose = 0;        // each -v shows one more level of the text (Detail)
+  bool bindings = false;  // --bindings
   std::vector<std::string> command;
 };
 
@@ -83,7 +84,7 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     return kExitCannot;
   }
   // The dynamic linker's half, when the kernel half says ld.so gets to run.
-  const auto loader = ldso::predict_after_exec(req, *r, loader_system(), /*relocations=*/true);
+  const auto loader = ldso::predict_after_exec(req, *r, loader_system(), /*relocations=*/true, o.bindings);
   const Verdict v = start_verdict(*r, loader ? &*loader : nullptr);
   // The runtime the ELF program at the end of the chain starts through.
   const auto rt = r->plan ? runtime::identify_file(r->plan->exe) : Result<runtime::Info>(Error(ENOEXEC, "no plan"));
@@ -99,6 +100,7 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     const Detail detail = detail_from_count(o.verbose);
     std::cout << render_text(req, *r, v, search, color, detail);
     if (loader) std::cout << render_loader_text(r->plan->exe, *loader, color, detail);
+    if (loader) std::cout << render_bindings_text(*loader, color);
     std::cout << render_runtime_text(rt, color);
     std::cout << render_detail_hint(*r, loader ? &*loader : nullptr, detail, color);
   }
@@ -255,6 +257,9 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
   auto o = std::make_shared<ExplainOptions>();
   auto* ex = app.add_subcommand("explain", "What execve() would do with PROGRAM, without running it");
   ex->add_flag("--json", o->json, "Machine-readable output");
+  ex->add_flag("--bindings", o->bindings,
+               "Every symbol lookup of ld.so's start-up: each relocation and PLT slot of every object, the object "
+               "and version it binds to, in ld.so's order (as LD_DEBUG=bindings)");
   ex->add_flag("-v,--verbose", o->verbose,
                "More of the text: -v adds the kernel's checks in order, the ELF headers, the exec plan, ld.so's "
                "relocation work and every place it tried for a missing library; -vv also the initial stack and auxv");

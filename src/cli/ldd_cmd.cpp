@@ -60,12 +60,6 @@ nlohmann::json file_json(const std::string& given, const ldso::LddResult& r, con
 }
 
 int run_ldd(const LddOptions& o, const std::vector<std::string>& files) {
-  if (o.data_relocs || o.function_relocs) {
-    print_error("ldd",
-                std::string(o.function_relocs ? "-r" : "-d") +
-                    " is not modelled yet: it needs every binding of every object (use the system's ldd for it)");
-    return kExitCannot;
-  }
   if (files.empty()) {
     print_error("ldd", "name a FILE");
     return kExitCannot;
@@ -84,6 +78,10 @@ int run_ldd(const LddOptions& o, const std::vector<std::string>& files) {
     req.envp = env;
     req.cwd = o.cwd;
     req.unused = o.unused;
+    // ldd.bash.in: -r sets LD_WARN=yes and LD_BIND_NOW=yes, -d LD_WARN=yes alone.
+    req.check_symbols = o.function_relocs ? ldso::Request::SymbolCheck::all
+                        : o.data_relocs   ? ldso::Request::SymbolCheck::data
+                                          : ldso::Request::SymbolCheck::none;
     if (o.loader != "auto") req.as = o.loader == "musl" ? ldso::LoaderKind::musl : ldso::LoaderKind::glibc;
     glibc_ldd |= ldso::musl_ldd_loader(req).empty();
   }
@@ -138,8 +136,9 @@ void add_ldd(CLI::App& app, std::vector<Command>& commands) {
   l->add_flag("-v,--verbose", o->verbose, "Also the version information section, as ldd -v");
   l->add_flag("-u,--unused", o->unused, "Unused direct dependencies, as ldd -u (no list then)");
   l->add_flag("-r,--function-relocs", o->function_relocs,
-              "Missing objects and functions, as ldd -r (not modelled yet: refused)");
-  l->add_flag("-d,--data-relocs", o->data_relocs, "Missing objects and data, as ldd -d (not modelled yet: refused)");
+              "Also the symbols no object defines, every relocation and PLT slot bound, as ldd -r");
+  l->add_flag("-d,--data-relocs", o->data_relocs,
+              "Also the symbols no object defines, data relocations only (lazy PLT slots are not bound), as ldd -d");
   l->add_flag("--tree", o->tree, "Each file's dependency tree, with the rule that found each object");
   l->add_flag("--json", o->json, "Machine-readable output: per file, explain --json's \"loader\" object");
   l->add_option("--loader", o->loader,

@@ -41,15 +41,20 @@ const std::map<std::string, Page>& pages() {
         "brk), ld.so's relocation work and the places tried for a missing library; -vv adds the initial stack "
         "and the auxiliary vector. --json always carries everything.\n\n"
         "A PROGRAM without '/' is searched in PATH as execvp(3) does (--no-path-search asks the literal execve "
-        "question). --batch FILE explains every path listed in FILE, one line each.",
+        "question). --batch FILE explains every path listed in FILE, one line each.\n\n"
+        "--bindings adds every symbol lookup of ld.so's start-up, in its order: for each relocation and PLT slot "
+        "of every object, the object and version it binds to (as LD_DEBUG=bindings prints them: global scope "
+        "with LD_PRELOAD first, DT_SYMBOLIC, protected, weak and unique symbols, versions, copy relocations, "
+        "IFUNC resolvers, TLS), or the undefined-symbol error ld.so would stop with.",
         "0\tthe program would start\n1\texecve or ld.so would fail, or the new process would be killed\n2\tbad "
         "usage, or the question cannot be answered",
         "procforge explain /usr/bin/ls\tthe verdict, the exec chain and the libraries\n"
         "procforge explain -vv /usr/bin/ls\tthe whole report, down to the initial stack and auxv\n"
         "procforge explain --json ./script.sh\tthe same as JSON\n"
+        "procforge explain --bindings /usr/bin/ls\twhere every symbol reference binds\n"
         "find /usr/bin -type f | procforge explain --batch -\tone verdict a file"}},
       {"ldd",
-       {"[-v] [-u] [--tree] [--json] [--env K=V]... [--] FILE...",
+       {"[-v] [-u] [-r] [-d] [--tree] [--json] [--env K=V]... [--] FILE...",
         "Answers what ldd(1) answers for executables and shared libraries alike, without loading or running them "
         "(ldd runs the file's loader, and an audit module named in the file runs its code): the same lines as "
         "glibc's ldd without the load addresses (\"NAME => PATH\", \"NAME => not found\", \"statically "
@@ -62,14 +67,17 @@ const std::map<std::string, Page>& pages() {
         "no symbol of the file binds to, as ldd -u (with ld.so's symbol lookup: versions, visibility, copy "
         "relocations), and then the status is 1 when there is one. --tree draws each file's "
         "dependency tree with the rule that found each object; --json gives per file the same \"loader\" object "
-        "as explain --json, the lines ldd would print and its status. -r and -d need every binding of every "
-        "object and are refused for now. A 32-bit file that ldd would hand to /lib/ld-linux.so.2 is refused "
+        "as explain --json, the lines ldd would print and its status. -r and -d relocate every object as ld.so "
+        "does for ldd (LD_WARN, and LD_BIND_NOW for -r) and add the same \"undefined symbol: NAME\t(OBJECT)\" "
+        "and copy-relocation size lines after the list (-d: data relocations only). A 32-bit file that ldd would hand "
+        "to /lib/ld-linux.so.2 is refused "
         "(status 2).",
         "0\tevery FILE was listed\n1\tone FILE could not be (missing, not a regular file, not dynamic, or the "
         "trace stops), or -u found an unused dependency, as ldd\n2\tbad usage, or a FILE procforge cannot answer for",
         "procforge ldd /usr/bin/ls\tldd's lines without addresses\n"
         "procforge ldd -v /usr/lib/x86_64-linux-gnu/libz.so.1\tof a library, with the version section\n"
-        "procforge ldd --tree /usr/bin/ls\tthe tree with the rule that found each object"}},
+        "procforge ldd --tree /usr/bin/ls\tthe tree with the rule that found each object\n"
+        "procforge ldd -r /usr/lib/x86_64-linux-gnu/libfl.so\tthe symbols nothing defines"}},
       {"run",
        {"[OPTIONS] [--] PROGRAM [ARG...]",
         "Creates a process running PROGRAM with explicit control over what it inherits (fds, environment, "

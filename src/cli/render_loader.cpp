@@ -99,6 +99,8 @@ json render_loader_json(const std::string& program, const ldso::Prediction& p) {
               {"program_relocations", relocations_json(p.program_relocations)},
               {"startup_estimate_us", p.startup_estimate_us ? json(*p.startup_estimate_us) : json(nullptr)},
               {"startup_estimate_kind", kEstimateLabel}};
+  if (p.bindings) out["bindings"] = render_bindings_json(p);
+  if (p.bindings) out["binding_error"] = p.binding_error ? json(*p.binding_error) : json(nullptr);
   if (p.kind == ldso::LoaderKind::musl) {
     out["system_path"] = p.system_path;
     out["system_path_from"] = p.system_path_from;

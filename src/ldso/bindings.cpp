@@ -31,7 +31,11 @@ Result<ObjectSymbols> ObjectSymbols::read(const elf::File& file, bool ld_bind_no
   std::vector<std::uint16_t> versym;
   if (auto dyn = file.dynamic()) {
     bool tag = false;
-    for (const auto& d : *dyn) tag |= d.tag == DT_VERSYM;
+    for (const auto& d : *dyn) {
+      tag |= d.tag == DT_VERSYM;
+      // elf/get-dynamic-info.h: DF_SYMBOLIC counts as DT_SYMBOLIC.
+      o.symbolic |= d.tag == DT_SYMBOLIC || (d.tag == DT_FLAGS && (d.value & DF_SYMBOLIC) != 0);
+    }
     if (tag) {
       auto v = file.version_symbols();
       if (!v) return v.error();
@@ -42,7 +46,13 @@ Result<ObjectSymbols> ObjectSymbols::read(const elf::File& file, bool ld_bind_no
   o.syms.reserve(syms->size());
   for (std::size_t i = 0; i < syms->size(); ++i) {
     const auto& s = (*syms)[i];
-    Sym sym{std::string(s.name), s.value, s.info, s.other, s.shndx, i < versym.size() ? versym[i] : std::uint16_t{0}};
+    Sym sym{std::string(s.name),
+            s.value,
+            s.size,
+            s.info,
+            s.other,
+            s.shndx,
+            i < versym.size() ? versym[i] : std::uint16_t{0}};
     if (s.shndx != SHN_UNDEF || s.value != 0) o.by_name[sym.name].push_back(static_cast<std::uint32_t>(i));
     o.syms.push_back(std::move(sym));
   }
@@ -62,7 +72,8 @@ Result<ObjectSymbols> ObjectSymbols::read(const elf::File& file, bool ld_bind_no
       if (!d.names.empty() && (d.flags & VER_FLG_BASE) == 0)
         put(d.index & 0x7fff, {std::string(d.names[0]), d.hash, false, ""});
   const RelocationWork w = analyze_relocations(file, ld_bind_now, /*record_lookups=*/true);
-  for (const auto& l : w.lookups) o.lookups.push_back({l.sym, l.type_class});
+  o.bind_now_flag = w.bind_now_flag;
+  for (const auto& l : w.lookups) o.lookups.push_back({l.sym, l.type_class, l.type, l.cached});
   return o;
 }
 
@@ -105,41 +116,157 @@ bool check_match(const ScopeObject& obj, std::uint32_t idx, const VersionEntry* 
   return true;
 }
 
-}  // namespace
+// The reference being looked up.
+struct Query {
+  const std::string& name;
+  const VersionEntry* version;
+  int type_class;
+  std::size_t undef;
+  std::uint32_t ref_sym;
+};
 
-int lookup(const std::vector<ScopeObject>& scope, std::size_t undef, const ObjectSymbols::Lookup& ref) {
-  const ObjectSymbols& from = *scope[undef].symbols;
-  if (ref.sym >= from.syms.size()) return -1;
-  const auto& want = from.syms[ref.sym];
-  const VersionEntry* version = nullptr;
-  if (from.has_versym) {
-    const unsigned ndx = want.versym & 0x7fff;
-    if (ndx < from.versions.size() && from.versions[ndx].hash != 0) version = &from.versions[ndx];
-  }
-  for (std::size_t i = 0; i < scope.size(); ++i) {
+// do_lookup_x() over the objects ORDER names in SCOPE: 1 found (in OUT), 0
+// not, kLookupAsserts.
+int do_lookup_x(const std::vector<ScopeObject>& scope, const std::vector<std::size_t>& order, const Query& q,
+                UniqueTable& unique, Bound& out) {
+  for (std::size_t i : order) {
     const ScopeObject& obj = scope[i];
-    if (!obj.symbols || ((ref.type_class & 2) && obj.executable)) continue;
+    if (!obj.symbols || ((q.type_class & 2) && obj.executable)) continue;
     const ObjectSymbols& map = *obj.symbols;
-    auto it = map.by_name.find(want.name);
+    auto it = map.by_name.find(q.name);
     if (it == map.by_name.end()) continue;
     Seen seen;
     int found = -1;
     bool asserts = false;
     for (std::uint32_t idx : it->second)
-      if (check_match(obj, idx, version, ref.type_class, seen, asserts)) {
+      if (check_match(obj, idx, q.version, q.type_class, seen, asserts)) {
         found = static_cast<int>(idx);
         break;
       }
     if (asserts) return kLookupAsserts;
     if (found < 0 && seen.count == 1) found = seen.versioned;
     if (found < 0) continue;
-    const auto& def = map.syms[static_cast<std::size_t>(found)];
+    const auto idx = static_cast<std::uint32_t>(found);
+    const auto& def = map.syms[idx];
     const unsigned vis = def.other & 3;
     if (vis == STV_HIDDEN || vis == STV_INTERNAL) continue;
     const unsigned bind = def.info >> 4;
-    if (bind == STB_WEAK || bind == STB_GLOBAL || bind == STB_GNU_UNIQUE) return static_cast<int>(i);
+    if (bind == STB_WEAK || bind == STB_GLOBAL) {
+      out.object = static_cast<int>(i);
+      out.sym = idx;
+      return 1;
+    }
+    if (bind == STB_GNU_UNIQUE) {
+      // do_lookup_unique(): the first definition met stays the one every
+      // later lookup gets; a copy relocation enters the executable's copy.
+      auto u = unique.find(q.name);
+      if (u != unique.end() && (q.type_class & 2) == 0) {
+        out.object = u->second.first;
+        out.sym = u->second.second;
+        return 1;
+      }
+      if (u == unique.end())
+        unique[q.name] = (q.type_class & 2) ? std::pair<int, std::uint32_t>{static_cast<int>(q.undef), q.ref_sym}
+                                            : std::pair<int, std::uint32_t>{static_cast<int>(i), idx};
+      out.object = static_cast<int>(i);
+      out.sym = idx;
+      return 1;
+    }
   }
-  return -1;
+  return 0;
+}
+
+}  // namespace
+
+Bound bind(const std::vector<ScopeObject>& scope, std::size_t undef, const ObjectSymbols& from,
+           const ObjectSymbols::Lookup& ref, UniqueTable& unique) {
+  Bound b;
+  if (ref.sym >= from.syms.size()) return b;
+  const auto& want = from.syms[ref.sym];
+  if (from.has_versym) {
+    const unsigned ndx = want.versym & 0x7fff;
+    if (ndx < from.versions.size() && from.versions[ndx].hash != 0) b.version = &from.versions[ndx];
+  }
+  // l_scope: the object alone first with DT_SYMBOLIC, then the global scope.
+  std::vector<std::size_t> order;
+  if (from.symbolic && !scope[undef].executable) order.push_back(undef);
+  for (std::size_t i = 0; i < scope.size(); ++i) order.push_back(i);
+  const Query q{want.name, b.version, ref.type_class, undef, ref.sym};
+  const int r = do_lookup_x(scope, order, q, unique, b);
+  if (r == kLookupAsserts) b.object = kLookupAsserts;
+  if (r != 1) return b;
+  // _dl_lookup_symbol_x: a reference that is itself a protected definition
+  // binds to its own object when the lookup (for a PLT slot), or a second
+  // lookup of class PLT (for the others), finds it in another object.
+  if ((want.other & 3) == STV_PROTECTED) {
+    b.protected_ref = true;
+    bool elsewhere = b.object != static_cast<int>(undef);
+    if (ref.type_class != 1) {
+      Bound again;
+      const Query plt{want.name, b.version, 1, undef, ref.sym};
+      elsewhere = do_lookup_x(scope, order, plt, unique, again) == 1 && again.object != static_cast<int>(undef);
+    }
+    if (elsewhere) {
+      b.object = static_cast<int>(undef);
+      b.sym = ref.sym;
+    }
+  }
+  return b;
+}
+
+int lookup(const std::vector<ScopeObject>& scope, std::size_t undef, const ObjectSymbols::Lookup& ref) {
+  UniqueTable unique;
+  return bind(scope, undef, *scope[undef].symbols, ref, unique).object;
+}
+
+std::string relocation_name(std::uint32_t type) {
+  switch (type) {
+    case R_X86_64_64: return "R_X86_64_64";
+    case R_X86_64_PC32: return "R_X86_64_PC32";
+    case R_X86_64_COPY: return "R_X86_64_COPY";
+    case R_X86_64_GLOB_DAT: return "R_X86_64_GLOB_DAT";
+    case R_X86_64_JUMP_SLOT: return "R_X86_64_JUMP_SLOT";
+    case R_X86_64_32: return "R_X86_64_32";
+    case R_X86_64_32S: return "R_X86_64_32S";
+    case R_X86_64_DTPMOD64: return "R_X86_64_DTPMOD64";
+    case R_X86_64_DTPOFF64: return "R_X86_64_DTPOFF64";
+    case R_X86_64_TPOFF64: return "R_X86_64_TPOFF64";
+    case R_X86_64_TPOFF32: return "R_X86_64_TPOFF32";
+    case R_X86_64_PC64: return "R_X86_64_PC64";
+    case R_X86_64_SIZE32: return "R_X86_64_SIZE32";
+    case R_X86_64_SIZE64: return "R_X86_64_SIZE64";
+    case R_X86_64_TLSDESC: return "R_X86_64_TLSDESC";
+    default: return "R_X86_64_" + std::to_string(type);
+  }
+}
+
+std::string symbol_type_name(std::uint8_t info) {
+  switch (info & 0xf) {
+    case STT_NOTYPE: return "NOTYPE";
+    case STT_OBJECT: return "OBJECT";
+    case STT_FUNC: return "FUNC";
+    case STT_COMMON: return "COMMON";
+    case STT_TLS: return "TLS";
+    case STT_GNU_IFUNC: return "IFUNC";
+    default: return std::to_string(info & 0xf);
+  }
+}
+
+std::string version_of(const ObjectSymbols& map, std::uint32_t idx) {
+  if (!map.has_versym || idx >= map.syms.size()) return "";
+  const unsigned ndx = map.syms[idx].versym & 0x7fff;
+  return ndx < map.versions.size() ? map.versions[ndx].name : "";
+}
+
+std::uint32_t elf_hash(const std::string& name) {
+  std::uint32_t h = 0;
+  for (unsigned char c : name) {
+    h = (h << 4) + c;
+    const std::uint32_t hi = h & 0xf0000000;
+    h ^= hi >> 24;
+    h &= ~hi;
+  }
+  return h;
 }
 
 }  // namespace procforge::ldso

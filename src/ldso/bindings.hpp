@@ -1,10 +1,9 @@
 // Symbol lookup as glibc 2.36's ld.so makes it (elf/dl-lookup.c
 // _dl_lookup_symbol_x -> do_lookup_x -> check_match), over a scope of
 // objects read from their files: which object a symbol reference binds to.
-// Today it answers ldd -u (which direct dependencies no relocation of the
-// main program binds to); the same lookup is what every binding of every
-// object needs (ldd -r, explain --bindings), which a caller makes by giving
-// another object's references.
+// It answers ldd -u (which direct dependencies no relocation of the main
+// program binds to), ldd -d/-r (the references nothing defines) and explain
+// --bindings (where every reference of every object binds).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +31,7 @@ struct ObjectSymbols {
   struct Sym {
     std::string name;
     std::uint64_t value = 0;
+    std::uint64_t size = 0;
     std::uint8_t info = 0, other = 0;
     std::uint16_t shndx = 0;
     std::uint16_t versym = 0;  // .gnu.version entry (0 when the object has none)
@@ -39,12 +39,17 @@ struct ObjectSymbols {
   std::vector<Sym> syms;                                                // .dynsym by index
   std::unordered_map<std::string, std::vector<std::uint32_t>> by_name;  // defined symbols, index order
   bool has_versym = false;
+  bool symbolic = false;               // DT_SYMBOLIC or DF_SYMBOLIC: its own definitions first
+  bool bind_now_flag = false;          // DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW: PLT slots bound at start-up
   std::vector<VersionEntry> versions;  // l_versions by version index
   // The lookups start-up relocation makes for this object (lazy unless
-  // BIND_NOW), in order: symbol index and elf_machine_type_class.
+  // BIND_NOW), in order: symbol index, elf_machine_type_class, relocation
+  // type, and whether the one-entry cache answered it (RESOLVE_MAP).
   struct Lookup {
     std::uint32_t sym = 0;
     int type_class = 0;
+    std::uint32_t type = 0;
+    bool cached = false;
   };
   std::vector<Lookup> lookups;
 
@@ -68,5 +73,35 @@ struct ScopeObject {
 // assertion.
 constexpr int kLookupAsserts = -2;
 int lookup(const std::vector<ScopeObject>& scope, std::size_t undef, const ObjectSymbols::Lookup& lookup);
+
+// The namespace's table of STB_GNU_UNIQUE symbols (do_lookup_unique): the
+// first definition a lookup met, by name, as (scope index, symbol index).
+using UniqueTable = std::unordered_map<std::string, std::pair<int, std::uint32_t>>;
+
+// What one _dl_lookup_symbol_x() call gives.
+struct Bound {
+  int object = -1;                        // index in the scope; -1 not found; kLookupAsserts
+  std::uint32_t sym = 0;                  // the definition's symbol index there
+  bool protected_ref = false;             // the reference is STV_PROTECTED ("protected symbol")
+  const VersionEntry* version = nullptr;  // the version asked for (in the referencing object)
+};
+
+// The whole lookup: the referencing object itself first when it has
+// DT_SYMBOLIC (elf/dl-load.c l_symbolic_searchlist; never for the main
+// program), then SCOPE; STB_GNU_UNIQUE through UNIQUE; the protected
+// rule of _dl_lookup_symbol_x. FROM holds the reference (UNDEF's symbols,
+// or ld.so's own lookups made in UNDEF's name).
+Bound bind(const std::vector<ScopeObject>& scope, std::size_t undef, const ObjectSymbols& from,
+           const ObjectSymbols::Lookup& ref, UniqueTable& unique);
+
+// R_X86_64_GLOB_DAT...; "R_X86_64_<n>" for another.
+std::string relocation_name(std::uint32_t type);
+// FUNC, OBJECT, IFUNC, TLS, NOTYPE, COMMON... of a symbol's st_info.
+std::string symbol_type_name(std::uint8_t info);
+// The version name of symbol IDX of MAP ("" unversioned or none).
+std::string version_of(const ObjectSymbols& map, std::uint32_t idx);
+
+// Elf_Hash of a version name (elf/dl-hash.h _dl_elf_hash), as vna_hash holds it.
+std::uint32_t elf_hash(const std::string& name);
 
 }  // namespace procforge::ldso

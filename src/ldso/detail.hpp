@@ -78,6 +78,7 @@ struct Map {
   bool is_main = false, is_rtld = false, is_vdso = false;
   bool reserved = false;  // l_reserved: already in the breadth-first list
   bool soname_added = false;
+  std::vector<int> needed;  // its DT_NEEDED and filter objects in order (l_initfini's edges)
   // cache_rpath(): decomposed once per object.
   std::optional<std::vector<SearchDir>> rpath_dirs, runpath_dirs;
   Object report;  // what Prediction::objects shows for it

@@ -9,13 +9,15 @@
 
 namespace procforge::ldso {
 
-std::optional<Request> request_after_exec(const exec::Request& req, const exec::Prediction& p, bool relocations) {
+std::optional<Request> request_after_exec(const exec::Request& req, const exec::Prediction& p, bool relocations,
+                                          bool bindings) {
   if (p.outcome != exec::Outcome::ok || !p.plan || !p.plan->interp) return std::nullopt;
   Request lr;
   lr.program = p.plan->exe;
   lr.envp = req.envp;
   lr.cwd = req.cwd;
   lr.relocations = relocations;
+  lr.bindings = bindings;
   // ld.so learns about a secure exec from the auxv alone (elf/dl-sysdep.c
   // _dl_sysdep_start() -> __libc_enable_secure = AT_SECURE).
   for (const auto& a : p.plan->auxv)
@@ -24,8 +26,8 @@ std::optional<Request> request_after_exec(const exec::Request& req, const exec::
 }
 
 std::optional<Prediction> predict_after_exec(const exec::Request& req, const exec::Prediction& p, const SystemInfo& sys,
-                                             bool relocations) {
-  auto lr = request_after_exec(req, p, relocations);
+                                             bool relocations, bool bindings) {
+  auto lr = request_after_exec(req, p, relocations, bindings);
   if (!lr) return std::nullopt;
   auto r = resolve(*lr, sys);
   if (!r) {

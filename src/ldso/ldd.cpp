@@ -113,6 +113,7 @@ Result<LddResult> ldd(const LddRequest& req, const SystemInfo& sys) {
   lr.explicit_loader = kRtld64;
   lr.trace = true;
   lr.unused = req.unused;
+  lr.check_symbols = req.check_symbols;
   auto p = ::access(kRtld64, X_OK) == 0 ? resolve(lr, sys) : Result<Prediction>(Error(ENOENT, "no x86-64 ld.so"));
   if (!p || !p->dynamic) {
     r.outcome = LddResult::Outcome::not_dynamic;
@@ -126,6 +127,10 @@ Result<LddResult> ldd(const LddRequest& req, const SystemInfo& sys) {
       if (!o.path)
         return Error(ENOTSUP, r.file + ": ldd -u with a dependency not found (" + o.name +
                                   "): ld.so crashes on some such files, which ones is not modelled");
+  // ldd -d/-r meeting check_match()'s assertion: ld.so stops after the list
+  // with exit 127; where its line goes among the others is not modelled.
+  if (req.check_symbols != Request::SymbolCheck::none && !req.unused && p->abort_line)
+    return Error(ENOTSUP, r.file + ": ld.so stops on an assertion while relocating (-d/-r): not modelled");
   r.loader = kRtld64;
   r.trace = std::move(*p);
   return r;
@@ -197,6 +202,8 @@ LddText ldd_text(const LddResult& r, bool version_info) {
       else t.out += "\t" + o.name + " => " + *o.path + "\n";
     }
   }
+  // rtld.c dl_main: with LD_WARN, the relocation's lines come after the list.
+  for (const auto& l : p.symbol_lines) t.out += l + "\n";
   if (version_info && !p.version_info.empty()) {
     t.out += "\n\tVersion information:\n";
     for (const auto& v : p.version_info) {

@@ -32,6 +32,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <list>
 
 #include "common/unique_fd.hpp"
@@ -303,6 +304,11 @@ class LinkMap {
   void check_isa_levels(const Request& req, Prediction& p) const;
   void list_version_info(Prediction& p) const;
   void find_unused(const Request& req, Prediction& p) const;
+  void bind_symbols(const Request& req, Prediction& p) const;
+  std::optional<std::vector<ScopeObject>> global_scope(const Request& req,
+                                                       const std::function<bool(const Map&)>& bind_now,
+                                                       std::vector<int>& maps, Prediction& p, const char* what) const;
+  std::vector<int> relocation_order() const;
   // Fills P.objects, P.vdso_index and P.statically_linked.
   void trace_list(Prediction& p) const;
   void count_relocations(const Request& req, Prediction& p) const;
@@ -600,6 +606,7 @@ void LinkMap::add_needed(int l, const MapResult& r, Prediction& p) {
   if (r.fatal) return stop_with(p, *r.error);
   if (r.error) note_error(p, *r.error);  // not found: a real run stops here, trace mode goes on
   Map& dep = st_.map(r.map);
+  st_.map(l).needed.push_back(r.map);
   if (dep.report.needed_by.empty() && !dep.is_main && dep.report.found_by != FoundBy::preload_env &&
       dep.report.found_by != FoundBy::preload_file)
     dep.report.needed_by = st_.display(l);
@@ -622,6 +629,7 @@ std::optional<LinkMap::PendingIt> LinkMap::add_filtee(int l, PendingIt l_node, D
   if (r.error && kind == DepEntry::Kind::filter) note_error(p, *r.error);
   if (r.map < 0) return std::nullopt;
   Map& filtee = st_.map(r.map);
+  st_.map(l).needed.push_back(r.map);
   filtee.report.filter = true;
   if (filtee.report.needed_by.empty() && !filtee.is_main) filtee.report.needed_by = st_.display(l);
   if (filtee.reserved) {
@@ -700,6 +708,211 @@ void LinkMap::check_versions(const Request& req, Prediction& p) const {
   }
 }
 
+// The global scope of start-up, the main program's l_searchlist, which
+// every object loaded at start-up searches (elf/dl-object.c _dl_new_object:
+// l_scope[0] is the main map's searchlist; their own l_searchlist is empty):
+// each object read whole, BIND_NOW(map) deciding whether its PLT slots are
+// looked up; MAPS gets the map of each. Trace mode's placeholders are left
+// out, the vDSO has nothing to read. Nullopt (said in P's warnings) when a
+// file cannot be read.
+std::optional<std::vector<ScopeObject>> LinkMap::global_scope(const Request& req,
+                                                              const std::function<bool(const Map&)>& bind_now,
+                                                              std::vector<int>& maps, Prediction& p,
+                                                              const char* what) const {
+  std::vector<ScopeObject> scope;
+  for (const auto& n : search_list_) {
+    const Map& m = st_.map(n.map);
+    if (m.faked) continue;
+    std::vector<std::string> names = m.libnames;
+    names.push_back(m.l_name);
+    maps.push_back(n.map);
+    if (m.is_vdso) {
+      scope.push_back({nullptr, false, std::move(names)});
+      continue;
+    }
+    const std::string path = join(cwd_, m.is_main ? req.program : m.l_name);
+    auto bytes = read_object_bytes(path);
+    auto file = bytes ? elf::File::parse(*bytes) : Result<elf::File>(bytes.error());
+    auto syms = file ? ObjectSymbols::read(*file, bind_now(m)) : Result<ObjectSymbols>(file.error());
+    if (!syms) {
+      p.warnings.push_back(std::string(what) + " not predicted: " + path + ": " + syms.error().message);
+      return std::nullopt;
+    }
+    scope.push_back({std::make_shared<const ObjectSymbols>(std::move(*syms)), m.is_main, std::move(names)});
+  }
+  return scope;
+}
+
+// The order start-up relocates in: main_map->l_initfini from its last entry
+// to its first (rtld.c dl_main). l_initfini is the search list (trace mode's
+// placeholders left out) sorted by elf/dl-sort-maps.c _dl_sort_maps_dfs
+// (glibc.rtld.dynamic_sort=2, 2.36's default): a depth-first walk over each
+// object's DT_NEEDED objects (l_initfini), started from each object of the
+// list from its last to its first, each finished object put in front; the
+// main program has no edges yet (its l_initfini is being built) and is
+// never entered through one. The main program then goes back to the front
+// (force_first) unless it is libc.so.6 itself.
+std::vector<int> LinkMap::relocation_order() const {
+  std::vector<int> maps;
+  for (const auto& n : search_list_)
+    if (!st_.map(n.map).faked) maps.push_back(n.map);
+  std::vector<bool> visited(st_.maps.size(), false);
+  std::vector<int> rpo;  // built back to front
+  std::function<void(int)> dfs = [&](int m) {
+    const Map& map = st_.map(m);
+    if (visited[static_cast<std::size_t>(m)] || map.faked) return;
+    visited[static_cast<std::size_t>(m)] = true;
+    if (!map.is_main)
+      for (int d : map.needed)
+        if (!visited[static_cast<std::size_t>(d)] && !st_.map(d).is_main) dfs(d);
+    rpo.push_back(m);
+  };
+  for (auto it = maps.rbegin(); it != maps.rend(); ++it) dfs(*it);
+  std::reverse(rpo.begin(), rpo.end());
+  auto main = std::find(rpo.begin(), rpo.end(), st_.main);
+  const Map& m = st_.map(st_.main);
+  const bool main_is_libc = m.facts && m.facts->soname && *m.facts->soname == "libc.so.6";
+  if (main != rpo.end() && !main_is_libc) std::rotate(rpo.begin(), main, std::next(main));
+  std::reverse(rpo.begin(), rpo.end());
+  return rpo;
+}
+
+// Start-up's symbol lookups, in rtld.c dl_main's order, through
+// bindings.cpp's _dl_lookup_symbol_x():
+//   normal run (Request::bindings): setup_vdso_pointers() (the vDSO's own
+//     five functions, sysdeps/unix/sysv/linux/dl-vdso-setup.c), each
+//     object's relocations in relocation_order() (ld.so's own left for
+//     last), __rtld_malloc_init_real() (elf/dl-minimal.c: calloc, free,
+//     malloc, realloc at GLIBC_2.2.5 in the main program's name), then ld.so's
+//     relocations, eager; a lazy PLT slot binds at its first call;
+//   trace mode with LD_WARN (ldd -d, and -r with LD_BIND_NOW): the same
+//     objects but ld.so and the placeholders, and rtld.c print_unresolved()
+//     prints each strong reference nothing defines, "undefined symbol: NAME
+//     [, version V]\t(OBJECT)"; an R_X86_64_COPY whose definition's size
+//     differs prints sysdeps/x86_64/dl-machine.h's warning (both ways with
+//     LD_WARN).
+// A lookup the object's one-entry cache answers (RESOLVE_MAP) is not a call:
+// no error, no LD_DEBUG line.
+void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
+  const bool trace = req.trace;
+  const bool env_now = env_bind_now(req.envp);
+  // Trace mode looks PLT slots up only for ldd -r; a normal run's every slot
+  // is listed (the lazy ones bind at their first call).
+  auto bind_now = [&](const Map& m) { return !trace || m.is_rtld || req.check_symbols == Request::SymbolCheck::all; };
+  std::vector<int> maps;
+  auto scope_or = global_scope(req, bind_now, maps, p, trace ? "undefined symbols" : "bindings");
+  if (!scope_or) return;
+  const std::vector<ScopeObject>& scope = *scope_or;
+  auto index_of = [&](int map) -> int {
+    for (std::size_t i = 0; i < maps.size(); ++i)
+      if (maps[i] == map) return static_cast<int>(i);
+    return -1;
+  };
+  auto name_of = [&](std::size_t i) {
+    const Map& m = st_.map(maps[i]);
+    return m.is_main ? req.program : m.l_name;
+  };
+  UniqueTable unique;
+  std::vector<Prediction::Binding> out;
+  // One object's lookups (FROM holds its references, made in the name of
+  // scope entry UNDEF).
+  auto relocate = [&](std::size_t undef, const ObjectSymbols& from, bool rtld_own) {
+    const Map& m = st_.map(maps[undef]);
+    const bool lazy = !rtld_own && !m.is_rtld && !env_now && !from.bind_now_flag;
+    Bound last;
+    for (const auto& l : from.lookups) {
+      const bool first_call = lazy && l.type == R_X86_64_JUMP_SLOT;
+      const bool cached = l.cached && !first_call;
+      const Bound b = cached ? last : bind(scope, undef, from, l, unique);
+      if (!cached) last = b;
+      if (b.object == kLookupAsserts) {
+        // elf/dl-lookup.c check_match()'s assertion: ld.so stops (exit 127).
+        p.abort_line =
+            "Inconsistency detected by ld.so: dl-lookup.c: 107: check_match: Assertion `version->filename == NULL || "
+            "! _dl_name_match_p (version->filename, map)' failed!";
+        return false;
+      }
+      const auto& ref = from.syms[l.sym];
+      const bool weak = (ref.info >> 4) == STB_WEAK;
+      const ObjectSymbols* def = b.object >= 0 ? scope[static_cast<std::size_t>(b.object)].symbols.get() : nullptr;
+      if (trace) {
+        if (!cached && b.object < 0 && !weak)
+          p.symbol_lines.push_back("undefined symbol: " + ref.name + (b.version ? ", version " + b.version->name : "") +
+                                   "\t(" + name_of(undef) + ")");
+        if (l.type == R_X86_64_COPY && def && def->syms[b.sym].size != ref.size)
+          p.symbol_lines.push_back(req.program + ": Symbol `" + ref.name +
+                                   "' has different size in shared object, consider re-linking");
+        continue;
+      }
+      Prediction::Binding o;
+      o.object = name_of(undef);
+      o.symbol = ref.name;
+      if (b.version) o.version = b.version->name;
+      if (b.object >= 0) {
+        o.target = name_of(static_cast<std::size_t>(b.object));
+        o.target_version = def ? version_of(*def, b.sym) : "";
+        o.definition_type = def ? symbol_type_name(def->syms[b.sym].info) : "";
+      }
+      o.protected_symbol = b.protected_ref;
+      o.weak = weak;
+      o.relocation = rtld_own ? "rtld" : relocation_name(l.type);
+      o.from_cache = cached;
+      o.at_first_call = first_call;
+      if (b.object < 0 && !weak && !first_call && !p.binding_error)
+        p.binding_error = req.program + ": symbol lookup error: " + o.object + ": undefined symbol: " + ref.name +
+                          (b.version ? ", version " + b.version->name : "");
+      out.push_back(std::move(o));
+      // libc's IFUNC resolvers of gettimeofday and time ask for the vDSO's
+      // function (sysdeps/unix/sysv/linux/x86/gettimeofday.c, time.c:
+      // dl_vdso_vsym), a lookup of its own, at every relocation they resolve.
+      if (def && !first_call && vdso_ >= 0 && (def->syms[b.sym].info & 0xf) == STT_GNU_IFUNC) {
+        const Map& target = st_.map(maps[static_cast<std::size_t>(b.object)]);
+        const bool libc = target.facts && target.facts->soname && *target.facts->soname == "libc.so.6";
+        const std::string& n = def->syms[b.sym].name;
+        const char* vdso_fn = n == "time"                                      ? "__vdso_time"
+                              : (n == "gettimeofday" || n == "__gettimeofday") ? "__vdso_gettimeofday"
+                                                                               : nullptr;
+        if (libc && vdso_fn) {
+          const std::string& v = st_.map(vdso_).l_name;
+          out.push_back({v, vdso_fn, "LINUX_2.6", v, "LINUX_2.6", false, false, "rtld", "FUNC", false, false});
+        }
+      }
+    }
+    return true;
+  };
+  if (!trace && vdso_ >= 0)
+    for (const char* f :
+         {"__vdso_clock_gettime", "__vdso_gettimeofday", "__vdso_time", "__vdso_getcpu", "__vdso_clock_getres"}) {
+      const std::string& v = st_.map(vdso_).l_name;
+      out.push_back({v, f, "LINUX_2.6", v, "LINUX_2.6", false, false, "rtld", "FUNC", false, false});
+    }
+  for (int m : relocation_order()) {
+    const int i = index_of(m);
+    if (st_.map(m).is_rtld || i < 0 || !scope[static_cast<std::size_t>(i)].symbols) continue;
+    if (!relocate(static_cast<std::size_t>(i), *scope[static_cast<std::size_t>(i)].symbols, false)) return;
+  }
+  if (trace) return;
+  if (const int main = index_of(st_.main); main >= 0) {
+    ObjectSymbols malloc_refs;
+    malloc_refs.has_versym = true;
+    malloc_refs.versions.resize(3);
+    malloc_refs.versions[2] = {"GLIBC_2.2.5", elf_hash("GLIBC_2.2.5"), false, ""};
+    malloc_refs.syms.emplace_back();
+    for (const char* f : {"calloc", "free", "malloc", "realloc"}) {
+      ObjectSymbols::Sym s;
+      s.name = f;
+      s.info = STB_GLOBAL << 4 | STT_FUNC;
+      s.versym = 2;
+      malloc_refs.lookups.push_back({static_cast<std::uint32_t>(malloc_refs.syms.size()), 0, 0, false});
+      malloc_refs.syms.push_back(std::move(s));
+    }
+    if (!relocate(static_cast<std::size_t>(main), malloc_refs, true)) return;
+  }
+  if (const int rtld = index_of(rtld_); rtld >= 0 && scope[static_cast<std::size_t>(rtld)].symbols)
+    if (!relocate(static_cast<std::size_t>(rtld), *scope[static_cast<std::size_t>(rtld)].symbols, false)) return;
+  p.bindings = std::move(out);
+}
+
 // rtld.c dl_main with LD_DEBUG=unused: the main program is relocated
 // against its search list, eagerly (trace mode binds every PLT slot too,
 // LD_BIND_NOW or not: observed with LD_DEBUG=bindings on glibc 2.36), each object a lookup
@@ -708,29 +921,14 @@ void LinkMap::check_versions(const Request& req, Prediction& p) const {
 // list (the vDSO skipped) is named if it was not used. The walk trusts the
 // list to follow DT_NEEDED order, as glibc does.
 void LinkMap::find_unused(const Request& req, Prediction& p) const {
-  const bool bind_now = true;
-  std::vector<ScopeObject> scope;
   std::vector<int> maps;
-  for (const auto& n : search_list_) {
-    const Map& m = st_.map(n.map);
-    if (m.faked) continue;
-    const std::string path = join(cwd_, m.is_main ? req.program : m.l_name);
-    auto bytes = read_object_bytes(path);
-    auto file = bytes ? elf::File::parse(*bytes) : Result<elf::File>(bytes.error());
-    auto syms = file ? ObjectSymbols::read(*file, bind_now) : Result<ObjectSymbols>(file.error());
-    if (!syms) {
-      p.warnings.push_back("unused dependencies not predicted: " + path + ": " + syms.error().message);
-      return;
-    }
-    std::vector<std::string> names = m.libnames;
-    names.push_back(m.l_name);
-    scope.push_back({std::make_shared<const ObjectSymbols>(std::move(*syms)), m.is_main, std::move(names)});
-    maps.push_back(n.map);
-  }
-  if (scope.empty() || maps.front() != st_.main) return;
+  auto scope = global_scope(
+      req, [](const Map&) { return true; }, maps, p, "unused dependencies");
+  if (!scope || scope->empty() || maps.front() != st_.main) return;
+  const std::vector<ScopeObject>& scope_objects = *scope;
   std::vector<bool> used(st_.maps.size(), false);
-  for (const auto& l : scope.front().symbols->lookups) {
-    const int i = lookup(scope, 0, l);
+  for (const auto& l : scope_objects.front().symbols->lookups) {
+    const int i = lookup(scope_objects, 0, l);
     if (i == kLookupAsserts) {
       // elf/dl-lookup.c check_match(), glibc 2.36's line: ld.so stops (exit 127).
       if (st_.sys->glibc_major == 2 && st_.sys->glibc_minor == 36)
@@ -905,6 +1103,9 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   link_map.trace_list(p);
   if (req.trace && checks) link_map.list_version_info(p);
   if (req.trace && req.unused && checks) link_map.find_unused(req, p);
+  // 6b. Relocation's symbol lookups: ldd -d/-r's lines, or every binding.
+  const bool check = req.trace && !req.unused && req.check_symbols != Request::SymbolCheck::none;
+  if (checks && (check || (req.bindings && !req.trace))) link_map.bind_symbols(req, p);
 
   // 7. On request, each object's start-up relocation work and the cost
   // model's estimate when the run gets there.

@@ -242,8 +242,9 @@ class Walker {
     const unsigned vis = *other & 3;
     if (vis == STV_HIDDEN || vis == STV_INTERNAL) return;
     const int tc = type_class(type);
-    if (record_) w_.lookups.push_back({sym, tc});
-    if (cache_valid_ && cache_sym_ == sym && cache_class_ == tc) {
+    const bool cached = cache_valid_ && cache_sym_ == sym && cache_class_ == tc;
+    if (record_) w_.lookups.push_back({sym, tc, type, cached});
+    if (cached) {
       ++w_.lookup_cache_hits;
       return;
     }

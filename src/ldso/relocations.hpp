@@ -46,10 +46,14 @@ struct RelocationWork {
   std::vector<std::string> problems;    // tables that could not be read (the counts are partial)
   // With RECORD_LOOKUPS: each lookup start-up makes (the one-entry cache's
   // hits included: they bind as the lookup they repeat), in order, as its
-  // symbol index and elf_machine_type_class (1 PLT, 2 COPY).
+  // symbol index and elf_machine_type_class (1 PLT, 2 COPY), the
+  // relocation type, and whether the cache answered it (no
+  // _dl_lookup_symbol_x call: nothing printed for LD_DEBUG=bindings).
   struct Lookup {
     std::uint32_t sym = 0;
     int type_class = 0;
+    std::uint32_t type = 0;
+    bool cached = false;
   };
   std::vector<Lookup> lookups;
 };

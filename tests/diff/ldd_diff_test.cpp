@@ -13,9 +13,11 @@
 //                 (status 2, outcome "not_modelled"); any other refusal is a
 //                 failure. -v (the version information section) runs on every
 //                 fourth file of the same list and -u (unused direct
-//                 dependencies: the main program's symbol bindings) on every
-//                 eighth, unless PROCFORGE_LDD_SWEEP=all (the whole list takes
-//                 ldd about 20 s on 2 cores a pass);
+//                 dependencies: the main program's symbol bindings) and -r
+//                 (every object relocated, the undefined symbols listed) on
+//                 every twelfth, -d on every twenty-fourth, unless
+//                 PROCFORGE_LDD_SWEEP=all (the whole list takes ldd about
+//                 20 s on 2 cores a pass);
 //   fixtures      every ld.so fixture case (support/ldso_fixtures: RPATH,
 //                 RUNPATH, $ORIGIN, names not found, version errors, failed
 //                 preloads, hwcaps subdirectories, its own ld.so.cache
@@ -37,6 +39,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/binding_fixtures.hpp"
 #include "support/ldso_fixtures.hpp"
 #include "support/requires.hpp"
 #include "support/run_command.hpp"
@@ -188,7 +191,7 @@ TEST(LddDiff, every_elf_file_of_the_system_gets_ldds_lines) {
   SKIP_IF_TOO_FEW_FILES(100u, true, "/usr/bin", "/usr/sbin", "/usr/lib/x86_64-linux-gnu", "/usr/libexec");
   std::vector<std::string> files;
   std::vector<bool> elf32;
-  Tally plain, verbose, unused;
+  Tally plain, verbose, unused, relocs, data;
   const std::string audit_reason = "DT_AUDIT/DT_DEPAUDIT (ldd would run the audit module)";
   plain.left_out[audit_reason] = 0;  // counted even when there is none
   for (const auto& c : system_elf_files(/*elf32_too=*/true)) {
@@ -217,13 +220,22 @@ TEST(LddDiff, every_elf_file_of_the_system_gets_ldds_lines) {
   every(stride, "-v", verbose);
   every(stride * 2, "-u", unused,
         "-u: 32-bit, or a dependency not found (ld.so crashes on some: refused, not modelled)");
+  // Any refusal but a 32-bit file's is a failure here (ld.so stopping on
+  // check_match()'s assertion while relocating is refused, not modelled).
+  every(stride * 3, "-r", relocs);
+  every(stride * 6, "-d", data);
   report("sweep", plain);
   report(stride == 1 ? "-v sweep" : "-v sweep (every 4th file; PROCFORGE_LDD_SWEEP=all for all)", verbose);
   report(stride == 1 ? "-u sweep" : "-u sweep (every 8th file; PROCFORGE_LDD_SWEEP=all for all)", unused);
   EXPECT_EQ(plain.identical, plain.compared);
   EXPECT_EQ(verbose.identical, verbose.compared);
+  report(stride == 1 ? "-r sweep" : "-r sweep (every 12th file; PROCFORGE_LDD_SWEEP=all for all)", relocs);
+  report(stride == 1 ? "-d sweep" : "-d sweep (every 24th file; PROCFORGE_LDD_SWEEP=all for all)", data);
   EXPECT_EQ(unused.identical, unused.compared);
   EXPECT_GE(unused.compared, 200u);
+  EXPECT_EQ(relocs.identical, relocs.compared);
+  EXPECT_GE(relocs.compared, 200u);
+  EXPECT_EQ(data.identical, data.compared);
 }
 
 // The ld.so fixture cases through both tools, with -v and -u, in each case's
@@ -263,6 +275,28 @@ TEST(LddDiff, every_ldso_fixture_case_gets_ldds_lines) {
   }
   report("fixture cases", t);
   EXPECT_GT(t.compared, 20u);
+  EXPECT_EQ(t.identical, t.compared);
+}
+
+// The symbol-binding fixtures (support/binding_fixtures: undefined function,
+// data and versioned references, a weak undefined one, copy relocations of
+// another size both ways, a library with undefined symbols, interposition,
+// DT_SYMBOLIC...) through both tools with -d and -r.
+TEST(LddDiff, binding_fixtures_get_ldds_undefined_symbol_lines) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/ldd", "/usr/bin/bash", "/usr/bin/gcc");
+  FixtureDir dir;
+  auto cases = build_binding_cases(dir);
+  ASSERT_TRUE(cases) << cases.error().message;
+  Tally t;
+  for (const auto& c : *cases) {
+    Setting s;
+    s.env.insert(s.env.end(), c.env.begin(), c.env.end());
+    const std::size_t before = t.differences.size();
+    for (const char* flag : {"-d", "-r"}) compare({flag}, {c.program}, {false}, s, t);
+    for (std::size_t i = before; i < t.differences.size(); ++i) t.differences[i] = c.name + ": " + t.differences[i];
+  }
+  report("binding fixtures", t);
+  EXPECT_GE(t.compared, 12u);
   EXPECT_EQ(t.identical, t.compared);
 }
 

@@ -211,7 +211,7 @@ TEST(Conventions, errors_start_with_the_subcommand_and_exit_with_a_documented_st
       {"ldd", {"--bogus", "/bin/true"}, 2},
       {"ldd", {"--env", "NOEQUALS", "/bin/true"}, 2},
       {"ldd", {}, 2},
-      {"ldd", {"-r", "/bin/true"}, 2},  // not modelled: refused, not guessed
+      {"ldd", {"-r"}, 2},
       {"demo", {"--bogus"}, 2},
       {"manpage", {"--bogus"}, 2},
       {"manpage", {"nope"}, 2},

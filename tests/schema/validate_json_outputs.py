@@ -136,6 +136,11 @@ with tempfile.TemporaryDirectory(prefix="procforge-schema-") as d:
     if outcomes != {"runs", "execve_fails", "ldso_fails"}:
         failures.append(f"explain's inputs gave the outcomes {sorted(outcomes)}: the cases no longer cover what they should")
 
+    r = procforge(["explain", "--json", "--bindings", "/usr/bin/ls"], 0)
+    validate_json("explain --json --bindings /usr/bin/ls", r.stdout, "procforge.explain/1")
+    if not json.loads(r.stdout)["loader"].get("bindings"):
+        failures.append("explain --json --bindings /usr/bin/ls: no bindings")
+
     listing = "".join(p + "\n" for p, _ in explained) + "/etc/passwd\n"
     r = procforge(["explain", "--json", "--batch", "-"], 1, stdin=listing)
     lines = r.stdout.splitlines()

@@ -1,0 +1,261 @@
+// explain --bindings against the real ld.so: every line `LD_DEBUG=bindings
+// LD_BIND_NOW=1 PROGRAM --version` prints during start-up ("binding file A
+// [0] to B [0]: normal symbol `sym' [VER]", elf/dl-lookup.c
+// _dl_lookup_symbol_x) must be a binding procforge predicts, with the same
+// referencing object, symbol, version asked for, object bound to and kind
+// (normal/protected), and procforge must predict no printed lookup ld.so did
+// not make. What binds where is never written here: ld.so prints it.
+//   programs   a sample of /usr/bin's dynamic executables (every Nth, about
+//              60; PROCFORGE_BINDINGS_SWEEP=185 gives about 185 and 154
+//              compared, =all every one), each run with
+//              --version, stdin /dev/null, in a scratch directory, killed
+//              after 1.5 s (a program that does not exit by then is left out
+//              and counted, as are set-uid/set-gid ones: in secure mode ld.so
+//              ignores LD_DEBUG);
+//   fixtures   support/binding_fixtures: interposition by LD_PRELOAD, a
+//              protected definition, several versions of one symbol, a weak
+//              undefined reference, copy relocations, an IFUNC, DT_SYMBOLIC,
+//              TLS, STB_GNU_UNIQUE.
+// Start-up is what ld.so prints before its first "calling init:" line; the
+// lines after it (constructors, dlopen, dlsym) come from code that runs and
+// are counted apart, not compared.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "support/binding_fixtures.hpp"
+#include "support/ldso_fixtures.hpp"
+#include "support/requires.hpp"
+#include "support/run_command.hpp"
+
+namespace procforge::testsupport {
+namespace {
+
+const std::vector<std::string> kEnv = {"PATH=/usr/bin:/bin", "LC_ALL=C"};
+
+// One binding as LD_DEBUG prints it.
+using Line = std::string;  // "A -> B: kind `sym' [VER]"
+
+Line key(const std::string& from, const std::string& to, const std::string& kind, const std::string& sym,
+         const std::string& version) {
+  return from + " -> " + to + ": " + kind + " `" + sym + "'" + (version.empty() ? "" : " [" + version + "]");
+}
+
+struct Printed {
+  bool ran = false;
+  std::vector<Line> startup;
+  std::size_t later = 0;  // lines after the first "calling init:"
+};
+
+Printed real_bindings(const std::string& program, const std::vector<std::string>& env, const std::string& cwd) {
+  CommandOptions o;
+  o.env = kEnv;
+  o.env.insert(o.env.end(), env.begin(), env.end());
+  o.env.emplace_back("LD_DEBUG=bindings");
+  o.env.emplace_back("LD_BIND_NOW=1");
+  o.cwd = cwd;
+  o.timeout_ms = 1500;
+  const auto r = run_command({program, "--version"}, o);
+  Printed p;
+  if (!r.started || r.timed_out || r.signal) return p;
+  p.ran = true;
+  // "PID:\tbinding file A [0] to B [0]: KIND symbol `SYM'[ [VER]]" (split by
+  // hand: a regex over a million lines costs more than the programs).
+  std::istringstream in(r.err);
+  std::string l;
+  bool init = false;
+  while (std::getline(in, l)) {
+    if (l.find(":\tcalling init:") != std::string::npos) init = true;
+    const auto head = l.find(":\tbinding file ");
+    if (head == std::string::npos) continue;
+    const std::size_t a = head + 15;
+    const auto to = l.find(" [0] to ", a);
+    const auto colon = to == std::string::npos ? to : l.find(" [0]: ", to + 8);
+    const auto sym = colon == std::string::npos ? colon : l.find(" symbol `", colon + 6);
+    const auto quote = sym == std::string::npos ? sym : l.find('\'', sym + 9);
+    if (quote == std::string::npos) continue;
+    std::string version;
+    if (l.size() > quote + 3 && l.compare(quote + 1, 2, " [") == 0 && l.back() == ']')
+      version = l.substr(quote + 3, l.size() - quote - 4);
+    if (init) ++p.later;
+    else
+      p.startup.push_back(key(l.substr(a, to - a), l.substr(to + 8, colon - to - 8),
+                              l.substr(colon + 6, sym - colon - 6), l.substr(sym + 9, quote - sym - 9), version));
+  }
+  return p;
+}
+
+// procforge's lookups that ld.so prints: made at start-up (not from the
+// cache, not a lazy slot) and found.
+std::optional<std::vector<Line>> predicted(const std::string& program, const std::vector<std::string>& env,
+                                           std::string& problem) {
+  std::vector<std::string> argv{PROCFORGE_BINARY, "explain", "--json", "--bindings", "--clear-env"};
+  for (const auto& e : kEnv) argv.push_back("--env=" + e);
+  for (const auto& e : env) argv.push_back("--env=" + e);
+  argv.emplace_back("--env=LD_BIND_NOW=1");
+  argv.insert(argv.end(), {"--", program, "--version"});
+  CommandOptions o;
+  o.env = kEnv;
+  o.timeout_ms = 60000;
+  const auto r = run_command(argv, o);
+  try {
+    const auto j = nlohmann::json::parse(r.out);
+    const auto& loader = j.at("loader");
+    if (loader.is_null() || !loader.contains("bindings")) {
+      problem = "no bindings: " + (loader.is_null() ? std::string("ld.so does not run") : loader["warnings"].dump());
+      return std::nullopt;
+    }
+    std::vector<Line> out;
+    for (const auto& b : loader["bindings"]) {
+      if (b["target"].is_null() || b["from_cache"] || b["at_first_call"]) continue;
+      out.push_back(key(b["object"], b["target"], b["kind"], b["symbol"],
+                        b["version"].is_null() ? "" : b["version"].get<std::string>()));
+    }
+    return out;
+  } catch (const std::exception& e) {
+    problem = std::string("procforge explain --json --bindings: ") + e.what() + ": " + r.err;
+    return std::nullopt;
+  }
+}
+
+struct Tally {
+  std::size_t programs = 0, bindings = 0, agreed = 0, in_order = 0, later = 0;
+  std::map<std::string, std::size_t> left_out;
+  std::vector<std::string> mismatches;
+};
+
+// Both sides of one program; the multisets of lines must be equal.
+void compare(const std::string& name, const std::string& program, const std::vector<std::string>& env,
+             const std::string& cwd, Tally& t, std::mutex& mu) {
+  const Printed real = real_bindings(program, env, cwd);
+  if (!real.ran) {
+    const std::lock_guard lock(mu);
+    ++t.left_out["did not exit within 1.5 s of --version (or was killed by a signal)"];
+    return;
+  }
+  struct stat st {};
+  if (::stat(program.c_str(), &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)) && real.startup.empty()) {
+    const std::lock_guard lock(mu);
+    ++t.left_out["set-uid/set-gid: secure mode, ld.so ignores LD_DEBUG"];
+    return;
+  }
+  std::string problem;
+  const auto mine = predicted(program, env, problem);
+  const std::lock_guard lock(mu);
+  ++t.programs;
+  t.later += real.later;
+  t.bindings += real.startup.size();
+  if (!mine && problem == "no bindings: ld.so does not run") {
+    --t.programs;
+    t.bindings -= real.startup.size();
+    ++t.left_out["ld.so does not run it (no PT_INTERP as explain sees it)"];
+    return;
+  }
+  if (!mine) {
+    t.mismatches.push_back(name + ": " + problem);
+    return;
+  }
+  if (*mine == real.startup) ++t.in_order;
+  std::map<Line, long> count;
+  for (const auto& l : *mine) ++count[l];
+  std::vector<std::string> missing;
+  for (const auto& l : real.startup) {
+    if (count[l]-- > 0) ++t.agreed;
+    else missing.push_back(l);
+  }
+  std::vector<std::string> extra;
+  for (const auto& [l, n] : count)
+    for (long i = 0; i < n; ++i) extra.push_back(l);
+  if (missing.empty() && extra.empty()) return;
+  std::string m = name + ": " + std::to_string(missing.size()) + " printed by ld.so, not predicted; " +
+                  std::to_string(extra.size()) + " predicted, not printed";
+  for (std::size_t i = 0; i < missing.size() && i < 3; ++i) m += "\n      ld.so:     " + missing[i];
+  for (std::size_t i = 0; i < extra.size() && i < 3; ++i) m += "\n      procforge: " + extra[i];
+  t.mismatches.push_back(m);
+}
+
+void report(const char* what, const Tally& t) {
+  std::printf(
+      "bindings %s: %zu programs compared, %zu bindings printed by ld.so at start-up, %zu predicted (%.2f%%), "
+      "%zu programs in ld.so's order too; %zu lines after start-up not compared\n",
+      what, t.programs, t.bindings, t.agreed,
+      t.bindings ? 100.0 * static_cast<double>(t.agreed) / static_cast<double>(t.bindings) : 0.0, t.in_order, t.later);
+  for (const auto& [why, n] : t.left_out) std::printf("  left out: %zu  %s\n", n, why.c_str());
+  for (std::size_t i = 0; i < t.mismatches.size() && i < 20; ++i)
+    std::printf("  MISMATCH %s\n", t.mismatches[i].c_str());
+  std::fflush(stdout);
+}
+
+bool dynamic_elf_executable(const std::filesystem::path& p) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(p, ec) || ::access(p.c_str(), X_OK) != 0) return false;
+  std::ifstream f(p, std::ios::binary);
+  char head[64] = {};
+  f.read(head, sizeof head);
+  return f && std::string(head, 4) == "\177ELF" && head[4] == 2 && (head[16] == 2 || head[16] == 3);
+}
+
+TEST(BindingsDiff, system_programs_bind_as_ld_so_says) {
+  SKIP_IF_TOO_FEW_FILES(100u, false, "/usr/bin");
+  // Programs whose --version would act (or wait) rather than print.
+  static const std::regex unsafe("(kill|reboot|shutdown|halt|poweroff|sudo|^su$|passwd|login|systemd|init|telinit)");
+  std::vector<std::string> all;
+  for (const auto& e : std::filesystem::directory_iterator("/usr/bin"))
+    if (!std::regex_search(e.path().filename().string(), unsafe) && dynamic_elf_executable(e.path()))
+      all.push_back(e.path().string());
+  std::sort(all.begin(), all.end());
+  // About 60 programs by default (the ctest budget); PROCFORGE_BINDINGS_SWEEP=N
+  // about N, =all every one (several minutes).
+  const char* every = std::getenv("PROCFORGE_BINDINGS_SWEEP");
+  std::size_t want = 60;
+  if (every && std::string(every) == "all") want = all.size();
+  else if (every && std::atoi(every) > 0) want = static_cast<std::size_t>(std::atoi(every));
+  const std::size_t stride = std::max<std::size_t>(1, (all.size() + want - 1) / want);
+  std::vector<std::string> programs;
+  for (std::size_t i = 0; i < all.size(); i += stride) programs.push_back(all[i]);
+  FixtureDir scratch;
+  Tally t;
+  std::mutex mu;
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t i = next++; i < programs.size(); i = next++)
+      compare(programs[i], programs[i], {}, scratch.path(), t, mu);
+  };
+  std::thread a(worker), b(worker);
+  a.join();
+  b.join();
+  report("/usr/bin sample", t);
+  EXPECT_GE(t.programs, std::min(programs.size(), want) * 3 / 4);
+  EXPECT_GT(t.bindings, 1000u);
+  EXPECT_EQ(t.agreed, t.bindings);
+  EXPECT_TRUE(t.mismatches.empty());
+}
+
+TEST(BindingsDiff, fixture_rules_bind_as_ld_so_says) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
+  FixtureDir dir;
+  auto cases = build_binding_cases(dir);
+  ASSERT_TRUE(cases) << cases.error().message;
+  Tally t;
+  std::mutex mu;
+  for (const auto& c : *cases)
+    if (c.starts) compare(c.name, c.program, c.env, dir.path(), t, mu);
+  report("fixtures", t);
+  EXPECT_GE(t.programs, 4u);
+  EXPECT_EQ(t.agreed, t.bindings);
+  EXPECT_TRUE(t.mismatches.empty());
+}
+
+}  // namespace
+}  // namespace procforge::testsupport

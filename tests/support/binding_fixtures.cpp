@@ -1,0 +1,165 @@
+#include "support/binding_fixtures.hpp"
+
+#include <elf.h>
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+namespace procforge::testsupport {
+
+namespace {
+
+// Sets DF_SYMBOLIC in the DT_FLAGS entry of the shared object at PATH: the
+// linker's -Bsymbolic would also bind the object's own references at link
+// time, leaving ld.so nothing to look up.
+bool set_df_symbolic(const std::string& path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (b.size() < sizeof(Elf64_Ehdr)) return false;
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, b.data(), sizeof eh);
+  for (unsigned i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    const std::size_t at = eh.e_phoff + std::size_t{i} * eh.e_phentsize;
+    if (at + sizeof ph > b.size()) return false;
+    std::memcpy(&ph, b.data() + at, sizeof ph);
+    if (ph.p_type != PT_DYNAMIC) continue;
+    for (std::size_t o = ph.p_offset; o + sizeof(Elf64_Dyn) <= ph.p_offset + ph.p_filesz && o + 16 <= b.size();
+         o += sizeof(Elf64_Dyn)) {
+      Elf64_Dyn d;
+      std::memcpy(&d, b.data() + o, sizeof d);
+      if (d.d_tag != DT_FLAGS) continue;
+      d.d_un.d_val |= DF_SYMBOLIC;
+      f.seekp(static_cast<std::streamoff>(o));
+      f.write(reinterpret_cast<const char*>(&d), sizeof d);
+      return static_cast<bool>(f);
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<std::vector<BindingCase>> build_binding_cases(FixtureDir& dir) {
+  auto fail = [&](const std::string& what) { return Error(EIO, what + ": " + dir.error()); };
+  const std::string rpath = "-Wl,-rpath," + dir.path();
+  // Definitions.
+  dir.write("base.c",
+            "int shared_fn(void) { return 1; }\nint shared_data = 1;\n"
+            "int base_calls(void) { return shared_fn(); }\n");
+  dir.write("pre.c", "int shared_fn(void) { return 2; }\n");
+  dir.write("prot.c",
+            "__attribute__((visibility(\"protected\"))) int prot_data = 5;\n"
+            "__attribute__((visibility(\"protected\"))) int prot_fn(void) { return 1; }\n"
+            "int get_prot(void) { return prot_data + prot_fn(); }\n");
+  dir.write("ver.c",
+            "int vfn_1(void) { return 1; }\nint vfn_2(void) { return 2; }\nint vfn_3(void) { return 3; }\n"
+            "__asm__(\".symver vfn_1,vfn@V1\");\n__asm__(\".symver vfn_2,vfn@@V2\");\n"
+            "__asm__(\".symver vfn_3,vfn@V3\");\n");
+  dir.write("ver.map", "V1 { global: vfn; local: *; };\nV2 { global: vfn; } V1;\nV3 { global: vfn; } V2;\n");
+  dir.write("copy.c", "int copied[4] = {1, 2, 3, 4};\nint copied_small[2] = {1, 2};\n");
+  dir.write("ifunc.c",
+            "static int impl(void) { return 7; }\n"
+            "static int (*pick(void))(void) { return impl; }\n"
+            "int chosen(void) __attribute__((ifunc(\"pick\")));\n");
+  dir.write("sym.c", "int sym_fn(void) { return 1; }\nint sym_calls(void) { return sym_fn(); }\n");
+  dir.write("tls.c", "__thread int tls_var = 3;\n");
+  dir.write("uniq1.c",
+            "__asm__(\".globl uobj\\n.type uobj, @gnu_unique_object\\n.data\\nuobj: .long 1\\n.size uobj, 4\");\n");
+  dir.write("uniq2.c",
+            "__asm__(\".globl uobj\\n.type uobj, @gnu_unique_object\\n.data\\nuobj: .long 2\\n.size uobj, 4\");\n");
+  dir.write("uniquse.c", "extern int uobj; int *uniq_addr(void) { return &uobj; }\n");
+  const std::vector<std::vector<std::string>> libs = {
+      {"-shared", "-fPIC", "-o", "libbase.so", "base.c"},
+      {"-shared", "-fPIC", "-o", "libpre.so", "pre.c"},
+      {"-shared", "-fPIC", "-o", "libprot.so", "prot.c"},
+      {"-shared", "-fPIC", "-o", "libver.so", "ver.c", "-Wl,--version-script=ver.map"},
+      {"-shared", "-fPIC", "-o", "libcopy.so", "copy.c"},
+      {"-shared", "-fPIC", "-o", "libifunc.so", "ifunc.c"},
+      {"-shared", "-fPIC", "-o", "libsym.so", "sym.c", "-Wl,-z,now"},
+      {"-shared", "-fPIC", "-o", "libtls.so", "tls.c"},
+      {"-shared", "-fPIC", "-o", "libuniq1.so", "uniq1.c", "uniquse.c"},
+      {"-shared", "-fPIC", "-o", "libuniq2.so", "uniq2.c"},
+  };
+  for (const auto& l : libs)
+    if (!dir.gcc(l)) return fail(l[3]);
+  if (!set_df_symbolic(dir.at("libsym.so"))) return Error(EIO, "libsym.so: no DT_FLAGS to set DF_SYMBOLIC in");
+  // The program uses every one; it defines sym_fn too (exported), which
+  // libsym.so's DT_SYMBOLIC passes over.
+  dir.write("main.c",
+            "extern int shared_fn(void), base_calls(void), shared_data, get_prot(void), prot_fn(void);\n"
+            "extern int vfn(void), copied[4], chosen(void), sym_calls(void), *uniq_addr(void), uobj;\n"
+            "extern __thread int tls_var;\n"
+            "extern int not_there(void) __attribute__((weak));\n"
+            "int sym_fn(void) { return 9; }\n"
+            "int main(void) { return shared_fn() + base_calls() + shared_data + get_prot() + prot_fn() +\n"
+            "  vfn() + copied[1] + chosen() + sym_calls() + *uniq_addr() + uobj + tls_var + (not_there ? 1 : 0); }\n");
+  dir.write("old.c", "extern int vfn(void);\n__asm__(\".symver vfn,vfn@V1\");\nint main(void) { return vfn(); }\n");
+  const std::vector<std::string> all = {
+      "-L.",   "-lbase",  "-lprot",  "-lver", "-lcopy",    "-lifunc",           "-lsym",
+      "-ltls", "-luniq1", "-luniq2", rpath,   "-rdynamic", "-Wl,--no-as-needed"};
+  std::vector<std::string> pie{"-o", "main_pie", "-fPIE", "-pie", "main.c"};
+  std::vector<std::string> nopie{"-o", "main_nopie", "-fno-PIC", "-no-pie", "main.c"};
+  pie.insert(pie.end(), all.begin(), all.end());
+  nopie.insert(nopie.end(), all.begin(), all.end());
+  if (!dir.gcc(pie) || !dir.gcc(nopie)) return fail("main");
+  if (!dir.gcc({"-o", "old_version", "old.c", "-L.", "-lver", rpath})) return fail("old_version");
+  // An unversioned reference (built against an unversioned stand-in) to a
+  // symbol whose definitions are versioned: one default version; a hidden
+  // (non-default) one beside a default one.
+  dir.write("uv_stub.c", "int uvfn(void) { return 0; }\n");
+  dir.write("uv_one.c", "int uvfn(void) { return 1; }\n");
+  dir.write("uv_one.map", "V1 { local: *; };\nV2 { global: uvfn; } V1;\n");
+  dir.write("uv_two.c",
+            "int uv_a(void) { return 2; }\nint uv_b(void) { return 3; }\n"
+            "__asm__(\".symver uv_a,uvfn@V2\");\n__asm__(\".symver uv_b,uvfn@@V3\");\n");
+  dir.write("uv_two.map", "V1 { local: *; };\nV2 { global: uvfn; } V1;\nV3 { global: uvfn; } V2;\n");
+  dir.write("uv_main.c", "extern int uvfn(void);\nint main(void) { return uvfn(); }\n");
+  dir.mkdirs("uv1");
+  dir.mkdirs("uv2");
+  for (const char* d : {"uv1", "uv2"})
+    if (!dir.gcc({"-shared", "-fPIC", "-o", std::string(d) + "/libuv.so", "uv_stub.c"}) ||
+        !dir.gcc(
+            {"-o", std::string(d) + "/main", "uv_main.c", "-L" + std::string(d), "-luv", "-Wl,-rpath," + dir.at(d)}))
+      return fail(d);
+  if (!dir.gcc({"-shared", "-fPIC", "-o", "uv1/libuv.so", "uv_one.c", "-Wl,--version-script=uv_one.map"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "uv2/libuv.so", "uv_two.c", "-Wl,--version-script=uv_two.map"}))
+    return fail("versioned libuv.so");
+  std::vector<BindingCase> cases = {
+      {"unversioned_reference_takes_the_one_default_version", dir.at("uv1/main"), {}, true},
+      {"unversioned_reference_passes_a_hidden_version", dir.at("uv2/main"), {}, true},
+      {"every_rule_pie", dir.at("main_pie"), {}, true},
+      {"every_rule_no_pie_copy_relocations", dir.at("main_nopie"), {}, true},
+      {"interposed_by_ld_preload", dir.at("main_pie"), {"LD_PRELOAD=" + dir.at("libpre.so")}, true},
+      {"older_version_named_by_symver", dir.at("old_version"), {}, true},
+  };
+  // Undefined references: built against stand-ins, which are then replaced
+  // by objects that lack the symbols (or have other sizes).
+  dir.write("stub.c", "int gone_fn(void) { return 0; }\nint gone_data;\n");
+  dir.write("empty.c", "int unrelated;\n");
+  dir.write("copy_big.c", "int copied[8] = {1};\nint copied_small[1] = {1};\n");
+  dir.write("undef.c",
+            "extern int gone_fn(void), gone_data, vfn(void), copied[4], copied_small[2];\n"
+            "extern int weak_gone(void) __attribute__((weak));\n"
+            "int main(void) { return gone_fn() + gone_data + vfn() + copied[0] + copied_small[0] +\n"
+            "  (weak_gone ? weak_gone() : 0); }\n");
+  dir.write("libuser.c", "extern int gone_fn(void), gone_data;\nint use(void) { return gone_fn() + gone_data; }\n");
+  dir.mkdirs("undef");
+  if (!dir.gcc({"-shared", "-fPIC", "-o", "undef/libstub.so", "stub.c"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "undef/libver.so", "ver.c", "-Wl,--version-script=ver.map"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "undef/libcopy.so", "copy.c"}) ||
+      !dir.gcc({"-o", "undef/main", "-fno-PIC", "-no-pie", "undef.c", "-Lundef", "-lstub", "-lver", "-lcopy",
+                "-Wl,-rpath," + dir.at("undef")}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "undef/libuser.so", "libuser.c", "-Lundef", "-lstub",
+                "-Wl,-rpath," + dir.at("undef")}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "undef/libstub.so", "empty.c"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "undef/libver.so", "base.c"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "undef/libcopy.so", "copy_big.c"}))
+    return fail("undefined-symbol cases");
+  cases.push_back({"undefined_function_data_version_and_copy_sizes", dir.at("undef/main"), {}, false});
+  cases.push_back({"library_with_undefined_symbols", dir.at("undef/libuser.so"), {}, false});
+  return cases;
+}
+
+}  // namespace procforge::testsupport

@@ -1,0 +1,28 @@
+// Programs whose symbol bindings exercise ld.so's lookup rules (elf/dl-lookup.c):
+// interposition by LD_PRELOAD, a protected definition, a symbol with several
+// versions (default, older, hidden), a weak undefined reference, a copy
+// relocation, an IFUNC, DT_SYMBOLIC, TLS, STB_GNU_UNIQUE; and, for ldd -d/-r,
+// references nothing defines (function, data, versioned) and copy relocations
+// whose sizes differ. What ld.so makes of them is never written here: the
+// tests ask the real ld.so.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "procforge/result.hpp"
+#include "support/ldso_fixtures.hpp"
+
+namespace procforge::testsupport {
+
+struct BindingCase {
+  std::string name;
+  std::string program;           // absolute path
+  std::vector<std::string> env;  // LD_PRELOAD=... when the case needs it
+  bool starts = true;            // false: a strong reference is undefined (ld.so stops under BIND_NOW)
+};
+
+// Builds every case in DIR with gcc.
+Result<std::vector<BindingCase>> build_binding_cases(FixtureDir& dir);
+
+}  // namespace procforge::testsupport
