@@ -91,14 +91,14 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     auto j = render_json(req, *r, o.show_env);
     j["result"] = verdict_json(v);
     j["execve"]["path_search"] = path_search_json(search);
-    j["loader"] = loader ? render_loader_json(r->plan->exe, *loader) : nlohmann::json(nullptr);
+    j["loader"] = loader ? render_loader_json(loader->argv0.value_or(r->plan->exe), *loader) : nlohmann::json(nullptr);
     j["runtime"] = render_runtime_json(rt);
     std::cout << stamped(std::move(j), schema::explain).dump(2) << "\n";
   } else {
     const bool color = color_on(STDOUT_FILENO);
     const Detail detail = detail_from_count(o.verbose);
     std::cout << render_text(req, *r, v, search, color, detail);
-    if (loader) std::cout << render_loader_text(r->plan->exe, *loader, color, detail);
+    if (loader) std::cout << render_loader_text(loader->argv0.value_or(r->plan->exe), *loader, color, detail);
     std::cout << render_runtime_text(rt, color);
     std::cout << render_detail_hint(*r, loader ? &*loader : nullptr, detail, color);
   }
@@ -128,8 +128,10 @@ BatchLoader batch_loader(const exec::Request& req, const exec::Prediction& p, bo
     return b;
   }
   const std::string count = std::to_string(lp->objects.size()) + " objects";
-  b.columns = count + (lp->error ? "\tloader: " + lp->error->object + ": " + lp->error->message : "\tloader: ok");
-  if (json) b.json = render_loader_json(lreq->program, *lp);
+  b.columns = count + (lp->error          ? "\tloader: " + lp->error->object + ": " + lp->error->message
+                       : lp->command_exit ? "\tloader: exits with status " + std::to_string(*lp->command_exit)
+                                          : "\tloader: ok");
+  if (json) b.json = render_loader_json(lp->argv0.value_or(lreq->program), *lp);
   b.prediction = std::move(*lp);
   return b;
 }
