@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "procforge/exec.hpp"
 #include "support/ldso_fixtures.hpp"
@@ -148,6 +149,32 @@ TEST(ExecveatDiff, kernel_and_model_agree) {
     same += ::testing::UnitTest::GetInstance()->current_test_info()->result()->total_part_count() == failures;
   }
   std::printf("execveat cases: %zu compared, %zu identical\n", all.size(), same);
+}
+
+// The CLI: `explain --execveat 3 [--cloexec] script 3<DIR`, the descriptor
+// opened by the shell that starts procforge, gives what the kernel gave the
+// same calls above (dir_script, dir_script_cloexec).
+TEST(ExecveatDiff, explain_takes_the_descriptor_from_its_caller) {
+  FixtureDir d;
+  d.write("script", "#!/bin/echo\n", 0755);
+  CommandOptions opts;
+  opts.env = {"PATH=/usr/bin:/bin"};
+  for (const bool cloexec : {false, true}) {
+    const CommandResult r = run_command({"/bin/sh", "-c",
+                                         std::string("exec \"$0\" explain --json --execveat 3 ") +
+                                             (cloexec ? "--cloexec " : "") + "script one 3<\"$1\"",
+                                         PROCFORGE_BINARY, d.path()},
+                                        opts);
+    ASSERT_TRUE(r.started) << r.err;
+    EXPECT_EQ(r.exit_code, cloexec ? 1 : 0) << r.err;
+    const auto j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    if (cloexec) {
+      EXPECT_EQ(j["execve"]["errno"], "ENOENT");
+    } else {
+      EXPECT_EQ(j["execve"]["argv"], nlohmann::json({"/bin/echo", "/dev/fd/3/script", "one"}));
+    }
+  }
 }
 
 }  // namespace
