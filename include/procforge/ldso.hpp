@@ -264,7 +264,7 @@ struct LoaderCommand {
   enum class Mode { run, list, verify, help, version, list_tunables, list_diagnostics, usage };
   Mode mode = Mode::run;
   std::string ld_so_name;                 // argv[0] as the kernel gave it: the name ld.so's own messages use
-  std::string program;                    // FILE as given ("" when missing)
+  std::string program;                    // FILE as given (given at all: program_argv not empty)
   std::vector<std::string> program_argv;  // what FILE receives: FILE (or --argv0) and its arguments
   std::string unrecognized;               // usage: the option refused ("" when FILE is missing)
   // The options, each as the last one given says.

@@ -75,7 +75,7 @@ json command_json(const ldso::Prediction& p) {
   const ldso::LoaderCommand& c = *p.command;
   auto opt = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
   return {{"mode", ldso::loader_mode_name(c.mode)},
-          {"program", c.program.empty() ? json(nullptr) : json(c.program)},
+          {"program", c.program_argv.empty() ? json(nullptr) : json(c.program)},
           {"argv", c.program_argv},
           {"library_path", opt(c.library_path)},
           {"preload", opt(c.preload)},

@@ -295,7 +295,7 @@ void read_search_inputs(const Request& req, State& st, Prediction& p) {
         "glibc.cpu.hwcap_mask) are not modelled");
   if (env_value(req.envp, "LD_AUDIT") || (req.command && !req.command->audit.empty()))
     p.warnings.emplace_back(
-        "LD_AUDIT is set: audit modules are loaded (and run) before the program's "
+        "LD_AUDIT (or ld.so's --audit) is set: audit modules are loaded (and run) before the program's "
         "dependencies; their effect on the search is not modelled");
   // --inhibit-cache (GLRO(dl_inhibit_cache)): dl-load.c never asks the cache.
   if (req.command && req.command->inhibit_cache) return;
