@@ -236,7 +236,8 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
     const std::string restated = ": " + ob.name + " => " + *ob.path;
     if (detail == Detail::summary && via.size() > restated.size() && via.ends_with(restated))
       via.resize(via.size() - restated.size());
-    const bool named = via.substr(0, via.find(':')).find(rule) != std::string::npos;
+    // An ld.so option ("--library-path: /x", "--preload") names its rule itself.
+    const bool named = via.substr(0, via.find(':')).find(rule) != std::string::npos || via.rfind("--", 0) == 0;
     o << st.dim("  [" + (named ? via : rule + (via.empty() ? "" : ": " + via)) + "]") << "\n";
     auto it = children.find(*ob.path);
     if (it != children.end())

@@ -86,6 +86,9 @@ Verdict start_verdict(const exec::Prediction& p, const ldso::Prediction* loader)
     }
     return v;
   }
+  if (loader && !loader->error && loader->command && loader->command->mode == ldso::LoaderCommand::Mode::list)
+    v.text = "runs: ld.so --list lists the objects of " + loader->command->program +
+             " and exits with status 0 (the program itself does not run)";
   if (!loader || !loader->error) return v;
   const ldso::LoaderError& e = *loader->error;
   const auto d = ldso::diagnose(*loader, loader_system());

@@ -105,8 +105,9 @@ struct State {
   std::vector<std::string> capstrs;  // SystemInfo::subdirs()
   int cwd_fd = -1;
   bool secure = false;
-  std::shared_ptr<const Cache> cache;   // parsed once per cache file version, shared by predictions
-  std::vector<SearchDir> library_path;  // LD_LIBRARY_PATH (empty in secure mode)
+  std::shared_ptr<const Cache> cache;                   // parsed once per cache file version, shared by predictions
+  std::vector<SearchDir> library_path;                  // LD_LIBRARY_PATH (empty in secure mode)
+  std::string library_path_source = "LD_LIBRARY_PATH";  // or "--library-path" (rtld.c library_path_source)
   // ld.so's --inhibit-rpath: the objects (by l_name, "" for the main
   // program) whose DT_RPATH and DT_RUNPATH are not used.
   std::optional<std::string> inhibit_rpath;

@@ -283,7 +283,10 @@ void read_search_inputs(const Request& req, State& st, Prediction& p) {
   const DstContext main_ctx = st.dst_for(st.map(st.main));
   // rtld.c dl_main: --library-path replaces LD_LIBRARY_PATH (state.library_path).
   auto llp = env_value(req.envp, "LD_LIBRARY_PATH");
-  if (req.command && req.command->library_path) llp = req.command->library_path;
+  if (req.command && req.command->library_path) {
+    llp = req.command->library_path;
+    st.library_path_source = "--library-path";
+  }
   if (llp) {
     if (req.secure) p.warnings.emplace_back("LD_LIBRARY_PATH is ignored in secure mode (AT_SECURE)");
     else st.library_path = parse_library_path(*llp, main_ctx);
