@@ -105,11 +105,17 @@ struct Dice {
 };
 
 struct Request {
-  std::string path;               // as passed to execve
+  std::string path;               // as passed to execve (execveat: relative to dirfd; "" with AT_EMPTY_PATH)
   std::vector<std::string> argv;  // as passed; may be empty
   bool argv_null = false;         // execve(path, NULL, ...) (same effect as empty)
   std::vector<std::string> envp;
   std::string cwd;  // empty = the caller's cwd
+  // execveat(dirfd, path, argv, envp, at_flags); fexecve(fd) is
+  // execveat(fd, "", ..., AT_EMPTY_PATH). DIRFD is a descriptor of the
+  // calling process (the model looks at it: its file, its close-on-exec
+  // flag); -100 (AT_FDCWD) with at_flags 0 is execve().
+  int dirfd = -100;
+  int at_flags = 0;  // AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW; anything else is EINVAL
   Credentials creds = Credentials::current();
   std::uint64_t rlimit_stack = 8ull << 20;  // soft RLIMIT_STACK in bytes (RLIM_INFINITY allowed)
   bool addr_no_randomize = false;           // personality(ADDR_NO_RANDOMIZE)

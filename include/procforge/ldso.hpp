@@ -254,6 +254,53 @@ std::string missing_object_fix(const std::string& name);
 // The same for the loader P modelled (musl has no ld.so.cache, but a path file).
 std::string missing_object_fix(const std::string& name, const struct Prediction& p);
 
+// ---------------------------------------------------------------- ld.so as a command
+// (src/ldso/command_line.cpp) glibc 2.36 elf/rtld.c dl_main when the kernel
+// ran ld.so itself (`ld.so [OPTION]... FILE [ARG]...`): its options, read in
+// order until the first argument that is not one of them.
+
+struct LoaderCommand {
+  // What the run does: load FILE and run it (run), list its objects (list:
+  // --list, a trace where a name not found is fatal), only check it (verify:
+  // exit 0 with PT_INTERP, 2 without, 1 when ld.so cannot use it), or print
+  // something and exit before any FILE is loaded (help, version,
+  // list_tunables, list_diagnostics) or refuse its command line (usage).
+  enum class Mode { run, list, verify, help, version, list_tunables, list_diagnostics, usage };
+  Mode mode = Mode::run;
+  std::string ld_so_name;                 // argv[0] as the kernel gave it: the name ld.so's own messages use
+  std::string program;                    // FILE as given (given at all: program_argv not empty)
+  std::vector<std::string> program_argv;  // what FILE receives: FILE (or --argv0) and its arguments
+  std::string unrecognized;               // usage: the option refused ("" when FILE is missing)
+  // The options, each as the last one given says.
+  std::optional<std::string> library_path;    // --library-path: replaces LD_LIBRARY_PATH
+  std::optional<std::string> preload;         // --preload: loaded after LD_PRELOAD's objects
+  std::optional<std::string> inhibit_rpath;   // --inhibit-rpath: objects whose DT_RPATH/RUNPATH are ignored
+  std::optional<std::string> argv0;           // --argv0: FILE's argv[0], and the name in ld.so's messages
+  std::optional<std::string> hwcaps_prepend;  // --glibc-hwcaps-prepend: glibc-hwcaps subdirectories tried first
+  std::optional<std::string> hwcaps_mask;     // --glibc-hwcaps-mask: the built-in subdirectories kept
+  std::vector<std::string> audit;             // --audit (every one; audit modules are not modelled)
+  bool inhibit_cache = false;                 // --inhibit-cache: no ld.so.cache lookups
+
+  // _dl_argv[0] when ld.so's messages about FILE's load are printed.
+  [[nodiscard]] std::string message_name() const { return argv0.value_or(program); }
+};
+const char* loader_mode_name(LoaderCommand::Mode m);  // "run", "list", "verify", ...
+
+// dl_main's reading of ARGV (ld.so's argv, argv[0] included).
+LoaderCommand parse_loader_command(const std::vector<std::string>& argv);
+// What a command that ends before loading anything (help, version,
+// list_tunables, list_diagnostics, usage) exits with, and the stderr of a
+// usage error (_dl_usage(), elf/dl-usage.c), byte for byte.
+int command_exit_status(const LoaderCommand& c);
+std::string usage_text(const LoaderCommand& c);
+
+// Whether the ELF file at PATH (relative to the caller's cwd, or to CWD) is
+// glibc's x86-64 ld.so: an ET_DYN object without PT_INTERP whose SONAME is
+// ld-linux-x86-64.so.2. When the kernel runs it, rtld.c dl_main finds that
+// the entry point it was given is its own (user_entry == ENTRY_POINT: the
+// main map is ld.so itself) and reads its command line.
+bool is_glibc_loader_file(const std::string& path, const std::string& cwd = "");
+
 struct Request {
   std::string program;            // path as the kernel would run it (already resolved)
   std::vector<std::string> envp;  // LD_LIBRARY_PATH, LD_PRELOAD, ... come from here
@@ -286,6 +333,10 @@ struct Request {
   // starts (Prediction::bindings); LD_BIND_NOW from envp decides whether
   // PLT slots are bound at start-up.
   bool bindings = false;
+  // ld.so run as a command with this command line (explicit_loader is
+  // ld.so, program its FILE): its options apply to the load; a mode that
+  // loads nothing gives Prediction::command_exit.
+  std::optional<LoaderCommand> command;
   // Also count every found object's start-up relocation work
   // (Object::relocations, Prediction::startup_estimate_us). Reads each
   // object whole, so it costs more than the search itself.
@@ -366,6 +417,14 @@ struct Prediction {
   // DL_DEBUG_UNUSED walk), in DT_NEEDED order; unset when not asked for or
   // when a file could not be read for it (said in warnings).
   std::optional<std::vector<std::string>> unused;
+  // Request::command: the command line ld.so read and, when the run ends
+  // without loading FILE's objects (usage error, --help, --version,
+  // --list-tunables, --list-diagnostics, --verify), ld.so's exit status.
+  std::optional<LoaderCommand> command;
+  std::optional<int> command_exit;
+  // Request::command: the name ld.so's messages start with (_dl_argv[0]):
+  // FILE, or --argv0's once FILE is mapped.
+  std::optional<std::string> argv0;
   // Request::unused: ld.so stops on an assertion while relocating (its line
   // on stderr, exit 127) instead of listing anything.
   std::optional<std::string> abort_line;
@@ -408,8 +467,11 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys);
 // ---------------------------------------------------------------- after execve
 // (src/ldso/from_exec.cpp) The request ld.so gets when the exec that REQ
 // asks for goes as P predicts: nullopt when ld.so does not run (the exec
-// fails or is killed, or the program has no PT_INTERP). The environment and
-// cwd are REQ's, AT_SECURE is the auxv's. RELOCATIONS: Request::relocations;
+// fails or is killed, or the program has no PT_INTERP and is not glibc's
+// ld.so). When the kernel runs ld.so itself, the request is the one its
+// command line makes (parse_loader_command() of the argv it receives:
+// Request::command, FILE as the program). The environment and cwd are
+// REQ's, AT_SECURE is the auxv's. RELOCATIONS: Request::relocations;
 // BINDINGS: Request::bindings.
 std::optional<Request> request_after_exec(const exec::Request& req, const exec::Prediction& p, bool relocations = false,
                                           bool bindings = false);

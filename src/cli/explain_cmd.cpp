@@ -3,6 +3,7 @@
 // then ldso::predict_after_exec() for the ld.so half, renders text (a
 // screen by default, more with each -v) or JSON; --batch explains a list of
 // files, one line each (ld.so part included, without relocation counts).
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,6 +38,10 @@ struct ExplainOptions {
   bool show_env = false;
   int verbose = 0;        // each -v shows one more level of the text (Detail)
   bool bindings = false;  // --bindings
+  // execveat(DIRFD, PROGRAM, ...) / fexecve(FD, ...): a descriptor procforge
+  // inherited (3<DIR, 3<FILE), made close-on-exec first with --cloexec.
+  std::optional<int> execveat_fd, fexecve_fd;
+  bool nofollow = false, cloexec = false;
   std::vector<std::string> command;
 };
 
@@ -45,7 +50,7 @@ struct ExplainOptions {
 // unless --no-path-search asks the literal execve question.
 Result<exec::Prediction> predict_as_asked(const ExplainOptions& o, exec::Request& req, const exec::SystemFacts& facts,
                                           exec::PathSearch& search) {
-  if (o.no_path_search) return exec::predict(req, facts);
+  if (o.no_path_search || req.dirfd != AT_FDCWD || req.at_flags) return exec::predict(req, facts);
   auto r = exec::predict_command(req, facts, &search);
   if (r) req = exec::searched_request(req, search);
   return r;
@@ -66,6 +71,15 @@ exec::Request make_request(const ExplainOptions& o, const std::vector<std::strin
   struct rlimit rl {};
   if (getrlimit(RLIMIT_STACK, &rl) == 0) req.rlimit_stack = rl.rlim_cur;
   req.addr_no_randomize = o.no_aslr;
+  // fexecve(FD, argv, envp) is execveat(FD, "", argv, envp, AT_EMPTY_PATH).
+  if (o.fexecve_fd) {
+    req.path.clear();
+    req.dirfd = *o.fexecve_fd;
+    req.at_flags = AT_EMPTY_PATH;
+  } else if (o.execveat_fd) {
+    req.dirfd = *o.execveat_fd;
+  }
+  if (o.nofollow) req.at_flags |= AT_SYMLINK_NOFOLLOW;
   return req;
 }
 
@@ -77,6 +91,11 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     return kExitCannot;
   }
   exec::Request req = make_request(o, o.command, env);
+  if (o.cloexec && req.dirfd != AT_FDCWD && ::fcntl(req.dirfd, F_SETFD, FD_CLOEXEC) != 0) {
+    print_error("explain", "descriptor " + std::to_string(req.dirfd) + " is not open in procforge (" +
+                               errno_name(errno) + "): open it for procforge, e.g. 3<DIR");
+    return kExitCannot;
+  }
   exec::PathSearch search;
   auto r = predict_as_asked(o, req, facts, search);
   if (!r) {
@@ -92,14 +111,14 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     auto j = render_json(req, *r, o.show_env);
     j["result"] = verdict_json(v);
     j["execve"]["path_search"] = path_search_json(search);
-    j["loader"] = loader ? render_loader_json(r->plan->exe, *loader) : nlohmann::json(nullptr);
+    j["loader"] = loader ? render_loader_json(loader->argv0.value_or(r->plan->exe), *loader) : nlohmann::json(nullptr);
     j["runtime"] = render_runtime_json(rt);
     std::cout << stamped(std::move(j), schema::explain).dump(2) << "\n";
   } else {
     const bool color = color_on(STDOUT_FILENO);
     const Detail detail = detail_from_count(o.verbose);
     std::cout << render_text(req, *r, v, search, color, detail);
-    if (loader) std::cout << render_loader_text(r->plan->exe, *loader, color, detail);
+    if (loader) std::cout << render_loader_text(loader->argv0.value_or(r->plan->exe), *loader, color, detail);
     if (loader) std::cout << render_bindings_text(*loader, color);
     std::cout << render_runtime_text(rt, color);
     std::cout << render_detail_hint(*r, loader ? &*loader : nullptr, detail, color);
@@ -130,8 +149,10 @@ BatchLoader batch_loader(const exec::Request& req, const exec::Prediction& p, bo
     return b;
   }
   const std::string count = std::to_string(lp->objects.size()) + " objects";
-  b.columns = count + (lp->error ? "\tloader: " + lp->error->object + ": " + lp->error->message : "\tloader: ok");
-  if (json) b.json = render_loader_json(lreq->program, *lp);
+  b.columns = count + (lp->error          ? "\tloader: " + lp->error->object + ": " + lp->error->message
+                       : lp->command_exit ? "\tloader: exits with status " + std::to_string(*lp->command_exit)
+                                          : "\tloader: ok");
+  if (json) b.json = render_loader_json(lp->argv0.value_or(lreq->program), *lp);
   b.prediction = std::move(*lp);
   return b;
 }
@@ -268,6 +289,18 @@ void add_explain(CLI::App& app, std::vector<Command>& commands) {
   ex->add_option("--uid", o->uid, "Predict for this user id (no capabilities)");
   ex->add_option("--gid", o->gid, "Predict for this group id (no capabilities)");
   ex->add_flag("--no-aslr", o->no_aslr, "As under setarch -R (personality ADDR_NO_RANDOMIZE): exact addresses");
+  auto* at = ex->add_option("--execveat", o->execveat_fd,
+                            "As execveat(DIRFD, PROGRAM, ...): PROGRAM relative to descriptor DIRFD, which procforge "
+                            "inherited (e.g. 3<DIR); a #! interpreter gets /dev/fd/DIRFD/PROGRAM");
+  auto* fx = ex->add_option("--fexecve", o->fexecve_fd,
+                            "As fexecve(FD, ARGV, ...): the program is descriptor FD's file (e.g. 3<FILE) and the "
+                            "command is its argv; a #! interpreter gets /dev/fd/FD")
+                 ->excludes(at);
+  ex->add_flag("--cloexec", o->cloexec,
+               "With --execveat/--fexecve: the descriptor is close-on-exec (O_CLOEXEC), so a #! script fails with "
+               "ENOENT");
+  ex->add_flag("--nofollow", o->nofollow, "AT_SYMLINK_NOFOLLOW: a symlink as the last component gives ELOOP");
+  (void)fx;
   ex->add_option("--batch", o->batch, "Explain every path listed in FILE ('-' for stdin), one line each");
   ex->add_flag("--show-env", o->show_env, "--json: the environment's values too (by default its keys only)");
   ex->add_flag("--no-path-search", o->no_path_search,

@@ -41,7 +41,11 @@ const std::map<std::string, Page>& pages() {
         "brk), ld.so's relocation work and the places tried for a missing library; -vv adds the initial stack "
         "and the auxiliary vector. --json always carries everything.\n\n"
         "A PROGRAM without '/' is searched in PATH as execvp(3) does (--no-path-search asks the literal execve "
-        "question). --batch FILE explains every path listed in FILE, one line each.\n\n"
+        "question). --batch FILE explains every path listed in FILE, one line each. --execveat DIRFD and "
+        "--fexecve FD ask about execveat(2) and fexecve(3) with a descriptor procforge inherits.\n\n"
+        "When the program is glibc's ld.so itself, ld.so's own options (--list, --library-path, --preload, "
+        "--inhibit-cache, --inhibit-rpath, --argv0, --glibc-hwcaps-prepend, --glibc-hwcaps-mask, ...) are read "
+        "as ld.so reads them and applied to the FILE it loads.\n\n"
         "--bindings adds every symbol lookup of ld.so's start-up, in its order: for each relocation and PLT slot "
         "of every object, the object and version it binds to (as LD_DEBUG=bindings prints them: global scope "
         "with LD_PRELOAD first, DT_SYMBOLIC, protected, weak and unique symbols, versions, copy relocations, "
@@ -52,7 +56,11 @@ const std::map<std::string, Page>& pages() {
         "procforge explain -vv /usr/bin/ls\tthe whole report, down to the initial stack and auxv\n"
         "procforge explain --json ./script.sh\tthe same as JSON\n"
         "procforge explain --bindings /usr/bin/ls\twhere every symbol reference binds\n"
-        "find /usr/bin -type f | procforge explain --batch -\tone verdict a file"}},
+        "find /usr/bin -type f | procforge explain --batch -\tone verdict a file\n"
+        "procforge explain /lib64/ld-linux-x86-64.so.2 --list --library-path lib ./prog\twhat ld.so's own "
+        "options make it load\n"
+        "procforge explain --execveat 3 --cloexec script.sh 3<.\texecveat(2) of a script through a "
+        "close-on-exec descriptor"}},
       {"ldd",
        {"[-v] [-u] [-r] [-d] [--tree] [--json] [--env K=V]... [--] FILE...",
         "Answers what ldd(1) answers for executables and shared libraries alike, without loading or running them "

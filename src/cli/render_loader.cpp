@@ -69,6 +69,55 @@ std::string loader_name(const ldso::Prediction& p) {
   return "glibc " + std::to_string(sys.glibc_major) + "." + std::to_string(sys.glibc_minor);
 }
 
+// ld.so run as a command: what its command line asked for, and the exit
+// of a run that loads nothing.
+json command_json(const ldso::Prediction& p) {
+  if (!p.command) return nullptr;
+  const ldso::LoaderCommand& c = *p.command;
+  auto opt = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
+  return {{"mode", ldso::loader_mode_name(c.mode)},
+          {"program", c.program_argv.empty() ? json(nullptr) : json(c.program)},
+          {"argv", c.program_argv},
+          {"library_path", opt(c.library_path)},
+          {"preload", opt(c.preload)},
+          {"inhibit_rpath", opt(c.inhibit_rpath)},
+          {"inhibit_cache", c.inhibit_cache},
+          {"argv0", opt(c.argv0)},
+          {"glibc_hwcaps_prepend", opt(c.hwcaps_prepend)},
+          {"glibc_hwcaps_mask", opt(c.hwcaps_mask)},
+          {"audit", c.audit},
+          {"exit_status", p.command_exit ? json(*p.command_exit) : json(nullptr)},
+          {"stderr", c.mode == ldso::LoaderCommand::Mode::usage ? json(ldso::usage_text(c)) : json(nullptr)}};
+}
+
+// The command line in words: the mode and the options that change the load.
+std::string command_line_text(const ldso::LoaderCommand& c) {
+  using Mode = ldso::LoaderCommand::Mode;
+  std::string s;
+  switch (c.mode) {
+    case Mode::run: s = "loads and runs " + c.program; break;
+    case Mode::list: s = "--list: lists what " + c.program + " loads, then exits (a name not found is fatal)"; break;
+    case Mode::verify: s = "--verify: only checks " + c.program; break;
+    case Mode::help: s = "--help: prints its help"; break;
+    case Mode::version: s = "--version: prints its version"; break;
+    case Mode::list_tunables: s = "--list-tunables: prints the tunables"; break;
+    case Mode::list_diagnostics: s = "--list-diagnostics: prints its diagnostics"; break;
+    case Mode::usage: s = "refuses its command line"; break;
+  }
+  auto add = [&](const char* name, const std::optional<std::string>& v) {
+    if (v) s += std::string("; ") + name + " " + *v;
+  };
+  add("--library-path", c.library_path);
+  add("--preload", c.preload);
+  add("--inhibit-rpath", c.inhibit_rpath);
+  add("--argv0", c.argv0);
+  add("--glibc-hwcaps-prepend", c.hwcaps_prepend);
+  add("--glibc-hwcaps-mask", c.hwcaps_mask);
+  if (c.inhibit_cache) s += "; --inhibit-cache";
+  for (const auto& a : c.audit) s += "; --audit " + a + " (audit modules are not modelled)";
+  return s;
+}
+
 }  // namespace
 
 json render_loader_json(const std::string& program, const ldso::Prediction& p) {
@@ -92,6 +141,7 @@ json render_loader_json(const std::string& program, const ldso::Prediction& p) {
              {"stderr", ldso::error_line(program, *p.error)},
              {"exit_status", ldso::exit_status(*p.error)}};
   json out = {{"kind", ldso::loader_kind_name(p.kind)},
+              {"command", command_json(p)},
               {"version", loader_name(p).substr(loader_name(p).find(' ') + 1)},
               {"objects", objects},
               {"error", error},
@@ -122,6 +172,16 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
     << st.dim(musl ? "  (" + loader_name(p) + " loader, ldso/dynlink.c rules, load order)"
                    : "  (" + loader_name(p) + " ld.so, trace-mode order)")
     << "\n";
+  if (p.command) o << "  ld.so run as a command: " << command_line_text(*p.command) << "\n";
+  if (p.command_exit) {
+    o << "  "
+      << (*p.command_exit ? st.red("exits with status " + std::to_string(*p.command_exit))
+                          : st.green("exits with status 0"))
+      << " before loading anything\n";
+    std::istringstream usage(ldso::usage_text(*p.command));
+    for (std::string l; std::getline(usage, l);) o << "  " << st.dim("ld.so prints: " + l) << "\n";
+    return o.str();
+  }
   if (!p.dynamic) {
     for (const auto& w : p.warnings) o << "  " << w << "\n";
     return o.str();
@@ -179,7 +239,8 @@ std::string render_loader_text(const std::string& program, const ldso::Predictio
     const std::string restated = ": " + ob.name + " => " + *ob.path;
     if (detail == Detail::summary && via.size() > restated.size() && via.ends_with(restated))
       via.resize(via.size() - restated.size());
-    const bool named = via.substr(0, via.find(':')).find(rule) != std::string::npos;
+    // An ld.so option ("--library-path: /x", "--preload") names its rule itself.
+    const bool named = via.substr(0, via.find(':')).find(rule) != std::string::npos || via.rfind("--", 0) == 0;
     o << st.dim("  [" + (named ? via : rule + (via.empty() ? "" : ": " + via)) + "]") << "\n";
     auto it = children.find(*ob.path);
     if (it != children.end())

@@ -74,6 +74,21 @@ Verdict start_verdict(const exec::Prediction& p, const ldso::Prediction* loader)
       v.detail = std::string("SIG") + (sigabbrev_np(p.signal) ? sigabbrev_np(p.signal) : "?");
       return v;
   }
+  // ld.so run as a command that loads nothing: its exit is the outcome.
+  if (loader && loader->command_exit) {
+    const int status = *loader->command_exit;
+    v.text = std::string(status ? "fails in ld.so" : "runs") + ": ld.so " +
+             ldso::loader_mode_name(loader->command->mode) + " exits with status " + std::to_string(status) +
+             " before loading anything";
+    if (status) {
+      v.outcome = "ldso_fails";
+      v.detail = "exit " + std::to_string(status);
+    }
+    return v;
+  }
+  if (loader && !loader->error && loader->command && loader->command->mode == ldso::LoaderCommand::Mode::list)
+    v.text = "runs: ld.so --list lists the objects of " + loader->command->program +
+             " and exits with status 0 (the program itself does not run)";
   if (!loader || !loader->error) return v;
   const ldso::LoaderError& e = *loader->error;
   const auto d = ldso::diagnose(*loader, loader_system());

@@ -26,7 +26,8 @@ constexpr std::uint64_t kPathMax = 4096;
 bool check_arch(const elf::Header& h, bool compat) { return compat ? h.machine == EM_386 : h.machine == EM_X86_64; }
 
 // load_elf_phdrs(): e_phentsize must be the struct size; the table must be
-// non-empty and within the limit; a short read fails. NULL -> the caller's
+// non-empty and within the limit; a short or failed read fails (a negative
+// file position too: fs/binfmt_elf.c elf_read(), fs/read_write.c). NULL -> the caller's
 // errno (ENOEXEC for the program, ELIBBAD for the interpreter).
 std::optional<std::string> load_elf_phdrs(const ExecFile& f, const elf::Header& h, std::uint64_t table_max,
                                           std::vector<elf::ProgramHeader>& out, Error* io_error) {
@@ -38,6 +39,14 @@ std::optional<std::string> load_elf_phdrs(const ExecFile& f, const elf::Header& 
   if (size > 65536 || size > table_max)
     return "program header table is " + std::to_string(size) + " bytes (" + std::to_string(h.phnum) +
            " entries); this kernel accepts at most " + std::to_string(table_max);
+  // elf_read() -> kernel_read() -> rw_verify_area(): a position that is
+  // negative as a loff_t (e_phoff >= 2^63), or whose end would be, is
+  // -EINVAL, which load_elf_phdrs() turns into NULL like any failed read.
+  constexpr std::uint64_t kMaxPos = 0x7fffffffffffffffull;
+  if (h.phoff > kMaxPos || size > kMaxPos - h.phoff)
+    return "e_phoff " + hex(h.phoff) + " is past the largest file position (2^63 - 1" +
+           std::string(h.phoff > kMaxPos ? "" : " with the table's " + std::to_string(size) + " bytes") +
+           "): the kernel's read of the program headers fails (EINVAL, as any failed read: no headers)";
   std::vector<std::uint8_t> table(size);
   auto n = f.read_at(table.data(), size, h.phoff);
   if (!n) {

@@ -21,11 +21,14 @@ struct Bprm {
   std::string interp;            // bprm->interp: name the next #! sees as "script path"
   std::deque<std::string> argv;  // low addresses first: argv[0] is the lowest string
   std::deque<std::string> envp;
-  std::uint64_t limit = 0;                    // bytes of strings allowed (bprm->argmin)
-  std::uint64_t used = 0;                     // bytes of strings copied so far
-  std::uint64_t rlimit_stack = UINT64_MAX;    // the caller's RLIMIT_STACK: the stack VMA may not grow past it
-  bool preserve_argv0 = false;                // AT_FLAGS_PRESERVE_ARGV0 (binfmt_misc P)
-  bool execfd = false;                        // AT_EXECFD (binfmt_misc O)
+  std::uint64_t limit = 0;                  // bytes of strings allowed (bprm->argmin)
+  std::uint64_t used = 0;                   // bytes of strings copied so far
+  std::uint64_t rlimit_stack = UINT64_MAX;  // the caller's RLIMIT_STACK: the stack VMA may not grow past it
+  bool preserve_argv0 = false;              // AT_FLAGS_PRESERVE_ARGV0 (binfmt_misc P)
+  bool execfd = false;                      // AT_EXECFD (binfmt_misc O)
+  // BINPRM_FLAGS_PATH_INACCESSIBLE: filename is /dev/fd/N... of a
+  // close-on-exec descriptor, gone once the exec succeeds.
+  bool path_inaccessible = false;
   std::optional<std::string> enoexec_reason;  // the most specific reason a handler declined
 
   // copy_string_kernel(): push below everything copied so far, i.e. in front

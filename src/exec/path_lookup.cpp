@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 
+#include "exec/acl.hpp"
 #include "exec/diagnosis.hpp"
 #include "exec/system_facts.hpp"
 
@@ -21,17 +22,6 @@ namespace {
 constexpr std::size_t kPathMax = 4096;  // include/uapi/linux/limits.h PATH_MAX, counts the NUL
 constexpr std::size_t kNameMax = 255;   // NAME_MAX
 constexpr int kMaxSymlinks = 40;        // include/linux/namei.h MAXSYMLINKS
-
-bool in_group(gid_t g, const Credentials& c) {
-  return g == c.fsgid || std::find(c.groups.begin(), c.groups.end(), g) != c.groups.end();
-}
-
-// The permission bits that apply to the caller: fs/namei.c acl_permission_check().
-unsigned class_bits(const struct stat& st, const Credentials& c) {
-  if (st.st_uid == c.fsuid) return (st.st_mode >> 6) & 7;
-  if (in_group(st.st_gid, c)) return (st.st_mode >> 3) & 7;
-  return st.st_mode & 7;
-}
 
 std::vector<std::string> split(const std::string& path) {
   std::vector<std::string> parts;
@@ -72,15 +62,15 @@ bool may_follow_link(const struct stat& dir, const struct stat& link, const Cred
 
 }  // namespace
 
-bool may_exec_file(const struct stat& st, const Credentials& c) {
-  if (class_bits(st, c) & 1) return true;
+bool may_exec_file(const std::string& path, const struct stat& st, const Credentials& c) {
+  if (acl_permission_check(path, st, c, 1)) return true;
   // capable_wrt_inode_uidgid(CAP_DAC_OVERRIDE) grants exec only when some x bit
   // is set (generic_permission()).
   return c.cap_dac_override && (st.st_mode & (S_IXUSR | S_IXGRP | S_IXOTH));
 }
 
-bool may_search_dir(const struct stat& st, const Credentials& c) {
-  if (class_bits(st, c) & 1) return true;
+bool may_search_dir(const std::string& path, const struct stat& st, const Credentials& c) {
+  if (acl_permission_check(path, st, c, 1)) return true;
   return c.cap_dac_override || c.cap_dac_read_search;
 }
 
@@ -142,7 +132,8 @@ struct Walk {
       return stop(ENAMETOOLONG, "", comp.substr(0, 32) + "...",
                   "a path component is " + std::to_string(comp.size()) + " bytes; NAME_MAX is 255");
     if (!S_ISDIR(r.st.st_mode)) return stop(ENOTDIR, cur, comp, cur + " is not a directory");
-    if (!may_search_dir(r.st, creds)) return stop(EACCES, cur, comp, "no search (x) permission on directory " + cur);
+    if (!may_search_dir(cur, r.st, creds))
+      return stop(EACCES, cur, comp, "no search (x) permission on directory " + cur);
     return true;
   }
 
@@ -312,7 +303,7 @@ Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name,
     return std::optional<ExecFile>{};
   }
   ctx.check("noexec mount", name, true, "mount allows exec", "fs/namei.c path_noexec()");
-  if (!may_exec_file(lr.st, ctx.req.creds)) {
+  if (!may_exec_file(lr.resolved, lr.st, ctx.req.creds)) {
     const bool none = !(m & (S_IXUSR | S_IXGRP | S_IXOTH));
     char mode[8];
     snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(m & 07777));

@@ -28,9 +28,10 @@ struct LookupResult {
 LookupResult path_lookup(const std::string& path, const std::string& cwd, const Credentials& creds,
                          bool from_kernel = false);
 
-// Generic_permission() for MAY_EXEC with capability overrides.
-bool may_exec_file(const struct stat& st, const Credentials& c);
-bool may_search_dir(const struct stat& st, const Credentials& c);
+// Generic_permission() for MAY_EXEC with capability overrides; PATH names
+// the object for its POSIX ACL (acl.hpp).
+bool may_exec_file(const std::string& path, const struct stat& st, const Credentials& c);
+bool may_search_dir(const std::string& path, const struct stat& st, const Credentials& c);
 
 // open_exec(name): lookup + may_open + permission + ETXTBSY, recording each
 // check on ctx. Returns the opened file, or nullopt after ctx.fail() when the

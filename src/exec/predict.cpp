@@ -14,6 +14,7 @@
 #include "exec/binfmt_elf.hpp"
 #include "exec/binfmt_misc.hpp"
 #include "exec/bprm.hpp"
+#include "exec/execveat.hpp"
 #include "exec/path_lookup.hpp"
 #include "exec/shebang.hpp"
 #include "procforge/exec.hpp"
@@ -81,6 +82,19 @@ bool copy_strings(Context& ctx, Bprm& b, const Request& req) {
 
 enum class Step { loaded, failed, next };
 
+// BINPRM_FLAGS_PATH_INACCESSIBLE (execveat.cpp): an interpreter would get a
+// /dev/fd/N name that is gone after the exec, so the handler gives ENOENT.
+Step path_gone(Context& ctx, const Bprm& b, const std::string& rule) {
+  ctx.check("interpreter's file name", b.filename, false,
+            b.filename + " is gone after the exec (close-on-exec descriptor)",
+            rule + " BINPRM_FLAGS_PATH_INACCESSIBLE");
+  ctx.fail(ENOENT, "interpreter's file name", b.filename,
+           "the file was named through a close-on-exec descriptor (" + b.filename +
+               "), which its interpreter could not open after the exec",
+           "clear FD_CLOEXEC on the descriptor before execveat()/fexecve(), or execute the file by its path");
+  return Step::failed;
+}
+
 // load_script(), fs/binfmt_script.c.
 Step load_script(Context& ctx, Bprm& b, const Shebang& sh) {
   const std::string script = b.file.path;
@@ -91,6 +105,9 @@ Step load_script(Context& ctx, Bprm& b, const Shebang& sh) {
     ctx.out.rules_applied.push_back("#! line of " + script +
                                     " has no newline within 256 bytes: bytes past 255 ignored");
   ctx.out.chain.push_back({script, LinkKind::script, sh.interpreter, sh.arg, ""});
+  // The script's name is /dev/fd/N... of a close-on-exec descriptor: the
+  // interpreter could not open it (after the #! parse).
+  if (b.path_inaccessible) return path_gone(ctx, b, "fs/binfmt_script.c load_script()");
   // Argv rewrite: drop argv[0], then push script path, argument, interpreter.
   b.remove_arg_zero();
   bool ok = b.push_front(b.interp);
@@ -111,6 +128,7 @@ Step load_misc(Context& ctx, Bprm& b, const MiscEntry& e) {
   ctx.check("binfmt_misc", b.file.path, true, "entry " + e.name + " matches: interpreter " + e.interpreter,
             "fs/binfmt_misc.c load_misc_binary()");
   ctx.out.chain.push_back({b.file.path, LinkKind::misc, e.interpreter, std::nullopt, e.name});
+  if (b.path_inaccessible) return path_gone(ctx, b, "fs/binfmt_misc.c load_misc_binary()");
   if (e.flags.find('P') != std::string::npos) b.preserve_argv0 = true;
   else b.remove_arg_zero();
   bool ok = b.push_front(b.interp) && b.push_front(e.interpreter);
@@ -184,8 +202,16 @@ Result<Prediction> predict(const Request& req, const SystemFacts& facts) {
   b.filename = req.path;
   b.interp = req.path;
 
+  // execveat()/fexecve(): the flags, the /dev/fd/N name, where the lookup
+  // starts (execveat.cpp).
+  std::string lookup = req.path;
+  if (!execveat_start(ctx, b, lookup)) {
+    out.argv = req.argv;
+    return out;
+  }
+
   // alloc_bprm() -> do_open_execat(): the file is opened before anything else.
-  auto f = open_exec(ctx, req.path, "program");
+  auto f = open_exec(ctx, lookup, "program");
   if (!f) return f.error();
   if (!*f) {
     out.argv = req.argv;

@@ -106,8 +106,12 @@ struct State {
   std::vector<std::string> capstrs;  // SystemInfo::subdirs()
   int cwd_fd = -1;
   bool secure = false;
-  std::shared_ptr<const Cache> cache;      // parsed once per cache file version, shared by predictions
-  std::vector<SearchDir> library_path;     // LD_LIBRARY_PATH (empty in secure mode)
+  std::shared_ptr<const Cache> cache;                   // parsed once per cache file version, shared by predictions
+  std::vector<SearchDir> library_path;                  // LD_LIBRARY_PATH (empty in secure mode)
+  std::string library_path_source = "LD_LIBRARY_PATH";  // or "--library-path" (rtld.c library_path_source)
+  // ld.so's --inhibit-rpath: the objects (by l_name, "" for the main
+  // program) whose DT_RPATH and DT_RUNPATH are not used.
+  std::optional<std::string> inhibit_rpath;
   std::map<std::string, bool> dir_exists;  // open_path()'s r_dir_status per dir + '\0' + capstr index
   std::vector<Map> maps;
   int main = 0;
@@ -121,6 +125,7 @@ struct State {
   Map& map(int l) { return maps[static_cast<std::size_t>(l)]; }
   [[nodiscard]] const Map& map(int l) const { return maps[static_cast<std::size_t>(l)]; }
   DstContext dst_for(const Map& m) const;
+  bool rpath_inhibited(const Map& m) const;
   const std::vector<SearchDir>& rpath_of(int l);
   const std::vector<SearchDir>& runpath_of(int l);
   // A human name for a map: its path, or the program for the main map.
@@ -144,6 +149,15 @@ std::string run_and_read(const std::string& program, const std::string& arg, int
 
 // The PT_INTERP of REQ's program ("" when it has none or cannot be read).
 std::string program_interp(const Request& req);
+// ld.so run as a command (command_line.cpp): the prediction of a run that
+// loads none of FILE's objects (help, version, the --list-* modes, a usage
+// error, --verify, a FILE ld.so cannot open as its main program, or one it
+// would search for as a library name); nullopt when the load goes on.
+std::optional<Result<Prediction>> command_without_load(const Request& req);
+// SYS with the glibc-hwcaps subdirectories dl-hwcaps.c _dl_important_hwcaps()
+// builds for C: --glibc-hwcaps-prepend's names first, then the active
+// built-in ones --glibc-hwcaps-mask keeps.
+SystemInfo with_hwcaps_options(const SystemInfo& sys, const LoaderCommand& c);
 
 // musl's loader (musl.cpp): resolve() for a program whose loader is musl's.
 Result<Prediction> resolve_musl(const Request& req, const SystemInfo& sys);

@@ -2,6 +2,8 @@
 // says whether the program starts through its PT_INTERP and with which
 // environment and AT_SECURE; ld.so's request is made from that. What
 // `procforge explain` does is exec::predict() followed by predict_after_exec().
+// When the program the kernel runs is ld.so itself, ld.so's request comes
+// from its command line (command_line.cpp).
 #include <elf.h>
 
 #include "procforge/exec.hpp"
@@ -11,9 +13,21 @@ namespace procforge::ldso {
 
 std::optional<Request> request_after_exec(const exec::Request& req, const exec::Prediction& p, bool relocations,
                                           bool bindings) {
-  if (p.outcome != exec::Outcome::ok || !p.plan || !p.plan->interp) return std::nullopt;
+  if (p.outcome != exec::Outcome::ok || !p.plan) return std::nullopt;
   Request lr;
-  lr.program = p.plan->exe;
+  if (!p.plan->interp) {
+    // The kernel ran ld.so itself: it reads its own command line (rtld.c
+    // dl_main, rtld_is_main) and loads the FILE named there; the FILE's own
+    // PT_INTERP plays no part. Anything else without PT_INTERP runs alone.
+    if (!is_glibc_loader_file(p.plan->exe, req.cwd)) return std::nullopt;
+    lr.command = parse_loader_command(p.argv);
+    lr.program = lr.command->program;
+    // ld.so's l_name is the name it was run by (rtld_progname).
+    lr.explicit_loader = lr.command->ld_so_name.empty() ? p.plan->exe : lr.command->ld_so_name;
+    lr.trace = lr.command->mode == LoaderCommand::Mode::list;
+  } else {
+    lr.program = p.plan->exe;
+  }
   lr.envp = req.envp;
   lr.cwd = req.cwd;
   lr.relocations = relocations;

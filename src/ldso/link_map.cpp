@@ -74,10 +74,27 @@ DstContext State::dst_for(const Map& m) const {
   return c;
 }
 
+// dl-load.c decompose_rpath(): an object named in --inhibit-rpath (a ':'
+// list of l_name values, matched whole; the main program's l_name is "" by
+// then) has neither list. An empty element matches only before a ':'.
+bool State::rpath_inhibited(const Map& m) const {
+  if (!inhibit_rpath || secure) return false;
+  const std::string where = m.is_main ? "" : m.l_name;
+  const std::string& list = *inhibit_rpath;
+  std::size_t at = 0;
+  do {
+    const std::size_t end = std::min(list.find(':', at), list.size());
+    if (list.compare(at, end - at, where) == 0) return true;
+    at = end == list.size() ? end : end + 1;
+  } while (at < list.size());
+  return false;
+}
+
 const std::vector<SearchDir>& State::rpath_of(int l) {
   Map& m = map(l);
   if (!m.rpath_dirs) {
     m.rpath_dirs.emplace();
+    if (rpath_inhibited(m)) return *m.rpath_dirs;
     // The executable's DT_RPATH is ignored when it has DT_RUNPATH
     // (_dl_init_paths); other objects keep theirs (cache_rpath).
     const bool usable = m.facts && !m.faked && m.facts->rpath && !(m.is_main && m.facts->runpath);
@@ -90,6 +107,7 @@ const std::vector<SearchDir>& State::runpath_of(int l) {
   Map& m = map(l);
   if (!m.runpath_dirs) {
     m.runpath_dirs.emplace();
+    if (rpath_inhibited(m)) return *m.runpath_dirs;
     if (m.facts && !m.faked && m.facts->runpath && !m.facts->runpath->empty())
       *m.runpath_dirs = split_search_path(*m.facts->runpath, ":", dst_for(m));
   }
@@ -264,7 +282,13 @@ bool ldso_has_work(const Request& req, const detail::FileFacts& prog, Prediction
 // a file ld.so would ignore is named in the warnings).
 void read_search_inputs(const Request& req, State& st, Prediction& p) {
   const DstContext main_ctx = st.dst_for(st.map(st.main));
-  if (auto llp = env_value(req.envp, "LD_LIBRARY_PATH")) {
+  // rtld.c dl_main: --library-path replaces LD_LIBRARY_PATH (state.library_path).
+  auto llp = env_value(req.envp, "LD_LIBRARY_PATH");
+  if (req.command && req.command->library_path) {
+    llp = req.command->library_path;
+    st.library_path_source = "--library-path";
+  }
+  if (llp) {
     if (req.secure) p.warnings.emplace_back("LD_LIBRARY_PATH is ignored in secure mode (AT_SECURE)");
     else st.library_path = parse_library_path(*llp, main_ctx);
   }
@@ -273,10 +297,12 @@ void read_search_inputs(const Request& req, State& st, Prediction& p) {
     p.warnings.emplace_back(
         "GLIBC_TUNABLES is set: tunables that change the search (glibc.cpu.hwcaps, "
         "glibc.cpu.hwcap_mask) are not modelled");
-  if (env_value(req.envp, "LD_AUDIT"))
+  if (env_value(req.envp, "LD_AUDIT") || (req.command && !req.command->audit.empty()))
     p.warnings.emplace_back(
-        "LD_AUDIT is set: audit modules are loaded (and run) before the program's "
+        "LD_AUDIT (or ld.so's --audit) is set: audit modules are loaded (and run) before the program's "
         "dependencies; their effect on the search is not modelled");
+  // --inhibit-cache (GLRO(dl_inhibit_cache)): dl-load.c never asks the cache.
+  if (req.command && req.command->inhibit_cache) return;
   if (auto c = detail::shared_cache(st.sys->cache_path)) st.cache = std::move(*c);
   else if (c.error().err != ENOENT) p.warnings.push_back(c.error().message + " (ld.so ignores it)");
 }
@@ -292,7 +318,9 @@ void note_error(Prediction& p, const LoaderError& e) {
 // _dl_map_object_deps() builds (the main program's l_searchlist).
 class LinkMap {
  public:
-  LinkMap(State& st, std::string cwd) : st_(st), cwd_(std::move(cwd)) {}
+  // LIST_FATAL: `ld.so --list`, whose trace stops at a name not found
+  // (dl-deps.c gets trace_mode only for rtld_mode_trace).
+  LinkMap(State& st, std::string cwd, bool list_fatal) : st_(st), cwd_(std::move(cwd)), list_fatal_(list_fatal) {}
 
   void add_main_program(const Request& req, std::shared_ptr<const detail::FileFacts> facts);
   void add_rtld(const Request& req);
@@ -350,6 +378,7 @@ class LinkMap {
   std::vector<int> preloads_;
   int rtld_ = -1, vdso_ = -1;
   bool stopped_ = false;  // a fatal error ended the walk
+  bool list_fatal_ = false;
 };
 
 int LinkMap::add_map(Map m) {
@@ -531,11 +560,15 @@ void LinkMap::preload(const std::string& fname, const char* where, FoundBy by, P
   preloads_.push_back(r.map);
 }
 
-// dl_main: LD_PRELOAD (handle_preload_list), then /etc/ld.so.preload, each
+// dl_main: LD_PRELOAD (handle_preload_list), --preload, then /etc/ld.so.preload, each
 // loaded with the executable as loader and __RTLD_SECURE.
 void LinkMap::load_preloads(const Request& req, Prediction& p) {
   if (auto pre = env_value(req.envp, "LD_PRELOAD"))
     for (const auto& name : split_preload_env(*pre, req.secure)) preload(name, "LD_PRELOAD", FoundBy::preload_env, p);
+  // rtld.c dl_main: --preload's list after LD_PRELOAD's, split the same way.
+  if (req.command && req.command->preload)
+    for (const auto& name : split_preload_env(*req.command->preload, req.secure))
+      preload(name, "--preload", FoundBy::preload_env, p);
   const std::string& file = st_.sys->preload_path;
   for (const auto& name : read_preload_file(file)) preload(name, file.c_str(), FoundBy::preload_file, p);
 }
@@ -603,7 +636,7 @@ std::optional<std::string> LinkMap::expand_dep_name(int l, const DepEntry& d, bo
 
 // A DT_NEEDED object goes to the end of the search list, once.
 void LinkMap::add_needed(int l, const MapResult& r, Prediction& p) {
-  if (r.fatal) return stop_with(p, *r.error);
+  if (r.fatal || (r.error && list_fatal_)) return stop_with(p, *r.error);
   if (r.error) note_error(p, *r.error);  // not found: a real run stops here, trace mode goes on
   Map& dep = st_.map(r.map);
   st_.map(l).needed.push_back(r.map);
@@ -626,7 +659,13 @@ std::optional<LinkMap::PendingIt> LinkMap::add_filtee(int l, PendingIt l_node, D
     if (kind != DepEntry::Kind::auxiliary) stop_with(p, *r.error);
     return std::nullopt;
   }
-  if (r.error && kind == DepEntry::Kind::filter) note_error(p, *r.error);
+  if (r.error && kind == DepEntry::Kind::filter) {
+    if (list_fatal_) {
+      stop_with(p, *r.error);
+      return std::nullopt;
+    }
+    note_error(p, *r.error);
+  }
   if (r.map < 0) return std::nullopt;
   Map& filtee = st_.map(r.map);
   st_.map(l).needed.push_back(r.map);
@@ -696,7 +735,8 @@ void LinkMap::check_versions(const Request& req, Prediction& p) const {
     objects.push_back(std::move(o));
   }
   std::vector<VersionDiagnostic> all;
-  auto e = ldso::check_versions(objects, req.program, p.warnings, &all);
+  const std::string argv0 = req.command ? req.command->message_name() : req.program;
+  auto e = ldso::check_versions(objects, argv0, p.warnings, &all);
   if (!p.error) p.error = std::move(e);
   for (const auto& d : all) {
     // With LD_DEBUG set (ldd -u), _dl_signal_cerror() first prints each as a
@@ -704,7 +744,7 @@ void LinkMap::check_versions(const Request& req, Prediction& p) const {
     // (elf/dl-error-skeleton.c); the process id is not predictable.
     if (req.trace && req.unused)
       p.trace_stderr.push_back("  PID:\t" + d.object + ": error: version lookup error: " + d.message + " (continued)");
-    p.trace_stderr.push_back(version_line(req.program, d));
+    p.trace_stderr.push_back(version_line(argv0, d));
   }
 }
 
@@ -1063,7 +1103,14 @@ void LinkMap::count_relocations(const Request& req, Prediction& p) const {
 
 // elf/rtld.c dl_main, as a list of its stages (the numbers of the file's
 // opening comment).
-Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
+Result<Prediction> resolve(const Request& req, const SystemInfo& given_sys) {
+  // ld.so run as a command (command_line.cpp): a mode that loads nothing, or
+  // a FILE ld.so cannot open, ends here; its hwcaps options change the
+  // subdirectories searched and the cache's priorities.
+  if (req.command)
+    if (auto early = detail::command_without_load(req)) return std::move(*early);
+  const SystemInfo command_sys = req.command ? detail::with_hwcaps_options(given_sys, *req.command) : SystemInfo{};
+  const SystemInfo& sys = req.command ? command_sys : given_sys;
   // musl's loader has its own rules (musl.cpp): chosen by the loader that runs.
   if (req.explicit_loader.empty() ? is_musl_loader(detail::program_interp(req)) : is_musl_loader(req.explicit_loader))
     return detail::resolve_musl(req, sys);
@@ -1081,7 +1128,10 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& sys) {
   auto prog = read_main_program(req, st.cwd_fd, p);
   if (!prog) return prog.error();
   if (!ldso_has_work(req, **prog, p)) return p;
-  LinkMap link_map(st, wd->path);
+  st.inhibit_rpath = req.command ? req.command->inhibit_rpath : std::nullopt;
+  p.command = req.command;
+  if (req.command) p.argv0 = req.command->message_name();
+  LinkMap link_map(st, wd->path, req.command && req.command->mode == LoaderCommand::Mode::list);
   link_map.add_main_program(req, *prog);
   link_map.add_rtld(req);
   link_map.add_vdso();

@@ -140,7 +140,7 @@ class Search {
     return !did_main && in_dirs(st_.rpath_of(st_.main), FoundBy::rpath, "DT_RPATH of " + st_.display(st_.main) + ": ");
   }
 
-  bool library_path() { return in_dirs(st_.library_path, FoundBy::ld_library_path, "LD_LIBRARY_PATH: "); }
+  bool library_path() { return in_dirs(st_.library_path, FoundBy::ld_library_path, st_.library_path_source + ": "); }
 
   // DT_RUNPATH of the loader only (no chain).
   bool runpath(int loader) {

@@ -140,6 +140,12 @@ with tempfile.TemporaryDirectory(prefix="procforge-schema-") as d:
     validate_json("explain --json --bindings /usr/bin/ls", r.stdout, "procforge.explain/1")
     if not json.loads(r.stdout)["loader"].get("bindings"):
         failures.append("explain --json --bindings /usr/bin/ls: no bindings")
+    # glibc's ld.so run as a command: a list, a refused command line, a run that stops.
+    ldso = "/lib64/ld-linux-x86-64.so.2"
+    if os.access(ldso, os.X_OK):
+        for args, status in [(["--list", "/usr/bin/ls"], 0), (["--bogus"], 1), (["--library-path", d, prog], 1)]:
+            r = procforge(["explain", "--json", ldso] + args, status)
+            validate_json(f"explain --json {ldso} {' '.join(args)}", r.stdout, "procforge.explain/1")
 
     listing = "".join(p + "\n" for p, _ in explained) + "/etc/passwd\n"
     r = procforge(["explain", "--json", "--batch", "-"], 1, stdin=listing)

@@ -916,6 +916,17 @@ void row_d(Corpus& c) {
                     s.phdrs[0].filesz = s.phdrs[0].memsz = 0x1000;
                     s.truncate_to = 0x1000 + 56 * 2 + 10;
                   }});
+  // e_phoff as a file position: at or past 2^63 it is negative, and so is
+  // one whose table would end past 2^63 - 1 (fs/read_write.c rw_verify_area()).
+  for (const auto& [label, off] :
+       std::vector<std::pair<std::string, std::uint64_t>>{{"phoff_2p63", 0x8000000000000000ull},
+                                                          {"phoff_all_ones", 0xffffffffffffffffull},
+                                                          {"phoff_end_past_2p63", 0x7fffffffffffffffull - 8},
+                                                          {"phoff_2p63_minus_page", 0x7ffffffffffff000ull}})
+    muts.push_back({label, [off](ElfSpec& s) {
+                      s.phoff = off;
+                      s.write_phdrs = false;
+                    }});
   muts.push_back({"phoff_zero_overlaps_header", [](ElfSpec& s) {
                     s.phoff = 0;
                     s.write_phdrs = false;
@@ -1008,6 +1019,11 @@ void row_e(Corpus& c) {
       {"interp_phoff_past_eof",
        [](ElfSpec& s) {
          s.phoff = 0x100000;
+         s.write_phdrs = false;
+       }},
+      {"interp_phoff_2p63",
+       [](ElfSpec& s) {
+         s.phoff = 0x8000000000000000ull;
          s.write_phdrs = false;
        }},
       {"interp_et_rel", [](ElfSpec& s) { s.type = kEtRel; }},

@@ -16,7 +16,7 @@ ExpectedStderr expected_stderr(const ldso::Prediction& p, const ldso::Request& r
   ExpectedStderr e;
   for (const auto& w : p.warnings)
     if (w.rfind("ERROR: ld.so:", 0) == 0) e.lines.push_back(w);
-  const std::string argv0 = req.program;
+  const std::string argv0 = p.argv0.value_or(req.program);  // ld.so run as a command: FILE or --argv0
   if (p.error && p.error->stage == ldso::LoaderError::Stage::loading) {
     bool not_found = false;
     for (const auto& o : p.objects)
@@ -36,7 +36,7 @@ ExpectedStderr expected_stderr(const ldso::Prediction& p, const ldso::Request& r
 
 ExpectedStderr expected_version_lines(const ldso::Prediction& p, const ldso::Request& req) {
   ExpectedStderr e;
-  const std::string argv0 = req.program;
+  const std::string argv0 = p.argv0.value_or(req.program);  // ld.so run as a command: FILE or --argv0
   for (const auto& w : p.warnings)
     if (w.rfind(argv0 + ": ", 0) == 0 && w.find(" (required by ") != std::string::npos) e.lines.push_back(w);
   if (p.error && p.error->stage == ldso::LoaderError::Stage::versions)
