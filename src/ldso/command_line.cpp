@@ -135,9 +135,31 @@ std::optional<std::string> main_program_refusal(const Opened& o) {
   return std::string(o.facts->other_class ? "wrong ELF class: ELFCLASS32" : "wrong ELF class or machine");
 }
 
+// A FILE without '/' is a library name to dl-load.c _dl_map_object(), which
+// dl_main calls before _dl_init_paths(): open_path() gives up at once on the
+// library path and the system directories, whose lists are not set up yet
+// ("We're called before _dl_init_paths"), and no object has a DT_RPATH yet.
+// What is left is the cache (not with --inhibit-cache), and of it only the
+// plain entries: dl-cache.c's glibc-hwcaps priorities are merged with
+// _dl_hwcaps_priorities, still empty until _dl_important_hwcaps(). The
+// refusal when the cache has no FILE carries the errno left by then: none,
+// unless opening the cache failed.
+// The refusal is the Error's message.
+Result<std::string> program_from_cache(const LoaderCommand& c, const SystemInfo& sys) {
+  const std::string refused = "cannot open shared object file";
+  if (c.inhibit_cache) return Error(ENOENT, refused);
+  auto cache = shared_cache(sys.cache_path);
+  if (!cache) return Error(cache.error().err, refused + ": " + std::strerror(cache.error().err));
+  SystemInfo plain = sys;
+  plain.hwcaps_subdirs.clear();
+  if (auto found = (*cache)->lookup(c.program, plain)) return *found;
+  return Error(ENOENT, refused);
+}
+
 }  // namespace
 
-std::optional<Result<Prediction>> command_without_load(const Request& req) {
+std::optional<Result<Prediction>> command_without_load(const Request& req, const SystemInfo& sys,
+                                                       std::string& main_file) {
   using Mode = LoaderCommand::Mode;
   const LoaderCommand& c = *req.command;
   Prediction p;
@@ -147,16 +169,24 @@ std::optional<Result<Prediction>> command_without_load(const Request& req) {
     p.command_exit = command_exit_status(c);
     return p;
   }
-  // A FILE without '/' is a library name to _dl_map_object(): searched in
-  // the library path, the cache and the default directories.
-  if (c.program.find('/') == std::string::npos)
-    return Result<Prediction>(Error(ENOTSUP, "ld.so searches a FILE without '/' (" + c.program +
-                                                 ") as a library name; that search for the main program is not "
-                                                 "modelled"));
-  const UniqueFd dir(req.cwd.empty() ? -1 : ::open(req.cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!req.cwd.empty() && !dir) return Result<Prediction>(Error(errno, "opening the working directory " + req.cwd));
-  const Opened o = open_file(dir ? dir.get() : AT_FDCWD, c.program);
-  const auto refusal = main_program_refusal(o);
+  main_file = c.program;
+  std::optional<std::string> refusal;
+  Opened o;
+  if (c.program.find('/') == std::string::npos) {
+    auto found = program_from_cache(c, sys);
+    if (found) main_file = *found;
+    else refusal = found.error().message;
+    if (!found && c.mode != Mode::verify)
+      p.warnings.push_back(c.program + " has no '/': ld.so looked it up in " + sys.cache_path +
+                           " only, not in the working directory or any search path; ./" + c.program +
+                           " names a file here");
+  }
+  if (!refusal) {
+    const UniqueFd dir(req.cwd.empty() ? -1 : ::open(req.cwd.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!req.cwd.empty() && !dir) return Result<Prediction>(Error(errno, "opening the working directory " + req.cwd));
+    o = open_file(dir ? dir.get() : AT_FDCWD, main_file);
+    refusal = main_program_refusal(o);
+  }
   // rtld.c dl_main, verify mode: 1 when FILE cannot be the main program or
   // has no PT_DYNAMIC, else 0 with PT_INTERP and 2 without.
   if (c.mode == Mode::verify) {

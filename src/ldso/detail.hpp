@@ -151,9 +151,12 @@ std::string run_and_read(const std::string& program, const std::string& arg, int
 std::string program_interp(const Request& req);
 // ld.so run as a command (command_line.cpp): the prediction of a run that
 // loads none of FILE's objects (help, version, the --list-* modes, a usage
-// error, --verify, a FILE ld.so cannot open as its main program, or one it
-// would search for as a library name); nullopt when the load goes on.
-std::optional<Result<Prediction>> command_without_load(const Request& req);
+// error, --verify, a FILE ld.so cannot open as its main program, or
+// a FILE it finds nowhere); nullopt when the load goes on, with MAIN_FILE
+// the file ld.so opens as the main program (FILE, or the cache's entry for a
+// FILE without '/').
+std::optional<Result<Prediction>> command_without_load(const Request& req, const SystemInfo& sys,
+                                                       std::string& main_file);
 // SYS with the glibc-hwcaps subdirectories dl-hwcaps.c _dl_important_hwcaps()
 // builds for C: --glibc-hwcaps-prepend's names first, then the active
 // built-in ones --glibc-hwcaps-mask keeps.

@@ -247,8 +247,11 @@ Result<WorkingDir> open_working_dir(const std::string& requested) {
 // What ld.so learns of the main program: the kernel mapped it (or ld.so,
 // run as a command, opened it with __RTLD_OPENEXEC). An Error when the
 // question cannot be answered.
-Result<std::shared_ptr<const detail::FileFacts>> read_main_program(const Request& req, int cwd_fd, Prediction& p) {
-  detail::Opened prog = detail::open_file(cwd_fd, req.program);
+// FILE: the file opened (req.program, or what ld.so run as a command found
+// for it in the cache).
+Result<std::shared_ptr<const detail::FileFacts>> read_main_program(const Request& req, const std::string& file,
+                                                                   int cwd_fd, Prediction& p) {
+  detail::Opened prog = detail::open_file(cwd_fd, file);
   if (!prog.facts) return Error(prog.err, "opening " + req.program + ": " + errno_name(prog.err));
   const detail::FileFacts& f = *prog.facts;
   if (f.verify != detail::FileFacts::Verify::ok)
@@ -322,7 +325,7 @@ class LinkMap {
   // (dl-deps.c gets trace_mode only for rtld_mode_trace).
   LinkMap(State& st, std::string cwd, bool list_fatal) : st_(st), cwd_(std::move(cwd)), list_fatal_(list_fatal) {}
 
-  void add_main_program(const Request& req, std::shared_ptr<const detail::FileFacts> facts);
+  void add_main_program(const Request& req, const std::string& file, std::shared_ptr<const detail::FileFacts> facts);
   void add_rtld(const Request& req);
   void add_vdso();
   void load_preloads(const Request& req, Prediction& p);
@@ -389,8 +392,10 @@ int LinkMap::add_map(Map m) {
 }
 
 // dl_main: the main program heads the list; its l_name is "" unless ld.so
-// runs as a command.
-void LinkMap::add_main_program(const Request& req, std::shared_ptr<const detail::FileFacts> facts) {
+// runs as a command. FILE is the file opened: its directory is $ORIGIN
+// (dl-object.c _dl_new_object() takes it from the realname).
+void LinkMap::add_main_program(const Request& req, const std::string& file,
+                               std::shared_ptr<const detail::FileFacts> facts) {
   const bool explicit_mode = !req.explicit_loader.empty();
   Map m;
   m.is_main = true;
@@ -398,14 +403,14 @@ void LinkMap::add_main_program(const Request& req, std::shared_ptr<const detail:
   m.l_name = explicit_mode ? req.program : "";
   m.libnames = {m.l_name};
   if (explicit_mode) {
-    m.origin = origin_of(req.program, cwd_);
+    m.origin = origin_of(file, cwd_);
   } else {
     // _dl_get_origin(): readlink("/proc/self/exe"), i.e. the resolved path.
     char real[PATH_MAX];
     if (::realpath(join(cwd_, req.program).c_str(), real)) m.origin = origin_of(real, "/");
   }
   m.report.name = req.program;
-  m.report.path = req.program;
+  m.report.path = file;
   m.report.found_by = FoundBy::main_program;
   m.reserved = true;
   st_.main = add_map(std::move(m));
@@ -1107,8 +1112,9 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& given_sys) {
   // ld.so run as a command (command_line.cpp): a mode that loads nothing, or
   // a FILE ld.so cannot open, ends here; its hwcaps options change the
   // subdirectories searched and the cache's priorities.
+  std::string main_file = req.program;
   if (req.command)
-    if (auto early = detail::command_without_load(req)) return std::move(*early);
+    if (auto early = detail::command_without_load(req, given_sys, main_file)) return std::move(*early);
   const SystemInfo command_sys = req.command ? detail::with_hwcaps_options(given_sys, *req.command) : SystemInfo{};
   const SystemInfo& sys = req.command ? command_sys : given_sys;
   // musl's loader has its own rules (musl.cpp): chosen by the loader that runs.
@@ -1125,14 +1131,17 @@ Result<Prediction> resolve(const Request& req, const SystemInfo& given_sys) {
 
   // 1. The main program, ld.so and the vDSO are on the list before any
   // search; nothing more when ld.so has no work.
-  auto prog = read_main_program(req, st.cwd_fd, p);
+  if (main_file != req.program)
+    p.warnings.push_back(req.program + " has no '/': ld.so looked it up in " + sys.cache_path + " only, and runs " +
+                         main_file);
+  auto prog = read_main_program(req, main_file, st.cwd_fd, p);
   if (!prog) return prog.error();
   if (!ldso_has_work(req, **prog, p)) return p;
   st.inhibit_rpath = req.command ? req.command->inhibit_rpath : std::nullopt;
   p.command = req.command;
   if (req.command) p.argv0 = req.command->message_name();
   LinkMap link_map(st, wd->path, req.command && req.command->mode == LoaderCommand::Mode::list);
-  link_map.add_main_program(req, *prog);
+  link_map.add_main_program(req, main_file, *prog);
   link_map.add_rtld(req);
   link_map.add_vdso();
   // process_envvars: LD_LIBRARY_PATH (its DSTs need the main program's
