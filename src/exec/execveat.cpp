@@ -70,32 +70,44 @@ bool execveat_start(Context& ctx, Bprm& b, std::string& lookup) {
                "pass an open descriptor");
       return false;
     }
-    if (at.empty()) {
-      ctx.check("execveat descriptor", fdname, false, "its file has no path the model can look up", kRule);
-      ctx.fail(ENOTSUP, "execveat descriptor", fdname,
+    // A name looked up from a descriptor with no path (a deleted directory,
+    // a memfd, a pipe): fs/namei.c path_init() refuses a start that is not a
+    // directory (ENOTDIR); in a directory already removed, lookup finds
+    // nothing (IS_DEADDIR: ENOENT).
+    struct stat fd_st {};
+    if (!name.empty() && at.empty() && ::fstat(req.dirfd, &fd_st) == 0) {
+      const bool dir = S_ISDIR(fd_st.st_mode);
+      ctx.check("execveat descriptor", fdname, false,
+                dir ? "a directory already removed" : "not a directory, and a name follows", "fs/namei.c path_init()");
+      ctx.fail(dir ? ENOENT : ENOTDIR, "execveat descriptor", fdname,
                "descriptor " + std::to_string(req.dirfd) +
-                   " names no file by path (deleted, a pipe or a memfd): not modelled",
-               "");
+                   (dir ? " is a directory that has been removed: nothing can be found in it"
+                        : " is not a directory, so " + name + " cannot be looked up from it"),
+               dir ? "open the directory that holds the program now" : "pass a directory descriptor, or AT_EMPTY_PATH");
       return false;
     }
     b.filename = name.empty() ? fdname : fdname + "/" + name;
     b.interp = b.filename;
     b.path_inaccessible = (fdflags & FD_CLOEXEC) != 0;
     if (name.empty()) {
-      lookup = at;
+      // open_exec() of the descriptor's own file, not of a path (open_exec()
+      // in path_lookup.cpp takes it from the descriptor): a deleted file and
+      // a memfd are executed as well.
+      lookup = "";
     } else {
       ctx.cwd = at;
       lookup = name;
     }
     ctx.check("execveat", b.filename, true,
               (name.empty() ? "the file of descriptor " : "looked up from descriptor ") + std::to_string(req.dirfd) +
-                  " (" + at + ")" + (b.path_inaccessible ? ", close-on-exec: the name dies with the exec" : ""),
+                  " (" + (at.empty() ? "no path: deleted, a memfd or a pipe" : at) + ")" +
+                  (b.path_inaccessible ? ", close-on-exec: the name dies with the exec" : ""),
               kRule);
   }
   // AT_SYMLINK_NOFOLLOW: the last component may not be a symlink.
   struct stat st {};
   const std::string full = lookup.empty() || lookup[0] == '/' ? lookup : ctx.cwd + "/" + lookup;
-  if ((req.at_flags & AT_SYMLINK_NOFOLLOW) && !(name.empty() && relative) &&
+  if ((req.at_flags & AT_SYMLINK_NOFOLLOW) && !lookup.empty() &&
       ::fstatat(AT_FDCWD, full.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
     ctx.check("execveat flags", lookup, false, "AT_SYMLINK_NOFOLLOW and the last component is a symlink",
               "fs/namei.c trailing_symlink()");

@@ -251,11 +251,32 @@ bool noexec(const struct statfs& sf) {
 
 }  // namespace
 
+namespace {
+
+// execveat(DIRFD, "", AT_EMPTY_PATH): fs/namei.c path_init() with
+// LOOKUP_EMPTY and an empty name starts and ends at DIRFD's own file (the
+// working directory for AT_FDCWD), with no walk and no search permission
+// asked of any directory. The file is reopened through its /proc/self/fd
+// link, which works for a deleted file and a memfd too.
+LookupResult descriptor_lookup(int dirfd, const std::string& cwd) {
+  LookupResult r;
+  r.resolved = dirfd == AT_FDCWD ? cwd : "/proc/self/fd/" + std::to_string(dirfd);
+  if ((dirfd == AT_FDCWD ? ::stat(cwd.c_str(), &r.st) : ::fstat(dirfd, &r.st)) != 0) {
+    r.err = errno;
+    r.detail = "descriptor " + std::to_string(dirfd) + ": " + std::strerror(errno);
+  }
+  return r;
+}
+
+}  // namespace
+
 Result<std::optional<ExecFile>> open_exec(Context& ctx, const std::string& name, const std::string& role) {
   const std::string rule_walk = "fs/namei.c path_openat() / link_path_walk()";
   // Only the program's own path comes from user space (getname(), which
   // refuses ""); interpreter names come from the kernel (getname_kernel()).
-  LookupResult lr = path_lookup(name, ctx.cwd, ctx.req.creds, role != "program");
+  const bool empty_path = role == "program" && name.empty() && (ctx.req.at_flags & AT_EMPTY_PATH);
+  LookupResult lr = empty_path ? descriptor_lookup(ctx.req.dirfd, ctx.cwd)
+                               : path_lookup(name, ctx.cwd, ctx.req.creds, role != "program");
   if (lr.err) {
     ctx.check("path lookup", name, false, lr.detail, rule_walk);
     auto d = diagnose_lookup(lr.err, role, name, lr);

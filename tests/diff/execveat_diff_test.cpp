@@ -8,6 +8,7 @@
 // a close-on-exec descriptor makes a script fail with ENOENT.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "procforge/exec.hpp"
+#include "support/exec_corpus.hpp"
 #include "support/ldso_fixtures.hpp"
 #include "support/oracle.hpp"
 
@@ -25,6 +27,11 @@ namespace {
 
 constexpr int kFd = 37;  // the descriptor number both sides use
 
+// Where descriptor kFd comes from: OPEN opened; the same, then removed
+// (unlink, or rmdir for a directory); a memfd holding a copy of OPEN; a
+// pipe's read end. The last three leave the descriptor with no path.
+enum class Source { path, removed, memfd, pipe };
+
 struct AtCase {
   std::string name;
   std::string open;  // what descriptor kFd names (relative to the fixture directory)
@@ -32,6 +39,7 @@ struct AtCase {
   bool cloexec = false;
   std::string path;  // execveat's path ("" with AT_EMPTY_PATH)
   int at_flags = 0;
+  Source source = Source::path;
 };
 
 // What the child does in place of execve(): raw system calls only.
@@ -42,11 +50,44 @@ struct ChildCtx {
   char* const* argv;
   char* const* envp;
   int at_flags;
+  Source source;
 };
+
+// Descriptor FD's contents copied into a new memfd (close-on-exec as
+// CLOEXEC says); the memfd, or -1 with errno.
+long memfd_copy(long fd, bool cloexec) {
+  const long m = syscall(SYS_memfd_create, "execveat-case", cloexec ? MFD_CLOEXEC : 0);
+  if (m < 0) return -1;
+  while (true) {
+    const long n = syscall(SYS_sendfile, m, fd, nullptr, 1L << 20);
+    if (n < 0) return -1;
+    if (n == 0) break;
+  }
+  syscall(SYS_fchmod, m, 0755);
+  syscall(SYS_close, fd);
+  return m;
+}
+
+// The descriptor C asks for, by raw system calls (the oracle's child may
+// use nothing else); -1 with errno on failure.
+long open_source(const ChildCtx* c) {
+  if (c->source == Source::pipe) {
+    int ends[2];
+    if (syscall(SYS_pipe2, ends, c->open_flags & O_CLOEXEC) < 0) return -1;
+    return ends[0];
+  }
+  long fd = syscall(SYS_openat, AT_FDCWD, c->open_path, c->open_flags);
+  if (fd < 0) return -1;
+  if (c->source == Source::removed &&
+      syscall(SYS_unlinkat, AT_FDCWD, c->open_path, (c->open_flags & O_DIRECTORY) ? AT_REMOVEDIR : 0) < 0)
+    return -1;
+  if (c->source == Source::memfd) fd = memfd_copy(fd, (c->open_flags & O_CLOEXEC) != 0);
+  return fd;
+}
 
 int exec_at(const void* p) {
   const auto* c = static_cast<const ChildCtx*>(p);
-  const long fd = syscall(SYS_openat, AT_FDCWD, c->open_path, c->open_flags);
+  const long fd = open_source(c);
   if (fd < 0) return errno;
   if (fd != kFd && syscall(SYS_dup3, fd, kFd, c->open_flags & O_CLOEXEC) < 0) return errno;
   syscall(SYS_execveat, kFd, c->path, c->argv, c->envp, c->at_flags);
@@ -85,29 +126,54 @@ std::vector<AtCase> cases(const std::string& dir) {
       {"file_fd_with_name", "prog", O_RDONLY, false, "x", 0},
       {"dir_missing", ".", dirf, false, "missing", 0},
       {"empty_path_flag_on_dir_name", ".", dirf, true, "script", AT_EMPTY_PATH},
+      // Descriptors with no path: the kernel goes by the open file alone.
+      {"removed_prog", "gone", O_RDONLY, false, "", AT_EMPTY_PATH, Source::removed},
+      {"removed_prog_opath_cloexec", "gone", O_PATH, true, "", AT_EMPTY_PATH, Source::removed},
+      {"removed_script", "gone_script", O_RDONLY, false, "", AT_EMPTY_PATH, Source::removed},
+      {"removed_script_cloexec", "gone_script", O_RDONLY, true, "", AT_EMPTY_PATH, Source::removed},
+      {"removed_dir_name", "gone_dir", dirf, false, "prog", 0, Source::removed},
+      {"memfd_prog", "prog", O_RDONLY, true, "", AT_EMPTY_PATH, Source::memfd},
+      {"memfd_script", "script", O_RDONLY, false, "", AT_EMPTY_PATH, Source::memfd},
+      {"memfd_script_cloexec", "script", O_RDONLY, true, "", AT_EMPTY_PATH, Source::memfd},
+      {"memfd_with_name", "prog", O_RDONLY, false, "prog", 0, Source::memfd},
+      {"pipe", "", O_RDONLY, false, "", AT_EMPTY_PATH, Source::pipe},
   };
 }
 
-TEST(ExecveatDiff, kernel_and_model_agree) {
-  FixtureDir d;
-  const std::string probe = PROCFORGE_PROBE_DIR "/probe_args";
-  ASSERT_EQ(::access(probe.c_str(), X_OK), 0) << probe;
-  {
-    const CommandResult cp = run_command({"/bin/cp", probe, d.at("prog")});
-    ASSERT_EQ(cp.exit_code, 0) << cp.err;
-  }
-  d.write("script", "#!" + d.at("prog") + " -x\n", 0755);
-  d.write("sub/script2", "#!" + d.at("prog") + "\n", 0755);
-  d.symlink("link", "prog");
-  std::size_t same = 0;
-  const auto all = cases(d.path());
-  for (const auto& c : all) {
-    SCOPED_TRACE("case " + c.name);
+// One case through the kernel (a child that opens the descriptor and calls
+// execveat) and through the model (the same descriptor opened here); true
+// when they agree: outcome, errno, and the argv the program received.
+bool agree(FixtureDir& d, const AtCase& c) {
+  SCOPED_TRACE("case " + c.name);
+  const auto parts = [] {
+    return ::testing::UnitTest::GetInstance()->current_test_info()->result()->total_part_count();
+  };
+  const int before = parts();
+  bool setup = false;
+  [&] {
     std::vector<std::string> argv = {"argv0", "one"}, envp = {"PATH=/usr/bin:/bin"};
     auto cargv = c_array(argv), cenvp = c_array(envp);
     const std::string open_path = d.at(c.open);
     const int open_flags = c.open_flags | (c.cloexec ? O_CLOEXEC : 0);
-    const ChildCtx ctx{open_path.c_str(), open_flags, c.path.c_str(), cargv.data(), cenvp.data(), c.at_flags};
+    const ChildCtx ctx{open_path.c_str(), open_flags, c.path.c_str(), cargv.data(), cenvp.data(), c.at_flags, c.source};
+    // This process's descriptor: opened before the child removes the file
+    // (the removed cases make it anew each time), or the same memfd copy or
+    // pipe.
+    if (c.source == Source::removed) {
+      if (c.open == "gone_dir") d.mkdirs(c.open);
+      else ASSERT_EQ(run_command({"/bin/cp", d.at(c.open == "gone" ? "prog" : "script"), open_path}).exit_code, 0);
+    }
+    int fd = -1;
+    if (c.source == Source::pipe) {
+      int ends[2];
+      ASSERT_EQ(::pipe2(ends, open_flags & O_CLOEXEC), 0);
+      fd = ends[0];
+    } else {
+      fd = ::open(open_path.c_str(), open_flags);
+      ASSERT_GE(fd, 0) << std::strerror(errno);
+      if (c.source == Source::memfd) fd = static_cast<int>(memfd_copy(fd, (open_flags & O_CLOEXEC) != 0));
+      ASSERT_GE(fd, 0) << std::strerror(errno);
+    }
     OracleRequest oreq;
     oreq.path = "(execveat)";
     oreq.argv = argv;
@@ -118,8 +184,6 @@ TEST(ExecveatDiff, kernel_and_model_agree) {
     ASSERT_TRUE(k.setup_error.empty()) << k.setup_error;
 
     // The model, with the same descriptor open in this process.
-    const int fd = ::open(open_path.c_str(), open_flags);
-    ASSERT_GE(fd, 0) << std::strerror(errno);
     if (fd != kFd) {
       ASSERT_EQ(::dup3(fd, kFd, open_flags & O_CLOEXEC), kFd);
       ::close(fd);
@@ -137,7 +201,6 @@ TEST(ExecveatDiff, kernel_and_model_agree) {
 
     const bool kernel_ok = k.outcome == OracleOutcome::ok;
     const bool model_ok = p->outcome == exec::Outcome::ok;
-    const int failures = ::testing::UnitTest::GetInstance()->current_test_info()->result()->total_part_count();
     EXPECT_EQ(kernel_ok, model_ok) << "kernel: " << describe(k) << ", model errno " << p->err << " " << p->failed_step;
     if (!kernel_ok && !model_ok) {
       EXPECT_EQ(k.err, p->err) << "kernel: " << describe(k) << ", model: " << p->failed_step;
@@ -146,9 +209,54 @@ TEST(ExecveatDiff, kernel_and_model_agree) {
       EXPECT_TRUE(k.probe.ran) << k.out;
       EXPECT_EQ(k.probe.argv, p->argv);
     }
-    same += ::testing::UnitTest::GetInstance()->current_test_info()->result()->total_part_count() == failures;
+    setup = true;
+  }();
+  return setup && parts() == before;
+}
+
+TEST(ExecveatDiff, kernel_and_model_agree) {
+  FixtureDir d;
+  const std::string probe = PROCFORGE_PROBE_DIR "/probe_args";
+  ASSERT_EQ(::access(probe.c_str(), X_OK), 0) << probe;
+  {
+    const CommandResult cp = run_command({"/bin/cp", probe, d.at("prog")});
+    ASSERT_EQ(cp.exit_code, 0) << cp.err;
   }
+  d.write("script", "#!" + d.at("prog") + " -x\n", 0755);
+  d.write("sub/script2", "#!" + d.at("prog") + "\n", 0755);
+  d.symlink("link", "prog");
+  const auto all = cases(d.path());
+  std::size_t same = 0;
+  for (const auto& c : all) same += agree(d, c);
   std::printf("execveat cases: %zu compared, %zu identical\n", all.size(), same);
+}
+
+// binfmt_misc through a descriptor: fs/binfmt_misc.c load_misc_binary()
+// refuses a close-on-exec descriptor's name as load_script() does (ENOENT),
+// and otherwise hands the interpreter "/dev/fd/N".
+TEST(ExecveatDiff, binfmt_misc_through_a_descriptor) {
+  Unavailable why;
+  const BinfmtEntries* e = SharedEnv::get().binfmt(&why);
+  if (!e) {
+    ASSERT_FALSE(why.harness_failure) << why.why;
+    GTEST_SKIP() << why.why;
+  }
+  FixtureDir d;
+  d.write("plain", e->plain_magic + " payload\n", 0755);
+  d.write("preserve", e->preserve_magic + " payload\n", 0755);
+  const int dirf = O_RDONLY | O_DIRECTORY;
+  const std::vector<AtCase> all = {
+      {"fexecve_plain", "plain", O_RDONLY, false, "", AT_EMPTY_PATH},
+      {"fexecve_plain_cloexec", "plain", O_RDONLY, true, "", AT_EMPTY_PATH},
+      {"fexecve_preserve_cloexec", "preserve", O_RDONLY, true, "", AT_EMPTY_PATH},
+      {"dir_plain", ".", dirf, false, "plain", 0},
+      {"dir_plain_cloexec", ".", dirf, true, "plain", 0},
+      {"memfd_plain", "plain", O_RDONLY, false, "", AT_EMPTY_PATH, Source::memfd},
+      {"memfd_plain_cloexec", "plain", O_RDONLY, true, "", AT_EMPTY_PATH, Source::memfd},
+  };
+  std::size_t same = 0;
+  for (const auto& c : all) same += agree(d, c);
+  std::printf("execveat binfmt_misc cases: %zu compared, %zu identical\n", all.size(), same);
 }
 
 // The CLI: `explain --execveat 3 [--cloexec] script 3<DIR`, the descriptor
