@@ -3,8 +3,9 @@
 // [0] to B [0]: normal symbol `sym' [VER]", elf/dl-lookup.c
 // _dl_lookup_symbol_x) must be a binding procforge predicts, with the same
 // referencing object, symbol, version asked for, object bound to and kind
-// (normal/protected), and procforge must predict no printed lookup ld.so did
-// not make. What binds where is never written here: ld.so prints it.
+// (normal/protected), in the same place of the list (ld.so's relocation
+// order), and procforge must predict no printed lookup ld.so did not make.
+// What binds where is never written here: ld.so prints it.
 //   programs   a sample of /usr/bin's dynamic executables (every Nth, about
 //              60; PROCFORGE_BINDINGS_SWEEP=185 gives about 185 and 154
 //              compared, =all every one), each run with
@@ -15,7 +16,8 @@
 //   fixtures   support/binding_fixtures: interposition by LD_PRELOAD, a
 //              protected definition, several versions of one symbol, a weak
 //              undefined reference, copy relocations, an IFUNC, DT_SYMBOLIC,
-//              TLS, STB_GNU_UNIQUE.
+//              TLS, STB_GNU_UNIQUE, DF_1_GROUP objects (which glibc
+//              ignores), weak definitions with and without LD_DYNAMIC_WEAK.
 // Start-up is what ld.so prints before its first "calling init:" line; the
 // lines after it (constructors, dlopen, dlsym) come from code that runs and
 // are counted apart, not compared.
@@ -23,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -135,7 +138,7 @@ struct Tally {
   std::vector<std::string> mismatches;
 };
 
-// Both sides of one program; the multisets of lines must be equal.
+// Both sides of one program; the lists of lines must be equal, order and all.
 void compare(const std::string& name, const std::string& program, const std::vector<std::string>& env,
              const std::string& cwd, Tally& t, std::mutex& mu) {
   const Printed real = real_bindings(program, env, cwd);
@@ -177,7 +180,16 @@ void compare(const std::string& name, const std::string& program, const std::vec
   std::vector<std::string> extra;
   for (const auto& [l, n] : count)
     for (long i = 0; i < n; ++i) extra.push_back(l);
-  if (missing.empty() && extra.empty()) return;
+  if (missing.empty() && extra.empty()) {
+    // The same lines, so the same count: ld.so's order (each object in
+    // relocation order, its relocations in table order) is the oracle too.
+    if (*mine == real.startup) return;
+    const auto at = std::mismatch(real.startup.begin(), real.startup.end(), mine->begin()).first - real.startup.begin();
+    t.mismatches.push_back(name + ": the same bindings in another order, from line " + std::to_string(at + 1) +
+                           "\n      ld.so:     " + real.startup[static_cast<std::size_t>(at)] +
+                           "\n      procforge: " + (*mine)[static_cast<std::size_t>(at)]);
+    return;
+  }
   std::string m = name + ": " + std::to_string(missing.size()) + " printed by ld.so, not predicted; " +
                   std::to_string(extra.size()) + " predicted, not printed";
   for (std::size_t i = 0; i < missing.size() && i < 3; ++i) m += "\n      ld.so:     " + missing[i];
@@ -239,6 +251,7 @@ TEST(BindingsDiff, system_programs_bind_as_ld_so_says) {
   EXPECT_GE(t.programs, std::min(programs.size(), want) * 3 / 4);
   EXPECT_GT(t.bindings, 1000u);
   EXPECT_EQ(t.agreed, t.bindings);
+  EXPECT_EQ(t.in_order, t.programs);
   EXPECT_TRUE(t.mismatches.empty());
 }
 
@@ -254,6 +267,7 @@ TEST(BindingsDiff, fixture_rules_bind_as_ld_so_says) {
   report("fixtures", t);
   EXPECT_GE(t.programs, 4u);
   EXPECT_EQ(t.agreed, t.bindings);
+  EXPECT_EQ(t.in_order, t.programs);
   EXPECT_TRUE(t.mismatches.empty());
 }
 
