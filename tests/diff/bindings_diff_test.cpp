@@ -18,6 +18,8 @@
 //              undefined reference, copy relocations, an IFUNC, DT_SYMBOLIC,
 //              TLS, STB_GNU_UNIQUE, DF_1_GROUP objects (which glibc
 //              ignores), weak definitions with and without LD_DYNAMIC_WEAK.
+// LD_DYNAMIC_WEAK in secure mode, where LD_DEBUG is ignored, is judged by
+// the exit status of a program whose call says where it bound.
 // Start-up is what ld.so prints before its first "calling init:" line; the
 // lines after it (constructors, dlopen, dlsym) come from code that runs and
 // are counted apart, not compared.
@@ -37,6 +39,7 @@
 #include <sstream>
 #include <thread>
 
+#include "procforge/ldso.hpp"
 #include "support/binding_fixtures.hpp"
 #include "support/ldso_fixtures.hpp"
 #include "support/requires.hpp"
@@ -269,6 +272,53 @@ TEST(BindingsDiff, fixture_rules_bind_as_ld_so_says) {
   EXPECT_EQ(t.agreed, t.bindings);
   EXPECT_EQ(t.in_order, t.programs);
   EXPECT_TRUE(t.mismatches.empty());
+}
+
+// LD_DYNAMIC_WEAK in secure mode (AT_SECURE: a set-uid root program run by
+// nobody), where rtld.c process_envvars() does not set dl_dynamic_weak.
+// ld.so ignores LD_DEBUG there, so the program's exit status says where its
+// call went: wk_fn() of the fixture's libweak.so (weak, first in the scope)
+// returns 1, libstrong.so's (global, later) 2. The same program without the
+// set-uid bit, run by nobody too, shows the variable at work.
+TEST(BindingsDiff, ld_dynamic_weak_is_ignored_in_secure_mode) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: a set-uid root program run by nobody (AT_SECURE)";
+  FixtureDir dir;
+  ASSERT_TRUE(build_binding_cases(dir)) << "building the binding fixtures failed";
+  dir.write("weak/status.c", "extern int wk_fn(void);\nint main(void) { return wk_fn(); }\n");
+  for (const char* out : {"weak/status", "weak/status_suid"})
+    ASSERT_TRUE(dir.gcc({"-o", out, "weak/status.c", "-Wl,--no-as-needed", "-Lweak", "-lweak", "-lstrong",
+                         "-Wl,-rpath," + dir.at("weak")}))
+        << dir.error();
+  ASSERT_EQ(::chmod(dir.at("weak/status_suid").c_str(), 04755), 0);
+  const ldso::SystemInfo sys = ldso::SystemInfo::probe();
+  for (const bool secure : {false, true}) {
+    const std::string program = dir.at(secure ? "weak/status_suid" : "weak/status");
+    std::vector<std::string> env = kEnv;
+    env.emplace_back("LD_DYNAMIC_WEAK=1");
+    CommandOptions o;
+    o.env = env;
+    o.cwd = dir.path();
+    o.uid = 65534;
+    const auto real = run_command({program}, o);
+    ASSERT_TRUE(real.started) << real.err;
+    ldso::Request req;
+    req.program = program;
+    req.envp = env;
+    req.cwd = dir.path();
+    req.secure = secure;
+    req.bindings = true;
+    auto p = ldso::resolve(req, sys);
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    ASSERT_TRUE(p->bindings);
+    int predicted = -1;
+    for (const auto& b : *p->bindings)
+      if (b.object == program && b.symbol == "wk_fn" && b.target)
+        predicted = *b.target == dir.at("weak/libweak.so") ? 1 : *b.target == dir.at("weak/libstrong.so") ? 2 : -1;
+    std::printf("LD_DYNAMIC_WEAK=1, %s: the program's wk_fn() returned %d, procforge predicts %d\n",
+                secure ? "secure mode" : "not secure", real.exit_code, predicted);
+    EXPECT_EQ(real.exit_code, predicted) << (secure ? "secure mode" : "not secure") << "; stderr: " << real.err;
+  }
 }
 
 }  // namespace
