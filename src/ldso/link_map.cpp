@@ -776,6 +776,12 @@ std::optional<std::vector<ScopeObject>> LinkMap::global_scope(const Request& req
     std::vector<std::string> names = m.libnames;
     names.push_back(m.l_name);
     maps.push_back(n.map);
+    // Solaris's ld.so would keep this object's lookups inside its group;
+    // glibc's does not (bindings.cpp), which a reader of -Bgroup may not expect.
+    if (!req.trace && m.facts && (m.facts->flags_1 & DF_1_GROUP))
+      p.warnings.push_back(st_.display(n.map) +
+                           ": DF_1_GROUP (ld -Bgroup) is set; glibc's ld.so ignores it and looks its symbols up in "
+                           "the global scope as for any other object");
     if (m.is_vdso) {
       scope.push_back({nullptr, false, std::move(names)});
       continue;
