@@ -9,7 +9,8 @@
 //     order (the hash chain's order) through check_match(); with no exact
 //     match, the one versioned symbol seen (if exactly one); a hidden or
 //     internal, or a local definition is passed over, a weak or global or
-//     unique one is taken;
+//     unique one is taken; with LD_DYNAMIC_WEAK a weak one is only kept (the
+//     first met) while the walk goes on for a global or unique one;
 //   check_match: no value (unless SHN_ABS or TLS), or undefined for a PLT
 //     class lookup, or a type other than NOTYPE/OBJECT/FUNC/COMMON/TLS/IFUNC:
 //     not a definition; a version asked for matches the definition's version
@@ -123,10 +124,11 @@ struct Query {
   int type_class;
   std::size_t undef;
   std::uint32_t ref_sym;
+  bool dynamic_weak;
 };
 
 // do_lookup_x() over the objects ORDER names in SCOPE: 1 found (in OUT), 0
-// not, kLookupAsserts.
+// not (OUT may hold the weak definition LD_DYNAMIC_WEAK kept), kLookupAsserts.
 int do_lookup_x(const std::vector<ScopeObject>& scope, const std::vector<std::size_t>& order, const Query& q,
                 UniqueTable& unique, Bound& out) {
   for (std::size_t i : order) {
@@ -151,6 +153,15 @@ int do_lookup_x(const std::vector<ScopeObject>& scope, const std::vector<std::si
     const unsigned vis = def.other & 3;
     if (vis == STV_HIDDEN || vis == STV_INTERNAL) continue;
     const unsigned bind = def.info >> 4;
+    // GLRO(dl_dynamic_weak): "Weak definition.  Use this value if we don't
+    // find another." The walk goes on to the next object.
+    if (bind == STB_WEAK && q.dynamic_weak) {
+      if (out.object < 0) {
+        out.object = static_cast<int>(i);
+        out.sym = idx;
+      }
+      continue;
+    }
     if (bind == STB_WEAK || bind == STB_GLOBAL) {
       out.object = static_cast<int>(i);
       out.sym = idx;
@@ -179,7 +190,7 @@ int do_lookup_x(const std::vector<ScopeObject>& scope, const std::vector<std::si
 }  // namespace
 
 Bound bind(const std::vector<ScopeObject>& scope, std::size_t undef, const ObjectSymbols& from,
-           const ObjectSymbols::Lookup& ref, UniqueTable& unique) {
+           const ObjectSymbols::Lookup& ref, UniqueTable& unique, bool dynamic_weak) {
   Bound b;
   if (ref.sym >= from.syms.size()) return b;
   const auto& want = from.syms[ref.sym];
@@ -188,13 +199,20 @@ Bound bind(const std::vector<ScopeObject>& scope, std::size_t undef, const Objec
     if (ndx < from.versions.size() && from.versions[ndx].hash != 0) b.version = &from.versions[ndx];
   }
   // l_scope: the object alone first with DT_SYMBOLIC, then the global scope.
+  // DF_1_GROUP (ld -Bgroup; Solaris: lookups from the object and its
+  // dependencies stay inside that group, in its DT_NEEDED order) changes
+  // nothing: glibc 2.36 copies DT_FLAGS_1 to l_flags_1
+  // (elf/get-dynamic-info.h, which only warns of the bits outside
+  // include/elf.h DT_1_SUPPORTED_MASK under LD_DEBUG=files), and no lookup
+  // (elf/dl-lookup.c), scope (elf/dl-object.c) or search list (elf/dl-deps.c)
+  // reads the bit.
   std::vector<std::size_t> order;
   if (from.symbolic && !scope[undef].executable) order.push_back(undef);
   for (std::size_t i = 0; i < scope.size(); ++i) order.push_back(i);
-  const Query q{want.name, b.version, ref.type_class, undef, ref.sym};
+  const Query q{want.name, b.version, ref.type_class, undef, ref.sym, dynamic_weak};
   const int r = do_lookup_x(scope, order, q, unique, b);
   if (r == kLookupAsserts) b.object = kLookupAsserts;
-  if (r != 1) return b;
+  if (b.object < 0) return b;
   // _dl_lookup_symbol_x: a reference that is itself a protected definition
   // binds to its own object when the lookup (for a PLT slot), or a second
   // lookup of class PLT (for the others), finds it in another object.
@@ -203,8 +221,10 @@ Bound bind(const std::vector<ScopeObject>& scope, std::size_t undef, const Objec
     bool elsewhere = b.object != static_cast<int>(undef);
     if (ref.type_class != 1) {
       Bound again;
-      const Query plt{want.name, b.version, 1, undef, ref.sym};
-      elsewhere = do_lookup_x(scope, order, plt, unique, again) == 1 && again.object != static_cast<int>(undef);
+      const Query plt{want.name, b.version, 1, undef, ref.sym, dynamic_weak};
+      // protected_value.s is read whatever do_lookup_x() returned.
+      elsewhere = do_lookup_x(scope, order, plt, unique, again) != kLookupAsserts && again.object >= 0 &&
+                  again.object != static_cast<int>(undef);
     }
     if (elsewhere) {
       b.object = static_cast<int>(undef);
@@ -214,9 +234,14 @@ Bound bind(const std::vector<ScopeObject>& scope, std::size_t undef, const Objec
   return b;
 }
 
-int lookup(const std::vector<ScopeObject>& scope, std::size_t undef, const ObjectSymbols::Lookup& ref) {
-  UniqueTable unique;
-  return bind(scope, undef, *scope[undef].symbols, ref, unique).object;
+// rtld.c process_envvars(): any LD_DYNAMIC_WEAK=..., empty or not, sets
+// GLRO(dl_dynamic_weak); never in secure mode (the check there, and
+// sysdeps/generic/unsecvars.h takes the variable out of the environment).
+bool env_dynamic_weak(const std::vector<std::string>& envp, bool secure) {
+  if (secure) return false;
+  for (const auto& e : envp)
+    if (e.rfind("LD_DYNAMIC_WEAK=", 0) == 0) return true;
+  return false;
 }
 
 std::string relocation_name(std::uint32_t type) {

@@ -65,14 +65,10 @@ struct ScopeObject {
   std::vector<std::string> names;                // l_name and every name it is known by (_dl_name_match_p)
 };
 
-// _dl_lookup_symbol_x() for reference number LOOKUP of UNDEF (an index into
-// SCOPE, the object making it): the index in SCOPE of the object it binds
-// to, or -1 (undefined; for a weak reference, bound to nothing), or
-// kLookupAsserts: a versioned reference met its symbol in the object its
+// Bound::object when a versioned reference met its symbol in the object its
 // version names, which has no DT_VERSYM, and ld.so stops on check_match()'s
 // assertion.
 constexpr int kLookupAsserts = -2;
-int lookup(const std::vector<ScopeObject>& scope, std::size_t undef, const ObjectSymbols::Lookup& lookup);
 
 // The namespace's table of STB_GNU_UNIQUE symbols (do_lookup_unique): the
 // first definition a lookup met, by name, as (scope index, symbol index).
@@ -86,13 +82,20 @@ struct Bound {
   const VersionEntry* version = nullptr;  // the version asked for (in the referencing object)
 };
 
-// The whole lookup: the referencing object itself first when it has
+// _dl_lookup_symbol_x() for reference REF of UNDEF (an index into SCOPE, the
+// object making it). The whole lookup: the referencing object itself first when it has
 // DT_SYMBOLIC (elf/dl-load.c l_symbolic_searchlist; never for the main
 // program), then SCOPE; STB_GNU_UNIQUE through UNIQUE; the protected
 // rule of _dl_lookup_symbol_x. FROM holds the reference (UNDEF's symbols,
-// or ld.so's own lookups made in UNDEF's name).
+// or ld.so's own lookups made in UNDEF's name). DYNAMIC_WEAK: LD_DYNAMIC_WEAK's
+// rule (env_dynamic_weak()), a weak definition taken only when no later
+// object has a global one.
 Bound bind(const std::vector<ScopeObject>& scope, std::size_t undef, const ObjectSymbols& from,
-           const ObjectSymbols::Lookup& ref, UniqueTable& unique);
+           const ObjectSymbols::Lookup& ref, UniqueTable& unique, bool dynamic_weak);
+
+// Whether ld.so run with ENVP looks past weak definitions (GLRO(dl_dynamic_weak),
+// LD_DYNAMIC_WEAK); SECURE: AT_SECURE, where it never does.
+bool env_dynamic_weak(const std::vector<std::string>& envp, bool secure);
 
 // R_X86_64_GLOB_DAT...; "R_X86_64_<n>" for another.
 std::string relocation_name(std::uint32_t type);

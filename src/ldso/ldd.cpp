@@ -183,6 +183,7 @@ LddText ldd_text(const LddResult& r, bool version_info) {
     return t;
   }
   if (p.unused) {
+    for (const auto& l : p.symbol_lines) t.out += l + "\n";
     if (!p.unused->empty()) t.out += "Unused direct dependencies:\n";
     for (const auto& u : *p.unused) t.out += "\t" + u + "\n";
     t.status = p.unused->empty() ? 0 : 1;

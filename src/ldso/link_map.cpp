@@ -310,6 +310,16 @@ void read_search_inputs(const Request& req, State& st, Prediction& p) {
   else if (c.error().err != ENOENT) p.warnings.push_back(c.error().message + " (ld.so ignores it)");
 }
 
+// sysdeps/x86_64/dl-machine.h elf_machine_rela, R_X86_64_COPY: PROGRAM's
+// copy REF of DEF is named when DEF is larger, and when it is smaller only
+// with LD_WARN set to something (VERBOSE, GLRO(dl_verbose)).
+std::optional<std::string> copy_size_warning(const std::string& program, const ObjectSymbols::Sym& def,
+                                             const ObjectSymbols::Sym& ref, bool verbose) {
+  if (def.size > ref.size || (def.size < ref.size && verbose))
+    return program + ": Symbol `" + ref.name + "' has different size in shared object, consider re-linking";
+  return std::nullopt;
+}
+
 // The first error is the one a real run stops with.
 void note_error(Prediction& p, const LoaderError& e) {
   if (!p.error) p.error = e;
@@ -771,6 +781,12 @@ std::optional<std::vector<ScopeObject>> LinkMap::global_scope(const Request& req
     std::vector<std::string> names = m.libnames;
     names.push_back(m.l_name);
     maps.push_back(n.map);
+    // Solaris's ld.so would keep this object's lookups inside its group;
+    // glibc's does not (bindings.cpp), which a reader of -Bgroup may not expect.
+    if (!req.trace && m.facts && (m.facts->flags_1 & DF_1_GROUP))
+      p.warnings.push_back(st_.display(n.map) +
+                           ": DF_1_GROUP (ld -Bgroup) is set; glibc's ld.so ignores it and looks its symbols up in "
+                           "the global scope as for any other object");
     if (m.is_vdso) {
       scope.push_back({nullptr, false, std::move(names)});
       continue;
@@ -841,6 +857,7 @@ std::vector<int> LinkMap::relocation_order() const {
 void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
   const bool trace = req.trace;
   const bool env_now = env_bind_now(req.envp);
+  const bool dynamic_weak = env_dynamic_weak(req.envp, req.secure);
   // Trace mode looks PLT slots up only for ldd -r; a normal run's every slot
   // is listed (the lazy ones bind at their first call).
   auto bind_now = [&](const Map& m) { return !trace || m.is_rtld || req.check_symbols == Request::SymbolCheck::all; };
@@ -868,7 +885,7 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
     for (const auto& l : from.lookups) {
       const bool first_call = lazy && l.type == R_X86_64_JUMP_SLOT;
       const bool cached = l.cached && !first_call;
-      const Bound b = cached ? last : bind(scope, undef, from, l, unique);
+      const Bound b = cached ? last : bind(scope, undef, from, l, unique, dynamic_weak);
       if (!cached) last = b;
       if (b.object == kLookupAsserts) {
         // elf/dl-lookup.c check_match()'s assertion: ld.so stops (exit 127).
@@ -884,9 +901,9 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
         if (!cached && b.object < 0 && !weak)
           p.symbol_lines.push_back("undefined symbol: " + ref.name + (b.version ? ", version " + b.version->name : "") +
                                    "\t(" + name_of(undef) + ")");
-        if (l.type == R_X86_64_COPY && def && def->syms[b.sym].size != ref.size)
-          p.symbol_lines.push_back(req.program + ": Symbol `" + ref.name +
-                                   "' has different size in shared object, consider re-linking");
+        // ldd -d/-r set LD_WARN=yes.
+        if (l.type == R_X86_64_COPY && def)
+          if (auto w = copy_size_warning(req.program, def->syms[b.sym], ref, true)) p.symbol_lines.push_back(*w);
         continue;
       }
       Prediction::Binding o;
@@ -964,16 +981,23 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
 // binds to is marked l_used (elf/dl-lookup.c, bindings.cpp); then, for each
 // DT_NEEDED entry of the main program, the next object of the namespace
 // list (the vDSO skipped) is named if it was not used. The walk trusts the
-// list to follow DT_NEEDED order, as glibc does.
+// list to follow DT_NEEDED order, as glibc does. The relocation's copy
+// relocations print their size warnings first (ldd sets LD_WARN=yes only
+// with -d or -r).
 void LinkMap::find_unused(const Request& req, Prediction& p) const {
   std::vector<int> maps;
   auto scope = global_scope(
       req, [](const Map&) { return true; }, maps, p, "unused dependencies");
   if (!scope || scope->empty() || maps.front() != st_.main) return;
   const std::vector<ScopeObject>& scope_objects = *scope;
+  const ObjectSymbols& refs = *scope_objects.front().symbols;
+  const bool dynamic_weak = env_dynamic_weak(req.envp, req.secure);
+  const bool verbose = req.check_symbols != Request::SymbolCheck::none;
+  UniqueTable unique;
   std::vector<bool> used(st_.maps.size(), false);
-  for (const auto& l : scope_objects.front().symbols->lookups) {
-    const int i = lookup(scope_objects, 0, l);
+  for (const auto& l : refs.lookups) {
+    const Bound b = ldso::bind(scope_objects, 0, refs, l, unique, dynamic_weak);
+    const int i = b.object;
     if (i == kLookupAsserts) {
       // elf/dl-lookup.c check_match(), glibc 2.36's line: ld.so stops (exit 127).
       if (st_.sys->glibc_major == 2 && st_.sys->glibc_minor == 36)
@@ -983,7 +1007,12 @@ void LinkMap::find_unused(const Request& req, Prediction& p) const {
       else p.warnings.emplace_back("unused dependencies not predicted: ld.so stops on an assertion (text unknown)");
       return;
     }
-    if (i >= 0) used[static_cast<std::size_t>(maps[static_cast<std::size_t>(i)])] = true;
+    if (i < 0) continue;
+    used[static_cast<std::size_t>(maps[static_cast<std::size_t>(i)])] = true;
+    if (l.type == R_X86_64_COPY)
+      if (auto w = copy_size_warning(req.program, scope_objects[static_cast<std::size_t>(i)].symbols->syms[b.sym],
+                                     refs.syms[l.sym], verbose))
+        p.symbol_lines.push_back(*w);
   }
   std::vector<std::string> unused;
   auto it = chain_.begin();

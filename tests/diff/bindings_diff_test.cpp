@@ -3,8 +3,9 @@
 // [0] to B [0]: normal symbol `sym' [VER]", elf/dl-lookup.c
 // _dl_lookup_symbol_x) must be a binding procforge predicts, with the same
 // referencing object, symbol, version asked for, object bound to and kind
-// (normal/protected), and procforge must predict no printed lookup ld.so did
-// not make. What binds where is never written here: ld.so prints it.
+// (normal/protected), in the same place of the list (ld.so's relocation
+// order), and procforge must predict no printed lookup ld.so did not make.
+// What binds where is never written here: ld.so prints it.
 //   programs   a sample of /usr/bin's dynamic executables (every Nth, about
 //              60; PROCFORGE_BINDINGS_SWEEP=185 gives about 185 and 154
 //              compared, =all every one), each run with
@@ -15,7 +16,10 @@
 //   fixtures   support/binding_fixtures: interposition by LD_PRELOAD, a
 //              protected definition, several versions of one symbol, a weak
 //              undefined reference, copy relocations, an IFUNC, DT_SYMBOLIC,
-//              TLS, STB_GNU_UNIQUE.
+//              TLS, STB_GNU_UNIQUE, DF_1_GROUP objects (which glibc
+//              ignores), weak definitions with and without LD_DYNAMIC_WEAK.
+// LD_DYNAMIC_WEAK in secure mode, where LD_DEBUG is ignored, is judged by
+// the exit status of a program whose call says where it bound.
 // Start-up is what ld.so prints before its first "calling init:" line; the
 // lines after it (constructors, dlopen, dlsym) come from code that runs and
 // are counted apart, not compared.
@@ -23,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -34,6 +39,7 @@
 #include <sstream>
 #include <thread>
 
+#include "procforge/ldso.hpp"
 #include "support/binding_fixtures.hpp"
 #include "support/ldso_fixtures.hpp"
 #include "support/requires.hpp"
@@ -135,7 +141,7 @@ struct Tally {
   std::vector<std::string> mismatches;
 };
 
-// Both sides of one program; the multisets of lines must be equal.
+// Both sides of one program; the lists of lines must be equal, order and all.
 void compare(const std::string& name, const std::string& program, const std::vector<std::string>& env,
              const std::string& cwd, Tally& t, std::mutex& mu) {
   const Printed real = real_bindings(program, env, cwd);
@@ -177,7 +183,16 @@ void compare(const std::string& name, const std::string& program, const std::vec
   std::vector<std::string> extra;
   for (const auto& [l, n] : count)
     for (long i = 0; i < n; ++i) extra.push_back(l);
-  if (missing.empty() && extra.empty()) return;
+  if (missing.empty() && extra.empty()) {
+    // The same lines, so the same count: ld.so's order (each object in
+    // relocation order, its relocations in table order) is the oracle too.
+    if (*mine == real.startup) return;
+    const auto at = std::mismatch(real.startup.begin(), real.startup.end(), mine->begin()).first - real.startup.begin();
+    t.mismatches.push_back(name + ": the same bindings in another order, from line " + std::to_string(at + 1) +
+                           "\n      ld.so:     " + real.startup[static_cast<std::size_t>(at)] +
+                           "\n      procforge: " + (*mine)[static_cast<std::size_t>(at)]);
+    return;
+  }
   std::string m = name + ": " + std::to_string(missing.size()) + " printed by ld.so, not predicted; " +
                   std::to_string(extra.size()) + " predicted, not printed";
   for (std::size_t i = 0; i < missing.size() && i < 3; ++i) m += "\n      ld.so:     " + missing[i];
@@ -239,6 +254,7 @@ TEST(BindingsDiff, system_programs_bind_as_ld_so_says) {
   EXPECT_GE(t.programs, std::min(programs.size(), want) * 3 / 4);
   EXPECT_GT(t.bindings, 1000u);
   EXPECT_EQ(t.agreed, t.bindings);
+  EXPECT_EQ(t.in_order, t.programs);
   EXPECT_TRUE(t.mismatches.empty());
 }
 
@@ -254,7 +270,55 @@ TEST(BindingsDiff, fixture_rules_bind_as_ld_so_says) {
   report("fixtures", t);
   EXPECT_GE(t.programs, 4u);
   EXPECT_EQ(t.agreed, t.bindings);
+  EXPECT_EQ(t.in_order, t.programs);
   EXPECT_TRUE(t.mismatches.empty());
+}
+
+// LD_DYNAMIC_WEAK in secure mode (AT_SECURE: a set-uid root program run by
+// nobody), where rtld.c process_envvars() does not set dl_dynamic_weak.
+// ld.so ignores LD_DEBUG there, so the program's exit status says where its
+// call went: wk_fn() of the fixture's libweak.so (weak, first in the scope)
+// returns 1, libstrong.so's (global, later) 2. The same program without the
+// set-uid bit, run by nobody too, shows the variable at work.
+TEST(BindingsDiff, ld_dynamic_weak_is_ignored_in_secure_mode) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root: a set-uid root program run by nobody (AT_SECURE)";
+  FixtureDir dir;
+  ASSERT_TRUE(build_binding_cases(dir)) << "building the binding fixtures failed";
+  dir.write("weak/status.c", "extern int wk_fn(void);\nint main(void) { return wk_fn(); }\n");
+  for (const char* out : {"weak/status", "weak/status_suid"})
+    ASSERT_TRUE(dir.gcc({"-o", out, "weak/status.c", "-Wl,--no-as-needed", "-Lweak", "-lweak", "-lstrong",
+                         "-Wl,-rpath," + dir.at("weak")}))
+        << dir.error();
+  ASSERT_EQ(::chmod(dir.at("weak/status_suid").c_str(), 04755), 0);
+  const ldso::SystemInfo sys = ldso::SystemInfo::probe();
+  for (const bool secure : {false, true}) {
+    const std::string program = dir.at(secure ? "weak/status_suid" : "weak/status");
+    std::vector<std::string> env = kEnv;
+    env.emplace_back("LD_DYNAMIC_WEAK=1");
+    CommandOptions o;
+    o.env = env;
+    o.cwd = dir.path();
+    o.uid = 65534;
+    const auto real = run_command({program}, o);
+    ASSERT_TRUE(real.started) << real.err;
+    ldso::Request req;
+    req.program = program;
+    req.envp = env;
+    req.cwd = dir.path();
+    req.secure = secure;
+    req.bindings = true;
+    auto p = ldso::resolve(req, sys);
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    ASSERT_TRUE(p->bindings);
+    int predicted = -1;
+    for (const auto& b : *p->bindings)
+      if (b.object == program && b.symbol == "wk_fn" && b.target)
+        predicted = *b.target == dir.at("weak/libweak.so") ? 1 : *b.target == dir.at("weak/libstrong.so") ? 2 : -1;
+    std::printf("LD_DYNAMIC_WEAK=1, %s: the program's wk_fn() returned %d, procforge predicts %d\n",
+                secure ? "secure mode" : "not secure", real.exit_code, predicted);
+    EXPECT_EQ(real.exit_code, predicted) << (secure ? "secure mode" : "not secure") << "; stderr: " << real.err;
+  }
 }
 
 }  // namespace

@@ -281,7 +281,8 @@ TEST(LddDiff, every_ldso_fixture_case_gets_ldds_lines) {
 // The symbol-binding fixtures (support/binding_fixtures: undefined function,
 // data and versioned references, a weak undefined one, copy relocations of
 // another size both ways, a library with undefined symbols, interposition,
-// DT_SYMBOLIC...) through both tools with -d and -r.
+// DT_SYMBOLIC, weak definitions with and without LD_DYNAMIC_WEAK...) through
+// both tools with -d, -r and -u.
 TEST(LddDiff, binding_fixtures_get_ldds_undefined_symbol_lines) {
   SKIP_UNLESS_INSTALLED("/usr/bin/ldd", "/usr/bin/bash", "/usr/bin/gcc");
   FixtureDir dir;
@@ -292,7 +293,7 @@ TEST(LddDiff, binding_fixtures_get_ldds_undefined_symbol_lines) {
     Setting s;
     s.env.insert(s.env.end(), c.env.begin(), c.env.end());
     const std::size_t before = t.differences.size();
-    for (const char* flag : {"-d", "-r"}) compare({flag}, {c.program}, {false}, s, t);
+    for (const char* flag : {"-d", "-r", "-u"}) compare({flag}, {c.program}, {false}, s, t);
     for (std::size_t i = before; i < t.differences.size(); ++i) t.differences[i] = c.name + ": " + t.differences[i];
   }
   report("binding fixtures", t);

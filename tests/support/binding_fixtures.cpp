@@ -39,6 +39,89 @@ bool set_df_symbolic(const std::string& path) {
   return false;
 }
 
+// An object with DF_1_GROUP (ld -Bgroup) and its dependencies, where the
+// group's rule (Solaris: lookups from the group's members only inside the
+// group, in its DT_NEEDED breadth-first order) and the global scope give
+// other objects: libgroup.so needs libgdep1.so, libgdep2.so (both define
+// g_sym and dep_order, libgdep1.so also g_data, which it reads); the
+// program needs libother.so (g_sym, g_data), libgdep2.so, libgdep1.so,
+// libgroup.so, so the global scope has libother.so first and libgdep2.so
+// before libgdep1.so, and libgroup.so, last of the four, is where the
+// relocation order's depth-first walk first meets both of its dependencies
+// (their order there is DT_NEEDED's). The program built with -Bgroup too,
+// and a preload that defines g_sym.
+bool add_group_cases(FixtureDir& dir, std::vector<BindingCase>& cases) {
+  dir.mkdirs("group");
+  dir.write("group/other.c", "int g_sym(void) { return 10; }\nint g_data = 10;\n");
+  dir.write("group/gdep1.c",
+            "int g_sym(void) { return 1; }\nint g_data = 1;\nint dep_order(void) { return 1; }\n"
+            "int gdep1_reads(void) { return g_data; }\n");
+  dir.write("group/gdep2.c", "int g_sym(void) { return 2; }\nint dep_order(void) { return 2; }\n");
+  dir.write("group/group.c",
+            "extern int g_sym(void), dep_order(void), gdep1_reads(void);\n"
+            "int group_calls(void) { return g_sym() + dep_order() + gdep1_reads(); }\n");
+  dir.write("group/pre.c", "int g_sym(void) { return 3; }\n");
+  dir.write("group/main.c",
+            "extern int group_calls(void), g_sym(void);\nint main(void) { return group_calls() + g_sym(); }\n");
+  const std::string rpath = "-Wl,-rpath," + dir.at("group");
+  const std::vector<std::string> main_libs = {
+      "-Wl,--no-as-needed", "-Lgroup", "-lother", "-lgdep2", "-lgdep1", "-lgroup", rpath};
+  std::vector<std::string> plain{"-o", "group/main", "group/main.c"},
+      grouped{"-o", "group/main_group", "group/main.c", "-Wl,-Bgroup"};
+  plain.insert(plain.end(), main_libs.begin(), main_libs.end());
+  grouped.insert(grouped.end(), main_libs.begin(), main_libs.end());
+  if (!dir.gcc({"-shared", "-fPIC", "-o", "group/libother.so", "group/other.c"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "group/libgdep1.so", "group/gdep1.c"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "group/libgdep2.so", "group/gdep2.c"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "group/libpre.so", "group/pre.c"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "group/libgroup.so", "group/group.c", "-Wl,--no-as-needed", "-Lgroup",
+                "-lgdep1", "-lgdep2", "-Wl,-Bgroup", rpath}) ||
+      !dir.gcc(plain) || !dir.gcc(grouped))
+    return false;
+  cases.push_back({"df_1_group_library_and_its_dependencies", dir.at("group/main"), {}, true});
+  cases.push_back({"df_1_group_program_interposed_by_ld_preload",
+                   dir.at("group/main_group"),
+                   {"LD_PRELOAD=" + dir.at("group/libpre.so")},
+                   true});
+  return true;
+}
+
+// LD_DYNAMIC_WEAK: libweak.so, first in the scope, defines wk_fn and wk_obj
+// (2 ints, which the program copies: it was linked against this one) weak
+// and calls wk_fn itself; libstrong.so, later, defines both global (wk_obj
+// of 4 ints); wk_only is weak in both. main_u uses only wk_fn and wk_obj
+// (ldd -u: one of its two libraries is unused, which one is the rule's).
+bool add_dynamic_weak_cases(FixtureDir& dir, std::vector<BindingCase>& cases) {
+  dir.mkdirs("weak");
+  dir.write(
+      "weak/weak.c",
+      "__attribute__((weak)) int wk_fn(void) { return 1; }\n__attribute__((weak)) int wk_obj[2] = {1, 1};\n"
+      "__attribute__((weak)) int wk_only(void) { return 1; }\nint weak_calls(void) { return wk_fn() + wk_only(); }\n");
+  dir.write("weak/strong.c",
+            "int wk_fn(void) { return 2; }\nint wk_obj[4] = {2, 2, 2, 2};\n"
+            "__attribute__((weak)) int wk_only(void) { return 2; }\n");
+  dir.write("weak/main.c",
+            "extern int wk_fn(void), wk_obj[2], wk_only(void), weak_calls(void);\n"
+            "int main(void) { return wk_fn() + wk_obj[0] + wk_only() + weak_calls(); }\n");
+  dir.write("weak/main_u.c", "extern int wk_fn(void), wk_obj[2];\nint main(void) { return wk_fn() + wk_obj[0]; }\n");
+  const std::vector<std::string> libs = {"-Wl,--no-as-needed", "-Lweak", "-lweak", "-lstrong",
+                                         "-Wl,-rpath," + dir.at("weak")};
+  std::vector<std::string> full{"-o", "weak/main", "-fno-PIC", "-no-pie", "weak/main.c"},
+      few{"-o", "weak/main_u", "weak/main_u.c"};
+  full.insert(full.end(), libs.begin(), libs.end());
+  few.insert(few.end(), libs.begin(), libs.end());
+  if (!dir.gcc({"-shared", "-fPIC", "-o", "weak/libweak.so", "weak/weak.c"}) ||
+      !dir.gcc({"-shared", "-fPIC", "-o", "weak/libstrong.so", "weak/strong.c"}) || !dir.gcc(full) || !dir.gcc(few))
+    return false;
+  for (const char* program : {"main", "main_u"}) {
+    const std::string path = dir.at("weak/" + std::string(program)), suffix = "_" + std::string(program);
+    cases.push_back({"weak_definition_taken_first_by_default" + suffix, path, {}, true});
+    cases.push_back({"ld_dynamic_weak_prefers_a_later_global_definition" + suffix, path, {"LD_DYNAMIC_WEAK=1"}, true});
+    cases.push_back({"ld_dynamic_weak_empty_value_counts_too" + suffix, path, {"LD_DYNAMIC_WEAK="}, true});
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<std::vector<BindingCase>> build_binding_cases(FixtureDir& dir) {
@@ -159,6 +242,8 @@ Result<std::vector<BindingCase>> build_binding_cases(FixtureDir& dir) {
     return fail("undefined-symbol cases");
   cases.push_back({"undefined_function_data_version_and_copy_sizes", dir.at("undef/main"), {}, false});
   cases.push_back({"library_with_undefined_symbols", dir.at("undef/libuser.so"), {}, false});
+  if (!add_group_cases(dir, cases)) return fail("DF_1_GROUP cases");
+  if (!add_dynamic_weak_cases(dir, cases)) return fail("LD_DYNAMIC_WEAK cases");
   return cases;
 }
 

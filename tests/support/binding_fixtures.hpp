@@ -1,9 +1,10 @@
 // Programs whose symbol bindings exercise ld.so's lookup rules (elf/dl-lookup.c):
 // interposition by LD_PRELOAD, a protected definition, a symbol with several
 // versions (default, older, hidden), a weak undefined reference, a copy
-// relocation, an IFUNC, DT_SYMBOLIC, TLS, STB_GNU_UNIQUE; and, for ldd -d/-r,
-// references nothing defines (function, data, versioned) and copy relocations
-// whose sizes differ. What ld.so makes of them is never written here: the
+// relocation, an IFUNC, DT_SYMBOLIC, TLS, STB_GNU_UNIQUE, DF_1_GROUP (ld
+// -Bgroup) objects, weak definitions before global ones (LD_DYNAMIC_WEAK);
+// and, for ldd -d/-r, references nothing defines (function, data,
+// versioned) and copy relocations whose sizes differ. What ld.so makes of them is never written here: the
 // tests ask the real ld.so.
 #pragma once
 
