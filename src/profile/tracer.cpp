@@ -126,12 +126,15 @@ class Tracer {
   bool step_over_kept(user_regs_struct& regs, std::uint64_t addr);
   void drop(user_regs_struct& regs, std::uint64_t addr);
   void note(const std::string& s) { raw_.facts.notes.push_back(s); }
+  void date_runtime_marks();
 
   pid_t pid_;
   RawRun& raw_;  // its RawSegment part is the program running now
   std::string audit_module_;
   Breakpoints bps_;
   ProcCounters counters_;
+  TraceeSwitches switches_;
+  bool switches_dated_ = false;  // the kernel gives the tracee's context switches
   bool spawned_ = false, exited_early_ = false;
   std::uint64_t debug_state_ = 0, r_debug_ = 0;
   bool main_bp_ = false;
@@ -172,6 +175,7 @@ Status Tracer::loop() {
       r.c.majflt = ru.ru_majflt;
       r.c.vcsw = ru.ru_nvcsw;
       r.c.nvcsw = ru.ru_nivcsw;
+      date_runtime_marks();
       return ok_status();
     }
     ++raw_.stops;
@@ -194,9 +198,10 @@ Status Tracer::loop() {
         raw_.earlier.back().marks[m_exit_group] = k;
     }
     if (!runtime_mark_.empty()) {
-      raw_.runtime_marks.push_back({std::move(runtime_mark_), t, resume, raw_.paused_ns});
+      raw_.runtime_marks.push_back({std::move(runtime_mark_), t, resume, raw_.paused_ns, {}, {}});
       runtime_mark_.clear();
     }
+    switches_.drain();
     raw_.paused_ns += resume - t;
     ptrace(PTRACE_CONT, pid_, nullptr, reinterpret_cast<void*>(static_cast<long>(deliver)));
   }
@@ -212,6 +217,7 @@ void Tracer::on_stop(int status, std::optional<MarkId>& mark, int& deliver) {
     }
     spawned_ = true;
     counters_.open(pid_);
+    switches_dated_ = switches_.open(pid_);
     ptrace(PTRACE_SETOPTIONS, pid_, nullptr,
            reinterpret_cast<void*>(
                static_cast<long>(PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK)));
@@ -240,6 +246,22 @@ void Tracer::on_stop(int status, std::optional<MarkId>& mark, int& deliver) {
   siginfo_t si{};
   if (ptrace(PTRACE_GETSIGINFO, pid_, nullptr, &si) != 0 && errno == EINVAL) return;  // group-stop: resume
   deliver = sig;                                                                      // the program's own signal
+}
+
+// The tracee's own instants of its runtime stops, once every switch record is in.
+void Tracer::date_runtime_marks() {
+  switches_.drain();
+  auto date = [&](std::vector<RuntimeMark>& marks) {
+    for (auto& r : marks) {
+      r.tracee_stop_ns = switches_.stopped_at(r.stop_ns);
+      r.tracee_resume_ns = switches_.resumed_at(r.resume_ns);
+    }
+  };
+  date(raw_.runtime_marks);
+  if (!switches_dated_ && !raw_.runtime_marks.empty())
+    note("perf_event_open refused the tracee's context switches: runtime phases are timed by the tracer's wake-ups");
+  for (auto& seg : raw_.earlier) date(seg.runtime_marks);
+  switches_.close();
 }
 
 void Tracer::next_segment() {
