@@ -8,8 +8,8 @@
 //        package init       runtime.main -> main.main; inside it "init PKG":
 //                           from the package's first init function to the
 //                           next package's (gcenable() ends the runtime's,
-//                           main.main the last, a print such as inittrace's
-//                           line any): with the stop that opens it
+//                           main.main the last, inittrace's naming of the
+//                           package or any print): with the stop that opens it
 //                           (opening_pause_us), what GODEBUG=inittrace=1
 //                           reports as "clock"
 //        main.main          main.main -> exit_group
@@ -70,7 +70,8 @@ void go_phases(const RawSegment& seg, std::vector<RuntimePhase>& out) {
   // gcenable() after the runtime's own, or main.main after the last).
   const RuntimeMark* open = nullptr;
   for (const auto& r : seg.runtime_marks) {
-    const bool ends = r.what.starts_with("init ") || r.what == "gcenable" || r.what == "main.main" || r.what == "print";
+    const bool ends = r.what.starts_with("init ") || r.what == "gcenable" || r.what == "main.main" ||
+                      r.what == "inittrace" || r.what == "print";
     if (open && ends) out.push_back({open->what, between_us(point(*open), point(r)), 1, pause_us(point(*open))});
     if (ends) open = r.what.starts_with("init ") ? &r : nullptr;
   }

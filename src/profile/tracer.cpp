@@ -54,8 +54,9 @@ enum BpTag {
   bp_musl_debug_state,  // musl's loader: _dl_debug_state, called once the libraries are relocated
   bp_go_runtime_main,
   bp_go_main_main,
-  bp_go_gcenable,   // runtime.main calls gcenable() between the runtime's init and the other packages'
-  bp_go_printlock,  // runtime.printlock: GODEBUG=inittrace=1 prints a line after each package's init
+  bp_go_gcenable,     // runtime.main calls gcenable() between the runtime's init and the other packages'
+  bp_go_printlock,    // runtime.printlock: GODEBUG=inittrace=1 prints a line after each package's init
+  bp_go_funcpkgpath,  // runtime.funcpkgpath: inittrace names the package it has just timed
   bp_lang_start,
   bp_rust_main,
   bp_go_init_first  // + index into ImageFacts::go_inits
@@ -397,6 +398,7 @@ void Tracer::place_runtime_stops(const ImageFacts& exe, std::uint64_t bias) {
       bps_.insert(pid_, bias + exe.go_inits[i].second, bp_go_init_first + static_cast<int>(i));
     if (sym.count("runtime.gcenable")) bps_.insert(pid_, bias + sym.at("runtime.gcenable"), bp_go_gcenable);
     if (sym.count("runtime.printlock")) bps_.insert(pid_, bias + sym.at("runtime.printlock"), bp_go_printlock);
+    if (sym.count("runtime.funcpkgpath")) bps_.insert(pid_, bias + sym.at("runtime.funcpkgpath"), bp_go_funcpkgpath);
     bias_ = bias;
     if (bps_.insert(pid_, bias + sym.at("main.main"), bp_go_main_main) && !sym.count("main")) {
       f.applicable[m_main] = true;
@@ -417,8 +419,8 @@ bool Tracer::on_runtime_breakpoint(int tag, user_regs_struct& regs, std::uint64_
     case bp_go_runtime_main: runtime_mark_ = "runtime.main"; break;
     case bp_go_main_main:
       runtime_mark_ = "main.main";
-      if (exe_ && exe_->symbols.count("runtime.printlock"))
-        bps_.remove(pid_, bias_ + exe_->symbols.at("runtime.printlock"));
+      for (const char* kept : {"runtime.printlock", "runtime.funcpkgpath"})
+        if (exe_ && exe_->symbols.count(kept)) bps_.remove(pid_, bias_ + exe_->symbols.at(kept));
       if (raw_.facts.main_source == ".symtab main.main") mark = m_main;
       break;
     case bp_lang_start: runtime_mark_ = "lang_start"; break;
@@ -427,6 +429,16 @@ bool Tracer::on_runtime_breakpoint(int tag, user_regs_struct& regs, std::uint64_
     case bp_go_printlock:
       // Kept until main.main: any print (inittrace's line) ends a package's init.
       runtime_mark_ = "print";
+      step_over_kept(regs, addr);
+      return true;
+    case bp_go_funcpkgpath:
+      // Kept until main.main. With GODEBUG=inittrace=1, doInit (runtime/proc.go)
+      // reads its clock once the package's functions are done, then findfunc()
+      // and funcpkgpath() name the package for its line: funcpkgpath's first
+      // read of the name in pclntab can fault (up to ~55 us measured), after
+      // inittrace's clock stopped, so the package ends before it. Only doInit
+      // calls it (the goroutine that runs init; no other thread can hit it).
+      runtime_mark_ = "inittrace";
       step_over_kept(regs, addr);
       return true;
     default: {
