@@ -84,8 +84,8 @@ struct RuntimePhase {
   std::string name;
   double wall_us = 0;  // tracee running (tracer pauses excluded)
   int depth = 0;       // 1: part of the depth-0 phase before it (a package's init inside "package init")
-  // The tracer's pause at the stop that opens it: a clock read inside the
-  // tracee before that stop (GODEBUG=inittrace=1's) sees it, wall_us does not.
+  // How long the tracee stood in the stop that opens it: a clock read inside
+  // the tracee before that stop (GODEBUG=inittrace=1's) sees it, wall_us does not.
   double opening_pause_us = 0;
 };
 

@@ -4,6 +4,7 @@
 //   image_facts.cpp   the symbols a boundary needs, read once per file from .symtab / .dynsym
 //   breakpoints.cpp   int3 insertion and removal, reading the tracee's memory
 //   tracer.cpp        one traced run: the ptrace stop loop
+//   tracee_switches.cpp the tracee's context switches: when it entered and left each stop
 //   phases.cpp        stop marks -> per-phase deltas, merging boundaries that do not exist
 //   audit_records.cpp the LD_AUDIT module's records -> per-library load and relocation times
 //   stats.cpp         median, quartiles, outliers
@@ -94,6 +95,32 @@ class ProcCounters {
   UniqueFd stat_, schedstat_, status_;
 };
 
+// ---- tracee_switches.cpp
+// The tracee's own context switches (perf_event_open, attr.context_switch),
+// which date its ptrace stops on its side: entering a stop, leaving it.
+class TraceeSwitches {
+ public:
+  ~TraceeSwitches();
+  bool open(pid_t pid);  // false: perf events refused; the tracer's instants stand
+  void close();
+  void drain();  // moves the ring's new records into the list; at each stop, so that the ring never fills
+  // The instant the tracee entered the stop the tracer noticed at NOTICED_NS,
+  // and the instant it ran again after the PTRACE_CONT taken at CONTINUED_NS.
+  [[nodiscard]] std::optional<std::int64_t> stopped_at(std::int64_t noticed_ns) const;
+  [[nodiscard]] std::optional<std::int64_t> resumed_at(std::int64_t continued_ns) const;
+
+ private:
+  struct Switch {
+    std::int64_t ns = 0;
+    bool out = false;
+  };
+  UniqueFd fd_;
+  void* ring_ = nullptr;
+  std::size_t ring_bytes_ = 0, page_ = 0;
+  std::vector<Switch> switches_;  // in time order (one task runs on one CPU at a time)
+  bool lost_ = false;             // the ring overflowed: no instant is trusted
+};
+
 // ---- image_facts.cpp
 struct ImageFacts {
   std::string path;
@@ -173,8 +200,10 @@ struct RunFacts {  // what the exec stop learned; the same for every run of a co
 // A stop inside a runtime's start (runtime.main, a Go package's init
 // function entering or returning, std's lang_start, the user's main).
 struct RuntimeMark {
-  std::string what;  // "runtime.main", "init+ fmt", "init- fmt", "main.main", "lang_start", "user main"
-  std::int64_t stop_ns = 0, resume_ns = 0, paused_before_ns = 0;
+  std::string what;  // "runtime.main", "init fmt", "print", "main.main", "lang_start", "user main"
+  std::int64_t stop_ns = 0, resume_ns = 0, paused_before_ns = 0;  // the tracer's instants
+  // The tracee's own (TraceeSwitches), when the kernel gave them.
+  std::optional<std::int64_t> tracee_stop_ns, tracee_resume_ns;
 };
 struct RawSegment {
   std::array<Mark, kMarkCount> marks;

@@ -25,9 +25,17 @@ namespace procforge::profile::detail {
 
 namespace {
 
-constexpr const char* kWanted[] = {"_dl_debug_state",   "_r_debug",         "main",      "exit",
-                                   "__libc_start_main", "runtime.main",     "main.main", "__dls3",
-                                   "runtime.gcenable",  "runtime.printlock"};
+constexpr const char* kWanted[] = {"_dl_debug_state",
+                                   "_r_debug",
+                                   "main",
+                                   "exit",
+                                   "__libc_start_main",
+                                   "runtime.main",
+                                   "main.main",
+                                   "__dls3",
+                                   "runtime.gcenable",
+                                   "runtime.printlock",
+                                   "runtime.funcpkgpath"};
 
 // Go: "fmt.init", "os.init.0", not methods ("internal/poll.(*pollDesc).init"). Returns the package.
 std::optional<std::string> go_init_package(std::string_view n) {

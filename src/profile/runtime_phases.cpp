@@ -1,14 +1,17 @@
 // A language runtime's own phases, from the runtime marks the tracer took
 // (tracer.cpp place_runtime_stops) and the phase marks around them. Each
 // interval is tracee time: the tracer's pauses inside it are taken out, as
-// for the pipeline's phases (phases.cpp).
+// for the pipeline's phases (phases.cpp). Between two runtime marks the
+// instants are the tracee's own entering and leaving of its stops
+// (tracee_switches.cpp) where the kernel gave them.
 //   Go   runtime bootstrap  program entry (or C main, with cgo) -> runtime.main
 //        package init       runtime.main -> main.main; inside it "init PKG":
 //                           from the package's first init function to the
 //                           next package's (gcenable() ends the runtime's,
-//                           main.main the last, a print such as inittrace's
-//                           line any): what GODEBUG=inittrace=1
-//                           reports as "clock", plus one stop's latency
+//                           main.main the last, inittrace's naming of the
+//                           package or any print): with the stop that opens it
+//                           (opening_pause_us), what GODEBUG=inittrace=1
+//                           reports as "clock"
 //        main.main          main.main -> exit_group
 //   Rust lang_start         C main -> the user's main (std's set-up)
 //        main (user)        the user's main -> libc's exit()
@@ -19,16 +22,31 @@ namespace procforge::profile::detail {
 namespace {
 
 struct Point {
-  std::int64_t stop_ns = 0, resume_ns = 0, paused_before_ns = 0;
+  std::int64_t stop_ns = 0, resume_ns = 0, paused_before_ns = 0;  // the tracer's
+  std::optional<std::int64_t> tracee_stop_ns, tracee_resume_ns;   // the tracee's (runtime marks)
+  [[nodiscard]] bool tracee_dated() const { return tracee_stop_ns && tracee_resume_ns; }
 };
 
-Point point(const Mark& m) { return {m.stop_ns, m.resume_ns, m.paused_before_ns}; }
-Point point(const RuntimeMark& m) { return {m.stop_ns, m.resume_ns, m.paused_before_ns}; }
+Point point(const Mark& m) { return {m.stop_ns, m.resume_ns, m.paused_before_ns, {}, {}}; }
+Point point(const RuntimeMark& m) {
+  return {m.stop_ns, m.resume_ns, m.paused_before_ns, m.tracee_stop_ns, m.tracee_resume_ns};
+}
 
-// From the resume at A to the stop at B, minus the pauses in between.
+// From the resume at A to the stop at B, minus the pauses in between: on the
+// tracee's side when both stops are dated there (the tracer's wake-up
+// latency at A and at B differ by up to tens of microseconds), else on the
+// tracer's.
 double between_us(const Point& a, const Point& b) {
   const std::int64_t paused_inside = b.paused_before_ns - (a.paused_before_ns + (a.resume_ns - a.stop_ns));
+  if (a.tracee_dated() && b.tracee_dated())
+    return static_cast<double>(*b.tracee_stop_ns - *a.tracee_resume_ns - paused_inside) / 1000.0;
   return static_cast<double>(b.stop_ns - a.resume_ns - paused_inside) / 1000.0;
+}
+
+// How long the tracee stood still at P's stop (for the phase that P opens).
+double pause_us(const Point& p) {
+  if (p.tracee_dated()) return static_cast<double>(*p.tracee_resume_ns - *p.tracee_stop_ns) / 1000.0;
+  return static_cast<double>(p.resume_ns - p.stop_ns) / 1000.0;
 }
 
 const RuntimeMark* find(const RawSegment& seg, const std::string& what) {
@@ -52,10 +70,9 @@ void go_phases(const RawSegment& seg, std::vector<RuntimePhase>& out) {
   // gcenable() after the runtime's own, or main.main after the last).
   const RuntimeMark* open = nullptr;
   for (const auto& r : seg.runtime_marks) {
-    const bool ends = r.what.starts_with("init ") || r.what == "gcenable" || r.what == "main.main" || r.what == "print";
-    if (open && ends)
-      out.push_back({open->what, between_us(point(*open), point(r)), 1,
-                     static_cast<double>(open->resume_ns - open->stop_ns) / 1000.0});
+    const bool ends = r.what.starts_with("init ") || r.what == "gcenable" || r.what == "main.main" ||
+                      r.what == "inittrace" || r.what == "print";
+    if (open && ends) out.push_back({open->what, between_us(point(*open), point(r)), 1, pause_us(point(*open))});
     if (ends) open = r.what.starts_with("init ") ? &r : nullptr;
   }
   if (m[m_exit_group].present) out.push_back({"main.main", between_us(point(*mmain), point(m[m_exit_group])), 0});

@@ -54,8 +54,9 @@ enum BpTag {
   bp_musl_debug_state,  // musl's loader: _dl_debug_state, called once the libraries are relocated
   bp_go_runtime_main,
   bp_go_main_main,
-  bp_go_gcenable,   // runtime.main calls gcenable() between the runtime's init and the other packages'
-  bp_go_printlock,  // runtime.printlock: GODEBUG=inittrace=1 prints a line after each package's init
+  bp_go_gcenable,     // runtime.main calls gcenable() between the runtime's init and the other packages'
+  bp_go_printlock,    // runtime.printlock: GODEBUG=inittrace=1 prints a line after each package's init
+  bp_go_funcpkgpath,  // runtime.funcpkgpath: inittrace names the package it has just timed
   bp_lang_start,
   bp_rust_main,
   bp_go_init_first  // + index into ImageFacts::go_inits
@@ -126,12 +127,15 @@ class Tracer {
   bool step_over_kept(user_regs_struct& regs, std::uint64_t addr);
   void drop(user_regs_struct& regs, std::uint64_t addr);
   void note(const std::string& s) { raw_.facts.notes.push_back(s); }
+  void date_runtime_marks();
 
   pid_t pid_;
   RawRun& raw_;  // its RawSegment part is the program running now
   std::string audit_module_;
   Breakpoints bps_;
   ProcCounters counters_;
+  TraceeSwitches switches_;
+  bool switches_dated_ = false;  // the kernel gives the tracee's context switches
   bool spawned_ = false, exited_early_ = false;
   std::uint64_t debug_state_ = 0, r_debug_ = 0;
   bool main_bp_ = false;
@@ -172,6 +176,7 @@ Status Tracer::loop() {
       r.c.majflt = ru.ru_majflt;
       r.c.vcsw = ru.ru_nvcsw;
       r.c.nvcsw = ru.ru_nivcsw;
+      date_runtime_marks();
       return ok_status();
     }
     ++raw_.stops;
@@ -194,9 +199,10 @@ Status Tracer::loop() {
         raw_.earlier.back().marks[m_exit_group] = k;
     }
     if (!runtime_mark_.empty()) {
-      raw_.runtime_marks.push_back({std::move(runtime_mark_), t, resume, raw_.paused_ns});
+      raw_.runtime_marks.push_back({std::move(runtime_mark_), t, resume, raw_.paused_ns, {}, {}});
       runtime_mark_.clear();
     }
+    switches_.drain();
     raw_.paused_ns += resume - t;
     ptrace(PTRACE_CONT, pid_, nullptr, reinterpret_cast<void*>(static_cast<long>(deliver)));
   }
@@ -212,6 +218,7 @@ void Tracer::on_stop(int status, std::optional<MarkId>& mark, int& deliver) {
     }
     spawned_ = true;
     counters_.open(pid_);
+    switches_dated_ = switches_.open(pid_);
     ptrace(PTRACE_SETOPTIONS, pid_, nullptr,
            reinterpret_cast<void*>(
                static_cast<long>(PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK)));
@@ -240,6 +247,22 @@ void Tracer::on_stop(int status, std::optional<MarkId>& mark, int& deliver) {
   siginfo_t si{};
   if (ptrace(PTRACE_GETSIGINFO, pid_, nullptr, &si) != 0 && errno == EINVAL) return;  // group-stop: resume
   deliver = sig;                                                                      // the program's own signal
+}
+
+// The tracee's own instants of its runtime stops, once every switch record is in.
+void Tracer::date_runtime_marks() {
+  switches_.drain();
+  auto date = [&](std::vector<RuntimeMark>& marks) {
+    for (auto& r : marks) {
+      r.tracee_stop_ns = switches_.stopped_at(r.stop_ns);
+      r.tracee_resume_ns = switches_.resumed_at(r.resume_ns);
+    }
+  };
+  date(raw_.runtime_marks);
+  if (!switches_dated_ && !raw_.runtime_marks.empty())
+    note("perf_event_open refused the tracee's context switches: runtime phases are timed by the tracer's wake-ups");
+  for (auto& seg : raw_.earlier) date(seg.runtime_marks);
+  switches_.close();
 }
 
 void Tracer::next_segment() {
@@ -375,6 +398,7 @@ void Tracer::place_runtime_stops(const ImageFacts& exe, std::uint64_t bias) {
       bps_.insert(pid_, bias + exe.go_inits[i].second, bp_go_init_first + static_cast<int>(i));
     if (sym.count("runtime.gcenable")) bps_.insert(pid_, bias + sym.at("runtime.gcenable"), bp_go_gcenable);
     if (sym.count("runtime.printlock")) bps_.insert(pid_, bias + sym.at("runtime.printlock"), bp_go_printlock);
+    if (sym.count("runtime.funcpkgpath")) bps_.insert(pid_, bias + sym.at("runtime.funcpkgpath"), bp_go_funcpkgpath);
     bias_ = bias;
     if (bps_.insert(pid_, bias + sym.at("main.main"), bp_go_main_main) && !sym.count("main")) {
       f.applicable[m_main] = true;
@@ -395,8 +419,8 @@ bool Tracer::on_runtime_breakpoint(int tag, user_regs_struct& regs, std::uint64_
     case bp_go_runtime_main: runtime_mark_ = "runtime.main"; break;
     case bp_go_main_main:
       runtime_mark_ = "main.main";
-      if (exe_ && exe_->symbols.count("runtime.printlock"))
-        bps_.remove(pid_, bias_ + exe_->symbols.at("runtime.printlock"));
+      for (const char* kept : {"runtime.printlock", "runtime.funcpkgpath"})
+        if (exe_ && exe_->symbols.count(kept)) bps_.remove(pid_, bias_ + exe_->symbols.at(kept));
       if (raw_.facts.main_source == ".symtab main.main") mark = m_main;
       break;
     case bp_lang_start: runtime_mark_ = "lang_start"; break;
@@ -405,6 +429,16 @@ bool Tracer::on_runtime_breakpoint(int tag, user_regs_struct& regs, std::uint64_
     case bp_go_printlock:
       // Kept until main.main: any print (inittrace's line) ends a package's init.
       runtime_mark_ = "print";
+      step_over_kept(regs, addr);
+      return true;
+    case bp_go_funcpkgpath:
+      // Kept until main.main. With GODEBUG=inittrace=1, doInit (runtime/proc.go)
+      // reads its clock once the package's functions are done, then findfunc()
+      // and funcpkgpath() name the package for its line: funcpkgpath's first
+      // read of the name in pclntab can fault (up to ~55 us measured), after
+      // inittrace's clock stopped, so the package ends before it. Only doInit
+      // calls it (the goroutine that runs init; no other thread can hit it).
+      runtime_mark_ = "inittrace";
       step_over_kept(regs, addr);
       return true;
     default: {
