@@ -50,7 +50,7 @@ install(FILES ${generated}/bash/procforge DESTINATION ${CMAKE_INSTALL_DATADIR}/b
 install(FILES ${generated}/zsh/_procforge DESTINATION ${CMAKE_INSTALL_DATADIR}/zsh/vendor-completions)
 
 # find_package(procforge): procforge::procforge is the shared library,
-# procforge::procforge_static the static one (which needs fmt).
+# procforge::procforge_static the static one (which needs fmt's headers).
 set_target_properties(libprocforge_shared PROPERTIES EXPORT_NAME procforge)
 set_target_properties(libprocforge PROPERTIES EXPORT_NAME procforge_static)
 install(EXPORT procforgeTargets NAMESPACE procforge:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/procforge)
