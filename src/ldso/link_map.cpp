@@ -882,7 +882,7 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
       if (!cached && (trace || !first_call) && b.protected_use != Bound::ProtectedUse::none) {
         const auto owner = static_cast<std::size_t>(b.protected_owner);
         (trace ? p.symbol_lines : p.warnings).push_back(protected_warning(b, ref.name, name_of(owner)));
-        if (!trace && scope[owner].symbols->indirect_extern_access) {
+        if (scope[owner].symbols->indirect_extern_access) {
           p.error = LoaderError{name_of(owner), "error due to GNU_PROPERTY_1_NEEDED_INDIRECT_EXTERN_ACCESS",
                                 LoaderError::Stage::relocating, ref.name};
           stopped = true;
