@@ -230,15 +230,24 @@ struct LoaderError {
   // not found"), or a relocation type it does not apply; it prints "Error
   // relocating OBJECT: MESSAGE", goes on, and exits with 127 once every
   // object is relocated (ldso/dynlink.c do_relocs()).
-  enum class Stage { loading, versions, musl_loading, musl_relocating };
+  // relocating: a symbol lookup of relocation fails (elf/dl-lookup.c
+  // _dl_lookup_symbol_x); ld.so prints "ARGV0: OCCASION: OBJECT: MESSAGE"
+  // and exits with 127. OCCASION is "symbol lookup error" for a strong
+  // reference nothing defines (MESSAGE "undefined symbol: NAME[, version
+  // V]", OBJECT the one referring to it), or the symbol's name when the
+  // executable copies or takes the address of a protected symbol of an
+  // object marked GNU_PROPERTY_1_NEEDED_INDIRECT_EXTERN_ACCESS (OBJECT that
+  // one; sysdeps/generic/dl-protected.h).
+  enum class Stage { loading, versions, musl_loading, musl_relocating, relocating };
   std::string object;   // the object the message names
   std::string message;  // ld.so's own text, e.g. "cannot open shared object file: No such file or directory"
   Stage stage = Stage::loading;
+  std::string occasion{};  // relocating: "symbol lookup error" or the symbol's name
 };
 
 // The stderr line of a run of ARGV0 (_dl_argv[0]) that stops with E.
 std::string error_line(std::string_view argv0, const LoaderError& e);
-// The exit status ld.so gives that run: 127 (loading) or 1 (versions).
+// The exit status ld.so gives that run: 127 (loading, relocating) or 1 (versions).
 int exit_status(const LoaderError& e);
 
 // Plain words for a failure, as the exec model gives them for the kernel's
@@ -451,10 +460,18 @@ struct Prediction {
     bool at_first_call = false;          // a lazy PLT slot: bound when first called, not at start-up
   };
   std::optional<std::vector<Binding>> bindings;
-  // Request::bindings: the error start-up stops with when a strong
-  // reference is undefined and bound at start-up (BIND_NOW or not a PLT
-  // slot); a lazy PLT slot's fails at its first call.
-  std::optional<std::string> binding_error;
+  // Request::bindings: a strong reference nothing defines that start-up
+  // binds (a data relocation, or a PLT slot under BIND_NOW: LD_BIND_NOW,
+  // DF_BIND_NOW, DF_1_NOW) stops the start: `error` (stage relocating).
+  // One in a lazy PLT slot does not: the program runs until its first call
+  // through that slot, where elf/dl-runtime.c _dl_fixup() makes the same
+  // lookup and ld.so prints error_line() and exits with 127 (a call never
+  // made fails nothing). Each such slot, in ld.so's order:
+  struct FirstCallError {
+    std::string symbol;
+    LoaderError error;
+  };
+  std::vector<FirstCallError> first_call_errors;
 };
 
 // The whole prediction. Fails (Error) only when the question cannot be

@@ -67,7 +67,7 @@ std::string render_runtime_text(const Result<runtime::Info>& r, bool color);
 nlohmann::json render_loader_json(const std::string& program, const ldso::Prediction& p);
 // explain --bindings (render_bindings.cpp): Prediction::bindings.
 nlohmann::json render_bindings_json(const ldso::Prediction& p);
-std::string render_bindings_text(const ldso::Prediction& p, bool color);
+std::string render_bindings_text(const std::string& program, const ldso::Prediction& p, bool color);
 // Below Detail::plan without the relocation work and the places tried for a
 // missing object (their count only), and a cache hit's rule without the
 // "NAME => PATH" its line already shows.

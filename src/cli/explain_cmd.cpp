@@ -119,7 +119,7 @@ int explain_one(const ExplainOptions& o, const exec::SystemFacts& facts) {
     const Detail detail = detail_from_count(o.verbose);
     std::cout << render_text(req, *r, v, search, color, detail);
     if (loader) std::cout << render_loader_text(loader->argv0.value_or(r->plan->exe), *loader, color, detail);
-    if (loader) std::cout << render_bindings_text(*loader, color);
+    if (loader) std::cout << render_bindings_text(loader->argv0.value_or(r->plan->exe), *loader, color);
     std::cout << render_runtime_text(rt, color);
     std::cout << render_detail_hint(*r, loader ? &*loader : nullptr, detail, color);
   }

@@ -49,7 +49,9 @@ const std::map<std::string, Page>& pages() {
         "--bindings adds every symbol lookup of ld.so's start-up, in its order: for each relocation and PLT slot "
         "of every object, the object and version it binds to (as LD_DEBUG=bindings prints them: global scope "
         "with LD_PRELOAD first, DT_SYMBOLIC, protected, weak and unique symbols, versions, copy relocations, "
-        "IFUNC resolvers, TLS), or the undefined-symbol error ld.so would stop with.",
+        "IFUNC resolvers, TLS), or the undefined-symbol error ld.so would stop with, which the verdict names: at "
+        "start-up (a data reference, or a PLT slot under LD_BIND_NOW or -z now) or at the first call through a "
+        "lazy PLT slot.",
         "0\tthe program would start\n1\texecve or ld.so would fail, or the new process would be killed\n2\tbad "
         "usage, or the question cannot be answered",
         "procforge explain /usr/bin/ls\tthe verdict, the exec chain and the libraries\n"

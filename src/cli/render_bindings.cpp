@@ -25,7 +25,7 @@ json render_bindings_json(const ldso::Prediction& p) {
   return out;
 }
 
-std::string render_bindings_text(const ldso::Prediction& p, bool color) {
+std::string render_bindings_text(const std::string& program, const ldso::Prediction& p, bool color) {
   if (!p.bindings) return "";
   const Style st(color);
   std::string s =
@@ -46,7 +46,12 @@ std::string render_bindings_text(const ldso::Prediction& p, bool color) {
     if (b.at_first_call) s += ", lazy: at the first call";
     s += "\n";
   }
-  if (p.binding_error) s += "    " + st.red("ld.so stops: ") + *p.binding_error + "\n";
+  if (p.error && p.error->stage == ldso::LoaderError::Stage::relocating)
+    s += "    " + st.red("ld.so stops start-up: ") + ldso::error_line(program, *p.error) + "  (exit " +
+         std::to_string(ldso::exit_status(*p.error)) + ")\n";
+  for (const auto& f : p.first_call_errors)
+    s += "    " + st.red("the first call to " + f.symbol + " stops the program: ") +
+         ldso::error_line(program, f.error) + "  (exit " + std::to_string(ldso::exit_status(f.error)) + ")\n";
   return s;
 }
 

@@ -57,6 +57,7 @@ const char* stage_name(ldso::LoaderError::Stage s) {
     case ldso::LoaderError::Stage::versions: return "versions";
     case ldso::LoaderError::Stage::musl_loading: return "musl_loading";
     case ldso::LoaderError::Stage::musl_relocating: return "musl_relocating";
+    case ldso::LoaderError::Stage::relocating: return "relocating";
     case ldso::LoaderError::Stage::loading: break;
   }
   return "loading";
@@ -150,7 +151,17 @@ json render_loader_json(const std::string& program, const ldso::Prediction& p) {
               {"startup_estimate_us", p.startup_estimate_us ? json(*p.startup_estimate_us) : json(nullptr)},
               {"startup_estimate_kind", kEstimateLabel}};
   if (p.bindings) out["bindings"] = render_bindings_json(p);
-  if (p.bindings) out["binding_error"] = p.binding_error ? json(*p.binding_error) : json(nullptr);
+  if (p.bindings) {
+    const bool stops = p.error && p.error->stage == ldso::LoaderError::Stage::relocating;
+    out["binding_error"] = stops ? json(ldso::error_line(program, *p.error)) : json(nullptr);
+    json lazy = json::array();
+    for (const auto& f : p.first_call_errors)
+      lazy.push_back({{"object", f.error.object},
+                      {"symbol", f.symbol},
+                      {"stderr", ldso::error_line(program, f.error)},
+                      {"exit_status", ldso::exit_status(f.error)}});
+    out["first_call_errors"] = std::move(lazy);
+  }
   if (p.kind == ldso::LoaderKind::musl) {
     out["system_path"] = p.system_path;
     out["system_path_from"] = p.system_path_from;

@@ -89,6 +89,17 @@ Verdict start_verdict(const exec::Prediction& p, const ldso::Prediction* loader)
   if (loader && !loader->error && loader->command && loader->command->mode == ldso::LoaderCommand::Mode::list)
     v.text = "runs: ld.so --list lists the objects of " + loader->command->program +
              " and exits with status 0 (the program itself does not run)";
+  // A lazy PLT slot nothing defines: the start succeeds, the first call
+  // through it does not.
+  if (loader && !loader->error && !loader->first_call_errors.empty()) {
+    const auto& f = loader->first_call_errors;
+    const auto d = ldso::diagnose(*loader, loader_system());
+    v.text += "; the first call to " + f.front().symbol +
+              (f.size() > 1 ? " (or to " + std::to_string(f.size() - 1) + " more undefined symbols)" : "") +
+              " stops it: symbol lookup error (exit " + std::to_string(ldso::exit_status(f.front().error)) + ")";
+    v.why = d.why;
+    v.fix = d.fix;
+  }
   if (!loader || !loader->error) return v;
   const ldso::LoaderError& e = *loader->error;
   const auto d = ldso::diagnose(*loader, loader_system());

@@ -16,7 +16,9 @@
 //     not a definition; a version asked for matches the definition's version
 //     by hash and name, or any definition whose version is not hidden and
 //     has no hash (unversioned); without a version, a definition of version
-//     index 3 or more is not taken (counted, when not hidden) and 0, 1, 2 are.
+//     index 3 or more is not taken (counted, when not hidden) and 0, 1, 2 are;
+//   a protected definition the executable's lookup meets goes through
+//     sysdeps/generic/dl-protected.h _dl_check_protected_symbol().
 #include "ldso/bindings.hpp"
 
 #include <elf.h>
@@ -72,6 +74,11 @@ Result<ObjectSymbols> ObjectSymbols::read(const elf::File& file, bool ld_bind_no
     for (const auto& d : *defs)
       if (!d.names.empty() && (d.flags & VER_FLG_BASE) == 0)
         put(d.index & 0x7fff, {std::string(d.names[0]), d.hash, false, ""});
+  // sysdeps/x86/dl-prop.h: l_1_needed from GNU_PROPERTY_1_NEEDED.
+  if (auto props = file.gnu_properties())
+    for (const auto& p : *props)
+      if (p.type == GNU_PROPERTY_1_NEEDED && p.data.size() == 4)
+        o.indirect_extern_access = (p.data[0] & GNU_PROPERTY_1_NEEDED_INDIRECT_EXTERN_ACCESS) != 0;
   const RelocationWork w = analyze_relocations(file, ld_bind_now, /*record_lookups=*/true);
   o.bind_now_flag = w.bind_now_flag;
   for (const auto& l : w.lookups) o.lookups.push_back({l.sym, l.type_class, l.type, l.cached});
@@ -125,6 +132,7 @@ struct Query {
   std::size_t undef;
   std::uint32_t ref_sym;
   bool dynamic_weak;
+  const ObjectSymbols::Sym* ref = nullptr;  // null: no undef_map (the protected rule's second lookup)
 };
 
 // do_lookup_x() over the objects ORDER names in SCOPE: 1 found (in OUT), 0
@@ -152,6 +160,12 @@ int do_lookup_x(const std::vector<ScopeObject>& scope, const std::vector<std::si
     const auto& def = map.syms[idx];
     const unsigned vis = def.other & 3;
     if (vis == STV_HIDDEN || vis == STV_INTERNAL) continue;
+    if (vis == STV_PROTECTED && q.ref && scope[q.undef].executable) {
+      if (q.type_class & 2) out.protected_use = Bound::ProtectedUse::copied;
+      else if ((q.type_class & 1) && q.ref->value != 0 && q.ref->shndx == SHN_UNDEF)
+        out.protected_use = Bound::ProtectedUse::address_taken;
+      if (out.protected_use != Bound::ProtectedUse::none) out.protected_owner = static_cast<int>(i);
+    }
     const unsigned bind = def.info >> 4;
     // GLRO(dl_dynamic_weak): "Weak definition.  Use this value if we don't
     // find another." The walk goes on to the next object.
@@ -209,7 +223,7 @@ Bound bind(const std::vector<ScopeObject>& scope, std::size_t undef, const Objec
   std::vector<std::size_t> order;
   if (from.symbolic && !scope[undef].executable) order.push_back(undef);
   for (std::size_t i = 0; i < scope.size(); ++i) order.push_back(i);
-  const Query q{want.name, b.version, ref.type_class, undef, ref.sym, dynamic_weak};
+  const Query q{want.name, b.version, ref.type_class, undef, ref.sym, dynamic_weak, &want};
   const int r = do_lookup_x(scope, order, q, unique, b);
   if (r == kLookupAsserts) b.object = kLookupAsserts;
   if (b.object < 0) return b;
@@ -221,7 +235,7 @@ Bound bind(const std::vector<ScopeObject>& scope, std::size_t undef, const Objec
     bool elsewhere = b.object != static_cast<int>(undef);
     if (ref.type_class != 1) {
       Bound again;
-      const Query plt{want.name, b.version, 1, undef, ref.sym, dynamic_weak};
+      const Query plt{want.name, b.version, 1, undef, ref.sym, dynamic_weak, nullptr};
       // protected_value.s is read whatever do_lookup_x() returned.
       elsewhere = do_lookup_x(scope, order, plt, unique, again) != kLookupAsserts && again.object >= 0 &&
                   again.object != static_cast<int>(undef);
@@ -242,6 +256,13 @@ bool env_dynamic_weak(const std::vector<std::string>& envp, bool secure) {
   for (const auto& e : envp)
     if (e.rfind("LD_DYNAMIC_WEAK=", 0) == 0) return true;
   return false;
+}
+
+std::string protected_warning(const Bound& b, const std::string& symbol, const std::string& owner) {
+  if (b.protected_use == Bound::ProtectedUse::copied)
+    return "warning: copy relocation against non-copyable protected symbol `" + symbol + "' in `" + owner + "'";
+  return "warning: direct reference to protected function `" + symbol + "' in `" + owner +
+         "' may break pointer equality";
 }
 
 std::string relocation_name(std::uint32_t type) {

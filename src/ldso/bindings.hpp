@@ -39,9 +39,10 @@ struct ObjectSymbols {
   std::vector<Sym> syms;                                                // .dynsym by index
   std::unordered_map<std::string, std::vector<std::uint32_t>> by_name;  // defined symbols, index order
   bool has_versym = false;
-  bool symbolic = false;               // DT_SYMBOLIC or DF_SYMBOLIC: its own definitions first
-  bool bind_now_flag = false;          // DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW: PLT slots bound at start-up
-  std::vector<VersionEntry> versions;  // l_versions by version index
+  bool symbolic = false;                // DT_SYMBOLIC or DF_SYMBOLIC: its own definitions first
+  bool bind_now_flag = false;           // DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW: PLT slots bound at start-up
+  bool indirect_extern_access = false;  // GNU_PROPERTY_1_NEEDED_INDIRECT_EXTERN_ACCESS (l_1_needed)
+  std::vector<VersionEntry> versions;   // l_versions by version index
   // The lookups start-up relocation makes for this object (lazy unless
   // BIND_NOW), in order: symbol index, elf_machine_type_class, relocation
   // type, and whether the one-entry cache answered it (RESOLVE_MAP).
@@ -80,6 +81,14 @@ struct Bound {
   std::uint32_t sym = 0;                  // the definition's symbol index there
   bool protected_ref = false;             // the reference is STV_PROTECTED ("protected symbol")
   const VersionEntry* version = nullptr;  // the version asked for (in the referencing object)
+  // sysdeps/generic/dl-protected.h _dl_check_protected_symbol(): the
+  // executable copies (a copy relocation) or takes the address of (a PLT
+  // class lookup of an undefined symbol with a value: a canonical PLT entry)
+  // the protected definition the lookup met in scope entry protected_owner.
+  // ld.so warns, and stops if that object needs indirect extern access.
+  enum class ProtectedUse { none, copied, address_taken };
+  ProtectedUse protected_use = ProtectedUse::none;
+  int protected_owner = -1;
 };
 
 // _dl_lookup_symbol_x() for reference REF of UNDEF (an index into SCOPE, the
@@ -96,6 +105,10 @@ Bound bind(const std::vector<ScopeObject>& scope, std::size_t undef, const Objec
 // Whether ld.so run with ENVP looks past weak definitions (GLRO(dl_dynamic_weak),
 // LD_DYNAMIC_WEAK); SECURE: AT_SECURE, where it never does.
 bool env_dynamic_weak(const std::vector<std::string>& envp, bool secure);
+
+// The warning dl-protected.h prints for B's protected_use (not none) of
+// SYMBOL, defined in OWNER (its l_name).
+std::string protected_warning(const Bound& b, const std::string& symbol, const std::string& owner);
 
 // R_X86_64_GLOB_DAT...; "R_X86_64_<n>" for another.
 std::string relocation_name(std::uint32_t type);

@@ -3,7 +3,8 @@
 // can improve alone. The messages they explain are ld.so's own:
 // elf/dl-load.c _dl_map_object() "cannot open shared object file",
 // elf/dl-version.c match_symbol() "version `%s' not found (required by %s)",
-// sysdeps/x86/dl-prop.h "CPU ISA level is lower than required".
+// sysdeps/x86/dl-prop.h "CPU ISA level is lower than required",
+// elf/dl-lookup.c _dl_lookup_symbol_x() "undefined symbol: %s%s%s".
 #include <cstdio>
 #include <utility>
 
@@ -90,6 +91,19 @@ Diagnosis missing_version(const Prediction& p, const LoaderError& e, const Syste
               " against the installed one"};
 }
 
+// "undefined symbol: NAME[, version V]" of OBJECT: who refers to what, and
+// what to do; WHEN says when ld.so looks it up.
+Diagnosis undefined_symbol(const LoaderError& e, const std::string& when) {
+  const std::string what = e.message.substr(e.message.find(": ") + 2);
+  const auto comma = what.find(", version ");
+  const std::string sym = what.substr(0, comma);
+  const std::string version = comma == std::string::npos ? "" : " (version " + what.substr(comma + 10) + ")";
+  return {"no object of ld.so's global scope defines " + sym + version + ", which " + e.object + " refers to; " + when,
+          "run it with the library that defines " + sym + version +
+              " (the one it was linked against: an older or different build lacks it), or relink " + e.object +
+              " against the libraries installed"};
+}
+
 }  // namespace
 
 std::string missing_object_fix(const std::string& name) {
@@ -107,9 +121,17 @@ std::string missing_object_fix(const std::string& name, const Prediction& p) {
 }
 
 Diagnosis diagnose(const Prediction& p, const SystemInfo& sys) {
+  if (!p.error && !p.first_call_errors.empty())
+    return undefined_symbol(p.first_call_errors.front().error,
+                            "it is called through a lazy PLT slot, so the start succeeds and ld.so looks it up at the "
+                            "first call, where the program stops (with LD_BIND_NOW=1 or -z now, at start-up)");
   if (!p.error) return {};
   const LoaderError& e = *p.error;
   if (e.stage == LoaderError::Stage::versions) return missing_version(p, e, sys);
+  if (e.stage == LoaderError::Stage::relocating && e.occasion == "symbol lookup error")
+    return undefined_symbol(e,
+                            "ld.so looks it up while relocating at start-up (a data reference, or a PLT slot bound "
+                            "now: LD_BIND_NOW, -z now), before the program runs");
   if (e.stage == LoaderError::Stage::musl_relocating) {
     // musl 1.2.3 ldso/dynlink.c do_relocs(): one global namespace, no versions.
     const auto colon = e.message.find(": symbol not found");
@@ -125,6 +147,15 @@ Diagnosis diagnose(const Prediction& p, const SystemInfo& sys) {
             "load the library that defines " + sym + " (link " + e.object +
                 " against it, or LD_PRELOAD it), or rebuild against the libraries installed"};
   }
+  if (e.stage == LoaderError::Stage::relocating)
+    // sysdeps/generic/dl-protected.h: the occasion is the symbol.
+    return {"the program copies " + e.occasion + " (a copy relocation) or takes its address directly, and " +
+                e.occasion + " is a protected symbol of " + e.object +
+                ", which is marked GNU_PROPERTY_1_NEEDED_INDIRECT_EXTERN_ACCESS (built with "
+                "-mno-direct-extern-access): only references through the GOT may reach it",
+            "rebuild the program with -fPIC or -mno-direct-extern-access (no copy relocation, no direct "
+            "reference), or build " +
+                e.object + " without that marking"};
   if (e.message == "CPU ISA level is lower than required")
     return {e.object + " was built for a newer x86-64 level than this CPU offers (it has x86-64-v" +
                 std::to_string(sys.isa_level) + ")",

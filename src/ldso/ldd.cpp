@@ -184,6 +184,13 @@ LddText ldd_text(const LddResult& r, bool version_info) {
   }
   if (p.unused) {
     for (const auto& l : p.symbol_lines) t.out += l + "\n";
+    // The walk stopped at a lookup (dl-protected.h): the error instead of the
+    // list; ld.so's exit 127 makes ldd's status 1.
+    if (p.error && p.error->stage == LoaderError::Stage::relocating) {
+      t.out += error_line(r.file, *p.error) + "\n";
+      t.status = 1;
+      return t;
+    }
     if (!p.unused->empty()) t.out += "Unused direct dependencies:\n";
     for (const auto& u : *p.unused) t.out += "\t" + u + "\n";
     t.status = p.unused->empty() ? 0 : 1;
@@ -205,6 +212,13 @@ LddText ldd_text(const LddResult& r, bool version_info) {
   }
   // rtld.c dl_main: with LD_WARN, the relocation's lines come after the list.
   for (const auto& l : p.symbol_lines) t.out += l + "\n";
+  // A lookup that stops ld.so while it relocates (dl-protected.h): its line
+  // last, and ld.so's exit 127 makes ldd's status 1.
+  if (p.error && p.error->stage == LoaderError::Stage::relocating) {
+    t.out += error_line(r.file, *p.error) + "\n";
+    t.status = 1;
+    return t;
+  }
   if (version_info && !p.version_info.empty()) {
     t.out += "\n\tVersion information:\n";
     for (const auto& v : p.version_info) {

@@ -876,6 +876,8 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
   };
   UniqueTable unique;
   std::vector<Prediction::Binding> out;
+  // A lookup error stops start-up: no lookup after it is made.
+  bool stopped = false;
   // One object's lookups (FROM holds its references, made in the name of
   // scope entry UNDEF).
   auto relocate = [&](std::size_t undef, const ObjectSymbols& from, bool rtld_own) {
@@ -883,6 +885,7 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
     const bool lazy = !rtld_own && !m.is_rtld && !env_now && !from.bind_now_flag;
     Bound last;
     for (const auto& l : from.lookups) {
+      if (stopped) break;
       const bool first_call = lazy && l.type == R_X86_64_JUMP_SLOT;
       const bool cached = l.cached && !first_call;
       const Bound b = cached ? last : bind(scope, undef, from, l, unique, dynamic_weak);
@@ -897,6 +900,17 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
       const auto& ref = from.syms[l.sym];
       const bool weak = (ref.info >> 4) == STB_WEAK;
       const ObjectSymbols* def = b.object >= 0 ? scope[static_cast<std::size_t>(b.object)].symbols.get() : nullptr;
+      // dl-protected.h: printed as the lookup is made (after trace mode's list).
+      if (!cached && (trace || !first_call) && b.protected_use != Bound::ProtectedUse::none) {
+        const auto owner = static_cast<std::size_t>(b.protected_owner);
+        (trace ? p.symbol_lines : p.warnings).push_back(protected_warning(b, ref.name, name_of(owner)));
+        if (scope[owner].symbols->indirect_extern_access) {
+          p.error = LoaderError{name_of(owner), "error due to GNU_PROPERTY_1_NEEDED_INDIRECT_EXTERN_ACCESS",
+                                LoaderError::Stage::relocating, ref.name};
+          stopped = true;
+          continue;
+        }
+      }
       if (trace) {
         if (!cached && b.object < 0 && !weak)
           p.symbol_lines.push_back("undefined symbol: " + ref.name + (b.version ? ", version " + b.version->name : "") +
@@ -920,9 +934,16 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
       o.relocation = rtld_own ? "rtld" : relocation_name(l.type);
       o.from_cache = cached;
       o.at_first_call = first_call;
-      if (b.object < 0 && !weak && !first_call && !p.binding_error)
-        p.binding_error = req.program + ": symbol lookup error: " + o.object + ": undefined symbol: " + ref.name +
-                          (b.version ? ", version " + b.version->name : "");
+      if (b.object < 0 && !weak && !cached) {
+        const LoaderError e{o.object,
+                            "undefined symbol: " + ref.name + (b.version ? ", version " + b.version->name : ""),
+                            LoaderError::Stage::relocating, "symbol lookup error"};
+        if (first_call) p.first_call_errors.push_back({ref.name, e});
+        else {
+          p.error = e;
+          stopped = true;
+        }
+      }
       out.push_back(std::move(o));
       // libc's IFUNC resolvers of gettimeofday and time ask for the vDSO's
       // function (sysdeps/unix/sysv/linux/x86/gettimeofday.c, time.c:
@@ -1006,6 +1027,19 @@ void LinkMap::find_unused(const Request& req, Prediction& p) const {
             "! _dl_name_match_p (version->filename, map)' failed!";
       else p.warnings.emplace_back("unused dependencies not predicted: ld.so stops on an assertion (text unknown)");
       return;
+    }
+    // dl-protected.h, as in bind_symbols(): the warning, and a library that
+    // needs indirect extern access stops ld.so.
+    if (b.protected_use != Bound::ProtectedUse::none) {
+      const auto owner = static_cast<std::size_t>(b.protected_owner);
+      const Map& owner_map = st_.map(maps[owner]);
+      p.symbol_lines.push_back(protected_warning(b, refs.syms[l.sym].name, owner_map.l_name));
+      if (scope_objects[owner].symbols->indirect_extern_access) {
+        p.error = LoaderError{owner_map.l_name, "error due to GNU_PROPERTY_1_NEEDED_INDIRECT_EXTERN_ACCESS",
+                              LoaderError::Stage::relocating, refs.syms[l.sym].name};
+        p.unused.emplace();  // the walk's lines, not the list (ldd.cpp)
+        return;
+      }
     }
     if (i < 0) continue;
     used[static_cast<std::size_t>(maps[static_cast<std::size_t>(i)])] = true;

@@ -193,7 +193,9 @@ std::string error_line(std::string_view argv0, const LoaderError& e) {
   // elf/dl-error-skeleton.c fatal_error(): "%s: %s: %s%s%s" with the
   // occasion, and ": " only before a non-empty object name.
   std::string s(argv0);
-  s += ": error while loading shared libraries: ";
+  s += ": ";
+  s += e.stage == LoaderError::Stage::relocating ? e.occasion : "error while loading shared libraries";
+  s += ": ";
   s += e.object;
   if (!e.object.empty()) s += ": ";
   s += e.message;

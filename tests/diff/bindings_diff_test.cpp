@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include "procforge/ldso.hpp"
@@ -102,21 +103,36 @@ Printed real_bindings(const std::string& program, const std::vector<std::string>
   return p;
 }
 
+// procforge explain --json --bindings PROGRAM ARGS with ENV; {"problem": ...}
+// when it gave no JSON.
+nlohmann::json explain_json(const std::string& program, const std::vector<std::string>& args,
+                            const std::vector<std::string>& env, const std::string& cwd) {
+  std::vector<std::string> argv{PROCFORGE_BINARY, "explain", "--json", "--bindings", "--clear-env"};
+  for (const auto& e : kEnv) argv.push_back("--env=" + e);
+  for (const auto& e : env) argv.push_back("--env=" + e);
+  argv.insert(argv.end(), {"--", program});
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandOptions o;
+  o.env = kEnv;
+  o.cwd = cwd;
+  o.timeout_ms = 60000;
+  const auto r = run_command(argv, o);
+  try {
+    return nlohmann::json::parse(r.out);
+  } catch (const std::exception& e) {
+    return {{"problem", std::string(e.what()) + ": " + r.err}};
+  }
+}
+
 // procforge's lookups that ld.so prints: made at start-up (not from the
 // cache, not a lazy slot) and found.
 std::optional<std::vector<Line>> predicted(const std::string& program, const std::vector<std::string>& env,
                                            std::string& problem) {
-  std::vector<std::string> argv{PROCFORGE_BINARY, "explain", "--json", "--bindings", "--clear-env"};
-  for (const auto& e : kEnv) argv.push_back("--env=" + e);
-  for (const auto& e : env) argv.push_back("--env=" + e);
-  argv.emplace_back("--env=LD_BIND_NOW=1");
-  argv.insert(argv.end(), {"--", program, "--version"});
-  CommandOptions o;
-  o.env = kEnv;
-  o.timeout_ms = 60000;
-  const auto r = run_command(argv, o);
+  std::vector<std::string> with_now = env;
+  with_now.emplace_back("LD_BIND_NOW=1");
+  const auto j = explain_json(program, {"--version"}, with_now, "");
   try {
-    const auto j = nlohmann::json::parse(r.out);
+    if (j.contains("problem")) throw std::runtime_error(j["problem"].get<std::string>());
     const auto& loader = j.at("loader");
     if (loader.is_null() || !loader.contains("bindings")) {
       problem = "no bindings: " + (loader.is_null() ? std::string("ld.so does not run") : loader["warnings"].dump());
@@ -130,13 +146,15 @@ std::optional<std::vector<Line>> predicted(const std::string& program, const std
     }
     return out;
   } catch (const std::exception& e) {
-    problem = std::string("procforge explain --json --bindings: ") + e.what() + ": " + r.err;
+    problem = std::string("procforge explain --json --bindings: ") + e.what();
     return std::nullopt;
   }
 }
 
 struct Tally {
   std::size_t programs = 0, bindings = 0, agreed = 0, in_order = 0, later = 0;
+  std::size_t protected_lines = 0;  // printed by ld.so as "protected symbol"
+
   std::map<std::string, std::size_t> left_out;
   std::vector<std::string> mismatches;
 };
@@ -160,6 +178,7 @@ void compare(const std::string& name, const std::string& program, const std::vec
   const auto mine = predicted(program, env, problem);
   const std::lock_guard lock(mu);
   ++t.programs;
+  for (const auto& l : real.startup) t.protected_lines += l.find(": protected `") != std::string::npos;
   t.later += real.later;
   t.bindings += real.startup.size();
   if (!mine && problem == "no bindings: ld.so does not run") {
@@ -203,9 +222,10 @@ void compare(const std::string& name, const std::string& program, const std::vec
 void report(const char* what, const Tally& t) {
   std::printf(
       "bindings %s: %zu programs compared, %zu bindings printed by ld.so at start-up, %zu predicted (%.2f%%), "
-      "%zu programs in ld.so's order too; %zu lines after start-up not compared\n",
+      "%zu programs in ld.so's order too; %zu lines after start-up not compared; %zu protected\n",
       what, t.programs, t.bindings, t.agreed,
-      t.bindings ? 100.0 * static_cast<double>(t.agreed) / static_cast<double>(t.bindings) : 0.0, t.in_order, t.later);
+      t.bindings ? 100.0 * static_cast<double>(t.agreed) / static_cast<double>(t.bindings) : 0.0, t.in_order, t.later,
+      t.protected_lines);
   for (const auto& [why, n] : t.left_out) std::printf("  left out: %zu  %s\n", n, why.c_str());
   for (std::size_t i = 0; i < t.mismatches.size() && i < 20; ++i)
     std::printf("  MISMATCH %s\n", t.mismatches[i].c_str());
@@ -269,6 +289,9 @@ TEST(BindingsDiff, fixture_rules_bind_as_ld_so_says) {
     if (c.starts) compare(c.name, c.program, c.env, dir.path(), t, mu);
   report("fixtures", t);
   EXPECT_GE(t.programs, 4u);
+  // References through protected symbols: every_rule's own, and protref's
+  // pointers to its data the executable copied and to its function.
+  EXPECT_GE(t.protected_lines, 4u);
   EXPECT_EQ(t.agreed, t.bindings);
   EXPECT_EQ(t.in_order, t.programs);
   EXPECT_TRUE(t.mismatches.empty());
@@ -319,6 +342,120 @@ TEST(BindingsDiff, ld_dynamic_weak_is_ignored_in_secure_mode) {
                 secure ? "secure mode" : "not secure", real.exit_code, predicted);
     EXPECT_EQ(real.exit_code, predicted) << (secure ? "secure mode" : "not secure") << "; stderr: " << real.err;
   }
+}
+
+// A reference nothing defines, run for real: whether main() ran ("before"
+// on stdout), the status and ld.so's stderr; against explain's verdict
+// (runs or not), its error (loader.error) and the lazy slots it says fail
+// at their first call (loader.first_call_errors).
+struct RealRun {
+  bool main_ran = false;
+  int status = -1;
+  std::string err;
+};
+
+RealRun run_real(const std::string& program, const std::vector<std::string>& args, const std::vector<std::string>& env,
+                 const std::string& cwd) {
+  CommandOptions o;
+  o.env = kEnv;
+  o.env.insert(o.env.end(), env.begin(), env.end());
+  o.cwd = cwd;
+  o.timeout_ms = 10000;
+  std::vector<std::string> argv{program};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const auto r = run_command(argv, o);
+  return {r.out.rfind("before\n", 0) == 0, r.exit_code, r.err};
+}
+
+// Empty when procforge says what the real run did.
+std::string lookup_error_mismatch(const RealRun& real, const nlohmann::json& j, bool called) {
+  if (j.contains("problem")) return "procforge explain --json --bindings: " + j["problem"].get<std::string>();
+  const auto& loader = j.at("loader");
+  const bool starts = j.at("result").at("outcome") == "runs";
+  std::string m;
+  // The warnings ld.so prints as it relocates come first.
+  std::string warned;
+  for (const auto& w : loader.at("warnings"))
+    if (w.get<std::string>().rfind("warning: ", 0) == 0) warned += w.get<std::string>() + "\n";
+  if (real.err.rfind(warned, 0) != 0) m += " predicted the warnings " + warned + ";";
+  const std::string err = real.err.substr(std::min(warned.size(), real.err.size()));
+  if (starts != real.main_ran)
+    m += std::string("procforge says the start ") + (starts ? "succeeds" : "fails") + ", main() " +
+         (real.main_ran ? "ran" : "did not run") + ";";
+  if (!starts) {
+    const auto& e = loader.at("error");
+    if (e.is_null() || e.at("stage") != "relocating") return m + " no relocating error predicted";
+    if (e.at("stderr").get<std::string>() + "\n" != err || e.at("exit_status") != real.status)
+      m += " predicted " + e.at("stderr").get<std::string>() + " (exit " + e.at("exit_status").dump() + ");";
+    if (loader.at("binding_error") != e.at("stderr")) m += " binding_error is not error.stderr;";
+  } else if (real.status != 0) {
+    // A first call failed: that call's slot is one procforge names.
+    bool named = false;
+    for (const auto& f : loader.at("first_call_errors"))
+      named |= f.at("stderr").get<std::string>() + "\n" == err && f.at("exit_status") == real.status;
+    if (!named) m += " no first-call error predicted is this one;";
+    if (j.at("result").at("text").get<std::string>().find("the first call to ") == std::string::npos)
+      m += " the verdict does not name the first call;";
+  } else if (called && !loader.at("first_call_errors").empty()) {
+    m += " every call was made and none failed, but procforge predicts " + loader.at("first_call_errors").dump() + ";";
+  } else if (!err.empty()) {
+    m += " ld.so printed something unexpected;";
+  }
+  if (!m.empty())
+    m += "\n      real: main " + std::string(real.main_ran ? "ran" : "did not run") + ", exit " +
+         std::to_string(real.status) + ", stderr " + real.err;
+  return m;
+}
+
+TEST(BindingsDiff, undefined_symbols_fail_where_ld_so_says) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
+  FixtureDir dir;
+  auto cases = build_lookup_error_cases(dir);
+  ASSERT_TRUE(cases) << cases.error().message;
+  std::size_t runs = 0, agreed = 0, at_start = 0, at_first_call = 0;
+  std::vector<std::string> mismatches;
+  for (const auto& c : *cases)
+    for (const std::vector<std::string>& env : {std::vector<std::string>{}, std::vector<std::string>{"LD_BIND_NOW=1"}})
+      for (const bool call : {false, true}) {
+        const std::vector<std::string> args = call ? std::vector<std::string>{"call"} : std::vector<std::string>{};
+        const RealRun real = run_real(c.program, args, env, dir.path());
+        const std::string m = lookup_error_mismatch(real, explain_json(c.program, args, env, dir.path()), call);
+        ++runs;
+        at_start += !real.main_ran;
+        at_first_call += real.main_ran && real.status == 127;
+        if (m.empty()) ++agreed;
+        else mismatches.push_back(c.name + (env.empty() ? "" : " LD_BIND_NOW=1") + (call ? " call" : "") + ": " + m);
+      }
+  std::printf("undefined symbols: %zu runs compared (%zu stopped at start-up, %zu at a first call), %zu agreed\n", runs,
+              at_start, at_first_call, agreed);
+  for (const auto& m : mismatches) std::printf("  MISMATCH %s\n", m.c_str());
+  EXPECT_EQ(runs, cases->size() * 4);
+  EXPECT_GT(at_start, 0u);
+  EXPECT_GT(at_first_call, 0u);
+  EXPECT_EQ(agreed, runs);
+}
+
+// The same verdict in explain's text: the line ld.so prints, and when.
+TEST(BindingsDiff, undefined_symbol_text_names_the_first_call) {
+  SKIP_UNLESS_INSTALLED("/usr/bin/gcc");
+  FixtureDir dir;
+  auto cases = build_lookup_error_cases(dir);
+  ASSERT_TRUE(cases) << cases.error().message;
+  const std::string program = dir.at("lookup/call_lazy");
+  const RealRun real = run_real(program, {"call"}, {}, dir.path());
+  ASSERT_TRUE(real.main_ran && real.status == 127) << real.err;
+  CommandOptions o;
+  o.env = kEnv;
+  const auto r = run_command({PROCFORGE_BINARY, "explain", "--bindings", "--clear-env", "--", program, "call"}, o);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("result  runs: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("the first call to gone_fn stops it"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(real.err.substr(0, real.err.size() - 1)), std::string::npos) << r.out;
+  const auto now = run_command(
+      {PROCFORGE_BINARY, "explain", "--bindings", "--clear-env", "--env=LD_BIND_NOW=1", "--", program, "call"}, o);
+  EXPECT_EQ(now.exit_code, 1) << now.out;
+  EXPECT_NE(now.out.find("result  fails in ld.so: "), std::string::npos) << now.out;
+  EXPECT_NE(now.out.find(real.err.substr(0, real.err.size() - 1)), std::string::npos) << now.out;
 }
 
 }  // namespace

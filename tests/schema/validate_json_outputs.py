@@ -140,6 +140,19 @@ with tempfile.TemporaryDirectory(prefix="procforge-schema-") as d:
     validate_json("explain --json --bindings /usr/bin/ls", r.stdout, "procforge.explain/1")
     if not json.loads(r.stdout)["loader"].get("bindings"):
         failures.append("explain --json --bindings /usr/bin/ls: no bindings")
+    # A function its library no longer defines: lazily its first call fails
+    # (first_call_errors); with LD_BIND_NOW=1 the start does (error, stage relocating).
+    lib2, prog2 = os.path.join(d, "libpfgone.so"), os.path.join(d, "calls-gone-function")
+    subprocess.run([cc, "-shared", "-fPIC", "-o", lib2, "-x", "c", "-"], input="int pf(void){return 0;}\n",
+                   text=True, check=True)
+    subprocess.run([cc, "-o", prog2, "-x", "c", "-", "-L" + d, "-lpfgone", "-Wl,-rpath," + d],
+                   input="int pf(void);\nint main(void){return pf();}\n", text=True, check=True)
+    subprocess.run([cc, "-shared", "-fPIC", "-o", lib2, "-x", "c", "-"], input="int kept;\n", text=True, check=True)
+    for env, status, key in [([], 0, "first_call_errors"), (["--env=LD_BIND_NOW=1"], 1, "error")]:
+        r = procforge(["explain", "--json", "--bindings"] + env + [prog2], status)
+        validate_json(f"explain --json --bindings {' '.join(env)} {prog2}", r.stdout, "procforge.explain/1")
+        if r.stdout.startswith("{") and not json.loads(r.stdout)["loader"].get(key):
+            failures.append(f"explain --json --bindings {' '.join(env)} {prog2}: no {key}")
     # glibc's ld.so run as a command: a list, a refused command line, a run that stops.
     ldso = "/lib64/ld-linux-x86-64.so.2"
     if os.access(ldso, os.X_OK):

@@ -122,6 +122,40 @@ bool add_dynamic_weak_cases(FixtureDir& dir, std::vector<BindingCase>& cases) {
   return true;
 }
 
+// In DIR/SUB: prot_pie and prot_nopie, which copy a data symbol pd of
+// libSUB.so (a copy relocation) and take the address of its function pf (a
+// GLOB_DAT; without PIE a canonical PLT entry), linked while both had
+// default visibility (ld refuses copy relocations against protected data);
+// libSUB.so is then rebuilt with both protected and its own pointers to
+// them (R_X86_64_64 against its protected symbols: lookups through a
+// protected reference), with LIB_FLAGS. The programs print "before", given
+// an argument compare both sides' views, then print "after".
+bool build_protected_refs(FixtureDir& dir, const std::string& sub, const std::vector<std::string>& lib_flags) {
+  const std::string d = sub + "/";
+  dir.mkdirs(sub);
+  auto lib = [&](const std::string& vis) {
+    return "__attribute__((visibility(\"" + vis + "\"))) int pd = 5;\n" + "__attribute__((visibility(\"" + vis +
+           "\"))) int pf(void) { return 1; }\n" +
+           "int *pd_ptr = &pd;\nint (*pf_ptr)(void) = pf;\nint get_pd(void) { return pd; }\n"
+           "int (*get_pf(void))(void) { return pf; }\n";
+  };
+  dir.write(d + "stand_in.c", lib("default"));
+  dir.write(d + "protected.c", lib("protected"));
+  dir.write(d + "main.c",
+            "#include <stdio.h>\n"
+            "extern int pd, get_pd(void), pf(void), (*get_pf(void))(void), *pd_ptr, (*pf_ptr)(void);\n"
+            "int main(int argc, char **argv) {\n  (void)argv;\n  puts(\"before\");\n  fflush(stdout);\n"
+            "  if (argc > 1) printf(\"%d %d %d %d\\n\", get_pd() == pd, get_pf() == pf, *pd_ptr == pd, pf_ptr == pf);\n"
+            "  puts(\"after\");\n  return 0;\n}\n");
+  const std::string so = d + "lib" + sub + ".so", rpath = "-Wl,-rpath," + dir.at(sub);
+  std::vector<std::string> final_lib{"-shared", "-fPIC", "-o", so, d + "protected.c"};
+  final_lib.insert(final_lib.end(), lib_flags.begin(), lib_flags.end());
+  return dir.gcc({"-shared", "-fPIC", "-o", so, d + "stand_in.c"}) &&
+         dir.gcc({"-o", d + "prot_pie", "-fPIE", "-pie", d + "main.c", "-L" + sub, "-l" + sub, rpath}) &&
+         dir.gcc({"-o", d + "prot_nopie", "-fno-PIC", "-no-pie", d + "main.c", "-L" + sub, "-l" + sub, rpath}) &&
+         dir.gcc(final_lib);
+}
+
 }  // namespace
 
 Result<std::vector<BindingCase>> build_binding_cases(FixtureDir& dir) {
@@ -217,6 +251,9 @@ Result<std::vector<BindingCase>> build_binding_cases(FixtureDir& dir) {
       {"interposed_by_ld_preload", dir.at("main_pie"), {"LD_PRELOAD=" + dir.at("libpre.so")}, true},
       {"older_version_named_by_symver", dir.at("old_version"), {}, true},
   };
+  if (!build_protected_refs(dir, "protref", {})) return fail("protref");
+  cases.push_back({"protected_references_pie_copy_relocation", dir.at("protref/prot_pie"), {}, true});
+  cases.push_back({"protected_references_no_pie_canonical_plt", dir.at("protref/prot_nopie"), {}, true});
   // Undefined references: built against stand-ins, which are then replaced
   // by objects that lack the symbols (or have other sizes).
   dir.write("stub.c", "int gone_fn(void) { return 0; }\nint gone_data;\n");
@@ -244,6 +281,62 @@ Result<std::vector<BindingCase>> build_binding_cases(FixtureDir& dir) {
   cases.push_back({"library_with_undefined_symbols", dir.at("undef/libuser.so"), {}, false});
   if (!add_group_cases(dir, cases)) return fail("DF_1_GROUP cases");
   if (!add_dynamic_weak_cases(dir, cases)) return fail("LD_DYNAMIC_WEAK cases");
+  return cases;
+}
+
+Result<std::vector<BindingCase>> build_lookup_error_cases(FixtureDir& dir) {
+  auto fail = [&](const std::string& what) { return Error(EIO, what + ": " + dir.error()); };
+  dir.mkdirs("lookup");
+  const std::string rpath = "-Wl,-rpath," + dir.at("lookup");
+  dir.write("lookup/gone.c", "int gone_fn(void) { return 0; }\nint gone_data = 1;\nint kept(void) { return 1; }\n");
+  dir.write("lookup/kept.c", "int kept(void) { return 1; }\n");
+  dir.write("lookup/v1.map", "V1 { global: *; };\n");
+  dir.write("lookup/user.c", "extern int gone_fn(void);\nint use(void) { return gone_fn(); }\n");
+  // BODY: what the program does given an argument.
+  auto program = [&](const std::string& name, const std::string& decl, const std::string& body) {
+    dir.write("lookup/" + name + ".c", "#include <stdio.h>\n" + decl +
+                                           "\nint main(int argc, char **argv) {\n  (void)argv;\n  int r = 0;\n"
+                                           "  puts(\"before\");\n  fflush(stdout);\n  if (argc > 1) " +
+                                           body + ";\n  puts(\"after\");\n  return r;\n}\n");
+  };
+  program("call", "extern int gone_fn(void);", "r = gone_fn()");
+  program("versioned", "extern int gone_fn(void);", "r = gone_fn()");
+  program("data", "extern int gone_data;", "r = gone_data");
+  program("lib_call", "extern int use(void);", "r = use()");
+  program("weak", "extern int gone_fn(void) __attribute__((weak));", "r = gone_fn ? gone_fn() : 0");
+  // Built in DIR: every file under lookup/.
+  const std::string l = "lookup/", lib = "-lgone", libdir = "-Llookup";
+  const std::vector<std::vector<std::string>> builds = {
+      {"-shared", "-fPIC", "-o", l + "libgone.so", l + "gone.c"},
+      {"-shared", "-fPIC", "-o", l + "libvgone.so", l + "gone.c", "-Wl,--version-script=" + l + "v1.map"},
+      {"-shared", "-fPIC", "-o", l + "libuser.so", l + "user.c", libdir, lib, rpath},
+      {"-shared", "-fPIC", "-o", l + "libuser_now.so", l + "user.c", libdir, lib, rpath, "-Wl,-z,now"},
+      {"-o", l + "call_lazy", l + "call.c", libdir, lib, rpath},
+      {"-o", l + "call_now", l + "call.c", libdir, lib, rpath, "-Wl,-z,now"},
+      {"-o", l + "versioned", l + "versioned.c", libdir, "-lvgone", rpath},
+      {"-o", l + "data_got", "-fPIC", l + "data.c", libdir, lib, rpath},
+      {"-o", l + "data_copy", "-fno-PIC", "-no-pie", l + "data.c", libdir, lib, rpath},
+      {"-o", l + "lib_call_lazy", l + "lib_call.c", libdir, "-luser", rpath},
+      {"-o", l + "lib_call_now", l + "lib_call.c", libdir, "-luser_now", rpath},
+      {"-o", l + "weak", l + "weak.c", libdir, lib, rpath},
+      // The stand-ins give way to libraries without the symbols (libvgone.so
+      // keeps its version V1).
+      {"-shared", "-fPIC", "-o", l + "libgone.so", l + "kept.c"},
+      {"-shared", "-fPIC", "-o", l + "libvgone.so", l + "kept.c", "-Wl,--version-script=" + l + "v1.map"},
+  };
+  for (const auto& b : builds)
+    if (!dir.gcc(b)) return fail(b[b[0] == "-o" ? 1 : 3]);
+  std::vector<BindingCase> cases;
+  for (const char* p : {"call_lazy", "call_now", "versioned", "data_got", "data_copy", "lib_call_lazy", "lib_call_now"})
+    cases.push_back({p, dir.at(std::string("lookup/") + p), {}, false});
+  cases.push_back({"weak", dir.at("lookup/weak"), {}, true});
+  // Protected symbols the executable copies or takes the address of: a
+  // warning; an error when their library needs indirect extern access.
+  if (!build_protected_refs(dir, "protwarn", {}) ||
+      !build_protected_refs(dir, "protiea", {"-mno-direct-extern-access"}))
+    return fail("protected references");
+  for (const char* p : {"protwarn/prot_pie", "protwarn/prot_nopie"}) cases.push_back({p, dir.at(p), {}, true});
+  for (const char* p : {"protiea/prot_pie", "protiea/prot_nopie"}) cases.push_back({p, dir.at(p), {}, false});
   return cases;
 }
 

@@ -26,4 +26,14 @@ struct BindingCase {
 // Builds every case in DIR with gcc.
 Result<std::vector<BindingCase>> build_binding_cases(FixtureDir& dir);
 
+// Programs whose references nothing defines when they run, each built
+// against a stand-in library that defined them, then replaced by one that
+// does not: a function called through a lazy PLT slot, the same linked
+// -z now, a versioned function whose version is still defined, data through
+// the GOT and through a copy relocation, a library's own call (lazy, and
+// in a library linked -z now), and a weak reference (starts). Each prints
+// "before" (flushed), then, given an argument, makes every call and data
+// read it has, then prints "after".
+Result<std::vector<BindingCase>> build_lookup_error_cases(FixtureDir& dir);
+
 }  // namespace procforge::testsupport
