@@ -40,6 +40,7 @@ const ldso::SystemInfo& sys() {
 }
 
 const std::vector<std::string> kEnv = {"PATH=/usr/bin:/bin", "LC_ALL=C"};
+const char* const kOwnCache = "ld.so.cache";  // in the fixture directory
 
 // A program that prints its argv[0], then every object of its link map.
 std::string program_source(const char* calls) {
@@ -78,7 +79,21 @@ bool build(FixtureDir& d) {
             d.gcc({"-o", "mnot", "m.c", "-Llib1", "-la"}) && d.gcc({"-o", "n", "n.c", "-Llib2", "-lc2"});
   for (const auto& h : hwcaps)
     ok = ok && d.gcc({"-shared", "-fPIC", "-o", "lib1/glibc-hwcaps/" + h + "/liba.so", "a.c"});
-  return ok;
+  // A cache of its own (kOwnCache, ldconfig over "cached" and the system's
+  // directories) where a FILE without '/' is found: cached/libprogm.so is m
+  // (DT_RUNPATH $ORIGIN/lib2, so cached/lib2/liba.so when $ORIGIN is the
+  // cache entry's directory), and a glibc-hwcaps copy for this CPU is mnot
+  // (which finds no liba.so).
+  const std::string best = sys().hwcaps_subdirs.empty() ? "x86-64-v2" : sys().hwcaps_subdirs.front();
+  d.mkdirs("cached/lib2");
+  d.mkdirs("cached/glibc-hwcaps/" + best);
+  d.write("ld.so.conf", d.at("cached") + "\n");
+  CommandOptions o;
+  o.env = kEnv;
+  return ok && run_command({"/bin/cp", d.at("m"), d.at("cached/libprogm.so")}).exit_code == 0 &&
+         run_command({"/bin/cp", d.at("mnot"), d.at("cached/glibc-hwcaps/" + best + "/libprogm.so")}).exit_code == 0 &&
+         run_command({"/bin/cp", d.at("lib2/liba.so"), d.at("cached/lib2/liba.so")}).exit_code == 0 &&
+         run_command({"/sbin/ldconfig", "-X", "-C", d.at(kOwnCache), "-f", d.at("ld.so.conf")}, o).exit_code == 0;
 }
 
 struct Case {
@@ -86,6 +101,7 @@ struct Case {
   std::vector<std::string> args;  // after ld.so's name
   std::vector<std::string> env;   // added to kEnv
   bool fixture = true;            // FILE is a fixture program, which prints its argv[0] and link map
+  bool own_cache = false;         // ld.so reads kOwnCache, bind-mounted over /etc/ld.so.cache
 };
 
 // Every option alone and every pair of those that change a load, on mnot
@@ -148,6 +164,11 @@ std::vector<Case> load_cases() {
   base.push_back({"name_in_library_path_option", {"--library-path", "lib1", "liba.so"}, {}, false});
   base.push_back({"name_in_working_directory", {"mnot"}, {}, false});
   base.push_back({"name_argv0", {"--argv0", "x", "nope.so"}, {}, false});
+  // In a cache of the fixture's: $ORIGIN is the entry's directory, and the
+  // entry for this CPU's glibc-hwcaps subdirectory is not the one taken.
+  base.push_back({"name_in_own_cache", {"libprogm.so"}, {}, true, true});
+  base.push_back({"name_in_own_cache_hwcaps_mask", {"--glibc-hwcaps-mask", first, "libprogm.so"}, {}, true, true});
+  base.push_back({"name_in_own_cache_argv0", {"--argv0", "renamed", "libprogm.so"}, {}, true, true});
   std::vector<Case> out;
   for (const auto& c : base) {
     out.push_back(c);
@@ -252,8 +273,10 @@ bool compare(const Case& c, const std::string& dir) {
   auto ep = exec::predict(req, exec::SystemFacts::probe());
   EXPECT_TRUE(ep.ok() && ep->outcome == exec::Outcome::ok) << "the kernel half";
   if (!ep.ok()) return false;
+  ldso::SystemInfo system = sys();
+  if (c.own_cache) system.cache_path = dir + "/" + kOwnCache;
   const auto lreq = ldso::request_after_exec(req, *ep);
-  const auto lp = ldso::predict_after_exec(req, *ep, sys());
+  const auto lp = ldso::predict_after_exec(req, *ep, system);
   EXPECT_TRUE(lreq && lreq->command && lp && lp->command) << "ld.so not recognised as run as a command";
   if (!lreq || !lp || !lp->command) return false;
   EXPECT_TRUE(lp->warnings.empty() || lp->dynamic) << "not predicted: " << lp->warnings.front();
@@ -261,6 +284,7 @@ bool compare(const Case& c, const std::string& dir) {
   CommandOptions opts;
   opts.cwd = dir;
   opts.env = env;
+  if (c.own_cache) opts.bind_mounts = {{dir + "/" + kOwnCache, "/etc/ld.so.cache"}};
   const CommandResult real = run_command(argv, opts);
   EXPECT_TRUE(real.started) << real.err;
   const int failures_before = ::testing::UnitTest::GetInstance()->current_test_info()->result()->total_part_count();
