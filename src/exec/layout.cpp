@@ -322,10 +322,21 @@ struct ImageMapper {
   // elf_map() of a segment's file pages: p_offset and p_vaddr must agree
   // modulo the page size, the range must be mappable, and the first segment of
   // an ET_EXEC or PIE may not replace a mapping (MAP_FIXED_NOREPLACE).
+  // TOTAL (page-aligned; 0: none): fs/binfmt_elf.c elf_map() maps the first
+  // PT_LOAD of an ET_DYN program with the image's whole span
+  // (total_mapping_size()) and unmaps the rest: the span must fit in the user
+  // address space (vm_mmap(): ENOMEM) and, with MAP_FIXED_NOREPLACE, be free.
   bool elf_map(const ElfImage& img, const elf::ProgramHeader& p, std::uint64_t start, bool noreplace,
-               const std::string& region) {
+               const std::string& region, std::uint64_t total) {
     const std::string& obj = img.file->path;
     const std::uint64_t size = page_align(p.filesz + page_offset(p.vaddr));
+    if (total > size && (total > lim.task_size || start > lim.task_size - total)) {
+      segv("map segment", obj,
+           "the first segment is mapped with the image's whole span, " + hex(total) + " bytes from " + hex(start) +
+               " (the lowest to the highest PT_LOAD), which lies beyond the user address space (ENOMEM)",
+           "relink the program: its PT_LOAD segments span more than the address space holds");
+      return false;
+    }
     if (page_offset(p.offset - page_offset(p.vaddr))) {
       segv("map segment", obj,
            "PT_LOAD at file offset " + hex(p.offset) + " and address " + hex(p.vaddr) +
@@ -334,7 +345,7 @@ struct ImageMapper {
       return false;
     }
     if (!can_map_at(start, size, obj, "segment")) return false;
-    if (noreplace && as.overlaps(start, start + size)) {
+    if (noreplace && as.overlaps(start, start + std::max(size, total))) {
       segv("map segment", obj,
            "segment at " + hex(start) +
                " collides with an existing mapping (MAP_FIXED_NOREPLACE: EEXIST; the "
@@ -369,13 +380,13 @@ struct ImageMapper {
   // elf_load(): file pages (elf_map()), then zero the tail of the last file
   // page (padzero()), then anonymous pages up to p_memsz (vm_brk_flags()).
   bool elf_load(const ElfImage& img, const elf::ProgramHeader& p, std::uint64_t addr, bool noreplace,
-                const std::string& region, std::uint64_t* map_addr) {
+                const std::string& region, std::uint64_t* map_addr, std::uint64_t total = 0) {
     const std::string& obj = img.file->path;
     const int prot = prot_of(p.flags);
     std::uint64_t zero_start, zero_end;
     if (p.filesz) {
       const std::uint64_t start = page_start(addr);
-      if (!elf_map(img, p, start, noreplace, region)) return false;
+      if (!elf_map(img, p, start, noreplace, region, total)) return false;
       *map_addr = start;
       zero_start = start + page_offset(p.vaddr) + p.filesz;
       zero_end = start + page_offset(p.vaddr) + p.memsz;
@@ -476,7 +487,8 @@ struct ImageMapper {
       if (p.type != PT_LOAD || dead) continue;
       const bool noreplace = first && first_load_bias(p, region);
       std::uint64_t map_addr = 0;
-      if (!elf_load(main, p, load_bias + p.vaddr, noreplace, region, &map_addr)) break;
+      const std::uint64_t total = first && main.h.type == ET_DYN ? page_align(total_mapping_size(main.ph)) : 0;
+      if (!elf_load(main, p, load_bias + p.vaddr, noreplace, region, &map_addr, total)) break;
       first = false;
       if (p.offset <= main.h.phoff && main.h.phoff < p.offset + p.filesz) {
         phdr_addr = main.h.phoff - p.offset + p.vaddr;

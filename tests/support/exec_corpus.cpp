@@ -1224,6 +1224,30 @@ void row_f(Corpus& c) {
          s.phdrs[0].align = 0x200000;
        }},
       {"pie_vaddr_nonzero", [](ElfSpec& s) { s.type = kEtDyn; }},
+      // An empty PT_LOAD far above the first: the first segment is mapped with
+      // the whole span (total_mapping_size()), which must fit.
+      {"pie_empty_segment_span_fits",
+       [](ElfSpec& s) {
+         s.type = kEtDyn;
+         s.entry = kCodeOffset;
+         s.phdrs[0].vaddr = 0;
+         s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfX, 0, 0x10000000, 0, 0, 0, 0x1000});
+       }},
+      {"pie_empty_segment_span_past_task_size",
+       [](ElfSpec& s) {
+         s.type = kEtDyn;
+         s.entry = kCodeOffset;
+         s.phdrs[0].vaddr = 0;
+         s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfX, 0, 0x7a0000004000ull, 0, 0, 0, 0x1000});
+       }},
+      {"pie_interp_empty_segment_span_past_task_size",
+       [](ElfSpec& s) {
+         s.type = kEtDyn;
+         s.entry = kCodeOffset;
+         s.phdrs[0].vaddr = 0;
+         s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfX, 0, 0x7a0000004000ull, 0, 0, 0, 0x1000});
+         with_interp(s, "/lib64/ld-linux-x86-64.so.2");
+       }},
   };
   for (const auto& m : muts) {
     auto edit = m.edit;
