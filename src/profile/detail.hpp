@@ -108,6 +108,8 @@ class TraceeSwitches {
   // and the instant it ran again after the PTRACE_CONT taken at CONTINUED_NS.
   [[nodiscard]] std::optional<std::int64_t> stopped_at(std::int64_t noticed_ns) const;
   [[nodiscard]] std::optional<std::int64_t> resumed_at(std::int64_t continued_ns) const;
+  // One record as drain() files it (in time order): for tests.
+  void add(std::int64_t ns, bool out) { switches_.push_back({ns, out}); }
 
  private:
   struct Switch {
@@ -134,6 +136,10 @@ struct ImageFacts {
   // "os.init.0": package, address) in address order; Rust's user main
   // (<crate>::main) and std::rt::lang_start_internal; musl's loader stages.
   std::vector<std::pair<std::string, std::uint64_t>> go_inits;
+  // Go: the two instants runtime.doInit reads inittrace's clock at, as the
+  // addresses its calls of runtime.nanotime1 return to (start, end); unset
+  // unless there are exactly two.
+  std::optional<std::pair<std::uint64_t, std::uint64_t>> go_inittrace_clock;
   std::optional<std::uint64_t> rust_main, lang_start;
 };
 // Reads (and caches by path, device, inode, mtime and size) the facts of FILE.

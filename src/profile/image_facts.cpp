@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <string_view>
 #include <tuple>
 
@@ -58,6 +59,37 @@ bool is_rust_user_main(std::string_view n) {
   const std::string_view crate = n.substr(i, len);
   if (crate == "std" || crate == "core" || crate == "alloc") return false;
   return n.substr(i + len).starts_with("4main17h") && n.size() == i + len + 8 + 16 + 1;
+}
+
+// runtime/proc.go doInit() with GODEBUG=inittrace=1: start = nanotime()
+// before the package's init functions, end = nanotime() after them (then
+// findfunc() and funcpkgpath() name the package, and it prints). nanotime()
+// is inlined: doInit's code calls runtime.nanotime1 (".abi0": assembly)
+// twice, as a near call (E8 rel32). The instructions those calls return to
+// are where the clock has just been read.
+std::optional<std::pair<std::uint64_t, std::uint64_t>> inittrace_clock(const elf::File& f) {
+  auto syms = f.symbols(elf::SymbolTable::symtab);
+  if (!syms) return std::nullopt;
+  std::optional<elf::Symbol> do_init;
+  std::optional<std::uint64_t> nanotime;
+  for (const auto& s : *syms) {
+    if (s.name == "runtime.doInit" && s.type() == STT_FUNC && s.size > 0) do_init = s;
+    if (s.name == "runtime.nanotime1.abi0" || (s.name == "runtime.nanotime1" && !nanotime)) nanotime = s.value;
+  }
+  if (!do_init || !nanotime) return std::nullopt;
+  const auto off = f.vaddr_to_offset(do_init->value);
+  const auto bytes = f.view().bytes();
+  if (!off || *off > bytes.size() || do_init->size > bytes.size() - *off) return std::nullopt;
+  std::vector<std::uint64_t> returns;
+  for (std::uint64_t i = 0; i + 5 <= do_init->size; ++i) {
+    if (bytes[*off + i] != 0xe8) continue;
+    std::int32_t rel = 0;
+    std::memcpy(&rel, &bytes[*off + i + 1], 4);
+    const std::uint64_t next = do_init->value + i + 5;
+    if (next + static_cast<std::uint64_t>(static_cast<std::int64_t>(rel)) == *nanotime) returns.push_back(next);
+  }
+  if (returns.size() != 2) return std::nullopt;
+  return std::pair{returns[0], returns[1]};
 }
 
 struct Key {
@@ -112,6 +144,7 @@ Result<const ImageFacts*> image_facts(const std::string& file) {
   }
   std::sort(facts.go_inits.begin(), facts.go_inits.end(),
             [](const auto& a, const auto& b) { return a.second < b.second; });
+  if (!facts.go_inits.empty()) facts.go_inittrace_clock = inittrace_clock(*f);
   auto [it, _] = cache.emplace(key, std::move(facts));
   return &it->second;
 }

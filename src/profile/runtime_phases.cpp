@@ -8,9 +8,13 @@
 //        package init       runtime.main -> main.main; inside it "init PKG":
 //                           from the package's first init function to the
 //                           next package's (gcenable() ends the runtime's,
-//                           main.main the last, inittrace's naming of the
-//                           package or any print): with the stop that opens it
-//                           (opening_pause_us), what GODEBUG=inittrace=1
+//                           main.main the last, or any print). With
+//                           GODEBUG=inittrace=1, from where doInit read its
+//                           clock before the package's functions to where it
+//                           read it after them: the opening pause
+//                           (opening_pause_us) then covers everything from
+//                           the first reading to the package's first
+//                           function; wall + opening pause is what inittrace
 //                           reports as "clock"
 //        main.main          main.main -> exit_group
 //   Rust lang_start         C main -> the user's main (std's set-up)
@@ -68,11 +72,24 @@ void go_phases(const RawSegment& seg, std::vector<RuntimePhase>& out) {
   out.push_back({"package init", between_us(point(*rmain), point(*mmain)), 0});
   // Each package from its first init function to the next package's (or
   // gcenable() after the runtime's own, or main.main after the last).
+  // With GODEBUG=inittrace=1, where doInit read its clock before the
+  // package's functions: the package's opening pause then runs from there
+  // (that stop's own pause included) to its first function's resuming.
   const RuntimeMark* open = nullptr;
+  const RuntimeMark* clock = nullptr;
   for (const auto& r : seg.runtime_marks) {
+    if (r.what == "inittrace start") {
+      clock = &r;
+      continue;
+    }
     const bool ends = r.what.starts_with("init ") || r.what == "gcenable" || r.what == "main.main" ||
                       r.what == "inittrace" || r.what == "print";
-    if (open && ends) out.push_back({open->what, between_us(point(*open), point(r)), 1, pause_us(point(*open))});
+    if (open && ends) {
+      double opening = pause_us(point(*open));
+      if (clock) opening += between_us(point(*clock), point(*open)) + pause_us(point(*clock));
+      out.push_back({open->what, between_us(point(*open), point(r)), 1, opening});
+    }
+    if (ends && !r.what.starts_with("init ")) clock = nullptr;
     if (ends) open = r.what.starts_with("init ") ? &r : nullptr;
   }
   if (m[m_exit_group].present) out.push_back({"main.main", between_us(point(*mmain), point(m[m_exit_group])), 0});

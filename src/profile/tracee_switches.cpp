@@ -96,12 +96,22 @@ void TraceeSwitches::drain() {
 
 std::optional<std::int64_t> TraceeSwitches::stopped_at(std::int64_t noticed_ns) const {
   if (lost_) return std::nullopt;
-  // The last switch out before the tracer woke: the tracee entered the stop there.
+  // ptrace_stop() (kernel/signal.c) wakes the tracer before the tracee's own
+  // schedule(): a tracer woken at once on the other CPU can read its clock
+  // before the tracee's switch out is written, and the last switch out
+  // before that reading is then an earlier one. The stop is the first switch
+  // out after the tracee last came onto a CPU before the tracer woke: it ran
+  // from there to its trap, and no ptrace request reaches it before it is off
+  // the CPU (ptrace_check_attach() waits for that), so no single step of the
+  // tracer's comes in between.
   auto it = std::upper_bound(switches_.begin(), switches_.end(), noticed_ns,
                              [](std::int64_t t, const Switch& s) { return t < s.ns; });
   while (it != switches_.begin()) {
     --it;
-    if (it->out) return it->ns;
+    if (it->out) continue;
+    for (auto out = it; out != switches_.end(); ++out)
+      if (out->out) return out->ns;
+    return std::nullopt;
   }
   return std::nullopt;
 }

@@ -57,6 +57,8 @@ enum BpTag {
   bp_go_gcenable,     // runtime.main calls gcenable() between the runtime's init and the other packages'
   bp_go_printlock,    // runtime.printlock: GODEBUG=inittrace=1 prints a line after each package's init
   bp_go_funcpkgpath,  // runtime.funcpkgpath: inittrace names the package it has just timed
+  bp_go_clock_start,  // runtime.doInit has just read inittrace's clock before a package's functions
+  bp_go_clock_end,    // ... and after them
   bp_lang_start,
   bp_rust_main,
   bp_go_init_first  // + index into ImageFacts::go_inits
@@ -398,7 +400,12 @@ void Tracer::place_runtime_stops(const ImageFacts& exe, std::uint64_t bias) {
       bps_.insert(pid_, bias + exe.go_inits[i].second, bp_go_init_first + static_cast<int>(i));
     if (sym.count("runtime.gcenable")) bps_.insert(pid_, bias + sym.at("runtime.gcenable"), bp_go_gcenable);
     if (sym.count("runtime.printlock")) bps_.insert(pid_, bias + sym.at("runtime.printlock"), bp_go_printlock);
-    if (sym.count("runtime.funcpkgpath")) bps_.insert(pid_, bias + sym.at("runtime.funcpkgpath"), bp_go_funcpkgpath);
+    if (exe.go_inittrace_clock) {
+      bps_.insert(pid_, bias + exe.go_inittrace_clock->first, bp_go_clock_start);
+      bps_.insert(pid_, bias + exe.go_inittrace_clock->second, bp_go_clock_end);
+    } else if (sym.count("runtime.funcpkgpath")) {
+      bps_.insert(pid_, bias + sym.at("runtime.funcpkgpath"), bp_go_funcpkgpath);
+    }
     bias_ = bias;
     if (bps_.insert(pid_, bias + sym.at("main.main"), bp_go_main_main) && !sym.count("main")) {
       f.applicable[m_main] = true;
@@ -421,6 +428,10 @@ bool Tracer::on_runtime_breakpoint(int tag, user_regs_struct& regs, std::uint64_
       runtime_mark_ = "main.main";
       for (const char* kept : {"runtime.printlock", "runtime.funcpkgpath"})
         if (exe_ && exe_->symbols.count(kept)) bps_.remove(pid_, bias_ + exe_->symbols.at(kept));
+      if (exe_ && exe_->go_inittrace_clock) {
+        bps_.remove(pid_, bias_ + exe_->go_inittrace_clock->first);
+        bps_.remove(pid_, bias_ + exe_->go_inittrace_clock->second);
+      }
       if (raw_.facts.main_source == ".symtab main.main") mark = m_main;
       break;
     case bp_lang_start: runtime_mark_ = "lang_start"; break;
@@ -439,6 +450,14 @@ bool Tracer::on_runtime_breakpoint(int tag, user_regs_struct& regs, std::uint64_
       // inittrace's clock stopped, so the package ends before it. Only doInit
       // calls it (the goroutine that runs init; no other thread can hit it).
       runtime_mark_ = "inittrace";
+      step_over_kept(regs, addr);
+      return true;
+    case bp_go_clock_start:
+    case bp_go_clock_end:
+      // Kept until main.main, in place of funcpkgpath's stop: the instruction
+      // after doInit's nanotime() (image_facts.cpp inittrace_clock()), so a
+      // package is timed between the very instants inittrace reads.
+      runtime_mark_ = tag == bp_go_clock_start ? "inittrace start" : "inittrace";
       step_over_kept(regs, addr);
       return true;
     default: {
