@@ -320,6 +320,19 @@ std::optional<std::string> copy_size_warning(const std::string& program, const O
   return std::nullopt;
 }
 
+// sysdeps/generic/dl-protected.h: a lookup found a protected definition
+// that the executable copies or takes the address of. ld.so's warning goes
+// to LINES; when OWNER (the defining object) needs indirect extern access,
+// ld.so stops with an error (P.error). True: it stops here.
+bool protected_lookup(const Bound& b, const std::string& symbol, const std::string& owner, bool owner_needs_indirect,
+                      std::vector<std::string>& lines, Prediction& p) {
+  lines.push_back(protected_warning(b, symbol, owner));
+  if (!owner_needs_indirect) return false;
+  p.error = LoaderError{owner, "error due to GNU_PROPERTY_1_NEEDED_INDIRECT_EXTERN_ACCESS",
+                        LoaderError::Stage::relocating, symbol};
+  return true;
+}
+
 // The first error is the one a real run stops with.
 void note_error(Prediction& p, const LoaderError& e) {
   if (!p.error) p.error = e;
@@ -903,10 +916,8 @@ void LinkMap::bind_symbols(const Request& req, Prediction& p) const {
       // dl-protected.h: printed as the lookup is made (after trace mode's list).
       if (!cached && (trace || !first_call) && b.protected_use != Bound::ProtectedUse::none) {
         const auto owner = static_cast<std::size_t>(b.protected_owner);
-        (trace ? p.symbol_lines : p.warnings).push_back(protected_warning(b, ref.name, name_of(owner)));
-        if (scope[owner].symbols->indirect_extern_access) {
-          p.error = LoaderError{name_of(owner), "error due to GNU_PROPERTY_1_NEEDED_INDIRECT_EXTERN_ACCESS",
-                                LoaderError::Stage::relocating, ref.name};
+        if (protected_lookup(b, ref.name, name_of(owner), scope[owner].symbols->indirect_extern_access,
+                             trace ? p.symbol_lines : p.warnings, p)) {
           stopped = true;
           continue;
         }
@@ -1032,11 +1043,8 @@ void LinkMap::find_unused(const Request& req, Prediction& p) const {
     // needs indirect extern access stops ld.so.
     if (b.protected_use != Bound::ProtectedUse::none) {
       const auto owner = static_cast<std::size_t>(b.protected_owner);
-      const Map& owner_map = st_.map(maps[owner]);
-      p.symbol_lines.push_back(protected_warning(b, refs.syms[l.sym].name, owner_map.l_name));
-      if (scope_objects[owner].symbols->indirect_extern_access) {
-        p.error = LoaderError{owner_map.l_name, "error due to GNU_PROPERTY_1_NEEDED_INDIRECT_EXTERN_ACCESS",
-                              LoaderError::Stage::relocating, refs.syms[l.sym].name};
+      if (protected_lookup(b, refs.syms[l.sym].name, st_.map(maps[owner]).l_name,
+                           scope_objects[owner].symbols->indirect_extern_access, p.symbol_lines, p)) {
         p.unused.emplace();  // the walk's lines, not the list (ldd.cpp)
         return;
       }

@@ -67,15 +67,9 @@ bool is_rust_user_main(std::string_view n) {
 // is inlined: doInit's code calls runtime.nanotime1 (".abi0": assembly)
 // twice, as a near call (E8 rel32). The instructions those calls return to
 // are where the clock has just been read.
-std::optional<std::pair<std::uint64_t, std::uint64_t>> inittrace_clock(const elf::File& f) {
-  auto syms = f.symbols(elf::SymbolTable::symtab);
-  if (!syms) return std::nullopt;
-  std::optional<elf::Symbol> do_init;
-  std::optional<std::uint64_t> nanotime;
-  for (const auto& s : *syms) {
-    if (s.name == "runtime.doInit" && s.type() == STT_FUNC && s.size > 0) do_init = s;
-    if (s.name == "runtime.nanotime1.abi0" || (s.name == "runtime.nanotime1" && !nanotime)) nanotime = s.value;
-  }
+std::optional<std::pair<std::uint64_t, std::uint64_t>> inittrace_clock(const elf::File& f,
+                                                                       const std::optional<elf::Symbol>& do_init,
+                                                                       std::optional<std::uint64_t> nanotime) {
   if (!do_init || !nanotime) return std::nullopt;
   const auto off = f.vaddr_to_offset(do_init->value);
   const auto bytes = f.view().bytes();
@@ -124,6 +118,8 @@ Result<const ImageFacts*> image_facts(const std::string& file) {
   facts.type = f->header().type;
   facts.entry = f->header().entry;
   if (auto in = f->interpreter(); in && *in) facts.interp = std::string(**in);
+  std::optional<elf::Symbol> do_init;     // runtime.doInit, for inittrace_clock()
+  std::optional<std::uint64_t> nanotime;  // runtime.nanotime1's address
   for (auto table : {elf::SymbolTable::symtab, elf::SymbolTable::dynsym}) {
     auto syms = f->symbols(table);
     if (!syms) continue;
@@ -134,6 +130,8 @@ Result<const ImageFacts*> image_facts(const std::string& file) {
         if (auto pkg = go_init_package(s.name)) facts.go_inits.emplace_back(*pkg, s.value);
         if (!facts.rust_main && is_rust_user_main(s.name)) facts.rust_main = s.value;
         if (!facts.lang_start && s.name.starts_with("_ZN3std2rt19lang_start_internal17h")) facts.lang_start = s.value;
+        if (s.name == "runtime.doInit" && s.size > 0) do_init = s;
+        if (s.name == "runtime.nanotime1.abi0" || (s.name == "runtime.nanotime1" && !nanotime)) nanotime = s.value;
       }
       for (const char* w : kWanted)
         if (s.name == w && !facts.symbols.count(w)) {
@@ -144,7 +142,7 @@ Result<const ImageFacts*> image_facts(const std::string& file) {
   }
   std::sort(facts.go_inits.begin(), facts.go_inits.end(),
             [](const auto& a, const auto& b) { return a.second < b.second; });
-  if (!facts.go_inits.empty()) facts.go_inittrace_clock = inittrace_clock(*f);
+  if (!facts.go_inits.empty()) facts.go_inittrace_clock = inittrace_clock(*f, do_init, nanotime);
   auto [it, _] = cache.emplace(key, std::move(facts));
   return &it->second;
 }

@@ -1099,6 +1099,14 @@ void row_e(Corpus& c) {
 }
 
 // ---- F: segments -----------------------------------------------------------------
+// S made a PIE (its text at 0) with an empty PT_LOAD at VADDR.
+void pie_with_empty_segment_at(ElfSpec& s, std::uint64_t vaddr) {
+  s.type = kEtDyn;
+  s.entry = kCodeOffset;
+  s.phdrs[0].vaddr = 0;
+  s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfX, 0, vaddr, 0, 0, 0, 0x1000});
+}
+
 void row_f(Corpus& c) {
   struct Mut {
     std::string name;
@@ -1226,26 +1234,11 @@ void row_f(Corpus& c) {
       {"pie_vaddr_nonzero", [](ElfSpec& s) { s.type = kEtDyn; }},
       // An empty PT_LOAD far above the first: the first segment is mapped with
       // the whole span (total_mapping_size()), which must fit.
-      {"pie_empty_segment_span_fits",
-       [](ElfSpec& s) {
-         s.type = kEtDyn;
-         s.entry = kCodeOffset;
-         s.phdrs[0].vaddr = 0;
-         s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfX, 0, 0x10000000, 0, 0, 0, 0x1000});
-       }},
-      {"pie_empty_segment_span_past_task_size",
-       [](ElfSpec& s) {
-         s.type = kEtDyn;
-         s.entry = kCodeOffset;
-         s.phdrs[0].vaddr = 0;
-         s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfX, 0, 0x7a0000004000ull, 0, 0, 0, 0x1000});
-       }},
+      {"pie_empty_segment_span_fits", [](ElfSpec& s) { pie_with_empty_segment_at(s, 0x10000000); }},
+      {"pie_empty_segment_span_past_task_size", [](ElfSpec& s) { pie_with_empty_segment_at(s, 0x7a0000004000ull); }},
       {"pie_interp_empty_segment_span_past_task_size",
        [](ElfSpec& s) {
-         s.type = kEtDyn;
-         s.entry = kCodeOffset;
-         s.phdrs[0].vaddr = 0;
-         s.phdrs.push_back(Phdr{kPtLoad, kPfR | kPfX, 0, 0x7a0000004000ull, 0, 0, 0, 0x1000});
+         pie_with_empty_segment_at(s, 0x7a0000004000ull);
          with_interp(s, "/lib64/ld-linux-x86-64.so.2");
        }},
   };
